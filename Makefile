@@ -1,0 +1,110 @@
+# moonspan — build, test, bench, install.
+#   make demo    build, then run examples/research_agent.lua and its report
+#   make test    build and run every test; last line "N passed, N failed"
+#   make check   the tests again under AddressSanitizer + UBSan
+#   make bench   performance figures (printed, never asserted)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+VERSION := 0.1.0
+
+PKGS     := lua5.4 libcurl sqlite3
+DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
+            libsqlite3-dev sqlite3 libmicrohttpd-dev lua-busted libcmocka-dev pkg-config
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CJSON_LIBS = $(shell pkg-config --libs lua5.4-cjson 2>/dev/null)
+
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -MMD -MP \
+           -DMOONSPAN_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -Itelemetry -Ihost
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+
+TEL_SRC  := $(wildcard telemetry/*.c)
+HOST_SRC := $(filter-out host/embed.c,$(wildcard host/*.c))
+LUA_SRC  := $(wildcard scripts/*.lua scripts/*/*.lua)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+
+TEL_OBJ  := $(TEL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/prices_builtin.o $(BUILD)/gen/schema_sql.o
+HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_modules.o
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BIN      := $(BUILD)/moonspan
+
+# scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
+lua_modname = moonspan.$(subst /,.,$(patsubst scripts/%.lua,%,$(1)))
+
+.PHONY: all deps demo test check bench install clean
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/embed: host/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -o $@ $<
+
+$(BUILD)/gen/prices_builtin.c: telemetry/prices.tsv $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed ms_prices_builtin $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/schema_sql.c: telemetry/ms_schema.sql $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed ms_schema_sql $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/lua_modules.c: $(LUA_SRC) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed -m ms_embedded_modules $(foreach f,$(LUA_SRC),$(call lua_modname,$(f))=$(f)) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmoonspan.a: $(TEL_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN): $(HOST_OBJ) $(BUILD)/libmoonspan.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoonspan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# Installs the Debian packages that are missing (needs root or sudo).
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@rm -f $(BUILD)/demo.db $(BUILD)/demo.db-wal $(BUILD)/demo.db-shm
+	$(BIN) --db $(BUILD)/demo.db run examples/research_agent.lua
+	$(BIN) --db $(BUILD)/demo.db report
+
+test: $(BIN) $(TESTS)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+check:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+bench: $(BIN)
+	@BUILD=$(BUILD) sh tests/bench/run.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/moonspan
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/moonspan
+	install -m 644 telemetry/prices.tsv $(DESTDIR)$(PREFIX)/share/moonspan/prices.tsv
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,818 @@
+/* bind_trace — span(), trace() and their handles, for Lua.
+ *
+ * The stack of open spans belongs to the coroutine that opened them: each
+ * Lua thread has a co_state (found through lua_getextraspace) holding its
+ * trace and its innermost open span. Opening a span is one ms_span_begin
+ * and a pcall; closing pops back to the span's parent. A coroutine created
+ * inside a span starts with that span as its parent, never a sibling's.
+ *
+ * span and trace call their body with lua_pcallk and a continuation, so a
+ * body may yield (llm.call inside parallel) and errors are seen on the way
+ * out: recorded on the span, then raised again unchanged. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "ms_clock.h"
+
+#define SPAN_MT "moonspan.span"
+#define TRACE_MT "moonspan.trace"
+#define COSTATE_MT "moonspan.costate"
+
+ms_host ms_the_host;
+
+/* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
+ * keyed registry table (thread -> co_state), so it dies with its thread. */
+typedef struct co_state {
+    lua_State *L;          /* the thread this state belongs to */
+    ms_trace *trace;       /* trace of the innermost open span, or NULL */
+    uint32_t gen;          /* trace->generation when `trace` was set */
+    uint32_t top;          /* innermost open span of this coroutine */
+    uint32_t base;         /* span this coroutine started under (its creator's) */
+    int explicit_trace;    /* trace came from trace(), not the run trace */
+    /* the error last raised out of a span, to tell propagation from a new raise */
+    int propagating;
+    uint32_t prop_child;
+} co_state;
+
+typedef struct span_handle {
+    ms_trace *t;
+    uint32_t gen;
+    uint32_t idx;
+} span_handle;
+
+typedef struct trace_handle {
+    ms_trace *t;           /* retained; released by __gc */
+    char id[33];
+} trace_handle;
+
+static char costates_key; /* registry: weak table thread -> co_state userdata */
+
+/* --- coroutine state ----------------------------------------------------- */
+
+static int trace_alive(const co_state *cs)
+{
+    return cs->trace && cs->trace->generation == cs->gen &&
+           atomic_load(&cs->trace->state) == MS_TRACE_OPEN;
+}
+
+/* Creates L's co_state, starting where `from` is (its trace and open span). */
+static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *from)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);          /* costates */
+    co_state *cs = lua_newuserdatauv(L, sizeof *cs, 1);         /* costates cs */
+    memset(cs, 0, sizeof *cs);
+    cs->L = owner;
+    cs->top = cs->base = MS_NONE;
+    if (from && trace_alive(from)) {
+        cs->trace = from->trace;
+        cs->gen = from->gen;
+        cs->top = cs->base = from->top;
+        cs->explicit_trace = from->explicit_trace;
+    }
+    lua_pushthread(owner);
+    if (owner != L)
+        lua_xmove(owner, L, 1);                                 /* costates cs thread */
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);                                          /* costates cs */
+    lua_pop(L, 2);
+    *(co_state **)lua_getextraspace(owner) = cs;
+    return cs;
+}
+
+/* The calling coroutine's state. A thread not created through our
+ * coroutine.create/wrap starts from the main thread's state, whose pointer
+ * Lua copied into its extra space. */
+static inline co_state *costate(lua_State *L)
+{
+    co_state *cs = *(co_state **)lua_getextraspace(L);
+    if (__builtin_expect(cs && cs->L == L, 1))
+        return cs;
+    return costate_new(L, L, cs);
+}
+
+/* Pushes the co_state userdata of L (for its error slot). */
+static void push_costate_ud(lua_State *L)
+{
+    costate(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);
+    lua_pushthread(L);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+}
+
+/* coroutine.create/wrap wrappers: the new coroutine's spans nest under the
+ * span open in its creator. Upvalue 1 is the original function. */
+static int co_create(lua_State *L)
+{
+    int n = lua_gettop(L);
+    co_state *mine = costate(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    if (lua_isthread(L, 1)) {
+        costate_new(L, lua_tothread(L, 1), mine);
+    } else if (lua_getupvalue(L, 1, 1)) { /* coroutine.wrap: a closure over the thread */
+        if (lua_isthread(L, -1))
+            costate_new(L, lua_tothread(L, -1), mine);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* --- the run trace ----------------------------------------------------- */
+
+static void keep_recent(ms_trace *t)
+{
+    ms_host *h = &ms_the_host;
+    ms_trace_retain(t);
+    if (h->recent[0])
+        ms_tracer_release(h->tracer, h->recent[0]);
+    memmove(h->recent, h->recent + 1, sizeof h->recent[0] * (MS_RECENT_TRACES - 1));
+    h->recent[MS_RECENT_TRACES - 1] = t;
+}
+
+/* Ends `t` and hands it to the writer (or drops it when not persisting). */
+static void finish_trace(ms_trace *t)
+{
+    ms_host *h = &ms_the_host;
+    ms_trace_end(t, ms_mono_ns());
+    h->traces_ended++;
+    keep_recent(t);
+    ms_tracer_submit(h->tracer, t);
+}
+
+static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
+{
+    ms_host *h = &ms_the_host;
+    ms_trace *t = ms_tracer_acquire(h->tracer);
+    if (!t || ms_trace_start(t, name, len, ms_mono_ns(), h->joined ? &h->join_id : NULL, h->join_parent)) {
+        if (t)
+            ms_tracer_release(h->tracer, t);
+        luaL_error(L, "out of memory starting trace '%s'", name);
+    }
+    t->run_id = h->run_id;
+    return t;
+}
+
+/* The run trace, opened on first use, named after the script. */
+static ms_trace *run_trace(lua_State *L, uint32_t *root)
+{
+    ms_host *h = &ms_the_host;
+    if (!h->implicit) {
+        const char *name = h->run_name ? h->run_name : "moonspan";
+        h->implicit = new_trace(L, name, strlen(name));
+        /* the run trace covers the whole run, not just from its first span */
+        if (h->run_start && h->run_start < h->implicit->spans[0].start)
+            h->implicit->spans[0].start = h->run_start;
+    }
+    *root = 0;
+    return h->implicit;
+}
+
+void ms_host_end_open_traces(void)
+{
+    ms_host *h = &ms_the_host;
+    if (h->implicit) {
+        ms_trace *t = h->implicit;
+        h->implicit = NULL;
+        finish_trace(t);
+    }
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+/* Is the error at `errix` one that a child span of `idx` raised (so it is
+ * passing through, already counted), rather than a new raise? */
+static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
+{
+    if (!cs->propagating || cs->prop_child >= cs->trace->nspans ||
+        cs->trace->spans[cs->prop_child].parent != idx)
+        return 0;
+    errix = lua_absindex(L, errix);
+    push_costate_ud(L);
+    lua_getiuservalue(L, -1, 1);
+    int same = lua_rawequal(L, -1, errix);
+    lua_pop(L, 2);
+    return same;
+}
+
+/* Error type and message of the value at errix, as the report groups them:
+ * a table's `type`/`message` fields (LLM errors), else Lua's type names. */
+static void describe_error(lua_State *L, int errix, const char **type, const char **msg, size_t *len)
+{
+    errix = lua_absindex(L, errix);
+    *type = "error";
+    *msg = NULL;
+    *len = 0;
+    if (lua_type(L, errix) == LUA_TSTRING) {
+        *msg = lua_tolstring(L, errix, len);
+        return;
+    }
+    if (lua_type(L, errix) == LUA_TTABLE) {
+        *type = "table";
+        if (lua_getfield(L, errix, "type") == LUA_TSTRING)
+            *type = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the table keeps the string alive */
+        if (lua_getfield(L, errix, "message") == LUA_TSTRING) {
+            *msg = lua_tolstring(L, -1, len);
+            lua_pop(L, 1);
+            return;
+        }
+        lua_pop(L, 1);
+    } else {
+        *type = luaL_typename(L, errix);
+    }
+    /* no message field: tostring without running a __tostring that could raise */
+    if (!luaL_getmetafield(L, errix, "__tostring")) {
+        lua_pushfstring(L, "%s: %p", luaL_typename(L, errix), lua_topointer(L, errix));
+    } else {
+        lua_pushvalue(L, errix);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushstring(L, "(error object whose __tostring failed)");
+        }
+    }
+    /* left on the stack until the caller's frame ends: keeps msg alive */
+    *msg = lua_tolstring(L, -1, len);
+}
+
+/* Message handler of every span's pcall: runs where the error was raised,
+ * so this is where the traceback is taken. Returns the error unchanged. */
+static int span_msgh(lua_State *L)
+{
+    co_state *cs = costate(L);
+    if (trace_alive(cs) && cs->top != MS_NONE && cs->trace->spans[cs->top].error == MS_NONE &&
+        !is_propagation(L, cs, cs->top, 1)) {
+        const char *type, *msg;
+        size_t len;
+        int top = lua_gettop(L);
+        describe_error(L, 1, &type, &msg, &len);
+        luaL_traceback(L, L, NULL, 1);
+        ms_span_fail(cs->trace, cs->top, 1, type, msg, len, lua_tostring(L, -1));
+        lua_settop(L, top);
+    }
+    return 1;
+}
+
+/* Records the error on top of the stack on span idx and remembers it, so
+ * the enclosing span sees it pass through rather than count it again. */
+static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
+{
+    ms_trace *t = cs->trace;
+    int errix = lua_gettop(L);
+    if (t->spans[idx].error == MS_NONE) {
+        const char *type, *msg;
+        size_t len;
+        int own = !is_propagation(L, cs, idx, errix);
+        describe_error(L, errix, &type, &msg, &len);
+        ms_span_fail(t, idx, own, type, msg, len, NULL);
+        lua_settop(L, errix);
+    }
+    push_costate_ud(L);
+    lua_pushvalue(L, errix);
+    lua_setiuservalue(L, -2, 1);
+    lua_pop(L, 1);
+    cs->propagating = 1;
+    cs->prop_child = idx;
+}
+
+/* --- span() -------------------------------------------------------------- */
+
+static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
+{
+    size_t klen, vlen;
+    if (lua_type(L, kix) != LUA_TSTRING)
+        luaL_error(L, "attribute keys must be strings, got %s", luaL_typename(L, kix));
+    const char *k = lua_tolstring(L, kix, &klen);
+    switch (lua_type(L, vix)) {
+    case LUA_TSTRING: {
+        const char *v = lua_tolstring(L, vix, &vlen);
+        ms_span_set_str(t, idx, k, klen, v, vlen);
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, vix))
+            ms_span_set_int(t, idx, k, klen, lua_tointeger(L, vix));
+        else
+            ms_span_set_double(t, idx, k, klen, lua_tonumber(L, vix));
+        break;
+    case LUA_TBOOLEAN:
+        ms_span_set_bool(t, idx, k, klen, lua_toboolean(L, vix));
+        break;
+    default:
+        luaL_error(L, "attribute '%s' must be a string, number or boolean, got %s "
+                      "(store tables with json-encoded strings)", k, luaL_typename(L, vix));
+    }
+}
+
+static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
+{
+    lua_pushnil(L);
+    while (lua_next(L, tix)) {
+        set_attr(L, t, idx, -2, -1);
+        lua_pop(L, 1);
+    }
+}
+
+/* Closes span idx after its body returned (status LUA_OK/LUA_YIELD) or
+ * raised; returns the body's results or raises its error again. The
+ * context packs the span index with the stack index of the handler. */
+static int span_k(lua_State *L, int status, lua_KContext ctx)
+{
+    uint32_t idx = (uint32_t)((uint64_t)ctx >> 32);
+    int msgh = (int)(ctx & 0xffffffff);
+    co_state *cs = costate(L);
+    int64_t now = ms_mono_ns();
+    int alive = trace_alive(cs) && idx < cs->trace->nspans;
+    if (alive) {
+        if (status != LUA_OK && status != LUA_YIELD)
+            span_failed(L, cs, idx);
+        ms_span_end(cs->trace, idx, now);
+        cs->top = cs->trace->spans[idx].parent;
+    }
+    if (status != LUA_OK && status != LUA_YIELD)
+        return lua_error(L);
+    return lua_gettop(L) - msgh;
+}
+
+static int l_span(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    int fix = lua_istable(L, 2) ? 3 : 2;
+    luaL_checktype(L, fix, LUA_TFUNCTION);
+    int nargs = lua_gettop(L);
+    co_state *cs = costate(L);
+    uint32_t parent;
+    ms_trace *t;
+    if (trace_alive(cs)) {
+        t = cs->trace;
+        parent = cs->top;
+    } else {
+        t = run_trace(L, &parent);
+        cs->trace = t;
+        cs->gen = t->generation;
+        cs->explicit_trace = 0;
+    }
+    uint32_t idx = ms_span_begin(t, parent, name, len, ms_mono_ns());
+    if (idx == MS_NONE)
+        return luaL_error(L, "out of memory recording span '%s'", name);
+    cs->top = idx;
+    if (fix == 3)
+        set_attrs_table(L, t, idx, 2);
+
+    int nextra = nargs - fix;
+    luaL_checkstack(L, nextra + 3, "too many arguments to span()");
+    lua_pushvalue(L, lua_upvalueindex(1));                  /* ... msgh */
+    int msgh = lua_gettop(L);
+    lua_pushvalue(L, fix);                                   /* ... msgh fn */
+    span_handle *h = lua_newuserdatauv(L, sizeof *h, 0);     /* ... msgh fn s */
+    h->t = t;
+    h->gen = t->generation;
+    h->idx = idx;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setmetatable(L, -2);
+    for (int i = fix + 1; i <= nargs; i++)
+        lua_pushvalue(L, i);                                 /* ... msgh fn s extra... */
+    lua_KContext ctx = (lua_KContext)(((uint64_t)idx << 32) | (uint32_t)msgh);
+    return span_k(L, lua_pcallk(L, 1 + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
+}
+
+/* --- span handle methods ------------------------------------------------ */
+
+/* The handle's span, or an error when its trace is over. */
+static span_handle *check_span(lua_State *L)
+{
+    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
+    if (h->t->generation != h->gen || atomic_load(&h->t->state) != MS_TRACE_OPEN)
+        luaL_error(L, "this span's trace has ended; record on a span while its trace is open");
+    return h;
+}
+
+static int span_set(lua_State *L)
+{
+    span_handle *h = check_span(L);
+    luaL_checkany(L, 3);
+    set_attr(L, h->t, h->idx, 2, 3);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Encodes the table at ix as a JSON object of scalar values. */
+static void attrs_to_json(lua_State *L, int ix, ms_buf *b)
+{
+    int first = 1;
+    ms_buf_addc(b, '{');
+    lua_pushnil(L);
+    while (lua_next(L, ix)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            ms_buf_free(b);
+            luaL_error(L, "event attribute keys must be strings");
+        }
+        size_t n;
+        const char *k = lua_tolstring(L, -2, &n);
+        ms_json_key(b, &first, k);
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING: {
+            const char *v = lua_tolstring(L, -1, &n);
+            ms_json_str(b, v, n);
+            break;
+        }
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, -1))
+                ms_json_int(b, lua_tointeger(L, -1));
+            else
+                ms_json_num(b, lua_tonumber(L, -1));
+            break;
+        case LUA_TBOOLEAN: ms_buf_adds(b, lua_toboolean(L, -1) ? "true" : "false"); break;
+        default:
+            lua_pop(L, 2);
+            ms_buf_free(b);
+            luaL_error(L, "event attribute '%s' must be a string, number or boolean", k);
+        }
+        lua_pop(L, 1);
+    }
+    ms_buf_addc(b, '}');
+}
+
+static int span_event(lua_State *L)
+{
+    span_handle *h = check_span(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    ms_buf b = {0};
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        attrs_to_json(L, 3, &b);
+    }
+    ms_span_event(h->t, h->idx, ms_mono_ns(), name, len, b.len ? b.data : NULL, b.len);
+    ms_buf_free(&b);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int64_t opt_tokens(lua_State *L, int ix, const char *field)
+{
+    int64_t v = 0;
+    int ty = lua_getfield(L, ix, field);
+    if (ty == LUA_TNUMBER) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok || v < 0)
+            luaL_error(L, "%s must be a non-negative integer, got %s", field, lua_tostring(L, -1));
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "%s must be a number, got %s", field, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* s:record_llm{provider=, model=, input_tokens=, output_tokens=,
+ * cache_read_tokens=, cache_write_tokens=, estimated=, cost_usd=, ttft_ms=}
+ * Makes the span an llm span. Cost comes from the price table unless
+ * given (providers that know their own cost, e.g. local models at $0). */
+static int span_record_llm(lua_State *L)
+{
+    span_handle *h = check_span(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ms_llm_usage u = {0};
+    lua_getfield(L, 2, "provider");
+    lua_getfield(L, 2, "model");
+    u.provider = luaL_optstring(L, -2, "unknown");
+    u.model = luaL_optstring(L, -1, "unknown");
+    u.input = opt_tokens(L, 2, "input_tokens");
+    u.output = opt_tokens(L, 2, "output_tokens");
+    u.cache_read = opt_tokens(L, 2, "cache_read_tokens");
+    u.cache_write = opt_tokens(L, 2, "cache_write_tokens");
+    lua_getfield(L, 2, "estimated");
+    u.estimated = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    u.ttft_ns = -1;
+    if (lua_getfield(L, 2, "ttft_ms") == LUA_TNUMBER)
+        u.ttft_ns = (int64_t)(lua_tonumber(L, -1) * 1e6);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "cost_usd") == LUA_TNUMBER) {
+        u.cost_usd = lua_tonumber(L, -1);
+    } else {
+        const ms_price *p = ms_the_host.prices ? ms_prices_find(ms_the_host.prices, u.model) : NULL;
+        u.cost_usd = p ? ms_price_cost(p, u.input, u.output, u.cache_read, u.cache_write) : NAN;
+    }
+    lua_pop(L, 1);
+    ms_span_set_llm(h->t, h->idx, &u);
+    if (isnan(u.cost_usd))
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, u.cost_usd);
+    return 1;
+}
+
+/* s:add_retries(n, succeeded) — used by retry() and llm.call. */
+static int span_add_retries(lua_State *L)
+{
+    span_handle *h = check_span(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 2, "retries must be a non-negative integer");
+    ms_span_add_retries(h->t, h->idx, (uint32_t)n, lua_toboolean(L, 3));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int span_index(lua_State *L)
+{
+    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
+    const char *k = lua_tostring(L, 2);
+    if (k && strcmp(k, "id") == 0) {
+        char hex[17];
+        if (h->t->generation != h->gen)
+            return luaL_error(L, "this span's trace has ended; read s.id inside the span");
+        ms_span_id_hex(h->t->spans[h->idx].id, hex);
+        lua_pushstring(L, hex);
+        return 1;
+    }
+    if (k && strcmp(k, "trace_id") == 0) {
+        char hex[33];
+        if (h->t->generation != h->gen)
+            return luaL_error(L, "this span's trace has ended; read s.trace_id inside the span");
+        ms_trace_id_hex(&h->t->id, hex);
+        lua_pushstring(L, hex);
+        return 1;
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int span_tostring(lua_State *L)
+{
+    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
+    if (h->t->generation != h->gen)
+        lua_pushliteral(L, "span (ended)");
+    else
+        lua_pushfstring(L, "span '%s'", ms_trace_str(h->t, h->t->spans[h->idx].name));
+    return 1;
+}
+
+/* --- trace() ------------------------------------------------------------ */
+
+static trace_handle *check_ctx(lua_State *L)
+{
+    return luaL_checkudata(L, 1, TRACE_MT);
+}
+
+static ms_trace *check_open_ctx(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    if (atomic_load(&h->t->state) != MS_TRACE_OPEN)
+        luaL_error(L, "trace %s has ended; only ctx:summary() and ctx.id work after it ends", h->id);
+    return h->t;
+}
+
+static int ctx_set(lua_State *L)
+{
+    ms_trace *t = check_open_ctx(L);
+    luaL_checkany(L, 3);
+    set_attr(L, t, 0, 2, 3);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int ctx_add_tokens(lua_State *L)
+{
+    ms_trace *t = check_open_ctx(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ms_tokens tok = {
+        .input = opt_tokens(L, 2, "input"),
+        .output = opt_tokens(L, 2, "output"),
+        .cache_read = opt_tokens(L, 2, "cache_read"),
+        .cache_write = opt_tokens(L, 2, "cache_write"),
+    };
+    ms_trace_add_tokens(t, &tok);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int ctx_add_error(lua_State *L)
+{
+    ms_trace *t = check_open_ctx(L);
+    size_t len;
+    const char *msg = luaL_tolstring(L, 2, &len);
+    ms_trace_add_error(t, ms_mono_ns(), msg, len);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int ctx_summary(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    ms_buf b = {0};
+    ms_trace_summary(h->t, ms_mono_ns(), &b);
+    if (b.oom) {
+        ms_buf_free(&b);
+        return luaL_error(L, "out of memory building the summary");
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    ms_buf_free(&b);
+    return 1;
+}
+
+static int ctx_index(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    const char *k = lua_tostring(L, 2);
+    if (k && strcmp(k, "id") == 0) {
+        lua_pushstring(L, h->id);
+        return 1;
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int ctx_gc(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    if (h->t)
+        ms_tracer_release(ms_the_host.tracer, h->t);
+    h->t = NULL;
+    return 0;
+}
+
+static int ctx_tostring(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    lua_pushfstring(L, "trace %s", h->id);
+    return 1;
+}
+
+/* After the body of trace(): end the trace, restore the caller's state,
+ * then return the body's results or raise its error. The context is the
+ * stack index of the handler; the trace handle sits right below it. */
+static int trace_k(lua_State *L, int status, lua_KContext ctx)
+{
+    int msgh = (int)ctx;
+    co_state *cs = costate(L);
+    trace_handle *h = lua_touserdata(L, msgh - 1);
+    ms_trace *t = h->t;
+    if (status != LUA_OK && status != LUA_YIELD && cs->trace == t)
+        span_failed(L, cs, 0);
+    /* restore what the coroutine had before trace() */
+    lua_getiuservalue(L, msgh - 1, 1);
+    co_state saved = *(co_state *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    cs->trace = saved.trace;
+    cs->gen = saved.gen;
+    cs->top = saved.top;
+    cs->explicit_trace = saved.explicit_trace;
+    cs->propagating = 0;
+    finish_trace(t);
+    if (status != LUA_OK && status != LUA_YIELD)
+        return lua_error(L);
+    return lua_gettop(L) - msgh;
+}
+
+static int l_trace(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    int fix = lua_istable(L, 2) ? 3 : 2;
+    luaL_checktype(L, fix, LUA_TFUNCTION);
+    co_state *cs = costate(L);
+    if (trace_alive(cs) && (cs->explicit_trace || cs->top != 0))
+        return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "
+                             "cannot nest; use span() for the steps inside it", name,
+                          cs->explicit_trace ? "trace" : "span",
+                          ms_trace_str(cs->trace, cs->trace->spans[cs->explicit_trace ? 0 : cs->top].name));
+    lua_settop(L, fix);
+    ms_trace *t = new_trace(L, name, len);
+    /* ctx, holding a reference so ctx:summary() works after the trace ends;
+     * its user value keeps a copy of the caller's state to restore */
+    trace_handle *h = lua_newuserdatauv(L, sizeof *h, 1);    /* ... ctx */
+    h->t = t;
+    ms_trace_id_hex(&t->id, h->id);
+    ms_trace_retain(t);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setmetatable(L, -2);
+    co_state *saved = lua_newuserdatauv(L, sizeof *saved, 0);
+    *saved = *cs;
+    lua_setiuservalue(L, -2, 1);
+    if (fix == 3)
+        set_attrs_table(L, t, 0, 2);
+
+    cs->trace = t;
+    cs->gen = t->generation;
+    cs->top = 0;
+    cs->explicit_trace = 1;
+    cs->propagating = 0;
+
+    lua_pushvalue(L, lua_upvalueindex(1));                  /* ... ctx msgh */
+    int msgh = lua_gettop(L);
+    lua_pushvalue(L, fix);                                   /* ... ctx msgh fn */
+    lua_pushvalue(L, msgh - 1);                              /* ... ctx msgh fn ctx */
+    return trace_k(L, lua_pcallk(L, 1, LUA_MULTRET, msgh, msgh, trace_k), msgh);
+}
+
+/* moonspan.current_span(): a handle on the calling coroutine's innermost
+ * open span, or nil outside any span. */
+static int l_current_span(lua_State *L)
+{
+    co_state *cs = costate(L);
+    if (!trace_alive(cs) || cs->top == MS_NONE) {
+        lua_pushnil(L);
+        return 1;
+    }
+    span_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
+    h->t = cs->trace;
+    h->gen = cs->trace->generation;
+    h->idx = cs->top;
+    luaL_setmetatable(L, SPAN_MT);
+    return 1;
+}
+
+/* moonspan.traceparent(): the W3C header value for the current span. */
+static int l_traceparent(lua_State *L)
+{
+    co_state *cs = costate(L);
+    if (!trace_alive(cs) || cs->top == MS_NONE) {
+        lua_pushnil(L);
+        return 1;
+    }
+    char tp[56];
+    ms_traceparent_format(&cs->trace->id, cs->trace->spans[cs->top].id, tp);
+    lua_pushstring(L, tp);
+    return 1;
+}
+
+/* --- registration ------------------------------------------------------- */
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "methods");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+static void wrap_coroutine_fn(lua_State *L, const char *field)
+{
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, field);
+    lua_pushcclosure(L, co_create, 1);
+    lua_setfield(L, -2, field);
+    lua_pop(L, 1);
+}
+
+void ms_open_trace(lua_State *L)
+{
+    static const luaL_Reg span_meta[] = {
+        {"__index", span_index}, {"__tostring", span_tostring}, {NULL, NULL}};
+    static const luaL_Reg span_methods[] = {
+        {"set", span_set}, {"event", span_event}, {"record_llm", span_record_llm},
+        {"add_retries", span_add_retries}, {NULL, NULL}};
+    static const luaL_Reg ctx_meta[] = {
+        {"__index", ctx_index}, {"__gc", ctx_gc}, {"__tostring", ctx_tostring}, {NULL, NULL}};
+    static const luaL_Reg ctx_methods[] = {
+        {"set", ctx_set}, {"add_tokens", ctx_add_tokens}, {"add_error", ctx_add_error},
+        {"summary", ctx_summary}, {NULL, NULL}};
+    new_class(L, SPAN_MT, span_meta, span_methods);
+    new_class(L, TRACE_MT, ctx_meta, ctx_methods);
+
+    lua_newtable(L);                                          /* costates */
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &costates_key);
+    costate_new(L, L, NULL);                                  /* main thread */
+
+    lua_pushcfunction(L, span_msgh);
+    luaL_getmetatable(L, SPAN_MT);
+    lua_pushcclosure(L, l_span, 2);
+    lua_setglobal(L, "span");
+    lua_pushcfunction(L, span_msgh);
+    luaL_getmetatable(L, TRACE_MT);
+    lua_pushcclosure(L, l_trace, 2);
+    lua_setglobal(L, "trace");
+
+    wrap_coroutine_fn(L, "create");
+    wrap_coroutine_fn(L, "wrap");
+
+    lua_getglobal(L, "moonspan");
+    lua_pushcfunction(L, l_current_span);
+    lua_setfield(L, -2, "current_span");
+    lua_pushcfunction(L, l_traceparent);
+    lua_setfield(L, -2, "traceparent");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,90 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Noreturn void ms_cli_usage_error(ms_cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "moonspan%s%s: ", c->verb ? " " : "", c->verb ? c->verb : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "; see `moonspan%s%s --help`\n", c->verb ? " " : "", c->verb ? c->verb : "");
+    exit(MS_EXIT_USAGE);
+}
+
+int ms_cli_value(ms_cli *c, const char *name, const char **value)
+{
+    const char *a = c->argv[c->i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        c->i++;
+        return 1;
+    }
+    if (a[n] != 0)
+        return 0;
+    if (c->i + 1 >= c->argc)
+        ms_cli_usage_error(c, "%s needs a value", name);
+    *value = c->argv[c->i + 1];
+    c->i += 2;
+    return 1;
+}
+
+int ms_cli_flag(ms_cli *c, const char *name)
+{
+    if (strcmp(c->argv[c->i], name) != 0)
+        return 0;
+    c->i++;
+    return 1;
+}
+
+int ms_cli_global(ms_cli *c)
+{
+    return ms_cli_value(c, "--db", &c->db) || ms_cli_value(c, "--prices", &c->prices);
+}
+
+_Noreturn void ms_cli_unknown(ms_cli *c)
+{
+    const char *a = c->argv[c->i];
+    if (a[0] == '-')
+        ms_cli_usage_error(c, "unknown option %s", a);
+    ms_cli_usage_error(c, "unexpected argument '%s'", a);
+}
+
+long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        ms_cli_usage_error(c, "%s '%s' is not a whole number from %ld to %ld", opt, v, min, max);
+    return n;
+}
+
+int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    double unit = 0;
+    if (end != v && !errno && n > 0 && end[0] && !end[1]) {
+        switch (end[0]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        }
+    }
+    if (unit == 0 || n * unit > 1e11)
+        ms_cli_usage_error(c, "%s '%s' is not a duration; give a number and a unit "
+                              "(s, m, h, d, w), e.g. 30m, 24h or 7d", opt, v);
+    return (int64_t)(n * unit * 1e9);
+}

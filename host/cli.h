@@ -1,0 +1,46 @@
+/* cli — the command line: option matching shared by every verb, and the
+ * verbs themselves (one function each, in cmd_*.c). */
+#ifndef MS_CLI_H
+#define MS_CLI_H
+
+#include <stdint.h>
+
+/* Exit codes: 0 ok, 1 the work failed (script error, failing tests),
+ * 2 the command line was wrong. */
+#define MS_EXIT_USAGE 2
+
+typedef struct ms_cli {
+    int argc;
+    char **argv;
+    int i;                /* next argument to look at */
+    const char *verb;     /* for messages: "report" */
+    const char *db;       /* --db, else $MOONSPAN_DB, else ./moonspan.db */
+    const char *prices;   /* --prices */
+} ms_cli;
+
+/* If argv[c->i] is option `name` taking a value ("--name V" or
+ * "--name=V"), stores the value, advances and returns 1. A missing value
+ * is a usage error (exits 2). */
+int ms_cli_value(ms_cli *c, const char *name, const char **value);
+/* If argv[c->i] is flag `name`, advances and returns 1. */
+int ms_cli_flag(ms_cli *c, const char *name);
+/* Handles --db and --prices wherever they appear. */
+int ms_cli_global(ms_cli *c);
+/* Reports an unknown option or unexpected argument and exits 2. */
+_Noreturn void ms_cli_unknown(ms_cli *c);
+/* Prints "moonspan VERB: message; see `moonspan VERB --help`" and exits 2. */
+_Noreturn void ms_cli_usage_error(ms_cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Parses a positive integer option value, or exits 2 naming the option. */
+long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max);
+/* Parses "90s", "30m", "24h", "7d", "2w" into nanoseconds, or exits 2. */
+int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v);
+
+int ms_cmd_run(ms_cli *c);
+int ms_cmd_test(ms_cli *c);
+int ms_cmd_report(ms_cli *c);
+int ms_cmd_traces(ms_cli *c);
+int ms_cmd_show(ms_cli *c);
+
+#endif

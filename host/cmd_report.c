@@ -1,0 +1,156 @@
+/* `moonspan report`, `traces` and `show`: read-only views of the store. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ms_clock.h"
+#include "ms_report.h"
+#include "ms_store.h"
+
+static const char REPORT_HELP[] =
+    "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--json] [--db PATH]\n"
+    "\n"
+    "The production checklist over stored traces: request latency p50/p95/p99,\n"
+    "per-step latency and share of time, the slowest step, tokens and cost per\n"
+    "request and their trend, error rate and most common errors, retry success.\n"
+    "\n"
+    "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
+    "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
+    "  --by day|month    group the cost trend by day (default) or month\n"
+    "  --json            one JSON object instead of text (durations in ms)\n";
+
+static const char TRACES_HELP[] =
+    "usage: moonspan traces [--limit N] [--errors] [--json] [--db PATH]\n"
+    "\n"
+    "The newest traces, one line each: id, name, start, duration, tokens, cost, status.\n"
+    "\n"
+    "  --limit N   how many (default 20)\n"
+    "  --errors    only traces whose status is error\n"
+    "  --json      a JSON array instead of text\n";
+
+static const char SHOW_HELP[] =
+    "usage: moonspan show [--json] [--db PATH] TRACE_ID\n"
+    "\n"
+    "One trace as an indented tree: each span's name, duration, tokens, cost,\n"
+    "retries, status and error. TRACE_ID may be a unique prefix (4+ characters)\n"
+    "of an id from `moonspan traces`.\n"
+    "\n"
+    "  --json      a JSON object instead of text\n";
+
+static int help(ms_cli *c, const char *text)
+{
+    if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
+        fputs(text, stdout);
+        return 1;
+    }
+    return 0;
+}
+
+static ms_store *open_read(ms_cli *c)
+{
+    char err[1024];
+    ms_store *s;
+    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        return NULL;
+    }
+    return s;
+}
+
+/* Runs a view and turns its result into an exit status. */
+static int finish_view(ms_cli *c, ms_store *s, int rc, const char *err)
+{
+    if (rc != 0)
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+    ms_store_close(s);
+    if (fflush(stdout) != 0) {
+        perror("moonspan: writing output");
+        return 1;
+    }
+    return rc == 0 ? 0 : 1;
+}
+
+int ms_cmd_report(ms_cli *c)
+{
+    ms_report_opts o = {0};
+    const char *v;
+    while (c->i < c->argc) {
+        if (ms_cli_global(c))
+            continue;
+        if (help(c, REPORT_HELP))
+            return 0;
+        if (ms_cli_value(c, "--since", &v)) {
+            ms_clock_init();
+            o.since_ns = ms_epoch_ns() - ms_cli_duration(c, "--since", v);
+        } else if (ms_cli_value(c, "--name", &v)) {
+            o.name_glob = v;
+        } else if (ms_cli_value(c, "--by", &v)) {
+            if (strcmp(v, "day") && strcmp(v, "month"))
+                ms_cli_usage_error(c, "--by '%s' is not a period; use --by day or --by month", v);
+            o.by_month = strcmp(v, "month") == 0;
+        } else if (ms_cli_flag(c, "--json")) {
+            o.json = 1;
+        } else {
+            ms_cli_unknown(c);
+        }
+    }
+    ms_store *s = open_read(c);
+    if (!s)
+        return MS_EXIT_USAGE;
+    char err[1024];
+    int rc = ms_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
+    return finish_view(c, s, rc, err);
+}
+
+int ms_cmd_traces(ms_cli *c)
+{
+    int limit = 20, errors = 0, json = 0;
+    const char *v;
+    while (c->i < c->argc) {
+        if (ms_cli_global(c))
+            continue;
+        if (help(c, TRACES_HELP))
+            return 0;
+        if (ms_cli_value(c, "--limit", &v))
+            limit = (int)ms_cli_long(c, "--limit", v, 1, 1000000);
+        else if (ms_cli_flag(c, "--errors"))
+            errors = 1;
+        else if (ms_cli_flag(c, "--json"))
+            json = 1;
+        else
+            ms_cli_unknown(c);
+    }
+    ms_store *s = open_read(c);
+    if (!s)
+        return MS_EXIT_USAGE;
+    char err[1024];
+    int rc = ms_traces_write(ms_store_db(s), limit, errors, json, stdout, err, sizeof err);
+    return finish_view(c, s, rc, err);
+}
+
+int ms_cmd_show(ms_cli *c)
+{
+    const char *id = NULL;
+    int json = 0;
+    while (c->i < c->argc) {
+        if (ms_cli_global(c))
+            continue;
+        if (help(c, SHOW_HELP))
+            return 0;
+        if (ms_cli_flag(c, "--json")) {
+            json = 1;
+        } else if (c->argv[c->i][0] != '-' && !id) {
+            id = c->argv[c->i++];
+        } else {
+            ms_cli_unknown(c);
+        }
+    }
+    if (!id)
+        ms_cli_usage_error(c, "missing TRACE_ID; list ids with `moonspan traces`");
+    ms_store *s = open_read(c);
+    if (!s)
+        return MS_EXIT_USAGE;
+    char err[1024];
+    int rc = ms_trace_show(ms_store_db(s), id, json, stdout, err, sizeof err);
+    return finish_view(c, s, rc, err);
+}

@@ -1,0 +1,111 @@
+/* `moonspan run` and `moonspan test`: both run Lua inside the host with
+ * tracing on; test runs busted instead of a script. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "host.h"
+
+static const char RUN_HELP[] =
+    "usage: moonspan run [--quiet] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "\n"
+    "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
+    "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
+    "database. The run is one trace named after the script unless the script\n"
+    "opens its own with trace(). On exit the trace timeline goes to stderr.\n"
+    "\n"
+    "  --quiet         do not print the timeline\n"
+    "  --db PATH       the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
+    "  --prices FILE   model prices overriding the built-in table\n"
+    "\n"
+    "Exit status: 0 when the script finished, 1 when it raised an error (its\n"
+    "spans are stored all the same), 130/143 when interrupted, 2 for bad usage.\n";
+
+static const char TEST_HELP[] =
+    "usage: moonspan test [--db PATH] [--prices FILE] [BUSTED OPTIONS] [PATH...]\n"
+    "\n"
+    "Runs busted specs inside the host, so specs can use span, trace, retry\n"
+    "and llm exactly as pipelines do. PATH defaults to ./spec. Options other\n"
+    "than --db and --prices go to busted (`busted --help` lists them), e.g.\n"
+    "-o TAP, --filter PATTERN. Spans recorded by the specs go to the store.\n"
+    "\n"
+    "Exit status: 0 when every spec passed, 1 otherwise, 2 for bad usage.\n";
+
+/* Runs `body` (a script or busted) with the host started, then persists
+ * everything and returns the exit status. */
+static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, int is_test)
+{
+    char err[1024];
+    if (!is_test && access(script, R_OK) != 0) {
+        fprintf(stderr, "moonspan run: cannot read script %s: %m; check the path\n", script);
+        return MS_EXIT_USAGE;
+    }
+    if (ms_host_start(c->db, c->prices, script, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        return MS_EXIT_USAGE;
+    }
+    lua_State *L = ms_runtime_new();
+    if (!L) {
+        ms_host_shutdown();
+        return 1;
+    }
+    ms_runtime_handle_signals(L);
+    int rc;
+    if (is_test)
+        rc = ms_runtime_run_busted(L, c->argc, c->argv, first_arg);
+    else
+        rc = ms_runtime_run_file(L, script, c->argc, c->argv, first_arg);
+    ms_host_end_open_traces();
+    lua_close(L);
+    size_t failed = ms_host_finish(quiet);
+    ms_host_shutdown();
+    if (ms_interrupted)
+        return 128 + ms_interrupted;
+    return rc ? rc : failed ? 1 : 0;
+}
+
+int ms_cmd_run(ms_cli *c)
+{
+    int quiet = 0;
+    while (c->i < c->argc && c->argv[c->i][0] == '-') {
+        if (ms_cli_global(c))
+            continue;
+        if (ms_cli_flag(c, "--quiet") || ms_cli_flag(c, "-q")) {
+            quiet = 1;
+            continue;
+        }
+        if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
+            fputs(RUN_HELP, stdout);
+            return 0;
+        }
+        if (ms_cli_flag(c, "--"))
+            break;
+        ms_cli_unknown(c);
+    }
+    if (c->i >= c->argc)
+        ms_cli_usage_error(c, "missing SCRIPT, the Lua file to run");
+    const char *script = c->argv[c->i];
+    return run_hosted(c, script, c->i + 1, quiet, 0);
+}
+
+int ms_cmd_test(ms_cli *c)
+{
+    /* keep --db/--prices for us; everything else is busted's */
+    int first = c->i, out = c->i;
+    while (c->i < c->argc) {
+        if (ms_cli_global(c))
+            continue;
+        if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
+            fputs(TEST_HELP, stdout);
+            return 0;
+        }
+        c->argv[out++] = c->argv[c->i++];
+    }
+    c->argc = out;
+    return run_hosted(c, "moonspan-test", first, 1, 1);
+}

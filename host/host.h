@@ -1,0 +1,79 @@
+/* The host's process-wide state and the pieces of the Lua runtime that the
+ * command files share. One lua_State per process; the writer thread never
+ * touches Lua. */
+#ifndef MS_HOST_H
+#define MS_HOST_H
+
+#include <lua.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_ids.h"
+#include "ms_prices.h"
+#include "ms_trace.h"
+#include "ms_tracer.h"
+
+#define MS_RECENT_TRACES 3
+
+typedef struct ms_host {
+    ms_tracer *tracer;
+    ms_prices *prices;
+    int64_t run_id;
+    int64_t run_start;          /* monotonic ns when the run began */
+    const char *run_name;       /* name of the implicit run trace (the script) */
+    ms_trace *implicit;         /* the run trace, opened by the first span outside trace() */
+    int joined;                 /* TRACEPARENT given: traces join that trace */
+    ms_trace_id join_id;
+    uint64_t join_parent;
+    ms_trace *recent[MS_RECENT_TRACES]; /* retained, for the closing timeline */
+    size_t traces_ended;
+    int finished;               /* ms_host_finish ran */
+} ms_host;
+
+extern ms_host ms_the_host;
+
+/* Set by SIGINT/SIGTERM; checked by blocking waits so they end promptly. */
+extern volatile sig_atomic_t ms_interrupted;
+
+/* --- bind_trace.c: span(), trace(), handles ------------------------------ */
+
+/* Registers span, trace and the moonspan table's tracing functions. */
+void ms_open_trace(lua_State *L);
+
+/* Ends every trace still open (the run trace, an unfinished trace()) so
+ * that it reaches the store, e.g. before exit. */
+void ms_host_end_open_traces(void);
+
+/* --- runtime.c ----------------------------------------------------------- */
+
+/* A new Lua state with the standard libraries, the embedded scripts/
+ * library in package.preload, and the moonspan globals. NULL on OOM. */
+lua_State *ms_runtime_new(void);
+
+/* Runs the chunk in `path` with `args` (arg table as in `lua`), protected,
+ * with a traceback. Returns 0 or 1 (error printed to stderr). */
+int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, int first_arg);
+
+/* Runs busted with argv[first_arg..] as its command line. Returns 0 when
+ * it finished without calling os.exit (all specs passed), else 1. */
+int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg);
+
+/* Flushes telemetry, prints the run's closing timeline (unless quiet) and
+ * closes the tracer. Safe to call twice. Returns the number of traces that
+ * could not be written. */
+size_t ms_host_finish(int quiet);
+
+/* Closes the tracer (after lua_close, whose __gc may release traces). */
+void ms_host_shutdown(void);
+
+/* Opens the store at db_path for writing, loads prices (built-in, then
+ * prices_path when given), starts the tracer and records a runs row.
+ * Returns 0, or -1 with a message in err. */
+int ms_host_start(const char *db_path, const char *prices_path, const char *script,
+                  int argc, char **argv, int first_arg, char *err, size_t errlen);
+
+/* Installs SIGINT/SIGTERM handlers that interrupt the running script. */
+void ms_runtime_handle_signals(lua_State *L);
+
+#endif

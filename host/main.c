@@ -1,0 +1,65 @@
+/* moonspan — write, trace and evaluate LLM agent pipelines in Lua.
+ * main() only picks the verb; each verb lives in its own cmd_*.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char USAGE[] =
+    "usage: moonspan [--db PATH] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  run SCRIPT [ARGS...]   run a Lua pipeline, tracing every span into the store\n"
+    "  report                 the production checklist over stored traces\n"
+    "  traces                 the newest traces, one line each\n"
+    "  show TRACE_ID          one trace as a tree of spans\n"
+    "  test [PATH...]         run busted specs inside the host\n"
+    "\n"
+    "Global options:\n"
+    "  --db PATH       the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
+    "  --prices FILE   extra model prices, overriding the built-in table\n"
+    "  --help          this text; `moonspan COMMAND --help` for a command\n"
+    "  --version       print the version\n";
+
+int main(int argc, char **argv)
+{
+    ms_cli c = {.argc = argc, .argv = argv, .i = 1};
+    c.db = getenv("MOONSPAN_DB");
+    if (!c.db || !*c.db)
+        c.db = "moonspan.db";
+    while (c.i < argc && argv[c.i][0] == '-') {
+        if (ms_cli_global(&c))
+            continue;
+        if (!strcmp(argv[c.i], "--help") || !strcmp(argv[c.i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[c.i], "--version")) {
+            printf("moonspan %s\n", MOONSPAN_VERSION);
+            return 0;
+        }
+        ms_cli_unknown(&c);
+    }
+    if (c.i >= argc) {
+        fputs(USAGE, stderr);
+        return MS_EXIT_USAGE;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(ms_cli *);
+    } verbs[] = {
+        {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
+        {"show", ms_cmd_show}, {"test", ms_cmd_test},
+    };
+    for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
+        if (strcmp(argv[c.i], verbs[v].name) == 0) {
+            c.verb = verbs[v].name;
+            c.i++;
+            return verbs[v].fn(&c);
+        }
+    }
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, report, traces, show, test "
+                    "(see `moonspan --help`)\n", argv[c.i]);
+    return MS_EXIT_USAGE;
+}

@@ -1,0 +1,275 @@
+/* runtime — the Lua state the host runs scripts in.
+ *
+ * Sets up the standard libraries, the scripts/ library (compiled in and
+ * installed in package.preload), the `moonspan` table of host functions,
+ * span/trace, and an os.exit that persists telemetry before leaving. Every
+ * call into Lua is protected and errors come back with a traceback. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embedded.h"
+#include "host.h"
+#include "ms_clock.h"
+
+volatile sig_atomic_t ms_interrupted;
+static lua_State *signal_L;
+
+int luaopen_cjson(lua_State *L);
+
+/* --- host functions for scripts ----------------------------------------- */
+
+/* moonspan.sleep_ms(ms): waits, but gives up at once on SIGINT/SIGTERM so
+ * an interrupted script unwinds (and its spans are written) promptly. */
+static int l_sleep_ms(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    luaL_argcheck(L, ms >= 0 && ms < 1e10, 1, "milliseconds must be between 0 and 1e10");
+    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000) * 1e6)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !ms_interrupted)
+        ;
+    if (ms_interrupted)
+        return luaL_error(L, "interrupted");
+    return 0;
+}
+
+/* moonspan.now_ms(): monotonic milliseconds, for measuring inside scripts. */
+static int l_now_ms(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)ms_mono_ns() / 1e6);
+    return 1;
+}
+
+/* moonspan.cost(model, usage): USD for a usage table, or nil when the
+ * model has no price. */
+static int l_cost(lua_State *L)
+{
+    const char *model = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const ms_price *p = ms_the_host.prices ? ms_prices_find(ms_the_host.prices, model) : NULL;
+    if (!p) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int64_t v[4];
+    static const char *const fields[] = {"input_tokens", "output_tokens", "cache_read_tokens",
+                                         "cache_write_tokens"};
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, 2, fields[i]);
+        v[i] = (int64_t)luaL_optinteger(L, -1, 0);
+        lua_pop(L, 1);
+    }
+    lua_pushnumber(L, ms_price_cost(p, v[0], v[1], v[2], v[3]));
+    return 1;
+}
+
+/* os.exit replacement: nothing recorded may be lost by leaving early. */
+static int l_exit(lua_State *L)
+{
+    int status;
+    if (lua_isboolean(L, 1))
+        status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+    else
+        status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+    fflush(stdout);
+    ms_host_end_open_traces();
+    size_t failed = ms_host_finish(0);
+    lua_close(L);
+    ms_host_shutdown();
+    exit(failed && status == 0 ? 1 : status);
+}
+
+/* --- embedded library --------------------------------------------------- */
+
+static int load_embedded(lua_State *L)
+{
+    const ms_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
+    char chunkname[256];
+    snprintf(chunkname, sizeof chunkname, "@%s", m->path);
+    if (luaL_loadbuffer(L, m->source, m->len, chunkname) != LUA_OK)
+        return lua_error(L);
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static void install_preload(lua_State *L)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+    for (const ms_embedded_module *m = ms_embedded_modules; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    lua_pop(L, 1);
+}
+
+static int init_state(lua_State *L)
+{
+    luaL_openlibs(L);
+    install_preload(L);
+    static const luaL_Reg host_fns[] = {
+        {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost}, {NULL, NULL}};
+    luaL_newlib(L, host_fns);
+    lua_pushliteral(L, MOONSPAN_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_setglobal(L, "moonspan");
+    ms_open_trace(L);
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, l_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
+    /* the Lua half of the API: retry, llm, ... */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moonspan.init");
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+/* Adds a traceback to a string error; other values get a description. */
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+lua_State *ms_runtime_new(void)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return NULL;
+    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, init_state);
+    if (lua_pcall(L, 0, 0, 1) != LUA_OK) {
+        fprintf(stderr, "moonspan: cannot start the Lua runtime: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    lua_settop(L, 0);
+    return L;
+}
+
+/* --- signals ------------------------------------------------------------ */
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted by %s", ms_interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* As lua.c does: a signal arms a hook that raises an error at the next Lua
+ * instruction, so the script unwinds through its spans and they are kept.
+ * A second signal gets the default action. */
+static void on_signal(int sig)
+{
+    ms_interrupted = sig;
+    signal(sig, SIG_DFL);
+    if (signal_L)
+        lua_sethook(signal_L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void ms_runtime_handle_signals(lua_State *L)
+{
+    signal_L = L;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* --- running a script ---------------------------------------------------- */
+
+/* package.path gets the script's folder first, so a pipeline can require
+ * its own modules wherever it is run from. */
+static void add_script_dir(lua_State *L, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    lua_getglobal(L, "package");                                /* package */
+    if (slash)
+        lua_pushlstring(L, path, (size_t)(slash - path));
+    else
+        lua_pushliteral(L, ".");                                /* package dir */
+    lua_getfield(L, -2, "path");                                /* package dir path */
+    lua_pushfstring(L, "%s/?.lua;%s", lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_setfield(L, -4, "path");
+    lua_pop(L, 3);
+}
+
+int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, int first_arg)
+{
+    /* arg as in the lua interpreter: arg[0] the script, arg[1..] its arguments */
+    lua_createtable(L, argc - first_arg, first_arg + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - first_arg + 1);
+    }
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    lua_setglobal(L, "arg");
+    add_script_dir(L, path);
+
+    lua_pushcfunction(L, msghandler);
+    if (luaL_loadfile(L, path) != LUA_OK) {
+        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return 1;
+    }
+    int nargs = argc - first_arg;
+    luaL_checkstack(L, nargs, "too many script arguments");
+    for (int i = first_arg; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    int rc = lua_pcall(L, nargs, 0, 1);
+    if (rc != LUA_OK)
+        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return rc == LUA_OK ? 0 : 1;
+}
+
+int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg)
+{
+    lua_createtable(L, argc - first_arg, 1);
+    for (int i = first_arg; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - first_arg + 1);
+    }
+    lua_pushliteral(L, "moonspan test");
+    lua_rawseti(L, -2, 0);
+    lua_setglobal(L, "arg");
+    lua_pushcfunction(L, msghandler);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "busted.runner");
+    if (lua_pcall(L, 1, 1, 1) != LUA_OK) {
+        fprintf(stderr, "moonspan test: cannot load busted (install the lua-busted package, "
+                        "e.g. with `make deps`): %s\n", lua_tostring(L, -1));
+        lua_settop(L, 0);
+        return 1;
+    }
+    lua_newtable(L);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "standalone");
+    int rc = lua_pcall(L, 1, 0, 1);
+    if (rc != LUA_OK)
+        fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return rc == LUA_OK ? 0 : 1;
+}

@@ -1,0 +1,187 @@
+-- llm.call{model=, messages=, system=, max_tokens=, temperature=, provider=}
+--
+-- One call is one span of kind `llm` ("chat <model>", following the
+-- OpenTelemetry GenAI conventions) recording provider, model, tokens,
+-- cost, retries and time to first token. Providers are adapters in
+-- scripts/providers/: each has send(request, attempt) that returns a
+-- normalised response or raises an error table; retries, accounting and
+-- the span live here, once for all of them.
+
+local llm = {}
+
+-- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s cap.
+llm.defaults = {retries = 2, backoff_ms = 500, max_backoff_ms = 8000}
+
+-- Statuses worth retrying: timeouts, conflicts, rate limits, server errors
+-- (529 is Anthropic's "overloaded"). 400/401/403/404/422 never are.
+local RETRYABLE = {[408] = true, [409] = true, [429] = true}
+
+local ERROR_TYPES = {
+  [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
+  [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
+  [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
+  [529] = "overloaded_error",
+}
+
+function llm.retryable_status(status)
+  return RETRYABLE[status] or (status >= 500 and status <= 599)
+end
+
+function llm.error_type(status)
+  return ERROR_TYPES[status] or (status >= 500 and "api_error") or "http_error"
+end
+
+local error_mt = {
+  __tostring = function(e)
+    return string.format("llm error from %s: %s%s: %s", e.provider or "?", e.type or "error",
+      e.status and (" (HTTP " .. e.status .. ")") or "", e.message or "")
+  end,
+}
+
+-- Builds the error table raised to scripts: {type, status, message,
+-- provider, retryable}; tostring gives one line.
+function llm.error(fields)
+  return setmetatable(fields, error_mt)
+end
+
+-- Rough count for providers that report no usage: about 4 bytes a token.
+-- Marked estimated wherever it is used, never passed off as exact.
+function llm.estimate_tokens(text)
+  return math.ceil(#(text or "") / 4)
+end
+
+local function request_text(req)
+  local parts = {req.system or ""}
+  for _, m in ipairs(req.messages) do
+    parts[#parts + 1] = type(m.content) == "string" and m.content or ""
+  end
+  return table.concat(parts, "\n")
+end
+
+local adapters = {}
+
+local function adapter_for(name)
+  if adapters[name] then return adapters[name] end
+  local ok, mod = pcall(require, "moonspan.providers." .. name)
+  if not ok then
+    if tostring(mod):find("not found", 1, true) then
+      error(string.format("llm.call: unknown provider '%s'; available: mock", name), 4)
+    end
+    error(mod, 0)
+  end
+  adapters[name] = mod
+  return mod
+end
+
+-- provider= on the call, else MOONSPAN_PROVIDER, else the model name.
+local function choose_provider(req)
+  if req.provider then return req.provider end
+  local env = os.getenv("MOONSPAN_PROVIDER")
+  if env and env ~= "" then return env end
+  if req.model == "mock" or req.model:match("^mock[-:]") then return "mock" end
+  if req.model:match("^claude%-") then return "anthropic" end
+  if req.model:match("^gpt%-") or req.model:match("^o%d") then return "openai" end
+  if req.model:match("^[%w._-]+:[%w._-]+$") then return "ollama" end
+  error(string.format("llm.call: cannot tell the provider of model '%s'; pass provider = \"...\" "
+    .. "or set MOONSPAN_PROVIDER", req.model), 3)
+end
+
+local function check(req)
+  if type(req) ~= "table" then
+    error("llm.call: expected a table, e.g. llm.call{model = \"mock\", messages = {{role = \"user\", content = \"hi\"}}}", 3)
+  end
+  if type(req.model) ~= "string" or req.model == "" then
+    error("llm.call: model is required (a string), e.g. model = \"mock\"", 3)
+  end
+  if type(req.messages) ~= "table" or #req.messages == 0 then
+    error("llm.call: messages must be a non-empty list of {role = ..., content = ...}", 3)
+  end
+  for i, m in ipairs(req.messages) do
+    if type(m) ~= "table" or type(m.role) ~= "string" then
+      error(string.format("llm.call: messages[%d] needs a role (\"user\", \"assistant\", ...)", i), 3)
+    end
+  end
+  local retries = req.retries or llm.defaults.retries
+  if math.type(retries) ~= "integer" or retries < 0 then
+    error("llm.call: retries must be an integer >= 0, got " .. tostring(req.retries), 3)
+  end
+  return retries
+end
+
+-- Wait before the next attempt: the server's retry-after when it gave one
+-- (within the cap), else exponential backoff with full jitter.
+local function wait_ms(req, attempt, err)
+  local cap = req.max_backoff_ms or llm.defaults.max_backoff_ms
+  if err.retry_after_ms then return math.min(err.retry_after_ms, cap) end
+  local base = req.backoff_ms or llm.defaults.backoff_ms
+  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
+end
+
+local function normalise_error(err, provider)
+  if type(err) ~= "table" then
+    return llm.error{type = "client_error", message = tostring(err), provider = provider, retryable = false}
+  end
+  err.provider = err.provider or provider
+  if err.retryable == nil then
+    err.retryable = err.status ~= nil and llm.retryable_status(err.status) or false
+  end
+  return getmetatable(err) and err or llm.error(err)
+end
+
+local function record_usage(s, req, provider, resp)
+  local u = resp.usage
+  if not u then -- the provider said nothing: estimate, and say so
+    u = {input_tokens = llm.estimate_tokens(request_text(req)),
+         output_tokens = llm.estimate_tokens(resp.text), estimated = true}
+    resp.usage = u
+  end
+  u.cache_read_tokens = u.cache_read_tokens or 0
+  u.cache_write_tokens = u.cache_write_tokens or 0
+  u.estimated = u.estimated or false
+  return s:record_llm{
+    provider = provider, model = resp.model or req.model,
+    input_tokens = u.input_tokens or 0, output_tokens = u.output_tokens or 0,
+    cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
+    estimated = u.estimated, cost_usd = resp.cost_usd, ttft_ms = resp.ttft_ms,
+  }
+end
+
+function llm.call(req)
+  local retries = check(req)
+  local provider = choose_provider(req)
+  local adapter = adapter_for(provider)
+  return span("chat " .. req.model, function(s)
+    s:set("gen_ai.operation.name", "chat")
+    s:set("gen_ai.system", provider)
+    s:set("gen_ai.request.model", req.model)
+    if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
+    if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
+    local t0 = moonspan.now_ms()
+    for attempt = 1, retries + 1 do
+      local ok, resp = pcall(adapter.send, req, attempt)
+      if ok then
+        resp.cost_usd = record_usage(s, req, provider, resp)
+        if attempt > 1 then s:add_retries(attempt - 1, true) end
+        resp.retries = attempt - 1
+        resp.latency_ms = moonspan.now_ms() - t0
+        resp.provider = provider
+        resp.model = resp.model or req.model
+        if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
+        return resp
+      end
+      local err = normalise_error(resp, provider)
+      local last = attempt > retries or not err.retryable
+      local wait = not last and wait_ms(req, attempt, err) or 0
+      s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
+                                 retryable = err.retryable, wait_ms = wait})
+      if last then
+        s:record_llm{provider = provider, model = req.model}
+        if attempt > 1 then s:add_retries(attempt - 1, false) end
+        error(err, 0)
+      end
+      moonspan.sleep_ms(wait)
+    end
+  end)
+end
+
+return llm

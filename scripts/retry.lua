@@ -1,0 +1,72 @@
+-- retry{attempts = 3, backoff_ms = 200, fn} — runs fn until it succeeds,
+-- at most `attempts` times, waiting between attempts with exponential
+-- backoff and full jitter. The innermost open span records how many
+-- retries happened and whether the last attempt succeeded; each failed
+-- attempt is an event on it. The final error is raised again unchanged.
+--
+-- Options: attempts (>= 1, default 3), backoff_ms (base wait, default 200),
+-- max_backoff_ms (cap, default 10000), retry_if = function(err) -> bool
+-- (default: retry every error). fn receives the attempt number.
+
+local function describe(err)
+  if type(err) == "table" then
+    return tostring(err.message or err.type or err)
+  end
+  return tostring(err)
+end
+
+local function check(opts)
+  if type(opts) ~= "table" then
+    error("retry: expected a table, e.g. retry{attempts = 3, backoff_ms = 200, function() ... end}", 3)
+  end
+  local fn = opts.fn or opts[1]
+  if type(fn) ~= "function" then
+    error("retry: the function to run is missing; pass it as the first array item or fn =", 3)
+  end
+  local attempts = opts.attempts or 3
+  if math.type(attempts) ~= "integer" or attempts < 1 then
+    error("retry: attempts must be an integer >= 1, got " .. tostring(opts.attempts), 3)
+  end
+  local backoff = opts.backoff_ms or 200
+  if type(backoff) ~= "number" or backoff < 0 then
+    error("retry: backoff_ms must be a number >= 0, got " .. tostring(opts.backoff_ms), 3)
+  end
+  local cap = opts.max_backoff_ms or 10000
+  if type(cap) ~= "number" or cap < 0 then
+    error("retry: max_backoff_ms must be a number >= 0, got " .. tostring(opts.max_backoff_ms), 3)
+  end
+  if opts.retry_if ~= nil and type(opts.retry_if) ~= "function" then
+    error("retry: retry_if must be a function(err) returning true to retry", 3)
+  end
+  return fn, attempts, backoff, cap
+end
+
+-- Full jitter (a uniform wait in [0, min(cap, base * 2^(attempt-1))]):
+-- spreads out clients that failed together instead of retrying in step.
+local function backoff_ms(base, cap, attempt)
+  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
+end
+
+local function retry(opts)
+  local fn, attempts, base, cap = check(opts)
+  local span = moonspan.current_span()
+  for attempt = 1, attempts do
+    local result = table.pack(pcall(fn, attempt))
+    if result[1] then
+      if attempt > 1 and span then span:add_retries(attempt - 1, true) end
+      return table.unpack(result, 2, result.n)
+    end
+    local err = result[2]
+    if attempt == attempts or (opts.retry_if and not opts.retry_if(err)) then
+      if attempt > 1 and span then span:add_retries(attempt - 1, false) end
+      error(err, 0) -- the same value, unchanged
+    end
+    local wait = backoff_ms(base, cap, attempt)
+    if span then
+      span:event("retry", {attempt = attempt, error = describe(err), wait_ms = wait})
+    end
+    moonspan.sleep_ms(wait)
+  end
+end
+
+return retry

@@ -1,0 +1,414 @@
+#include "ms_store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ms_clock.h"
+
+struct ms_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *ins_trace, *ins_span, *ins_event;
+    ms_buf scratch; /* attributes JSON of the span being written */
+};
+
+#define BUSY_TIMEOUT_MS 30000
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+    snprintf(err, errlen, fmt, a, b);
+    return -1;
+}
+
+/* Reads one integer PRAGMA. Returns the SQLite result code. */
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Decides whether an open connection holds a moonspan store we can use,
+ * reading only. *fresh is set for an empty file that still needs a schema. */
+static int verify(sqlite3 *db, const char *path, int *fresh, char *err, size_t errlen)
+{
+    int64_t app = 0, version = 0, tables = 0;
+    int rc = pragma_int(db, "PRAGMA application_id", &app);
+    if (rc == SQLITE_NOTADB)
+        return fail(err, errlen,
+                    "%s is not a SQLite database, so it is not a moonspan store; "
+                    "pass --db with a moonspan database or a new file name%s", path, "");
+    if (rc != SQLITE_OK)
+        return fail(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+    if ((rc = pragma_int(db, "PRAGMA user_version", &version)) != SQLITE_OK ||
+        (rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables)) != SQLITE_OK)
+        return fail(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+    if (app == 0 && version == 0 && tables == 0) {
+        *fresh = 1;
+        return 0;
+    }
+    if (app != MS_APPLICATION_ID)
+        return fail(err, errlen,
+                    "%s is a SQLite database but not a moonspan store (it holds other data); "
+                    "pass --db with a moonspan database or a new file name%s", path, "");
+    if (version > MS_SCHEMA_VERSION) {
+        char v[64];
+        snprintf(v, sizeof v, "%lld; this moonspan reads up to %d", (long long)version, MS_SCHEMA_VERSION);
+        return fail(err, errlen,
+                    "%s was written by a newer moonspan (schema version %s); "
+                    "upgrade moonspan to read it", path, v);
+    }
+    *fresh = version < MS_SCHEMA_VERSION;
+    return 0;
+}
+
+static int exec(ms_store *s, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates the schema (or migrates an older one) inside one write transaction,
+ * re-checking the version under the lock: another process may have done it. */
+static int create_schema(ms_store *s, char *err, size_t errlen)
+{
+    if (exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    int64_t version = 0;
+    if (pragma_int(s->db, "PRAGMA user_version", &version) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read %s: %s", s->path, sqlite3_errmsg(s->db));
+        exec(s, "ROLLBACK", err, 0);
+        return -1;
+    }
+    if (version == 0) {
+        char pragmas[128];
+        snprintf(pragmas, sizeof pragmas, "PRAGMA application_id=%d; PRAGMA user_version=%d;",
+                 MS_APPLICATION_ID, MS_SCHEMA_VERSION);
+        if (exec(s, ms_schema_sql, err, errlen) || exec(s, pragmas, err, errlen)) {
+            char ignore[8];
+            exec(s, "ROLLBACK", ignore, sizeof ignore);
+            return -1;
+        }
+    }
+    return exec(s, "COMMIT", err, errlen);
+}
+
+static const char INS_TRACE[] =
+    "INSERT INTO traces (id, trace_id, run_id, name, start_ns, duration_ns, status, error_count,"
+    " span_count, first_span, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+    " cost_usd, unknown_cost_calls, attrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+static const char INS_SPAN[] =
+    "INSERT INTO spans (rowid, trace_row, span_id, parent_id, name, kind, start_ns, duration_ns,"
+    " status, error_own, error_type, error_message, error_traceback, attrs, provider, model,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated,"
+    " cost_usd, retries, retry_succeeded, ttft_ns)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+static const char INS_EVENT[] =
+    "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES (?,?,?,?,?)";
+
+int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (!exists && mode == MS_STORE_READ)
+        return fail(err, errlen,
+                    "no moonspan database at %s; record traces first with `moonspan run SCRIPT`, "
+                    "or point --db (or MOONSPAN_DB) at an existing one%s", path, "");
+    if (exists && S_ISDIR(st.st_mode))
+        return fail(err, errlen, "%s is a directory; pass --db with a file path%s", path, "");
+    if (exists && mode == MS_STORE_WRITE && access(path, W_OK) != 0)
+        return fail(err, errlen, "cannot write %s: %s; pass --db with a writable path", path, strerror(errno));
+
+    ms_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return fail(err, errlen, "out of memory opening %s%s", path, "");
+    }
+    int flags = mode == MS_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    int fresh = 0;
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s; pass --db with a writable path", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (verify(s->db, path, &fresh, err, errlen))
+        goto fail;
+    if (mode == MS_STORE_READ) {
+        if (fresh) {
+            snprintf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
+            goto fail;
+        }
+        *out = s;
+        return 0;
+    }
+    /* WAL lets readers (report) run while a writer appends; NORMAL sync is
+     * durable across process crashes, which is what a tracer must survive. */
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, errlen))
+        goto fail;
+    if (fresh && create_schema(s, err, errlen))
+        goto fail;
+    if (sqlite3_prepare_v2(s->db, INS_TRACE, -1, &s->ins_trace, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, INS_SPAN, -1, &s->ins_span, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, INS_EVENT, -1, &s->ins_event, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    ms_store_close(s);
+    return -1;
+}
+
+sqlite3 *ms_store_db(ms_store *s) { return s->db; }
+
+int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
+                     const char *version, int64_t start_ns, int64_t *run_id,
+                     char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO runs (script, args, host_version, start_ns, pid) VALUES (?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, script, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, args_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, start_ns);
+    sqlite3_bind_int64(st, 5, (int64_t)getpid());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
+        return -1;
+    }
+    *run_id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+static void bind_str(sqlite3_stmt *st, int col, const ms_trace *t, ms_str s)
+{
+    if (s.off == MS_NONE)
+        sqlite3_bind_null(st, col);
+    else
+        sqlite3_bind_text(st, col, t->arena + s.off, (int)s.len, SQLITE_STATIC);
+}
+
+static void bind_json(sqlite3_stmt *st, int col, const ms_buf *b)
+{
+    if (b->len)
+        sqlite3_bind_text(st, col, b->data, (int)b->len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* Runs a bound insert and resets it. Returns the SQLite result code. */
+static int step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int write_spans(ms_store *s, const ms_trace *t, int64_t trace_row, int64_t first_span)
+{
+    sqlite3_stmt *st = s->ins_span;
+    for (uint32_t i = 0; i < t->nspans; i++) {
+        const ms_span *sp = &t->spans[i];
+        sqlite3_bind_int64(st, 1, first_span + i);
+        sqlite3_bind_int64(st, 2, trace_row);
+        sqlite3_bind_int64(st, 3, (int64_t)sp->id);
+        if (sp->parent != MS_NONE)
+            sqlite3_bind_int64(st, 4, (int64_t)t->spans[sp->parent].id);
+        else if (t->remote_parent)
+            sqlite3_bind_int64(st, 4, (int64_t)t->remote_parent);
+        else
+            sqlite3_bind_null(st, 4);
+        bind_str(st, 5, t, sp->name);
+        static const char *const kinds[] = {"trace", "span", "llm"};
+        sqlite3_bind_text(st, 6, kinds[sp->kind], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, ms_mono_to_epoch(sp->start));
+        sqlite3_bind_int64(st, 8, sp->end - sp->start);
+        if (sp->error == MS_NONE) {
+            sqlite3_bind_text(st, 9, "ok", 2, SQLITE_STATIC);
+            sqlite3_bind_int(st, 10, 0);
+            for (int c = 11; c <= 13; c++)
+                sqlite3_bind_null(st, c);
+        } else {
+            const ms_span_error *e = &t->errors[sp->error];
+            sqlite3_bind_text(st, 9, "error", 5, SQLITE_STATIC);
+            sqlite3_bind_int(st, 10, e->own);
+            bind_str(st, 11, t, e->type);
+            bind_str(st, 12, t, e->message);
+            bind_str(st, 13, t, e->traceback);
+        }
+        ms_buf_reset(&s->scratch);
+        ms_span_attrs_json(t, i, &s->scratch);
+        if (s->scratch.oom)
+            return SQLITE_NOMEM;
+        bind_json(st, 14, &s->scratch);
+        if (sp->llm == MS_NONE) {
+            for (int c = 15; c <= 22; c++)
+                sqlite3_bind_null(st, c);
+            sqlite3_bind_null(st, 25);
+        } else {
+            const ms_llm *l = &t->llm[sp->llm];
+            bind_str(st, 15, t, l->provider);
+            bind_str(st, 16, t, l->model);
+            sqlite3_bind_int64(st, 17, l->input);
+            sqlite3_bind_int64(st, 18, l->output);
+            sqlite3_bind_int64(st, 19, l->cache_read);
+            sqlite3_bind_int64(st, 20, l->cache_write);
+            sqlite3_bind_int(st, 21, l->estimated);
+            if (isnan(l->cost_usd))
+                sqlite3_bind_null(st, 22);
+            else
+                sqlite3_bind_double(st, 22, l->cost_usd);
+            if (l->ttft_ns >= 0)
+                sqlite3_bind_int64(st, 25, l->ttft_ns);
+            else
+                sqlite3_bind_null(st, 25);
+        }
+        sqlite3_bind_int64(st, 23, sp->retries);
+        if (sp->retry_state == MS_RETRY_NONE)
+            sqlite3_bind_null(st, 24);
+        else
+            sqlite3_bind_int(st, 24, sp->retry_state == MS_RETRY_SUCCEEDED);
+        int rc = step(st);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+static int write_trace(ms_store *s, const ms_trace *t, int64_t trace_row, int64_t first_span)
+{
+    ms_trace_totals tot;
+    ms_trace_totals_get(t, &tot);
+    char hex[33];
+    ms_trace_id_hex(&t->id, hex);
+    const ms_span *root = &t->spans[0];
+    sqlite3_stmt *st = s->ins_trace;
+    sqlite3_bind_int64(st, 1, trace_row);
+    sqlite3_bind_text(st, 2, hex, 32, SQLITE_TRANSIENT);
+    if (t->run_id)
+        sqlite3_bind_int64(st, 3, t->run_id);
+    else
+        sqlite3_bind_null(st, 3);
+    bind_str(st, 4, t, root->name);
+    sqlite3_bind_int64(st, 5, ms_mono_to_epoch(root->start));
+    sqlite3_bind_int64(st, 6, root->end - root->start);
+    sqlite3_bind_text(st, 7, ms_trace_status(t) == MS_STATUS_ERROR ? "error" : "ok", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, tot.errors);
+    sqlite3_bind_int64(st, 9, t->nspans);
+    sqlite3_bind_int64(st, 10, first_span);
+    sqlite3_bind_int64(st, 11, tot.tokens.input);
+    sqlite3_bind_int64(st, 12, tot.tokens.output);
+    sqlite3_bind_int64(st, 13, tot.tokens.cache_read);
+    sqlite3_bind_int64(st, 14, tot.tokens.cache_write);
+    if (isnan(tot.cost_usd))
+        sqlite3_bind_null(st, 15);
+    else
+        sqlite3_bind_double(st, 15, tot.cost_usd);
+    sqlite3_bind_int64(st, 16, tot.unknown_cost_calls);
+    ms_buf_reset(&s->scratch);
+    ms_span_attrs_json(t, 0, &s->scratch);
+    if (s->scratch.oom)
+        return SQLITE_NOMEM;
+    bind_json(st, 17, &s->scratch);
+    int rc = step(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((rc = write_spans(s, t, trace_row, first_span)) != SQLITE_OK)
+        return rc;
+    for (uint32_t e = 0; e < t->nevents; e++) {
+        const ms_event *ev = &t->events[e];
+        st = s->ins_event;
+        sqlite3_bind_int64(st, 1, trace_row);
+        sqlite3_bind_int64(st, 2, (int64_t)t->spans[ev->span].id);
+        bind_str(st, 3, t, ev->name);
+        sqlite3_bind_int64(st, 4, ms_mono_to_epoch(ev->time));
+        bind_str(st, 5, t, ev->attrs_json);
+        if ((rc = step(st)) != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* One attempt at the whole batch in one transaction. Row ids are assigned
+ * here, under the write lock, so each trace's spans are contiguous. */
+static int write_batch(ms_store *s, ms_trace *const *traces, size_t n)
+{
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    int64_t trace_row = 0, span_row = 0;
+    if ((rc = pragma_int(s->db, "SELECT coalesce(max(rowid), 0) FROM traces", &trace_row)) != SQLITE_OK ||
+        (rc = pragma_int(s->db, "SELECT coalesce(max(rowid), 0) FROM spans", &span_row)) != SQLITE_OK)
+        goto rollback;
+    for (size_t i = 0; i < n; i++) {
+        const ms_trace *t = traces[i];
+        if (t->nspans == 0)
+            continue;
+        if ((rc = write_trace(s, t, ++trace_row, span_row + 1)) != SQLITE_OK)
+            goto rollback;
+        span_row += t->nspans;
+    }
+    rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return rc;
+rollback:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen)
+{
+    int rc = SQLITE_OK;
+    /* the busy timeout already waited; a few more rounds cover long writers elsewhere */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        rc = write_batch(s, traces, n);
+        if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            break;
+    }
+    if (rc == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "writing traces to %s failed: %s", s->path, sqlite3_errstr(rc));
+    return -1;
+}
+
+void ms_store_close(ms_store *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->ins_trace);
+    sqlite3_finalize(s->ins_span);
+    sqlite3_finalize(s->ins_event);
+    sqlite3_close(s->db);
+    ms_buf_free(&s->scratch);
+    free(s->path);
+    free(s);
+}

@@ -1,0 +1,53 @@
+/* ms_store — the SQLite file that holds runs, traces, spans and events.
+ *
+ * The schema is telemetry/ms_schema.sql (documented in the README),
+ * versioned with PRAGMA user_version and marked with PRAGMA application_id
+ * so a file that is not a moonspan store is recognised and left untouched.
+ * Writes happen in WAL mode with a busy timeout, so several moonspan
+ * processes can write one file at once. */
+#ifndef MS_STORE_H
+#define MS_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_trace.h"
+
+#define MS_SCHEMA_VERSION 1
+#define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
+
+enum ms_store_mode {
+    MS_STORE_READ,  /* open an existing store read-only; error if missing */
+    MS_STORE_WRITE, /* open or create, and bring the schema up to date */
+};
+
+typedef struct ms_store ms_store;
+
+/* The schema text (telemetry/ms_schema.sql, embedded at build time). */
+extern const char ms_schema_sql[];
+
+/* Opens the store at `path`. Refuses, without changing the file, a file
+ * that is not SQLite, a SQLite file that is not a moonspan store, a store
+ * from a newer schema, and (in write mode) a file that cannot be written.
+ * Returns 0, or -1 with a message naming the problem and the fix in err. */
+int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
+                  char *err, size_t errlen);
+
+/* The underlying connection, for read-only queries (ms_report). */
+sqlite3 *ms_store_db(ms_store *s);
+
+/* Inserts a runs row. Returns 0 and its id in *run_id, or -1 with err. */
+int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
+                     const char *version, int64_t start_ns, int64_t *run_id,
+                     char *err, size_t errlen);
+
+/* Writes `n` ended traces in one transaction, spans of each contiguous in
+ * rowid order. Retries while the database is busy. Returns 0, or -1 with
+ * err (nothing of the batch is written then). */
+int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n,
+                   char *err, size_t errlen);
+
+void ms_store_close(ms_store *s);
+
+#endif

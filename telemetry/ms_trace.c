@@ -1,0 +1,418 @@
+#include "ms_trace.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Grows *arr to hold at least `need` elements. Returns 0 or ENOMEM. */
+int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    uint64_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > UINT32_MAX - 1)
+        return ENOMEM;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return ENOMEM;
+    *arr = p;
+    *cap = (uint32_t)ncap;
+    return 0;
+}
+
+#define GROW(t, field, count, cap) \
+    (ms_trace_grow_((void **)&(t)->field, &(t)->cap, (t)->count + 1, sizeof *(t)->field) ? ((t)->oom = 1) : 0)
+
+/* Copies s into the arena, NUL-terminated, so ms_trace_str gives a C string. */
+ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len)
+{
+    ms_str r = {MS_NONE, 0};
+    uint64_t need = (uint64_t)t->arena_len + len + 1;
+    if (need > UINT32_MAX - 1) {
+        t->oom = 1;
+        return r;
+    }
+    if (need > t->arena_cap) {
+        uint64_t cap = t->arena_cap ? t->arena_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        if (cap > UINT32_MAX - 1)
+            cap = UINT32_MAX - 1;
+        char *p = realloc(t->arena, cap);
+        if (!p) {
+            t->oom = 1;
+            return r;
+        }
+        t->arena = p;
+        t->arena_cap = (uint32_t)cap;
+    }
+    r.off = t->arena_len;
+    r.len = (uint32_t)len;
+    if (len)
+        memcpy(t->arena + r.off, s, len);
+    t->arena[r.off + len] = 0;
+    t->arena_len += (uint32_t)len + 1;
+    return r;
+}
+
+static ms_str put_cstr(ms_trace *t, const char *s)
+{
+    if (!s) {
+        ms_str none = {MS_NONE, 0};
+        return none;
+    }
+    return ms_trace_put_(t, s, strlen(s));
+}
+
+void ms_trace_reset(ms_trace *t)
+{
+    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = 0;
+    t->arena_len = 0;
+    memset(&t->manual, 0, sizeof t->manual);
+    t->manual_errors = 0;
+    t->oom = 0;
+    t->remote_parent = 0;
+    t->run_id = 0;
+}
+
+void ms_trace_free(ms_trace *t)
+{
+    free(t->spans);
+    free(t->attrs);
+    free(t->events);
+    free(t->llm);
+    free(t->errors);
+    free(t->arena);
+    memset(t, 0, sizeof *t);
+}
+
+int ms_trace_start(ms_trace *t, const char *name, size_t len, int64_t now,
+                   const ms_trace_id *join, uint64_t remote_parent)
+{
+    ms_trace_reset(t);
+    if (join) {
+        t->id = *join;
+        t->remote_parent = remote_parent;
+    } else {
+        ms_trace_id_new(&t->id);
+    }
+    uint32_t root = ms_span_begin(t, MS_NONE, name, len, now);
+    if (root == MS_NONE)
+        return ENOMEM;
+    t->spans[root].kind = MS_KIND_TRACE;
+    atomic_store(&t->state, MS_TRACE_OPEN);
+    return 0;
+}
+
+void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
+                  const char *message, size_t message_len, const char *traceback)
+{
+    if (t->spans[i].error != MS_NONE || GROW(t, errors, nerrors, cap_errors))
+        return;
+    ms_span_error *e = &t->errors[t->nerrors];
+    e->type = put_cstr(t, type);
+    if (message)
+        e->message = ms_trace_put_(t, message, message_len);
+    else
+        e->message = put_cstr(t, NULL);
+    e->traceback = put_cstr(t, traceback);
+    e->own = own ? 1 : 0;
+    t->spans[i].error = t->nerrors++;
+}
+
+/* Finds attribute `key` of span i, or appends a new one; NULL on OOM. */
+static ms_attr *attr_slot(ms_trace *t, uint32_t i, const char *key, size_t klen)
+{
+    uint32_t *link = &t->spans[i].attrs;
+    while (*link != MS_NONE) {
+        ms_attr *a = &t->attrs[*link];
+        if (a->key.len == klen && memcmp(t->arena + a->key.off, key, klen) == 0)
+            return a;
+        link = &a->next;
+    }
+    /* link points into t->attrs or t->spans; remember which before growing */
+    uint32_t link_attr = MS_NONE;
+    if (link != &t->spans[i].attrs)
+        link_attr = (uint32_t)(((char *)link - (char *)t->attrs - offsetof(ms_attr, next)) / sizeof(ms_attr));
+    if (GROW(t, attrs, nattrs, cap_attrs))
+        return NULL;
+    ms_str k = ms_trace_put_(t, key, klen);
+    if (k.off == MS_NONE)
+        return NULL;
+    uint32_t ai = t->nattrs++;
+    ms_attr *a = &t->attrs[ai];
+    a->next = MS_NONE;
+    a->key = k;
+    if (link_attr == MS_NONE)
+        t->spans[i].attrs = ai;
+    else
+        t->attrs[link_attr].next = ai;
+    return a;
+}
+
+void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
+                     const char *v, size_t vlen)
+{
+    ms_str s = ms_trace_put_(t, v, vlen);
+    ms_attr *a;
+    if (s.off == MS_NONE || !(a = attr_slot(t, i, key, klen)))
+        return;
+    a->type = MS_ATTR_STRING;
+    a->v.s = s;
+}
+
+void ms_span_set_int(ms_trace *t, uint32_t i, const char *key, size_t klen, int64_t v)
+{
+    ms_attr *a = attr_slot(t, i, key, klen);
+    if (!a)
+        return;
+    a->type = MS_ATTR_INT;
+    a->v.i = v;
+}
+
+void ms_span_set_double(ms_trace *t, uint32_t i, const char *key, size_t klen, double v)
+{
+    ms_attr *a = attr_slot(t, i, key, klen);
+    if (!a)
+        return;
+    a->type = MS_ATTR_DOUBLE;
+    a->v.d = v;
+}
+
+void ms_span_set_bool(ms_trace *t, uint32_t i, const char *key, size_t klen, int v)
+{
+    ms_attr *a = attr_slot(t, i, key, klen);
+    if (!a)
+        return;
+    a->type = MS_ATTR_BOOL;
+    a->v.i = v ? 1 : 0;
+}
+
+void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
+                   size_t len, const char *attrs_json, size_t attrs_len)
+{
+    if (GROW(t, events, nevents, cap_events))
+        return;
+    ms_event *e = &t->events[t->nevents];
+    e->span = i;
+    e->time = now;
+    e->name = ms_trace_put_(t, name, len);
+    if (attrs_json)
+        e->attrs_json = ms_trace_put_(t, attrs_json, attrs_len);
+    else
+        e->attrs_json = put_cstr(t, NULL);
+    if (!t->oom)
+        t->nevents++;
+}
+
+void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u)
+{
+    ms_span *s = &t->spans[i];
+    if (s->llm == MS_NONE) {
+        if (GROW(t, llm, nllm, cap_llm))
+            return;
+        s = &t->spans[i];
+        s->llm = t->nllm++;
+    }
+    ms_llm *l = &t->llm[s->llm];
+    l->provider = put_cstr(t, u->provider);
+    l->model = put_cstr(t, u->model);
+    l->input = u->input;
+    l->output = u->output;
+    l->cache_read = u->cache_read;
+    l->cache_write = u->cache_write;
+    l->cost_usd = u->cost_usd;
+    l->ttft_ns = u->ttft_ns;
+    l->estimated = u->estimated ? 1 : 0;
+    t->spans[i].kind = MS_KIND_LLM;
+}
+
+void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded)
+{
+    ms_span *s = &t->spans[i];
+    if (retries == 0)
+        return;
+    s->retries += retries;
+    s->retry_state = succeeded ? MS_RETRY_SUCCEEDED : MS_RETRY_FAILED;
+}
+
+void ms_trace_add_tokens(ms_trace *t, const ms_tokens *tok)
+{
+    t->manual.input += tok->input;
+    t->manual.output += tok->output;
+    t->manual.cache_read += tok->cache_read;
+    t->manual.cache_write += tok->cache_write;
+}
+
+void ms_trace_add_error(ms_trace *t, int64_t now, const char *message, size_t len)
+{
+    ms_buf b = {0};
+    int first = 1;
+    ms_buf_addc(&b, '{');
+    ms_json_key(&b, &first, "type");
+    ms_buf_adds(&b, "\"manual\"");
+    ms_json_key(&b, &first, "message");
+    ms_json_str(&b, message, len);
+    ms_buf_addc(&b, '}');
+    if (b.oom) {
+        t->oom = 1;
+    } else {
+        ms_span_event(t, 0, now, "error", 5, b.data, b.len);
+        t->manual_errors++;
+    }
+    ms_buf_free(&b);
+}
+
+void ms_trace_end(ms_trace *t, int64_t now)
+{
+    for (uint32_t i = 0; i < t->nspans; i++)
+        if (t->spans[i].end == 0)
+            t->spans[i].end = now;
+    atomic_store(&t->state, MS_TRACE_ENDED);
+}
+
+void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out)
+{
+    memset(out, 0, sizeof *out);
+    out->tokens = t->manual;
+    out->cost_usd = NAN;
+    for (uint32_t i = 0; i < t->nllm; i++) {
+        const ms_llm *l = &t->llm[i];
+        out->tokens.input += l->input;
+        out->tokens.output += l->output;
+        out->tokens.cache_read += l->cache_read;
+        out->tokens.cache_write += l->cache_write;
+        if (isnan(l->cost_usd))
+            out->unknown_cost_calls++;
+        else
+            out->cost_usd = isnan(out->cost_usd) ? l->cost_usd : out->cost_usd + l->cost_usd;
+    }
+    out->llm_calls = t->nllm;
+    out->errors = t->manual_errors;
+    for (uint32_t i = 0; i < t->nerrors; i++)
+        out->errors += t->errors[i].own;
+}
+
+int ms_trace_status(const ms_trace *t)
+{
+    if (t->manual_errors || (t->nspans && t->spans[0].error != MS_NONE))
+        return MS_STATUS_ERROR;
+    return MS_STATUS_OK;
+}
+
+void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out)
+{
+    uint32_t ai = t->spans[i].attrs;
+    if (ai == MS_NONE)
+        return;
+    int first = 1;
+    ms_buf_addc(out, '{');
+    for (; ai != MS_NONE; ai = t->attrs[ai].next) {
+        const ms_attr *a = &t->attrs[ai];
+        if (!first)
+            ms_buf_addc(out, ',');
+        first = 0;
+        ms_json_str(out, t->arena + a->key.off, a->key.len);
+        ms_buf_addc(out, ':');
+        switch (a->type) {
+        case MS_ATTR_STRING: ms_json_str(out, t->arena + a->v.s.off, a->v.s.len); break;
+        case MS_ATTR_INT: ms_json_int(out, a->v.i); break;
+        case MS_ATTR_DOUBLE: ms_json_num(out, a->v.d); break;
+        default: ms_buf_adds(out, a->v.i ? "true" : "false"); break;
+        }
+    }
+    ms_buf_addc(out, '}');
+}
+
+/* --- the timeline ------------------------------------------------------ */
+
+static void summary_span(const ms_trace *t, uint32_t i, int depth, int64_t t0,
+                         int64_t now, const uint32_t *first_child,
+                         const uint32_t *next_sibling, ms_buf *out)
+{
+    const ms_span *s = &t->spans[i];
+    int64_t end = s->end ? s->end : now;
+    ms_buf_printf(out, "  %+10.2f ms %10.2f ms  %*s%s", (double)(s->start - t0) / 1e6,
+                  (double)(end - s->start) / 1e6, depth * 2, "", ms_trace_str(t, s->name));
+    if (!s->end)
+        ms_buf_adds(out, "  (open)");
+    if (s->llm != MS_NONE) {
+        const ms_llm *l = &t->llm[s->llm];
+        ms_buf_printf(out, "  [%s/%s %" PRId64 " in, %" PRId64 " out%s", ms_trace_str(t, l->provider),
+                      ms_trace_str(t, l->model), l->input, l->output, l->estimated ? " (estimated)" : "");
+        if (isnan(l->cost_usd))
+            ms_buf_adds(out, ", cost unknown]");
+        else
+            ms_buf_printf(out, ", $%.6f]", l->cost_usd);
+    }
+    if (s->retries)
+        ms_buf_printf(out, "  retries %u (%s)", s->retries,
+                      s->retry_state == MS_RETRY_SUCCEEDED ? "succeeded" : "failed");
+    if (s->error != MS_NONE) {
+        const ms_span_error *e = &t->errors[s->error];
+        if (e->own)
+            ms_buf_printf(out, "  ERROR %s: %.*s", ms_trace_str(t, e->type),
+                          (int)(e->message.len > 200 ? 200 : e->message.len), ms_trace_str(t, e->message));
+        else
+            ms_buf_adds(out, "  error (raised below)");
+    }
+    ms_buf_addc(out, '\n');
+    for (uint32_t c = first_child[i]; c != MS_NONE; c = next_sibling[c])
+        summary_span(t, c, depth + 1, t0, now, first_child, next_sibling, out);
+}
+
+void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
+{
+    if (t->nspans == 0)
+        return;
+    ms_trace_totals tot;
+    ms_trace_totals_get(t, &tot);
+    char hex[33];
+    ms_trace_id_hex(&t->id, hex);
+    const ms_span *root = &t->spans[0];
+    int64_t end = root->end ? root->end : now;
+    ms_buf_printf(out, "trace %s  %s  %.2f ms  %s\n", ms_trace_str(t, root->name), hex,
+                  (double)(end - root->start) / 1e6,
+                  ms_trace_status(t) == MS_STATUS_ERROR ? "ERROR" : "ok");
+    ms_buf_printf(out, "  tokens %" PRId64 " in / %" PRId64 " out", tot.tokens.input, tot.tokens.output);
+    if (tot.tokens.cache_read || tot.tokens.cache_write)
+        ms_buf_printf(out, " (cache %" PRId64 " read, %" PRId64 " written)", tot.tokens.cache_read,
+                      tot.tokens.cache_write);
+    if (!isnan(tot.cost_usd))
+        ms_buf_printf(out, ", cost $%.6f", tot.cost_usd);
+    if (tot.unknown_cost_calls)
+        ms_buf_printf(out, "%s cost unknown for %u call%s", isnan(tot.cost_usd) ? "," : " +",
+                      tot.unknown_cost_calls, tot.unknown_cost_calls == 1 ? "" : "s");
+    ms_buf_printf(out, ", %u error%s\n", tot.errors, tot.errors == 1 ? "" : "s");
+
+    /* children lists, in start order (spans are appended in start order) */
+    uint32_t n = t->nspans;
+    uint32_t *first_child = malloc(sizeof(uint32_t) * n * 3);
+    if (!first_child) {
+        out->oom = 1;
+        return;
+    }
+    uint32_t *next_sibling = first_child + n, *last_child = first_child + 2 * n;
+    for (uint32_t i = 0; i < n; i++)
+        first_child[i] = next_sibling[i] = last_child[i] = MS_NONE;
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t p = t->spans[i].parent;
+        if (p == MS_NONE)
+            continue;
+        if (last_child[p] == MS_NONE)
+            first_child[p] = i;
+        else
+            next_sibling[last_child[p]] = i;
+        last_child[p] = i;
+    }
+    for (uint32_t c = first_child[0]; c != MS_NONE; c = next_sibling[c])
+        summary_span(t, c, 0, root->start, now, first_child, next_sibling, out);
+    for (uint32_t e = 0; e < t->nevents; e++)
+        if (t->events[e].span == 0 && strcmp(ms_trace_str(t, t->events[e].name), "error") == 0)
+            ms_buf_printf(out, "  error (ctx:add_error): %s\n", ms_trace_str(t, t->events[e].attrs_json));
+    free(first_child);
+}

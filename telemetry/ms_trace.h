@@ -1,0 +1,237 @@
+/* ms_trace — one trace being recorded: its spans, attributes, events, LLM
+ * usage and errors, in memory.
+ *
+ * A trace buffer is reused from trace to trace (ms_tracer keeps a pool), so
+ * in the steady state beginning and ending a span allocates nothing: the
+ * span goes into an array that has already grown to size, its name and
+ * strings into an arena that is rewound, not freed. Strings are stored as
+ * (offset, length) into the arena because the arena may move when it grows.
+ *
+ * A trace is written by one thread (the Lua thread that owns it) until
+ * ms_trace_end; after that it is read-only and may be read by the writer
+ * thread and by holders of a reference (ms_trace_retain). */
+#ifndef MS_TRACE_H
+#define MS_TRACE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_buf.h"
+#include "ms_ids.h"
+
+#define MS_NONE UINT32_MAX
+
+enum ms_kind { MS_KIND_TRACE, MS_KIND_SPAN, MS_KIND_LLM };
+enum ms_status { MS_STATUS_OK, MS_STATUS_ERROR };
+enum ms_retry_state { MS_RETRY_NONE, MS_RETRY_SUCCEEDED, MS_RETRY_FAILED };
+enum ms_attr_type { MS_ATTR_STRING, MS_ATTR_INT, MS_ATTR_DOUBLE, MS_ATTR_BOOL };
+enum ms_trace_state { MS_TRACE_FREE, MS_TRACE_OPEN, MS_TRACE_ENDED };
+
+/* A string in the trace's arena; off == MS_NONE means "absent". */
+typedef struct ms_str {
+    uint32_t off, len;
+} ms_str;
+
+typedef struct ms_span {
+    uint64_t id;
+    int64_t start;       /* monotonic ns */
+    int64_t end;         /* monotonic ns; 0 while the span is open */
+    ms_str name;
+    uint32_t parent;     /* index of the parent span; MS_NONE for the root */
+    uint32_t attrs;      /* index of the first attribute; MS_NONE when none */
+    uint32_t llm;        /* index into the trace's llm records; MS_NONE when none */
+    uint32_t error;      /* index into the trace's error records; MS_NONE when ok */
+    uint32_t retries;
+    uint8_t kind;        /* enum ms_kind */
+    uint8_t retry_state; /* enum ms_retry_state */
+} ms_span;
+
+typedef struct ms_span_error {
+    ms_str type, message, traceback;
+    uint8_t own;         /* 1 where raised, 0 where the error only passed through */
+} ms_span_error;
+
+/* What an LLM call used; filled by the provider layer. */
+typedef struct ms_llm_usage {
+    const char *provider, *model;
+    int64_t input, output, cache_read, cache_write; /* tokens; input excludes cache reads/writes */
+    double cost_usd;     /* NaN when the model has no known price */
+    int64_t ttft_ns;     /* time to first token; -1 when not streamed */
+    int estimated;       /* tokens were estimated: the provider reported none */
+} ms_llm_usage;
+
+typedef struct ms_llm {
+    ms_str provider, model;
+    int64_t input, output, cache_read, cache_write;
+    double cost_usd;
+    int64_t ttft_ns;
+    uint8_t estimated;
+} ms_llm;
+
+typedef struct ms_attr {
+    uint32_t next;       /* next attribute of the same span, MS_NONE at the end */
+    ms_str key;
+    uint8_t type;        /* enum ms_attr_type */
+    union {
+        double d;
+        int64_t i;
+        ms_str s;
+    } v;
+} ms_attr;
+
+typedef struct ms_event {
+    uint32_t span;
+    int64_t time;        /* monotonic ns */
+    ms_str name;
+    ms_str attrs_json;   /* a JSON object, or absent */
+} ms_event;
+
+typedef struct ms_tokens {
+    int64_t input, output, cache_read, cache_write;
+} ms_tokens;
+
+/* Token and cost totals of a trace: its llm spans plus manual accounting. */
+typedef struct ms_trace_totals {
+    ms_tokens tokens;
+    double cost_usd;           /* sum over priced calls; NaN when no call was priced */
+    uint32_t unknown_cost_calls;
+    uint32_t llm_calls;
+    uint32_t errors;           /* own span errors + manual errors */
+} ms_trace_totals;
+
+typedef struct ms_trace {
+    ms_trace_id id;
+    uint64_t remote_parent;    /* span id from TRACEPARENT; 0 when none */
+    int64_t run_id;            /* runs.id of the run that recorded it; 0 when none */
+    uint32_t generation;       /* bumped on every reuse, to catch stale handles */
+    _Atomic int refs;          /* writer + retained handles; back to the pool at 0 */
+    _Atomic int state;         /* enum ms_trace_state */
+
+    ms_span *spans;
+    uint32_t nspans, cap_spans;
+    ms_attr *attrs;
+    uint32_t nattrs, cap_attrs;
+    ms_event *events;
+    uint32_t nevents, cap_events;
+    ms_llm *llm;
+    uint32_t nllm, cap_llm;
+    ms_span_error *errors;
+    uint32_t nerrors, cap_errors;
+    char *arena;
+    uint32_t arena_len, arena_cap;
+
+    ms_tokens manual;          /* ctx:add_tokens */
+    uint32_t manual_errors;    /* ctx:add_error */
+    int oom;                   /* an allocation failed; the trace is incomplete */
+
+    struct ms_trace *next;     /* pool / queue link, owned by ms_tracer */
+} ms_trace;
+
+/* Starts the trace in a reset buffer: new id (or `join` with its remote
+ * parent), root span at index 0 named `name`, started at `now` (monotonic).
+ * Returns 0, or ENOMEM. */
+int ms_trace_start(ms_trace *t, const char *name, size_t len, int64_t now,
+                   const ms_trace_id *join, uint64_t remote_parent);
+
+/* Opens a span under `parent` (a span index of this trace) at `now`.
+ * Returns its index, or MS_NONE when memory ran out (the trace is marked
+ * oom and the caller should go on without a span). */
+static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
+                                     const char *name, size_t len, int64_t now);
+
+/* Closes span `i` at `now`. */
+static inline void ms_span_end(ms_trace *t, uint32_t i, int64_t now)
+{
+    t->spans[i].end = now;
+}
+
+/* Marks span `i` as failed. `own` says whether the error was raised in
+ * this span's body (1) or passed through from a child (0). Strings are
+ * copied; any may be NULL. Re-marking a span keeps the first error. */
+void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
+                  const char *message, size_t message_len, const char *traceback);
+
+/* Sets attribute `key` on span `i`, replacing an earlier value of that key. */
+void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
+                     const char *v, size_t vlen);
+void ms_span_set_int(ms_trace *t, uint32_t i, const char *key, size_t klen, int64_t v);
+void ms_span_set_double(ms_trace *t, uint32_t i, const char *key, size_t klen, double v);
+void ms_span_set_bool(ms_trace *t, uint32_t i, const char *key, size_t klen, int v);
+
+/* Adds an event to span `i`; attrs_json is a JSON object text or NULL. */
+void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
+                   size_t len, const char *attrs_json, size_t attrs_len);
+
+/* Makes span `i` an llm span with this usage (replacing an earlier one). */
+void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u);
+
+/* Records `retries` retries made inside span `i`, and whether the last
+ * attempt succeeded. Adds to retries recorded earlier on the span. */
+void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded);
+
+/* Trace-level accounting (ctx:add_tokens, ctx:add_error). */
+void ms_trace_add_tokens(ms_trace *t, const ms_tokens *tok);
+void ms_trace_add_error(ms_trace *t, int64_t now, const char *message, size_t len);
+
+/* Closes every span still open (at `now`) and marks the trace ended. */
+void ms_trace_end(ms_trace *t, int64_t now);
+
+/* Totals of tokens, cost and errors over the trace. */
+void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out);
+
+/* The trace's status: error when the root span failed or ctx:add_error was called. */
+int ms_trace_status(const ms_trace *t);
+
+/* Writes the span's attributes as a JSON object; nothing when it has none. */
+void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out);
+
+/* Appends the human-readable timeline (ctx:summary(), `moonspan run`'s
+ * closing print) to `out`. Works on open and ended traces. */
+void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out);
+
+/* A string of the arena; "" for an absent string. */
+static inline const char *ms_trace_str(const ms_trace *t, ms_str s)
+{
+    return s.off == MS_NONE ? "" : t->arena + s.off;
+}
+
+/* Empties the buffer for reuse, keeping its memory. */
+void ms_trace_reset(ms_trace *t);
+/* Frees the buffer's memory. */
+void ms_trace_free(ms_trace *t);
+
+/* --- internals of the inline hot path ---------------------------------- */
+
+int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem);
+ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len);
+uint64_t ms_span_id_new(void);
+
+static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
+                                     const char *name, size_t len, int64_t now)
+{
+    if (__builtin_expect(t->nspans == t->cap_spans, 0) &&
+        ms_trace_grow_((void **)&t->spans, &t->cap_spans, t->nspans + 1, sizeof(ms_span))) {
+        t->oom = 1;
+        return MS_NONE;
+    }
+    ms_str nm = ms_trace_put_(t, name, len);
+    if (__builtin_expect(nm.off == MS_NONE, 0))
+        return MS_NONE;
+    uint32_t i = t->nspans++;
+    ms_span *s = &t->spans[i];
+    s->id = ms_span_id_new();
+    s->start = now;
+    s->end = 0;
+    s->name = nm;
+    s->parent = parent;
+    s->attrs = MS_NONE;
+    s->llm = MS_NONE;
+    s->error = MS_NONE;
+    s->retries = 0;
+    s->kind = MS_KIND_SPAN;
+    s->retry_state = MS_RETRY_NONE;
+    return i;
+}
+
+#endif
