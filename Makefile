@@ -96,7 +96,11 @@ check:
 	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
-bench: $(BIN)
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libmoonspan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/bench_store
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 install: $(BIN)

@@ -73,3 +73,7 @@ CREATE TABLE IF NOT EXISTS span_events (
   time_ns   INTEGER NOT NULL,           -- Unix epoch nanoseconds
   attrs     TEXT                        -- JSON object, or NULL
 );
+-- Events are few (retries, failed attempts, manual errors), so indexing
+-- them by trace costs little and makes `moonspan show` independent of the
+-- store's size.
+CREATE INDEX IF NOT EXISTS span_events_by_trace ON span_events(trace_row);
