@@ -1,0 +1,232 @@
+-- Helpers shared by the specs. Load with
+--   local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers.lua")
+--
+-- The specs run inside `moonspan test`, so span/trace/retry/llm are the
+-- host's globals. What has to be checked in the database is checked by
+-- running a child `moonspan run` on a small script (everything is flushed
+-- when that process exits) and reading its database with the sqlite3 CLI.
+--
+-- Environment (set by tests/run.sh):
+--   MOONSPAN_BIN       absolute path of the binary (default: build/moonspan)
+--   MOONSPAN_TEST_TMP  a scratch folder (default: a new one under /tmp)
+local cjson = require "cjson"
+
+local H = {}
+
+-- Single-quotes a string for sh.
+function H.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = H.q
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+H.root = (capture("pwd"):gsub("%s+$", ""))
+
+local bin = os.getenv("MOONSPAN_BIN")
+if not bin or bin == "" then bin = "build/moonspan" end
+if bin:sub(1, 1) ~= "/" then bin = H.root .. "/" .. bin end
+H.bin = bin
+
+local base = os.getenv("MOONSPAN_TEST_TMP")
+if not base or base == "" then
+  base = os.tmpname()
+  os.remove(base)
+  assert(os.execute("mkdir -p " .. q(base)))
+  -- removed when the Lua state closes (also on busted's os.exit)
+  H._cleanup = setmetatable({}, {__gc = function() os.execute("rm -rf " .. q(base)) end})
+end
+H.tmp_base = base
+
+local counter = 0
+math.randomseed(os.time(), tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+-- A fresh, empty folder for one test.
+function H.tmpdir(tag)
+  counter = counter + 1
+  local d = string.format("%s/%s-%d-%06d", base, (tag or "t"):gsub("[^%w_-]", "_"), counter,
+                          math.random(0, 999999))
+  assert(os.execute("mkdir -p " .. q(d)), "cannot create " .. d)
+  return d
+end
+
+function H.write(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+function H.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- Runs a shell command; returns {code = exit status (128+N for a signal),
+-- out = stdout, err = stderr}.
+function H.sh(cmd)
+  local d = H.tmpdir("sh")
+  local ok, how, code = os.execute("(" .. cmd .. ") >" .. q(d .. "/stdout") .. " 2>" .. q(d .. "/stderr")
+                                   .. " </dev/null")
+  if how == "signal" then code = 128 + code end
+  return {code = code, ok = ok == true, out = H.read(d .. "/stdout") or "",
+          err = H.read(d .. "/stderr") or "", cmd = cmd}
+end
+
+-- Runs the binary. args: a list of arguments (quoted here). opts:
+--   db = path (passed as --db before the command), cwd = folder,
+--   env = {NAME = value | false (unset)}, raw = string appended unquoted.
+function H.moonspan(args, opts)
+  opts = opts or {}
+  local parts = {}
+  if opts.cwd then parts[#parts + 1] = "cd " .. q(opts.cwd) .. " &&" end
+  parts[#parts + 1] = "env"
+  for k, v in pairs(opts.env or {}) do
+    if v == false then
+      parts[#parts + 1] = "-u " .. k
+    else
+      parts[#parts + 1] = k .. "=" .. q(v)
+    end
+  end
+  parts[#parts + 1] = q(opts.bin or H.bin)
+  if opts.db then parts[#parts + 1] = "--db " .. q(opts.db) end
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  if opts.raw then parts[#parts + 1] = opts.raw end
+  return H.sh(table.concat(parts, " "))
+end
+
+-- Writes `src` to a script in a fresh folder and runs it with
+-- `moonspan --db DIR/x.db run --quiet SCRIPT ARGS...`. opts: args (list),
+-- quiet (default true), name (script file name), db, prices, env.
+-- Returns the result of H.sh plus .db, .dir and .script.
+function H.run_script(src, opts)
+  opts = opts or {}
+  local dir = opts.dir or H.tmpdir(opts.name or "run")
+  local script = dir .. "/" .. (opts.name or "script") .. ".lua"
+  H.write(script, src)
+  local db = opts.db or (dir .. "/x.db")
+  local args = {"run"}
+  if opts.quiet ~= false then args[#args + 1] = "--quiet" end
+  if opts.prices then
+    args[#args + 1] = "--prices"
+    args[#args + 1] = opts.prices
+  end
+  args[#args + 1] = script
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local r = H.moonspan(args, {db = db, env = opts.env, cwd = opts.cwd})
+  r.db, r.dir, r.script = db, dir, script
+  return r
+end
+
+-- Like run_script, but fails the test with the script's stderr unless it exited 0.
+function H.run_ok(src, opts)
+  local r = H.run_script(src, opts)
+  if r.code ~= 0 then
+    error(string.format("script exited %s, expected 0\n--- stdout\n%s\n--- stderr\n%s", tostring(r.code),
+                        r.out, r.err), 2)
+  end
+  return r
+end
+
+local function denull(v)
+  if v == cjson.null then return nil end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = denull(x) end
+  end
+  return v
+end
+H.denull = denull
+
+function H.json(s)
+  return denull(cjson.decode(s))
+end
+
+-- Rows of a query as a list of tables (SQL NULL becomes nil).
+function H.query(db, sql)
+  local r = H.sh("sqlite3 -json " .. q(db) .. " " .. q(sql))
+  if r.code ~= 0 then
+    error("sqlite3 failed (" .. tostring(r.code) .. "): " .. r.err .. "\nSQL: " .. sql, 2)
+  end
+  if r.out:match("^%s*$") then return {} end
+  return denull(cjson.decode(r.out))
+end
+
+-- The single value of a one-row, one-column query.
+function H.scalar(db, sql)
+  local rows = H.query(db, sql)
+  assert(#rows == 1, "expected one row from: " .. sql .. ", got " .. #rows)
+  local _, v = next(rows[1])
+  return v
+end
+
+local SPAN_COLS = [[
+  s.rowid AS rowid, s.name, s.kind, s.start_ns, s.duration_ns, s.status, s.error_own, s.error_type,
+  s.error_message, s.error_traceback, s.attrs, s.provider, s.model, s.input_tokens,
+  s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, s.usage_estimated, s.cost_usd,
+  s.retries, s.retry_succeeded, s.ttft_ns, t.trace_id, t.name AS trace_name,
+  printf('%016x', s.span_id) AS id,
+  CASE WHEN s.parent_id IS NULL THEN NULL ELSE printf('%016x', s.parent_id) END AS parent]]
+
+-- The spans of the trace(s) named `trace_name` in rowid order, with `id`
+-- and `parent` as 16-hex strings. Also indexed by span name (first wins).
+function H.spans(db, trace_name)
+  local rows = H.query(db, "SELECT " .. SPAN_COLS .. " FROM spans s JOIN traces t ON s.trace_row = t.id "
+                           .. "WHERE t.name = '" .. trace_name:gsub("'", "''") .. "' ORDER BY s.rowid")
+  local by = {}
+  for _, r in ipairs(rows) do
+    if by[r.name] == nil then by[r.name] = r end
+  end
+  return rows, by
+end
+
+function H.trace_row(db, name)
+  local rows = H.query(db, "SELECT * FROM traces WHERE name = '" .. name:gsub("'", "''") .. "'")
+  assert(#rows == 1, "expected one trace named " .. name .. ", found " .. #rows)
+  return rows[1]
+end
+
+-- Events of the trace named `trace_name`, with span_id as 16 hex.
+function H.events(db, trace_name)
+  return H.query(db, "SELECT e.name, e.time_ns, e.attrs, printf('%016x', e.span_id) AS span "
+                     .. "FROM span_events e JOIN traces t ON e.trace_row = t.id WHERE t.name = '"
+                     .. trace_name:gsub("'", "''") .. "' ORDER BY e.rowid")
+end
+
+-- Number of lines in s.
+function H.lines(s)
+  local n = 0
+  for _ in s:gmatch("[^\n]*\n") do n = n + 1 end
+  if s ~= "" and s:sub(-1) ~= "\n" then n = n + 1 end
+  return n
+end
+
+function H.is_root()
+  return capture("id -u"):match("^%s*0%s*$") ~= nil
+end
+
+-- Memoizes a function of no arguments (to build a database once per file).
+function H.once(fn)
+  local done, value
+  return function()
+    if not done then
+      value = fn()
+      done = true
+    end
+    return value
+  end
+end
+
+return H
