@@ -1365,13 +1365,14 @@ static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
     }
     lo[n] = 0;
     /* every id starting with the prefix sorts in [prefix, prefix + "g"):
-     * ids are lowercase hex, all below 'g' — a range on the unique index */
+     * ids are lowercase hex, all below 'g' — a range on the index */
     memcpy(hi, lo, n);
     hi[n] = 'g';
     hi[n + 1] = 0;
 
     sqlite3_stmt *st;
-    if (prepare(db, "SELECT count(*) FROM traces WHERE trace_id >= ?1 AND trace_id < ?2",
+    /* distinct: traces that joined one outer trace (TRACEPARENT) share its id */
+    if (prepare(db, "SELECT count(DISTINCT trace_id) FROM traces WHERE trace_id >= ?1 AND trace_id < ?2",
                 &st, err, errlen))
         return -1;
     int ret = -1;
@@ -1401,7 +1402,7 @@ static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
                 " span_count, first_span, input_tokens, output_tokens, cache_read_tokens,"
                 " cache_write_tokens, cost_usd, unknown_cost_calls,"
                 " CASE WHEN json_valid(attrs) THEN json(attrs) END"
-                " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2",
+                " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2 ORDER BY start_ns LIMIT 1",
                 &st, err, errlen))
         return -1;
     if (sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS traces (
   unknown_cost_calls INTEGER NOT NULL,  -- llm calls whose model has no price
   attrs              TEXT               -- JSON object, or NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
+-- not unique: with TRACEPARENT set, every trace of a run joins the outer trace id
+CREATE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_ns);
 
 CREATE TABLE IF NOT EXISTS spans (
