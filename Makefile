@@ -67,11 +67,11 @@ $(BUILD)/libmoonspan.a: $(TEL_OBJ)
 	$(AR) rcs $@ $^
 
 $(BIN): $(HOST_OBJ) $(BUILD)/libmoonspan.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(CJSON_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoonspan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) -lcmocka $(LDLIBS)
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -98,7 +98,7 @@ check:
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libmoonspan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 bench: $(BIN) $(BUILD)/bench/bench_store
 	@BUILD=$(BUILD) sh tests/bench/run.sh

@@ -226,9 +226,12 @@ static void describe_error(lua_State *L, int errix, const char **type, const cha
     } else {
         *type = luaL_typename(L, errix);
     }
-    /* no message field: tostring without running a __tostring that could raise */
+    /* no message field: tostring, protected, since a __tostring may raise */
     if (!luaL_getmetafield(L, errix, "__tostring")) {
-        lua_pushfstring(L, "%s: %p", luaL_typename(L, errix), lua_topointer(L, errix));
+        if (lua_type(L, errix) == LUA_TTABLE || lua_type(L, errix) >= LUA_TFUNCTION)
+            lua_pushfstring(L, "%s: %p", luaL_typename(L, errix), lua_topointer(L, errix));
+        else /* nil, boolean, number: their value is the message */
+            luaL_tolstring(L, errix, NULL);
     } else {
         lua_pushvalue(L, errix);
         if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
@@ -278,6 +281,23 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
     lua_pop(L, 1);
     cs->propagating = 1;
     cs->prop_child = idx;
+}
+
+/* The script failed at top level: the run trace failed with it. The error
+ * is counted here only if no span counted it on the way out. */
+void ms_host_run_failed(lua_State *L, int errix)
+{
+    ms_host *h = &ms_the_host;
+    if (!h->implicit || h->implicit->spans[0].error != MS_NONE)
+        return;
+    co_state *cs = costate(L);
+    int own = !(cs->trace == h->implicit && trace_alive(cs) && is_propagation(L, cs, 0, errix));
+    const char *type, *msg;
+    size_t len;
+    int top = lua_gettop(L);
+    describe_error(L, errix, &type, &msg, &len);
+    ms_span_fail(h->implicit, 0, own, type, msg, len, NULL);
+    lua_settop(L, top);
 }
 
 /* --- span() -------------------------------------------------------------- */

@@ -147,6 +147,10 @@ int ms_cmd_show(ms_cli *c)
     }
     if (!id)
         ms_cli_usage_error(c, "missing TRACE_ID; list ids with `moonspan traces`");
+    size_t n = strspn(id, "0123456789abcdefABCDEF");
+    if (id[n] || n < 4 || n > 32)
+        ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "
+                              "from `moonspan traces`)", id);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;

@@ -49,6 +49,7 @@ static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, i
         fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
         return MS_EXIT_USAGE;
     }
+    ms_the_host.quiet = quiet;
     lua_State *L = ms_runtime_new();
     if (!L) {
         ms_host_shutdown();
@@ -62,7 +63,7 @@ static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, i
         rc = ms_runtime_run_file(L, script, c->argc, c->argv, first_arg);
     ms_host_end_open_traces();
     lua_close(L);
-    size_t failed = ms_host_finish(quiet);
+    size_t failed = ms_host_finish();
     ms_host_shutdown();
     if (ms_interrupted)
         return 128 + ms_interrupted;

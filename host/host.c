@@ -86,7 +86,7 @@ fail:
     return -1;
 }
 
-size_t ms_host_finish(int quiet)
+size_t ms_host_finish(void)
 {
     ms_host *h = &ms_the_host;
     if (h->finished || !h->tracer)
@@ -94,7 +94,7 @@ size_t ms_host_finish(int quiet)
     h->finished = 1;
     ms_host_end_open_traces();
     size_t failed = ms_tracer_flush(h->tracer);
-    if (!quiet && h->traces_ended) {
+    if (!h->quiet && h->traces_ended) {
         ms_buf b = {0};
         size_t shown = 0;
         for (int i = 0; i < MS_RECENT_TRACES; i++)

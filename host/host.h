@@ -29,6 +29,7 @@ typedef struct ms_host {
     ms_trace *recent[MS_RECENT_TRACES]; /* retained, for the closing timeline */
     size_t traces_ended;
     int finished;               /* ms_host_finish ran */
+    int quiet;                  /* no closing timeline (run --quiet, test) */
 } ms_host;
 
 extern ms_host ms_the_host;
@@ -40,6 +41,10 @@ extern volatile sig_atomic_t ms_interrupted;
 
 /* Registers span, trace and the moonspan table's tracing functions. */
 void ms_open_trace(lua_State *L);
+
+/* Marks the run trace failed with the error at errix (a script error or
+ * an interrupt that reached the top level). */
+void ms_host_run_failed(lua_State *L, int errix);
 
 /* Ends every trace still open (the run trace, an unfinished trace()) so
  * that it reaches the store, e.g. before exit. */
@@ -59,10 +64,10 @@ int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, i
  * it finished without calling os.exit (all specs passed), else 1. */
 int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg);
 
-/* Flushes telemetry, prints the run's closing timeline (unless quiet) and
+/* Flushes telemetry, prints the run's closing timeline (unless h->quiet) and
  * closes the tracer. Safe to call twice. Returns the number of traces that
  * could not be written. */
-size_t ms_host_finish(int quiet);
+size_t ms_host_finish(void);
 
 /* Closes the tracer (after lua_close, whose __gc may release traces). */
 void ms_host_shutdown(void);

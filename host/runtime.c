@@ -81,7 +81,7 @@ static int l_exit(lua_State *L)
         status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
     fflush(stdout);
     ms_host_end_open_traces();
-    size_t failed = ms_host_finish(0);
+    size_t failed = ms_host_finish();
     lua_close(L);
     ms_host_shutdown();
     exit(failed && status == 0 ? 1 : status);
@@ -139,6 +139,7 @@ static int init_state(lua_State *L)
 /* Adds a traceback to a string error; other values get a description. */
 static int msghandler(lua_State *L)
 {
+    ms_host_run_failed(L, 1);
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -255,19 +256,20 @@ int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg)
     lua_pushliteral(L, "moonspan test");
     lua_rawseti(L, -2, 0);
     lua_setglobal(L, "arg");
+    /* busted's runner inspects the Lua function that calls it, so call it
+     * from a chunk rather than straight from C */
+    static const char runner[] =
+        "local ok, run = pcall(require, 'busted.runner')\n"
+        "if not ok then error('cannot load busted (install the lua-busted package, "
+        "e.g. with `make deps`): ' .. tostring(run), 0) end\n"
+        "run({standalone = false})\n";
     lua_pushcfunction(L, msghandler);
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "busted.runner");
-    if (lua_pcall(L, 1, 1, 1) != LUA_OK) {
-        fprintf(stderr, "moonspan test: cannot load busted (install the lua-busted package, "
-                        "e.g. with `make deps`): %s\n", lua_tostring(L, -1));
+    if (luaL_loadbuffer(L, runner, sizeof runner - 1, "=moonspan test") != LUA_OK) {
+        fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
         lua_settop(L, 0);
         return 1;
     }
-    lua_newtable(L);
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "standalone");
-    int rc = lua_pcall(L, 1, 0, 1);
+    int rc = lua_pcall(L, 0, 0, 1);
     if (rc != LUA_OK)
         fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
     lua_settop(L, 0);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,6 +127,37 @@ static const char INS_SPAN[] =
 static const char INS_EVENT[] =
     "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES (?,?,?,?,?)";
 
+/* Takes an exclusive flock on the folder holding `path`; returns the fd to
+ * pass to unlock_folder, or -1 when the folder cannot be locked (then the
+ * busy timeout is all the protection there is). */
+static int lock_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void unlock_folder(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing the descriptor releases the flock */
+}
+
 /* Memory statistics take a global mutex on every allocation SQLite makes;
  * nothing here reads them. Must run before the first connection opens. */
 static void configure_sqlite(void)
@@ -154,6 +187,11 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
         free(s);
         return fail(err, errlen, "out of memory opening %s%s", path, "");
     }
+    /* Writers serialise opening on a lock of the folder: two processes
+     * creating one new store would otherwise race between "empty file" and
+     * "schema written" (and on switching it to WAL). A folder lock leaves
+     * SQLite's own locks on the file alone. */
+    int dirfd = mode == MS_STORE_WRITE ? lock_folder(path) : -1;
     int flags = mode == MS_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     int fresh = 0;
@@ -191,9 +229,11 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
         goto fail;
     }
+    unlock_folder(dirfd);
     *out = s;
     return 0;
 fail:
+    unlock_folder(dirfd);
     ms_store_close(s);
     return -1;
 }

@@ -226,6 +226,10 @@ describe("span()", function()
           span("raiser", function() error("plain failure") end)
         end)
 
+        pcall(trace, "numerr", function()
+          span("raises_number", function() error(404) end)
+        end)
+
         trace("caught", function()
           span("guard", function()
             local ok2 = pcall(span, "fails", function() error("x") end)
@@ -371,6 +375,14 @@ describe("span()", function()
       assert.are.equal(1, by.raiser.error_own)
       assert.is_string(by.raiser.error_type)
       assert.is_truthy(by.raiser.error_message:find("plain failure", 1, true), by.raiser.error_message)
+    end)
+
+    it("records a non-string error value's text as its message", function()
+      local _, by = H.spans(db(), "numerr")
+      local f = by.raises_number
+      assert.are.equal("error", f.status)
+      assert.are.equal(1, f.error_own)
+      assert.is_truthy(f.error_message:find("404", 1, true), f.error_message)
     end)
 
     it("leaves the enclosing span ok when the error is caught inside it", function()
