@@ -1,0 +1,154 @@
+/* The in-memory trace buffer (reuse without allocation, attributes,
+ * totals, the timeline text) and the JSON writer it uses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ms_buf.h"
+#include "ms_trace.h"
+
+static void test_json_string_escapes(void **state)
+{
+    (void)state;
+    ms_buf b = {0};
+    const char in[] = "a\"b\\c\nd\te\x01 \xC3\xA9 \xFF end";
+    ms_json_str(&b, in, sizeof in - 1);
+    /* control characters escaped, valid UTF-8 kept, an invalid byte replaced by U+FFFD */
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\te\\u0001 \xC3\xA9 \xEF\xBF\xBD end\"");
+    ms_buf_free(&b);
+}
+
+static void test_json_numbers(void **state)
+{
+    (void)state;
+    ms_buf b = {0};
+    ms_json_num(&b, 12.0);
+    ms_buf_addc(&b, ' ');
+    ms_json_num(&b, 0.1);
+    ms_buf_addc(&b, ' ');
+    ms_json_num(&b, NAN);
+    ms_buf_addc(&b, ' ');
+    ms_json_int(&b, -42);
+    assert_string_equal(b.data, "12 0.1 null -42");
+    ms_buf_free(&b);
+}
+
+static void test_reuse_allocates_nothing_new(void **state)
+{
+    (void)state;
+    ms_trace t = {0};
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(ms_trace_start(&t, "root", 4, 100, NULL, 0), 0);
+        for (int i = 0; i < 1000; i++) {
+            uint32_t s = ms_span_begin(&t, 0, "step", 4, 100 + i);
+            ms_span_set_int(&t, s, "i", 1, i);
+            ms_span_end(&t, s, 101 + i);
+        }
+        ms_trace_end(&t, 5000);
+    }
+    /* after the first round the arrays are big enough: same memory after a reset */
+    void *spans = t.spans, *arena = t.arena, *attrs = t.attrs;
+    uint32_t cap = t.cap_spans;
+    assert_int_equal(ms_trace_start(&t, "root", 4, 100, NULL, 0), 0);
+    for (int i = 0; i < 1000; i++)
+        ms_span_end(&t, ms_span_begin(&t, 0, "step", 4, 100 + i), 101 + i);
+    assert_ptr_equal(t.spans, spans);
+    assert_ptr_equal(t.arena, arena);
+    assert_ptr_equal(t.attrs, attrs);
+    assert_int_equal(t.cap_spans, cap);
+    assert_int_equal(t.nspans, 1001);
+    ms_trace_free(&t);
+}
+
+static void test_end_closes_open_spans(void **state)
+{
+    (void)state;
+    ms_trace t = {0};
+    ms_trace_start(&t, "r", 1, 10, NULL, 0);
+    uint32_t a = ms_span_begin(&t, 0, "a", 1, 20);
+    ms_span_begin(&t, a, "b", 1, 30);
+    ms_trace_end(&t, 90);
+    assert_int_equal(t.spans[0].end, 90);
+    assert_int_equal(t.spans[1].end, 90);
+    assert_int_equal(t.spans[2].end, 90);
+    ms_trace_free(&t);
+}
+
+static void test_totals_and_status(void **state)
+{
+    (void)state;
+    ms_trace t = {0};
+    ms_trace_start(&t, "r", 1, 0, NULL, 0);
+    ms_trace_totals tot;
+    ms_trace_totals_get(&t, &tot);
+    assert_true(isnan(tot.cost_usd)); /* no priced call: unknown, not $0 */
+    assert_int_equal(ms_trace_status(&t), MS_STATUS_OK);
+    uint32_t a = ms_span_begin(&t, 0, "a", 1, 1);
+    ms_llm_usage u = {"p", "m", 100, 10, 0, 0, 0.5, -1, 0};
+    ms_span_set_llm(&t, a, &u);
+    uint32_t b = ms_span_begin(&t, 0, "b", 1, 1);
+    ms_llm_usage u2 = {"p", "x", 1, 1, 0, 0, NAN, -1, 0};
+    ms_span_set_llm(&t, b, &u2);
+    ms_span_fail(&t, b, 1, "e", "m", 1, NULL);
+    ms_trace_totals_get(&t, &tot);
+    assert_int_equal(tot.tokens.input, 101);
+    assert_true(tot.cost_usd == 0.5);
+    assert_int_equal(tot.unknown_cost_calls, 1);
+    assert_int_equal(tot.errors, 1);
+    /* an error that a child raised and the request survived: still ok */
+    assert_int_equal(ms_trace_status(&t), MS_STATUS_OK);
+    ms_span_fail(&t, 0, 0, "e", "m", 1, NULL);
+    assert_int_equal(ms_trace_status(&t), MS_STATUS_ERROR);
+    ms_trace_totals_get(&t, &tot);
+    assert_int_equal(tot.errors, 1); /* passed through, not counted again */
+    ms_trace_free(&t);
+}
+
+static void test_summary_is_a_timeline(void **state)
+{
+    (void)state;
+    ms_trace t = {0};
+    ms_trace_start(&t, "answer", 6, 0, NULL, 0);
+    uint32_t s = ms_span_begin(&t, 0, "search", 6, 1000000);
+    ms_span_end(&t, s, 13000000);
+    uint32_t g = ms_span_begin(&t, 0, "generate", 8, 13000000);
+    uint32_t c = ms_span_begin(&t, g, "chat mock", 9, 13000000);
+    ms_llm_usage u = {"mock", "mock", 12, 3, 0, 0, NAN, -1, 1};
+    ms_span_set_llm(&t, c, &u);
+    ms_span_add_retries(&t, c, 2, 1);
+    ms_span_end(&t, c, 133000000);
+    ms_span_end(&t, g, 133000000);
+    ms_trace_end(&t, 133000000);
+    ms_buf b = {0};
+    ms_trace_summary(&t, 133000000, &b);
+    assert_non_null(strstr(b.data, "trace answer "));
+    assert_non_null(strstr(b.data, "133.00 ms  ok"));
+    assert_non_null(strstr(b.data, "tokens 12 in / 3 out"));
+    assert_non_null(strstr(b.data, "cost unknown for 1 call"));
+    assert_non_null(strstr(b.data, "    +1.00 ms      12.00 ms  search\n"));
+    assert_non_null(strstr(b.data, "  generate\n"));
+    assert_non_null(strstr(b.data, "    chat mock  [mock/mock 12 in, 3 out (estimated), cost unknown]  retries 2 (succeeded)"));
+    /* children follow their parent, indented one level more */
+    assert_true(strstr(b.data, "generate") < strstr(b.data, "chat mock"));
+    ms_buf_free(&b);
+    ms_trace_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_string_escapes),
+        cmocka_unit_test(test_json_numbers),
+        cmocka_unit_test(test_reuse_allocates_nothing_new),
+        cmocka_unit_test(test_end_closes_open_spans),
+        cmocka_unit_test(test_totals_and_status),
+        cmocka_unit_test(test_summary_is_a_timeline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
