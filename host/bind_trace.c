@@ -390,16 +390,27 @@ static int l_span(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(1));                  /* ... msgh */
     int msgh = lua_gettop(L);
     lua_pushvalue(L, fix);                                   /* ... msgh fn */
-    span_handle *h = lua_newuserdatauv(L, sizeof *h, 0);     /* ... msgh fn s */
-    h->t = t;
-    h->gen = t->generation;
-    h->idx = idx;
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_setmetatable(L, -2);
+    /* A body that takes no parameters never sees the handle: skip making
+     * it, which saves the one allocation a span would otherwise cost. */
+    int want_handle = 1;
+    if (nextra == 0) {
+        lua_Debug ar;
+        lua_pushvalue(L, fix);
+        lua_getinfo(L, ">u", &ar);
+        want_handle = ar.nparams > 0 || ar.isvararg;
+    }
+    if (want_handle) {
+        span_handle *h = lua_newuserdatauv(L, sizeof *h, 0); /* ... msgh fn s */
+        h->t = t;
+        h->gen = t->generation;
+        h->idx = idx;
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_setmetatable(L, -2);
+    }
     for (int i = fix + 1; i <= nargs; i++)
-        lua_pushvalue(L, i);                                 /* ... msgh fn s extra... */
+        lua_pushvalue(L, i);                                 /* ... msgh fn [s] extra... */
     lua_KContext ctx = (lua_KContext)(((uint64_t)idx << 32) | (uint32_t)msgh);
-    return span_k(L, lua_pcallk(L, 1 + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
+    return span_k(L, lua_pcallk(L, want_handle + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
 }
 
 /* --- span handle methods ------------------------------------------------ */

@@ -26,10 +26,10 @@ for run in 1 2 3; do
     t0=$(now_ms)
     "$BIN" --db "$tmp/span.db" run --quiet tests/bench/span_cost.lua 1000000 || exit 1
     t1=$(now_ms)
-    echo "  run $run: whole process incl. startup and flush to disk: $((t1 - t0)) ms for 1,000,000 spans"
+    echo "  run $run: whole process incl. startup and flush to disk: $((t1 - t0)) ms for 2,000,000 spans"
 done
 stored=$(sqlite3 "$tmp/span.db" "SELECT count(*) FROM spans")
-echo "  stored spans (last run): $stored (1,000,000 + 1 root per 1,000-span trace)"
+echo "  stored spans (last run): $stored (2,000,000 + 1 root per 1,000-span trace)"
 echo
 
 for run in 1 2 3; do
