@@ -338,6 +338,23 @@ static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
     }
 }
 
+/* Checks span/trace's (name, [attrs,] fn) and returns fn's stack index. */
+static int check_body_args(lua_State *L, const char **name, size_t *len)
+{
+    *name = luaL_checklstring(L, 1, len);
+    int fix = lua_istable(L, 2) ? 3 : 2;
+    luaL_checktype(L, fix, LUA_TFUNCTION);
+    return fix;
+}
+
+/* The end of span_k and trace_k: the body's results, or its error again. */
+static int body_results(lua_State *L, int status, int msgh)
+{
+    if (status != LUA_OK && status != LUA_YIELD)
+        return lua_error(L);
+    return lua_gettop(L) - msgh;
+}
+
 /* Closes span idx after its body returned (status LUA_OK/LUA_YIELD) or
  * raised; returns the body's results or raises its error again. The
  * context packs the span index with the stack index of the handler. */
@@ -354,17 +371,14 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
         ms_span_end(cs->trace, idx, now);
         cs->top = cs->trace->spans[idx].parent;
     }
-    if (status != LUA_OK && status != LUA_YIELD)
-        return lua_error(L);
-    return lua_gettop(L) - msgh;
+    return body_results(L, status, msgh);
 }
 
 static int l_span(lua_State *L)
 {
     size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
-    int fix = lua_istable(L, 2) ? 3 : 2;
-    luaL_checktype(L, fix, LUA_TFUNCTION);
+    const char *name;
+    int fix = check_body_args(L, &name, &len);
     int nargs = lua_gettop(L);
     co_state *cs = costate(L);
     uint32_t parent;
@@ -705,17 +719,14 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     cs->explicit_trace = saved.explicit_trace;
     cs->propagating = 0;
     finish_trace(t);
-    if (status != LUA_OK && status != LUA_YIELD)
-        return lua_error(L);
-    return lua_gettop(L) - msgh;
+    return body_results(L, status, msgh);
 }
 
 static int l_trace(lua_State *L)
 {
     size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
-    int fix = lua_istable(L, 2) ? 3 : 2;
-    luaL_checktype(L, fix, LUA_TFUNCTION);
+    const char *name;
+    int fix = check_body_args(L, &name, &len);
     co_state *cs = costate(L);
     if (trace_alive(cs) && (cs->explicit_trace || cs->top != 0))
         return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "

@@ -219,10 +219,12 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     if (fresh && exec(s, "PRAGMA page_size=8192;", err, errlen))
         goto fail;
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;", err, errlen))
+                "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;", err, errlen) ||
+        (fresh && create_schema(s, err, errlen))) {
+        snprintf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
+                 sqlite3_errmsg(s->db));
         goto fail;
-    if (fresh && create_schema(s, err, errlen))
-        goto fail;
+    }
     if (sqlite3_prepare_v2(s->db, INS_TRACE, -1, &s->ins_trace, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, INS_SPAN, -1, &s->ins_span, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, INS_EVENT, -1, &s->ins_event, NULL) != SQLITE_OK) {
