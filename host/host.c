@@ -125,6 +125,7 @@ void ms_host_shutdown(void)
     ms_host *h = &ms_the_host;
     ms_tracer_close(h->tracer);
     h->tracer = NULL;
+    ms_http_shutdown();
     ms_prices_free(h->prices);
     h->prices = NULL;
     free((char *)h->run_name);

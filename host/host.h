@@ -50,6 +50,13 @@ void ms_host_run_failed(lua_State *L, int errix);
  * that it reaches the store, e.g. before exit. */
 void ms_host_end_open_traces(void);
 
+/* --- http.c: moonspan.http, the libcurl transport ------------------------ */
+
+/* Registers moonspan.http (start/poll/wait and transfer handles). */
+void ms_open_http(lua_State *L);
+/* Frees the process-wide curl multi handle (after lua_close). */
+void ms_http_shutdown(void);
+
 /* --- runtime.c ----------------------------------------------------------- */
 
 /* A new Lua state with the standard libraries, the embedded scripts/

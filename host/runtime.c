@@ -125,6 +125,7 @@ static int init_state(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_setglobal(L, "moonspan");
     ms_open_trace(L);
+    ms_open_http(L);
     lua_getglobal(L, "os");
     lua_pushcfunction(L, l_exit);
     lua_setfield(L, -2, "exit");

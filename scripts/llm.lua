@@ -9,8 +9,15 @@
 
 local llm = {}
 
--- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s cap.
-llm.defaults = {retries = 2, backoff_ms = 500, max_backoff_ms = 8000}
+local sched = require "moonspan.sched"
+
+-- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
+-- cap; a server's retry-after is honoured up to 60 s. Change them here for
+-- every call, or per call with the same names.
+llm.defaults = {
+  retries = 2, backoff_ms = 500, max_backoff_ms = 8000, max_retry_after_ms = 60000,
+  connect_timeout_ms = 10000, timeout_ms = 600000,
+}
 
 -- Statuses worth retrying: timeouts, conflicts, rate limits, server errors
 -- (529 is Anthropic's "overloaded"). 400/401/403/404/422 never are.
@@ -59,13 +66,14 @@ local function request_text(req)
 end
 
 local adapters = {}
+local PROVIDERS = "mock, anthropic, openai, ollama"
 
 local function adapter_for(name)
   if adapters[name] then return adapters[name] end
   local ok, mod = pcall(require, "moonspan.providers." .. name)
   if not ok then
-    if tostring(mod):find("not found", 1, true) then
-      error(string.format("llm.call: unknown provider '%s'; available: mock", name), 4)
+    if tostring(mod):find("module 'moonspan.providers." .. name .. "' not found", 1, true) then
+      error(string.format("llm.call: unknown provider '%s'; available: %s", name, PROVIDERS), 4)
     end
     error(mod, 0)
   end
@@ -73,17 +81,38 @@ local function adapter_for(name)
   return mod
 end
 
--- provider= on the call, else MOONSPAN_PROVIDER, else the model name.
+-- provider= on the call, else the model name, else $MOONSPAN_PROVIDER.
 local function choose_provider(req)
   if req.provider then return req.provider end
+  local m = req.model
+  if m == "mock" or m:match("^mock[-:]") then return "mock" end
+  if m:match("^claude%-") then return "anthropic" end
+  if m:match("^gpt%-") or m:match("^o%d") or m:match("^chatgpt%-") then return "openai" end
+  if m:match("^[%w._/-]+:[%w._-]+$") then return "ollama" end
   local env = os.getenv("MOONSPAN_PROVIDER")
   if env and env ~= "" then return env end
-  if req.model == "mock" or req.model:match("^mock[-:]") then return "mock" end
-  if req.model:match("^claude%-") then return "anthropic" end
-  if req.model:match("^gpt%-") or req.model:match("^o%d") then return "openai" end
-  if req.model:match("^[%w._-]+:[%w._-]+$") then return "ollama" end
-  error(string.format("llm.call: cannot tell the provider of model '%s'; pass provider = \"...\" "
-    .. "or set MOONSPAN_PROVIDER", req.model), 3)
+  error(string.format("llm.call: cannot tell the provider of model '%s' from its name; pass "
+    .. "provider = \"...\" (%s) or set MOONSPAN_PROVIDER", m, PROVIDERS), 3)
+end
+
+-- Where an HTTP adapter sends, and with which key: the call's base_url /
+-- api_key, else the provider's environment variables. A missing key is an
+-- error before anything is sent; the key itself never appears in one.
+local function endpoint(adapter, req)
+  local env = adapter.env or {}
+  local base = req.base_url or (env.base and os.getenv(env.base)) or env.default_base
+  if base == "" then base = env.default_base end
+  if adapter.name == "ollama" and base and not base:match("^https?://") then
+    base = "http://" .. base -- OLLAMA_HOST is often host:port
+  end
+  base = base and base:gsub("/+$", "")
+  local key = req.api_key
+  if key == nil and env.key then key = os.getenv(env.key) end
+  if adapter.needs_key and (key == nil or key == "") and req.api_key == nil then
+    error(string.format("llm.call: no API key for provider '%s': set %s, or pass api_key = ... "
+      .. "(api_key = \"\" for a server that needs none)", adapter.name, env.key or "its key"), 4)
+  end
+  return base, key
 end
 
 local function check(req)
@@ -112,7 +141,9 @@ end
 -- (within the cap), else exponential backoff with full jitter.
 local function wait_ms(req, attempt, err)
   local cap = req.max_backoff_ms or llm.defaults.max_backoff_ms
-  if err.retry_after_ms then return math.min(err.retry_after_ms, cap) end
+  if err.retry_after_ms then
+    return math.min(err.retry_after_ms, req.max_retry_after_ms or llm.defaults.max_retry_after_ms)
+  end
   local base = req.backoff_ms or llm.defaults.backoff_ms
   return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
 end
@@ -146,19 +177,74 @@ local function record_usage(s, req, provider, resp)
   }
 end
 
+-- Marks an on_token callback's own error so it is raised unchanged, not
+-- wrapped or retried.
+local USER_ABORT = setmetatable({}, {__name = "moonspan.llm.user_abort"})
+
+-- One attempt against an HTTP provider: build the request, send it (the
+-- scheduler yields here inside parallel/llm.map), parse the response or
+-- the stream. Raises error tables for the retry loop to judge.
+local function http_send(adapter, req, base, key, s, t0)
+  local stream = req.stream or req.on_token ~= nil
+  local built = adapter.build(req, {base = base, key = key, stream = stream})
+  built.headers = built.headers or {}
+  built.headers.traceparent = moonspan.traceparent()
+  built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
+  built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
+  local parser, ttft, user_err
+  if stream then
+    parser = adapter.stream(function(piece)
+      ttft = ttft or (moonspan.now_ms() - t0)
+      if req.on_token then
+        local ok, e = pcall(req.on_token, piece)
+        if not ok then user_err = e; error(USER_ABORT, 0) end
+      end
+    end)
+    built.on_chunk = function(chunk) parser:feed(chunk) end
+  end
+  local ok, res = pcall(sched.http, built)
+  if not ok then
+    if user_err ~= nil then error({user_error = user_err}, 0) end
+    local err = type(res) == "table" and res or {type = "client_error", message = tostring(res)}
+    if parser and parser.text and parser.text ~= "" then
+      -- tokens already reached the caller: keep them, and do not retry
+      s:set("llm.partial_text", parser.text)
+      err.partial_text = parser.text
+      err.retryable = false
+    end
+    error(err, 0)
+  end
+  if res.status >= 300 or not parser then
+    local resp = adapter.parse(res) -- raises the provider's error for a failed status
+    resp.ttft_ms = nil
+    return resp
+  end
+  local resp = parser:finish()
+  resp.ttft_ms = ttft
+  return resp
+end
+
 function llm.call(req)
   local retries = check(req)
   local provider = choose_provider(req)
   local adapter = adapter_for(provider)
+  local base, key
+  if adapter.build then base, key = endpoint(adapter, req) end
   return span("chat " .. req.model, function(s)
     s:set("gen_ai.operation.name", "chat")
     s:set("gen_ai.system", provider)
     s:set("gen_ai.request.model", req.model)
     if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
     if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
+    if base then s:set("server.address", (base:match("^%a+://([^/]+)") or base)) end
     local t0 = moonspan.now_ms()
     for attempt = 1, retries + 1 do
-      local ok, resp = pcall(adapter.send, req, attempt)
+      local ok, resp
+      if adapter.build then
+        ok, resp = pcall(http_send, adapter, req, base, key, s, t0)
+      else
+        ok, resp = pcall(adapter.send, req, attempt)
+      end
       if ok then
         resp.cost_usd = record_usage(s, req, provider, resp)
         if attempt > 1 then s:add_retries(attempt - 1, true) end
@@ -168,6 +254,10 @@ function llm.call(req)
         resp.model = resp.model or req.model
         if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
         return resp
+      end
+      if type(resp) == "table" and resp.user_error ~= nil then
+        s:record_llm{provider = provider, model = req.model}
+        error(resp.user_error, 0) -- the on_token callback's own error, unchanged
       end
       local err = normalise_error(resp, provider)
       local last = attempt > retries or not err.retryable
@@ -179,9 +269,44 @@ function llm.call(req)
         if attempt > 1 then s:add_retries(attempt - 1, false) end
         error(err, 0)
       end
-      moonspan.sleep_ms(wait)
+      sched.sleep(wait)
     end
   end)
+end
+
+-- llm.map(requests, {concurrency = N}) — runs llm.call for every request,
+-- at most N at a time (default 8), concurrently on one thread. Returns the
+-- responses in request order and, when any call failed, a table of errors
+-- by index (that response is then nil).
+function llm.map(requests, opts)
+  if type(requests) ~= "table" then
+    error("llm.map: expected a list of llm.call requests", 2)
+  end
+  opts = opts or {}
+  local n = opts.concurrency or 8
+  if math.type(n) ~= "integer" or n < 1 then
+    error("llm.map: concurrency must be an integer >= 1, got " .. tostring(opts.concurrency), 2)
+  end
+  local responses, errors, next_i = {}, nil, 1
+  local function worker()
+    while next_i <= #requests do
+      local i = next_i
+      next_i = next_i + 1
+      local ok, resp = pcall(llm.call, requests[i])
+      if ok then
+        responses[i] = resp
+      else
+        errors = errors or {}
+        errors[i] = resp
+      end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(n, #requests) do workers[w] = worker end
+  for _, r in ipairs(sched.run(workers)) do
+    if not r[1] then error(r[2], 0) end -- a bug in the worker itself, not a call's error
+  end
+  return responses, errors
 end
 
 return llm

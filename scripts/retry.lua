@@ -8,6 +8,8 @@
 -- max_backoff_ms (cap, default 10000), retry_if = function(err) -> bool
 -- (default: retry every error). fn receives the attempt number.
 
+local sched = require "moonspan.sched"
+
 local function describe(err)
   if type(err) == "table" then
     return tostring(err.message or err.type or err)
@@ -65,7 +67,7 @@ local function retry(opts)
     if span then
       span:event("retry", {attempt = attempt, error = describe(err), wait_ms = wait})
     end
-    moonspan.sleep_ms(wait)
+    sched.sleep(wait)
   end
 end
 

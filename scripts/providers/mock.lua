@@ -9,6 +9,7 @@
 -- }}
 
 local llm = require "moonspan.llm"
+local sched = require "moonspan.sched"
 
 local mock = {}
 
@@ -34,7 +35,7 @@ function mock.send(req, attempt)
   if type(opts) ~= "table" then
     error("llm.call: mock options must be a table, e.g. mock = {reply = \"hi\", latency_ms = 50}", 0)
   end
-  if opts.latency_ms then moonspan.sleep_ms(opts.latency_ms) end
+  if opts.latency_ms then sched.sleep(opts.latency_ms) end
   local fail = opts.fail
   if fail and attempt <= (fail.times or 1) then
     local status = fail.status or 500
