@@ -94,6 +94,7 @@ size_t ms_host_finish(void)
     h->finished = 1;
     ms_host_end_open_traces();
     size_t failed = ms_tracer_flush(h->tracer);
+    fflush(stdout); /* the script's output first, then the timeline */
     if (!h->quiet && h->traces_ended) {
         ms_buf b = {0};
         size_t shown = 0;

@@ -2,12 +2,15 @@
 -- failures, usage reported the way real providers report it.
 --
 -- llm.call{model = "mock", messages = ..., mock = {
---   reply = "text" | function(request) -> text,   -- default: echo of the last user message
+--   reply = "text" | function(request) -> text or {text =, tool_calls =},
+--                                                 -- default: echo of the last user message
+--   tool_calls = {{name = "calc", arguments = {expr = "2+2"}}}, -- ask for tool calls
 --   latency_ms = 120,                             -- simulated time per attempt
 --   fail = {status = 429, times = 2, message = "..."}, -- first `times` attempts fail
 --   usage = false,                                -- omit usage (tokens get estimated)
 -- }}
 
+local cjson = require "cjson"
 local llm = require "moonspan.llm"
 local sched = require "moonspan.sched"
 
@@ -45,8 +48,22 @@ function mock.send(req, attempt)
   end
   local reply = opts.reply
   if type(reply) == "function" then reply = reply(req) end
+  local tool_calls = opts.tool_calls
+  if type(reply) == "table" then
+    tool_calls = reply.tool_calls
+    reply = reply.text or ""
+  end
   reply = reply or last_user_message(req)
   local resp = {text = tostring(reply), model = req.model, finish_reason = "stop"}
+  if tool_calls and #tool_calls > 0 then
+    resp.tool_calls = {}
+    for i, c in ipairs(tool_calls) do
+      local args = c.arguments or {}
+      resp.tool_calls[i] = {id = c.id or string.format("call_mock_%d", i), name = c.name,
+                            arguments = args, arguments_json = cjson.encode(args)}
+    end
+    resp.finish_reason = "tool_calls"
+  end
   if opts.usage ~= false then
     local input = count_tokens(req.system or "")
     for _, m in ipairs(req.messages) do
