@@ -184,22 +184,24 @@ local USER_ABORT = setmetatable({}, {__name = "moonspan.llm.user_abort"})
 -- One attempt against an HTTP provider: build the request, send it (the
 -- scheduler yields here inside parallel/llm.map), parse the response or
 -- the stream. Raises error tables for the retry loop to judge.
-local function http_send(adapter, req, base, key, s, t0)
+local function http_send(adapter, req, base, key, s)
+  local start = moonspan.now_ms()
   local stream = req.stream or req.on_token ~= nil
   local built = adapter.build(req, {base = base, key = key, stream = stream})
   built.headers = built.headers or {}
+  for k, v in pairs(req.headers or {}) do built.headers[k] = v end -- e.g. for a gateway
   built.headers.traceparent = moonspan.traceparent()
   built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
   built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
   local parser, ttft, user_err
   if stream then
     parser = adapter.stream(function(piece)
-      ttft = ttft or (moonspan.now_ms() - t0)
+      ttft = ttft or (moonspan.now_ms() - start)
       if req.on_token then
         local ok, e = pcall(req.on_token, piece)
         if not ok then user_err = e; error(USER_ABORT, 0) end
       end
-    end)
+    end, {key = key})
     built.on_chunk = function(chunk) parser:feed(chunk) end
   end
   local ok, res = pcall(sched.http, built)
@@ -215,7 +217,7 @@ local function http_send(adapter, req, base, key, s, t0)
     error(err, 0)
   end
   if res.status >= 300 or not parser then
-    local resp = adapter.parse(res) -- raises the provider's error for a failed status
+    local resp = adapter.parse(res, {key = key}) -- raises the provider's error for a failed status
     resp.ttft_ms = nil
     return resp
   end
@@ -241,7 +243,7 @@ function llm.call(req)
     for attempt = 1, retries + 1 do
       local ok, resp
       if adapter.build then
-        ok, resp = pcall(http_send, adapter, req, base, key, s, t0)
+        ok, resp = pcall(http_send, adapter, req, base, key, s)
       else
         ok, resp = pcall(adapter.send, req, attempt)
       end

@@ -1,0 +1,520 @@
+-- Stream framing and the small helpers the three HTTP adapters share
+-- (anthropic.lua, openai.lua, ollama.lua). Not a provider itself.
+--
+-- Framing:  sse(on_event) and ndjson(on_line) return framers with
+--           :feed(bytes) (chunks split anywhere, even mid-line or mid-UTF-8)
+--           and :finish() (end of body). Complete events/lines only are
+--           passed on; what is left at the end is reported to finish's caller.
+-- JSON:     decode (never raises), encode (with raw() fragments kept byte
+--           for byte), int (JSON number -> Lua integer), ints (deep).
+-- Errors:   the error tables every adapter raises, retry-after parsing,
+--           key redaction.
+-- Requests: base URL joining, stop lists, tool schemas, `extra` merging.
+--
+-- Pure Lua, no I/O.
+local cjson = require "cjson"
+
+local S = {}
+
+S.null = cjson.null
+
+--------------------------------------------------------------------------
+-- framing
+--------------------------------------------------------------------------
+
+-- Splits buffered bytes into complete lines (LF, CRLF or a lone CR, as the
+-- SSE spec allows). A CR at the very end of the buffer waits for the next
+-- chunk, which may start with its LF. Returns the lines and the rest.
+local function split_lines(buf, final)
+  local lines, pos, n = {}, 1, #buf
+  while pos <= n do
+    local i = buf:find("[\r\n]", pos)
+    if not i then break end
+    if buf:byte(i) == 10 then -- LF
+      lines[#lines + 1] = buf:sub(pos, i - 1)
+      pos = i + 1
+    elseif i < n then -- CR followed by something
+      lines[#lines + 1] = buf:sub(pos, i - 1)
+      pos = (buf:byte(i + 1) == 10) and i + 2 or i + 1
+    elseif final then -- CR as the last byte of the body
+      lines[#lines + 1] = buf:sub(pos, i - 1)
+      pos = i + 1
+    else
+      break -- lone CR at the end: wait for the next chunk
+    end
+  end
+  return lines, buf:sub(pos)
+end
+
+-- Server-sent events (https://html.spec.whatwg.org/#event-stream-interpretation).
+-- on_event(name, data) for every event that has data; name defaults to
+-- "message"; multiple data lines are joined with "\n"; comments dropped.
+-- finish() passes on a last event that lacks its blank line when its data
+-- is whole, else returns those bytes (a stream cut mid-event).
+function S.sse(on_event)
+  local f = {buf = "", event = nil, data = nil, seen = 0}
+  local function dispatch()
+    if f.data then
+      f.seen = f.seen + 1
+      local name, data = f.event or "message", f.data
+      f.event, f.data = nil, nil
+      on_event(name, data)
+    else
+      f.event = nil
+    end
+  end
+  local function line(l)
+    if l == "" then return dispatch() end
+    if l:byte(1) == 58 then return end -- ":" comment (keep-alive)
+    local field, value = l:match("^([^:]*):(.*)$")
+    if not field then field, value = l, "" end
+    if value:byte(1) == 32 then value = value:sub(2) end
+    if field == "data" then
+      f.data = f.data and (f.data .. "\n" .. value) or value
+    elseif field == "event" then
+      f.event = value
+    end -- id, retry: not used by LLM providers
+  end
+  function f:feed(chunk)
+    if chunk == nil or chunk == "" then return end
+    if not chunk:find("[\r\n]") and self.buf:byte(-1) ~= 13 then -- no line ends yet
+      self.buf = self.buf .. chunk
+      return
+    end
+    local lines
+    lines, self.buf = split_lines(self.buf .. chunk, false)
+    for _, l in ipairs(lines) do line(l) end
+  end
+  function f:finish()
+    local lines, rest = split_lines(self.buf, true)
+    self.buf = ""
+    for _, l in ipairs(lines) do line(l) end
+    if rest ~= "" then line(rest) end
+    -- an event the body ended in without its blank line: passed on when
+    -- it is whole (JSON or [DONE]), else it is what a cut stream left
+    local pending = self.data
+    if pending and (pending:match("^%s*%[DONE%]%s*$") or S.decode(pending) ~= nil) then
+      dispatch()
+      return nil
+    end
+    self.event, self.data = nil, nil
+    return pending
+  end
+  return f
+end
+
+-- Newline-delimited JSON: on_line(text) for every non-blank line (CR
+-- stripped). finish() passes on a last line that had no newline.
+function S.ndjson(on_line)
+  local f = {buf = "", seen = 0}
+  local function line(l)
+    if l:find("%S") then
+      f.seen = f.seen + 1
+      on_line(l)
+    end
+  end
+  function f:feed(chunk)
+    if chunk == nil or chunk == "" then return end
+    if not chunk:find("[\r\n]") and self.buf:byte(-1) ~= 13 then -- no line ends yet
+      self.buf = self.buf .. chunk
+      return
+    end
+    local lines
+    lines, self.buf = split_lines(self.buf .. chunk, false)
+    for _, l in ipairs(lines) do line(l) end
+  end
+  function f:finish()
+    local lines, rest = split_lines(self.buf, true)
+    self.buf = ""
+    for _, l in ipairs(lines) do line(l) end
+    line(rest)
+  end
+  return f
+end
+
+-- Text received so far, kept as pieces (concatenating on every delta is
+-- quadratic); p.text reads the concatenation.
+function S.text_buffer(p)
+  local pieces, cached = {}, nil
+  setmetatable(p, {__index = function(_, k)
+    if k == "text" then
+      cached = cached or table.concat(pieces)
+      return cached
+    end
+  end})
+  return function(piece)
+    pieces[#pieces + 1] = piece
+    cached = nil
+  end
+end
+
+--------------------------------------------------------------------------
+-- JSON
+--------------------------------------------------------------------------
+
+-- Decodes without raising: value or nil, message.
+function S.decode(s)
+  if type(s) ~= "string" then return nil, "no body" end
+  local ok, v = pcall(cjson.decode, s)
+  if not ok then return nil, tostring(v) end
+  return v
+end
+
+-- nil for JSON null (and for nil).
+function S.val(v)
+  if v == cjson.null then return nil end
+  return v
+end
+
+-- A JSON number as a Lua integer (lua-cjson decodes every number as a
+-- float); nil for null / absent / not a number.
+function S.int(v)
+  if type(v) ~= "number" then return nil end
+  return math.tointeger(v) or v
+end
+
+-- Deep copy turning integral floats into integers (tool arguments read
+-- better as {count = 3} than {count = 3.0}). null stays cjson.null.
+function S.ints(v)
+  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = S.ints(x) end
+  return t
+end
+
+local RAW = {}
+
+-- A JSON fragment to embed as is (its text must be valid JSON). lua-cjson
+-- cannot tell an empty array from an empty object, so anything that came
+-- in as JSON (tool arguments, a schema given as a string) goes back out
+-- byte for byte instead of through a Lua table.
+function S.raw(json)
+  return setmetatable({json = json}, RAW)
+end
+
+function S.is_raw(v)
+  return type(v) == "table" and getmetatable(v) == RAW
+end
+
+-- Encodes v; raw() fragments are spliced in unchanged.
+function S.encode(v)
+  local raws = {}
+  local nonce = tostring(math.random(1, 0x7fffffff))
+  local function walk(x)
+    if type(x) ~= "table" then return x end
+    if getmetatable(x) == RAW then
+      raws[#raws + 1] = x.json
+      return "\1raw" .. nonce .. ":" .. #raws .. "\1"
+    end
+    local t = {}
+    for k, y in pairs(x) do t[k] = walk(y) end
+    return t
+  end
+  local out = cjson.encode(walk(v))
+  if #raws == 0 then return out end
+  return (out:gsub('"\\u0001raw' .. nonce .. ':(%d+)\\u0001"', function(i)
+    return raws[tonumber(i)]
+  end))
+end
+
+-- A list of tool calls from a provider, checked: arguments decoded from
+-- arguments_json (nil and arguments_error when the model produced JSON
+-- that does not parse).
+function S.tool_call(id, name, arguments_json, arguments)
+  local call = {id = id, name = name, arguments_json = arguments_json}
+  if arguments ~= nil then
+    call.arguments = S.ints(arguments)
+  else
+    local src = arguments_json
+    if src == nil or src:match("^%s*$") then src = "{}" end
+    local v, err = S.decode(src)
+    if v == nil then
+      call.arguments_error = "tool arguments are not valid JSON: " .. tostring(err)
+    else
+      call.arguments = S.ints(v)
+    end
+  end
+  if call.arguments_json == nil then
+    call.arguments_json = cjson.encode(arguments or {})
+  end
+  return call
+end
+
+-- The arguments of a normalised tool call as JSON text (the raw text when
+-- we have it), and as a value to embed in a request body.
+function S.arguments_json(call)
+  if type(call.arguments_json) == "string" and S.decode(call.arguments_json) ~= nil then
+    return call.arguments_json
+  end
+  if type(call.arguments) == "string" then -- already JSON text
+    return call.arguments
+  end
+  return cjson.encode(call.arguments or {})
+end
+
+function S.arguments_value(call)
+  return S.raw(S.arguments_json(call))
+end
+
+--------------------------------------------------------------------------
+-- errors
+--------------------------------------------------------------------------
+
+local STATUS_TYPES = {
+  [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
+  [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
+  [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
+  [529] = "overloaded_error",
+}
+
+-- 408, 409, 429 and every 5xx (529 included) are worth retrying.
+function S.retryable_status(status)
+  status = tonumber(status)
+  if not status then return false end
+  return status == 408 or status == 409 or status == 429 or (status >= 500 and status <= 599)
+end
+
+function S.status_type(status)
+  status = tonumber(status)
+  if not status then return "api_error" end
+  return STATUS_TYPES[status] or (status >= 500 and status <= 599 and "api_error") or "http_error"
+end
+
+-- Error types that come without an HTTP status (stream error events).
+local RETRYABLE_TYPES = {
+  overloaded_error = true, rate_limit_error = true, api_error = true, server_error = true,
+  timeout_error = true, internal_server_error = true, service_unavailable = true,
+  stream_truncated = true, rate_limit_exceeded = true, requests = true, tokens = true,
+}
+
+function S.retryable_type(t)
+  return RETRYABLE_TYPES[string.lower(tostring(t or ""))] == true
+end
+
+-- Milliseconds to wait from retry-after-ms (wins) or retry-after (seconds;
+-- an HTTP date is ignored). nil when neither is usable.
+function S.retry_after_ms(headers)
+  if type(headers) ~= "table" then return nil end
+  local function get(name)
+    local v = headers[name]
+    if v == nil then
+      for k, x in pairs(headers) do
+        if type(k) == "string" and k:lower() == name then v = x break end
+      end
+    end
+    if type(v) == "table" then v = v[1] end
+    return v ~= nil and tostring(v):match("^%s*(.-)%s*$") or nil
+  end
+  local ms = tonumber(get("retry-after-ms") or "")
+  if ms and ms >= 0 and ms == ms and ms < math.huge then return math.ceil(ms) end
+  local s = tonumber(get("retry-after") or "")
+  if s and s >= 0 and s == s and s < math.huge then return math.ceil(s * 1000) end
+  return nil
+end
+
+-- Removes anything that looks like an API key, and the exact key when the
+-- caller gave it to us, from text that ends up in an error message.
+function S.redact(msg, key)
+  if msg == nil then return nil end
+  msg = tostring(msg)
+  if type(key) == "string" and #key >= 4 then
+    local i = msg:find(key, 1, true)
+    while i do
+      msg = msg:sub(1, i - 1) .. "[redacted]" .. msg:sub(i + #key)
+      i = msg:find(key, i, true)
+    end
+  end
+  -- key-shaped words (sk-..., long enough to be a real key; a provider's
+  -- own masked form such as "sk-abc***1234" is left as it is)
+  msg = msg:gsub("sk%-[%w_%-]+", function(k)
+    if #k >= 20 then return "sk-[redacted]" end
+  end)
+  msg = msg:gsub("([Bb]earer%s+)[%w%._~%+/%-]+=*", "%1[redacted]")
+  return msg
+end
+
+local function snippet(body)
+  body = tostring(body or "")
+  body = body:gsub("%s+", " ")
+  if #body > 200 then body = body:sub(1, 200) .. "..." end
+  return body
+end
+S.snippet = snippet
+
+-- The error table raised by every adapter.
+--   fields: type, status, message, retryable (derived when nil), retry_after_ms, code
+function S.error(provider, fields, key)
+  local e = {
+    type = fields.type, status = fields.status, provider = provider,
+    message = S.redact(fields.message, key), code = fields.code,
+    retry_after_ms = fields.retry_after_ms,
+  }
+  if e.type == nil or e.type == "" then e.type = S.status_type(e.status) end
+  if fields.retryable ~= nil then
+    e.retryable = fields.retryable
+  elseif e.status and e.status ~= 200 then
+    e.retryable = S.retryable_status(e.status)
+  else
+    e.retryable = S.retryable_type(e.type)
+  end
+  if e.message == nil or e.message == "" then
+    e.message = e.status and ("HTTP " .. e.status) or e.type
+  end
+  return e
+end
+
+-- Raises the error for a non-2xx response. `found` is what the adapter
+-- read from the body: {type =, message =, code =} or nil when the body had
+-- no error object (an HTML page from a proxy, an empty body).
+function S.raise_http(provider, res, found, key)
+  local status = tonumber(res.status)
+  local f = found or {}
+  local msg = f.message
+  if msg == nil or msg == "" then
+    local body = snippet(res.body)
+    msg = "HTTP " .. tostring(status) .. (body ~= "" and (": " .. body) or "")
+  end
+  error(S.error(provider, {type = f.type, status = status, message = msg, code = f.code,
+                           retryable = S.retryable_status(status),
+                           retry_after_ms = S.retry_after_ms(res.headers)}, key), 0)
+end
+
+-- Raises malformed_response (a 2xx body that is not what we expected).
+function S.raise_malformed(provider, res, why, key)
+  error(S.error(provider, {type = "malformed_response", status = tonumber(res and res.status) or 200,
+                           retryable = false,
+                           message = (why or "response is not the expected JSON")
+                             .. (res and res.body and (": " .. snippet(res.body)) or "")}, key), 0)
+end
+
+-- Raises stream_truncated: the body ended before the provider's end marker.
+function S.raise_truncated(provider, what, key)
+  error(S.error(provider, {type = "stream_truncated", retryable = true,
+                           message = "stream ended before " .. what}, key), 0)
+end
+
+-- True for a 2xx (or unknown) status.
+function S.ok_status(status)
+  status = tonumber(status)
+  return status == nil or (status >= 200 and status < 300)
+end
+
+--------------------------------------------------------------------------
+-- requests
+--------------------------------------------------------------------------
+
+-- base without trailing slashes, followed by `path`; when base already ends
+-- with `prefix` (e.g. "/v1"), the prefix is not repeated.
+function S.join_url(base, prefix, path)
+  base = tostring(base):gsub("/+$", "")
+  if prefix and base:sub(-#prefix) == prefix then
+    base = base:sub(1, #base - #prefix)
+  end
+  return base .. (prefix or "") .. path
+end
+
+-- stop: a string or a list -> a non-empty list, or nil.
+function S.stop_list(stop)
+  if stop == nil then return nil end
+  if type(stop) == "string" then return {stop} end
+  if type(stop) == "table" and #stop > 0 then
+    local t = {}
+    for i, s in ipairs(stop) do t[i] = s end
+    return t
+  end
+  return nil
+end
+
+-- Keys of a JSON schema that must be arrays; an empty Lua table would be
+-- encoded as {} and rejected, so an empty one is dropped (for `required`
+-- that means the same thing).
+local SCHEMA_ARRAYS = {required = true, enum = true, anyOf = true, oneOf = true, allOf = true,
+                       prefixItems = true, examples = true}
+
+local function clean_schema(v)
+  if type(v) ~= "table" or S.is_raw(v) then return v end
+  local t = {}
+  for k, x in pairs(v) do
+    if SCHEMA_ARRAYS[k] and type(x) == "table" and next(x) == nil then
+      -- dropped: see above
+    else
+      t[k] = clean_schema(x)
+    end
+  end
+  return t
+end
+
+-- A tool's parameters as a JSON schema value: a table (cleaned), JSON text
+-- (embedded as is), or the empty object schema when absent.
+function S.schema(params)
+  -- (lua-cjson encodes an empty table as {}, which is what properties needs)
+  if params == nil then return {type = "object", properties = {}} end
+  if type(params) == "string" then
+    if S.decode(params) == nil then
+      error("llm.call: tool parameters given as a string must be a JSON schema", 0)
+    end
+    return S.raw(params)
+  end
+  if type(params) ~= "table" then
+    error("llm.call: tool parameters must be a JSON schema table", 0)
+  end
+  return clean_schema(params)
+end
+
+-- Checks req.tools: a list of {name =, description =, parameters =}.
+function S.check_tools(tools)
+  if tools == nil then return nil end
+  if type(tools) ~= "table" then
+    error("llm.call: tools must be a list of {name =, description =, parameters =}", 0)
+  end
+  if #tools == 0 then return nil end
+  for i, t in ipairs(tools) do
+    if type(t) ~= "table" or type(t.name) ~= "string" or t.name == "" then
+      error(string.format("llm.call: tools[%d] needs a name (a string)", i), 0)
+    end
+  end
+  return tools
+end
+
+local function is_list(t)
+  return type(t) == "table" and (#t > 0 or next(t) == nil)
+end
+
+-- Merges req.extra into body: extra wins; two objects under the same key
+-- (e.g. Ollama's options) are merged one level deep.
+function S.merge(body, extra)
+  if extra == nil then return body end
+  if type(extra) ~= "table" then error("llm.call: extra must be a table merged into the request body", 0) end
+  for k, v in pairs(extra) do
+    local cur = body[k]
+    if type(cur) == "table" and type(v) == "table" and not is_list(cur) and not is_list(v)
+       and not S.is_raw(cur) and not S.is_raw(v) then
+      for k2, v2 in pairs(v) do cur[k2] = v2 end
+    else
+      body[k] = v
+    end
+  end
+  return body
+end
+
+-- Request headers: content-type, then the adapter's, then opts.headers and
+-- opts.traceparent from the caller.
+function S.headers(opts, own)
+  local h = {["content-type"] = "application/json"}
+  for k, v in pairs(own or {}) do h[k] = v end
+  if type(opts.headers) == "table" then
+    for k, v in pairs(opts.headers) do h[tostring(k):lower()] = v end
+  end
+  if opts.traceparent then h.traceparent = opts.traceparent end
+  return h
+end
+
+-- The key to send: nil when absent or "" (local servers).
+function S.key(opts)
+  local k = opts and opts.key
+  if type(k) ~= "string" or k == "" then return nil end
+  return k
+end
+
+return S
