@@ -88,7 +88,7 @@ demo: deps
 	$(BIN) --db $(BUILD)/demo.db run examples/research_agent.lua
 	$(BIN) --db $(BUILD)/demo.db report
 
-test: $(BIN) $(TESTS)
+test: $(BIN) $(TESTS) $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/run.sh
 
 check:
@@ -99,6 +99,11 @@ check:
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libmoonspan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+# Loopback fake of the LLM providers used by the specs (tests/fake_llm/README.md).
+$(BUILD)/fake_llm: tests/fake_llm/fake_llm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd) -pthread
 
 bench: $(BIN) $(BUILD)/bench/bench_store
 	@BUILD=$(BUILD) sh tests/bench/run.sh
