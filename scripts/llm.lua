@@ -153,6 +153,7 @@ local function normalise_error(err, provider)
     return llm.error{type = "client_error", message = tostring(err), provider = provider, retryable = false}
   end
   err.provider = err.provider or provider
+  if err.status then err.status = math.tointeger(err.status) or err.status end
   if err.retryable == nil then
     err.retryable = err.status ~= nil and llm.retryable_status(err.status) or false
   end

@@ -94,12 +94,12 @@ function H.moonspan(args, opts)
   local parts = {}
   if opts.cwd then parts[#parts + 1] = "cd " .. q(opts.cwd) .. " &&" end
   parts[#parts + 1] = "env"
+  -- env takes its -u options before any NAME=VALUE
   for k, v in pairs(opts.env or {}) do
-    if v == false then
-      parts[#parts + 1] = "-u " .. k
-    else
-      parts[#parts + 1] = k .. "=" .. q(v)
-    end
+    if v == false then parts[#parts + 1] = "-u " .. k end
+  end
+  for k, v in pairs(opts.env or {}) do
+    if v ~= false then parts[#parts + 1] = k .. "=" .. q(v) end
   end
   parts[#parts + 1] = q(opts.bin or H.bin)
   if opts.db then parts[#parts + 1] = "--db " .. q(opts.db) end
