@@ -105,7 +105,7 @@ $(BUILD)/fake_llm: tests/fake_llm/fake_llm.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd) -pthread
 
-bench: $(BIN) $(BUILD)/bench/bench_store
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 install: $(BIN)

@@ -3,10 +3,13 @@
 #  1. ns per span() from Lua (empty body, persisted)
 #  2. spans/s sustained into SQLite by the telemetry core's writer
 #  3. `moonspan report` time over 1,000,000 stored spans
+#  4. llm.call against tests/fake_llm on loopback: host overhead per call,
+#     calls/s on one connection, llm.map at concurrency 1, 10, 50
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+fake_pid=
+trap 'rm -rf "$tmp"; [ -z "$fake_pid" ] || kill "$fake_pid" 2>/dev/null' EXIT
 
 now_ms() { date +%s%3N; }
 best_ms() { # best wall time of 3 runs of a command, in ms
@@ -44,3 +47,11 @@ ms=$(best_ms "$BIN" --db "$tmp/store.db" report --json)
 echo "moonspan report --json over 1,000,000 spans:          $ms ms (best of 3)"
 ms=$(best_ms "$BIN" --db "$tmp/store.db" report --since 7d)
 echo "moonspan report --since 7d (about 11,700 traces):      $ms ms (best of 3)"
+
+echo
+"$BUILD/fake_llm" --quiet --fixtures tests/fixtures >"$tmp/fake.port" &
+fake_pid=$!
+for _ in $(seq 100); do grep -q port= "$tmp/fake.port" 2>/dev/null && break; sleep 0.05; done
+port=$(sed -n 's/^port=//p' "$tmp/fake.port")
+[ -n "$port" ] || { echo "fake_llm did not start"; exit 1; }
+OPENAI_BASE_URL="http://127.0.0.1:$port" "$BIN" --db "$tmp/llm.db" run --quiet tests/bench/llm_cost.lua 2000 || exit 1
