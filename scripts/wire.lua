@@ -517,4 +517,15 @@ function S.key(opts)
   return k
 end
 
+-- Tools in the OpenAI "function" shape, which Ollama uses as well.
+function S.function_tools(tools)
+  if not S.check_tools(tools) then return nil end
+  local out = {}
+  for i, t in ipairs(tools) do
+    out[i] = {type = "function", ["function"] = {name = t.name, description = t.description,
+                                                 parameters = S.schema(t.parameters)}}
+  end
+  return out
+end
+
 return S

@@ -50,15 +50,7 @@ local function convert_messages(req)
   return out
 end
 
-local function convert_tools(tools)
-  if not S.check_tools(tools) then return nil end
-  local out = {}
-  for i, t in ipairs(tools) do
-    out[i] = {type = "function", ["function"] = {name = t.name, description = t.description,
-                                                 parameters = S.schema(t.parameters)}}
-  end
-  return out
-end
+local convert_tools = S.function_tools
 
 function A.build(req, opts)
   opts = opts or {}
