@@ -537,6 +537,9 @@ static int span_record_llm(lua_State *L)
     lua_getfield(L, 2, "estimated");
     u.estimated = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "replayed");
+    u.replayed = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     u.ttft_ns = -1;
     if (lua_getfield(L, 2, "ttft_ms") == LUA_TNUMBER)
         u.ttft_ns = (int64_t)(lua_tonumber(L, -1) * 1e6);
@@ -664,6 +667,42 @@ static int ctx_summary(lua_State *L)
     }
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     ms_buf_free(&b);
+    return 1;
+}
+
+/* ctx:totals() -> {duration_ms, input_tokens, output_tokens,
+ * cache_read_tokens, cache_write_tokens, cost_usd (nil when unknown),
+ * llm_calls, errors} — the trace so far, or as it ended. */
+static int ctx_totals(lua_State *L)
+{
+    trace_handle *h = check_ctx(L);
+    ms_trace *t = h->t;
+    ms_trace_totals tot;
+    ms_trace_totals_get(t, &tot);
+    int64_t end = t->spans[0].end ? t->spans[0].end : ms_mono_ns();
+    lua_createtable(L, 0, 8);
+    lua_pushnumber(L, (double)(end - t->spans[0].start) / 1e6);
+    lua_setfield(L, -2, "duration_ms");
+    lua_pushinteger(L, tot.tokens.input);
+    lua_setfield(L, -2, "input_tokens");
+    lua_pushinteger(L, tot.tokens.output);
+    lua_setfield(L, -2, "output_tokens");
+    lua_pushinteger(L, tot.tokens.cache_read);
+    lua_setfield(L, -2, "cache_read_tokens");
+    lua_pushinteger(L, tot.tokens.cache_write);
+    lua_setfield(L, -2, "cache_write_tokens");
+    if (!isnan(tot.cost_usd)) {
+        lua_pushnumber(L, tot.cost_usd);
+        lua_setfield(L, -2, "cost_usd");
+    }
+    lua_pushinteger(L, tot.llm_calls);
+    lua_setfield(L, -2, "llm_calls");
+    lua_pushnumber(L, tot.replayed_cost_usd);
+    lua_setfield(L, -2, "replayed_cost_usd");
+    lua_pushinteger(L, tot.replayed_calls);
+    lua_setfield(L, -2, "replayed_calls");
+    lua_pushinteger(L, tot.errors);
+    lua_setfield(L, -2, "errors");
     return 1;
 }
 
@@ -827,7 +866,7 @@ void ms_open_trace(lua_State *L)
         {"__index", ctx_index}, {"__gc", ctx_gc}, {"__tostring", ctx_tostring}, {NULL, NULL}};
     static const luaL_Reg ctx_methods[] = {
         {"set", ctx_set}, {"add_tokens", ctx_add_tokens}, {"add_error", ctx_add_error},
-        {"summary", ctx_summary}, {NULL, NULL}};
+        {"summary", ctx_summary}, {"totals", ctx_totals}, {NULL, NULL}};
     new_class(L, SPAN_MT, span_meta, span_methods);
     new_class(L, TRACE_MT, ctx_meta, ctx_methods);
 

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+struct lua_State;
+
 /* Exit codes: 0 ok, 1 the work failed (script error, failing tests),
  * 2 the command line was wrong. */
 #define MS_EXIT_USAGE 2
@@ -37,7 +39,13 @@ long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max);
 /* Parses "90s", "30m", "24h", "7d", "2w" into nanoseconds, or exits 2. */
 int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v);
 
+/* What a hosted command runs once the host is up; returns an exit status. */
+typedef int (*ms_body_fn)(struct lua_State *L, void *ud);
+int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
+                  ms_body_fn body, void *ud);
+
 int ms_cmd_run(ms_cli *c);
+int ms_cmd_eval(ms_cli *c);
 int ms_cmd_test(ms_cli *c);
 int ms_cmd_report(ms_cli *c);
 int ms_cmd_traces(ms_cli *c);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "cli.h"
 #include "host.h"
@@ -36,16 +37,14 @@ static const char TEST_HELP[] =
     "\n"
     "Exit status: 0 when every spec passed, 1 otherwise, 2 for bad usage.\n";
 
-/* Runs `body` (a script or busted) with the host started, then persists
- * everything and returns the exit status. */
-static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, int is_test)
+/* Starts the host (store, tracer, Lua), runs `body`, then persists
+ * everything and returns the exit status. `label` names the run in the
+ * runs table; ARGS for it start at argv[first_arg]. */
+int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
+                  ms_body_fn body, void *ud)
 {
     char err[1024];
-    if (!is_test && access(script, R_OK) != 0) {
-        fprintf(stderr, "moonspan run: cannot read script %s: %m; check the path\n", script);
-        return MS_EXIT_USAGE;
-    }
-    if (ms_host_start(c->db, c->prices, script, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
+    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
         fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
         return MS_EXIT_USAGE;
     }
@@ -56,11 +55,7 @@ static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, i
         return 1;
     }
     ms_runtime_handle_signals(L);
-    int rc;
-    if (is_test)
-        rc = ms_runtime_run_busted(L, c->argc, c->argv, first_arg);
-    else
-        rc = ms_runtime_run_file(L, script, c->argc, c->argv, first_arg);
+    int rc = body(L, ud);
     ms_host_end_open_traces();
     lua_close(L);
     size_t failed = ms_host_finish();
@@ -68,6 +63,24 @@ static int run_hosted(ms_cli *c, const char *script, int first_arg, int quiet, i
     if (ms_interrupted)
         return 128 + ms_interrupted;
     return rc ? rc : failed ? 1 : 0;
+}
+
+typedef struct script_args {
+    ms_cli *c;
+    const char *script;
+    int first_arg;
+} script_args;
+
+static int run_script_body(lua_State *L, void *ud)
+{
+    script_args *a = ud;
+    return ms_runtime_run_file(L, a->script, a->c->argc, a->c->argv, a->first_arg);
+}
+
+static int run_busted_body(lua_State *L, void *ud)
+{
+    script_args *a = ud;
+    return ms_runtime_run_busted(L, a->c->argc, a->c->argv, a->first_arg);
 }
 
 int ms_cmd_run(ms_cli *c)
@@ -91,7 +104,12 @@ int ms_cmd_run(ms_cli *c)
     if (c->i >= c->argc)
         ms_cli_usage_error(c, "missing SCRIPT, the Lua file to run");
     const char *script = c->argv[c->i];
-    return run_hosted(c, script, c->i + 1, quiet, 0);
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "moonspan run: cannot read script %s: %s; check the path\n", script, strerror(errno));
+        return MS_EXIT_USAGE;
+    }
+    script_args a = {c, script, c->i + 1};
+    return ms_run_hosted(c, script, c->i + 1, quiet, run_script_body, &a);
 }
 
 int ms_cmd_test(ms_cli *c)
@@ -108,5 +126,6 @@ int ms_cmd_test(ms_cli *c)
         c->argv[out++] = c->argv[c->i++];
     }
     c->argc = out;
-    return run_hosted(c, "moonspan-test", first, 1, 1);
+    script_args a = {c, NULL, first};
+    return ms_run_hosted(c, "moonspan-test", first, 1, run_busted_body, &a);
 }

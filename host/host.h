@@ -5,6 +5,7 @@
 #define MS_HOST_H
 
 #include <lua.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,16 @@ void ms_open_http(lua_State *L);
 /* Frees the process-wide curl multi handle (after lua_close). */
 void ms_http_shutdown(void);
 
+/* --- bind_eval.c: moonspan.eval_store, the eval tables ----------------- */
+
+/* Registers moonspan.eval_store on `db` (a read-write connection of the
+ * host's own, not the writer thread's) for the run `run_id`. */
+void ms_open_eval_store(lua_State *L, sqlite3 *db, int64_t run_id);
+/* Detaches moonspan.eval_store from its connection (before closing it). */
+void ms_close_eval_store(lua_State *L);
+/* Registers moonspan.sha256(s), used to key recorded LLM requests. */
+void ms_open_sha256(lua_State *L);
+
 /* --- runtime.c ----------------------------------------------------------- */
 
 /* A new Lua state with the standard libraries, the embedded scripts/
@@ -70,6 +81,10 @@ int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, i
 /* Runs busted with argv[first_arg..] as its command line. Returns 0 when
  * it finished without calling os.exit (all specs passed), else 1. */
 int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg);
+
+/* Calls require(module).main(opts), opts being the table on top of the
+ * stack (popped). Returns main's integer result, or 1 when it raised. */
+int ms_runtime_call_main(lua_State *L, const char *module);
 
 /* Flushes telemetry, prints the run's closing timeline (unless h->quiet) and
  * closes the tracer. Safe to call twice. Returns the number of traces that

@@ -14,6 +14,7 @@ static const char USAGE[] =
     "  report                 the production checklist over stored traces\n"
     "  traces                 the newest traces, one line each\n"
     "  show TRACE_ID          one trace as a tree of spans\n"
+    "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
     "  test [PATH...]         run busted specs inside the host\n"
     "\n"
     "Global options:\n"
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
         int (*fn)(ms_cli *);
     } verbs[] = {
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
-        {"show", ms_cmd_show}, {"test", ms_cmd_test},
+        {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
             return verbs[v].fn(&c);
         }
     }
-    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, report, traces, show, test "
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, show, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

@@ -19,6 +19,7 @@
 #include "embedded.h"
 #include "host.h"
 #include "ms_clock.h"
+#include "ms_percentile.h"
 
 volatile sig_atomic_t ms_interrupted;
 static lua_State *signal_L;
@@ -71,6 +72,93 @@ static int l_cost(lua_State *L)
     return 1;
 }
 
+/* moonspan.percentiles(values, qs) -> {p_q1, p_q2, ...}: exact, by linear
+ * interpolation between closest ranks (the report's definition). */
+static int l_percentiles(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = lua_rawlen(L, 1), nq = lua_rawlen(L, 2);
+    double *v = lua_newuserdatauv(L, (n + 2 * nq + 1) * sizeof *v, 0); /* freed by the GC */
+    double *qs = v + n, *out = qs + nq;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        int ok;
+        v[i] = lua_tonumberx(L, -1, &ok);
+        if (!ok || isnan(v[i]))
+            return luaL_error(L, "percentiles: values[%d] is not a number", (int)i + 1);
+        lua_pop(L, 1);
+    }
+    for (size_t i = 0; i < nq; i++) {
+        lua_rawgeti(L, 2, (lua_Integer)i + 1);
+        qs[i] = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    if (ms_percentiles(v, n, qs, nq, out) != 0)
+        return luaL_error(L, "percentiles: each q must be a number from 0 to 100");
+    lua_createtable(L, (int)nq, 0);
+    for (size_t i = 0; i < nq; i++) {
+        if (isnan(out[i]))
+            lua_pushnil(L);
+        else
+            lua_pushnumber(L, out[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* moonspan.isatty(fd): is that descriptor a terminal (progress bars). */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* moonspan.git_commit(): the commit checked out in the current folder, or
+ * nil outside a git work tree; read from .git directly, no subprocess. */
+static int l_git_commit(lua_State *L)
+{
+    char head[512], path[600];
+    FILE *f = fopen(".git/HEAD", "r");
+    if (!f || !fgets(head, sizeof head, f)) {
+        if (f)
+            fclose(f);
+        lua_pushnil(L);
+        return 1;
+    }
+    fclose(f);
+    head[strcspn(head, "\r\n")] = 0;
+    if (strncmp(head, "ref: ", 5) != 0) { /* detached: HEAD is the sha */
+        lua_pushstring(L, head);
+        return 1;
+    }
+    snprintf(path, sizeof path, ".git/%s", head + 5);
+    char sha[64] = "";
+    if ((f = fopen(path, "r"))) {
+        if (!fgets(sha, sizeof sha, f))
+            sha[0] = 0;
+        fclose(f);
+    } else if ((f = fopen(".git/packed-refs", "r"))) { /* ref packed away */
+        char line[700];
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\r\n")] = 0;
+            char *sp = strchr(line, ' ');
+            if (sp && strcmp(sp + 1, head + 5) == 0) {
+                *sp = 0;
+                snprintf(sha, sizeof sha, "%.63s", line);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    sha[strcspn(sha, "\r\n")] = 0;
+    if (sha[0])
+        lua_pushstring(L, sha);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 /* os.exit replacement: nothing recorded may be lost by leaving early. */
 static int l_exit(lua_State *L)
 {
@@ -119,13 +207,16 @@ static int init_state(lua_State *L)
     luaL_openlibs(L);
     install_preload(L);
     static const luaL_Reg host_fns[] = {
-        {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost}, {NULL, NULL}};
+        {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost},
+        {"percentiles", l_percentiles}, {"isatty", l_isatty}, {"git_commit", l_git_commit},
+        {NULL, NULL}};
     luaL_newlib(L, host_fns);
     lua_pushliteral(L, MOONSPAN_VERSION);
     lua_setfield(L, -2, "version");
     lua_setglobal(L, "moonspan");
     ms_open_trace(L);
     ms_open_http(L);
+    ms_open_sha256(L);
     lua_getglobal(L, "os");
     lua_pushcfunction(L, l_exit);
     lua_setfield(L, -2, "exit");
@@ -275,4 +366,30 @@ int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg)
         fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
     lua_settop(L, 0);
     return rc == LUA_OK ? 0 : 1;
+}
+
+/* Calls require(module).main(opts) with the table on top of the stack
+ * (popped), protected. Returns main's integer result (its exit status), or
+ * 1 when it raised (message and traceback on stderr). */
+int ms_runtime_call_main(lua_State *L, const char *module)
+{
+    int opts = lua_gettop(L);
+    lua_pushcfunction(L, msghandler);                 /* opts msgh */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    if (lua_pcall(L, 1, 1, opts + 1) != LUA_OK) {     /* opts msgh mod|err */
+        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        lua_settop(L, opts - 1);
+        return 1;
+    }
+    lua_getfield(L, -1, "main");                      /* opts msgh mod main */
+    lua_pushvalue(L, opts);
+    int rc = lua_pcall(L, 1, 1, opts + 1);            /* opts msgh mod status|err */
+    int status = 1;
+    if (rc != LUA_OK)
+        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+    else if (lua_isinteger(L, -1))
+        status = (int)lua_tointeger(L, -1);
+    lua_settop(L, opts - 1);
+    return status;
 }

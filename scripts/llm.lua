@@ -9,6 +9,7 @@
 
 local llm = {}
 
+local cjson = require "cjson"
 local sched = require "moonspan.sched"
 
 -- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
@@ -227,6 +228,87 @@ local function http_send(adapter, req, base, key, s)
   return resp
 end
 
+-- --- record and replay (moonspan eval --record / --replay) -------------
+--
+-- A request is keyed by the SHA-256 of its canonical JSON: the fields that
+-- decide the answer, object keys sorted, so the same request always hashes
+-- the same. llm.record_run / llm.replay_run are set by the eval runner.
+
+local function canonical(v, out)
+  local t = type(v)
+  if t == "table" then
+    if #v > 0 or next(v) == nil then
+      out[#out + 1] = "["
+      for i, x in ipairs(v) do
+        if i > 1 then out[#out + 1] = "," end
+        canonical(x, out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) == "string" and type(v[k]) ~= "function" then keys[#keys + 1] = k end
+      end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = cjson.encode(k) .. ":"
+        canonical(v[k], out)
+      end
+      out[#out + 1] = "}"
+    end
+  elseif t == "string" or t == "number" or t == "boolean" then
+    out[#out + 1] = cjson.encode(v)
+  else
+    out[#out + 1] = "null"
+  end
+  return out
+end
+
+local function request_key(provider, req)
+  local json = table.concat(canonical({
+    provider = provider, model = req.model, system = req.system, messages = req.messages,
+    max_tokens = req.max_tokens, temperature = req.temperature, tools = req.tools,
+    stop = req.stop, extra = req.extra, mock = req.mock,
+  }, {}))
+  return moonspan.sha256(json), json
+end
+
+-- file:line of the script code that called llm.call (not this library).
+local function call_site()
+  for level = 3, 30 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.currentline > 0 and not info.source:match("^@scripts/") then
+      return info.short_src .. ":" .. info.currentline
+    end
+  end
+  return "?"
+end
+
+local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings"}
+
+local function record(provider, req, resp)
+  local hash, json = request_key(provider, req)
+  local kept = {}
+  for _, k in ipairs(RECORDED_FIELDS) do kept[k] = resp[k] end
+  moonspan.eval_store.record(llm.record_run, hash, json, cjson.encode(kept), call_site())
+end
+
+local function replayed(provider, req)
+  local hash = request_key(provider, req)
+  local json = moonspan.eval_store.replay(llm.replay_run, hash)
+  if not json then
+    error(llm.error{type = "replay_miss", provider = provider, retryable = false, message = string.format(
+      "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
+      .. "was never made); run the suite again with --record", call_site(), llm.replay_run)}, 0)
+  end
+  local resp = cjson.decode(json)
+  resp.replayed = true
+  return resp
+end
+
 function llm.call(req)
   local retries = check(req)
   local provider = choose_provider(req)
@@ -241,6 +323,18 @@ function llm.call(req)
     if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
     if base then s:set("server.address", (base:match("^%a+://([^/]+)") or base)) end
     local t0 = moonspan.now_ms()
+    if llm.replay_run then
+      local resp = replayed(provider, req)
+      s:set("llm.replayed", true)
+      local u = resp.usage or {}
+      s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
+                   input_tokens = u.input_tokens, output_tokens = u.output_tokens,
+                   cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
+                   estimated = u.estimated, cost_usd = resp.cost_usd}
+      resp.retries, resp.provider = 0, provider
+      resp.latency_ms = moonspan.now_ms() - t0
+      return resp
+    end
     for attempt = 1, retries + 1 do
       local ok, resp
       if adapter.build then
@@ -256,6 +350,7 @@ function llm.call(req)
         resp.provider = provider
         resp.model = resp.model or req.model
         if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
+        if llm.record_run then record(provider, req, resp) end
         return resp
       end
       if type(resp) == "table" and resp.user_error ~= nil then

@@ -6,7 +6,11 @@
  * from span_events. Everything is grouped in C: a small hash map from a
  * step name to a growable array of durations, percentiles by selection
  * (ms_percentiles), so the whole report is two linear scans and no sort of
- * the spans. Output is built in an ms_buf and written with one fwrite. */
+ * the spans. Output is built in an ms_buf and written with one fwrite.
+ *
+ * The store may be of an older schema, opened read-only and so not
+ * upgraded (ms_store): what version 2 added (replayed calls, eval tables)
+ * is looked up first (schema_has) and read only when it is there. */
 #include "ms_report.h"
 
 #include "ms_buf.h"
@@ -251,6 +255,53 @@ static int end_read(sqlite3 *db, int own, char *err, size_t errlen)
     return 0;
 }
 
+/* Copies column `col` (text) into the arena; NO_STR when NULL. */
+static size_t arena_col(ms_buf *arena, sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    if (!s)
+        return NO_STR;
+    size_t off = arena->len;
+    ms_buf_add(arena, s, (size_t)sqlite3_column_bytes(st, col));
+    ms_buf_addc(arena, 0);
+    return off;
+}
+
+/* The string at `off` in the arena, or NULL for NO_STR. */
+static const char *arena_str(const ms_buf *arena, size_t off)
+{
+    return off == NO_STR || !arena->data ? NULL : arena->data + off;
+}
+
+/* A REAL column; NaN (null, "-") when NULL. */
+static double col_num(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+}
+
+/* Whether `table` exists and, when `column` is not NULL, has that column.
+ * Lets the readers work on a store of an older schema. Returns 1, 0, or
+ * -1 with err. */
+static int schema_has(sqlite3 *db, const char *table, const char *column,
+                      char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (prepare(db, column ? "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2"
+                           : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                &st, err, errlen))
+        return -1;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    if (column)
+        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+    int ret;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        ret = sqlite3_column_int64(st, 0) > 0;
+    else
+        ret = fail(err, errlen, "cannot read the schema: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ret;
+}
+
 /* --- string-keyed hash map ------------------------------------------- */
 
 /* Maps byte strings to dense indices 0..n-1 (the caller keeps per-key data
@@ -382,12 +433,27 @@ typedef struct trend_row {
     double cost;
 } trend_row;
 
+/* A failing case of an eval run; strings are offsets into report.ev_arena. */
+typedef struct eval_fail {
+    size_t case_id, reason, trace_id;
+    int64_t repeat;
+} eval_fail;
+
+/* The latest finished run of one suite. */
+typedef struct eval_sum {
+    int64_t id, start_ns, cases, passed;
+    double pass_rate, threshold, p50, p95, cost, replayed;
+    size_t suite, status;       /* offsets into report.ev_arena */
+    size_t fail0, nfail;        /* report.fails[fail0 .. fail0 + nfail) */
+} eval_sum;
+
 typedef struct report {
     int64_t requests;
     double lat[4];      /* p50, p95, p99, max in ms */
     int64_t first_start, last_start;
     int64_t in_tok, out_tok, cache_read, cache_write;
-    double cost_total;
+    double cost_total;  /* live spend: replayed calls excluded */
+    double cost_replayed; /* recorded cost of replayed calls (not spent) */
     int64_t priced_requests, unknown_cost_calls;
     int64_t error_requests, error_count;
 
@@ -406,6 +472,12 @@ typedef struct report {
     trend_row *trend;
     size_t ntrend, captrend;
     size_t trend_last;  /* index of the last period hit: traces come mostly in time order */
+
+    ms_buf ev_arena;
+    eval_sum *evals;
+    size_t nevals, capevals;
+    eval_fail *fails;
+    size_t nfails, capfails;
 } report;
 
 /* Frees everything a report owns (safe on a partly filled report). */
@@ -416,6 +488,9 @@ static void report_free(report *r)
     free(r->steps);
     free(r->errs);
     free(r->trend);
+    free(r->evals);
+    free(r->fails);
+    ms_buf_free(&r->ev_arena);
     strmap_free(&r->step_names);
     strmap_free(&r->err_keys);
 }
@@ -473,16 +548,22 @@ static void period_name(int64_t key, int by_month, char *out, size_t n)
 }
 
 /* Pass 1 over the filtered traces: request latency, tokens, cost, error
- * rate and the cost trend. Returns 0 or -1 with err. */
+ * rate and the cost trend. Cost is live spend: the trace's replayed part
+ * (traces.replayed_cost_usd, schema v2) is taken out of it and counted
+ * apart, so replays add nothing to the spend or its trend, and the spans
+ * need not be read for it. Returns 0 or -1 with err. */
 static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
                        char *err, size_t errlen)
 {
+    int replay_col = schema_has(db, "traces", "replayed_cost_usd", err, errlen);
+    if (replay_col < 0)
+        return -1;
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT t.start_ns, t.duration_ns, t.status = 'error', t.input_tokens,"
              " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
-             " t.cost_usd, t.unknown_cost_calls FROM traces t%s",
-             where_clause(o));
+             " t.cost_usd, t.unknown_cost_calls, %s FROM traces t%s",
+             replay_col ? "t.replayed_cost_usd" : "NULL", where_clause(o));
     sqlite3_stmt *st;
     if (prepare(db, sql, &st, err, errlen))
         return -1;
@@ -512,6 +593,13 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         int priced = sqlite3_column_type(st, 7) != SQLITE_NULL;
         double cost = priced ? sqlite3_column_double(st, 7) : 0;
         int64_t unknown = sqlite3_column_int64(st, 8);
+        if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+            /* a trace whose priced calls were all replayed sums the same
+             * values in the same order for both columns: exactly 0 left */
+            double replayed = sqlite3_column_double(st, 9);
+            cost -= replayed;
+            r->cost_replayed += replayed;
+        }
         r->cost_total += cost;
         r->priced_requests += priced;
         r->unknown_cost_calls += unknown;
@@ -695,6 +783,112 @@ done:
     return ret;
 }
 
+/* The evals section: the latest finished run of each suite (started at or
+ * after --since; --name is about trace names and does not apply), and its
+ * failing results with a reason each: the error when the case raised, else
+ * the first scorer that scored under 1, as "name: reason". Nothing when
+ * the store predates eval tables. Returns 0 or -1 with err. */
+static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
+                      char *err, size_t errlen)
+{
+    int has = schema_has(db, "eval_runs", NULL, err, errlen);
+    if (has <= 0)
+        return has;
+    if ((has = schema_has(db, "eval_results", NULL, err, errlen)) <= 0)
+        return has;
+    const char *since = o->since_ns ? " AND start_ns >= :since" : "";
+    char sql[1024];
+    /* the newest run of each suite by the (suite, start_ns) index; id
+     * breaks ties between runs started in the same nanosecond */
+    snprintf(sql, sizeof sql,
+             "SELECT e.id, e.suite, e.start_ns, e.cases, e.passed, e.pass_rate, e.threshold,"
+             " e.status, e.p50_ms, e.p95_ms, e.cost_usd, e.replayed_cost_usd"
+             " FROM eval_runs e WHERE e.id = (SELECT id FROM eval_runs WHERE suite = e.suite"
+             " AND status IN ('passed', 'failed')%s ORDER BY start_ns DESC, id DESC LIMIT 1)"
+             " ORDER BY e.suite",
+             since);
+    sqlite3_stmt *st;
+    if (prepare(db, sql, &st, err, errlen))
+        return -1;
+    int ret = -1, rc;
+    ms_buf *a = &r->ev_arena;
+    if (bind_filters(db, st, o, err, errlen))
+        goto done;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow_array((void **)&r->evals, &r->capevals, r->nevals, sizeof *r->evals))
+            goto oom;
+        eval_sum *e = &r->evals[r->nevals++];
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(st, 0);
+        e->suite = arena_col(a, st, 1);
+        e->start_ns = sqlite3_column_int64(st, 2);
+        e->cases = sqlite3_column_int64(st, 3);
+        e->passed = sqlite3_column_int64(st, 4);
+        e->pass_rate = col_num(st, 5);
+        e->threshold = col_num(st, 6);
+        e->status = arena_col(a, st, 7);
+        e->p50 = col_num(st, 8);
+        e->p95 = col_num(st, 9);
+        e->cost = col_num(st, 10);
+        e->replayed = col_num(st, 11);
+    }
+    if (rc != SQLITE_DONE) {
+        fail(err, errlen, "cannot read eval runs: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (r->nevals == 0) {
+        ret = 0;
+        goto done;
+    }
+
+    /* json_each over text that is not JSON raises; such scores give no reason */
+    if (prepare(db,
+                "SELECT r.case_id, r.repeat_index, r.trace_id, coalesce(r.error,"
+                " (SELECT coalesce(json_extract(j.value, '$.name'), 'scorer') || CASE"
+                "   WHEN json_extract(j.value, '$.reason') IS NOT NULL"
+                "   THEN ': ' || json_extract(j.value, '$.reason')"
+                "   ELSE ' scored ' || json_extract(j.value, '$.score') END"
+                "  FROM json_each(CASE WHEN json_valid(r.scores) AND json_type(r.scores) = 'array'"
+                "   THEN r.scores ELSE '[]' END) j"
+                "  WHERE json_type(j.value) = 'object' AND json_extract(j.value, '$.score') < 1"
+                "  ORDER BY j.key LIMIT 1))"
+                " FROM eval_results r WHERE r.eval_run = ?1 AND r.pass = 0"
+                " ORDER BY r.case_id, r.repeat_index, r.id",
+                &st, err, errlen))
+        goto done;
+    for (size_t i = 0; i < r->nevals; i++) {
+        eval_sum *e = &r->evals[i];
+        e->fail0 = r->nfails;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, e->id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (grow_array((void **)&r->fails, &r->capfails, r->nfails, sizeof *r->fails))
+                goto oom;
+            eval_fail *f = &r->fails[r->nfails++];
+            f->case_id = arena_col(a, st, 0);
+            f->repeat = sqlite3_column_int64(st, 1);
+            f->trace_id = arena_col(a, st, 2);
+            f->reason = arena_col(a, st, 3);
+            e->nfail++;
+        }
+        if (rc != SQLITE_DONE) {
+            fail(err, errlen, "cannot read eval results: %s", sqlite3_errmsg(db));
+            goto done;
+        }
+    }
+    if (a->oom)
+        goto oom;
+    ret = 0;
+    goto done;
+oom:
+    fail(err, errlen, "out of memory reading eval runs");
+done:
+    sqlite3_finalize(st);
+    return ret;
+}
+
 /* Steps by total time, most first; ties by name, so output is stable. */
 static int cmp_steps(const void *a, const void *b)
 {
@@ -757,9 +951,54 @@ static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
 /* --- report output ---------------------------------------------------- */
 
+#define EV(off) arena_str(&r->ev_arena, (off))
+
+/* The "evals" array: the latest run of each suite with every failing case. */
+static void evals_json(const report *r, ms_buf *b)
+{
+    char iso[40];
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < r->nevals; i++) {
+        const eval_sum *e = &r->evals[i];
+        int g = 1;
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_buf_addc(b, '{');
+        kv_str(b, &g, "suite", EV(e->suite));
+        kv_int(b, &g, "eval_run", e->id);
+        iso_utc(e->start_ns, iso, sizeof iso);
+        kv_str(b, &g, "start", iso);
+        kv_int(b, &g, "cases", e->cases);
+        kv_int(b, &g, "passed", e->passed);
+        kv_num(b, &g, "pass_rate", e->pass_rate);
+        kv_num(b, &g, "threshold", e->threshold);
+        kv_str(b, &g, "status", EV(e->status));
+        kv_num(b, &g, "p50_ms", e->p50);
+        kv_num(b, &g, "p95_ms", e->p95);
+        kv_num(b, &g, "cost_usd", e->cost);
+        kv_num(b, &g, "replayed_cost_usd", e->replayed);
+        ms_json_key(b, &g, "failing");
+        ms_buf_addc(b, '[');
+        for (size_t k = 0; k < e->nfail; k++) {
+            const eval_fail *f = &r->fails[e->fail0 + k];
+            int h = 1;
+            if (k)
+                ms_buf_addc(b, ',');
+            ms_buf_addc(b, '{');
+            kv_str(b, &h, "case_id", EV(f->case_id));
+            kv_int(b, &h, "repeat_index", f->repeat);
+            kv_str(b, &h, "error_or_reason", EV(f->reason));
+            kv_str(b, &h, "trace_id", EV(f->trace_id));
+            ms_buf_addc(b, '}');
+        }
+        ms_buf_adds(b, "]}");
+    }
+    ms_buf_addc(b, ']');
+}
+
 /* The report as one JSON object: window, requests, steps, slowest_step,
- * tokens, cost, errors, retries, cost_trend (the keys `report --json`
- * promises). Missing data is null, never 0. */
+ * tokens, cost, errors, retries, cost_trend, evals (the keys `report
+ * --json` promises). Missing data is null, never 0. */
 static void report_json(const report *r, const ms_report_opts *o, ms_buf *b)
 {
     char iso[40];
@@ -850,6 +1089,7 @@ static void report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     kv_num(b, &g, "avg_usd_per_request", ratio(r->cost_total, n));
     kv_int(b, &g, "unknown_cost_calls", r->unknown_cost_calls);
     kv_int(b, &g, "priced_requests", r->priced_requests);
+    kv_num(b, &g, "replayed_usd", r->cost_replayed);
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "errors");
@@ -900,6 +1140,9 @@ static void report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     }
     ms_buf_addc(b, ']');
 
+    ms_json_key(b, &f, "evals");
+    evals_json(r, b);
+
     ms_buf_adds(b, "}\n");
 }
 
@@ -919,9 +1162,60 @@ static void add_cost_text(ms_buf *b, double cost, int64_t priced, int64_t unknow
         ms_buf_printf(b, " + unknown for %lld call%s", (long long)unknown, s);
 }
 
-/* The report for people: a header line, then one short aligned section
- * per checklist question. An empty window says so and how to fill it. */
-static void report_text(const report *r, const ms_report_opts *o, ms_buf *b)
+#define EVAL_TEXT_FAILS 10 /* failing cases listed per suite; --json has them all */
+
+/* "Evals": per suite its latest run's pass rate and status, then up to
+ * EVAL_TEXT_FAILS failing cases, each with the trace id to open. */
+static void evals_text(const report *r, ms_buf *b)
+{
+    char t1[40], t2[40], t3[40];
+    if (r->nevals == 0)
+        return;
+    ms_buf_adds(b, "\nEvals (latest run per suite; open a case with `moonspan show TRACE_ID`)\n");
+    for (size_t i = 0; i < r->nevals; i++) {
+        const eval_sum *e = &r->evals[i];
+        const char *status = EV(e->status) ? EV(e->status) : "?";
+        iso_utc(e->start_ns, t1, sizeof t1);
+        ms_buf_printf(b, "  %s  run %lld  %s  %s", EV(e->suite) ? EV(e->suite) : "?",
+                      (long long)e->id, t1, strcmp(status, "failed") == 0 ? "FAILED" : status);
+        if (isnan(e->pass_rate))
+            ms_buf_printf(b, "  pass rate -  (%lld/%lld", (long long)e->passed,
+                          (long long)e->cases);
+        else
+            ms_buf_printf(b, "  pass rate %.1f%% (%lld/%lld", 100 * e->pass_rate,
+                          (long long)e->passed, (long long)e->cases);
+        if (!isnan(e->threshold))
+            ms_buf_printf(b, ", threshold %.1f%%", 100 * e->threshold);
+        ms_buf_printf(b, ")  p50 %s  p95 %s  cost %s", fmt_ms(t1, sizeof t1, e->p50),
+                      fmt_ms(t2, sizeof t2, e->p95), fmt_usd(t3, sizeof t3, e->cost));
+        if (!isnan(e->replayed) && e->replayed != 0)
+            ms_buf_printf(b, " (replayed, not spent: %s)", fmt_usd(t1, sizeof t1, e->replayed));
+        ms_buf_addc(b, '\n');
+        for (size_t k = 0; k < e->nfail && k < EVAL_TEXT_FAILS; k++) {
+            const eval_fail *f = &r->fails[e->fail0 + k];
+            ms_buf_adds(b, "    ");
+            add_line_text(b, EV(f->case_id));
+            if (f->repeat > 0)
+                ms_buf_printf(b, " (repeat %lld)", (long long)f->repeat);
+            ms_buf_printf(b, "  trace %s  ", EV(f->trace_id) ? EV(f->trace_id) : "-");
+            /* a long error (a traceback) would push the next case off the
+             * screen: one line each, cut at 120 bytes */
+            const char *why = EV(f->reason) ? EV(f->reason) : "failed";
+            size_t n = 0;
+            for (; why[n] && n < 117; n++)
+                ms_buf_addc(b, ((unsigned char)why[n] < 0x20) ? ' ' : why[n]);
+            if (why[n])
+                ms_buf_adds(b, "...");
+            ms_buf_addc(b, '\n');
+        }
+        if (e->nfail > EVAL_TEXT_FAILS)
+            ms_buf_printf(b, "    ... and %zu more failing (`moonspan report --json` lists all)\n",
+                          e->nfail - EVAL_TEXT_FAILS);
+    }
+}
+
+/* Everything of the text report but the evals. */
+static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf *b)
 {
     char t1[40], t2[40], t3[40], t4[40];
     double n = (double)r->requests;
@@ -1004,6 +1298,9 @@ static void report_text(const report *r, const ms_report_opts *o, ms_buf *b)
     add_cost_text(b, r->cost_total, r->priced_requests, r->unknown_cost_calls);
     if (r->priced_requests)
         ms_buf_printf(b, "; per request %s", fmt_usd(t1, sizeof t1, r->cost_total / n));
+    if (r->cost_replayed != 0)
+        ms_buf_printf(b, "; replayed (not spent): %s",
+                      fmt_usd(t1, sizeof t1, r->cost_replayed));
     ms_buf_addc(b, '\n');
 
     ms_buf_printf(b, "Errors      %.1f%% of requests (%lld); %lld error%s recorded\n",
@@ -1043,6 +1340,17 @@ static void report_text(const report *r, const ms_report_opts *o, ms_buf *b)
     }
 }
 
+/* The report for people: a header line, then one short aligned section
+ * per checklist question, then the evals. An empty window says so and
+ * how to fill it. */
+static void report_text(const report *r, const ms_report_opts *o, ms_buf *b)
+{
+    report_text_traces(r, o, b);
+    evals_text(r, b);
+}
+
+#undef EV
+
 /* See ms_report.h. Reads inside one read transaction (unless the caller
  * has one open); writes nothing to `out` on error. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
@@ -1061,6 +1369,7 @@ int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
     if (scan_traces(db, opts, &r, err, errlen) == 0 &&
         scan_spans(db, opts, &r, err, errlen) == 0 &&
         scan_manual_errors(db, opts, &r, err, errlen) == 0 &&
+        scan_evals(db, opts, &r, err, errlen) == 0 &&
         finish_report(&r, err, errlen) == 0)
         ret = 0;
     if (end_read(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
@@ -1088,24 +1397,6 @@ typedef struct trace_row {
     int has_cost;
     double cost;
 } trace_row;
-
-/* Copies column `col` (text) into the arena; NO_STR when NULL. */
-static size_t arena_col(ms_buf *arena, sqlite3_stmt *st, int col)
-{
-    const unsigned char *s = sqlite3_column_text(st, col);
-    if (!s)
-        return NO_STR;
-    size_t off = arena->len;
-    ms_buf_add(arena, s, (size_t)sqlite3_column_bytes(st, col));
-    ms_buf_addc(arena, 0);
-    return off;
-}
-
-/* The string at `off` in the arena, or NULL for NO_STR. */
-static const char *arena_str(const ms_buf *arena, size_t off)
-{
-    return off == NO_STR || !arena->data ? NULL : arena->data + off;
-}
 
 /* Cost of one trace for a table cell: "-" when unknown, ">=$x" when part
  * of it is unknown. */
@@ -1249,7 +1540,7 @@ done:
 typedef struct span_node {
     int64_t rowid, span_id, parent_id, start_ns, duration_ns;
     int has_parent, error_own, has_tokens, estimated, has_cost, retry_succeeded;
-    int has_ttft;
+    int has_ttft, replayed;
     int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
     double cost;
     size_t name, kind, status, error_type, error_message, attrs, provider, model;
@@ -1448,14 +1739,19 @@ done:
 static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    if (prepare(db,
-                "SELECT rowid, span_id, parent_id, name, kind, start_ns, duration_ns,"
-                " status, error_own, error_type, error_message,"
-                " CASE WHEN json_valid(attrs) THEN json(attrs) END, provider, model,"
-                " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
-                " usage_estimated, cost_usd, retries, retry_succeeded, ttft_ns"
-                " FROM spans WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
-                &st, err, errlen))
+    int replay_col = schema_has(db, "spans", "replayed", err, errlen);
+    if (replay_col < 0)
+        return -1;
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT rowid, span_id, parent_id, name, kind, start_ns, duration_ns,"
+             " status, error_own, error_type, error_message,"
+             " CASE WHEN json_valid(attrs) THEN json(attrs) END, provider, model,"
+             " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+             " usage_estimated, cost_usd, retries, retry_succeeded, ttft_ns, %s"
+             " FROM spans WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+             replay_col ? "replayed" : "NULL");
+    if (prepare(db, sql, &st, err, errlen))
         return -1;
     int ret = -1;
     size_t cap = 0;
@@ -1499,6 +1795,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
                                  ? -1 : sqlite3_column_int(st, 21);
         s->has_ttft = sqlite3_column_type(st, 22) != SQLITE_NULL;
         s->ttft_ns = sqlite3_column_int64(st, 22);
+        s->replayed = sqlite3_column_int(st, 23) == 1;
     }
     if (rc != SQLITE_DONE) {
         fail(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
@@ -1626,6 +1923,8 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
     else
         ms_buf_printf(b, "  %-11s", kind && strcmp(kind, "llm") == 0 ? "cost ?" : "");
     ms_buf_printf(b, "  %s", A(s->status) ? A(s->status) : "?");
+    if (s->replayed)
+        ms_buf_adds(b, "  replayed (not spent)");
     if (s->retries > 0)
         ms_buf_printf(b, "  retries %lld (%s)", (long long)s->retries,
                       s->retry_succeeded == 1 ? "succeeded"
@@ -1685,6 +1984,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         kv_int(b, &f, "cache_read_tokens", s->cache_read);
         kv_int(b, &f, "cache_write_tokens", s->cache_write);
         kv_raw(b, &f, "usage_estimated", s->estimated ? "true" : "false");
+        kv_raw(b, &f, "replayed", s->replayed ? "true" : "false");
     }
     kv_num(b, &f, "cost_usd", s->has_cost ? s->cost : NAN);
     kv_int(b, &f, "retries", s->retries);

@@ -18,7 +18,11 @@ typedef struct ms_report_opts {
     int json;              /* JSON instead of text */
 } ms_report_opts;
 
-/* Writes the report. Returns 0, or -1 with a message in err. */
+/* Writes the report: the traces within the filters, then the latest
+ * finished eval run of each suite started since opts->since_ns (name_glob
+ * does not apply to evals). Cost is live spend; calls replayed from a
+ * recording are reported apart. Works on a store of schema version 1 too
+ * (no evals, no replays there). Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
 

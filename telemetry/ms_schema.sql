@@ -1,5 +1,10 @@
--- moonspan store, schema version 1 (PRAGMA user_version = 1,
+-- moonspan store, schema version 2 (PRAGMA user_version = 2,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
+--
+-- This text creates a new store. An older store is brought forward on
+-- open for writing by the steps in ms_store.c (migrate), which add the
+-- columns marked "v2" below with ALTER TABLE and then run this text, whose
+-- IF NOT EXISTS skips what is already there.
 --
 -- Shape: spans are appended in rowid order with no secondary index; the
 -- spans of one trace are written in one transaction, so they occupy the
@@ -34,7 +39,9 @@ CREATE TABLE IF NOT EXISTS traces (
   cache_write_tokens INTEGER NOT NULL,
   cost_usd           REAL,              -- sum over priced llm calls; NULL when there was no priced call
   unknown_cost_calls INTEGER NOT NULL,  -- llm calls whose model has no price
-  attrs              TEXT               -- JSON object, or NULL
+  attrs              TEXT,              -- JSON object, or NULL
+  replayed_cost_usd  REAL               -- v2: the part of cost_usd whose calls were replayed
+                                        -- from a recording (not spent); NULL when no call was
 );
 -- not unique: with TRACEPARENT set, every trace of a run joins the outer trace id
 CREATE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
@@ -64,7 +71,9 @@ CREATE TABLE IF NOT EXISTS spans (
   cost_usd           REAL,              -- NULL when the model has no price
   retries            INTEGER NOT NULL,  -- retries (attempts - 1) made inside this span
   retry_succeeded    INTEGER,           -- NULL when there was no retry; else 1/0
-  ttft_ns            INTEGER            -- time to first token, streaming llm spans
+  ttft_ns            INTEGER,           -- time to first token, streaming llm spans
+  replayed           INTEGER            -- v2: 1 when an llm span's answer came from a
+                                        -- recording (`moonspan eval --replay`); else NULL
 );
 
 CREATE TABLE IF NOT EXISTS span_events (
@@ -78,3 +87,60 @@ CREATE TABLE IF NOT EXISTS span_events (
 -- them by trace costs little and makes `moonspan show` independent of the
 -- store's size.
 CREATE INDEX IF NOT EXISTS span_events_by_trace ON span_events(trace_row);
+
+-- Eval suites (`moonspan eval`), v2. One eval_runs row per suite run;
+-- one eval_results row per case and repeat, pointing at the case's trace.
+CREATE TABLE IF NOT EXISTS eval_runs (
+  id                INTEGER PRIMARY KEY,
+  run_id            INTEGER REFERENCES runs(id),
+  suite             TEXT NOT NULL,      -- the suite's name
+  suite_file        TEXT NOT NULL,      -- path as given to `moonspan eval`
+  git_commit        TEXT,               -- NULL outside a git checkout
+  start_ns          INTEGER NOT NULL,   -- Unix epoch nanoseconds
+  end_ns            INTEGER,            -- NULL while running (or when the run died)
+  config            TEXT NOT NULL,      -- JSON object: the options of the run
+  cases             INTEGER,            -- results (case x repeat); NULL while running
+  passed            INTEGER,
+  pass_rate         REAL,               -- passed / cases
+  threshold         REAL,               -- pass rate under which the suite fails; NULL: none
+  p50_ms            REAL,               -- case latency
+  p95_ms            REAL,
+  cost_usd          REAL,               -- live spend; NULL when unknown
+  replayed_cost_usd REAL,               -- recorded cost of replayed calls (not spent)
+  status            TEXT NOT NULL,      -- 'running' | 'passed' | 'failed'
+  replay_of         INTEGER REFERENCES eval_runs(id), -- run answered from (--replay)
+  recorded          INTEGER NOT NULL    -- 1 when the run stored its LLM calls (--record)
+);
+-- the latest run of a suite, for --baseline last and the report
+CREATE INDEX IF NOT EXISTS eval_runs_by_suite ON eval_runs(suite, start_ns);
+
+CREATE TABLE IF NOT EXISTS eval_results (
+  id            INTEGER PRIMARY KEY,
+  eval_run      INTEGER NOT NULL REFERENCES eval_runs(id),
+  case_id       TEXT NOT NULL,
+  repeat_index  INTEGER NOT NULL,       -- 0-based, with --repeat
+  input         TEXT,                   -- JSON
+  expected      TEXT,                   -- JSON
+  output        TEXT,                   -- JSON
+  scores        TEXT,                   -- JSON array of {name, score, reason}
+  pass          INTEGER NOT NULL,       -- 1 / 0
+  error         TEXT,                   -- NULL when the case ran to the end
+  trace_id      TEXT,                   -- 32 hex: the case's trace
+  latency_ms    REAL,
+  input_tokens  INTEGER,
+  output_tokens INTEGER,
+  cost_usd      REAL,                   -- NULL when unknown
+  replayed      INTEGER NOT NULL        -- 1 when its LLM answers came from a recording
+);
+CREATE INDEX IF NOT EXISTS eval_results_by_run ON eval_results(eval_run);
+
+-- The LLM exchanges of a `--record` run, keyed by the SHA-256 (hex) of the
+-- normalised request; `--replay` answers from here without the network.
+CREATE TABLE IF NOT EXISTS llm_recordings (
+  eval_run  INTEGER NOT NULL REFERENCES eval_runs(id),
+  hash      TEXT NOT NULL,
+  request   TEXT NOT NULL,              -- JSON, as hashed
+  response  TEXT NOT NULL,              -- JSON
+  call_site TEXT,                       -- "file:line" of the llm.call, for error messages
+  PRIMARY KEY (eval_run, hash)
+) WITHOUT ROWID;

@@ -45,8 +45,12 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 }
 
 /* Decides whether an open connection holds a moonspan store we can use,
- * reading only. *fresh is set for an empty file that still needs a schema. */
-static int verify(sqlite3 *db, const char *path, int *fresh, char *err, size_t errlen)
+ * reading only. *fresh is set for an empty file that still needs a schema;
+ * *version is the store's schema version (0 when fresh): older than
+ * MS_SCHEMA_VERSION means a write open must migrate it, a read open reads
+ * it as it is. */
+static int verify(sqlite3 *db, const char *path, int *fresh, int64_t *version_out,
+                  char *err, size_t errlen)
 {
     int64_t app = 0, version = 0, tables = 0;
     int rc = pragma_int(db, "PRAGMA application_id", &app);
@@ -59,6 +63,7 @@ static int verify(sqlite3 *db, const char *path, int *fresh, char *err, size_t e
     if ((rc = pragma_int(db, "PRAGMA user_version", &version)) != SQLITE_OK ||
         (rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables)) != SQLITE_OK)
         return fail(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+    *version_out = version;
     if (app == 0 && version == 0 && tables == 0) {
         *fresh = 1;
         return 0;
@@ -74,7 +79,9 @@ static int verify(sqlite3 *db, const char *path, int *fresh, char *err, size_t e
                     "%s was written by a newer moonspan (schema version %s); "
                     "upgrade moonspan to read it", path, v);
     }
-    *fresh = version < MS_SCHEMA_VERSION;
+    /* a store of ours always has a version; 0 would be a half-made file
+     * from before the schema transaction committed, made again below */
+    *fresh = version == 0;
     return 0;
 }
 
@@ -89,41 +96,72 @@ static int exec(ms_store *s, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-/* Creates the schema (or migrates an older one) inside one write transaction,
- * re-checking the version under the lock: another process may have done it. */
+/* Migration steps, one per version: MIGRATE[v - 1] brings a store of
+ * version v to v + 1. Each adds to the existing tables only what CREATE
+ * TABLE IF NOT EXISTS cannot (new columns); new tables and indexes come
+ * from ms_schema_sql, run after the steps. Steps never rewrite rows, so a
+ * migration is quick on a big store (ADD COLUMN only edits the schema). */
+static const char *const MIGRATE[] = {
+    /* 1 -> 2: replayed LLM calls (eval --replay); eval tables via the schema */
+    "ALTER TABLE spans ADD COLUMN replayed INTEGER;"
+    "ALTER TABLE traces ADD COLUMN replayed_cost_usd REAL;",
+};
+_Static_assert(sizeof MIGRATE / sizeof MIGRATE[0] == MS_SCHEMA_VERSION - 1,
+               "one migration step per schema version after the first");
+
+/* Creates the schema, or migrates an older one, inside one write
+ * transaction, re-checking the version under the lock: another process may
+ * have done it meanwhile. On any failure the transaction is rolled back, so
+ * the file keeps its old version and data. Returns 0 or -1 with err. */
 static int create_schema(ms_store *s, char *err, size_t errlen)
 {
+    char ignore[8];
     if (exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
     int64_t version = 0;
     if (pragma_int(s->db, "PRAGMA user_version", &version) != SQLITE_OK) {
         snprintf(err, errlen, "cannot read %s: %s", s->path, sqlite3_errmsg(s->db));
-        exec(s, "ROLLBACK", err, 0);
+        exec(s, "ROLLBACK", ignore, sizeof ignore);
         return -1;
     }
-    if (version == 0) {
+    if (version < MS_SCHEMA_VERSION) {
         char pragmas[128];
         snprintf(pragmas, sizeof pragmas, "PRAGMA application_id=%d; PRAGMA user_version=%d;",
                  MS_APPLICATION_ID, MS_SCHEMA_VERSION);
-        if (exec(s, ms_schema_sql, err, errlen) || exec(s, pragmas, err, errlen)) {
-            char ignore[8];
+        int failed = 0;
+        for (int64_t v = version; v >= 1 && v < MS_SCHEMA_VERSION && !failed; v++)
+            failed = exec(s, MIGRATE[v - 1], err, errlen);
+        failed = failed || exec(s, ms_schema_sql, err, errlen) || exec(s, pragmas, err, errlen);
+        if (failed) {
+            if (version > 0) {
+                char why[384];
+                snprintf(why, sizeof why, "%s", err && errlen ? err : "?");
+                snprintf(err, errlen, "cannot upgrade %s from schema version %lld to %d"
+                         " (it stays at version %lld, its data untouched): %s", s->path,
+                         (long long)version, MS_SCHEMA_VERSION, (long long)version, why);
+            }
             exec(s, "ROLLBACK", ignore, sizeof ignore);
             return -1;
         }
     }
-    return exec(s, "COMMIT", err, errlen);
+    if (exec(s, "COMMIT", err, errlen)) {
+        exec(s, "ROLLBACK", ignore, sizeof ignore);
+        return -1;
+    }
+    return 0;
 }
 
 static const char INS_TRACE[] =
     "INSERT INTO traces (id, trace_id, run_id, name, start_ns, duration_ns, status, error_count,"
     " span_count, first_span, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
-    " cost_usd, unknown_cost_calls, attrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " cost_usd, unknown_cost_calls, attrs, replayed_cost_usd)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char INS_SPAN[] =
     "INSERT INTO spans (rowid, trace_row, span_id, parent_id, name, kind, start_ns, duration_ns,"
     " status, error_own, error_type, error_message, error_traceback, attrs, provider, model,"
     " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated,"
-    " cost_usd, retries, retry_succeeded, ttft_ns)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " cost_usd, retries, retry_succeeded, ttft_ns, replayed)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char INS_EVENT[] =
     "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES (?,?,?,?,?)";
 
@@ -195,13 +233,14 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     int flags = mode == MS_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     int fresh = 0;
+    int64_t version = 0;
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s; pass --db with a writable path", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if (verify(s->db, path, &fresh, err, errlen))
+    if (verify(s->db, path, &fresh, &version, err, errlen))
         goto fail;
     if (mode == MS_STORE_READ) {
         if (fresh) {
@@ -219,10 +258,15 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     if (fresh && exec(s, "PRAGMA page_size=8192;", err, errlen))
         goto fail;
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;", err, errlen) ||
-        (fresh && create_schema(s, err, errlen))) {
+                "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;", err, errlen)) {
         snprintf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
                  sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    if (version < MS_SCHEMA_VERSION && create_schema(s, err, errlen)) {
+        if (fresh) /* a new file: the likely cause is where it is */
+            snprintf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
+                     sqlite3_errmsg(s->db));
         goto fail;
     }
     if (sqlite3_prepare_v2(s->db, INS_TRACE, -1, &s->ins_trace, NULL) != SQLITE_OK ||
@@ -332,6 +376,7 @@ static int write_spans(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
             for (int c = 15; c <= 22; c++)
                 sqlite3_bind_null(st, c);
             sqlite3_bind_null(st, 25);
+            sqlite3_bind_null(st, 26);
         } else {
             const ms_llm *l = &t->llm[sp->llm];
             bind_str(st, 15, t, l->provider);
@@ -349,6 +394,12 @@ static int write_spans(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
                 sqlite3_bind_int64(st, 25, l->ttft_ns);
             else
                 sqlite3_bind_null(st, 25);
+            /* NULL, not 0, for live calls: the column reads "replayed or not
+             * known to be", and v1 rows (NULL) mean live */
+            if (l->replayed)
+                sqlite3_bind_int(st, 26, 1);
+            else
+                sqlite3_bind_null(st, 26);
         }
         sqlite3_bind_int64(st, 23, sp->retries);
         if (sp->retry_state == MS_RETRY_NONE)
@@ -397,6 +448,10 @@ static int write_trace(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
     if (s->scratch.oom)
         return SQLITE_NOMEM;
     bind_json(st, 17, &s->scratch);
+    if (tot.replayed_calls)
+        sqlite3_bind_double(st, 18, tot.replayed_cost_usd);
+    else
+        sqlite3_bind_null(st, 18);
     int rc = step(st);
     if (rc != SQLITE_OK)
         return rc;

@@ -228,6 +228,7 @@ void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u)
     l->cost_usd = u->cost_usd;
     l->ttft_ns = u->ttft_ns;
     l->estimated = u->estimated ? 1 : 0;
+    l->replayed = u->replayed ? 1 : 0;
     t->spans[i].kind = MS_KIND_LLM;
 }
 
@@ -290,6 +291,11 @@ void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out)
             out->unknown_cost_calls++;
         else
             out->cost_usd = isnan(out->cost_usd) ? l->cost_usd : out->cost_usd + l->cost_usd;
+        if (l->replayed) {
+            out->replayed_calls++;
+            if (!isnan(l->cost_usd))
+                out->replayed_cost_usd += l->cost_usd;
+        }
     }
     out->llm_calls = t->nllm;
     out->errors = t->manual_errors;
@@ -345,9 +351,10 @@ static void summary_span(const ms_trace *t, uint32_t i, int depth, int64_t t0,
         ms_buf_printf(out, "  [%s/%s %" PRId64 " in, %" PRId64 " out%s", ms_trace_str(t, l->provider),
                       ms_trace_str(t, l->model), l->input, l->output, l->estimated ? " (estimated)" : "");
         if (isnan(l->cost_usd))
-            ms_buf_adds(out, ", cost unknown]");
+            ms_buf_adds(out, ", cost unknown");
         else
-            ms_buf_printf(out, ", $%.6f]", l->cost_usd);
+            ms_buf_printf(out, ", $%.6f", l->cost_usd);
+        ms_buf_adds(out, l->replayed ? ", replayed]" : "]");
     }
     if (s->retries)
         ms_buf_printf(out, "  retries %u (%s)", s->retries,

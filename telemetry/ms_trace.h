@@ -59,6 +59,8 @@ typedef struct ms_llm_usage {
     double cost_usd;     /* NaN when the model has no known price */
     int64_t ttft_ns;     /* time to first token; -1 when not streamed */
     int estimated;       /* tokens were estimated: the provider reported none */
+    int replayed;        /* the answer came from a recording (eval --replay): tokens and
+                          * cost are the recorded ones, nothing was spent */
 } ms_llm_usage;
 
 typedef struct ms_llm {
@@ -67,6 +69,7 @@ typedef struct ms_llm {
     double cost_usd;
     int64_t ttft_ns;
     uint8_t estimated;
+    uint8_t replayed;    /* see ms_llm_usage */
 } ms_llm;
 
 typedef struct ms_attr {
@@ -94,7 +97,10 @@ typedef struct ms_tokens {
 /* Token and cost totals of a trace: its llm spans plus manual accounting. */
 typedef struct ms_trace_totals {
     ms_tokens tokens;
-    double cost_usd;           /* sum over priced calls; NaN when no call was priced */
+    double cost_usd;           /* sum over priced calls, replayed ones included (a replayed
+                                * case scores as the recorded one did); NaN when none priced */
+    double replayed_cost_usd;  /* the part of cost_usd from replayed calls; 0 when none */
+    uint32_t replayed_calls;   /* llm calls answered from a recording */
     uint32_t unknown_cost_calls;
     uint32_t llm_calls;
     uint32_t errors;           /* own span errors + manual errors */

@@ -63,8 +63,9 @@ int main(int argc, char **argv)
             int64_t dur = (int64_t)(ms * 1e6);
             ms_span_set_int(t, idx, "k", 1, s);
             if (s % 8 == 4) {
-                ms_llm_usage u = {"mock", "mock", 400 + (int64_t)(uniform() * 200), 150, 0, 0,
-                                  NAN, -1, 0};
+                ms_llm_usage u = {.provider = "mock", .model = "mock",
+                                  .input = 400 + (int64_t)(uniform() * 200), .output = 150,
+                                  .ttft_ns = -1};
                 u.cost_usd = (u.input * 1.0 + u.output * 5.0) / 1e6;
                 ms_span_set_llm(t, idx, &u);
                 if (uniform() < 0.05)

@@ -455,6 +455,9 @@ static void test_report_empty(void **state)
     has(j, "\"errors\":{\"rate\":null,\"requests\":0,\"count\":0,\"top\":[]}");
     has(j, "\"success_rate\":null");
     has(j, "\"cost_trend\":[]");
+    /* schema v2 keys: no replayed calls, no eval runs */
+    has(j, "\"priced_requests\":0,\"replayed_usd\":0}");
+    has(j, "\"evals\":[]}");
 }
 
 static void test_report_not_a_store(void **state)

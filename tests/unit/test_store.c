@@ -1,6 +1,7 @@
 /* The store's round trip: traces recorded into buffers, written by the
- * tracer's writer thread, read back with plain SQL from a real file; and
- * the files the store must refuse without changing them. */
+ * tracer's writer thread, read back with plain SQL from a real file; the
+ * files the store must refuse without changing them; and stores of schema
+ * version 1 upgraded on a write open and read as they are on a read open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include "ms_clock.h"
+#include "ms_evals.h"
+#include "ms_report.h"
 #include "ms_store.h"
 #include "ms_tracer.h"
 
@@ -68,6 +71,91 @@ static char *one_text(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* The schema of version 1, verbatim from telemetry/ms_schema.sql as it was
+ * before version 2: the migration tests build old stores with it. Never
+ * edit it to follow the current schema; that would test nothing. */
+static const char SCHEMA_V1[] =
+    "-- moonspan store, schema version 1 (PRAGMA user_version = 1,\n"
+    "-- PRAGMA application_id = 0x4d6f6f6e, \"Moon\").\n"
+    "--\n"
+    "-- Shape: spans are appended in rowid order with no secondary index; the\n"
+    "-- spans of one trace are written in one transaction, so they occupy the\n"
+    "-- contiguous rowid range traces.first_span .. first_span + span_count - 1.\n"
+    "-- Reading a trace is a rowid range scan; writing a span touches one b-tree.\n"
+    "-- Ids: trace ids are 32 lowercase hex characters; span ids are 64-bit\n"
+    "-- integers (printf('%016x', span_id) gives the W3C hex form).\n"
+    "\n"
+    "CREATE TABLE IF NOT EXISTS runs (\n"
+    "  id           INTEGER PRIMARY KEY,\n"
+    "  script       TEXT NOT NULL,           -- path as given to `moonspan run`\n"
+    "  args         TEXT NOT NULL,           -- JSON array of the script's arguments\n"
+    "  host_version TEXT NOT NULL,\n"
+    "  start_ns     INTEGER NOT NULL,        -- Unix epoch nanoseconds\n"
+    "  pid          INTEGER NOT NULL\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE IF NOT EXISTS traces (\n"
+    "  id                 INTEGER PRIMARY KEY,\n"
+    "  trace_id           TEXT NOT NULL,     -- 32 hex\n"
+    "  run_id             INTEGER REFERENCES runs(id),\n"
+    "  name               TEXT NOT NULL,\n"
+    "  start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds\n"
+    "  duration_ns        INTEGER NOT NULL,\n"
+    "  status             TEXT NOT NULL,     -- 'ok' | 'error'\n"
+    "  error_count        INTEGER NOT NULL,  -- errors raised in this trace (each counted once) + ctx:add_error calls\n"
+    "  span_count         INTEGER NOT NULL,  -- including the root span\n"
+    "  first_span         INTEGER NOT NULL,  -- rowid of the root span in spans\n"
+    "  input_tokens       INTEGER NOT NULL,  -- llm spans + ctx:add_tokens\n"
+    "  output_tokens      INTEGER NOT NULL,\n"
+    "  cache_read_tokens  INTEGER NOT NULL,\n"
+    "  cache_write_tokens INTEGER NOT NULL,\n"
+    "  cost_usd           REAL,              -- sum over priced llm calls; NULL when there was no priced call\n"
+    "  unknown_cost_calls INTEGER NOT NULL,  -- llm calls whose model has no price\n"
+    "  attrs              TEXT               -- JSON object, or NULL\n"
+    ");\n"
+    "-- not unique: with TRACEPARENT set, every trace of a run joins the outer trace id\n"
+    "CREATE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);\n"
+    "CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_ns);\n"
+    "\n"
+    "CREATE TABLE IF NOT EXISTS spans (\n"
+    "  trace_row          INTEGER NOT NULL,  -- traces.id\n"
+    "  span_id            INTEGER NOT NULL,\n"
+    "  parent_id          INTEGER,           -- NULL for the root span\n"
+    "  name               TEXT NOT NULL,\n"
+    "  kind               TEXT NOT NULL,     -- 'trace' (root) | 'span' | 'llm'\n"
+    "  start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds\n"
+    "  duration_ns        INTEGER NOT NULL,\n"
+    "  status             TEXT NOT NULL,     -- 'ok' | 'error'\n"
+    "  error_own          INTEGER NOT NULL,  -- 1 where the error was raised, 0 on spans it only passed through\n"
+    "  error_type         TEXT,\n"
+    "  error_message      TEXT,\n"
+    "  error_traceback    TEXT,\n"
+    "  attrs              TEXT,              -- JSON object, or NULL\n"
+    "  provider           TEXT,              -- llm spans only, from here down\n"
+    "  model              TEXT,\n"
+    "  input_tokens       INTEGER,\n"
+    "  output_tokens      INTEGER,\n"
+    "  cache_read_tokens  INTEGER,\n"
+    "  cache_write_tokens INTEGER,\n"
+    "  usage_estimated    INTEGER,           -- 1 when the provider gave no usage and tokens were estimated\n"
+    "  cost_usd           REAL,              -- NULL when the model has no price\n"
+    "  retries            INTEGER NOT NULL,  -- retries (attempts - 1) made inside this span\n"
+    "  retry_succeeded    INTEGER,           -- NULL when there was no retry; else 1/0\n"
+    "  ttft_ns            INTEGER            -- time to first token, streaming llm spans\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE IF NOT EXISTS span_events (\n"
+    "  trace_row INTEGER NOT NULL,\n"
+    "  span_id   INTEGER NOT NULL,\n"
+    "  name      TEXT NOT NULL,\n"
+    "  time_ns   INTEGER NOT NULL,           -- Unix epoch nanoseconds\n"
+    "  attrs     TEXT                        -- JSON object, or NULL\n"
+    ");\n"
+    "-- Events are few (retries, failed attempts, manual errors), so indexing\n"
+    "-- them by trace costs little and makes `moonspan show` independent of the\n"
+    "-- store's size.\n"
+    "CREATE INDEX IF NOT EXISTS span_events_by_trace ON span_events(trace_row);\n";
+
 static ms_tracer *open_tracer(const char *path, size_t queue)
 {
     char err[512];
@@ -97,7 +185,7 @@ static ms_trace *record_one(ms_tracer *tr)
     ms_span_end(t, search, t0 + 1010);
     uint32_t gen = ms_span_begin(t, 0, "generate", 8, t0 + 1020);
     uint32_t chat = ms_span_begin(t, gen, "chat mock", 9, t0 + 1030);
-    ms_llm_usage u = {"mock", "mock", 1000, 200, 50, 10, 0.002, 123000, 0};
+    ms_llm_usage u = {"mock", "mock", 1000, 200, 50, 10, 0.002, 123000, 0, 0};
     ms_span_set_llm(t, chat, &u);
     ms_span_add_retries(t, chat, 2, 1);
     ms_span_end(t, chat, t0 + 5030);
@@ -109,7 +197,7 @@ static ms_trace *record_one(ms_tracer *tr)
     ms_span_fail(t, act, 0, "rate_limit_error", "slow down", 9, NULL);
     ms_span_end(t, act, t0 + 5080);
     uint32_t unpriced = ms_span_begin(t, 0, "chat x", 6, t0 + 5090);
-    ms_llm_usage u2 = {"other", "unknown-model", 10, 1, 0, 0, NAN, -1, 1};
+    ms_llm_usage u2 = {"other", "unknown-model", 10, 1, 0, 0, NAN, -1, 1, 0};
     ms_span_set_llm(t, unpriced, &u2);
     ms_span_end(t, unpriced, t0 + 5100);
     ms_tokens manual = {5, 6, 0, 0};
@@ -193,6 +281,9 @@ static void test_round_trip(void **state)
     assert_int_equal(one_int(db, "SELECT retry_succeeded IS NULL FROM spans WHERE name = 'search'"), 1);
     assert_int_equal(one_int(db, "SELECT cost_usd IS NULL AND usage_estimated = 1 FROM spans WHERE name = 'chat x'"), 1);
     assert_int_equal(one_int(db, "SELECT ttft_ns IS NULL FROM spans WHERE name = 'chat x'"), 1);
+    /* live calls: replayed is NULL (not 0), and so is the trace's replayed cost */
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE replayed IS NOT NULL"), 0);
+    assert_int_equal(one_int(db, "SELECT replayed_cost_usd IS NULL FROM traces"), 1);
     /* errors: own where raised, passed-through above */
     assert_int_equal(one_int(db, "SELECT error_own FROM spans WHERE name = 'tool'"), 1);
     assert_int_equal(one_int(db, "SELECT error_own FROM spans WHERE name = 'act'"), 0);
@@ -258,6 +349,248 @@ static void test_retained_trace_survives_the_write(void **state)
     ms_trace *again = ms_tracer_acquire(tr); /* now reusable */
     ms_tracer_release(tr, again);
     ms_tracer_close(tr);
+}
+
+/* A replayed call is marked on its span; its recorded cost stays in the
+ * trace's cost (the case scores as it did when recorded) and is also
+ * stated apart in replayed_cost_usd, for the report to leave out. */
+static void test_replayed_calls(void **state)
+{
+    (void)state;
+    char path[256];
+    path_of(path, sizeof path, "replayed.db");
+    ms_tracer *tr = open_tracer(path, 4);
+    ms_trace *t = ms_tracer_acquire(tr);
+    int64_t t0 = 1000;
+    assert_int_equal(ms_trace_start(t, "eval:s:c1", 9, t0, NULL, 0), 0);
+    uint32_t live = ms_span_begin(t, 0, "live", 4, t0 + 1);
+    ms_llm_usage u1 = {.provider = "mock", .model = "mock", .input = 10, .output = 2,
+                       .cost_usd = 0.25, .ttft_ns = -1};
+    ms_span_set_llm(t, live, &u1);
+    ms_span_end(t, live, t0 + 2);
+    uint32_t rep = ms_span_begin(t, 0, "replayed", 8, t0 + 3);
+    ms_llm_usage u2 = {.provider = "mock", .model = "mock", .input = 30, .output = 4,
+                       .cost_usd = 0.5, .ttft_ns = -1, .replayed = 1};
+    ms_span_set_llm(t, rep, &u2);
+    ms_span_end(t, rep, t0 + 4);
+    uint32_t unpriced = ms_span_begin(t, 0, "replayed unpriced", 17, t0 + 5);
+    ms_llm_usage u3 = {.provider = "x", .model = "x", .cost_usd = NAN, .ttft_ns = -1,
+                       .replayed = 1};
+    ms_span_set_llm(t, unpriced, &u3);
+    ms_span_end(t, unpriced, t0 + 6);
+    ms_trace_end(t, t0 + 10);
+
+    ms_trace_totals tot;
+    ms_trace_totals_get(t, &tot);
+    assert_true(tot.cost_usd == 0.75);
+    assert_true(tot.replayed_cost_usd == 0.5);
+    assert_int_equal(tot.replayed_calls, 2);
+    assert_int_equal(tot.unknown_cost_calls, 1);
+    ms_buf sum = {0};
+    ms_trace_summary(t, t0 + 10, &sum);
+    assert_non_null(strstr(sum.data, "$0.500000, replayed]"));
+    assert_non_null(strstr(sum.data, "cost unknown, replayed]"));
+    assert_non_null(strstr(sum.data, "$0.250000]"));
+    ms_buf_free(&sum);
+
+    ms_tracer_submit(tr, t);
+    assert_int_equal(ms_tracer_close(tr), 0);
+    sqlite3 *db = open_sql(path);
+    assert_int_equal(one_int(db, "SELECT replayed FROM spans WHERE name = 'replayed'"), 1);
+    assert_int_equal(one_int(db, "SELECT replayed FROM spans WHERE name = 'replayed unpriced'"), 1);
+    assert_int_equal(one_int(db, "SELECT replayed IS NULL FROM spans WHERE name = 'live'"), 1);
+    assert_int_equal(one_int(db, "SELECT replayed IS NULL FROM spans WHERE kind = 'trace'"), 1);
+    assert_int_equal(one_int(db, "SELECT cost_usd = 0.75 FROM traces"), 1);
+    assert_int_equal(one_int(db, "SELECT replayed_cost_usd = 0.5 FROM traces"), 1);
+    sqlite3_close(db);
+}
+
+/* A store as version 1 of moonspan left it: the v1 DDL, one run, one trace
+ * of two spans (one llm) and an event. */
+static void make_v1_store(const char *path)
+{
+    sqlite3 *db = open_sql(path);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, SCHEMA_V1, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+            "PRAGMA application_id = 1299148654; PRAGMA user_version = 1;"
+            "INSERT INTO runs VALUES (1, 'old.lua', '[]', '0.0.9', 1000, 42);"
+            "INSERT INTO traces VALUES (1, 'abcd0000000000000000000000000001', 1, 'old trace',"
+            " 1714521600000000000, 5000000, 'ok', 0, 2, 1, 10, 2, 0, 0, 0.125, 0, NULL);"
+            "INSERT INTO spans (trace_row, span_id, parent_id, name, kind, start_ns, duration_ns,"
+            " status, error_own, retries) VALUES (1, 16, NULL, 'old trace', 'trace',"
+            " 1714521600000000000, 5000000, 'ok', 0, 0);"
+            "INSERT INTO spans (trace_row, span_id, parent_id, name, kind, start_ns, duration_ns,"
+            " status, error_own, provider, model, input_tokens, output_tokens, cache_read_tokens,"
+            " cache_write_tokens, usage_estimated, cost_usd, retries) VALUES (1, 17, 16, 'chat',"
+            " 'llm', 1714521600001000000, 3000000, 'ok', 0, 'mock', 'mock', 10, 2, 0, 0, 0,"
+            " 0.125, 0);"
+            "INSERT INTO span_events VALUES (1, 17, 'hit', 1714521600002000000, '{\"n\":1}');",
+            NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("v1 fixture: %s", msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(db);
+}
+
+static int table_exists(sqlite3 *db, const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", name);
+    return (int)one_int(db, sql);
+}
+
+/* Write open of a v1 store: version 2, the old rows intact, the new
+ * columns (NULL on old rows) and tables there, and it takes new traces
+ * and eval runs. A second open changes nothing. */
+static void test_migrates_v1_on_write_open(void **state)
+{
+    (void)state;
+    char path[256], err[512];
+    path_of(path, sizeof path, "v1.db");
+    make_v1_store(path);
+    ms_store *s;
+    if (ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err))
+        fail_msg("%s", err);
+    sqlite3 *sdb = ms_store_db(s);
+    assert_int_equal(one_int(sdb, "PRAGMA user_version"), 2);
+    assert_int_equal(one_int(sdb, "PRAGMA application_id"), MS_APPLICATION_ID);
+    int64_t id;
+    ms_eval_run_info info = {.suite = "s", .suite_file = "s.lua", .start_ns = 5,
+                             .threshold = 0.5};
+    if (ms_eval_run_begin(sdb, &info, &id, err, sizeof err))
+        fail_msg("%s", err);
+    ms_store_close(s);
+
+    sqlite3 *db = open_sql(path);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM runs"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM traces"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 2);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM span_events"), 1);
+    char *name = one_text(db, "SELECT name FROM traces");
+    assert_string_equal(name, "old trace");
+    free(name);
+    assert_int_equal(one_int(db, "SELECT cost_usd = 0.125 FROM traces"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE replayed IS NULL"), 2);
+    assert_int_equal(one_int(db, "SELECT replayed_cost_usd IS NULL FROM traces"), 1);
+    assert_int_equal(table_exists(db, "eval_runs"), 1);
+    assert_int_equal(table_exists(db, "eval_results"), 1);
+    assert_int_equal(table_exists(db, "llm_recordings"), 1);
+    assert_int_equal(table_exists(db, "eval_results_by_run"), 1);
+    assert_int_equal(table_exists(db, "eval_runs_by_suite"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM eval_runs"), 1);
+    char *ck = one_text(db, "PRAGMA integrity_check");
+    assert_string_equal(ck, "ok");
+    free(ck);
+    sqlite3_close(db);
+
+    /* the upgraded store takes traces from the writer, after the old rows */
+    ms_tracer *tr = open_tracer(path, 4);
+    ms_trace *t = ms_tracer_acquire(tr);
+    ms_trace_start(t, "new", 3, ms_mono_ns(), NULL, 0);
+    ms_span_end(t, ms_span_begin(t, 0, "step", 4, ms_mono_ns()), ms_mono_ns());
+    ms_trace_end(t, ms_mono_ns());
+    ms_tracer_submit(tr, t);
+    assert_int_equal(ms_tracer_close(tr), 0);
+    db = open_sql(path);
+    assert_int_equal(one_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(one_int(db, "SELECT first_span FROM traces WHERE name = 'new'"), 3);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 4);
+    sqlite3_close(db);
+}
+
+/* A migration that cannot finish leaves the store at version 1 with its
+ * data: here a v1 store someone already gave a `replayed` column by hand,
+ * so the ALTER TABLE fails halfway through the steps. */
+static void test_failed_migration_changes_nothing(void **state)
+{
+    (void)state;
+    char path[256], err[512] = "";
+    path_of(path, sizeof path, "v1-odd.db");
+    make_v1_store(path);
+    sqlite3 *db = open_sql(path);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE traces ADD COLUMN replayed_cost_usd TEXT",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ms_store *s = NULL;
+    assert_int_equal(ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err), -1);
+    assert_null(s);
+    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 2") ||
+        !strstr(err, "duplicate column") || !strstr(err, path))
+        fail_msg("unexpected error: %s", err);
+    db = open_sql(path);
+    assert_int_equal(one_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM pragma_table_info('spans')"
+                                 " WHERE name = 'replayed'"), 0); /* the first step undone */
+    assert_int_equal(table_exists(db, "eval_runs"), 0);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 2);
+    sqlite3_close(db);
+}
+
+/* Runs a report function into a string; fails the test on error. */
+#define CAPTURE_OK(buf, call)                                              \
+    do {                                                                   \
+        size_t len_;                                                       \
+        FILE *out = open_memstream(&(buf), &len_);                         \
+        assert_non_null(out);                                              \
+        int rc_ = (call);                                                  \
+        fclose(out);                                                       \
+        if (rc_ != 0)                                                      \
+            fail_msg("%s failed: %s", #call, err);                         \
+    } while (0)
+
+/* Read open of a v1 store: accepted as it is (no upgrade: nothing may be
+ * written), and report, traces and show work on it, with an empty evals
+ * section and no replayed cost. */
+static void test_reads_v1_read_only(void **state)
+{
+    (void)state;
+    char path[256], err[512] = "";
+    path_of(path, sizeof path, "v1-read.db");
+    make_v1_store(path);
+    ms_store *s;
+    if (ms_store_open(path, MS_STORE_READ, &s, err, sizeof err))
+        fail_msg("%s", err);
+    sqlite3 *db = ms_store_db(s);
+    assert_int_equal(one_int(db, "PRAGMA user_version"), 1);
+
+    char *text = NULL;
+    ms_report_opts o = {.json = 1};
+    CAPTURE_OK(text, ms_report_write(db, &o, out, err, sizeof err));
+    assert_non_null(strstr(text, "\"requests\":{\"count\":1,"));
+    assert_non_null(strstr(text, "\"total_usd\":0.125,"));
+    assert_non_null(strstr(text, "\"replayed_usd\":0}"));
+    assert_non_null(strstr(text, "\"evals\":[]}"));
+    free(text);
+    o.json = 0;
+    CAPTURE_OK(text, ms_report_write(db, &o, out, err, sizeof err));
+    assert_non_null(strstr(text, "moonspan report: 1 request"));
+    assert_null(strstr(text, "Evals"));
+    assert_null(strstr(text, "replayed"));
+    free(text);
+    CAPTURE_OK(text, ms_traces_write(db, 10, 0, 1, out, err, sizeof err));
+    assert_non_null(strstr(text, "\"name\":\"old trace\""));
+    free(text);
+    CAPTURE_OK(text, ms_trace_show(db, "abcd", 1, out, err, sizeof err));
+    assert_non_null(strstr(text, "\"name\":\"chat\""));
+    assert_non_null(strstr(text, "\"replayed\":false"));
+    free(text);
+    CAPTURE_OK(text, ms_trace_show(db, "abcd", 0, out, err, sizeof err));
+    assert_non_null(strstr(text, "chat"));
+    free(text);
+
+    /* the eval API on a v1 connection says what is wrong instead of crashing */
+    int64_t id = 0;
+    assert_int_equal(ms_eval_find_run(db, "s", "last", 0, &id, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no such table"));
+    assert_non_null(strstr(err, "open the store for writing once"));
+    ms_store_close(s);
+
+    db = open_sql(path);
+    assert_int_equal(one_int(db, "PRAGMA user_version"), 1); /* untouched */
+    assert_int_equal(table_exists(db, "eval_runs"), 0);
+    sqlite3_close(db);
 }
 
 static void write_file(const char *path, const char *text)
@@ -352,6 +685,10 @@ int main(void)
         cmocka_unit_test(test_refuses_a_foreign_sqlite_database),
         cmocka_unit_test(test_refuses_a_newer_schema),
         cmocka_unit_test(test_read_mode_needs_an_existing_store),
+        cmocka_unit_test(test_replayed_calls),
+        cmocka_unit_test(test_migrates_v1_on_write_open),
+        cmocka_unit_test(test_failed_migration_changes_nothing),
+        cmocka_unit_test(test_reads_v1_read_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -90,10 +90,10 @@ static void test_totals_and_status(void **state)
     assert_true(isnan(tot.cost_usd)); /* no priced call: unknown, not $0 */
     assert_int_equal(ms_trace_status(&t), MS_STATUS_OK);
     uint32_t a = ms_span_begin(&t, 0, "a", 1, 1);
-    ms_llm_usage u = {"p", "m", 100, 10, 0, 0, 0.5, -1, 0};
+    ms_llm_usage u = {"p", "m", 100, 10, 0, 0, 0.5, -1, 0, 0};
     ms_span_set_llm(&t, a, &u);
     uint32_t b = ms_span_begin(&t, 0, "b", 1, 1);
-    ms_llm_usage u2 = {"p", "x", 1, 1, 0, 0, NAN, -1, 0};
+    ms_llm_usage u2 = {"p", "x", 1, 1, 0, 0, NAN, -1, 0, 0};
     ms_span_set_llm(&t, b, &u2);
     ms_span_fail(&t, b, 1, "e", "m", 1, NULL);
     ms_trace_totals_get(&t, &tot);
@@ -119,7 +119,7 @@ static void test_summary_is_a_timeline(void **state)
     ms_span_end(&t, s, 13000000);
     uint32_t g = ms_span_begin(&t, 0, "generate", 8, 13000000);
     uint32_t c = ms_span_begin(&t, g, "chat mock", 9, 13000000);
-    ms_llm_usage u = {"mock", "mock", 12, 3, 0, 0, NAN, -1, 1};
+    ms_llm_usage u = {"mock", "mock", 12, 3, 0, 0, NAN, -1, 1, 0};
     ms_span_set_llm(&t, c, &u);
     ms_span_add_retries(&t, c, 2, 1);
     ms_span_end(&t, c, 133000000);

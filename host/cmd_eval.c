@@ -1,0 +1,160 @@
+/* `moonspan eval`: runs eval suites. The command line is checked here;
+ * the suites, scorers and runner are Lua (scripts/eval.lua). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "host.h"
+#include "ms_store.h"
+
+static const char EVAL_HELP[] =
+    "usage: moonspan eval [OPTIONS] SUITE.lua...\n"
+    "\n"
+    "Runs eval suites: every case of every suite as its own trace\n"
+    "(eval:SUITE:CASE), scored, stored next to its spans, and summed up: failed\n"
+    "cases with the trace to open with `moonspan show`, pass rate, p50/p95\n"
+    "latency and cost per suite.\n"
+    "\n"
+    "  --concurrency N         cases in flight at once (default 4)\n"
+    "  --repeat K              run every case K times; shows per-case flakiness\n"
+    "  --filter GLOB           only cases whose id matches GLOB (* and ?)\n"
+    "  --baseline RUN_ID|last  compare with an earlier run of the same suite\n"
+    "  --fail-under RATE       fail when the pass rate is below RATE (0 to 1)\n"
+    "  --junit FILE            write a JUnit XML report\n"
+    "  --alert-webhook URL     POST {\"text\": ...} (Slack-compatible) when a suite\n"
+    "                          fails or regresses against the baseline\n"
+    "  --record                store every LLM request and response of this run\n"
+    "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline\n"
+    "  --db PATH, --prices FILE  as for every command\n"
+    "\n"
+    "Exit status: 0 when every suite reached its threshold (and --fail-under),\n"
+    "1 when one did not, 2 for bad usage or a suite/dataset that cannot be read.\n";
+
+typedef struct eval_opts {
+    int concurrency, repeat, record;
+    const char *filter, *baseline, *junit, *webhook, *replay;
+    double fail_under;
+    int has_fail_under;
+    int first_file, nfiles;
+    ms_cli *c;
+} eval_opts;
+
+/* A run reference: "last" or a positive integer id. */
+static const char *run_ref(ms_cli *c, const char *opt, const char *v)
+{
+    if (strcmp(v, "last") != 0)
+        ms_cli_long(c, opt, v, 1, 0x7fffffffL);
+    return v;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int eval_body(lua_State *L, void *ud)
+{
+    eval_opts *o = ud;
+    char err[1024];
+    ms_store *store;
+    /* the host's own connection for the eval tables; the tracer writes spans on its own */
+    if (ms_store_open(o->c->db, MS_STORE_WRITE, &store, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan eval: %s\n", err);
+        return MS_EXIT_USAGE;
+    }
+    ms_open_eval_store(L, ms_store_db(store), ms_the_host.run_id);
+    lua_createtable(L, 0, 12);
+    lua_createtable(L, o->nfiles, 0);
+    for (int i = 0; i < o->nfiles; i++) {
+        lua_pushstring(L, o->c->argv[o->first_file + i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "files");
+    lua_pushinteger(L, o->concurrency);
+    lua_setfield(L, -2, "concurrency");
+    lua_pushinteger(L, o->repeat);
+    lua_setfield(L, -2, "repeat_count");
+    set_str(L, "filter", o->filter);
+    set_str(L, "baseline", o->baseline);
+    set_str(L, "junit", o->junit);
+    set_str(L, "alert_webhook", o->webhook);
+    set_str(L, "replay", o->replay);
+    lua_pushboolean(L, o->record);
+    lua_setfield(L, -2, "record");
+    if (o->has_fail_under) {
+        lua_pushnumber(L, o->fail_under);
+        lua_setfield(L, -2, "fail_under");
+    }
+    lua_pushboolean(L, isatty(2));
+    lua_setfield(L, -2, "tty");
+    int rc = ms_runtime_call_main(L, "moonspan.eval");
+    ms_close_eval_store(L);
+    ms_store_close(store);
+    return rc;
+}
+
+int ms_cmd_eval(ms_cli *c)
+{
+    eval_opts o = {.concurrency = 4, .repeat = 1, .c = c};
+    const char *v;
+    int files_start = -1;
+    /* options and files may mix; files are collected in place */
+    int out = c->i;
+    while (c->i < c->argc) {
+        if (ms_cli_global(c))
+            continue;
+        if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
+            fputs(EVAL_HELP, stdout);
+            return 0;
+        }
+        if (ms_cli_value(c, "--concurrency", &v))
+            o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);
+        else if (ms_cli_value(c, "--repeat", &v))
+            o.repeat = (int)ms_cli_long(c, "--repeat", v, 1, 10000);
+        else if (ms_cli_value(c, "--filter", &v))
+            o.filter = v;
+        else if (ms_cli_value(c, "--baseline", &v))
+            o.baseline = run_ref(c, "--baseline", v);
+        else if (ms_cli_value(c, "--replay", &v))
+            o.replay = run_ref(c, "--replay", v);
+        else if (ms_cli_flag(c, "--record"))
+            o.record = 1;
+        else if (ms_cli_value(c, "--junit", &v))
+            o.junit = v;
+        else if (ms_cli_value(c, "--alert-webhook", &v)) {
+            if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+                ms_cli_usage_error(c, "--alert-webhook '%s' is not an http:// or https:// URL", v);
+            o.webhook = v;
+        } else if (ms_cli_value(c, "--fail-under", &v)) {
+            char *end;
+            o.fail_under = strtod(v, &end);
+            if (end == v || *end || !(o.fail_under >= 0 && o.fail_under <= 1))
+                ms_cli_usage_error(c, "--fail-under '%s' is not a pass rate from 0 to 1 (e.g. 0.9)", v);
+            o.has_fail_under = 1;
+        } else if (c->argv[c->i][0] == '-' && c->argv[c->i][1]) {
+            ms_cli_unknown(c);
+        } else {
+            const char *f = c->argv[c->i++];
+            if (access(f, R_OK) != 0)
+                ms_cli_usage_error(c, "cannot read suite %s: %s", f, strerror(errno));
+            if (files_start < 0)
+                files_start = out;
+            c->argv[out++] = (char *)f;
+        }
+    }
+    if (files_start < 0)
+        ms_cli_usage_error(c, "missing SUITE.lua, the suite file(s) to run");
+    if (o.record && o.replay)
+        ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls to record");
+    o.first_file = files_start;
+    o.nfiles = out - files_start;
+    return ms_run_hosted(c, c->argv[files_start], files_start, 1, eval_body, &o);
+}
