@@ -1,0 +1,1217 @@
+-- Eval suites (moonspan.eval): the DSL, the runner behind `moonspan eval`,
+-- and the pure functions it is made of (summary, baseline diff, alert
+-- text, JUnit cases), kept apart so specs can test them without a store.
+--
+--   return suite "capital-cities" {
+--     dataset = "capitals.jsonl",          -- JSONL next to the suite file (or from the current
+--                                          -- folder), or an inline list of case tables
+--     run = function(case) return llm.call{...}.text end,
+--     scorers = { contains(case_field "expected"), max_latency_ms(2000) },
+--     threshold = 0.9,                     -- pass rate under which the suite fails (default 1)
+--   }
+--
+-- `moonspan eval` calls main(opts), which installs the DSL as globals
+-- (suite, case_field and the scorers of moonspan.scorers) before loading
+-- the suite files; install_globals() does the same for other scripts.
+--
+-- Each case (and each repetition of it) runs as its own trace
+-- `eval:{suite}:{case id}` with attributes eval_run, case_id and
+-- repeat_index: run() is its span `eval.run`, each scorer a span
+-- `eval.score:{name}` (so llm_judge's call nests there and its cost
+-- counts). Latency is run()'s time; tokens and cost are the whole trace's.
+
+local cjson = require "cjson"
+local sched = require "moonspan.sched"
+local scorers = require "moonspan.scorers"
+local junit = require "moonspan.junit"
+
+local M = {}
+M.scorers = scorers
+M.junit = junit
+M.stdout, M.stderr = io.stdout, io.stderr -- swapped by specs
+
+local function errf(fmt, ...)
+  M.stderr:write(string.format(fmt, ...), "\n")
+  M.stderr:flush()
+end
+
+-- --- the DSL ----------------------------------------------------------------
+
+local SUITE = {__name = "moonspan.suite"}
+local SUITE_FIELDS = {dataset = true, run = true, scorers = true, threshold = true, description = true}
+
+function M.is_suite(x)
+  return getmetatable(x) == SUITE
+end
+
+-- suite "name" { dataset =, run =, scorers =, threshold =, description = }
+function M.suite(name)
+  if type(name) ~= "string" or name == "" then
+    error('suite: expected a name, e.g. suite "capital-cities" { dataset = ..., run = ..., scorers = {...} }', 2)
+  end
+  -- where `suite "name"` is written (the { ... } part is often a tail
+  -- call, which leaves no frame of the suite file to point at)
+  local info = debug.getinfo(2, "Sl")
+  local file = info and info.source:match("^@(.*)") or (info and info.short_src) or "?"
+  local line = info and info.currentline or 0
+  return function(def)
+    local function fail(msg)
+      error(string.format('%s:%d: suite "%s": %s', file, line, name, msg), 0)
+    end
+    if type(def) ~= "table" then
+      fail('expected a table after the name: suite "' .. name .. '" { dataset = ..., run = function(case) ... end }')
+    end
+    for k in pairs(def) do
+      if not SUITE_FIELDS[k] then
+        fail(string.format("unknown field '%s' (a suite has dataset, run, scorers, threshold, description)",
+                           tostring(k)))
+      end
+    end
+    if def.run == nil then
+      fail("run is missing: add run = function(case) ... return output end")
+    elseif type(def.run) ~= "function" then
+      fail("run must be a function(case) returning the output, got a " .. type(def.run))
+    end
+    local ds = def.dataset
+    if ds == nil then
+      fail('has no cases: add dataset = "cases.jsonl" or dataset = {{id = ..., input = ..., expected = ...}, ...}')
+    elseif type(ds) ~= "string" and type(ds) ~= "table" then
+      fail("dataset must be a JSONL file name or a list of cases, got a " .. type(ds))
+    elseif type(ds) == "table" and #ds == 0 then
+      fail("has no cases: the dataset list is empty")
+    end
+    local list = def.scorers or {}
+    if type(list) ~= "table" then
+      fail("scorers must be a list, e.g. scorers = { contains(case_field \"expected\") }")
+    end
+    local normalised = {}
+    for i = 1, #list do
+      local sc, err = scorers.normalise(list[i], i)
+      if not sc then fail(err) end
+      normalised[i] = sc
+    end
+    for k in pairs(list) do
+      if math.type(k) ~= "integer" or k < 1 or k > #list then
+        fail("scorers must be a list (no holes, no named entries); a nil entry is often a misspelt scorer name")
+      end
+    end
+    local threshold = def.threshold
+    if threshold == nil then
+      threshold = 1
+    elseif type(threshold) ~= "number" or threshold < 0 or threshold > 1 then
+      fail("threshold must be a pass rate between 0 and 1 (0.9 = 90%), got " .. scorers.short(threshold))
+    end
+    return setmetatable({name = name, dataset = ds, run = def.run, scorers = normalised,
+                         threshold = threshold, description = def.description, file = file, line = line}, SUITE)
+  end
+end
+
+M.case_field = scorers.case_field
+
+-- The names main() makes global while suite files load and run.
+function M.globals()
+  local g = {suite = M.suite, case_field = scorers.case_field}
+  for _, n in ipairs(scorers.names) do g[n] = scorers[n] end
+  return g
+end
+
+function M.install_globals(env)
+  env = env or _G
+  for k, v in pairs(M.globals()) do env[k] = v end
+  return env
+end
+
+-- --- datasets ---------------------------------------------------------------
+
+-- JSON numbers come back from cjson as floats; ids and counts read better
+-- as integers, and nulls are plain nils in a case.
+local function normalise_json(v)
+  if v == cjson.null then return nil end
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return math.tointeger(v)
+  end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = normalise_json(x) end
+  end
+  return v
+end
+M.normalise_json = normalise_json
+
+local function case_id_of(v)
+  if type(v) == "string" and v ~= "" then return v end
+  if math.type(v) == "integer" then return tostring(v) end
+  if type(v) == "number" then return tostring(v) end
+  return nil
+end
+
+-- Parses JSONL text into cases. `label` names the file in messages.
+-- Returns cases, derived (the ids made from line numbers), or nil and a
+-- message "label:line: ...".
+function M.parse_jsonl(text, label)
+  text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
+  local cases, derived, seen = {}, {}, {}
+  local lineno = 0
+  for line in (text:sub(-1) == "\n" and text or text .. "\n"):gmatch("([^\n]*)\n") do
+    lineno = lineno + 1
+    line = line:gsub("\r$", "")
+    if not line:match("^%s*$") then
+      local ok, v = pcall(cjson.decode, line)
+      if not ok then
+        return nil, string.format("%s:%d: not JSON (%s)", label, lineno, tostring(v))
+      end
+      if type(v) ~= "table" or line:match("^%s*%[") then
+        return nil, string.format('%s:%d: expected a JSON object such as {"id": "paris", "input": "...", '
+                                  .. '"expected": "..."}, got %s', label, lineno, scorers.short(line, 40))
+      end
+      v = normalise_json(v)
+      local id
+      if v.id == nil then
+        id = "line-" .. lineno
+        derived[#derived + 1] = id
+      else
+        id = case_id_of(v.id)
+        if not id then
+          return nil, string.format("%s:%d: id must be a non-empty string or a number, got %s", label, lineno,
+                                    scorers.short(v.id))
+        end
+      end
+      if seen[id] then
+        return nil, string.format('%s:%d: duplicate case id "%s" (also on line %d)', label, lineno, id, seen[id])
+      end
+      seen[id] = lineno
+      v.id = id
+      cases[#cases + 1] = v
+    end
+  end
+  return cases, derived
+end
+
+-- An inline list of cases: tables, copied, ids derived from positions
+-- ("case-3") where missing. Returns cases, derived or nil and a message.
+function M.inline_cases(list, label)
+  local cases, derived, seen = {}, {}, {}
+  for i = 1, #list do
+    local c = list[i]
+    if type(c) ~= "table" then
+      return nil, string.format("%s: dataset[%d] is a %s; each case is a table like {id = ..., input = ..., "
+                                .. "expected = ...}", label, i, type(c))
+    end
+    local copy = {}
+    for k, v in pairs(c) do copy[k] = v end
+    local id
+    if copy.id == nil then
+      id = "case-" .. i
+      derived[#derived + 1] = id
+    else
+      id = case_id_of(copy.id)
+      if not id then
+        return nil, string.format("%s: dataset[%d].id must be a non-empty string or a number", label, i)
+      end
+    end
+    if seen[id] then
+      return nil, string.format('%s: dataset[%d] repeats case id "%s" (dataset[%d])', label, i, id, seen[id])
+    end
+    seen[id] = i
+    copy.id = id
+    cases[i] = copy
+  end
+  return cases, derived
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function dir_of(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- Where a dataset named in a suite is: next to the suite file, else from
+-- the current folder (absolute paths as they are).
+function M.find_dataset(name, suite_file)
+  if name:sub(1, 1) == "/" then return exists(name) and name or nil end
+  local d = dir_of(suite_file or "")
+  if suite_file and d ~= "." then
+    local p = d .. "/" .. name
+    if exists(p) then return p end
+  end
+  if exists(name) then return name end
+  return nil
+end
+
+-- The cases of suite S. notify(msg) receives the one notice about derived
+-- ids. Returns the cases or nil and a message naming the file and line.
+function M.load_cases(S, notify)
+  local where = string.format("%s:%d", S.file, S.line)
+  local cases, derived, label
+  if type(S.dataset) == "table" then
+    label = where .. ': suite "' .. S.name .. '"'
+    cases, derived = M.inline_cases(S.dataset, label)
+    if not cases then return nil, derived end
+    if #derived > 0 then
+      notify(string.format("%s: %d inline case%s without an id; using %s as id%s", label, #derived,
+                           #derived == 1 and "" or "s", M.list_ids(derived, 5), #derived == 1 and "" or "s"))
+    end
+  else
+    local path = M.find_dataset(S.dataset, S.file)
+    if not path then
+      return nil, string.format('%s: suite "%s": dataset file "%s" not found (looked next to %s and in the '
+                                .. "current folder)", where, S.name, S.dataset, S.file)
+    end
+    local f, err = io.open(path, "rb")
+    local text = f and f:read("a")
+    if f then f:close() end
+    if not text then
+      return nil, string.format('%s: suite "%s": cannot read dataset %s: %s', where, S.name, path,
+                                tostring(err or "is it a folder?"))
+    end
+    cases, derived = M.parse_jsonl(text, path)
+    if not cases then return nil, derived end
+    if #cases == 0 then
+      return nil, string.format('%s: suite "%s": dataset %s has no cases (no JSON lines)', where, S.name, path)
+    end
+    if #derived > 0 then
+      notify(string.format('%s: %d case%s without an "id"; ids derived from line numbers: %s', path, #derived,
+                           #derived == 1 and "" or "s", M.list_ids(derived, 5)))
+    end
+  end
+  return cases
+end
+
+function M.list_ids(ids, max)
+  local shown = {}
+  for i = 1, math.min(#ids, max or #ids) do shown[i] = ids[i] end
+  local s = table.concat(shown, ", ")
+  if max and #ids > max then s = s .. string.format(", ... (%d more)", #ids - max) end
+  return s
+end
+
+-- --- filter -----------------------------------------------------------------
+
+-- A glob (* any run of characters, ? one character) as an anchored Lua
+-- pattern; every other character is literal.
+function M.glob_pattern(glob)
+  local out = {"^"}
+  for c in glob:gmatch(".") do
+    if c == "*" then
+      out[#out + 1] = ".*"
+    elseif c == "?" then
+      out[#out + 1] = "."
+    elseif c:match("%p") then
+      out[#out + 1] = "%" .. c
+    else
+      out[#out + 1] = c
+    end
+  end
+  out[#out + 1] = "$"
+  return table.concat(out)
+end
+
+function M.glob_match(glob, s)
+  return s:find(M.glob_pattern(glob)) ~= nil
+end
+
+function M.filter_cases(cases, glob)
+  if not glob then return cases end
+  local pat = M.glob_pattern(glob)
+  local out = {}
+  for _, c in ipairs(cases) do
+    if c.id:find(pat) then out[#out + 1] = c end
+  end
+  return out
+end
+
+-- --- loading suite files ----------------------------------------------------
+
+local function add_to_path(file)
+  local d = dir_of(file)
+  local entry = d .. "/?.lua;"
+  if package.path:sub(1, #entry) ~= entry then package.path = entry .. package.path end
+end
+
+-- Loads a suite file. Returns a list of suites, or nil and a message that
+-- names the file (and line, when Lua knows it).
+function M.load_file(path)
+  M.install_globals()
+  local chunk, err = loadfile(path)
+  if not chunk then
+    if not exists(path) then return nil, path .. ": no such file" end
+    return nil, tostring(err)
+  end
+  add_to_path(path)
+  local ok, res = pcall(chunk)
+  if not ok then
+    if type(res) == "table" and getmetatable(res) and getmetatable(res).__tostring then res = tostring(res) end
+    if type(res) ~= "string" then return nil, path .. ": raised a " .. type(res) .. " while loading" end
+    local name = res:match("attempt to call a nil value %(global '([%w_]+)'%)")
+    if name then -- most often a misspelt scorer
+      res = res .. "; the scorers are " .. table.concat(scorers.names, ", ") .. " (and case_field, suite)"
+    end
+    return nil, res
+  end
+  local expected = 'expected suite "name" { dataset = ..., run = ..., scorers = {...} }'
+  if res == nil then
+    return nil, string.format("%s: returned nil, %s (is the `return` missing?)", path, expected)
+  end
+  if M.is_suite(res) then return {res} end
+  if type(res) == "table" and #res > 0 then
+    for i = 1, #res do
+      if not M.is_suite(res[i]) then
+        return nil, string.format("%s: returned a list whose item %d is a %s, %s", path, i, type(res[i]), expected)
+      end
+    end
+    return res
+  end
+  if type(res) == "function" then
+    return nil, string.format('%s: returned a function, %s (suite "name" needs its table: suite "name" { ... })',
+                              path, expected)
+  end
+  return nil, string.format("%s: returned a %s, %s", path, type(res), expected)
+end
+
+-- --- running a case -----------------------------------------------------------
+
+local function describe_error(err)
+  if type(err) == "string" then return err end
+  if type(err) == "table" then
+    local mt = getmetatable(err)
+    if mt and mt.__tostring then
+      local ok, s = pcall(tostring, err)
+      if ok then return s end
+    end
+    if err.message ~= nil then
+      return (err.type and (tostring(err.type) .. ": ") or "") .. tostring(err.message)
+    end
+    local ok, j = pcall(cjson.encode, err)
+    if ok then return j end
+  end
+  return tostring(err)
+end
+M.describe_error = describe_error
+
+local function is_interrupt(err)
+  return type(err) == "string" and err:find("interrupted by SIG", 1, true) ~= nil
+end
+
+-- Values go to the store as JSON: anything cjson cannot encode is kept as
+-- its tostring.
+local function storable(v)
+  if v == nil then return nil end
+  local t = type(v)
+  if t == "string" or t == "boolean" then return v end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return v
+  end
+  if t == "table" then
+    local ok = pcall(cjson.encode, v)
+    if ok then return v end
+  end
+  return tostring(v)
+end
+
+local function totals(ctx)
+  local f = ctx.totals
+  if not f then return nil end
+  local ok, t = pcall(f, ctx)
+  if ok and type(t) == "table" then return t end
+  return nil
+end
+
+-- Cost of a trace so far from ctx:totals(), whose cost_usd sums every
+-- priced call, replayed ones included: returns total (nil when unknown),
+-- live, replayed.
+local function split_cost(t)
+  if not t then return nil, nil, nil end
+  if t.llm_calls == 0 then return 0, 0, 0 end
+  local total, rep = t.cost_usd, t.replayed_cost_usd or 0
+  if total == nil then return nil, nil, rep end
+  return total, total - rep, rep
+end
+M.split_cost = split_cost
+
+-- Runs one case (repetition k) of suite S as its own trace. Returns the
+-- result record, plus the error when the run was interrupted (SIGINT).
+function M.run_case(S, case, k, run_id, opts)
+  opts = opts or {}
+  local rec = {case_id = case.id, repeat_index = k, input = case.input, expected = case.expected,
+               scores = {}, pass = false}
+  if rec.input == nil then
+    rec.input = {}
+    for key, v in pairs(case) do
+      if key ~= "id" and key ~= "expected" then rec.input[key] = v end
+    end
+  end
+  local attrs = {case_id = case.id, repeat_index = k, eval_run = run_id}
+  local abort
+  local ok, err = pcall(trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
+    rec.trace_id = ctx.id
+    local t0 = moonspan.now_ms()
+    local rok, out = pcall(span, "eval.run", function()
+      return S.run(case, {repeat_index = k, trace_id = ctx.id})
+    end)
+    rec.latency_ms = moonspan.now_ms() - t0
+    local before = totals(ctx)
+    if not rok then
+      rec.error = describe_error(out)
+      if is_interrupt(out) then abort = out end
+      local total, live, rep = split_cost(before)
+      rec.cost_usd, rec.live_cost_usd, rec.replayed_cost_usd = total, live, rep
+      if before then
+        rec.input_tokens, rec.output_tokens = before.input_tokens, before.output_tokens
+        rec.replayed = (before.replayed_calls or 0) > 0
+      end
+      error(out, 0) -- the trace records it as failed, with the run span's error
+    end
+    rec.output = out
+    local info = {latency_ms = rec.latency_ms, trace_id = ctx.id, trace = ctx, repeat_index = k,
+                  cost_usd = (split_cost(before)), input_tokens = before and before.input_tokens,
+                  output_tokens = before and before.output_tokens,
+                  cost_note = not before and "this moonspan cannot measure a trace's cost (no ctx:totals)" or nil}
+    local pass = true
+    for _, sc in ipairs(S.scorers) do
+      local sok, res = pcall(span, "eval.score:" .. sc.name, function(s)
+        local r = scorers.apply(sc, out, case, info)
+        s:set("eval.score", r.score)
+        s:set("eval.pass", r.pass)
+        return r
+      end)
+      if not sok then
+        if is_interrupt(res) then abort = res error(res, 0) end
+        local msg = sc.name .. " raised: " .. describe_error(res)
+        res = {name = sc.name, score = 0, reason = msg, pass = false, error = true}
+        rec.error = rec.error or msg
+      end
+      rec.scores[#rec.scores + 1] = res
+      if not res.pass then
+        pass = false
+        rec.reason = rec.reason or (res.error and res.reason or (res.name .. ": " .. res.reason))
+      end
+    end
+    rec.pass = pass
+    ctx:set("eval.pass", pass)
+    local after = totals(ctx)
+    local total, live, rep = split_cost(after)
+    rec.cost_usd, rec.live_cost_usd, rec.replayed_cost_usd = total, live, rep
+    if after then
+      rec.input_tokens, rec.output_tokens = after.input_tokens, after.output_tokens
+      rec.replayed = (after.replayed_calls or 0) > 0
+    end
+  end)
+  if not ok then
+    rec.pass = false
+    rec.error = rec.error or describe_error(err)
+    rec.reason = rec.reason or rec.error
+    if is_interrupt(err) then abort = abort or err end
+  end
+  rec.replayed = rec.replayed or (rec.replayed_cost_usd or 0) > 0
+  rec.input, rec.expected, rec.output = storable(rec.input), storable(rec.expected), storable(rec.output)
+  return rec, abort
+end
+
+-- Runs every case of S `repeat_count` times with at most `concurrency`
+-- in flight. on_done(rec, index) is called as each finishes. Returns the
+-- records in case order (repetitions of a case together).
+function M.run_cases(S, cases, opts, run_id, on_done)
+  local jobs = {}
+  for _, c in ipairs(cases) do
+    for k = 1, opts.repeat_count or 1 do jobs[#jobs + 1] = {case = c, k = k} end
+  end
+  local results, next_i, fatal = {}, 1, nil
+  local function worker()
+    while next_i <= #jobs and not fatal do
+      local i = next_i
+      next_i = i + 1
+      local rec, abort = M.run_case(S, jobs[i].case, jobs[i].k, run_id, opts)
+      results[i] = rec
+      if abort then
+        fatal = fatal or abort
+        return
+      end
+      if on_done then on_done(rec, i) end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(opts.concurrency or 4, #jobs) do workers[w] = worker end
+  for _, r in ipairs(sched.run(workers)) do
+    if not r[1] then error(r[2], 0) end
+  end
+  if fatal then error(fatal, 0) end
+  return results
+end
+
+-- --- summaries ----------------------------------------------------------------
+
+-- Exact percentiles by linear interpolation between closest ranks (numpy's
+-- default); the host's moonspan.percentiles when it has one.
+function M.percentiles(values, ps)
+  local out = {}
+  if #values == 0 then return out end
+  if moonspan and moonspan.percentiles then return moonspan.percentiles(values, ps) end
+  local x = {}
+  for i, v in ipairs(values) do x[i] = v end
+  table.sort(x)
+  for i, p in ipairs(ps) do
+    local rank = p / 100 * (#x - 1)
+    local lo = math.floor(rank)
+    local frac = rank - lo
+    local a, b = x[lo + 1], x[math.min(lo + 2, #x)]
+    out[i] = a + (b - a) * frac
+  end
+  return out
+end
+
+-- Live and replayed cost of one result (works for results read back from
+-- the store, which carry cost_usd and replayed only).
+local function result_costs(r)
+  if r.cost_usd == nil then return nil, nil end
+  if r.live_cost_usd ~= nil or r.replayed_cost_usd ~= nil then
+    return r.live_cost_usd or 0, r.replayed_cost_usd or 0
+  end
+  if r.replayed then return 0, r.cost_usd end
+  return r.cost_usd, 0
+end
+
+-- Summary of a list of results. opts: threshold (default 1), fail_under,
+-- percentiles (function). Pass rate is over executions (cases x repeats);
+-- per_case gives each case's passes out of its runs.
+function M.summarize(results, opts)
+  opts = opts or {}
+  local n, passed, errors = #results, 0, 0
+  local lat, live, replayed, unknown, tin, tout = {}, 0, 0, 0, 0, 0
+  local by_case, order = {}, {}
+  for _, r in ipairs(results) do
+    if r.pass then passed = passed + 1 end
+    if r.error then errors = errors + 1 end
+    if type(r.latency_ms) == "number" then lat[#lat + 1] = r.latency_ms end
+    local l, rp = result_costs(r)
+    if l == nil then
+      unknown = unknown + 1
+    else
+      live, replayed = live + l, replayed + rp
+    end
+    tin = tin + (r.input_tokens or 0)
+    tout = tout + (r.output_tokens or 0)
+    local c = by_case[r.case_id]
+    if not c then
+      c = {id = r.case_id, runs = 0, passes = 0}
+      by_case[r.case_id] = c
+      order[#order + 1] = c
+    end
+    c.runs = c.runs + 1
+    if r.pass then c.passes = c.passes + 1 end
+  end
+  local flaky, failing, max_runs = {}, {}, 0
+  for _, c in ipairs(order) do
+    c.flaky = c.passes > 0 and c.passes < c.runs
+    if c.flaky then flaky[#flaky + 1] = c end
+    if c.passes == 0 then failing[#failing + 1] = c end
+    if c.runs > max_runs then max_runs = c.runs end
+  end
+  local pct = #lat > 0 and (opts.percentiles or M.percentiles)(lat, {50, 95}) or {}
+  local rate = n > 0 and passed / n or nil
+  local threshold = opts.threshold or 1
+  local failed_gate = rate == nil or rate < threshold - 1e-9
+                      or (opts.fail_under ~= nil and rate < opts.fail_under - 1e-9)
+  return {
+    cases = n, passed = passed, failed = n - passed, errors = errors, pass_rate = rate,
+    p50_ms = pct[1], p95_ms = pct[2],
+    cost_usd = (unknown < n or n == 0) and live or nil, unknown_cost = unknown, replayed_cost_usd = replayed,
+    input_tokens = tin, output_tokens = tout,
+    threshold = threshold, fail_under = opts.fail_under,
+    status = failed_gate and "failed" or "passed",
+    per_case = order, flaky = flaky, always_failing = failing, repeat_count = max_runs,
+  }
+end
+
+-- Whether each case passed on every run: case id -> bool, plus the ids in order.
+local function case_outcomes(results)
+  local st, order = {}, {}
+  for _, r in ipairs(results) do
+    if st[r.case_id] == nil then
+      order[#order + 1] = r.case_id
+      st[r.case_id] = true
+    end
+    if not r.pass then st[r.case_id] = false end
+  end
+  return st, order
+end
+
+local function delta(a, b)
+  if a == nil or b == nil then return nil end
+  return b - a
+end
+
+-- Compares this run's results with a baseline run's. The baseline's
+-- figures are taken over the cases both runs have (so a --filter run is
+-- compared like for like); cases only in one run are listed apart.
+-- A regression is a case that newly fails or a lower pass rate.
+function M.diff(current, baseline, opts)
+  opts = opts or {}
+  local cur, cur_order = case_outcomes(current)
+  local base, base_order = case_outcomes(baseline)
+  local common = {}
+  for _, r in ipairs(baseline) do
+    if cur[r.case_id] ~= nil then common[#common + 1] = r end
+  end
+  local sopts = {percentiles = opts.percentiles}
+  local before, after = M.summarize(common, sopts), M.summarize(current, sopts)
+  local d = {before = before, after = after, newly_failing = {}, newly_passing = {}, added = {}, removed = {}}
+  for _, id in ipairs(cur_order) do
+    if base[id] == nil then
+      d.added[#d.added + 1] = id
+    elseif base[id] and not cur[id] then
+      d.newly_failing[#d.newly_failing + 1] = id
+    elseif not base[id] and cur[id] then
+      d.newly_passing[#d.newly_passing + 1] = id
+    end
+  end
+  for _, id in ipairs(base_order) do
+    if cur[id] == nil then d.removed[#d.removed + 1] = id end
+  end
+  d.pass_rate_delta = delta(before.pass_rate, after.pass_rate)
+  d.p50_delta_ms = delta(before.p50_ms, after.p50_ms)
+  d.p95_delta_ms = delta(before.p95_ms, after.p95_ms)
+  -- cost per case run (runs may differ in --repeat), live + replayed: a
+  -- replayed run costs what its recording did
+  local function per_case(s)
+    if s.cost_usd == nil or s.cases == 0 then return nil end
+    return (s.cost_usd + s.replayed_cost_usd) / s.cases
+  end
+  local bc, ac = per_case(before), per_case(after)
+  d.cost_before, d.cost_after, d.cost_delta_usd = bc, ac, delta(bc, ac)
+  d.regressed = #d.newly_failing > 0 or (d.pass_rate_delta ~= nil and d.pass_rate_delta < -1e-9)
+  return d
+end
+
+-- --- formatting ---------------------------------------------------------------
+
+local function fmt_pct(x)
+  if x == nil then return "-" end
+  return string.format("%.1f%%", x * 100)
+end
+M.fmt_pct = fmt_pct
+
+local function fmt_ms(x)
+  if x == nil then return "-" end
+  if x >= 10000 then return string.format("%.1f s", x / 1000) end
+  if x >= 100 then return string.format("%.0f ms", x) end
+  if x < 1 then return string.format("%.2f ms", x) end
+  return string.format("%.1f ms", x)
+end
+M.fmt_ms = fmt_ms
+
+local fmt_usd = function(x)
+  if x == nil then return "unknown" end
+  return scorers.fmt_usd(x)
+end
+M.fmt_usd = fmt_usd
+
+local function signed(x, fmt)
+  if x == nil then return "" end
+  return (x >= 0 and "+" or "-") .. fmt(math.abs(x))
+end
+
+local function one_line(s, max)
+  s = tostring(s or ""):gsub("[\r\n\t]+", " ")
+  if max and #s > max then s = s:sub(1, max - 3) .. "..." end
+  return s
+end
+M.one_line = one_line
+
+local function case_label(r, repeat_count)
+  if (repeat_count or 1) > 1 then return r.case_id .. "#" .. r.repeat_index end
+  return r.case_id
+end
+
+-- The status line of one suite, e.g.
+-- "capital-cities: FAILED, pass rate 80.0% (8/10) under the threshold 90.0%"
+function M.status_line(name, s)
+  local gate = s.threshold
+  local gate_txt = "threshold " .. fmt_pct(s.threshold)
+  if s.fail_under and s.fail_under > gate then
+    gate, gate_txt = s.fail_under, "--fail-under " .. fmt_pct(s.fail_under)
+  end
+  local rel = s.status == "passed" and ">=" or "<"
+  return string.format("%s: %s, pass rate %s (%d/%d) %s %s", name, s.status == "passed" and "passed" or "FAILED",
+                       fmt_pct(s.pass_rate), s.passed, s.cases, rel, gate_txt)
+end
+
+-- Lines describing a baseline diff (no trailing newline), indented.
+function M.diff_lines(d, baseline_id, indent)
+  indent = indent or "  "
+  local lines = {}
+  local b, a = d.before, d.after
+  lines[#lines + 1] = string.format("%svs eval run %s: pass rate %s -> %s (%s pts), p50 %s -> %s, p95 %s -> %s, "
+                                    .. "cost per case %s -> %s", indent, tostring(baseline_id), fmt_pct(b.pass_rate),
+                                    fmt_pct(a.pass_rate),
+                                    d.pass_rate_delta and string.format("%+.1f", d.pass_rate_delta * 100) or "n/a",
+                                    fmt_ms(b.p50_ms), fmt_ms(a.p50_ms), fmt_ms(b.p95_ms), fmt_ms(a.p95_ms),
+                                    fmt_usd(d.cost_before), fmt_usd(d.cost_after))
+  if #d.newly_failing > 0 then
+    lines[#lines + 1] = indent .. "  newly failing: " .. M.list_ids(d.newly_failing, 20)
+  end
+  if #d.newly_passing > 0 then
+    lines[#lines + 1] = indent .. "  newly passing: " .. M.list_ids(d.newly_passing, 20)
+  end
+  if #d.added > 0 then lines[#lines + 1] = indent .. "  new cases: " .. M.list_ids(d.added, 20) end
+  if #d.removed > 0 then
+    lines[#lines + 1] = indent .. "  not run this time: " .. M.list_ids(d.removed, 20)
+  end
+  if #d.newly_failing == 0 and #d.newly_passing == 0 then
+    lines[#lines + 1] = indent .. "  no case changed outcome"
+  end
+  return lines
+end
+
+-- The failed-cases table: one row per failed execution.
+function M.failed_table(reports)
+  local rows = {}
+  for _, rep in ipairs(reports) do
+    for _, r in ipairs(rep.results) do
+      if not r.pass then
+        rows[#rows + 1] = {rep.suite.name, case_label(r, rep.repeat_count), one_line(r.reason or r.error, 72),
+                           r.trace_id or "-"}
+      end
+    end
+  end
+  if #rows == 0 then return "" end
+  local head = {"suite", "case", "reason", "trace (moonspan show ID)"}
+  local w = {}
+  for i, h in ipairs(head) do w[i] = #h end
+  for _, row in ipairs(rows) do
+    for i, v in ipairs(row) do if #v > w[i] then w[i] = #v end end
+  end
+  local function fmt_row(row)
+    local cells = {}
+    for i, v in ipairs(row) do
+      cells[i] = i < #row and (v .. string.rep(" ", w[i] - #v)) or v
+    end
+    return "  " .. table.concat(cells, "  ")
+  end
+  local out = {string.format("Failed cases (%d)", #rows), fmt_row(head)}
+  for _, row in ipairs(rows) do out[#out + 1] = fmt_row(row) end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- The summary block of one suite report.
+function M.summary_text(rep)
+  local s = rep.summary
+  local out = {M.status_line(rep.suite.name, s) .. string.format("  (eval run %s)", tostring(rep.run_id))}
+  local cost = fmt_usd(s.cost_usd)
+  if s.unknown_cost > 0 and s.cost_usd ~= nil then
+    cost = cost .. string.format(" + %d case%s of unknown cost", s.unknown_cost, s.unknown_cost == 1 and "" or "s")
+  end
+  local rep_cost = s.replayed_cost_usd > 0 and string.format(", replayed %s (not spent)", fmt_usd(s.replayed_cost_usd))
+                   or ""
+  out[#out + 1] = string.format("  latency p50 %s, p95 %s; cost %s%s%s", fmt_ms(s.p50_ms), fmt_ms(s.p95_ms), cost,
+                                rep_cost, (s.input_tokens + s.output_tokens > 0)
+                                  and string.format("; tokens %d in, %d out", s.input_tokens, s.output_tokens) or "")
+  if s.errors > 0 then
+    out[#out + 1] = string.format("  %d of the failures raised an error", s.errors)
+  end
+  if (rep.repeat_count or 1) > 1 then
+    local k = rep.repeat_count
+    local parts = {}
+    for _, c in ipairs(s.per_case) do
+      if c.passes < c.runs then
+        parts[#parts + 1] = string.format("%s %d/%d%s", c.id, c.passes, c.runs, c.flaky and " flaky" or "")
+      end
+    end
+    out[#out + 1] = string.format("  repeat %d: %d flaky, %d always failing, %d stable passing", k, #s.flaky,
+                                  #s.always_failing, #s.per_case - #s.flaky - #s.always_failing)
+    if #parts > 0 then out[#out + 1] = "    passes/runs: " .. table.concat(parts, ", ") end
+  end
+  if rep.diff then
+    for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "  ")) do out[#out + 1] = l end
+  elseif rep.baseline_note then
+    out[#out + 1] = "  baseline: " .. rep.baseline_note
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Everything main prints to stdout at the end.
+function M.render(reports)
+  local parts = {}
+  local failed = M.failed_table(reports)
+  if failed ~= "" then parts[#parts + 1] = failed end
+  for _, rep in ipairs(reports) do parts[#parts + 1] = M.summary_text(rep) end
+  return table.concat(parts, "\n")
+end
+
+-- --- alerts -------------------------------------------------------------------
+
+-- Whether a suite report deserves an alert: it failed its gate or
+-- regressed against the baseline.
+function M.needs_alert(rep)
+  return rep.summary.status == "failed" or (rep.diff ~= nil and rep.diff.regressed)
+end
+
+-- The Slack-compatible text of the alert for these reports, or nil when
+-- none needs one.
+function M.alert_text(reports, opts)
+  opts = opts or {}
+  local blocks = {}
+  for _, rep in ipairs(reports) do
+    if M.needs_alert(rep) then
+      local s = rep.summary
+      local why = {}
+      if s.status == "failed" then why[#why + 1] = "failed its gate" end
+      if rep.diff and rep.diff.regressed then why[#why + 1] = "regressed against eval run " .. tostring(rep.baseline_id) end
+      local b = {string.format("*%s* %s (eval run %s%s)", rep.suite.name, table.concat(why, " and "),
+                               tostring(rep.run_id), opts.git_commit and (", commit " .. opts.git_commit:sub(1, 12)) or "")}
+      b[#b + 1] = M.status_line(rep.suite.name, s)
+      b[#b + 1] = string.format("latency p50 %s, p95 %s; cost %s", fmt_ms(s.p50_ms), fmt_ms(s.p95_ms),
+                                fmt_usd(s.cost_usd))
+      if rep.diff then
+        for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "")) do b[#b + 1] = l end
+      end
+      local shown = 0
+      for _, r in ipairs(rep.results) do
+        if not r.pass then
+          shown = shown + 1
+          if shown > 10 then
+            b[#b + 1] = string.format("... and %d more failed", s.failed - 10)
+            break
+          end
+          b[#b + 1] = string.format("- %s: %s (moonspan show %s)", case_label(r, rep.repeat_count),
+                                    one_line(r.reason or r.error, 120), r.trace_id or "-")
+        end
+      end
+      blocks[#blocks + 1] = table.concat(b, "\n")
+    end
+  end
+  if #blocks == 0 then return nil end
+  return string.format(":rotating_light: moonspan eval: %d suite%s need%s attention\n", #blocks,
+                       #blocks == 1 and "" or "s", #blocks == 1 and "s" or "") .. table.concat(blocks, "\n\n")
+end
+
+function M.alert_body(text)
+  return cjson.encode{text = text}
+end
+
+-- POSTs the alert with up to `attempts` tries (default 3) and exponential
+-- backoff from `backoff_ms` (default 500); 429, 5xx and transport errors
+-- are retried, other statuses are not. opts.headers adds request headers.
+-- Returns true, or nil and what went wrong. Never raises.
+function M.post_alert(url, text, opts)
+  opts = opts or {}
+  local attempts, backoff = opts.attempts or 3, opts.backoff_ms or 500
+  local body = M.alert_body(text)
+  local headers = {["Content-Type"] = "application/json"}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  local last
+  for attempt = 1, attempts do
+    local ok, res = pcall(sched.http, {url = url, method = "POST", body = body, timeout_ms = opts.timeout_ms or 10000,
+                                       connect_timeout_ms = 5000, headers = headers})
+    if ok and res.status >= 200 and res.status < 300 then return true end
+    if ok then
+      last = string.format("HTTP %d %s", res.status, one_line(res.body, 120))
+      if res.status ~= 429 and res.status < 500 then
+        return nil, last .. " (not retried)"
+      end
+    else
+      last = describe_error(res)
+    end
+    if attempt < attempts then pcall(sched.sleep, backoff * 2 ^ (attempt - 1)) end
+  end
+  return nil, string.format("%s (after %d attempts)", last, attempts)
+end
+
+-- --- JUnit ----------------------------------------------------------------------
+
+function M.junit_suites(reports)
+  local suites = {}
+  for _, rep in ipairs(reports) do
+    local cases = {}
+    for _, r in ipairs(rep.results) do
+      local c = {name = case_label(r, rep.repeat_count), classname = rep.suite.name,
+                 time_s = (r.latency_ms or 0) / 1000}
+      if not r.pass then
+        local detail = {}
+        for _, sc in ipairs(r.scores or {}) do
+          detail[#detail + 1] = string.format("%s: %s %.3g - %s", sc.name, sc.pass and "pass" or "FAIL",
+                                              sc.score or 0, sc.reason or "")
+        end
+        if r.error then detail[#detail + 1] = "error: " .. r.error end
+        detail[#detail + 1] = "trace: " .. tostring(r.trace_id) .. " (moonspan show " .. tostring(r.trace_id) .. ")"
+        c.failure = {message = r.reason or r.error or "failed", type = r.error and "error" or "score",
+                     text = table.concat(detail, "\n")}
+      end
+      cases[#cases + 1] = c
+    end
+    suites[#suites + 1] = {name = rep.suite.name, time_s = (rep.wall_ms or 0) / 1000, cases = cases,
+                           timestamp = rep.started_at,
+                           properties = {{"eval_run", tostring(rep.run_id)}, {"pass_rate", fmt_pct(rep.summary.pass_rate)},
+                                         {"threshold", tostring(rep.summary.threshold)}, {"status", rep.summary.status}}}
+  end
+  return suites
+end
+
+-- --- progress -------------------------------------------------------------------
+
+function M.fmt_eta(ms)
+  local sec = math.floor(ms / 1000 + 0.5)
+  if sec < 1 then return "<1s" end
+  if sec < 60 then return sec .. "s" end
+  if sec < 3600 then return string.format("%dm%02ds", sec // 60, sec % 60) end
+  return string.format("%dh%02dm", sec // 3600, sec % 3600 // 60)
+end
+
+-- Progress on stderr: on a terminal one line rewritten in place (done/total,
+-- pass rate, cost, ETA); otherwise one line per finished case.
+function M.progress(suite_name, total, opts)
+  local p = {done = 0, passed = 0, cost = 0, t0 = moonspan.now_ms()}
+  local out = M.stderr
+  local tty = opts.tty
+  local rc = opts.repeat_count or 1
+  function p.update(rec)
+    p.done = p.done + 1
+    if rec.pass then p.passed = p.passed + 1 end
+    p.cost = p.cost + (rec.cost_usd or 0)
+    if tty then
+      local elapsed = moonspan.now_ms() - p.t0
+      local eta = p.done < total and (elapsed / p.done * (total - p.done)) or 0
+      local width = 20
+      local fill = math.floor(width * p.done / total)
+      out:write(string.format("\r\27[K%s [%s%s] %d/%d  pass %s  %s  ETA %s", suite_name, string.rep("#", fill),
+                              string.rep(".", width - fill), p.done, total, fmt_pct(p.passed / p.done), fmt_usd(p.cost),
+                              M.fmt_eta(eta)))
+    else
+      out:write(string.format("[%d/%d] %s %s %s  %s%s\n", p.done, total, rec.pass and "pass" or "FAIL", suite_name,
+                              case_label(rec, rc), fmt_ms(rec.latency_ms),
+                              rec.pass and "" or ("  " .. one_line(rec.reason or rec.error, 100))))
+    end
+    out:flush()
+  end
+  function p.finish()
+    if tty and p.done > 0 then
+      out:write("\r\27[K")
+      out:flush()
+    end
+  end
+  return p
+end
+
+-- --- main -----------------------------------------------------------------------
+
+local function check_opts(opts)
+  if type(opts) ~= "table" then return nil, "main: expected an options table" end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if type(o.files) ~= "table" or #o.files == 0 then
+    return nil, "no suite file given; usage: moonspan eval SUITE.lua... [--concurrency N] [--repeat K] ..."
+  end
+  o.concurrency = o.concurrency or 4
+  if math.type(o.concurrency) ~= "integer" or o.concurrency < 1 then
+    return nil, "--concurrency must be an integer >= 1, got " .. tostring(opts.concurrency)
+  end
+  o.repeat_count = o.repeat_count or 1
+  if math.type(o.repeat_count) ~= "integer" or o.repeat_count < 1 then
+    return nil, "--repeat must be an integer >= 1, got " .. tostring(opts.repeat_count)
+  end
+  if o.fail_under ~= nil and (type(o.fail_under) ~= "number" or o.fail_under < 0 or o.fail_under > 1) then
+    return nil, "--fail-under must be a pass rate between 0 and 1 (0.9 = 90%), got " .. tostring(opts.fail_under)
+  end
+  if o.filter ~= nil and type(o.filter) ~= "string" then return nil, "--filter must be a glob" end
+  if o.baseline ~= nil then o.baseline = tostring(o.baseline) end
+  if o.replay ~= nil then o.replay = tostring(o.replay) end
+  return o
+end
+
+local function find_run(store, suite, which)
+  local ok, id, msg = pcall(store.find_run, suite, which, nil)
+  if not ok then return nil, describe_error(id) end
+  if id == nil then return nil, msg or "no such run" end
+  return id
+end
+
+local function git_commit()
+  if moonspan.git_commit then
+    local ok, sha = pcall(moonspan.git_commit)
+    if ok and type(sha) == "string" and sha ~= "" then return sha end
+  end
+  return nil
+end
+
+-- Runs one planned suite: begin_run, the cases, finish_run, the baseline
+-- diff. Returns its report.
+function M.run_plan(plan, o, store)
+  local S = plan.suite
+  local llm_mod = require "moonspan.llm"
+  local config = {concurrency = o.concurrency, repeat_count = o.repeat_count, filter = o.filter,
+                  fail_under = o.fail_under, baseline = o.baseline, replay = o.replay, record = o.record or false,
+                  cases = #plan.cases, dataset = type(S.dataset) == "string" and S.dataset or "inline",
+                  files = o.files, host_version = moonspan.version}
+  local run_id = store.begin_run{suite = S.name, suite_file = plan.file, git_commit = o.git_commit, config = config,
+                                 threshold = S.threshold, replay_of = plan.replay_of, record = o.record or false}
+  local saved_record, saved_replay = llm_mod.record_run, llm_mod.replay_run
+  if o.record then llm_mod.record_run = run_id end
+  if plan.replay_of then llm_mod.replay_run = plan.replay_of end
+  local started_at = os.date("!%Y-%m-%dT%H:%M:%S")
+  local progress = M.progress(S.name, #plan.cases * o.repeat_count, o)
+  local t0 = moonspan.now_ms()
+  local done = {}
+  local function on_done(rec)
+    store.add_result(run_id, rec)
+    done[#done + 1] = rec
+    progress.update(rec)
+  end
+  -- Two pcalls: on SIGINT the host raises once where the wait was cut
+  -- short and once more at the next instruction (the return of the inner
+  -- pcall); the outer one catches that, and then the run is closed.
+  local ok, results = pcall(function()
+    local iok, res = pcall(M.run_cases, S, plan.cases, {concurrency = o.concurrency, repeat_count = o.repeat_count},
+                           run_id, on_done)
+    if not iok then error(res, 0) end
+    return res
+  end)
+  local wall = moonspan.now_ms() - t0
+  progress.finish()
+  llm_mod.record_run, llm_mod.replay_run = saved_record, saved_replay
+  local sopts = {threshold = S.threshold, fail_under = o.fail_under}
+  if not ok then -- interrupted (or a bug): keep what finished, then raise again
+    local s = M.summarize(done, sopts)
+    pcall(store.finish_run, run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
+                                     p95_ms = s.p95_ms, cost_usd = s.cost_usd,
+                                     replayed_cost_usd = s.replayed_cost_usd, status = "failed"})
+    error(results, 0)
+  end
+  local s = M.summarize(results, sopts)
+  store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
+                            p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,
+                            status = s.status})
+  local rep = {suite = S, file = plan.file, run_id = run_id, results = results, summary = s, wall_ms = wall,
+               started_at = started_at,
+               repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note}
+  if plan.baseline_id then
+    local bok, base = pcall(store.results, plan.baseline_id)
+    if bok and type(base) == "table" then
+      rep.diff = M.diff(results, base)
+    else
+      rep.baseline_note = "cannot read eval run " .. tostring(plan.baseline_id) .. ": " .. describe_error(base)
+    end
+  end
+  return rep
+end
+
+-- moonspan eval. opts: files, concurrency, repeat_count, filter, baseline,
+-- fail_under, junit, alert_webhook, record, replay, tty. Returns the exit
+-- code: 0 every suite passed, 1 one failed its threshold / --fail-under,
+-- 2 bad input.
+function M.main(opts)
+  local o, err = check_opts(opts)
+  if not o then
+    errf("moonspan eval: %s", err)
+    return 2
+  end
+  local store = moonspan.eval_store
+  if not store then
+    errf("moonspan eval: this moonspan has no eval store (moonspan.eval_store)")
+    return 2
+  end
+  M.install_globals()
+
+  -- 1. every suite and its cases, before anything runs
+  local plans, selected = {}, 0
+  for _, file in ipairs(o.files) do
+    local suites, lerr = M.load_file(file)
+    if not suites then
+      errf("moonspan eval: %s", lerr)
+      return 2
+    end
+    for _, S in ipairs(suites) do
+      local cases, cerr = M.load_cases(S, function(msg) errf("moonspan eval: note: %s", msg) end)
+      if not cases then
+        errf("moonspan eval: %s", cerr)
+        return 2
+      end
+      local picked = M.filter_cases(cases, o.filter)
+      selected = selected + #picked
+      plans[#plans + 1] = {suite = S, file = file, cases = picked, total = #cases}
+    end
+  end
+  if selected == 0 then
+    errf("moonspan eval: --filter %s matches no case id", o.filter or "")
+    return 2
+  end
+
+  -- 2. what to replay and compare with
+  for _, plan in ipairs(plans) do
+    if #plan.cases > 0 then
+      if o.replay then
+        local id, msg = find_run(store, plan.suite.name, o.replay)
+        if not id then
+          errf('moonspan eval: --replay %s: suite "%s": %s', o.replay, plan.suite.name, msg)
+          return 2
+        end
+        -- a replay of a replay answers from the same recording
+        local run = store.run(id)
+        while run and not run.recorded and run.replay_of do run = store.run(run.replay_of) end
+        if not (run and run.recorded) then
+          errf('moonspan eval: --replay %s: eval run %d of suite "%s" did not record its LLM calls; '
+               .. 'run the suite with --record first, then replay that run', o.replay, id, plan.suite.name)
+          return 2
+        end
+        plan.replay_of = run.id
+      end
+      if o.baseline then
+        local id, msg = find_run(store, plan.suite.name, o.baseline)
+        if id then
+          plan.baseline_id = id
+        elseif o.baseline == "last" then
+          plan.baseline_note = "no earlier run to compare with (" .. tostring(msg) .. ")"
+          errf('moonspan eval: note: --baseline last: suite "%s": %s', plan.suite.name, plan.baseline_note)
+        else
+          errf('moonspan eval: --baseline %s: suite "%s": %s', o.baseline, plan.suite.name, msg)
+          return 2
+        end
+      end
+    end
+  end
+
+  -- 3. run
+  o.git_commit = git_commit()
+  local reports = {}
+  for _, plan in ipairs(plans) do
+    if #plan.cases == 0 then
+      errf('moonspan eval: note: suite "%s": --filter %s matches none of its %d cases; skipped', plan.suite.name,
+           o.filter, plan.total)
+    else
+      reports[#reports + 1] = M.run_plan(plan, o, store)
+    end
+  end
+
+  -- 4. report
+  M.stdout:write(M.render(reports))
+  M.stdout:flush()
+  local code = 0
+  for _, rep in ipairs(reports) do
+    if rep.summary.status == "failed" then code = 1 end
+  end
+  if o.junit then
+    local ok, jerr = junit.write(o.junit, junit.xml(M.junit_suites(reports)))
+    if not ok then
+      errf("moonspan eval: --junit: %s", jerr)
+      code = 2
+    end
+  end
+  if o.alert_webhook then
+    local tok, text = pcall(M.alert_text, reports, {git_commit = o.git_commit})
+    if not tok then
+      errf("moonspan eval: the alert could not be built (the results above stand): %s", describe_error(text))
+    elseif text then
+      local ok, aerr = M.post_alert(o.alert_webhook, text, {backoff_ms = o.alert_backoff_ms})
+      if ok then
+        errf("moonspan eval: alert sent to the webhook")
+      else
+        errf("moonspan eval: the alert could not be sent (the results above stand): %s", aerr)
+      end
+    end
+  end
+  return code
+end
+
+return M

@@ -1,0 +1,430 @@
+-- Scorers for eval suites (moonspan.scorers): each judges one case's
+-- output and gives a score in [0, 1] with a reason.
+--
+--   exact(x)               output equals x (strings, numbers, booleans; tables compared deeply)
+--   contains(x[, {ignore_case = true}])   the output text contains x (plain text, not a pattern)
+--   regex(pattern)         the output text matches a *Lua pattern* (%d, %a, ... ; not PCRE:
+--                          no \d, no |, no {n}); the match may be anywhere unless you anchor it with ^ / $
+--   json_valid()           the output is JSON text (a table output counts when it encodes)
+--   json_field(path[, x])  the output's JSON has `path` ("answer.city", "items.1.name": segments
+--                          separated by dots, list indexes 1-based as in Lua); with x, the value
+--                          there equals x, without x it only has to be present and not null
+--   max_latency_ms(n)      run() took at most n ms
+--   max_cost_usd(x)        run()'s LLM calls cost at most x dollars (an unknown price fails)
+--   llm_judge{model =, rubric =, pass_at = 0.7, ...}   an LLM grades the output against the
+--                          rubric; the other fields go to llm.call (provider, mock, temperature...)
+--   function(output, case, ctx) -> score, reason       your own: score a number in [0, 1] or a
+--                          boolean; reason an optional string
+--   {name =, pass_at =, score = function(output, case, ctx) ... end}   the same, named, with its
+--                          own pass threshold
+--
+-- x (and the rubric) may be a value or an accessor, a function(case) -> value, such as
+-- case_field "expected" (a dotted path works too: case_field "meta.city").
+--
+-- Pass rule: a case passes when every scorer's score reaches its pass threshold: 1 for the
+-- built-ins (they score 0 or 1), pass_at for llm_judge (default 0.7), 0.5 for a function
+-- returning a number, and `true` for a function returning a boolean.
+--
+-- ctx, the third argument of function scorers, holds what the case measured: latency_ms (of
+-- run()), cost_usd (run()'s calls, live plus replayed; nil when unknown), input_tokens,
+-- output_tokens, trace_id, repeat_index, and trace (the case's trace context).
+
+local cjson = require "cjson"
+
+local S = {}
+
+local SCORER = {__name = "moonspan.scorer"}
+S.SCORER = SCORER
+
+local accessors = setmetatable({}, {__mode = "k"}) -- accessor function -> description
+local constructors = {}                            -- constructor function -> its name
+
+local function new(fields)
+  return setmetatable(fields, SCORER)
+end
+
+function S.is_scorer(x)
+  return getmetatable(x) == SCORER
+end
+
+-- --- helpers --------------------------------------------------------------
+
+-- A short, one-line rendering of a value for reasons.
+local function short(v, max)
+  max = max or 60
+  local s
+  if type(v) == "string" then
+    s = v
+  elseif type(v) == "table" then
+    local ok, j = pcall(cjson.encode, v)
+    s = ok and j or tostring(v)
+  else
+    s = tostring(v)
+  end
+  s = s:gsub("[\r\n\t]+", " ")
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
+  if type(v) == "string" then return '"' .. s .. '"' end
+  return s
+end
+S.short = short
+
+local function deep_equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not deep_equal(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+S.deep_equal = deep_equal
+
+-- Walks a dotted path ("a.b.1") through nested tables; numeric segments
+-- also index lists (1-based). Returns the value, or nil and the part that
+-- was missing.
+local function walk(t, path)
+  local v = t
+  local so_far = {}
+  for seg in path:gmatch("[^.]+") do
+    so_far[#so_far + 1] = seg
+    if type(v) ~= "table" then return nil, table.concat(so_far, ".") end
+    local nv = v[seg]
+    if nv == nil and seg:match("^%d+$") then nv = v[tonumber(seg)] end
+    if nv == nil or nv == cjson.null then return nil, table.concat(so_far, ".") end
+    v = nv
+  end
+  return v
+end
+S.walk = walk
+
+-- case_field "expected" — an accessor reading a field of the case (dotted
+-- paths reach into nested tables).
+function S.case_field(path)
+  if type(path) ~= "string" or path == "" then
+    error('case_field: expected a field name, e.g. case_field "expected"', 2)
+  end
+  local f = function(case)
+    return (walk(case, path))
+  end
+  accessors[f] = "case." .. path
+  return f
+end
+
+-- A value or an accessor, resolved for one case.
+local function resolve(x, case)
+  if type(x) == "function" then return x(case) end
+  return x
+end
+
+local function describe_x(x)
+  if type(x) == "function" then return accessors[x] or "the accessor's value" end
+  return short(x)
+end
+
+-- The output as text for contains/regex: strings as they are, numbers and
+-- booleans through tostring, tables as JSON.
+local function as_text(output)
+  local t = type(output)
+  if t == "string" then return output end
+  if t == "number" or t == "boolean" then return tostring(output) end
+  if t == "table" then
+    local ok, j = pcall(cjson.encode, output)
+    if ok then return j end
+  end
+  return nil
+end
+
+local function check_value_arg(name, x, level)
+  if x == nil then
+    error(string.format("%s: expected a value or an accessor such as case_field \"expected\", got nil", name),
+          level + 1)
+  end
+end
+
+local function check_number_arg(name, x, level)
+  if type(x) ~= "function" and (type(x) ~= "number" or x ~= x or x < 0) then
+    error(string.format("%s: expected a number >= 0 (or an accessor), got %s", name, short(x)), level + 1)
+  end
+end
+
+-- --- built-in scorers -----------------------------------------------------
+
+function S.exact(x)
+  check_value_arg("exact", x, 2)
+  return new{name = "exact", pass_at = 1, score = function(output, case)
+    local want = resolve(x, case)
+    if want == nil then
+      error("exact: the expected value is nil (" .. describe_x(x) .. " is missing from the case)", 0)
+    end
+    if deep_equal(output, want) then return 1, "equal to " .. short(want) end
+    local hint = ""
+    if type(output) ~= type(want) then
+      hint = string.format(" (a %s, expected a %s)", type(output), type(want))
+    end
+    return 0, string.format("expected %s, got %s%s", short(want), short(output), hint)
+  end}
+end
+
+function S.contains(x, opts)
+  check_value_arg("contains", x, 2)
+  local ignore_case = type(opts) == "table" and opts.ignore_case
+  return new{name = "contains", pass_at = 1, score = function(output, case)
+    local want = resolve(x, case)
+    if want == nil then
+      error("contains: the expected text is nil (" .. describe_x(x) .. " is missing from the case)", 0)
+    end
+    want = as_text(want) or tostring(want)
+    local text = as_text(output)
+    if text == nil then return 0, "output is " .. (output == nil and "nil" or ("a " .. type(output))) end
+    local hay, needle = text, want
+    if ignore_case then hay, needle = hay:lower(), needle:lower() end
+    if hay:find(needle, 1, true) then return 1, "contains " .. short(want) end
+    return 0, string.format("output does not contain %s (got %s)", short(want), short(text))
+  end}
+end
+
+function S.regex(pattern)
+  if type(pattern) ~= "string" and type(pattern) ~= "function" then
+    error("regex: expected a Lua pattern (a string such as \"^%d+$\"), got " .. short(pattern), 2)
+  end
+  if type(pattern) == "string" then
+    local ok, err = pcall(string.find, "", pattern)
+    if not ok then
+      error(string.format("regex: %s is not a valid Lua pattern (%s)", short(pattern),
+                          tostring(err):gsub("^.-:%d+: ", "")), 2)
+    end
+  end
+  return new{name = "regex", pass_at = 1, score = function(output, case)
+    local pat = resolve(pattern, case)
+    if type(pat) ~= "string" then error("regex: the pattern is " .. short(pat) .. ", expected a string", 0) end
+    local text = as_text(output)
+    if text == nil then return 0, "output is " .. (output == nil and "nil" or ("a " .. type(output))) end
+    if text:find(pat) then return 1, "matches " .. short(pat) end
+    return 0, string.format("output does not match Lua pattern %s (got %s)", short(pat), short(text))
+  end}
+end
+
+-- The output as decoded JSON: a table output is taken as it is.
+local function as_json(output)
+  if type(output) == "table" then
+    local ok, err = pcall(cjson.encode, output)
+    if not ok then return nil, "output is a table that does not encode as JSON (" .. tostring(err) .. ")" end
+    return output
+  end
+  if type(output) ~= "string" then
+    return nil, "output is " .. (output == nil and "nil" or ("a " .. type(output))) .. ", not JSON text"
+  end
+  local ok, v = pcall(cjson.decode, output)
+  if not ok then return nil, "output is not JSON (" .. tostring(v) .. ")" end
+  return v
+end
+
+function S.json_valid()
+  return new{name = "json_valid", pass_at = 1, score = function(output)
+    local v, err = as_json(output)
+    if v == nil then return 0, err end
+    return 1, "valid JSON"
+  end}
+end
+
+function S.json_field(path, x)
+  if type(path) ~= "string" or path == "" then
+    error('json_field: expected a path such as "answer.city", got ' .. short(path), 2)
+  end
+  return new{name = "json_field", pass_at = 1, score = function(output, case)
+    local doc, err = as_json(output)
+    if doc == nil then return 0, err end
+    local v, missing = walk(doc, path)
+    if v == nil then
+      return 0, string.format("%s is missing from the output%s", path,
+                              missing ~= path and (" (no " .. missing .. ")") or "")
+    end
+    if x == nil then return 1, path .. " is present" end
+    local want = resolve(x, case)
+    if want == nil then
+      error("json_field: the expected value is nil (" .. describe_x(x) .. " is missing from the case)", 0)
+    end
+    if deep_equal(v, want) then return 1, string.format("%s is %s", path, short(want)) end
+    return 0, string.format("%s is %s, expected %s", path, short(v), short(want))
+  end}
+end
+
+local function fmt_ms(ms)
+  if ms >= 1000 then return string.format("%.2f s", ms / 1000) end
+  return string.format("%.1f ms", ms)
+end
+
+function S.max_latency_ms(n)
+  check_number_arg("max_latency_ms", n, 2)
+  return new{name = "max_latency_ms", pass_at = 1, score = function(_, case, ctx)
+    local limit = resolve(n, case)
+    local ms = ctx and ctx.latency_ms
+    if type(ms) ~= "number" then error("max_latency_ms: the case's latency is unknown", 0) end
+    if ms <= limit then return 1, string.format("latency %s <= %s", fmt_ms(ms), fmt_ms(limit)) end
+    return 0, string.format("latency %s > %s", fmt_ms(ms), fmt_ms(limit))
+  end}
+end
+
+local function fmt_usd(x)
+  if x == 0 then return "$0" end
+  if x >= 0.01 then return string.format("$%.4f", x) end
+  return string.format("$%.6f", x)
+end
+S.fmt_usd = fmt_usd
+
+function S.max_cost_usd(x)
+  check_number_arg("max_cost_usd", x, 2)
+  return new{name = "max_cost_usd", pass_at = 1, score = function(_, case, ctx)
+    local limit = resolve(x, case)
+    local cost = ctx and ctx.cost_usd
+    if cost == nil then
+      return 0, string.format("cost unknown (%s), so it cannot be held under %s",
+                              ctx and ctx.cost_note or "a model without a price", fmt_usd(limit))
+    end
+    if cost <= limit then return 1, string.format("cost %s <= %s", fmt_usd(cost), fmt_usd(limit)) end
+    return 0, string.format("cost %s > %s", fmt_usd(cost), fmt_usd(limit))
+  end}
+end
+
+-- --- llm_judge ------------------------------------------------------------
+
+local JUDGE_OWN = {rubric = true, pass_at = true, name = true, prompt = true}
+
+S.JUDGE_SYSTEM = "You are a strict, fair evaluator of an AI system's output. "
+  .. "Reply with a JSON object only, no prose around it."
+
+local function text_of(v)
+  if type(v) == "string" then return v end
+  local ok, j = pcall(cjson.encode, v)
+  return ok and j or tostring(v)
+end
+
+-- The judge's prompt for one case.
+function S.judge_prompt(rubric, case, output)
+  local parts = {"Grade the output below against the rubric.", "", "Rubric:", rubric, ""}
+  if case.input ~= nil then
+    parts[#parts + 1] = "Input:"
+    parts[#parts + 1] = text_of(case.input)
+    parts[#parts + 1] = ""
+  end
+  if case.expected ~= nil then
+    parts[#parts + 1] = "Reference answer:"
+    parts[#parts + 1] = text_of(case.expected)
+    parts[#parts + 1] = ""
+  end
+  parts[#parts + 1] = "Output to grade:"
+  parts[#parts + 1] = output == nil and "(nothing)" or text_of(output)
+  parts[#parts + 1] = ""
+  parts[#parts + 1] = 'Answer with only this JSON: {"score": <a number from 0 to 1>, "reason": "<one sentence>"}'
+  return table.concat(parts, "\n")
+end
+
+-- Parses a judge's reply: {"score": 0..1, "reason": "..."}, possibly in a
+-- ```json fence or with prose around it. Returns score, reason; an
+-- unusable reply gives score 0 and a reason saying why.
+function S.parse_judgement(text)
+  if type(text) ~= "string" then return 0, "judge gave no text" end
+  local doc
+  for _, c in ipairs{text, text:match("```%w*%s*(.-)%s*```") or "", text:match("(%b{})") or ""} do
+    local ok, v = pcall(cjson.decode, c)
+    if ok and type(v) == "table" then doc = v break end
+  end
+  if not doc then
+    return 0, "judge reply is not JSON {\"score\", \"reason\"}: " .. short(text, 80)
+  end
+  local score = doc.score
+  if type(score) == "string" then score = tonumber(score) end
+  if type(score) ~= "number" or score ~= score then
+    return 0, "judge reply has no numeric score: " .. short(text, 80)
+  end
+  if score < 0 or score > 1 then
+    return 0, string.format("judge's score %s is outside 0..1: %s", tostring(score), short(text, 80))
+  end
+  local reason = doc.reason
+  if type(reason) ~= "string" then reason = reason ~= nil and reason ~= cjson.null and tostring(reason) or "" end
+  return score, reason ~= "" and reason or "(the judge gave no reason)"
+end
+
+function S.llm_judge(spec)
+  if type(spec) ~= "table" then
+    error('llm_judge: expected a table, e.g. llm_judge{model = "claude-haiku-4-5", rubric = "..."}', 2)
+  end
+  if type(spec.model) ~= "string" or spec.model == "" then
+    error('llm_judge: model is required, e.g. llm_judge{model = "mock", rubric = "..."}', 2)
+  end
+  if type(spec.rubric) ~= "string" and type(spec.rubric) ~= "function" then
+    error("llm_judge: rubric is required: the criteria the output is graded on (a string)", 2)
+  end
+  local pass_at = spec.pass_at or 0.7
+  if type(pass_at) ~= "number" or pass_at < 0 or pass_at > 1 then
+    error("llm_judge: pass_at must be a number in [0, 1], got " .. short(spec.pass_at), 2)
+  end
+  return new{name = spec.name or "llm_judge", pass_at = pass_at, judge = true, score = function(output, case)
+    local rubric = resolve(spec.rubric, case)
+    local req = {model = spec.model, system = S.JUDGE_SYSTEM, temperature = 0,
+                 messages = {{role = "user", content = S.judge_prompt(tostring(rubric), case, output)}}}
+    for k, v in pairs(spec) do
+      if not JUDGE_OWN[k] then req[k] = v end
+    end
+    local resp = (llm or require "moonspan.llm").call(req)
+    return S.parse_judgement(resp.text)
+  end}
+end
+
+-- --- turning a suite's `scorers` list into scorer objects -----------------
+
+-- Normalises one entry of a suite's scorers list; returns the scorer or
+-- nil and a message.
+function S.normalise(entry, i)
+  if S.is_scorer(entry) then return entry end
+  if type(entry) == "function" then
+    if constructors[entry] then
+      return nil, string.format("scorers[%d] is the constructor %s itself; call it: %s(...)", i,
+                                constructors[entry], constructors[entry])
+    end
+    return new{name = "function#" .. i, pass_at = 0.5, custom = true, score = entry}
+  end
+  if type(entry) == "table" and type(entry.score) == "function" then
+    local pass_at = entry.pass_at or 0.5
+    if type(pass_at) ~= "number" or pass_at < 0 or pass_at > 1 then
+      return nil, string.format("scorers[%d]: pass_at must be a number in [0, 1]", i)
+    end
+    return new{name = type(entry.name) == "string" and entry.name or ("scorer#" .. i), pass_at = pass_at,
+               custom = true, score = entry.score}
+  end
+  return nil, string.format("scorers[%d]: unknown scorer type (%s); use a built-in such as contains(...), "
+                            .. "a function(output, case, ctx) returning a score, or {score = function ... end}",
+                            i, type(entry) == "table" and "a table without a score function" or ("a " .. type(entry)))
+end
+
+-- Runs one scorer on a case. Returns {name, score, reason, pass}; raises
+-- when the scorer raises or returns something that is not a score.
+function S.apply(scorer, output, case, ctx)
+  local raw, reason = scorer.score(output, case, ctx)
+  local score, pass
+  if type(raw) == "boolean" then
+    score, pass = raw and 1 or 0, raw
+  elseif type(raw) == "number" and raw == raw then
+    if raw < 0 or raw > 1 then
+      error(string.format("%s returned %s, expected a score in [0, 1] or a boolean", scorer.name, tostring(raw)), 0)
+    end
+    score = raw
+    pass = raw >= scorer.pass_at - 1e-12
+  else
+    error(string.format("%s returned %s, expected a score in [0, 1] or a boolean", scorer.name,
+                        raw == nil and "nothing" or short(raw)), 0)
+  end
+  if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
+  if reason == nil then
+    reason = pass and "ok" or string.format("score %.3g below %.3g", score, scorer.pass_at)
+  end
+  return {name = scorer.name, score = score, reason = reason, pass = pass}
+end
+
+S.names = {"exact", "contains", "regex", "json_valid", "json_field", "max_latency_ms", "max_cost_usd",
+           "llm_judge"}
+for _, n in ipairs(S.names) do constructors[S[n]] = n end
+
+return S
