@@ -793,6 +793,21 @@ function M.failed_table(reports)
   end
   local out = {string.format("Failed cases (%d)", #rows), fmt_row(head)}
   for _, row in ipairs(rows) do out[#out + 1] = fmt_row(row) end
+  -- the table cuts reasons short; an error's whole message says how to fix it
+  local errors = {}
+  for _, rep in ipairs(reports) do
+    for _, r in ipairs(rep.results) do
+      if not r.pass and r.error and #errors < 20 then
+        errors[#errors + 1] = string.format("  %s %s: %s", rep.suite.name, case_label(r, rep.repeat_count),
+                                            one_line(r.error, 2000))
+      end
+    end
+  end
+  if #errors > 0 then
+    out[#out + 1] = ""
+    out[#out + 1] = "Errors"
+    for _, e in ipairs(errors) do out[#out + 1] = e end
+  end
   return table.concat(out, "\n") .. "\n"
 end
 
