@@ -302,11 +302,22 @@ void ms_host_run_failed(lua_State *L, int errix)
 
 /* --- span() -------------------------------------------------------------- */
 
-static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
+/* Raises unless kix/vix hold a string key and a scalar value, the only
+ * attributes a span stores. */
+static void check_attr(lua_State *L, int kix, int vix)
 {
-    size_t klen, vlen;
     if (lua_type(L, kix) != LUA_TSTRING)
         luaL_error(L, "attribute keys must be strings, got %s", luaL_typename(L, kix));
+    int ty = lua_type(L, vix);
+    if (ty != LUA_TSTRING && ty != LUA_TNUMBER && ty != LUA_TBOOLEAN)
+        luaL_error(L, "attribute '%s' must be a string, number or boolean, got %s "
+                      "(store tables as JSON strings)", lua_tostring(L, kix), luaL_typename(L, vix));
+}
+
+/* Records a checked attribute (see check_attr); never raises. */
+static void put_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
+{
+    size_t klen, vlen;
     const char *k = lua_tolstring(L, kix, &klen);
     switch (lua_type(L, vix)) {
     case LUA_TSTRING: {
@@ -320,20 +331,24 @@ static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
         else
             ms_span_set_double(t, idx, k, klen, lua_tonumber(L, vix));
         break;
-    case LUA_TBOOLEAN:
+    default:
         ms_span_set_bool(t, idx, k, klen, lua_toboolean(L, vix));
         break;
-    default:
-        luaL_error(L, "attribute '%s' must be a string, number or boolean, got %s "
-                      "(store tables with json-encoded strings)", k, luaL_typename(L, vix));
     }
 }
 
+static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
+{
+    check_attr(L, kix, vix);
+    put_attr(L, t, idx, kix, vix);
+}
+
+/* Records an attrs table already checked by check_body_args. */
 static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
-        set_attr(L, t, idx, -2, -1);
+        put_attr(L, t, idx, -2, -1);
         lua_pop(L, 1);
     }
 }
@@ -344,6 +359,13 @@ static int check_body_args(lua_State *L, const char **name, size_t *len)
     *name = luaL_checklstring(L, 1, len);
     int fix = lua_istable(L, 2) ? 3 : 2;
     luaL_checktype(L, fix, LUA_TFUNCTION);
+    if (fix == 3) { /* every attribute checked before any span or trace exists */
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            check_attr(L, -2, -1);
+            lua_pop(L, 1);
+        }
+    }
     return fix;
 }
 
