@@ -46,6 +46,19 @@ local function split_lines(buf, final)
   return lines, buf:sub(pos)
 end
 
+-- Appends a chunk to framer f's buffer and hands every complete line to
+-- line(); a trailing CR waits for the next chunk (it may be half a CRLF).
+local function feed_lines(f, chunk, line)
+  if chunk == nil or chunk == "" then return end
+  if not chunk:find("[\r\n]") and f.buf:byte(-1) ~= 13 then -- no line ends yet
+    f.buf = f.buf .. chunk
+    return
+  end
+  local lines
+  lines, f.buf = split_lines(f.buf .. chunk, false)
+  for _, l in ipairs(lines) do line(l) end
+end
+
 -- Server-sent events (https://html.spec.whatwg.org/#event-stream-interpretation).
 -- on_event(name, data) for every event that has data; name defaults to
 -- "message"; multiple data lines are joined with "\n"; comments dropped.
@@ -75,16 +88,7 @@ function S.sse(on_event)
       f.event = value
     end -- id, retry: not used by LLM providers
   end
-  function f:feed(chunk)
-    if chunk == nil or chunk == "" then return end
-    if not chunk:find("[\r\n]") and self.buf:byte(-1) ~= 13 then -- no line ends yet
-      self.buf = self.buf .. chunk
-      return
-    end
-    local lines
-    lines, self.buf = split_lines(self.buf .. chunk, false)
-    for _, l in ipairs(lines) do line(l) end
-  end
+  function f:feed(chunk) feed_lines(self, chunk, line) end
   function f:finish()
     local lines, rest = split_lines(self.buf, true)
     self.buf = ""
@@ -113,16 +117,7 @@ function S.ndjson(on_line)
       on_line(l)
     end
   end
-  function f:feed(chunk)
-    if chunk == nil or chunk == "" then return end
-    if not chunk:find("[\r\n]") and self.buf:byte(-1) ~= 13 then -- no line ends yet
-      self.buf = self.buf .. chunk
-      return
-    end
-    local lines
-    lines, self.buf = split_lines(self.buf .. chunk, false)
-    for _, l in ipairs(lines) do line(l) end
-  end
+  function f:feed(chunk) feed_lines(self, chunk, line) end
   function f:finish()
     local lines, rest = split_lines(self.buf, true)
     self.buf = ""

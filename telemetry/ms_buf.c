@@ -59,6 +59,17 @@ void ms_buf_printf(ms_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+int ms_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 void ms_buf_free(ms_buf *b)
 {
     free(b->data);

@@ -27,6 +27,11 @@ void ms_buf_printf(ms_buf *b, const char *fmt, ...)
 static inline void ms_buf_reset(ms_buf *b) { b->len = 0; if (b->data) b->data[0] = 0; }
 void ms_buf_free(ms_buf *b);
 
+/* Formats a message into err (when err is not NULL and errlen > 0) and
+ * returns -1, so error paths read `return ms_errf(err, errlen, ...)`. */
+int ms_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* --- JSON ------------------------------------------------------------- */
 
 /* Appends `s` as a JSON string literal, quotes included. Invalid UTF-8

@@ -5,6 +5,7 @@
  * case, far off any hot path, and a connection left with an open
  * statement would keep a read snapshot (and the WAL) pinned. */
 #include "ms_evals.h"
+#include "ms_buf.h"
 
 #include <assert.h>
 #include <math.h>
@@ -15,19 +16,6 @@
 
 /* --- helpers ----------------------------------------------------------- */
 
-/* Formats into err when there is room; returns -1 for `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Prepares `sql`. A failure here almost always means the tables are
  * missing (a store opened read-only before its upgrade), so the message
@@ -38,7 +26,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *
     *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
         return 0;
-    fail(err, errlen, "cannot %s: %s (open the store for writing once to upgrade it)",
+    ms_errf(err, errlen, "cannot %s: %s (open the store for writing once to upgrade it)",
          what, sqlite3_errmsg(db));
     sqlite3_finalize(*st);
     *st = NULL;
@@ -98,7 +86,7 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err,
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc != SQLITE_DONE)
-        ret = fail(err, errlen, "cannot %s: %s", what, sqlite3_errmsg(db));
+        ret = ms_errf(err, errlen, "cannot %s: %s", what, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ret;
 }
@@ -113,9 +101,9 @@ int ms_eval_run_begin(sqlite3 *db, const ms_eval_run_info *info, int64_t *id,
     assert(db && info && id);
     *id = 0;
     if (!nonempty(info->suite))
-        return fail(err, errlen, "an eval run needs a suite name");
+        return ms_errf(err, errlen, "an eval run needs a suite name");
     if (!nonempty(info->suite_file))
-        return fail(err, errlen, "eval run of suite %s: the suite file is missing", info->suite);
+        return ms_errf(err, errlen, "eval run of suite %s: the suite file is missing", info->suite);
     sqlite3_stmt *st;
     if (prepare(db,
                 "INSERT INTO eval_runs (run_id, suite, suite_file, git_commit, start_ns,"
@@ -143,7 +131,7 @@ int ms_eval_result_add(sqlite3 *db, int64_t eval_run, const ms_eval_result *r,
 {
     assert(db && r);
     if (!nonempty(r->case_id))
-        return fail(err, errlen, "eval run %lld: a result needs a case id", (long long)eval_run);
+        return ms_errf(err, errlen, "eval run %lld: a result needs a case id", (long long)eval_run);
     sqlite3_stmt *st;
     if (prepare(db,
                 "INSERT INTO eval_results (eval_run, case_id, repeat_index, input, expected,"
@@ -177,7 +165,7 @@ int ms_eval_run_finish(sqlite3 *db, int64_t eval_run, const ms_eval_summary *s,
 {
     assert(db && s);
     if (!s->status || (strcmp(s->status, "passed") != 0 && strcmp(s->status, "failed") != 0))
-        return fail(err, errlen, "eval run %lld: status must be \"passed\" or \"failed\", not %s%s%s",
+        return ms_errf(err, errlen, "eval run %lld: status must be \"passed\" or \"failed\", not %s%s%s",
                     (long long)eval_run, s->status ? "\"" : "", s->status ? s->status : "NULL",
                     s->status ? "\"" : "");
     sqlite3_stmt *st;
@@ -200,7 +188,7 @@ int ms_eval_run_finish(sqlite3 *db, int64_t eval_run, const ms_eval_summary *s,
     if (step_done(db, st, "finish the eval run", err, errlen))
         return -1;
     if (sqlite3_changes(db) == 0)
-        return fail(err, errlen, "cannot finish eval run %lld: there is no such run",
+        return ms_errf(err, errlen, "cannot finish eval run %lld: there is no such run",
                     (long long)eval_run);
     return 0;
 }
@@ -245,11 +233,11 @@ int ms_eval_find_run(sqlite3 *db, const char *suite, const char *which,
             *out = sqlite3_column_int64(st, 0);
             ret = 0;
         } else if (rc == SQLITE_DONE) {
-            fail(err, errlen, "no earlier run of suite %s to compare with;"
+            ms_errf(err, errlen, "no earlier run of suite %s to compare with;"
                  " run it once without --baseline", suite);
             ret = 1;
         } else {
-            fail(err, errlen, "cannot look up eval runs: %s", sqlite3_errmsg(db));
+            ms_errf(err, errlen, "cannot look up eval runs: %s", sqlite3_errmsg(db));
         }
         sqlite3_finalize(st);
         return ret;
@@ -257,7 +245,7 @@ int ms_eval_find_run(sqlite3 *db, const char *suite, const char *which,
 
     int64_t id;
     if (parse_id(which, &id))
-        return fail(err, errlen, "'%s' is neither 'last' nor an eval run id (a positive number)",
+        return ms_errf(err, errlen, "'%s' is neither 'last' nor an eval run id (a positive number)",
                     which);
     if (prepare(db, "SELECT suite FROM eval_runs WHERE id = ?1", &st, "look up eval runs",
                 err, errlen))
@@ -270,15 +258,15 @@ int ms_eval_find_run(sqlite3 *db, const char *suite, const char *which,
             *out = id;
             ret = 0;
         } else {
-            fail(err, errlen, "eval run %lld is of suite %s, not %s", (long long)id,
+            ms_errf(err, errlen, "eval run %lld is of suite %s, not %s", (long long)id,
                  other ? other : "?", suite);
             ret = 1;
         }
     } else if (rc == SQLITE_DONE) {
-        fail(err, errlen, "no eval run %lld in this store", (long long)id);
+        ms_errf(err, errlen, "no eval run %lld in this store", (long long)id);
         ret = 1;
     } else {
-        fail(err, errlen, "cannot look up eval runs: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot look up eval runs: %s", sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
     return ret;
@@ -311,10 +299,10 @@ int ms_eval_run_get(sqlite3 *db, int64_t id, ms_eval_run_row *out, char *err, si
     int ret = -1, oom = 0;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
-        fail(err, errlen, "no eval run %lld in this store", (long long)id);
+        ms_errf(err, errlen, "no eval run %lld in this store", (long long)id);
         ret = 1;
     } else if (rc != SQLITE_ROW) {
-        fail(err, errlen, "cannot read eval run %lld: %s", (long long)id, sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read eval run %lld: %s", (long long)id, sqlite3_errmsg(db));
     } else {
         out->id = sqlite3_column_int64(st, 0);
         out->run_id = sqlite3_column_int64(st, 1);
@@ -337,7 +325,7 @@ int ms_eval_run_get(sqlite3 *db, int64_t id, ms_eval_run_row *out, char *err, si
         out->recorded = sqlite3_column_int(st, 18);
         if (oom) {
             ms_eval_run_row_free(out);
-            fail(err, errlen, "out of memory reading eval run %lld", (long long)id);
+            ms_errf(err, errlen, "out of memory reading eval run %lld", (long long)id);
         } else {
             ret = 0;
         }
@@ -387,7 +375,7 @@ int ms_eval_results_each(sqlite3 *db, int64_t eval_run,
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE)
-        ret = fail(err, errlen, "cannot read the results of eval run %lld: %s",
+        ret = ms_errf(err, errlen, "cannot read the results of eval run %lld: %s",
                    (long long)eval_run, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ret;
@@ -401,7 +389,7 @@ int ms_eval_record(sqlite3 *db, int64_t eval_run, const char *hash,
 {
     assert(db);
     if (!nonempty(hash) || !request_json || !response_json)
-        return fail(err, errlen, "eval run %lld: a recording needs a hash, a request and a response",
+        return ms_errf(err, errlen, "eval run %lld: a recording needs a hash, a request and a response",
                     (long long)eval_run);
     sqlite3_stmt *st;
     if (prepare(db,
@@ -435,16 +423,16 @@ int ms_eval_replay_lookup(sqlite3 *db, int64_t eval_run, const char *hash,
         if (oom || !*response_json) {
             free(*response_json);
             *response_json = NULL;
-            fail(err, errlen, "out of memory reading a recorded LLM call");
+            ms_errf(err, errlen, "out of memory reading a recorded LLM call");
         } else {
             ret = 0;
         }
     } else if (rc == SQLITE_DONE) {
-        fail(err, errlen, "eval run %lld recorded no call with this request (hash %.12s)",
+        ms_errf(err, errlen, "eval run %lld recorded no call with this request (hash %.12s)",
              (long long)eval_run, hash);
         ret = 1;
     } else {
-        fail(err, errlen, "cannot look up recorded LLM calls: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot look up recorded LLM calls: %s", sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
     return ret;

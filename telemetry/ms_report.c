@@ -33,20 +33,6 @@
 
 /* --- small helpers --------------------------------------------------- */
 
-/* Formats a message into err (when err is not NULL); returns -1 so callers
- * can `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Prepares `sql`; on failure sets err (naming what was being read) and
  * returns -1 with *st NULL. */
@@ -55,7 +41,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 {
     *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-        fail(err, errlen, "cannot read the store: %s (is this a moonspan database?)",
+        ms_errf(err, errlen, "cannot read the store: %s (is this a moonspan database?)",
              sqlite3_errmsg(db));
         sqlite3_finalize(*st);
         *st = NULL;
@@ -71,10 +57,10 @@ static int bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
 {
     int i = sqlite3_bind_parameter_index(st, ":since");
     if (i > 0 && sqlite3_bind_int64(st, i, o->since_ns) != SQLITE_OK)
-        return fail(err, errlen, "cannot bind --since: %s", sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot bind --since: %s", sqlite3_errmsg(db));
     i = sqlite3_bind_parameter_index(st, ":glob");
     if (i > 0 && sqlite3_bind_text(st, i, o->name_glob, -1, SQLITE_STATIC) != SQLITE_OK)
-        return fail(err, errlen, "cannot bind --name: %s", sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot bind --name: %s", sqlite3_errmsg(db));
     return 0;
 }
 
@@ -223,11 +209,11 @@ static void add_padded(ms_buf *b, const char *s, int width)
 static int flush_buf(ms_buf *b, FILE *out, char *err, size_t errlen)
 {
     if (b->oom)
-        return fail(err, errlen, "out of memory while formatting the output");
+        return ms_errf(err, errlen, "out of memory while formatting the output");
     if (b->len && fwrite(b->data, 1, b->len, out) != b->len)
-        return fail(err, errlen, "cannot write the output: %s", strerror(errno));
+        return ms_errf(err, errlen, "cannot write the output: %s", strerror(errno));
     if (fflush(out) != 0)
-        return fail(err, errlen, "cannot write the output: %s", strerror(errno));
+        return ms_errf(err, errlen, "cannot write the output: %s", strerror(errno));
     return 0;
 }
 
@@ -240,7 +226,7 @@ static int begin_read(sqlite3 *db, int *own, char *err, size_t errlen)
     if (!sqlite3_get_autocommit(db))
         return 0;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return fail(err, errlen, "cannot read the store: %s", sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot read the store: %s", sqlite3_errmsg(db));
     *own = 1;
     return 0;
 }
@@ -251,7 +237,7 @@ static int begin_read(sqlite3 *db, int *own, char *err, size_t errlen)
 static int end_read(sqlite3 *db, int own, char *err, size_t errlen)
 {
     if (own && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        return fail(err, errlen, "cannot end the read: %s", sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot end the read: %s", sqlite3_errmsg(db));
     return 0;
 }
 
@@ -297,7 +283,7 @@ static int schema_has(sqlite3 *db, const char *table, const char *column,
     if (sqlite3_step(st) == SQLITE_ROW)
         ret = sqlite3_column_int64(st, 0) > 0;
     else
-        ret = fail(err, errlen, "cannot read the schema: %s", sqlite3_errmsg(db));
+        ret = ms_errf(err, errlen, "cannot read the schema: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ret;
 }
@@ -575,7 +561,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow_array((void **)&dur, &cap, (size_t)r->requests, sizeof *dur)) {
-            fail(err, errlen, "out of memory reading traces");
+            ms_errf(err, errlen, "out of memory reading traces");
             goto done;
         }
         int64_t start = sqlite3_column_int64(st, 0);
@@ -605,7 +591,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         r->unknown_cost_calls += unknown;
         trend_row *tr = trend_at(r, period_key(start, o->by_month));
         if (!tr) {
-            fail(err, errlen, "out of memory reading traces");
+            ms_errf(err, errlen, "out of memory reading traces");
             goto done;
         }
         tr->requests++;
@@ -614,12 +600,12 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         tr->cost += cost;
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
     static const double qs[4] = {50, 95, 99, 100};
     if (ms_percentiles(dur, (size_t)r->requests, qs, 4, r->lat) != 0) {
-        fail(err, errlen, "percentile computation failed");
+        ms_errf(err, errlen, "percentile computation failed");
         goto done;
     }
     for (int i = 0; i < 4; i++)
@@ -729,13 +715,13 @@ static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
         }
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
         goto done;
     }
     ret = 0;
     goto done;
 oom:
-    fail(err, errlen, "out of memory reading spans");
+    ms_errf(err, errlen, "out of memory reading spans");
 done:
     ms_buf_free(&key);
     sqlite3_finalize(st);
@@ -768,12 +754,12 @@ static int scan_manual_errors(sqlite3 *db, const ms_report_opts *o, report *r,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (count_error(r, &key, (const char *)sqlite3_column_text(st, 0),
                         (const char *)sqlite3_column_text(st, 1))) {
-            fail(err, errlen, "out of memory reading error events");
+            ms_errf(err, errlen, "out of memory reading error events");
             goto done;
         }
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
         goto done;
     }
     ret = 0;
@@ -833,7 +819,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
         e->replayed = col_num(st, 11);
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read eval runs: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read eval runs: %s", sqlite3_errmsg(db));
         goto done;
     }
     sqlite3_finalize(st);
@@ -874,7 +860,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
             e->nfail++;
         }
         if (rc != SQLITE_DONE) {
-            fail(err, errlen, "cannot read eval results: %s", sqlite3_errmsg(db));
+            ms_errf(err, errlen, "cannot read eval results: %s", sqlite3_errmsg(db));
             goto done;
         }
     }
@@ -883,7 +869,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
     ret = 0;
     goto done;
 oom:
-    fail(err, errlen, "out of memory reading eval runs");
+    ms_errf(err, errlen, "out of memory reading eval runs");
 done:
     sqlite3_finalize(st);
     return ret;
@@ -918,7 +904,7 @@ static int finish_report(report *r, char *err, size_t errlen)
         step_stat *s = &r->steps[i];
         double out[3];
         if (ms_percentiles(s->v, s->n, qs, 3, out) != 0)
-            return fail(err, errlen, "percentile computation failed");
+            return ms_errf(err, errlen, "percentile computation failed");
         /* to whole ns first: the inputs are whole ns, finer digits are
          * interpolation noise (879.99999999999989 instead of 880) */
         s->p50 = round(out[0]) / NS_PER_MS;
@@ -1434,13 +1420,13 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
     trace_row *rows = NULL;
     size_t n = 0, cap = 0;
     if (sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1) != SQLITE_OK) {
-        fail(err, errlen, "cannot bind --limit: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot bind --limit: %s", sqlite3_errmsg(db));
         goto done;
     }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (grow_array((void **)&rows, &cap, n, sizeof *rows)) {
-            fail(err, errlen, "out of memory reading traces");
+            ms_errf(err, errlen, "out of memory reading traces");
             goto done;
         }
         trace_row *t = &rows[n++];
@@ -1458,11 +1444,11 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
         t->span_count = sqlite3_column_int64(st, 10);
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
     if (arena.oom) {
-        fail(err, errlen, "out of memory reading traces");
+        ms_errf(err, errlen, "out of memory reading traces");
         goto done;
     }
 
@@ -1646,11 +1632,11 @@ static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
     char lo[40], hi[40];
     size_t n = strlen(id);
     if (n < 4 || n > 32)
-        return fail(err, errlen, "trace id '%s' must be 4 to 32 hex characters;"
+        return ms_errf(err, errlen, "trace id '%s' must be 4 to 32 hex characters;"
                     " list ids with `moonspan traces`", id);
     for (size_t i = 0; i < n; i++) {
         if (!isxdigit((unsigned char)id[i]))
-            return fail(err, errlen, "trace id '%s' is not hex; list ids with"
+            return ms_errf(err, errlen, "trace id '%s' is not hex; list ids with"
                         " `moonspan traces`", id);
         lo[i] = (char)tolower((unsigned char)id[i]);
     }
@@ -1669,21 +1655,21 @@ static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
     int ret = -1;
     if (sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        fail(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
         goto done;
     }
     if (sqlite3_step(st) != SQLITE_ROW) {
-        fail(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
     int64_t count = sqlite3_column_int64(st, 0);
     if (count == 0) {
-        fail(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
+        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
         ret = 1;
         goto done;
     }
     if (count > 1) {
-        fail(err, errlen, "trace id prefix %s is ambiguous: %lld traces match;"
+        ms_errf(err, errlen, "trace id prefix %s is ambiguous: %lld traces match;"
              " give more characters", id, (long long)count);
         goto done;
     }
@@ -1698,17 +1684,17 @@ static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
         return -1;
     if (sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        fail(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
         goto done;
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) { /* deleted between the two statements */
-        fail(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
+        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
         ret = 1;
         goto done;
     }
     if (rc != SQLITE_ROW) {
-        fail(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
     v->row = sqlite3_column_int64(st, 0);
@@ -1757,7 +1743,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     size_t cap = 0;
     if (sqlite3_bind_int64(st, 1, v->first_span) != SQLITE_OK ||
         sqlite3_bind_int64(st, 2, v->first_span + v->span_count - 1) != SQLITE_OK) {
-        fail(err, errlen, "cannot bind the span range: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot bind the span range: %s", sqlite3_errmsg(db));
         goto done;
     }
     int rc;
@@ -1798,7 +1784,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->replayed = sqlite3_column_int(st, 23) == 1;
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
         goto done;
     }
     sqlite3_finalize(st);
@@ -1811,7 +1797,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
                 &st, err, errlen))
         goto done;
     if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK) {
-        fail(err, errlen, "cannot bind the trace row: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot bind the trace row: %s", sqlite3_errmsg(db));
         goto done;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1824,7 +1810,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         e->attrs = arena_col(&v->arena, st, 3);
     }
     if (rc != SQLITE_DONE) {
-        fail(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
         goto done;
     }
     if (v->arena.oom)
@@ -1878,7 +1864,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     ret = 0;
     goto done;
 oom:
-    fail(err, errlen, "out of memory reading the trace");
+    ms_errf(err, errlen, "out of memory reading the trace");
 done:
     sqlite3_finalize(st);
     return ret;
@@ -2093,7 +2079,7 @@ int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out,
     if (end_read(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
         ret = -1;
     if (ret == 0 && v.arena.oom)
-        ret = fail(err, errlen, "out of memory reading the trace");
+        ret = ms_errf(err, errlen, "out of memory reading the trace");
     if (ret == 0) {
         if (json)
             show_json(&v, &b);
