@@ -22,12 +22,6 @@ struct ms_store {
 
 #define BUSY_TIMEOUT_MS 30000
 
-static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
-{
-    snprintf(err, errlen, fmt, a, b);
-    return -1;
-}
-
 /* Reads one integer PRAGMA. Returns the SQLite result code. */
 static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 {
@@ -55,27 +49,27 @@ static int verify(sqlite3 *db, const char *path, int *fresh, int64_t *version_ou
     int64_t app = 0, version = 0, tables = 0;
     int rc = pragma_int(db, "PRAGMA application_id", &app);
     if (rc == SQLITE_NOTADB)
-        return fail(err, errlen,
+        return ms_errf(err, errlen,
                     "%s is not a SQLite database, so it is not a moonspan store; "
-                    "pass --db with a moonspan database or a new file name%s", path, "");
+                    "pass --db with a moonspan database or a new file name", path);
     if (rc != SQLITE_OK)
-        return fail(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
     if ((rc = pragma_int(db, "PRAGMA user_version", &version)) != SQLITE_OK ||
         (rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables)) != SQLITE_OK)
-        return fail(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+        return ms_errf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
     *version_out = version;
     if (app == 0 && version == 0 && tables == 0) {
         *fresh = 1;
         return 0;
     }
     if (app != MS_APPLICATION_ID)
-        return fail(err, errlen,
+        return ms_errf(err, errlen,
                     "%s is a SQLite database but not a moonspan store (it holds other data); "
-                    "pass --db with a moonspan database or a new file name%s", path, "");
+                    "pass --db with a moonspan database or a new file name", path);
     if (version > MS_SCHEMA_VERSION) {
         char v[64];
         snprintf(v, sizeof v, "%lld; this moonspan reads up to %d", (long long)version, MS_SCHEMA_VERSION);
-        return fail(err, errlen,
+        return ms_errf(err, errlen,
                     "%s was written by a newer moonspan (schema version %s); "
                     "upgrade moonspan to read it", path, v);
     }
@@ -210,20 +204,20 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     struct stat st;
     int exists = stat(path, &st) == 0;
     if (!exists && mode == MS_STORE_READ)
-        return fail(err, errlen,
+        return ms_errf(err, errlen,
                     "no moonspan database at %s; record traces first with `moonspan run SCRIPT`, "
-                    "or point --db (or MOONSPAN_DB) at an existing one%s", path, "");
+                    "or point --db (or MOONSPAN_DB) at an existing one", path);
     if (exists && S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s is a directory; pass --db with a file path%s", path, "");
+        return ms_errf(err, errlen, "%s is a directory; pass --db with a file path", path);
     if (exists && mode == MS_STORE_WRITE && access(path, W_OK) != 0)
-        return fail(err, errlen, "cannot write %s: %s; pass --db with a writable path", path, strerror(errno));
+        return ms_errf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path, strerror(errno));
 
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_sqlite);
     ms_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
-        return fail(err, errlen, "out of memory opening %s%s", path, "");
+        return ms_errf(err, errlen, "out of memory opening %s", path);
     }
     /* Writers serialise opening on a lock of the folder: two processes
      * creating one new store would otherwise race between "empty file" and
