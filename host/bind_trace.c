@@ -31,7 +31,6 @@ typedef struct co_state {
     ms_trace *trace;       /* trace of the innermost open span, or NULL */
     uint32_t gen;          /* trace->generation when `trace` was set */
     uint32_t top;          /* innermost open span of this coroutine */
-    uint32_t base;         /* span this coroutine started under (its creator's) */
     int explicit_trace;    /* trace came from trace(), not the run trace */
     /* the error last raised out of a span, to tell propagation from a new raise */
     int propagating;
@@ -66,11 +65,11 @@ static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *fro
     co_state *cs = lua_newuserdatauv(L, sizeof *cs, 1);         /* costates cs */
     memset(cs, 0, sizeof *cs);
     cs->L = owner;
-    cs->top = cs->base = MS_NONE;
+    cs->top = MS_NONE;
     if (from && trace_alive(from)) {
         cs->trace = from->trace;
         cs->gen = from->gen;
-        cs->top = cs->base = from->top;
+        cs->top = from->top;
         cs->explicit_trace = from->explicit_trace;
     }
     lua_pushthread(owner);
@@ -795,18 +794,21 @@ static int l_trace(lua_State *L)
                           cs->explicit_trace ? "trace" : "span",
                           ms_trace_str(cs->trace, cs->trace->spans[cs->explicit_trace ? 0 : cs->top].name));
     lua_settop(L, fix);
-    ms_trace *t = new_trace(L, name, len);
     /* ctx, holding a reference so ctx:summary() works after the trace ends;
-     * its user value keeps a copy of the caller's state to restore */
+     * its user value keeps a copy of the caller's state to restore. Made
+     * (empty, with its __gc) before the trace is taken, so no error between
+     * the two can leak the trace. */
     trace_handle *h = lua_newuserdatauv(L, sizeof *h, 1);    /* ... ctx */
-    h->t = t;
-    ms_trace_id_hex(&t->id, h->id);
-    ms_trace_retain(t);
+    h->t = NULL;
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_setmetatable(L, -2);
     co_state *saved = lua_newuserdatauv(L, sizeof *saved, 0);
     *saved = *cs;
     lua_setiuservalue(L, -2, 1);
+    ms_trace *t = new_trace(L, name, len);
+    h->t = t;
+    ms_trace_id_hex(&t->id, h->id);
+    ms_trace_retain(t);
     if (fix == 3)
         set_attrs_table(L, t, 0, 2);
 

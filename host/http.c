@@ -41,7 +41,6 @@ typedef struct transfer {
 } transfer;
 
 static CURLM *multi;
-static size_t in_flight;
 /* The Lua thread inside poll/wait, the only place curl calls back from:
  * on_chunk callbacks run on it. */
 static lua_State *driving_L;
@@ -91,7 +90,6 @@ static void cleanup(lua_State *L, transfer *t)
     if (t->easy) {
         if (t->in_multi) {
             curl_multi_remove_handle(multi, t->easy);
-            in_flight--;
         }
         curl_easy_cleanup(t->easy);
         t->easy = NULL;
@@ -221,7 +219,6 @@ static int l_start(lua_State *L)
     if (curl_multi_add_handle(multi, e) != CURLM_OK)
         return luaL_error(L, "http: cannot start the transfer");
     t->in_multi = 1;
-    in_flight++;
     t->started = ms_mono_ns();
     lua_pushvalue(L, -1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -243,7 +240,6 @@ static void collect(lua_State *L, int list)
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
         curl_multi_remove_handle(multi, t->easy);
         t->in_multi = 0;
-        in_flight--;
         t->done = 1;
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
         if (list)
@@ -388,14 +384,6 @@ static int transfer_result(lua_State *L)
     return 1;
 }
 
-/* h:partial_body() — what arrived before a failure (kept on the span). */
-static int transfer_partial(lua_State *L)
-{
-    transfer *t = luaL_checkudata(L, 1, HTTP_MT);
-    lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-    return 1;
-}
-
 static int transfer_cancel(lua_State *L)
 {
     transfer *t = luaL_checkudata(L, 1, HTTP_MT);
@@ -409,8 +397,7 @@ void ms_open_http(lua_State *L)
         luaL_error(L, "cannot initialise libcurl");
     static const luaL_Reg meta[] = {{"__gc", transfer_gc}, {"__close", transfer_gc}, {NULL, NULL}};
     static const luaL_Reg methods[] = {
-        {"result", transfer_result}, {"done", transfer_done}, {"cancel", transfer_cancel},
-        {"partial_body", transfer_partial}, {NULL, NULL}};
+        {"result", transfer_result}, {"done", transfer_done}, {"cancel", transfer_cancel}, {NULL, NULL}};
     static const luaL_Reg fns[] = {
         {"start", l_start}, {"poll", l_poll}, {"wait", l_wait}, {NULL, NULL}};
     luaL_newmetatable(L, HTTP_MT);
