@@ -522,6 +522,8 @@ static int span_event(lua_State *L)
     return 1;
 }
 
+/* A token count field of the table at ix: absent is 0; anything but an
+ * integer from 0 to MS_TOKENS_MAX is an error naming the field. */
 static int64_t opt_tokens(lua_State *L, int ix, const char *field)
 {
     int64_t v = 0;
@@ -529,8 +531,9 @@ static int64_t opt_tokens(lua_State *L, int ix, const char *field)
     if (ty == LUA_TNUMBER) {
         int ok;
         v = lua_tointegerx(L, -1, &ok);
-        if (!ok || v < 0)
-            luaL_error(L, "%s must be a non-negative integer, got %s", field, lua_tostring(L, -1));
+        if (!ok || v < 0 || v > MS_TOKENS_MAX)
+            luaL_error(L, "%s must be a whole number of tokens from 0 to %I, got %s", field,
+                       (lua_Integer)MS_TOKENS_MAX, lua_tostring(L, -1));
     } else if (ty != LUA_TNIL) {
         luaL_error(L, "%s must be a number, got %s", field, luaL_typename(L, -1));
     }
@@ -565,8 +568,14 @@ static int span_record_llm(lua_State *L)
     if (lua_getfield(L, 2, "ttft_ms") == LUA_TNUMBER)
         u.ttft_ns = (int64_t)(lua_tonumber(L, -1) * 1e6);
     lua_pop(L, 1);
-    if (lua_getfield(L, 2, "cost_usd") == LUA_TNUMBER) {
+    int ty = lua_getfield(L, 2, "cost_usd");
+    if (ty == LUA_TNUMBER) {
         u.cost_usd = lua_tonumber(L, -1);
+        if (!(u.cost_usd >= 0 && u.cost_usd < 1e12))
+            return luaL_error(L, "cost_usd must be a finite number of dollars >= 0, got %s",
+                              lua_tostring(L, -1));
+    } else if (ty != LUA_TNIL) {
+        return luaL_error(L, "cost_usd must be a number, got %s", luaL_typename(L, -1));
     } else {
         const ms_price *p = ms_the_host.prices ? ms_prices_find(ms_the_host.prices, u.model) : NULL;
         u.cost_usd = p ? ms_price_cost(p, u.input, u.output, u.cache_read, u.cache_write) : NAN;
@@ -580,13 +589,16 @@ static int span_record_llm(lua_State *L)
     return 1;
 }
 
-/* s:add_retries(n, succeeded) — used by retry() and llm.call. */
+/* s:add_retries(n, succeeded [, backoff_ms]) — used by retry() and
+ * llm.call; backoff_ms is the time spent waiting between the attempts. */
 static int span_add_retries(lua_State *L)
 {
     span_handle *h = check_span(L);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 2, "retries must be a non-negative integer");
-    ms_span_add_retries(h->t, h->idx, (uint32_t)n, lua_toboolean(L, 3));
+    lua_Number wait = luaL_optnumber(L, 4, 0);
+    luaL_argcheck(L, wait >= 0 && wait < 1e12, 4, "backoff_ms must be a finite number >= 0");
+    ms_span_add_retries(h->t, h->idx, (uint32_t)n, lua_toboolean(L, 3), (int64_t)(wait * 1e6));
     lua_settop(L, 1);
     return 1;
 }
@@ -667,12 +679,23 @@ static int ctx_add_tokens(lua_State *L)
     return 1;
 }
 
+/* ctx:add_error(message [, type]) or ctx:add_error(err) with err a table
+ * such as an llm.call error ({type =, message =}): the request failed,
+ * without raising. The type defaults to "error", as for a raised string. */
 static int ctx_add_error(lua_State *L)
 {
     ms_trace *t = check_open_ctx(L);
+    const char *type = luaL_optstring(L, 3, NULL), *msg;
     size_t len;
-    const char *msg = luaL_tolstring(L, 2, &len);
-    ms_trace_add_error(t, ms_mono_ns(), msg, len);
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        const char *ttype;
+        describe_error(L, 2, &ttype, &msg, &len);
+        if (!type)
+            type = ttype;
+    } else {
+        msg = luaL_tolstring(L, 2, &len);
+    }
+    ms_trace_add_error(t, ms_mono_ns(), type, msg, len);
     lua_settop(L, 1);
     return 1;
 }

@@ -20,6 +20,7 @@
 #include "host.h"
 #include "ms_clock.h"
 #include "ms_percentile.h"
+#include "ms_text.h"
 
 volatile sig_atomic_t ms_interrupted;
 static lua_State *signal_L;
@@ -104,6 +105,23 @@ static int l_percentiles(lua_State *L)
             lua_pushnumber(L, out[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
+}
+
+/* moonspan.escape(s [, keep_newlines]): s with every control character
+ * made visible (ms_text.h), for printing text from models and servers. */
+static int l_escape(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    ms_buf b = {0};
+    ms_buf_add_text(&b, s, n, lua_toboolean(L, 2) ? MS_TEXT_NEWLINES : 0);
+    if (b.oom) {
+        ms_buf_free(&b);
+        return luaL_error(L, "out of memory");
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    ms_buf_free(&b);
     return 1;
 }
 
@@ -208,7 +226,7 @@ static int init_state(lua_State *L)
     install_preload(L);
     static const luaL_Reg host_fns[] = {
         {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost},
-        {"percentiles", l_percentiles}, {"isatty", l_isatty}, {"git_commit", l_git_commit},
+        {"percentiles", l_percentiles}, {"isatty", l_isatty}, {"escape", l_escape}, {"git_commit", l_git_commit},
         {NULL, NULL}};
     luaL_newlib(L, host_fns);
     lua_pushliteral(L, MOONSPAN_VERSION);

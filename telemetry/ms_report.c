@@ -728,20 +728,27 @@ done:
     return ret;
 }
 
-/* Manual errors (ctx:add_error) are 'error' events with attrs
- * {"type":..., "message":...}. Events are few, so they are scanned
- * once and joined to traces by primary key (CROSS JOIN keeps that order;
- * the other order would rescan span_events per trace). */
+/* Manual errors (ctx:add_error) are 'error' events with typed columns
+ * error_type/error_message (v3); stores before v3 kept them as attrs
+ * {"type":..., "message":...}. Events are few, so they are scanned once
+ * and joined to traces by primary key (CROSS JOIN keeps that order; the
+ * other order would rescan span_events per trace). */
 static int scan_manual_errors(sqlite3 *db, const ms_report_opts *o, report *r,
                               char *err, size_t errlen)
 {
-    char sql[512];
+    int typed = schema_has(db, "span_events", "error_type", err, errlen);
+    if (typed < 0)
+        return -1;
+    char sql[640];
     snprintf(sql, sizeof sql,
-             "SELECT coalesce(CASE WHEN json_valid(e.attrs)"
-             " THEN json_extract(e.attrs, '$.type') END, 'manual'),"
-             " CASE WHEN json_valid(e.attrs) THEN json_extract(e.attrs, '$.message') END"
-             " FROM span_events e CROSS JOIN traces t ON t.id = e.trace_row"
-             " AND e.name = 'error'%s",
+             typed ? "SELECT e.error_type, e.error_message"
+                     " FROM span_events e CROSS JOIN traces t ON t.id = e.trace_row"
+                     " AND e.name = 'error' AND e.error_type IS NOT NULL%s"
+                   : "SELECT coalesce(CASE WHEN json_valid(e.attrs)"
+                     " THEN json_extract(e.attrs, '$.type') END, 'manual'),"
+                     " CASE WHEN json_valid(e.attrs) THEN json_extract(e.attrs, '$.message') END"
+                     " FROM span_events e CROSS JOIN traces t ON t.id = e.trace_row"
+                     " AND e.name = 'error'%s",
              where_clause(o));
     sqlite3_stmt *st;
     if (prepare(db, sql, &st, err, errlen))
@@ -1790,10 +1797,19 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     sqlite3_finalize(st);
     st = NULL;
 
+    int typed = schema_has(db, "span_events", "error_type", err, errlen);
+    if (typed < 0)
+        goto done;
+    /* a typed error event (ctx:add_error, v3) shows as its {type, message} */
     if (prepare(db,
-                "SELECT span_id, name, time_ns,"
-                " CASE WHEN json_valid(attrs) THEN json(attrs) END"
-                " FROM span_events WHERE trace_row = ?1",
+                typed ? "SELECT span_id, name, time_ns,"
+                        " coalesce(CASE WHEN json_valid(attrs) THEN json(attrs) END,"
+                        " CASE WHEN error_type IS NOT NULL"
+                        " THEN json_object('type', error_type, 'message', error_message) END)"
+                        " FROM span_events WHERE trace_row = ?1"
+                      : "SELECT span_id, name, time_ns,"
+                        " CASE WHEN json_valid(attrs) THEN json(attrs) END"
+                        " FROM span_events WHERE trace_row = ?1",
                 &st, err, errlen))
         goto done;
     if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK) {

@@ -1,9 +1,9 @@
--- moonspan store, schema version 2 (PRAGMA user_version = 2,
+-- moonspan store, schema version 3 (PRAGMA user_version = 3,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
 --
 -- This text creates a new store. An older store is brought forward on
 -- open for writing by the steps in ms_store.c (migrate), which add the
--- columns marked "v2" below with ALTER TABLE and then run this text, whose
+-- columns marked "v2"/"v3" below with ALTER TABLE and then run this text, whose
 -- IF NOT EXISTS skips what is already there.
 --
 -- Shape: spans are appended in rowid order with no secondary index; the
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS traces (
   name               TEXT NOT NULL,
   start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds
   duration_ns        INTEGER NOT NULL,
-  status             TEXT NOT NULL,     -- 'ok' | 'error'
+  status             TEXT NOT NULL,     -- 'ok' | 'error' | 'interrupted' (SIGINT/SIGTERM) | 'incomplete'
+                                        -- (still open when the run ended: os.exit, an abandoned coroutine)
   error_count        INTEGER NOT NULL,  -- errors raised in this trace (each counted once) + ctx:add_error calls
   span_count         INTEGER NOT NULL,  -- including the root span
   first_span         INTEGER NOT NULL,  -- rowid of the root span in spans
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS spans (
   kind               TEXT NOT NULL,     -- 'trace' (root) | 'span' | 'llm'
   start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds
   duration_ns        INTEGER NOT NULL,
-  status             TEXT NOT NULL,     -- 'ok' | 'error'
+  status             TEXT NOT NULL,     -- 'ok' | 'error' | 'interrupted' | 'incomplete'; the root span
+                                        -- carries its trace's status
   error_own          INTEGER NOT NULL,  -- 1 where the error was raised, 0 on spans it only passed through
   error_type         TEXT,
   error_message      TEXT,
@@ -72,8 +74,10 @@ CREATE TABLE IF NOT EXISTS spans (
   retries            INTEGER NOT NULL,  -- retries (attempts - 1) made inside this span
   retry_succeeded    INTEGER,           -- NULL when there was no retry; else 1/0
   ttft_ns            INTEGER,           -- time to first token, streaming llm spans
-  replayed           INTEGER            -- v2: 1 when an llm span's answer came from a
+  replayed           INTEGER,           -- v2: 1 when an llm span's answer came from a
                                         -- recording (`moonspan eval --replay`); else NULL
+  backoff_ns         INTEGER            -- v3: time spent waiting between retry attempts
+                                        -- (retry(), llm.call); NULL when there was none
 );
 
 CREATE TABLE IF NOT EXISTS span_events (
@@ -81,7 +85,9 @@ CREATE TABLE IF NOT EXISTS span_events (
   span_id   INTEGER NOT NULL,
   name      TEXT NOT NULL,
   time_ns   INTEGER NOT NULL,           -- Unix epoch nanoseconds
-  attrs     TEXT                        -- JSON object, or NULL
+  attrs     TEXT,                       -- JSON object, or NULL
+  error_type    TEXT,                   -- v3: on 'error' events (ctx:add_error), the error's
+  error_message TEXT                    -- type and message; NULL on other events
 );
 -- Events are few (retries, failed attempts, manual errors), so indexing
 -- them by trace costs little and makes `moonspan show` independent of the

@@ -99,6 +99,13 @@ static const char *const MIGRATE[] = {
     /* 1 -> 2: replayed LLM calls (eval --replay); eval tables via the schema */
     "ALTER TABLE spans ADD COLUMN replayed INTEGER;"
     "ALTER TABLE traces ADD COLUMN replayed_cost_usd REAL;",
+    /* 2 -> 3: backoff time, typed ctx:add_error events (the few error
+     * events are moved out of their JSON here; nothing else is rewritten) */
+    "ALTER TABLE spans ADD COLUMN backoff_ns INTEGER;"
+    "ALTER TABLE span_events ADD COLUMN error_type TEXT;"
+    "ALTER TABLE span_events ADD COLUMN error_message TEXT;"
+    "UPDATE span_events SET error_type = 'manual', error_message = json_extract(attrs, '$.message'),"
+    " attrs = NULL WHERE name = 'error' AND json_valid(attrs) AND json_extract(attrs, '$.type') = 'manual';",
 };
 _Static_assert(sizeof MIGRATE / sizeof MIGRATE[0] == MS_SCHEMA_VERSION - 1,
                "one migration step per schema version after the first");
@@ -154,10 +161,11 @@ static const char INS_SPAN[] =
     "INSERT INTO spans (rowid, trace_row, span_id, parent_id, name, kind, start_ns, duration_ns,"
     " status, error_own, error_type, error_message, error_traceback, attrs, provider, model,"
     " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated,"
-    " cost_usd, retries, retry_succeeded, ttft_ns, replayed)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " cost_usd, retries, retry_succeeded, ttft_ns, replayed, backoff_ns)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char INS_EVENT[] =
-    "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES (?,?,?,?,?)";
+    "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs, error_type, error_message)"
+    " VALUES (?,?,?,?,?,?,?)";
 
 /* Takes an exclusive flock on the folder holding `path`; returns the fd to
  * pass to unlock_folder, or -1 when the folder cannot be locked (then the
@@ -348,14 +356,13 @@ static int write_spans(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
         sqlite3_bind_text(st, 6, kinds[sp->kind], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, ms_mono_to_epoch(sp->start));
         sqlite3_bind_int64(st, 8, sp->end - sp->start);
+        sqlite3_bind_text(st, 9, ms_status_name(ms_span_status(t, i)), -1, SQLITE_STATIC);
         if (sp->error == MS_NONE) {
-            sqlite3_bind_text(st, 9, "ok", 2, SQLITE_STATIC);
             sqlite3_bind_int(st, 10, 0);
             for (int c = 11; c <= 13; c++)
                 sqlite3_bind_null(st, c);
         } else {
             const ms_span_error *e = &t->errors[sp->error];
-            sqlite3_bind_text(st, 9, "error", 5, SQLITE_STATIC);
             sqlite3_bind_int(st, 10, e->own);
             bind_str(st, 11, t, e->type);
             bind_str(st, 12, t, e->message);
@@ -400,6 +407,10 @@ static int write_spans(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
             sqlite3_bind_null(st, 24);
         else
             sqlite3_bind_int(st, 24, sp->retry_state == MS_RETRY_SUCCEEDED);
+        if (sp->backoff_ns > 0)
+            sqlite3_bind_int64(st, 27, sp->backoff_ns);
+        else
+            sqlite3_bind_null(st, 27);
         int rc = step(st);
         if (rc != SQLITE_OK)
             return rc;
@@ -424,7 +435,7 @@ static int write_trace(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
     bind_str(st, 4, t, root->name);
     sqlite3_bind_int64(st, 5, ms_mono_to_epoch(root->start));
     sqlite3_bind_int64(st, 6, root->end - root->start);
-    sqlite3_bind_text(st, 7, ms_trace_status(t) == MS_STATUS_ERROR ? "error" : "ok", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, ms_status_name(ms_trace_status(t)), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, tot.errors);
     sqlite3_bind_int64(st, 9, t->nspans);
     sqlite3_bind_int64(st, 10, first_span);
@@ -459,6 +470,8 @@ static int write_trace(ms_store *s, const ms_trace *t, int64_t trace_row, int64_
         bind_str(st, 3, t, ev->name);
         sqlite3_bind_int64(st, 4, ms_mono_to_epoch(ev->time));
         bind_str(st, 5, t, ev->attrs_json);
+        bind_str(st, 6, t, ev->error_type);
+        bind_str(st, 7, t, ev->error_message);
         if ((rc = step(st)) != SQLITE_OK)
             return rc;
     }

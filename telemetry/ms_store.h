@@ -14,7 +14,7 @@
 
 #include "ms_trace.h"
 
-#define MS_SCHEMA_VERSION 2
+#define MS_SCHEMA_VERSION 3
 #define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
 
 enum ms_store_mode {

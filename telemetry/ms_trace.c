@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ms_text.h"
+
 /* Grows *arr to hold at least `need` elements. Returns 0 or ENOMEM. */
 int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 {
@@ -122,6 +124,13 @@ void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
     e->traceback = put_cstr(t, traceback);
     e->own = own ? 1 : 0;
     t->spans[i].error = t->nerrors++;
+    t->spans[i].status = MS_STATUS_ERROR;
+}
+
+void ms_span_interrupted(ms_trace *t, uint32_t i)
+{
+    if (t->spans[i].status == MS_STATUS_OK)
+        t->spans[i].status = MS_STATUS_INTERRUPTED;
 }
 
 /* Finds attribute `key` of span i, or appends a new one; NULL on OOM. */
@@ -205,6 +214,7 @@ void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
         e->attrs_json = ms_trace_put_(t, attrs_json, attrs_len);
     else
         e->attrs_json = put_cstr(t, NULL);
+    e->error_type = e->error_message = put_cstr(t, NULL);
     if (!t->oom)
         t->nevents++;
 }
@@ -232,47 +242,71 @@ void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u)
     t->spans[i].kind = MS_KIND_LLM;
 }
 
-void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded)
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
+void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded,
+                         int64_t backoff_ns)
 {
     ms_span *s = &t->spans[i];
     if (retries == 0)
         return;
-    s->retries += retries;
+    s->retries = retries > UINT32_MAX - s->retries ? UINT32_MAX : s->retries + retries;
     s->retry_state = succeeded ? MS_RETRY_SUCCEEDED : MS_RETRY_FAILED;
+    if (backoff_ns > 0)
+        s->backoff_ns = add_sat(s->backoff_ns, backoff_ns);
+}
+
+static void add_tokens(ms_tokens *to, const ms_tokens *tok)
+{
+    to->input = add_sat(to->input, tok->input);
+    to->output = add_sat(to->output, tok->output);
+    to->cache_read = add_sat(to->cache_read, tok->cache_read);
+    to->cache_write = add_sat(to->cache_write, tok->cache_write);
 }
 
 void ms_trace_add_tokens(ms_trace *t, const ms_tokens *tok)
 {
-    t->manual.input += tok->input;
-    t->manual.output += tok->output;
-    t->manual.cache_read += tok->cache_read;
-    t->manual.cache_write += tok->cache_write;
+    add_tokens(&t->manual, tok);
 }
 
-void ms_trace_add_error(ms_trace *t, int64_t now, const char *message, size_t len)
+void ms_trace_add_error(ms_trace *t, int64_t now, const char *type, const char *message, size_t len)
 {
-    ms_buf b = {0};
-    int first = 1;
-    ms_buf_addc(&b, '{');
-    ms_json_key(&b, &first, "type");
-    ms_buf_adds(&b, "\"manual\"");
-    ms_json_key(&b, &first, "message");
-    ms_json_str(&b, message, len);
-    ms_buf_addc(&b, '}');
-    if (b.oom) {
-        t->oom = 1;
-    } else {
-        ms_span_event(t, 0, now, "error", 5, b.data, b.len);
-        t->manual_errors++;
+    uint32_t before = t->nevents;
+    ms_span_event(t, 0, now, "error", 5, NULL, 0);
+    if (t->nevents == before)
+        return; /* out of memory: t->oom says the trace is incomplete */
+    ms_event *e = &t->events[before];
+    e->error_type = put_cstr(t, type ? type : "error");
+    e->error_message = ms_trace_put_(t, message ? message : "", message ? len : 0);
+    t->manual_errors++;
+}
+
+static void close_open_spans(ms_trace *t, int64_t now, int status)
+{
+    for (uint32_t i = 0; i < t->nspans; i++) {
+        if (t->spans[i].end == 0) {
+            t->spans[i].end = now;
+            if (t->spans[i].status == MS_STATUS_OK)
+                t->spans[i].status = (uint8_t)status;
+        }
     }
-    ms_buf_free(&b);
 }
 
 void ms_trace_end(ms_trace *t, int64_t now)
 {
-    for (uint32_t i = 0; i < t->nspans; i++)
-        if (t->spans[i].end == 0)
-            t->spans[i].end = now;
+    if (t->nspans && t->spans[0].end == 0)
+        t->spans[0].end = now;
+    close_open_spans(t, now, MS_STATUS_INCOMPLETE);
+    atomic_store(&t->state, MS_TRACE_ENDED);
+}
+
+void ms_trace_abort(ms_trace *t, int64_t now, int status)
+{
+    close_open_spans(t, now, status);
     atomic_store(&t->state, MS_TRACE_ENDED);
 }
 
@@ -283,10 +317,8 @@ void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out)
     out->cost_usd = NAN;
     for (uint32_t i = 0; i < t->nllm; i++) {
         const ms_llm *l = &t->llm[i];
-        out->tokens.input += l->input;
-        out->tokens.output += l->output;
-        out->tokens.cache_read += l->cache_read;
-        out->tokens.cache_write += l->cache_write;
+        ms_tokens used = {l->input, l->output, l->cache_read, l->cache_write};
+        add_tokens(&out->tokens, &used);
         if (isnan(l->cost_usd))
             out->unknown_cost_calls++;
         else
@@ -305,9 +337,20 @@ void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out)
 
 int ms_trace_status(const ms_trace *t)
 {
-    if (t->manual_errors || (t->nspans && t->spans[0].error != MS_NONE))
+    if (t->manual_errors)
         return MS_STATUS_ERROR;
-    return MS_STATUS_OK;
+    return t->nspans ? t->spans[0].status : MS_STATUS_OK;
+}
+
+int ms_span_status(const ms_trace *t, uint32_t i)
+{
+    return i == 0 ? ms_trace_status(t) : t->spans[i].status;
+}
+
+const char *ms_status_name(int status)
+{
+    static const char *const names[] = {"ok", "error", "interrupted", "incomplete"};
+    return status >= 0 && status <= MS_STATUS_INCOMPLETE ? names[status] : "?";
 }
 
 void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out)
@@ -336,20 +379,32 @@ void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out)
 
 /* --- the timeline ------------------------------------------------------ */
 
+/* Appends a string of the trace for a terminal (see ms_text.h). */
+static void add_str(ms_buf *out, const ms_trace *t, ms_str s)
+{
+    if (s.off != MS_NONE)
+        ms_buf_add_text(out, t->arena + s.off, s.len, 0);
+}
+
 static void summary_span(const ms_trace *t, uint32_t i, int depth, int64_t t0,
                          int64_t now, const uint32_t *first_child,
                          const uint32_t *next_sibling, ms_buf *out)
 {
     const ms_span *s = &t->spans[i];
     int64_t end = s->end ? s->end : now;
-    ms_buf_printf(out, "  %+10.2f ms %10.2f ms  %*s%s", (double)(s->start - t0) / 1e6,
-                  (double)(end - s->start) / 1e6, depth * 2, "", ms_trace_str(t, s->name));
+    ms_buf_printf(out, "  %+10.2f ms %10.2f ms  %*s", (double)(s->start - t0) / 1e6,
+                  (double)(end - s->start) / 1e6, depth * 2, "");
+    add_str(out, t, s->name);
     if (!s->end)
         ms_buf_adds(out, "  (open)");
     if (s->llm != MS_NONE) {
         const ms_llm *l = &t->llm[s->llm];
-        ms_buf_printf(out, "  [%s/%s %" PRId64 " in, %" PRId64 " out%s", ms_trace_str(t, l->provider),
-                      ms_trace_str(t, l->model), l->input, l->output, l->estimated ? " (estimated)" : "");
+        ms_buf_adds(out, "  [");
+        add_str(out, t, l->provider);
+        ms_buf_addc(out, '/');
+        add_str(out, t, l->model);
+        ms_buf_printf(out, " %" PRId64 " in, %" PRId64 " out%s", l->input, l->output,
+                      l->estimated ? " (estimated)" : "");
         if (isnan(l->cost_usd))
             ms_buf_adds(out, ", cost unknown");
         else
@@ -361,11 +416,16 @@ static void summary_span(const ms_trace *t, uint32_t i, int depth, int64_t t0,
                       s->retry_state == MS_RETRY_SUCCEEDED ? "succeeded" : "failed");
     if (s->error != MS_NONE) {
         const ms_span_error *e = &t->errors[s->error];
-        if (e->own)
-            ms_buf_printf(out, "  ERROR %s: %.*s", ms_trace_str(t, e->type),
-                          (int)(e->message.len > 200 ? 200 : e->message.len), ms_trace_str(t, e->message));
-        else
+        if (e->own) {
+            ms_buf_adds(out, "  ERROR ");
+            add_str(out, t, e->type);
+            ms_buf_adds(out, ": ");
+            ms_buf_add_text_max(out, ms_trace_str(t, e->message), e->message.len, 200, 0);
+        } else {
             ms_buf_adds(out, "  error (raised below)");
+        }
+    } else if (s->status != MS_STATUS_OK) {
+        ms_buf_printf(out, "  %s", ms_status_name(s->status));
     }
     ms_buf_addc(out, '\n');
     for (uint32_t c = first_child[i]; c != MS_NONE; c = next_sibling[c])
@@ -382,9 +442,11 @@ void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
     ms_trace_id_hex(&t->id, hex);
     const ms_span *root = &t->spans[0];
     int64_t end = root->end ? root->end : now;
-    ms_buf_printf(out, "trace %s  %s  %.2f ms  %s\n", ms_trace_str(t, root->name), hex,
-                  (double)(end - root->start) / 1e6,
-                  ms_trace_status(t) == MS_STATUS_ERROR ? "ERROR" : "ok");
+    int status = ms_trace_status(t);
+    ms_buf_adds(out, "trace ");
+    add_str(out, t, root->name);
+    ms_buf_printf(out, "  %s  %.2f ms  %s\n", hex, (double)(end - root->start) / 1e6,
+                  status == MS_STATUS_ERROR ? "ERROR" : ms_status_name(status));
     ms_buf_printf(out, "  tokens %" PRId64 " in / %" PRId64 " out", tot.tokens.input, tot.tokens.output);
     if (tot.tokens.cache_read || tot.tokens.cache_write)
         ms_buf_printf(out, " (cache %" PRId64 " read, %" PRId64 " written)", tot.tokens.cache_read,
@@ -418,8 +480,15 @@ void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
     }
     for (uint32_t c = first_child[0]; c != MS_NONE; c = next_sibling[c])
         summary_span(t, c, 0, root->start, now, first_child, next_sibling, out);
-    for (uint32_t e = 0; e < t->nevents; e++)
-        if (t->events[e].span == 0 && strcmp(ms_trace_str(t, t->events[e].name), "error") == 0)
-            ms_buf_printf(out, "  error (ctx:add_error): %s\n", ms_trace_str(t, t->events[e].attrs_json));
+    for (uint32_t e = 0; e < t->nevents; e++) {
+        const ms_event *ev = &t->events[e];
+        if (ev->error_type.off == MS_NONE)
+            continue;
+        ms_buf_adds(out, "  ERROR (ctx:add_error) ");
+        add_str(out, t, ev->error_type);
+        ms_buf_adds(out, ": ");
+        ms_buf_add_text_max(out, ms_trace_str(t, ev->error_message), ev->error_message.len, 200, 0);
+        ms_buf_addc(out, '\n');
+    }
     free(first_child);
 }

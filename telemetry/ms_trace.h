@@ -23,7 +23,11 @@
 #define MS_NONE UINT32_MAX
 
 enum ms_kind { MS_KIND_TRACE, MS_KIND_SPAN, MS_KIND_LLM };
-enum ms_status { MS_STATUS_OK, MS_STATUS_ERROR };
+/* A span's or trace's outcome. Interrupted (SIGINT/SIGTERM) and
+ * incomplete (still open when the run ended: os.exit, an abandoned
+ * coroutine) are not errors of the application: the report counts them
+ * apart. */
+enum ms_status { MS_STATUS_OK, MS_STATUS_ERROR, MS_STATUS_INTERRUPTED, MS_STATUS_INCOMPLETE };
 enum ms_retry_state { MS_RETRY_NONE, MS_RETRY_SUCCEEDED, MS_RETRY_FAILED };
 enum ms_attr_type { MS_ATTR_STRING, MS_ATTR_INT, MS_ATTR_DOUBLE, MS_ATTR_BOOL };
 enum ms_trace_state { MS_TRACE_FREE, MS_TRACE_OPEN, MS_TRACE_ENDED };
@@ -43,8 +47,10 @@ typedef struct ms_span {
     uint32_t llm;        /* index into the trace's llm records; MS_NONE when none */
     uint32_t error;      /* index into the trace's error records; MS_NONE when ok */
     uint32_t retries;
+    int64_t backoff_ns;  /* time spent waiting between retry attempts */
     uint8_t kind;        /* enum ms_kind */
     uint8_t retry_state; /* enum ms_retry_state */
+    uint8_t status;      /* enum ms_status */
 } ms_span;
 
 typedef struct ms_span_error {
@@ -88,6 +94,8 @@ typedef struct ms_event {
     int64_t time;        /* monotonic ns */
     ms_str name;
     ms_str attrs_json;   /* a JSON object, or absent */
+    ms_str error_type;   /* ctx:add_error: the error, typed; absent on other events */
+    ms_str error_message;
 } ms_event;
 
 typedef struct ms_tokens {
@@ -152,6 +160,11 @@ static inline void ms_span_end(ms_trace *t, uint32_t i, int64_t now)
     t->spans[i].end = now;
 }
 
+/* The most tokens one call may report (a trillion): larger values are
+ * refused at the API, so sums over a trace and a store stay far inside
+ * int64. Totals saturate at INT64_MAX all the same. */
+#define MS_TOKENS_MAX INT64_C(1000000000000)
+
 /* Marks span `i` as failed. `own` says whether the error was raised in
  * this span's body (1) or passed through from a child (0). Strings are
  * copied; any may be NULL. Re-marking a span keeps the first error. */
@@ -172,21 +185,40 @@ void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
 /* Makes span `i` an llm span with this usage (replacing an earlier one). */
 void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u);
 
-/* Records `retries` retries made inside span `i`, and whether the last
- * attempt succeeded. Adds to retries recorded earlier on the span. */
-void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded);
+/* Marks span `i` interrupted (a signal unwound through it); a span that
+ * already failed keeps its error. */
+void ms_span_interrupted(ms_trace *t, uint32_t i);
 
-/* Trace-level accounting (ctx:add_tokens, ctx:add_error). */
+/* Records `retries` retries made inside span `i`, whether the last
+ * attempt succeeded, and `backoff_ns` spent waiting between attempts.
+ * Adds to what was recorded earlier on the span. */
+void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded,
+                         int64_t backoff_ns);
+
+/* Trace-level accounting (ctx:add_tokens, ctx:add_error). An added error
+ * marks the request failed; `type` NULL means "error". */
 void ms_trace_add_tokens(ms_trace *t, const ms_tokens *tok);
-void ms_trace_add_error(ms_trace *t, int64_t now, const char *message, size_t len);
+void ms_trace_add_error(ms_trace *t, int64_t now, const char *type, const char *message, size_t len);
 
-/* Closes every span still open (at `now`) and marks the trace ended. */
+/* Ends the trace normally at `now`: the root span closes, any other span
+ * still open (its coroutine was abandoned) closes as incomplete. */
 void ms_trace_end(ms_trace *t, int64_t now);
+
+/* Ends the trace at `now` because the run is ending under it (a signal,
+ * os.exit, a coroutine never resumed): every open span, the root
+ * included, closes with `status` (MS_STATUS_INTERRUPTED/INCOMPLETE). */
+void ms_trace_abort(ms_trace *t, int64_t now, int status);
+
+/* The status of span `i` as stored: the root span carries the trace's. */
+int ms_span_status(const ms_trace *t, uint32_t i);
+/* "ok", "error", "interrupted", "incomplete". */
+const char *ms_status_name(int status);
 
 /* Totals of tokens, cost and errors over the trace. */
 void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out);
 
-/* The trace's status: error when the root span failed or ctx:add_error was called. */
+/* The trace's status: error when the root span failed or ctx:add_error
+ * was called, else the root span's (interrupted, incomplete, ok). */
 int ms_trace_status(const ms_trace *t);
 
 /* Writes the span's attributes as a JSON object; nothing when it has none. */
@@ -235,8 +267,10 @@ static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
     s->llm = MS_NONE;
     s->error = MS_NONE;
     s->retries = 0;
+    s->backoff_ns = 0;
     s->kind = MS_KIND_SPAN;
     s->retry_state = MS_RETRY_NONE;
+    s->status = MS_STATUS_OK;
     return i;
 }
 

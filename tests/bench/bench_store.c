@@ -69,7 +69,7 @@ int main(int argc, char **argv)
                 u.cost_usd = (u.input * 1.0 + u.output * 5.0) / 1e6;
                 ms_span_set_llm(t, idx, &u);
                 if (uniform() < 0.05)
-                    ms_span_add_retries(t, idx, 1, uniform() < 0.8);
+                    ms_span_add_retries(t, idx, 1, uniform() < 0.8, 200000000);
             }
             if (uniform() < 0.002)
                 ms_span_fail(t, idx, 1, "rate_limit_error", "simulated 429", 13, NULL);

@@ -168,8 +168,8 @@ static int dataset(void **state)
     span(db, 1, 13, "10", "rerank", "span", s + 80 * MS, 5, "ok", 0, NULL, NULL,
          "NULL", "NULL", "NULL", "NULL", 0, "NULL");
     trace_row(db, 1, T1_ID, "answer_question", s, 100, "ok", 0, 4, 1, 100, 20, "0.01", 0);
-    exec_sql(db, "INSERT INTO span_events VALUES (1, 12, 'cache_hit', 1714521610002000000,"
-                 " '{\"k\":5}')");
+    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs)"
+                 " VALUES (1, 12, 'cache_hit', 1714521610002000000, '{\"k\":5}')");
 
     /* T2, rows 5-7: the error is raised in generate and passes through root */
     s = D1 + 3600 * SEC;
@@ -198,8 +198,8 @@ static int dataset(void **state)
     span(db, 4, 41, "40", "judge", "span", s + 1 * MS, 40, "error", 1, "RateLimit",
          "too many requests", "NULL", "NULL", "NULL", "NULL", 0, "NULL");
     trace_row(db, 4, T4_ID, "batch_eval", s, 400, "error", 2, 2, 11, 0, 0, "NULL", 0);
-    exec_sql(db, "INSERT INTO span_events VALUES (4, 40, 'error', 1718409600300000000,"
-                 " '{\"type\":\"manual\",\"message\":\"wrong answer\"}')");
+    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, error_type, error_message)"
+                 " VALUES (4, 40, 'error', 1718409600300000000, 'manual', 'wrong answer')");
 
     /* T5, rows 13-15 */
     s = D3 + 60 * SEC;

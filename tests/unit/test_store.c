@@ -187,7 +187,7 @@ static ms_trace *record_one(ms_tracer *tr)
     uint32_t chat = ms_span_begin(t, gen, "chat mock", 9, t0 + 1030);
     ms_llm_usage u = {"mock", "mock", 1000, 200, 50, 10, 0.002, 123000, 0, 0};
     ms_span_set_llm(t, chat, &u);
-    ms_span_add_retries(t, chat, 2, 1);
+    ms_span_add_retries(t, chat, 2, 1, 750000000);
     ms_span_end(t, chat, t0 + 5030);
     ms_span_end(t, gen, t0 + 5040);
     uint32_t act = ms_span_begin(t, 0, "act", 3, t0 + 5050);
@@ -202,7 +202,7 @@ static ms_trace *record_one(ms_tracer *tr)
     ms_span_end(t, unpriced, t0 + 5100);
     ms_tokens manual = {5, 6, 0, 0};
     ms_trace_add_tokens(t, &manual);
-    ms_trace_add_error(t, t0 + 5200, "manual \"oops\"", 13);
+    ms_trace_add_error(t, t0 + 5200, NULL, "manual \"oops\"", 13);
     ms_trace_end(t, t0 + 6000);
     return t;
 }
@@ -287,15 +287,20 @@ static void test_round_trip(void **state)
     /* errors: own where raised, passed-through above */
     assert_int_equal(one_int(db, "SELECT error_own FROM spans WHERE name = 'tool'"), 1);
     assert_int_equal(one_int(db, "SELECT error_own FROM spans WHERE name = 'act'"), 0);
-    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE status = 'error'"), 2);
+    /* the root carries the trace's status: error, from ctx:add_error */
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE status = 'error'"), 3);
     char *tb = one_text(db, "SELECT error_traceback FROM spans WHERE name = 'tool'");
     assert_string_equal(tb, "stack traceback:\n\tx");
     free(tb);
     /* events: the search hit and the manual error on the root */
     assert_int_equal(one_int(db, "SELECT count(*) FROM span_events"), 2);
-    char *ev = one_text(db, "SELECT attrs FROM span_events WHERE name = 'error'");
-    assert_string_equal(ev, "{\"type\":\"manual\",\"message\":\"manual \\\"oops\\\"\"}");
+    char *ev = one_text(db, "SELECT error_type || ': ' || error_message FROM span_events"
+                            " WHERE name = 'error' AND attrs IS NULL");
+    assert_string_equal(ev, "error: manual \"oops\"");
     free(ev);
+    /* backoff: 750 ms on the span that retried, NULL elsewhere */
+    assert_int_equal(one_int(db, "SELECT backoff_ns FROM spans WHERE name = 'chat mock'"), 750000000);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE backoff_ns IS NULL"), 6);
     sqlite3_close(db);
 }
 
@@ -450,11 +455,16 @@ static void test_migrates_v1_on_write_open(void **state)
     char path[256], err[512];
     path_of(path, sizeof path, "v1.db");
     make_v1_store(path);
+    sqlite3 *old = open_sql(path); /* a ctx:add_error of before v3: JSON attrs */
+    assert_int_equal(sqlite3_exec(old, "INSERT INTO span_events VALUES (1, 16, 'error', 1714521600003000000,"
+                                       " '{\"type\":\"manual\",\"message\":\"was wrong\"}')",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(old);
     ms_store *s;
     if (ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err))
         fail_msg("%s", err);
     sqlite3 *sdb = ms_store_db(s);
-    assert_int_equal(one_int(sdb, "PRAGMA user_version"), 2);
+    assert_int_equal(one_int(sdb, "PRAGMA user_version"), MS_SCHEMA_VERSION);
     assert_int_equal(one_int(sdb, "PRAGMA application_id"), MS_APPLICATION_ID);
     int64_t id;
     ms_eval_run_info info = {.suite = "s", .suite_file = "s.lua", .start_ns = 5,
@@ -467,7 +477,15 @@ static void test_migrates_v1_on_write_open(void **state)
     assert_int_equal(one_int(db, "SELECT count(*) FROM runs"), 1);
     assert_int_equal(one_int(db, "SELECT count(*) FROM traces"), 1);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 2);
-    assert_int_equal(one_int(db, "SELECT count(*) FROM span_events"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM span_events"), 2);
+    /* v3: the manual error moved into typed columns, other events untouched */
+    char *typed = one_text(db, "SELECT error_type || ': ' || error_message FROM span_events"
+                               " WHERE name = 'error' AND attrs IS NULL");
+    assert_string_equal(typed, "manual: was wrong");
+    free(typed);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM span_events WHERE name = 'hit'"
+                                 " AND attrs IS NOT NULL AND error_type IS NULL"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE backoff_ns IS NULL"), 2);
     char *name = one_text(db, "SELECT name FROM traces");
     assert_string_equal(name, "old trace");
     free(name);
@@ -494,7 +512,7 @@ static void test_migrates_v1_on_write_open(void **state)
     ms_tracer_submit(tr, t);
     assert_int_equal(ms_tracer_close(tr), 0);
     db = open_sql(path);
-    assert_int_equal(one_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(one_int(db, "PRAGMA user_version"), MS_SCHEMA_VERSION);
     assert_int_equal(one_int(db, "SELECT first_span FROM traces WHERE name = 'new'"), 3);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 4);
     sqlite3_close(db);
@@ -516,7 +534,7 @@ static void test_failed_migration_changes_nothing(void **state)
     ms_store *s = NULL;
     assert_int_equal(ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err), -1);
     assert_null(s);
-    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 2") ||
+    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 3") ||
         !strstr(err, "duplicate column") || !strstr(err, path))
         fail_msg("unexpected error: %s", err);
     db = open_sql(path);

@@ -121,7 +121,7 @@ static void test_summary_is_a_timeline(void **state)
     uint32_t c = ms_span_begin(&t, g, "chat mock", 9, 13000000);
     ms_llm_usage u = {"mock", "mock", 12, 3, 0, 0, NAN, -1, 1, 0};
     ms_span_set_llm(&t, c, &u);
-    ms_span_add_retries(&t, c, 2, 1);
+    ms_span_add_retries(&t, c, 2, 1, 0);
     ms_span_end(&t, c, 133000000);
     ms_span_end(&t, g, 133000000);
     ms_trace_end(&t, 133000000);
