@@ -19,23 +19,40 @@
 #include "ms_clock.h"
 
 #define SPAN_MT "moonspan.span"
-#define TRACE_MT "moonspan.trace"
+#define CTX_MT "moonspan.ctx"
 #define COSTATE_MT "moonspan.costate"
 
-ms_host ms_the_host;
+/* Spans nest at most this deep in one coroutine (and the coroutines it
+ * starts). Each level of span() is one nested C call, and Lua allows 200
+ * in all (LUAI_MAXCCALLS): the rest is left for pcall, coroutines and the
+ * test runner, so that a deep recursion gets this clear error instead of
+ * "C stack overflow". */
+#define MAX_SPAN_DEPTH 150
 
 /* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
- * keyed registry table (thread -> co_state), so it dies with its thread. */
+ * keyed registry table (thread -> co_state), so it dies with its thread;
+ * it is also on a list of every thread, for signals (ms_each_thread). */
 typedef struct co_state {
     lua_State *L;          /* the thread this state belongs to */
     ms_trace *trace;       /* trace of the innermost open span, or NULL */
     uint32_t gen;          /* trace->generation when `trace` was set */
     uint32_t top;          /* innermost open span of this coroutine */
+    uint32_t depth;        /* spans open here and in the coroutines that started this one */
     int explicit_trace;    /* trace came from trace(), not the run trace */
     /* the error last raised out of a span, to tell propagation from a new raise */
     int propagating;
     uint32_t prop_child;
+    struct co_state *volatile next, *prev; /* the list of threads */
 } co_state;
+
+/* User values of a co_state userdata. */
+enum {
+    UV_PROPAGATING = 1, /* the error passing out of span prop_child */
+    UV_RAISED,          /* the error last raised inside a span here ... */
+    UV_TRACEBACK,       /* ... and the traceback taken where it was raised */
+    UV_THREAD,          /* the thread, so that cs->L outlives it until __gc unlinks cs */
+    UV_COUNT = UV_THREAD
+};
 
 typedef struct span_handle {
     ms_trace *t;
@@ -43,12 +60,14 @@ typedef struct span_handle {
     uint32_t idx;
 } span_handle;
 
-typedef struct trace_handle {
+/* ctx, the handle trace() gives its body. */
+typedef struct ctx_handle {
     ms_trace *t;           /* retained; released by __gc */
     char id[33];
-} trace_handle;
+} ctx_handle;
 
 static char costates_key; /* registry: weak table thread -> co_state userdata */
+static co_state *threads;  /* every co_state, newest first */
 
 /* --- coroutine state ----------------------------------------------------- */
 
@@ -58,27 +77,68 @@ static int trace_alive(const co_state *cs)
            atomic_load(&cs->trace->state) == MS_TRACE_OPEN;
 }
 
+/* Links cs at the head of the thread list in one store, so a signal
+ * handler walking the list sees it whole or not at all. */
+static void threads_link(co_state *cs)
+{
+    cs->prev = NULL;
+    cs->next = threads;
+    if (threads)
+        threads->prev = cs;
+    atomic_signal_fence(memory_order_seq_cst);
+    threads = cs;
+}
+
+static int costate_gc(lua_State *L)
+{
+    co_state *cs = lua_touserdata(L, 1);
+    if (!cs->L)
+        return 0;
+    if (cs->prev)
+        cs->prev->next = cs->next;
+    else
+        threads = cs->next;
+    if (cs->next)
+        cs->next->prev = cs->prev;
+    atomic_signal_fence(memory_order_seq_cst);
+    cs->L = NULL;
+    return 0;
+}
+
+void ms_each_thread(void (*fn)(lua_State *co))
+{
+    for (co_state *cs = threads; cs; cs = cs->next)
+        if (cs->L)
+            fn(cs->L);
+}
+
 /* Creates L's co_state, starting where `from` is (its trace and open span). */
 static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *from)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);          /* costates */
-    co_state *cs = lua_newuserdatauv(L, sizeof *cs, 1);         /* costates cs */
+    co_state *cs = lua_newuserdatauv(L, sizeof *cs, UV_COUNT);  /* costates cs */
     memset(cs, 0, sizeof *cs);
+    luaL_setmetatable(L, COSTATE_MT);
     cs->L = owner;
     cs->top = MS_NONE;
     if (from && trace_alive(from)) {
         cs->trace = from->trace;
         cs->gen = from->gen;
         cs->top = from->top;
+        cs->depth = from->depth;
         cs->explicit_trace = from->explicit_trace;
     }
     lua_pushthread(owner);
     if (owner != L)
         lua_xmove(owner, L, 1);                                 /* costates cs thread */
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, -3, UV_THREAD);
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);                                          /* costates cs */
     lua_pop(L, 2);
     *(co_state **)lua_getextraspace(owner) = cs;
+    threads_link(cs);
+    ms_arm_interrupt(owner); /* started after a signal: interrupted like the rest */
     return cs;
 }
 
@@ -124,24 +184,11 @@ static int co_create(lua_State *L)
 
 /* --- the run trace ----------------------------------------------------- */
 
-static void keep_recent(ms_trace *t)
-{
-    ms_host *h = &ms_the_host;
-    ms_trace_retain(t);
-    if (h->recent[0])
-        ms_tracer_release(h->tracer, h->recent[0]);
-    memmove(h->recent, h->recent + 1, sizeof h->recent[0] * (MS_RECENT_TRACES - 1));
-    h->recent[MS_RECENT_TRACES - 1] = t;
-}
-
-/* Ends `t` and hands it to the writer (or drops it when not persisting). */
+/* Ends `t` normally and hands it to the writer. */
 static void finish_trace(ms_trace *t)
 {
-    ms_host *h = &ms_the_host;
     ms_trace_end(t, ms_mono_ns());
-    h->traces_ended++;
-    keep_recent(t);
-    ms_tracer_submit(h->tracer, t);
+    ms_host_trace_ended(t);
 }
 
 static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
@@ -172,16 +219,6 @@ static ms_trace *run_trace(lua_State *L, uint32_t *root)
     return h->implicit;
 }
 
-void ms_host_end_open_traces(void)
-{
-    ms_host *h = &ms_the_host;
-    if (h->implicit) {
-        ms_trace *t = h->implicit;
-        h->implicit = NULL;
-        finish_trace(t);
-    }
-}
-
 /* --- errors -------------------------------------------------------------- */
 
 /* Is the error at `errix` one that a child span of `idx` raised (so it is
@@ -193,7 +230,7 @@ static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
         return 0;
     errix = lua_absindex(L, errix);
     push_costate_ud(L);
-    lua_getiuservalue(L, -1, 1);
+    lua_getiuservalue(L, -1, UV_PROPAGATING);
     int same = lua_rawequal(L, -1, errix);
     lua_pop(L, 2);
     return same;
@@ -243,20 +280,47 @@ static void describe_error(lua_State *L, int errix, const char **type, const cha
 }
 
 /* Message handler of every span's pcall: runs where the error was raised,
- * so this is where the traceback is taken. Returns the error unchanged. */
+ * so this is where the traceback is taken (kept for the console too, see
+ * ms_push_raise_traceback). Returns the error unchanged. An interrupt is
+ * not an error of the span: it marks it interrupted. */
 static int span_msgh(lua_State *L)
 {
     co_state *cs = costate(L);
-    if (trace_alive(cs) && cs->top != MS_NONE && cs->trace->spans[cs->top].error == MS_NONE &&
-        !is_propagation(L, cs, cs->top, 1)) {
+    if (!trace_alive(cs) || cs->top == MS_NONE)
+        return 1;
+    if (ms_is_interrupt(L, 1)) {
+        ms_span_interrupted(cs->trace, cs->top);
+        return 1;
+    }
+    if (cs->trace->spans[cs->top].error == MS_NONE && !is_propagation(L, cs, cs->top, 1)) {
         const char *type, *msg;
         size_t len;
         int top = lua_gettop(L);
         describe_error(L, 1, &type, &msg, &len);
         luaL_traceback(L, L, NULL, 1);
         ms_span_fail(cs->trace, cs->top, 1, type, msg, len, lua_tostring(L, -1));
+        push_costate_ud(L);                                  /* ... tb cs */
+        lua_pushvalue(L, -2);
+        lua_setiuservalue(L, -2, UV_TRACEBACK);
+        lua_pushvalue(L, 1);
+        lua_setiuservalue(L, -2, UV_RAISED);
         lua_settop(L, top);
     }
+    return 1;
+}
+
+int ms_push_raise_traceback(lua_State *L, int errix)
+{
+    errix = lua_absindex(L, errix);
+    push_costate_ud(L);
+    lua_getiuservalue(L, -1, UV_RAISED);
+    if (lua_isnil(L, -1) || !lua_rawequal(L, -1, errix)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_getiuservalue(L, -2, UV_TRACEBACK);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     return 1;
 }
 
@@ -266,6 +330,10 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
 {
     ms_trace *t = cs->trace;
     int errix = lua_gettop(L);
+    if (ms_is_interrupt(L, errix)) {
+        ms_span_interrupted(t, idx);
+        return;
+    }
     if (t->spans[idx].error == MS_NONE) {
         const char *type, *msg;
         size_t len;
@@ -276,7 +344,7 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
     }
     push_costate_ud(L);
     lua_pushvalue(L, errix);
-    lua_setiuservalue(L, -2, 1);
+    lua_setiuservalue(L, -2, UV_PROPAGATING);
     lua_pop(L, 1);
     cs->propagating = 1;
     cs->prop_child = idx;
@@ -287,8 +355,12 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
 void ms_host_run_failed(lua_State *L, int errix)
 {
     ms_host *h = &ms_the_host;
-    if (!h->implicit || h->implicit->spans[0].error != MS_NONE)
+    if (!h->implicit || h->implicit->spans[0].status != MS_STATUS_OK)
         return;
+    if (ms_is_interrupt(L, errix)) {
+        ms_span_interrupted(h->implicit, 0);
+        return;
+    }
     co_state *cs = costate(L);
     int own = !(cs->trace == h->implicit && trace_alive(cs) && is_propagation(L, cs, 0, errix));
     const char *type, *msg;
@@ -386,6 +458,7 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
     co_state *cs = costate(L);
     int64_t now = ms_mono_ns();
     int alive = trace_alive(cs) && idx < cs->trace->nspans;
+    cs->depth--;
     if (alive) {
         if (status != LUA_OK && status != LUA_YIELD)
             span_failed(L, cs, idx);
@@ -402,6 +475,12 @@ static int l_span(lua_State *L)
     int fix = check_body_args(L, &name, &len);
     int nargs = lua_gettop(L);
     co_state *cs = costate(L);
+    int nextra = nargs - fix;
+    luaL_checkstack(L, nextra + 3, "too many arguments to span()");
+    if (__builtin_expect(cs->depth >= MAX_SPAN_DEPTH, 0))
+        return luaL_error(L, "span('%s') would nest %d spans deep; moonspan allows %d (each level is a "
+                             "nested C call and Lua allows 200 in all): turn the recursion into a loop, "
+                             "or record fewer levels", name, MAX_SPAN_DEPTH + 1, MAX_SPAN_DEPTH);
     uint32_t parent;
     ms_trace *t;
     if (trace_alive(cs)) {
@@ -420,8 +499,6 @@ static int l_span(lua_State *L)
     if (fix == 3)
         set_attrs_table(L, t, idx, 2);
 
-    int nextra = nargs - fix;
-    luaL_checkstack(L, nextra + 3, "too many arguments to span()");
     lua_pushvalue(L, lua_upvalueindex(1));                  /* ... msgh */
     int msgh = lua_gettop(L);
     lua_pushvalue(L, fix);                                   /* ... msgh fn */
@@ -445,6 +522,7 @@ static int l_span(lua_State *L)
     for (int i = fix + 1; i <= nargs; i++)
         lua_pushvalue(L, i);                                 /* ... msgh fn [s] extra... */
     lua_KContext ctx = (lua_KContext)(((uint64_t)idx << 32) | (uint32_t)msgh);
+    cs->depth++; /* span_k takes it back, however the body ends */
     return span_k(L, lua_pcallk(L, want_handle + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
 }
 
@@ -642,14 +720,14 @@ static int span_tostring(lua_State *L)
 
 /* --- trace() ------------------------------------------------------------ */
 
-static trace_handle *check_ctx(lua_State *L)
+static ctx_handle *check_ctx(lua_State *L)
 {
-    return luaL_checkudata(L, 1, TRACE_MT);
+    return luaL_checkudata(L, 1, CTX_MT);
 }
 
 static ms_trace *check_open_ctx(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
+    ctx_handle *h = check_ctx(L);
     if (atomic_load(&h->t->state) != MS_TRACE_OPEN)
         luaL_error(L, "trace %s has ended; only ctx:summary() and ctx.id work after it ends", h->id);
     return h->t;
@@ -702,7 +780,7 @@ static int ctx_add_error(lua_State *L)
 
 static int ctx_summary(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
+    ctx_handle *h = check_ctx(L);
     ms_buf b = {0};
     ms_trace_summary(h->t, ms_mono_ns(), &b);
     if (b.oom) {
@@ -719,7 +797,7 @@ static int ctx_summary(lua_State *L)
  * llm_calls, errors} — the trace so far, or as it ended. */
 static int ctx_totals(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
+    ctx_handle *h = check_ctx(L);
     ms_trace *t = h->t;
     ms_trace_totals tot;
     ms_trace_totals_get(t, &tot);
@@ -752,7 +830,7 @@ static int ctx_totals(lua_State *L)
 
 static int ctx_index(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
+    ctx_handle *h = check_ctx(L);
     const char *k = lua_tostring(L, 2);
     if (k && strcmp(k, "id") == 0) {
         lua_pushstring(L, h->id);
@@ -765,18 +843,28 @@ static int ctx_index(lua_State *L)
     return 1;
 }
 
+/* The last reference to ctx is gone. If its trace is still open, the
+ * coroutine running the body was abandoned (never resumed, or cut off):
+ * the trace can never end by itself, so it ends here, incomplete, and is
+ * written. */
 static int ctx_gc(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
-    if (h->t)
-        ms_tracer_release(ms_the_host.tracer, h->t);
+    ctx_handle *h = check_ctx(L);
+    ms_trace *t = h->t;
     h->t = NULL;
+    if (!t)
+        return 0;
+    if (atomic_load(&t->state) == MS_TRACE_OPEN) {
+        ms_trace_abort(t, ms_mono_ns(), ms_interrupted ? MS_STATUS_INTERRUPTED : MS_STATUS_INCOMPLETE);
+        ms_host_trace_ended(t);
+    }
+    ms_tracer_release(ms_the_host.tracer, t);
     return 0;
 }
 
 static int ctx_tostring(lua_State *L)
 {
-    trace_handle *h = check_ctx(L);
+    ctx_handle *h = check_ctx(L);
     lua_pushfstring(L, "trace %s", h->id);
     return 1;
 }
@@ -788,20 +876,22 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
 {
     int msgh = (int)ctx;
     co_state *cs = costate(L);
-    trace_handle *h = lua_touserdata(L, msgh - 1);
+    ctx_handle *h = lua_touserdata(L, msgh - 1);
     ms_trace *t = h->t;
     if (status != LUA_OK && status != LUA_YIELD && cs->trace == t)
         span_failed(L, cs, 0);
     /* restore what the coroutine had before trace() */
     lua_getiuservalue(L, msgh - 1, 1);
-    co_state saved = *(co_state *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    cs->trace = saved.trace;
-    cs->gen = saved.gen;
-    cs->top = saved.top;
-    cs->explicit_trace = saved.explicit_trace;
+    const co_state *saved = lua_touserdata(L, -1);
+    cs->trace = saved->trace;
+    cs->gen = saved->gen;
+    cs->top = saved->top;
+    cs->depth = saved->depth;
+    cs->explicit_trace = saved->explicit_trace;
     cs->propagating = 0;
-    finish_trace(t);
+    lua_pop(L, 1);
+    if (atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
+        finish_trace(t);
     return body_results(L, status, msgh);
 }
 
@@ -821,7 +911,7 @@ static int l_trace(lua_State *L)
      * its user value keeps a copy of the caller's state to restore. Made
      * (empty, with its __gc) before the trace is taken, so no error between
      * the two can leak the trace. */
-    trace_handle *h = lua_newuserdatauv(L, sizeof *h, 1);    /* ... ctx */
+    ctx_handle *h = lua_newuserdatauv(L, sizeof *h, 1);    /* ... ctx */
     h->t = NULL;
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_setmetatable(L, -2);
@@ -831,13 +921,14 @@ static int l_trace(lua_State *L)
     ms_trace *t = new_trace(L, name, len);
     h->t = t;
     ms_trace_id_hex(&t->id, h->id);
-    ms_trace_retain(t);
+    ms_tracer_retain(ms_the_host.tracer, t);
     if (fix == 3)
         set_attrs_table(L, t, 0, 2);
 
     cs->trace = t;
     cs->gen = t->generation;
     cs->top = 0;
+    cs->depth = 1;
     cs->explicit_trace = 1;
     cs->propagating = 0;
 
@@ -915,7 +1006,11 @@ void ms_open_trace(lua_State *L)
         {"set", ctx_set}, {"add_tokens", ctx_add_tokens}, {"add_error", ctx_add_error},
         {"summary", ctx_summary}, {"totals", ctx_totals}, {NULL, NULL}};
     new_class(L, SPAN_MT, span_meta, span_methods);
-    new_class(L, TRACE_MT, ctx_meta, ctx_methods);
+    new_class(L, CTX_MT, ctx_meta, ctx_methods);
+    luaL_newmetatable(L, COSTATE_MT);
+    lua_pushcfunction(L, costate_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
 
     lua_newtable(L);                                          /* costates */
     lua_newtable(L);
@@ -930,7 +1025,7 @@ void ms_open_trace(lua_State *L)
     lua_pushcclosure(L, l_span, 2);
     lua_setglobal(L, "span");
     lua_pushcfunction(L, span_msgh);
-    luaL_getmetatable(L, TRACE_MT);
+    luaL_getmetatable(L, CTX_MT);
     lua_pushcclosure(L, l_trace, 2);
     lua_setglobal(L, "trace");
 

@@ -37,9 +37,9 @@ static const char TEST_HELP[] =
     "\n"
     "Exit status: 0 when every spec passed, 1 otherwise, 2 for bad usage.\n";
 
-/* Starts the host (store, tracer, Lua), runs `body`, then persists
- * everything and returns the exit status. `label` names the run in the
- * runs table; ARGS for it start at argv[first_arg]. */
+/* Starts the host (store, tracer, Lua), runs `body`, then ends the run
+ * (lifecycle.c) and returns the exit status. `label` names the run in
+ * the runs table; ARGS for it start at argv[first_arg]. */
 int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
                   ms_body_fn body, void *ud)
 {
@@ -50,19 +50,10 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
     }
     ms_the_host.quiet = quiet;
     lua_State *L = ms_runtime_new();
-    if (!L) {
-        ms_host_shutdown();
-        return 1;
-    }
-    ms_runtime_handle_signals(L);
+    if (!L)
+        return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
     int rc = body(L, ud);
-    ms_host_end_open_traces();
-    lua_close(L);
-    size_t failed = ms_host_finish();
-    ms_host_shutdown();
-    if (ms_interrupted)
-        return 128 + ms_interrupted;
-    return rc ? rc : failed ? 1 : 0;
+    return ms_lifecycle_end(L, ms_interrupted ? MS_END_INTERRUPT : rc ? MS_END_ERROR : MS_END_NORMAL, rc);
 }
 
 typedef struct script_args {

@@ -29,27 +29,72 @@ typedef struct ms_host {
     uint64_t join_parent;
     ms_trace *recent[MS_RECENT_TRACES]; /* retained, for the closing timeline */
     size_t traces_ended;
-    int finished;               /* ms_host_finish ran */
-    int quiet;                  /* no closing timeline (run --quiet, test) */
+    int quiet;                  /* no closing timeline (run --quiet, test, eval) */
 } ms_host;
 
 extern ms_host ms_the_host;
 
-/* Set by SIGINT/SIGTERM; checked by blocking waits so they end promptly. */
+/* The first SIGINT/SIGTERM received (0 before any); blocking waits check
+ * it so they end promptly. */
 extern volatile sig_atomic_t ms_interrupted;
+
+/* --- lifecycle.c: the run from start to exit, in one place ------------- */
+
+/* How a run ends. */
+enum ms_run_end {
+    MS_END_NORMAL,    /* the script returned */
+    MS_END_ERROR,     /* the script raised */
+    MS_END_EXIT,      /* os.exit */
+    MS_END_INTERRUPT, /* SIGINT/SIGTERM */
+};
+
+/* Opens the store at db_path for writing, loads prices (built-in, then
+ * prices_path when given), starts the tracer, records a runs row, and
+ * starts watching SIGINT/SIGTERM. Returns 0, or -1 with a message in err. */
+int ms_host_start(const char *db_path, const char *prices_path, const char *script,
+                  int argc, char **argv, int first_arg, char *err, size_t errlen);
+
+/* Registers os.exit, moonspan.on_exit and moonspan.flush, and makes
+ * signals interrupt every coroutine of L from now on. */
+void ms_open_lifecycle(lua_State *L);
+
+/* Ends the run: every open trace ends (interrupted or incomplete, with
+ * its open spans), the on_exit functions run, every ended trace is
+ * written, the timeline is printed, L is closed and the host shut down.
+ * Returns the exit status to use (`status`, or what an on_exit function
+ * or unwritten traces turned it into). The one way out of a hosted run;
+ * os.exit calls it too. L may be NULL when it was never created. */
+int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status);
+
+/* A trace has ended: counts it, keeps it for the closing timeline and
+ * hands it to the writer. */
+void ms_host_trace_ended(ms_trace *t);
+
+/* Raises the interrupt error (a table {type = "interrupted", signal =,
+ * message =}, the same value every time) in L. */
+int ms_raise_interrupt(lua_State *L);
+/* Whether the value at idx is the interrupt error. */
+int ms_is_interrupt(lua_State *L, int idx);
+/* Arms the interrupt on coroutine `co` when a signal has arrived (for
+ * coroutines that start after it). Async-signal-safe. */
+void ms_arm_interrupt(lua_State *co);
 
 /* --- bind_trace.c: span(), trace(), handles ------------------------------ */
 
 /* Registers span, trace and the moonspan table's tracing functions. */
 void ms_open_trace(lua_State *L);
 
-/* Marks the run trace failed with the error at errix (a script error or
- * an interrupt that reached the top level). */
+/* The script failed at top level with the error at errix (an interrupt
+ * included): the run trace records it. */
 void ms_host_run_failed(lua_State *L, int errix);
 
-/* Ends every trace still open (the run trace, an unfinished trace()) so
- * that it reaches the store, e.g. before exit. */
-void ms_host_end_open_traces(void);
+/* Calls fn on every Lua thread the host knows (the main thread and every
+ * coroutine); safe inside a signal handler on the Lua thread. */
+void ms_each_thread(void (*fn)(lua_State *co));
+
+/* When the error at errix was raised inside a span of L's coroutine,
+ * pushes the traceback taken where it was raised and returns 1; else 0. */
+int ms_push_raise_traceback(lua_State *L, int errix);
 
 /* --- http.c: moonspan.http, the libcurl transport ------------------------ */
 
@@ -85,22 +130,5 @@ int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg);
 /* Calls require(module).main(opts), opts being the table on top of the
  * stack (popped). Returns main's integer result, or 1 when it raised. */
 int ms_runtime_call_main(lua_State *L, const char *module);
-
-/* Flushes telemetry, prints the run's closing timeline (unless h->quiet) and
- * closes the tracer. Safe to call twice. Returns the number of traces that
- * could not be written. */
-size_t ms_host_finish(void);
-
-/* Closes the tracer (after lua_close, whose __gc may release traces). */
-void ms_host_shutdown(void);
-
-/* Opens the store at db_path for writing, loads prices (built-in, then
- * prices_path when given), starts the tracer and records a runs row.
- * Returns 0, or -1 with a message in err. */
-int ms_host_start(const char *db_path, const char *prices_path, const char *script,
-                  int argc, char **argv, int first_arg, char *err, size_t errlen);
-
-/* Installs SIGINT/SIGTERM handlers that interrupt the running script. */
-void ms_runtime_handle_signals(lua_State *L);
 
 #endif

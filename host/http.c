@@ -271,7 +271,7 @@ static void drive(lua_State *L, long timeout_ms, int list)
 static void check_interrupt(lua_State *L)
 {
     if (ms_interrupted)
-        luaL_error(L, "interrupted");
+        ms_raise_interrupt(L);
 }
 
 /* moonspan.http.poll(timeout_ms) -> {finished handles} */

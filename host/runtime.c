@@ -2,8 +2,8 @@
  *
  * Sets up the standard libraries, the scripts/ library (compiled in and
  * installed in package.preload), the `moonspan` table of host functions,
- * span/trace, and an os.exit that persists telemetry before leaving. Every
- * call into Lua is protected and errors come back with a traceback. */
+ * span/trace and the lifecycle's os.exit. Every call into Lua is protected
+ * and errors come back with the traceback of where they were raised. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -22,9 +22,6 @@
 #include "ms_percentile.h"
 #include "ms_text.h"
 
-volatile sig_atomic_t ms_interrupted;
-static lua_State *signal_L;
-
 int luaopen_cjson(lua_State *L);
 
 /* --- host functions for scripts ----------------------------------------- */
@@ -39,7 +36,7 @@ static int l_sleep_ms(lua_State *L)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !ms_interrupted)
         ;
     if (ms_interrupted)
-        return luaL_error(L, "interrupted");
+        return ms_raise_interrupt(L);
     return 0;
 }
 
@@ -177,22 +174,6 @@ static int l_git_commit(lua_State *L)
     return 1;
 }
 
-/* os.exit replacement: nothing recorded may be lost by leaving early. */
-static int l_exit(lua_State *L)
-{
-    int status;
-    if (lua_isboolean(L, 1))
-        status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
-    else
-        status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
-    fflush(stdout);
-    ms_host_end_open_traces();
-    size_t failed = ms_host_finish();
-    lua_close(L);
-    ms_host_shutdown();
-    exit(failed && status == 0 ? 1 : status);
-}
-
 /* --- embedded library --------------------------------------------------- */
 
 static int load_embedded(lua_State *L)
@@ -235,10 +216,7 @@ static int init_state(lua_State *L)
     ms_open_trace(L);
     ms_open_http(L);
     ms_open_sha256(L);
-    lua_getglobal(L, "os");
-    lua_pushcfunction(L, l_exit);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
+    ms_open_lifecycle(L);
     /* the Lua half of the API: retry, llm, ... */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "moonspan.init");
@@ -246,7 +224,10 @@ static int init_state(lua_State *L)
     return 0;
 }
 
-/* Adds a traceback to a string error; other values get a description. */
+/* The message handler of the script's own pcall: records the failure on
+ * the run trace, then gives the error as text with the traceback of where
+ * it was raised (taken by the span it was raised in, when there was one:
+ * the traceback here would start where span() raised it again). */
 static int msghandler(lua_State *L)
 {
     ms_host_run_failed(L, 1);
@@ -256,6 +237,14 @@ static int msghandler(lua_State *L)
             msg = lua_tostring(L, -1);
         else
             msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (ms_is_interrupt(L, 1)) { /* where it was interrupted is in the message */
+        lua_pushstring(L, msg);
+        return 1;
+    }
+    if (ms_push_raise_traceback(L, 1)) {
+        lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, -1));
+        return 1;
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
@@ -275,37 +264,6 @@ lua_State *ms_runtime_new(void)
     }
     lua_settop(L, 0);
     return L;
-}
-
-/* --- signals ------------------------------------------------------------ */
-
-static void interrupt_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted by %s", ms_interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* As lua.c does: a signal arms a hook that raises an error at the next Lua
- * instruction, so the script unwinds through its spans and they are kept.
- * A second signal gets the default action. */
-static void on_signal(int sig)
-{
-    ms_interrupted = sig;
-    signal(sig, SIG_DFL);
-    if (signal_L)
-        lua_sethook(signal_L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
-void ms_runtime_handle_signals(lua_State *L)
-{
-    signal_L = L;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* --- running a script ---------------------------------------------------- */

@@ -1074,26 +1074,24 @@ function M.run_plan(plan, o, store)
     done[#done + 1] = rec
     progress.update(rec)
   end
-  -- Two pcalls: on SIGINT the host raises once where the wait was cut
-  -- short and once more at the next instruction (the return of the inner
-  -- pcall); the outer one catches that, and then the run is closed.
-  local ok, results = pcall(function()
-    local iok, res = pcall(M.run_cases, S, plan.cases, {concurrency = o.concurrency, repeat_count = o.repeat_count},
-                           run_id, on_done)
-    if not iok then error(res, 0) end
-    return res
-  end)
+  -- However the run ends before finish_run (os.exit in a case, a signal,
+  -- a bug), the host's on_exit closes this eval run as failed with what
+  -- finished, and makes the exit status say so.
+  local sopts = {threshold = S.threshold, fail_under = o.fail_under}
+  local function close_failed()
+    local s = M.summarize(done, sopts)
+    store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
+                              p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,
+                              status = "failed"})
+    return 1
+  end
+  local cancel = moonspan.on_exit(close_failed)
+  local results = M.run_cases(S, plan.cases, {concurrency = o.concurrency, repeat_count = o.repeat_count},
+                              run_id, on_done)
+  cancel()
   local wall = moonspan.now_ms() - t0
   progress.finish()
   llm_mod.record_run, llm_mod.replay_run = saved_record, saved_replay
-  local sopts = {threshold = S.threshold, fail_under = o.fail_under}
-  if not ok then -- interrupted (or a bug): keep what finished, then raise again
-    local s = M.summarize(done, sopts)
-    pcall(store.finish_run, run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
-                                     p95_ms = s.p95_ms, cost_usd = s.cost_usd,
-                                     replayed_cost_usd = s.replayed_cost_usd, status = "failed"})
-    error(results, 0)
-  end
   local s = M.summarize(results, sopts)
   store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
                             p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,

@@ -45,7 +45,10 @@ end
 
 -- Runs the functions concurrently, each as a task, until all have
 -- finished. Returns a list: results[i] = table.pack(ok, ...) of fns[i].
+-- Inside a task (parallel within parallel) it waits by yielding to the
+-- scheduler above, so the outer tasks go on meanwhile.
 function sched.run(fns)
+  local nested = in_task()
   local tasks = {}
   for i, fn in ipairs(fns) do
     local co = coroutine.create(fn)
@@ -58,13 +61,18 @@ function sched.run(fns)
     local now = moonspan.now_ms()
     for _, t in ipairs(tasks) do
       if not t.result and (t.ready or (t.handle and t.handle:done()) or (t.wake and now >= t.wake)) then
-        t.ready, t.handle, t.wake = false, nil, nil
+        t.ready, t.handle, t.wake, t.polls = false, nil, nil, nil
         local r = table.pack(coroutine.resume(t.co))
         if coroutine.status(t.co) == "dead" then
           t.result = r
           pending = pending - 1
         elseif r[2] == WAIT then
-          if r[3] == "http" then t.handle = r[4] else t.wake = r[4] end
+          if r[3] == "http" then
+            t.handle = r[4]
+          else
+            t.wake = r[4]
+            t.polls = r[3] == "poll" -- a nested scheduler: its transfers finish unseen here
+          end
         else
           t.ready = true -- a plain coroutine.yield from the task's body: just go on
         end
@@ -76,11 +84,17 @@ function sched.run(fns)
       local wake, waiting_http = math.huge, false
       for _, t in ipairs(tasks) do
         if t.wake and t.wake < wake then wake = t.wake end
-        if t.handle then waiting_http = true end
+        if t.handle or t.polls then waiting_http = true end
       end
       local timeout = math.max(0, math.min(wake - moonspan.now_ms(), 100))
-      if waiting_http then
-        moonspan.http.poll(math.ceil(timeout))
+      if nested then
+        coroutine.yield(WAIT, waiting_http and "poll" or "sleep", moonspan.now_ms() + timeout)
+      elseif waiting_http then
+        if #moonspan.http.poll(math.ceil(timeout)) > 0 then
+          for _, t in ipairs(tasks) do
+            if t.polls then t.ready = true end -- one of theirs may be among them
+          end
+        end
       else
         moonspan.sleep_ms(timeout)
       end

@@ -83,7 +83,7 @@ static int exec(ms_store *s, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        ms_errf(err, errlen, "%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -121,7 +121,7 @@ static int create_schema(ms_store *s, char *err, size_t errlen)
         return -1;
     int64_t version = 0;
     if (pragma_int(s->db, "PRAGMA user_version", &version) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot read %s: %s", s->path, sqlite3_errmsg(s->db));
+        ms_errf(err, errlen, "cannot read %s: %s", s->path, sqlite3_errmsg(s->db));
         exec(s, "ROLLBACK", ignore, sizeof ignore);
         return -1;
     }
@@ -137,9 +137,9 @@ static int create_schema(ms_store *s, char *err, size_t errlen)
             if (version > 0) {
                 char why[384];
                 snprintf(why, sizeof why, "%s", err && errlen ? err : "?");
-                snprintf(err, errlen, "cannot upgrade %s from schema version %lld to %d"
-                         " (it stays at version %lld, its data untouched): %s", s->path,
-                         (long long)version, MS_SCHEMA_VERSION, (long long)version, why);
+                ms_errf(err, errlen, "cannot upgrade %s from schema version %lld to %d"
+                        " (it stays at version %lld, its data untouched): %s", s->path,
+                        (long long)version, MS_SCHEMA_VERSION, (long long)version, why);
             }
             exec(s, "ROLLBACK", ignore, sizeof ignore);
             return -1;
@@ -205,6 +205,54 @@ static void configure_sqlite(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* A WAL store in a folder we cannot write, with no -wal file beside it,
+ * is quiescent: nobody writes it (a writer would have made the -wal), so
+ * it can be read as immutable, which needs no -shm file. */
+static int no_pending_wal(const char *path)
+{
+    char wal[4200];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    return stat(wal, &st) != 0 || st.st_size == 0;
+}
+
+/* Opens the connection of a read open: as usual, or, on read-only media,
+ * immutable. Returns the SQLite result code; *db is set either way. */
+static int open_for_reading(const char *path, sqlite3 **db)
+{
+    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    int64_t probe;
+    if (rc == SQLITE_OK) {
+        rc = pragma_int(*db, "SELECT count(*) FROM sqlite_master", &probe);
+        if (rc == SQLITE_OK || rc == SQLITE_NOTADB)
+            return SQLITE_OK; /* verify() says what a non-database is */
+    }
+    if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
+        return rc;
+    if (!no_pending_wal(path))
+        return rc;
+    sqlite3_close(*db);
+    *db = NULL;
+    /* file: URI with the characters that end a URI path (?, #) and the
+     * escape character itself percent-encoded */
+    ms_buf uri = {0};
+    ms_buf_adds(&uri, "file:");
+    for (const char *c = path; *c; c++) {
+        if (*c == '?' || *c == '#' || *c == '%')
+            ms_buf_printf(&uri, "%%%02X", (unsigned char)*c);
+        else
+            ms_buf_addc(&uri, *c);
+    }
+    ms_buf_adds(&uri, "?immutable=1");
+    if (uri.oom) {
+        ms_buf_free(&uri);
+        return SQLITE_NOMEM;
+    }
+    rc = sqlite3_open_v2(uri.data, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    ms_buf_free(&uri);
+    return rc;
+}
+
 int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
                   char *err, size_t errlen)
 {
@@ -217,6 +265,10 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
                     "or point --db (or MOONSPAN_DB) at an existing one", path);
     if (exists && S_ISDIR(st.st_mode))
         return ms_errf(err, errlen, "%s is a directory; pass --db with a file path", path);
+    if (exists && !S_ISREG(st.st_mode))
+        return ms_errf(err, errlen, "%s is not a regular file (a %s); pass --db with a moonspan "
+                    "database file", path, S_ISFIFO(st.st_mode) ? "FIFO" : S_ISSOCK(st.st_mode) ? "socket"
+                    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device" : "special file");
     if (exists && mode == MS_STORE_WRITE && access(path, W_OK) != 0)
         return ms_errf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path, strerror(errno));
 
@@ -232,13 +284,21 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
      * "schema written" (and on switching it to WAL). A folder lock leaves
      * SQLite's own locks on the file alone. */
     int dirfd = mode == MS_STORE_WRITE ? lock_folder(path) : -1;
-    int flags = mode == MS_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = mode == MS_STORE_READ
+                 ? open_for_reading(path, &s->db)
+                 : sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                     SQLITE_OPEN_NOMUTEX, NULL);
     int fresh = 0;
     int64_t version = 0;
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s; pass --db with a writable path", path,
-                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        if (mode == MS_STORE_READ && !no_pending_wal(path))
+            ms_errf(err, errlen, "cannot read %s: %s; its last writes are still in %s-wal and reading "
+                    "them needs a folder this user can write; copy %s and %s-wal somewhere writable",
+                    path, s->db ? sqlite3_errmsg(s->db) : "out of memory", path, path, path);
+        else
+            ms_errf(err, errlen, "cannot open %s: %s; pass --db with a %s path", path,
+                    s->db ? sqlite3_errmsg(s->db) : "out of memory",
+                    mode == MS_STORE_READ ? "readable" : "writable");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -246,35 +306,37 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
         goto fail;
     if (mode == MS_STORE_READ) {
         if (fresh) {
-            snprintf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
+            ms_errf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
             goto fail;
         }
         *out = s;
         return 0;
     }
     /* WAL lets readers (report) run while a writer appends; NORMAL sync is
-     * durable across process crashes, which is what a tracer must survive. */
-    /* a larger page cache and fewer, larger checkpoints keep the writer
-     * appending instead of copying WAL frames back every 4 MB */
-    /* page size can only change before the file has content */
+     * durable across process crashes, which is what a tracer must survive.
+     * A larger page cache and fewer, larger checkpoints keep the writer
+     * appending instead of copying WAL frames back every 4 MB; the writer
+     * checkpoints on its own when idle, and a WAL grown by a burst is cut
+     * back to 16 MB when it restarts. Page size can only change before
+     * the file has content. */
     if (fresh && exec(s, "PRAGMA page_size=8192;", err, errlen))
         goto fail;
-    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;", err, errlen)) {
-        snprintf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
-                 sqlite3_errmsg(s->db));
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;"
+                "PRAGMA wal_autocheckpoint=8192; PRAGMA journal_size_limit=16777216;", err, errlen)) {
+        ms_errf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
+                sqlite3_errmsg(s->db));
         goto fail;
     }
     if (version < MS_SCHEMA_VERSION && create_schema(s, err, errlen)) {
         if (fresh) /* a new file: the likely cause is where it is */
-            snprintf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
-                     sqlite3_errmsg(s->db));
+            ms_errf(err, errlen, "cannot write %s: %s; pass --db with a writable path", path,
+                    sqlite3_errmsg(s->db));
         goto fail;
     }
     if (sqlite3_prepare_v2(s->db, INS_TRACE, -1, &s->ins_trace, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, INS_SPAN, -1, &s->ins_span, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, INS_EVENT, -1, &s->ins_event, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+        ms_errf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
         goto fail;
     }
     unlock_folder(dirfd);
@@ -294,10 +356,8 @@ int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "INSERT INTO runs (script, args, host_version, start_ns, pid) VALUES (?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
-        return -1;
-    }
+                           -1, &st, NULL) != SQLITE_OK)
+        return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
     sqlite3_bind_text(st, 1, script, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, args_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
@@ -305,10 +365,8 @@ int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
     sqlite3_bind_int64(st, 5, (int64_t)getpid());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
-        return -1;
-    }
+    if (rc != SQLITE_DONE)
+        return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
     *run_id = sqlite3_last_insert_rowid(s->db);
     return 0;
 }
@@ -515,9 +573,24 @@ int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n, char *err, si
             break;
     }
     if (rc == SQLITE_OK)
-        return 0;
-    snprintf(err, errlen, "writing traces to %s failed: %s", s->path, sqlite3_errstr(rc));
-    return -1;
+        return MS_WRITE_OK;
+    ms_errf(err, errlen, "writing traces to %s failed: %s", s->path, sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+        return MS_WRITE_AGAIN;
+    default:
+        return MS_WRITE_FAILED;
+    }
+}
+
+void ms_store_checkpoint(ms_store *s)
+{
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 void ms_store_close(ms_store *s)

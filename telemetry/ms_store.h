@@ -27,9 +27,11 @@ typedef struct ms_store ms_store;
 /* The schema text (telemetry/ms_schema.sql, embedded at build time). */
 extern const char ms_schema_sql[];
 
-/* Opens the store at `path`. Refuses, without changing the file, a file
- * that is not SQLite, a SQLite file that is not a moonspan store, a store
- * from a newer schema, and (in write mode) a file that cannot be written.
+/* Opens the store at `path`. Refuses, without changing the file, a path
+ * that is not a regular file (a FIFO would block forever), a file that is
+ * not SQLite, a SQLite file that is not a moonspan store, a store from a
+ * newer schema, and (in write mode) a file that cannot be written. Read
+ * mode works on read-only files and folders (read-only media).
  * Returns 0, or -1 with a message naming the problem and the fix in err. */
 int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
                   char *err, size_t errlen);
@@ -42,11 +44,23 @@ int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
                      const char *version, int64_t start_ns, int64_t *run_id,
                      char *err, size_t errlen);
 
+/* What ms_store_write did. */
+enum ms_write_result {
+    MS_WRITE_OK = 0,
+    MS_WRITE_AGAIN = 1,   /* nothing written, for a reason that may pass: the disk
+                           * is full, an I/O error, another process holds the lock */
+    MS_WRITE_FAILED = -1, /* nothing written, and trying again will not help */
+};
+
 /* Writes `n` ended traces in one transaction, spans of each contiguous in
- * rowid order. Retries while the database is busy. Returns 0, or -1 with
- * err (nothing of the batch is written then). */
+ * rowid order. Waits while another process writes (the busy timeout).
+ * Returns an ms_write_result; err says what went wrong unless OK. */
 int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n,
                    char *err, size_t errlen);
+
+/* Copies the WAL back into the database without waiting for anyone, so
+ * the next write starts the WAL from its beginning. */
+void ms_store_checkpoint(ms_store *s);
 
 void ms_store_close(ms_store *s);
 

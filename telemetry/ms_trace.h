@@ -9,7 +9,7 @@
  *
  * A trace is written by one thread (the Lua thread that owns it) until
  * ms_trace_end; after that it is read-only and may be read by the writer
- * thread and by holders of a reference (ms_trace_retain). */
+ * thread and by holders of a reference (ms_tracer_retain). */
 #ifndef MS_TRACE_H
 #define MS_TRACE_H
 
@@ -140,6 +140,7 @@ typedef struct ms_trace {
     int oom;                   /* an allocation failed; the trace is incomplete */
 
     struct ms_trace *next;     /* pool / queue link, owned by ms_tracer */
+    struct ms_trace *open_prev, *open_next; /* ms_tracer's list of acquired, unsubmitted traces */
 } ms_trace;
 
 /* Starts the trace in a reset buffer: new id (or `join` with its remote

@@ -79,10 +79,11 @@ int main(int argc, char **argv)
         ms_trace_end(t, at);
         ms_tracer_submit(tr, t);
     }
-    size_t failed = ms_tracer_flush(tr);
+    ms_tracer_flush(tr, 0, NULL);
+    size_t failed = ms_tracer_failed(tr);
     double secs = (double)(ms_mono_ns() - t0) / 1e9;
     size_t spans = ms_tracer_written_spans(tr);
-    ms_tracer_close(tr);
+    ms_tracer_close(tr, 0);
     if (failed) {
         fprintf(stderr, "bench_store: %zu traces failed\n", failed);
         return 1;

@@ -131,6 +131,68 @@ function H.run_script(src, opts)
   return r
 end
 
+-- Runs a moonspan command on a script in the background, and acts on it
+-- from the shell once the script is ready. The script sees READY (a path)
+-- and ready() (creates it); `then_sh` runs once it exists, with $pid the
+-- moonspan process (e.g. "sleep 0.1; kill -INT $pid"); then the process is
+-- waited for. opts: name, db, env, cmd (default {"run", "--quiet"}).
+-- Returns the result of H.sh plus .status (the exit status, 128+N for a
+-- signal), .db, .dir, .script and .seconds (from start to exit).
+function H.run_bg(src, then_sh, opts)
+  opts = opts or {}
+  local dir = H.tmpdir(opts.name or "bg")
+  local ready = dir .. "/ready"
+  local script = H.write(dir .. "/" .. (opts.name or "bg") .. ".lua", string.format(
+    "READY = %q\nfunction ready() io.open(READY, 'w'):close() end\n", ready) .. src)
+  local db = opts.db or (dir .. "/x.db")
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
+  local cmd = {}
+  for _, a in ipairs(opts.cmd or {"run", "--quiet"}) do cmd[#cmd + 1] = q(a) end
+  local t0 = moonspan.now_ms()
+  local r = H.sh(string.format(
+    "env %s %s --db %s %s %s & pid=$!; i=0; " ..
+    "while [ ! -e %s ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done; %s; wait $pid; echo \"status=$?\"",
+    table.concat(env, " "), q(H.bin), q(db), table.concat(cmd, " "), q(script), q(ready), then_sh))
+  r.seconds = (moonspan.now_ms() - t0) / 1000
+  r.status = tonumber(r.out:match("status=(%d+)%s*$"))
+  r.db, r.dir, r.script = db, dir, script
+  return r
+end
+
+-- Starts a shell command in the background and returns its pid (the
+-- command is exec'ed, so the pid is the command's own).
+function H.spawn(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") >/dev/null 2>&1 </dev/null & echo $!", "r"))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+-- Waits up to `seconds` for process `pid` to be gone; true when it is.
+function H.wait_gone(pid, seconds)
+  local deadline = moonspan.now_ms() + seconds * 1000
+  while moonspan.now_ms() < deadline do
+    local f = io.open("/proc/" .. pid .. "/stat", "r")
+    if not f then return true end
+    local stat = f:read("a")
+    f:close()
+    if stat:match("^%d+ %b() Z") then return true end -- a zombie has exited
+    moonspan.sleep_ms(20)
+  end
+  return false
+end
+
+-- Waits up to `seconds` for `path` to exist.
+function H.wait_file(path, seconds)
+  local deadline = moonspan.now_ms() + seconds * 1000
+  while moonspan.now_ms() < deadline do
+    if H.exists(path) then return true end
+    moonspan.sleep_ms(10)
+  end
+  return false
+end
+
 -- Like run_script, but fails the test with the script's stderr unless it exited 0.
 function H.run_ok(src, opts)
   local r = H.run_script(src, opts)

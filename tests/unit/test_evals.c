@@ -588,7 +588,7 @@ static void test_report_replayed_cost_apart(void **state)
     ms_trace_id_hex(&t2->id, hex2);
     ms_tracer_submit(tr, t2);
     ms_tracer_submit(tr, llm_trace(tr, "mixed", c3, r3, 2));
-    assert_int_equal(ms_tracer_flush(tr), 0);
+    assert_int_equal(ms_tracer_flush(tr, 0, NULL), 0);
 
     char *j = report(fx->db, 0, 1);
     has(j, "\"cost\":{\"total_usd\":0.375,\"avg_usd_per_request\":0.125,"
@@ -614,7 +614,7 @@ static void test_report_replayed_cost_apart(void **state)
     fclose(out);
     has(s, "ok  replayed (not spent)");
     free(s);
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
 }
 
 /* No replayed call: nothing about replays in the text, 0 in the JSON. */
@@ -625,7 +625,7 @@ static void test_report_without_replays(void **state)
     const double c[] = {0.25};
     const int r[] = {0};
     ms_tracer_submit(tr, llm_trace(tr, "live", c, r, 1));
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
     char *j = report(fx->db, 0, 1);
     has(j, "\"total_usd\":0.25,");
     has(j, "\"replayed_usd\":0}");

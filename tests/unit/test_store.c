@@ -218,9 +218,9 @@ static void test_round_trip(void **state)
     ms_trace_id_hex(&t->id, hex);
     uint64_t tool_id = t->spans[5].id, act_id = t->spans[4].id; /* by order of begin */
     ms_tracer_submit(tr, t);
-    assert_int_equal(ms_tracer_flush(tr), 0);
+    assert_int_equal(ms_tracer_flush(tr, 0, NULL), 0);
     assert_int_equal(ms_tracer_written_spans(tr), 7);
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
 
     sqlite3 *db = open_sql(path);
     char sql[512];
@@ -320,7 +320,7 @@ static void test_full_queue_waits_and_drops_nothing(void **state)
         ms_trace_end(t, ms_mono_ns());
         ms_tracer_submit(tr, t);
     }
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
     sqlite3 *db = open_sql(path);
     assert_int_equal(one_int(db, "SELECT count(*) FROM traces"), 2000);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 12000);
@@ -341,10 +341,10 @@ static void test_retained_trace_survives_the_write(void **state)
     ms_trace *t = ms_tracer_acquire(tr);
     ms_trace_start(t, "kept", 4, ms_mono_ns(), NULL, 0);
     ms_trace_end(t, ms_mono_ns());
-    ms_trace_retain(t);
+    ms_tracer_retain(tr, t);
     uint32_t gen = t->generation;
     ms_tracer_submit(tr, t);
-    ms_tracer_flush(tr);
+    ms_tracer_flush(tr, 0, NULL);
     ms_trace *other = ms_tracer_acquire(tr); /* must not be t */
     assert_ptr_not_equal(other, t);
     assert_int_equal(t->generation, gen);
@@ -353,7 +353,7 @@ static void test_retained_trace_survives_the_write(void **state)
     ms_tracer_release(tr, t);
     ms_trace *again = ms_tracer_acquire(tr); /* now reusable */
     ms_tracer_release(tr, again);
-    ms_tracer_close(tr);
+    ms_tracer_close(tr, 0);
 }
 
 /* A replayed call is marked on its span; its recorded cost stays in the
@@ -399,7 +399,7 @@ static void test_replayed_calls(void **state)
     ms_buf_free(&sum);
 
     ms_tracer_submit(tr, t);
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
     sqlite3 *db = open_sql(path);
     assert_int_equal(one_int(db, "SELECT replayed FROM spans WHERE name = 'replayed'"), 1);
     assert_int_equal(one_int(db, "SELECT replayed FROM spans WHERE name = 'replayed unpriced'"), 1);
@@ -510,7 +510,7 @@ static void test_migrates_v1_on_write_open(void **state)
     ms_span_end(t, ms_span_begin(t, 0, "step", 4, ms_mono_ns()), ms_mono_ns());
     ms_trace_end(t, ms_mono_ns());
     ms_tracer_submit(tr, t);
-    assert_int_equal(ms_tracer_close(tr), 0);
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
     db = open_sql(path);
     assert_int_equal(one_int(db, "PRAGMA user_version"), MS_SCHEMA_VERSION);
     assert_int_equal(one_int(db, "SELECT first_span FROM traces WHERE name = 'new'"), 3);
@@ -674,7 +674,7 @@ static void test_refuses_a_newer_schema(void **state)
     (void)state;
     char path[256];
     path_of(path, sizeof path, "newer.db");
-    ms_tracer_close(open_tracer(path, 1));
+    ms_tracer_close(open_tracer(path, 1), 0);
     sqlite3 *db = open_sql(path);
     assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
