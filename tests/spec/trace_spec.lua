@@ -105,6 +105,30 @@ describe("trace()", function()
         assert.is_false(ok)
       end)
     end)
+
+    it("refuses token counts beyond a trillion, so no total can overflow", function()
+      trace("huge tokens", function(ctx)
+        local ok, err = pcall(ctx.add_tokens, ctx, {input = math.maxinteger})
+        assert.is_false(ok)
+        assert.is_truthy(tostring(err):find("from 0 to 1000000000000", 1, true), err)
+        -- the largest accepted value, many times: totals stay exact
+        for _ = 1, 10 do ctx:add_tokens{input = 1000000000000} end
+        assert.are.equal(10000000000000, ctx:totals().input_tokens)
+      end)
+    end)
+
+    it("refuses a negative, infinite or NaN cost and a negative backoff", function()
+      span("priced", function(s)
+        for _, bad in ipairs({-1, 1 / 0, 0 / 0}) do
+          local ok, err = pcall(s.record_llm, s, {provider = "x", model = "m", cost_usd = bad})
+          assert.is_false(ok)
+          assert.is_truthy(tostring(err):find("cost_usd must be a finite number", 1, true), err)
+        end
+        local ok, err = pcall(s.add_retries, s, 1, true, -5)
+        assert.is_false(ok)
+        assert.is_truthy(tostring(err):find("backoff_ms", 1, true), err)
+      end)
+    end)
   end)
 
   describe("in the store", function()
@@ -123,6 +147,13 @@ describe("trace()", function()
           span("fine", function() end)
           ctx:add_error("soft failure")
         end)
+        trace("typed_errors", function(ctx)
+          ctx:add_error("judge said no", "wrong_answer")
+          local ok, e = pcall(llm.call, {model = "mock", messages = {{role = "user", content = "x"}},
+                                         retries = 0, mock = {fail = {status = 429}}})
+          ctx:add_error(e) -- an llm.call error keeps its type
+        end)
+        trace("with_retry", function() span("retried", function(s) s:add_retries(2, true, 250) end) end)
         local ok, e = pcall(trace, "boom", function() error("hard failure", 0) end)
         assert(not ok and e == "hard failure")
         trace("llm_and_manual", function(ctx)
@@ -181,6 +212,33 @@ describe("trace()", function()
       local _, by = H.spans(db, "adderr")
       assert.are.equal(by.adderr.id, evs[1].span)
       assert.are.equal("ok", by.fine.status)
+    end)
+
+    it("stores ctx:add_error's type, from an argument or an error table, and counts each", function()
+      local db = run().db
+      local t = H.trace_row(db, "typed_errors")
+      assert.are.equal("error", t.status)
+      local rows = H.query(db, "SELECT e.error_type, e.error_message FROM span_events e JOIN traces t"
+                               .. " ON e.trace_row = t.id WHERE t.name = 'typed_errors' AND e.name = 'error'"
+                               .. " ORDER BY e.rowid")
+      assert.are.equal(2, #rows)
+      assert.are.same({error_type = "wrong_answer", error_message = "judge said no"}, rows[1])
+      assert.are.equal("rate_limit_error", rows[2].error_type)
+      -- the root span carries the trace's status, as the header of `show` does
+      local _, by = H.spans(db, "typed_errors")
+      assert.are.equal("error", by.typed_errors.status)
+    end)
+
+    it("stores the time spent in backoff on the span", function()
+      local _, by = H.spans(run().db, "with_retry")
+      assert.are.equal(250e6, H.scalar(run().db, "SELECT backoff_ns FROM spans WHERE name = 'retried'"))
+      assert.are.equal(2, by.retried.retries)
+    end)
+
+    it("prints typed manual errors in the timeline, not JSON", function()
+      local r = H.run_ok([[trace("soft", function(ctx) ctx:add_error("not good", "quality") end)]], {quiet = false})
+      assert.is_truthy(r.err:find("ERROR (ctx:add_error) quality: not good", 1, true), r.err)
+      assert.is_nil(r.err:find('{"type"', 1, true), r.err)
     end)
 
     it("stores a trace whose body raised with status error", function()
