@@ -1,7 +1,8 @@
 /* bind_eval — moonspan.eval_store: the eval tables (ms_evals) for the Lua
  * runner in scripts/eval.lua, and the LLM recordings behind --record and
- * --replay. Lua values cross as JSON text, encoded and decoded with
- * lua-cjson; the C side stores and reads rows, nothing more. */
+ * --replay. Values cross as JSON text: encoded once by the runner (the
+ * *_json fields), stored as they are, decoded with lua-cjson on the way
+ * back; the C side stores and reads rows, nothing more. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "lua_fields.h"
 #include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_sha256.h"
@@ -22,31 +24,6 @@ static sqlite3 *check_db(lua_State *L)
     if (!eval_db)
         luaL_error(L, "moonspan.eval_store is only available under `moonspan eval`");
     return eval_db;
-}
-
-/* JSON text of the value at ix (nil for nil), pushed; the string is the
- * encoded value, or its tostring when it cannot be encoded (a function). */
-static const char *push_json(lua_State *L, int ix)
-{
-    ix = lua_absindex(L, ix);
-    if (lua_isnoneornil(L, ix)) {
-        lua_pushnil(L);
-        return NULL;
-    }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &cjson_key);
-    lua_getfield(L, -1, "encode");
-    lua_remove(L, -2);
-    lua_pushvalue(L, ix);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        luaL_tolstring(L, ix, NULL);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &cjson_key);
-        lua_getfield(L, -1, "encode");
-        lua_remove(L, -2);
-        lua_insert(L, -2);
-        lua_call(L, 1, 1); /* a string always encodes */
-    }
-    return lua_tostring(L, -1);
 }
 
 /* Decodes JSON text (or pushes nil for NULL). */
@@ -66,50 +43,25 @@ static void push_decoded(lua_State *L, const char *json)
     }
 }
 
-static const char *opt_field_str(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    const char *v = lua_tostring(L, -1); /* stays on the stack: alive for the call */
-    return v;
-}
-
-static double opt_field_num(lua_State *L, int t, const char *k, double dflt)
-{
-    lua_getfield(L, t, k);
-    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
-}
-
-static int field_bool(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int fail(lua_State *L, const char *err)
 {
     return luaL_error(L, "eval store: %s", err);
 }
 
-/* begin_run{suite=, suite_file=, git_commit=, config=, threshold=, replay_of=, record=} -> id */
+/* begin_run{suite=, suite_file=, git_commit=, config_json=, threshold=, replay_of=, record=} -> id */
 static int l_begin_run(lua_State *L)
 {
     sqlite3 *db = check_db(L);
-    luaL_checkstack(L, 40, "eval store"); /* field strings stay on the stack for the call */
     luaL_checktype(L, 1, LUA_TTABLE);
     ms_eval_run_info info = {0};
     info.run_id = eval_run_id;
-    info.suite = opt_field_str(L, 1, "suite");
-    info.suite_file = opt_field_str(L, 1, "suite_file");
-    info.git_commit = opt_field_str(L, 1, "git_commit");
-    lua_getfield(L, 1, "config");
-    info.config_json = push_json(L, -1);
-    info.threshold = opt_field_num(L, 1, "threshold", NAN);
-    info.replay_of = (int64_t)opt_field_num(L, 1, "replay_of", 0);
-    info.recorded = field_bool(L, 1, "record");
+    info.suite = ms_field_str(L, 1, "suite", NULL);
+    info.suite_file = ms_field_str(L, 1, "suite_file", NULL);
+    info.git_commit = ms_field_str(L, 1, "git_commit", NULL);
+    info.config_json = ms_field_str(L, 1, "config_json", NULL);
+    info.threshold = ms_field_num(L, 1, "threshold", NAN);
+    info.replay_of = ms_field_int(L, 1, "replay_of", 0, 0, INT64_MAX);
+    info.recorded = ms_field_bool(L, 1, "record");
     info.start_ns = ms_epoch_ns();
     char err[512];
     int64_t id;
@@ -119,34 +71,29 @@ static int l_begin_run(lua_State *L)
     return 1;
 }
 
-/* add_result(id, {case_id=, repeat_index=, input=, expected=, output=, scores=,
- * pass=, error=, trace_id=, latency_ms=, input_tokens=, output_tokens=,
- * cost_usd=, replayed=}) */
+/* add_result(id, {case_id=, repeat_index=, input_json=, expected_json=,
+ * output_json=, scores_json=, pass=, error=, trace_id=, latency_ms=,
+ * input_tokens=, output_tokens=, cost_usd=, replayed=}) */
 static int l_add_result(lua_State *L)
 {
     sqlite3 *db = check_db(L);
-    luaL_checkstack(L, 40, "eval store"); /* field strings stay on the stack for the call */
     int64_t run = luaL_checkinteger(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     ms_eval_result r = {0};
-    r.case_id = opt_field_str(L, 2, "case_id");
-    r.repeat_index = (int64_t)opt_field_num(L, 2, "repeat_index", 1);
-    lua_getfield(L, 2, "input");
-    r.input_json = push_json(L, -1);
-    lua_getfield(L, 2, "expected");
-    r.expected_json = push_json(L, -1);
-    lua_getfield(L, 2, "output");
-    r.output_json = push_json(L, -1);
-    lua_getfield(L, 2, "scores");
-    r.scores_json = push_json(L, -1);
-    r.pass = field_bool(L, 2, "pass");
-    r.error = opt_field_str(L, 2, "error");
-    r.trace_id = opt_field_str(L, 2, "trace_id");
-    r.latency_ms = opt_field_num(L, 2, "latency_ms", NAN);
-    r.input_tokens = (int64_t)opt_field_num(L, 2, "input_tokens", 0);
-    r.output_tokens = (int64_t)opt_field_num(L, 2, "output_tokens", 0);
-    r.cost_usd = opt_field_num(L, 2, "cost_usd", NAN);
-    r.replayed = field_bool(L, 2, "replayed");
+    r.case_id = ms_field_str(L, 2, "case_id", NULL);
+    r.repeat_index = ms_field_int(L, 2, "repeat_index", 1, 0, INT64_MAX);
+    r.input_json = ms_field_str(L, 2, "input_json", NULL);
+    r.expected_json = ms_field_str(L, 2, "expected_json", NULL);
+    r.output_json = ms_field_str(L, 2, "output_json", NULL);
+    r.scores_json = ms_field_str(L, 2, "scores_json", NULL);
+    r.pass = ms_field_bool(L, 2, "pass");
+    r.error = ms_field_str(L, 2, "error", NULL);
+    r.trace_id = ms_field_str(L, 2, "trace_id", NULL);
+    r.latency_ms = ms_field_num(L, 2, "latency_ms", NAN);
+    r.input_tokens = ms_field_int(L, 2, "input_tokens", 0, 0, INT64_MAX);
+    r.output_tokens = ms_field_int(L, 2, "output_tokens", 0, 0, INT64_MAX);
+    r.cost_usd = ms_field_num(L, 2, "cost_usd", NAN);
+    r.replayed = ms_field_bool(L, 2, "replayed");
     char err[512];
     if (ms_eval_result_add(db, run, &r, err, sizeof err) != 0)
         return fail(L, err);
@@ -158,19 +105,18 @@ static int l_add_result(lua_State *L)
 static int l_finish_run(lua_State *L)
 {
     sqlite3 *db = check_db(L);
-    luaL_checkstack(L, 40, "eval store"); /* field strings stay on the stack for the call */
     int64_t run = luaL_checkinteger(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     ms_eval_summary s = {0};
     s.end_ns = ms_epoch_ns();
-    s.cases = (int64_t)opt_field_num(L, 2, "cases", 0);
-    s.passed = (int64_t)opt_field_num(L, 2, "passed", 0);
-    s.pass_rate = opt_field_num(L, 2, "pass_rate", NAN);
-    s.p50_ms = opt_field_num(L, 2, "p50_ms", NAN);
-    s.p95_ms = opt_field_num(L, 2, "p95_ms", NAN);
-    s.cost_usd = opt_field_num(L, 2, "cost_usd", NAN);
-    s.replayed_cost_usd = opt_field_num(L, 2, "replayed_cost_usd", 0);
-    s.status = opt_field_str(L, 2, "status");
+    s.cases = ms_field_int(L, 2, "cases", 0, 0, INT64_MAX);
+    s.passed = ms_field_int(L, 2, "passed", 0, 0, INT64_MAX);
+    s.pass_rate = ms_field_num(L, 2, "pass_rate", NAN);
+    s.p50_ms = ms_field_num(L, 2, "p50_ms", NAN);
+    s.p95_ms = ms_field_num(L, 2, "p95_ms", NAN);
+    s.cost_usd = ms_field_num(L, 2, "cost_usd", NAN);
+    s.replayed_cost_usd = ms_field_num(L, 2, "replayed_cost_usd", 0);
+    s.status = ms_field_str(L, 2, "status", NULL);
     char err[512];
     if (ms_eval_run_finish(db, run, &s, err, sizeof err) != 0)
         return fail(L, err);

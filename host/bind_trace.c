@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "lua_fields.h"
 #include "ms_clock.h"
 
 #define SPAN_MT "moonspan.span"
@@ -600,23 +601,9 @@ static int span_event(lua_State *L)
     return 1;
 }
 
-/* A token count field of the table at ix: absent is 0; anything but an
- * integer from 0 to MS_TOKENS_MAX is an error naming the field. */
 static int64_t opt_tokens(lua_State *L, int ix, const char *field)
 {
-    int64_t v = 0;
-    int ty = lua_getfield(L, ix, field);
-    if (ty == LUA_TNUMBER) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok || v < 0 || v > MS_TOKENS_MAX)
-            luaL_error(L, "%s must be a whole number of tokens from 0 to %I, got %s", field,
-                       (lua_Integer)MS_TOKENS_MAX, lua_tostring(L, -1));
-    } else if (ty != LUA_TNIL) {
-        luaL_error(L, "%s must be a number, got %s", field, luaL_typename(L, -1));
-    }
-    lua_pop(L, 1);
-    return v;
+    return ms_field_int(L, ix, field, 0, 0, MS_TOKENS_MAX);
 }
 
 /* s:record_llm{provider=, model=, input_tokens=, output_tokens=,
@@ -628,37 +615,25 @@ static int span_record_llm(lua_State *L)
     span_handle *h = check_span(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     ms_llm_usage u = {0};
-    lua_getfield(L, 2, "provider");
-    lua_getfield(L, 2, "model");
-    u.provider = luaL_optstring(L, -2, "unknown");
-    u.model = luaL_optstring(L, -1, "unknown");
+    u.provider = ms_field_str(L, 2, "provider", "unknown");
+    u.model = ms_field_str(L, 2, "model", "unknown");
     u.input = opt_tokens(L, 2, "input_tokens");
     u.output = opt_tokens(L, 2, "output_tokens");
     u.cache_read = opt_tokens(L, 2, "cache_read_tokens");
     u.cache_write = opt_tokens(L, 2, "cache_write_tokens");
-    lua_getfield(L, 2, "estimated");
-    u.estimated = lua_toboolean(L, -1);
+    u.estimated = ms_field_bool(L, 2, "estimated");
+    u.replayed = ms_field_bool(L, 2, "replayed");
+    double ttft_ms = ms_field_num(L, 2, "ttft_ms", -1);
+    u.ttft_ns = ttft_ms >= 0 && ttft_ms < 1e12 ? (int64_t)(ttft_ms * 1e6) : -1;
+    u.cost_usd = ms_field_num(L, 2, "cost_usd", NAN);
+    int given = lua_getfield(L, 2, "cost_usd") != LUA_TNIL; /* a given NaN is refused, not "unknown" */
     lua_pop(L, 1);
-    lua_getfield(L, 2, "replayed");
-    u.replayed = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    u.ttft_ns = -1;
-    if (lua_getfield(L, 2, "ttft_ms") == LUA_TNUMBER)
-        u.ttft_ns = (int64_t)(lua_tonumber(L, -1) * 1e6);
-    lua_pop(L, 1);
-    int ty = lua_getfield(L, 2, "cost_usd");
-    if (ty == LUA_TNUMBER) {
-        u.cost_usd = lua_tonumber(L, -1);
-        if (!(u.cost_usd >= 0 && u.cost_usd < 1e12))
-            return luaL_error(L, "cost_usd must be a finite number of dollars >= 0, got %s",
-                              lua_tostring(L, -1));
-    } else if (ty != LUA_TNIL) {
-        return luaL_error(L, "cost_usd must be a number, got %s", luaL_typename(L, -1));
-    } else {
+    if (given && !(u.cost_usd >= 0 && u.cost_usd < 1e12))
+        return luaL_error(L, "cost_usd must be a finite number of dollars >= 0, got %f", u.cost_usd);
+    if (!given) {
         const ms_price *p = ms_the_host.prices ? ms_prices_find(ms_the_host.prices, u.model) : NULL;
         u.cost_usd = p ? ms_price_cost(p, u.input, u.output, u.cache_read, u.cache_write) : NAN;
     }
-    lua_pop(L, 1);
     ms_span_set_llm(h->t, h->idx, &u);
     if (isnan(u.cost_usd))
         lua_pushnil(L);

@@ -6,7 +6,7 @@
  * h is done; h:result() gives {status, headers, body, ...} or raises a
  * transport error. One multi handle serves the whole process, so its
  * connection cache keeps connections alive from call to call, and the
- * scheduler in scripts/parallel.lua can keep many transfers in flight from
+ * scheduler in scripts/sched.lua can keep many transfers in flight from
  * coroutines without a thread per call.
  *
  * Streaming: a request with on_chunk gets each piece of the body as it
@@ -16,10 +16,12 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host.h"
+#include "lua_fields.h"
 #include "ms_buf.h"
 #include "ms_clock.h"
 
@@ -116,16 +118,6 @@ static int transfer_gc(lua_State *L)
     return 0;
 }
 
-static long opt_ms(lua_State *L, int ix, const char *field, long dflt)
-{
-    lua_getfield(L, ix, field);
-    lua_Integer v = luaL_optinteger(L, -1, dflt);
-    lua_pop(L, 1);
-    if (v < 0)
-        luaL_error(L, "http: %s must be >= 0", field);
-    return (long)v;
-}
-
 /* Copies the request's headers into a curl list. Values never appear in
  * errors: they may be API keys. */
 static struct curl_slist *build_headers(lua_State *L, int ix)
@@ -166,8 +158,8 @@ static int l_start(lua_State *L)
     const char *url = luaL_checkstring(L, -1);
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return luaL_error(L, "http: url must start with http:// or https://, got '%s'", url);
-    long connect_ms = opt_ms(L, 1, "connect_timeout_ms", 10000);
-    long total_ms = opt_ms(L, 1, "timeout_ms", 600000);
+    long connect_ms = (long)ms_field_int(L, 1, "connect_timeout_ms", 10000, 0, LONG_MAX);
+    long total_ms = (long)ms_field_int(L, 1, "timeout_ms", 600000, 0, LONG_MAX);
     lua_getfield(L, 1, "body");
     size_t body_len = 0;
     const char *body = luaL_optlstring(L, -1, NULL, &body_len);

@@ -18,6 +18,7 @@
 
 #include "embedded.h"
 #include "host.h"
+#include "lua_fields.h"
 #include "ms_clock.h"
 #include "ms_percentile.h"
 #include "ms_text.h"
@@ -61,11 +62,8 @@ static int l_cost(lua_State *L)
     int64_t v[4];
     static const char *const fields[] = {"input_tokens", "output_tokens", "cache_read_tokens",
                                          "cache_write_tokens"};
-    for (int i = 0; i < 4; i++) {
-        lua_getfield(L, 2, fields[i]);
-        v[i] = (int64_t)luaL_optinteger(L, -1, 0);
-        lua_pop(L, 1);
-    }
+    for (int i = 0; i < 4; i++)
+        v[i] = ms_field_int(L, 2, fields[i], 0, 0, MS_TOKENS_MAX);
     lua_pushnumber(L, ms_price_cost(p, v[0], v[1], v[2], v[3]));
     return 1;
 }

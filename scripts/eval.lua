@@ -391,26 +391,16 @@ local function describe_error(err)
 end
 M.describe_error = describe_error
 
-local function is_interrupt(err)
-  return type(err) == "string" and err:find("interrupted by SIG", 1, true) ~= nil
-end
-
--- Values go to the store as JSON: anything cjson cannot encode is kept as
--- its tostring.
-local function storable(v)
+-- A value as the JSON text the store keeps, encoded once, here (the host
+-- stores the text as it is); what JSON cannot hold (a function, NaN) is
+-- kept as its tostring.
+local function to_json(v)
   if v == nil then return nil end
-  local t = type(v)
-  if t == "string" or t == "boolean" then return v end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
-    return v
-  end
-  if t == "table" then
-    local ok = pcall(cjson.encode, v)
-    if ok then return v end
-  end
-  return tostring(v)
+  local ok, j = pcall(cjson.encode, v)
+  if ok then return j end
+  return cjson.encode(tostring(v))
 end
+M.to_json = to_json
 
 local function totals(ctx)
   local f = ctx.totals
@@ -433,7 +423,8 @@ end
 M.split_cost = split_cost
 
 -- Runs one case (repetition k) of suite S as its own trace. Returns the
--- result record, plus the error when the run was interrupted (SIGINT).
+-- result record. (A signal is not caught here: the host keeps raising it
+-- until the run has unwound, and its on_exit closes the eval run.)
 function M.run_case(S, case, k, run_id, opts)
   opts = opts or {}
   local rec = {case_id = case.id, repeat_index = k, input = case.input, expected = case.expected,
@@ -445,7 +436,6 @@ function M.run_case(S, case, k, run_id, opts)
     end
   end
   local attrs = {case_id = case.id, repeat_index = k, eval_run = run_id}
-  local abort
   local ok, err = pcall(trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
     rec.trace_id = ctx.id
     local t0 = moonspan.now_ms()
@@ -456,7 +446,6 @@ function M.run_case(S, case, k, run_id, opts)
     local before = totals(ctx)
     if not rok then
       rec.error = describe_error(out)
-      if is_interrupt(out) then abort = out end
       local total, live, rep = split_cost(before)
       rec.cost_usd, rec.live_cost_usd, rec.replayed_cost_usd = total, live, rep
       if before then
@@ -479,7 +468,6 @@ function M.run_case(S, case, k, run_id, opts)
         return r
       end)
       if not sok then
-        if is_interrupt(res) then abort = res error(res, 0) end
         local msg = sc.name .. " raised: " .. describe_error(res)
         res = {name = sc.name, score = 0, reason = msg, pass = false, error = true}
         rec.error = rec.error or msg
@@ -504,11 +492,11 @@ function M.run_case(S, case, k, run_id, opts)
     rec.pass = false
     rec.error = rec.error or describe_error(err)
     rec.reason = rec.reason or rec.error
-    if is_interrupt(err) then abort = abort or err end
   end
   rec.replayed = rec.replayed or (rec.replayed_cost_usd or 0) > 0
-  rec.input, rec.expected, rec.output = storable(rec.input), storable(rec.expected), storable(rec.output)
-  return rec, abort
+  rec.input_json, rec.expected_json = to_json(rec.input), to_json(rec.expected)
+  rec.output_json, rec.scores_json = to_json(rec.output), to_json(rec.scores)
+  return rec
 end
 
 -- Runs every case of S `repeat_count` times with at most `concurrency`
@@ -519,17 +507,13 @@ function M.run_cases(S, cases, opts, run_id, on_done)
   for _, c in ipairs(cases) do
     for k = 1, opts.repeat_count or 1 do jobs[#jobs + 1] = {case = c, k = k} end
   end
-  local results, next_i, fatal = {}, 1, nil
+  local results, next_i = {}, 1
   local function worker()
-    while next_i <= #jobs and not fatal do
+    while next_i <= #jobs do
       local i = next_i
       next_i = i + 1
-      local rec, abort = M.run_case(S, jobs[i].case, jobs[i].k, run_id, opts)
+      local rec = M.run_case(S, jobs[i].case, jobs[i].k, run_id, opts)
       results[i] = rec
-      if abort then
-        fatal = fatal or abort
-        return
-      end
       if on_done then on_done(rec, i) end
     end
   end
@@ -538,7 +522,6 @@ function M.run_cases(S, cases, opts, run_id, on_done)
   for _, r in ipairs(sched.run(workers)) do
     if not r[1] then error(r[2], 0) end
   end
-  if fatal then error(fatal, 0) end
   return results
 end
 
@@ -1060,7 +1043,8 @@ function M.run_plan(plan, o, store)
                   fail_under = o.fail_under, baseline = o.baseline, replay = o.replay, record = o.record or false,
                   cases = #plan.cases, dataset = type(S.dataset) == "string" and S.dataset or "inline",
                   files = o.files, host_version = moonspan.version}
-  local run_id = store.begin_run{suite = S.name, suite_file = plan.file, git_commit = o.git_commit, config = config,
+  local run_id = store.begin_run{suite = S.name, suite_file = plan.file, git_commit = o.git_commit,
+                                 config_json = to_json(config),
                                  threshold = S.threshold, replay_of = plan.replay_of, record = o.record or false}
   local saved_record, saved_replay = llm_mod.record_run, llm_mod.replay_run
   if o.record then llm_mod.record_run = run_id end
