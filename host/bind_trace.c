@@ -846,7 +846,7 @@ static int ctx_tostring(lua_State *L)
 
 /* After the body of trace(): end the trace, restore the caller's state,
  * then return the body's results or raise its error. The context is the
- * stack index of the handler; the trace handle sits right below it. */
+ * stack index of the handler; ctx sits right below it. */
 static int trace_k(lua_State *L, int status, lua_KContext ctx)
 {
     int msgh = (int)ctx;
