@@ -164,16 +164,24 @@ end
 local function record_usage(s, req, provider, resp)
   local u = resp.usage
   if not u then -- the provider said nothing: estimate, and say so
-    u = {input_tokens = llm.estimate_tokens(request_text(req)),
-         output_tokens = llm.estimate_tokens(resp.text), estimated = true}
+    u = {}
     resp.usage = u
+  end
+  -- a count the provider left out is estimated, never taken as 0
+  if u.input_tokens == nil then
+    u.input_tokens = llm.estimate_tokens(request_text(req))
+    u.estimated = true
+  end
+  if u.output_tokens == nil then
+    u.output_tokens = llm.estimate_tokens(resp.text)
+    u.estimated = true
   end
   u.cache_read_tokens = u.cache_read_tokens or 0
   u.cache_write_tokens = u.cache_write_tokens or 0
   u.estimated = u.estimated or false
   return s:record_llm{
     provider = provider, model = resp.model or req.model,
-    input_tokens = u.input_tokens or 0, output_tokens = u.output_tokens or 0,
+    input_tokens = u.input_tokens, output_tokens = u.output_tokens,
     cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
     estimated = u.estimated, cost_usd = resp.cost_usd, ttft_ms = resp.ttft_ms,
   }

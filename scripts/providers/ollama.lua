@@ -4,7 +4,7 @@
 -- Ollama streams by default, so `stream` is always sent explicitly.
 -- Usage: input = prompt_eval_count, output = eval_count, no cache tokens.
 -- Ollama leaves prompt_eval_count out when the whole prompt came from its
--- cache; then usage is nil and the caller estimates (and says so). The
+-- cache; the missing count is nil and llm.call estimates it (and says so). The
 -- *_duration fields (nanoseconds) become timings in milliseconds. Local
 -- inference costs $0, stated as cost_usd = 0.
 local S = require "moonspan.wire"
@@ -103,10 +103,12 @@ local function timings_of(o)
   return t
 end
 
--- Both counts or nothing: a missing count is not a zero.
+-- A missing count is not a zero: it stays nil, for llm.call to estimate
+-- that side alone (Ollama leaves prompt_eval_count out when the prompt
+-- came from its cache, and still counts the output exactly).
 local function usage_of(o)
   local input, output = S.int(S.val(o.prompt_eval_count)), S.int(S.val(o.eval_count))
-  if input == nil or output == nil then return nil end
+  if input == nil and output == nil then return nil end
   return {input_tokens = input, output_tokens = output, cache_read_tokens = 0, cache_write_tokens = 0}
 end
 

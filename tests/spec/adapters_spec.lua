@@ -747,14 +747,18 @@ describe("ollama adapter", function()
       expect_usage(r, 122, 33, 0, 0)
     end)
 
-    it("gives usage = nil when either count is missing", function()
+    it("gives usage = nil when both counts are missing, and leaves out only the one that is", function()
       assert.is_nil(ollama.parse(http(200, AH.fixture("ollama", "chat_no_usage.json"))).usage)
       assert.is_nil(ollama.parse(http(200, AH.fixture("ollama", "tool_calls_no_usage.json"))).usage)
       local body = AH.json(AH.fixture("ollama", "chat.json"))
       body.prompt_eval_count = nil -- the prompt came from Ollama's cache
       local r = ollama.parse(http(200, cjson.encode(body)))
-      assert.is_nil(r.usage)
+      assert.are.same({output_tokens = 131, cache_read_tokens = 0, cache_write_tokens = 0}, r.usage)
       assert.are.equal(0, r.cost_usd)
+      body = AH.json(AH.fixture("ollama", "chat.json"))
+      body.eval_count = nil
+      assert.are.same({input_tokens = 47, cache_read_tokens = 0, cache_write_tokens = 0},
+                      ollama.parse(http(200, cjson.encode(body))).usage)
       assert.are.equal("length", ollama.parse(http(200, AH.fixture("ollama", "chat.json"):gsub('"stop"', '"length"'))).finish_reason)
     end)
 

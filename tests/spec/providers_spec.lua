@@ -125,6 +125,26 @@ describe("ollama", function()
     assert.is_true(r.usage.input_tokens > 0 and r.usage.output_tokens > 0)
     assert.are.equal(0, r.cost_usd)
   end)
+
+  -- tests/fixtures/README.md: chat_cached_prompt.json and its stream lack
+  -- prompt_eval_count (Ollama's answer to a prompt it had cached);
+  -- chat_no_eval_count.json lacks eval_count
+  it("keeps the exact output count when only the input count is missing, and estimates the input", function()
+    local text = "Llamas are members of the camelid family."
+    local r = call("ollama", {headers = {["x-fake-fixture"] = "chat_cached_prompt.json"}})
+    assert.are.equal(text, r.text)
+    assert.are.equal(131, r.usage.output_tokens)
+    assert.are.equal(llm.estimate_tokens("\nhi"), r.usage.input_tokens)
+    assert.is_true(r.usage.estimated)
+    r = call("ollama", {stream = true, headers = {["x-fake-fixture"] = "chat_stream_cached_prompt.ndjson"}})
+    assert.are.equal("Hello from Ollama streaming!", r.text)
+    assert.are.equal(17, r.usage.output_tokens)
+    assert.is_true(r.usage.estimated)
+    r = call("ollama", {headers = {["x-fake-fixture"] = "chat_no_eval_count.json"}})
+    assert.are.equal(47, r.usage.input_tokens)
+    assert.are.equal(llm.estimate_tokens(text), r.usage.output_tokens)
+    assert.is_true(r.usage.estimated)
+  end)
 end)
 
 describe("tool calls", function()
