@@ -179,12 +179,20 @@ local function record_usage(s, req, provider, resp)
   u.cache_read_tokens = u.cache_read_tokens or 0
   u.cache_write_tokens = u.cache_write_tokens or 0
   u.estimated = u.estimated or false
-  return s:record_llm{
+  local usage = {
     provider = provider, model = resp.model or req.model,
     input_tokens = u.input_tokens, output_tokens = u.output_tokens,
     cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
     estimated = u.estimated, cost_usd = resp.cost_usd, ttft_ms = resp.ttft_ms,
   }
+  local cost = s:record_llm(usage)
+  if cost == nil and usage.model ~= req.model then
+    -- a server answering with a dated id ("my-model-2024-08-06") that has
+    -- no price of its own is priced as the model that was asked for
+    usage.cost_usd = moonspan.cost(req.model, u)
+    if usage.cost_usd then cost = s:record_llm(usage) end
+  end
+  return cost
 end
 
 -- Marks an on_token callback's own error so it is raised unchanged, not
