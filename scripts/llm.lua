@@ -351,6 +351,7 @@ function llm.call(req)
       resp.latency_ms = moonspan.now_ms() - t0
       return resp
     end
+    local waited = 0 -- ms spent in backoff, stored with the retries
     for attempt = 1, retries + 1 do
       local ok, resp
       if adapter.build then
@@ -360,7 +361,7 @@ function llm.call(req)
       end
       if ok then
         resp.cost_usd = record_usage(s, req, provider, resp)
-        if attempt > 1 then s:add_retries(attempt - 1, true) end
+        if attempt > 1 then s:add_retries(attempt - 1, true, waited) end
         resp.retries = attempt - 1
         resp.latency_ms = moonspan.now_ms() - t0
         resp.provider = provider
@@ -380,10 +381,12 @@ function llm.call(req)
                                  retryable = err.retryable, wait_ms = wait})
       if last then
         s:record_llm{provider = provider, model = req.model}
-        if attempt > 1 then s:add_retries(attempt - 1, false) end
+        if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
         error(err, 0)
       end
+      local w0 = moonspan.now_ms()
       sched.sleep(wait)
+      waited = waited + (moonspan.now_ms() - w0)
     end
   end)
 end
