@@ -11,6 +11,7 @@ local llm = {}
 
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
+local S = require "moonspan.wire"
 
 -- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
 -- cap; a server's retry-after is honoured up to 60 s. Change them here for
@@ -19,38 +20,6 @@ llm.defaults = {
   retries = 2, backoff_ms = 500, max_backoff_ms = 8000, max_retry_after_ms = 60000,
   connect_timeout_ms = 10000, timeout_ms = 600000,
 }
-
--- Statuses worth retrying: timeouts, conflicts, rate limits, server errors
--- (529 is Anthropic's "overloaded"). 400/401/403/404/422 never are.
-local RETRYABLE = {[408] = true, [409] = true, [429] = true}
-
-local ERROR_TYPES = {
-  [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
-  [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
-  [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
-  [529] = "overloaded_error",
-}
-
-function llm.retryable_status(status)
-  return RETRYABLE[status] or (status >= 500 and status <= 599)
-end
-
-function llm.error_type(status)
-  return ERROR_TYPES[status] or (status >= 500 and "api_error") or "http_error"
-end
-
-local error_mt = {
-  __tostring = function(e)
-    return string.format("llm error from %s: %s%s: %s", e.provider or "?", e.type or "error",
-      e.status and (" (HTTP " .. e.status .. ")") or "", e.message or "")
-  end,
-}
-
--- Builds the error table raised to scripts: {type, status, message,
--- provider, retryable}; tostring gives one line.
-function llm.error(fields)
-  return setmetatable(fields, error_mt)
-end
 
 -- Rough count for providers that report no usage: about 4 bytes a token.
 -- Marked estimated wherever it is used, never passed off as exact.
@@ -139,26 +108,27 @@ local function check(req)
 end
 
 -- Wait before the next attempt: the server's retry-after when it gave one
--- (within the cap), else exponential backoff with full jitter.
+-- (within the cap), else the shared backoff with full jitter.
 local function wait_ms(req, attempt, err)
-  local cap = req.max_backoff_ms or llm.defaults.max_backoff_ms
   if err.retry_after_ms then
     return math.min(err.retry_after_ms, req.max_retry_after_ms or llm.defaults.max_retry_after_ms)
   end
-  local base = req.backoff_ms or llm.defaults.backoff_ms
-  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
+  return S.backoff_ms(req.backoff_ms or llm.defaults.backoff_ms,
+                      req.max_backoff_ms or llm.defaults.max_backoff_ms, attempt)
 end
 
+-- The error an attempt raised, as the table scripts branch on. Other
+-- values (an interrupt, a mock reply function's own error) are not ours
+-- to type: they pass unchanged.
 local function normalise_error(err, provider)
-  if type(err) ~= "table" then
-    return llm.error{type = "client_error", message = tostring(err), provider = provider, retryable = false}
+  if not S.is_error(err) then
+    if type(err) ~= "table" then return err end
+    local partial = err.partial_text
+    err = S.error(provider, err) -- a transport error from the host
+    err.partial_text = partial
   end
   err.provider = err.provider or provider
-  if err.status then err.status = math.tointeger(err.status) or err.status end
-  if err.retryable == nil then
-    err.retryable = err.status ~= nil and llm.retryable_status(err.status) or false
-  end
-  return getmetatable(err) and err or llm.error(err)
+  return err
 end
 
 local function record_usage(s, req, provider, resp)
@@ -225,14 +195,16 @@ local function http_send(adapter, req, base, key, s)
   local ok, res = pcall(sched.http, built)
   if not ok then
     if user_err ~= nil then error({user_error = user_err}, 0) end
-    local err = type(res) == "table" and res or {type = "client_error", message = tostring(res)}
-    if parser and parser.text and parser.text ~= "" then
+    if type(res) == "table" and parser and res.type == "connection_error" and (res.received_bytes or 0) > 0 then
+      res.type = "stream_truncated" -- the connection broke mid-answer
+    end
+    if type(res) == "table" and parser and parser.text ~= "" then
       -- tokens already reached the caller: keep them, and do not retry
       s:set("llm.partial_text", parser.text)
-      err.partial_text = parser.text
-      err.retryable = false
+      res.partial_text = parser.text
+      res.retryable = false
     end
-    error(err, 0)
+    error(res, 0)
   end
   if res.status >= 300 or not parser then
     local resp = adapter.parse(res, {key = key}) -- raises the provider's error for a failed status
@@ -316,9 +288,9 @@ local function replayed(provider, req)
   local hash = request_key(provider, req)
   local json = moonspan.eval_store.replay(llm.replay_run, hash)
   if not json then
-    error(llm.error{type = "replay_miss", provider = provider, retryable = false, message = string.format(
+    error(S.error(provider, {type = "replay_miss", retryable = false, message = string.format(
       "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
-      .. "was never made); run the suite again with --record", call_site(), llm.replay_run)}, 0)
+      .. "was never made); run the suite again with --record", call_site(), llm.replay_run)}), 0)
   end
   local resp = cjson.decode(json)
   resp.replayed = true
@@ -375,9 +347,14 @@ function llm.call(req)
         error(resp.user_error, 0) -- the on_token callback's own error, unchanged
       end
       local err = normalise_error(resp, provider)
+      if type(err) ~= "table" then -- not ours: raised unchanged
+        s:record_llm{provider = provider, model = req.model}
+        error(err, 0)
+      end
       local last = attempt > retries or not err.retryable
       local wait = not last and wait_ms(req, attempt, err) or 0
       s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
+                                 provider_type = err.provider_type, code = err.code,
                                  retryable = err.retryable, wait_ms = wait})
       if last then
         s:record_llm{provider = provider, model = req.model}

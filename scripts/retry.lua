@@ -1,15 +1,16 @@
 -- retry{attempts = 3, backoff_ms = 200, fn} — runs fn until it succeeds,
 -- at most `attempts` times, waiting between attempts with exponential
--- backoff and full jitter. The innermost open span records how many
--- retries happened, whether the last attempt succeeded and the time spent
--- waiting; each failed attempt is an event on it. The final error is
--- raised again unchanged.
+-- backoff and full jitter (wire.backoff_ms, as llm.call). The innermost
+-- open span records how many retries happened, whether the last attempt
+-- succeeded and the time spent waiting; each failed attempt is an event
+-- on it. The final error is raised again unchanged.
 --
 -- Options: attempts (>= 1, default 3), backoff_ms (base wait, default 200),
 -- max_backoff_ms (cap, default 10000), retry_if = function(err) -> bool
 -- (default: retry every error). fn receives the attempt number.
 
 local sched = require "moonspan.sched"
+local backoff_ms = require("moonspan.wire").backoff_ms
 
 local function describe(err)
   if type(err) == "table" then
@@ -42,12 +43,6 @@ local function check(opts)
     error("retry: retry_if must be a function(err) returning true to retry", 3)
   end
   return fn, attempts, backoff, cap
-end
-
--- Full jitter (a uniform wait in [0, min(cap, base * 2^(attempt-1))]):
--- spreads out clients that failed together instead of retrying in step.
-local function backoff_ms(base, cap, attempt)
-  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
 end
 
 local function retry(opts)

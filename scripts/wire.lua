@@ -7,8 +7,9 @@
 --           passed on; what is left at the end is reported to finish's caller.
 -- JSON:     decode (never raises), encode (with raw() fragments kept byte
 --           for byte), int (JSON number -> Lua integer), ints (deep).
--- Errors:   the error tables every adapter raises, retry-after parsing,
---           key redaction.
+-- Errors:   the one error vocabulary, status table and retry policy
+--           (retryability, backoff, retry-after) of every llm.call; key
+--           redaction.
 -- Requests: base URL joining, stop lists, tool schemas, `extra` merging.
 --
 -- Pure Lua, no I/O.
@@ -253,38 +254,68 @@ function S.arguments_value(call)
 end
 
 --------------------------------------------------------------------------
--- errors
+-- errors: one vocabulary, one status table, one retry policy
 --------------------------------------------------------------------------
 
+-- Every llm.call error has one of these types, whatever the provider
+-- called it (the provider's own type and code are kept in provider_type
+-- and code); true marks the ones worth retrying. README "Errors" lists
+-- them, and a spec checks that it lists exactly these.
+S.TYPES = {
+  rate_limit_error = true, overloaded_error = true, server_error = true, timeout_error = true,
+  connection_error = true, conflict_error = true, stream_truncated = true,
+  invalid_request_error = false, authentication_error = false, permission_error = false,
+  not_found_error = false, request_too_large = false, malformed_response = false,
+  replay_miss = false, configuration_error = false,
+}
+
+-- The HTTP status decides the type when there is one: providers disagree
+-- on names (OpenAI calls a 429 "tokens" or "requests"), never on statuses.
 local STATUS_TYPES = {
   [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
   [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
   [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
-  [529] = "overloaded_error",
+  [503] = "overloaded_error", [504] = "timeout_error", [529] = "overloaded_error",
 }
 
--- 408, 409, 429 and every 5xx (529 included) are worth retrying.
-function S.retryable_status(status)
-  status = tonumber(status)
-  if not status then return false end
-  return status == 408 or status == 409 or status == 429 or (status >= 500 and status <= 599)
-end
-
+-- Our type for an HTTP status; nil for a 2xx (or no status).
 function S.status_type(status)
   status = tonumber(status)
-  if not status then return "api_error" end
-  return STATUS_TYPES[status] or (status >= 500 and status <= 599 and "api_error") or "http_error"
+  if not status or (status >= 200 and status < 300) then return nil end
+  return STATUS_TYPES[status] or (status >= 500 and status <= 599 and "server_error")
+    or (status >= 400 and status <= 499 and "invalid_request_error") or "malformed_response"
 end
 
--- Error types that come without an HTTP status (stream error events).
-local RETRYABLE_TYPES = {
-  overloaded_error = true, rate_limit_error = true, api_error = true, server_error = true,
-  timeout_error = true, internal_server_error = true, service_unavailable = true,
-  stream_truncated = true, rate_limit_exceeded = true, requests = true, tokens = true,
+-- 408, 409, 429 and every 5xx (529 included).
+function S.retryable_status(status)
+  return S.TYPES[S.status_type(status)] == true
+end
+
+-- Errors without a status (stream error events, an error object in a 2xx
+-- body) are typed by what the provider called them: its type, else its
+-- code. Anything else a server reports mid-answer is a server_error.
+local PROVIDER_TYPES = {
+  api_error = "server_error", server_error = "server_error", internal_server_error = "server_error",
+  overloaded_error = "overloaded_error", service_unavailable = "overloaded_error",
+  rate_limit_error = "rate_limit_error", rate_limit_exceeded = "rate_limit_error",
+  requests = "rate_limit_error", tokens = "rate_limit_error", insufficient_quota = "rate_limit_error",
+  invalid_request_error = "invalid_request_error", context_length_exceeded = "invalid_request_error",
+  authentication_error = "authentication_error", invalid_api_key = "authentication_error",
+  permission_error = "permission_error", not_found_error = "not_found_error",
+  model_not_found = "not_found_error", request_too_large = "request_too_large",
+  timeout_error = "timeout_error",
 }
 
-function S.retryable_type(t)
-  return RETRYABLE_TYPES[string.lower(tostring(t or ""))] == true
+local function provider_type(t, code)
+  return PROVIDER_TYPES[string.lower(tostring(t or ""))] or PROVIDER_TYPES[string.lower(tostring(code or ""))]
+end
+
+-- How long to wait before retry number `attempt` (1-based): exponential
+-- backoff capped at cap_ms, with full jitter (uniform in [0, that]) so
+-- clients that failed together do not retry in step. retry() and llm.call
+-- both wait by this.
+function S.backoff_ms(base_ms, cap_ms, attempt)
+  return math.random() * math.min(cap_ms, base_ms * 2 ^ (attempt - 1))
 end
 
 -- Milliseconds to wait from retry-after-ms (wins) or retry-after (seconds;
@@ -306,6 +337,20 @@ function S.retry_after_ms(headers)
   local s = tonumber(get("retry-after") or "")
   if s and s >= 0 and s == s and s < math.huge then return math.ceil(s * 1000) end
   return nil
+end
+
+local error_mt = {
+  __name = "moonspan.llm.error",
+  __tostring = function(e)
+    -- a call refused before sending reads as error(msg, level) would have
+    if e.where then return e.where .. tostring(e.message) end
+    return string.format("llm error from %s: %s%s: %s", e.provider or "?", e.type or "error",
+      e.status and (" (HTTP " .. e.status .. ")") or "", tostring(e.message or ""))
+  end,
+}
+
+function S.is_error(v)
+  return getmetatable(v) == error_mt
 end
 
 -- Removes anything that looks like an API key, and the exact key when the
@@ -337,26 +382,25 @@ local function snippet(body)
 end
 S.snippet = snippet
 
--- The error table raised by every adapter.
---   fields: type, status, message, retryable (derived when nil), retry_after_ms, code
+-- The error table raised to scripts; tostring gives one line.
+--   fields: type (ours, when the caller knows it), provider_type and code
+--   (the provider's), status, message, retryable (derived when nil),
+--   retry_after_ms, where (the caller's "file:line: " for a refused call);
+--   key is redacted from the message
 function S.error(provider, fields, key)
   local e = {
-    type = fields.type, status = fields.status, provider = provider,
-    message = S.redact(fields.message, key), code = fields.code,
-    retry_after_ms = fields.retry_after_ms,
+    provider = provider, status = fields.status, message = S.redact(fields.message, key),
+    provider_type = fields.provider_type, code = fields.code,
+    retry_after_ms = fields.retry_after_ms, where = fields.where,
+    type = fields.type or S.status_type(fields.status)
+      or provider_type(fields.provider_type, fields.code) or "server_error",
   }
-  if e.type == nil or e.type == "" then e.type = S.status_type(e.status) end
-  if fields.retryable ~= nil then
-    e.retryable = fields.retryable
-  elseif e.status and e.status ~= 200 then
-    e.retryable = S.retryable_status(e.status)
-  else
-    e.retryable = S.retryable_type(e.type)
-  end
+  e.retryable = fields.retryable
+  if e.retryable == nil then e.retryable = S.TYPES[e.type] == true end
   if e.message == nil or e.message == "" then
     e.message = e.status and ("HTTP " .. e.status) or e.type
   end
-  return e
+  return setmetatable(e, error_mt)
 end
 
 -- Raises the error for a non-2xx response. `found` is what the adapter
@@ -370,8 +414,7 @@ function S.raise_http(provider, res, found, key)
     local body = snippet(res.body)
     msg = "HTTP " .. tostring(status) .. (body ~= "" and (": " .. body) or "")
   end
-  error(S.error(provider, {type = f.type, status = status, message = msg, code = f.code,
-                           retryable = S.retryable_status(status),
+  error(S.error(provider, {provider_type = f.type, status = status, message = msg, code = f.code,
                            retry_after_ms = S.retry_after_ms(res.headers)}, key), 0)
 end
 
@@ -385,8 +428,13 @@ end
 
 -- Raises stream_truncated: the body ended before the provider's end marker.
 function S.raise_truncated(provider, what, key)
-  error(S.error(provider, {type = "stream_truncated", retryable = true,
-                           message = "stream ended before " .. what}, key), 0)
+  error(S.error(provider, {type = "stream_truncated", message = "stream ended before " .. what}, key), 0)
+end
+
+-- Raises invalid_request_error for a request the adapter cannot build
+-- (where = "": refused before sending; llm.call fills in the caller's line).
+function S.raise_invalid(message)
+  error(S.error(nil, {type = "invalid_request_error", message = message, where = ""}), 0)
 end
 
 -- True for a 2xx (or unknown) status.
@@ -447,12 +495,12 @@ function S.schema(params)
   if params == nil then return {type = "object", properties = {}} end
   if type(params) == "string" then
     if S.decode(params) == nil then
-      error("llm.call: tool parameters given as a string must be a JSON schema", 0)
+      S.raise_invalid("llm.call: tool parameters given as a string must be a JSON schema")
     end
     return S.raw(params)
   end
   if type(params) ~= "table" then
-    error("llm.call: tool parameters must be a JSON schema table", 0)
+    S.raise_invalid("llm.call: tool parameters must be a JSON schema table")
   end
   return clean_schema(params)
 end
@@ -461,12 +509,12 @@ end
 function S.check_tools(tools)
   if tools == nil then return nil end
   if type(tools) ~= "table" then
-    error("llm.call: tools must be a list of {name =, description =, parameters =}", 0)
+    S.raise_invalid("llm.call: tools must be a list of {name =, description =, parameters =}")
   end
   if #tools == 0 then return nil end
   for i, t in ipairs(tools) do
     if type(t) ~= "table" or type(t.name) ~= "string" or t.name == "" then
-      error(string.format("llm.call: tools[%d] needs a name (a string)", i), 0)
+      S.raise_invalid(string.format("llm.call: tools[%d] needs a name (a string)", i))
     end
   end
   return tools
@@ -480,7 +528,7 @@ end
 -- (e.g. Ollama's options) are merged one level deep.
 function S.merge(body, extra)
   if extra == nil then return body end
-  if type(extra) ~= "table" then error("llm.call: extra must be a table merged into the request body", 0) end
+  if type(extra) ~= "table" then S.raise_invalid("llm.call: extra must be a table merged into the request body") end
   for k, v in pairs(extra) do
     local cur = body[k]
     if type(cur) == "table" and type(v) == "table" and not is_list(cur) and not is_list(v)

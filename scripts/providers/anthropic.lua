@@ -65,7 +65,7 @@ local function convert_messages(req)
       system[#system + 1] = m.content
     elseif role == "tool" then
       if type(m.tool_call_id) ~= "string" then
-        error(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i), 0)
+        S.raise_invalid(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i))
       end
       local content = m.content
       if content ~= nil and type(content) ~= "string" and type(content) ~= "table" then
@@ -179,7 +179,7 @@ function A.parse(res, opts)
   if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
   local err = error_of(body)
   if err then -- an error object with a 2xx status (a proxy)
-    error(S.error(A.name, {type = err.type, message = err.message, status = tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = err.type, message = err.message, status = tonumber(res.status)}, key), 0)
   end
   local content = S.val(body.content)
   if type(content) ~= "table" then
@@ -283,7 +283,7 @@ function A.stream(on_text, opts)
       p.done = true
     elseif t == "error" then
       local e = error_of(ev) or {}
-      local fail = S.error(A.name, {type = e.type or "api_error", message = e.message}, key)
+      local fail = S.error(A.name, {provider_type = e.type, message = e.message}, key)
       p.failed = fail
       error(fail, 0)
     end -- ping and unknown events: nothing
@@ -307,7 +307,7 @@ function A.stream(on_text, opts)
       local body = table.concat(raw)
       local e = error_of(S.decode(body))
       if e then
-        error(S.error(A.name, {type = e.type, message = e.message}, key), 0)
+        error(S.error(A.name, {provider_type = e.type, message = e.message}, key), 0)
       end
     end
     if not self.done and not self.finish_reason then

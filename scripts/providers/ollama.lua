@@ -174,7 +174,7 @@ function A.parse(res, opts)
   if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
   local e = error_of(body)
   if e then
-    error(S.error(A.name, {type = e.type or "api_error", message = e.message, status = tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = e.type, message = e.message, status = tonumber(res.status)}, key), 0)
   end
   local msg = S.val(body.message)
   if type(msg) ~= "table" then S.raise_malformed(A.name, res, "response has no message", key) end
@@ -205,7 +205,7 @@ function A.stream(on_text, opts)
     end
     local e = error_of(o)
     if e then
-      local err = S.error(A.name, {type = e.type or "api_error", message = e.message}, key)
+      local err = S.error(A.name, {provider_type = e.type, message = e.message}, key)
       p.failed = err
       error(err, 0)
     end

@@ -28,7 +28,7 @@ local function convert_messages(req)
   for i, m in ipairs(req.messages or {}) do
     if m.role == "tool" then
       if type(m.tool_call_id) ~= "string" then
-        error(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i), 0)
+        S.raise_invalid(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i))
       end
       local content = m.content
       if content == nil then content = "" end
@@ -113,11 +113,7 @@ local function error_of(body)
   end
   local t, code = S.val(e.type), S.val(e.code)
   local out = {message = S.val(e.message), code = code}
-  if type(t) == "string" and t ~= "" then
-    out.type = t
-  elseif type(code) == "string" and code ~= "" then
-    out.type = code
-  end
+  if type(t) == "string" and t ~= "" then out.type = t end
   if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.int(code) end
   return out
 end
@@ -160,7 +156,7 @@ function A.parse(res, opts)
   if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
   local err = error_of(body)
   if err then
-    error(S.error(A.name, {type = err.type, message = err.message, code = err.code,
+    error(S.error(A.name, {provider_type = err.type, message = err.message, code = err.code,
                            status = err.status or tonumber(res.status)}, key), 0)
   end
   local choices = S.val(body.choices)
@@ -202,7 +198,7 @@ function A.stream(on_text, opts)
   end
 
   local function fail(e, status)
-    local err = S.error(A.name, {type = e.type or "api_error", message = e.message, code = e.code,
+    local err = S.error(A.name, {provider_type = e.type, message = e.message, code = e.code,
                                  status = e.status or status}, key)
     p.failed = err
     error(err, 0)

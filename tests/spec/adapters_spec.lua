@@ -300,16 +300,19 @@ describe("anthropic adapter", function()
     end)
 
     local cases = {
-      {"error_authentication.json", 401, "authentication_error", false, "invalid x-api-key"},
-      {"error_invalid_request.json", 400, "invalid_request_error", false, "max_tokens: Field required"},
-      {"error_overloaded.json", 529, "overloaded_error", true, "Overloaded"},
-      {"error_rate_limit.json", 429, "rate_limit_error", true, "This request would exceed the rate limit"},
-      {"error_server.json", 500, "api_error", true, "Internal server error"},
+      {"error_authentication.json", 401, "authentication_error", false, "invalid x-api-key", "authentication_error"},
+      {"error_invalid_request.json", 400, "invalid_request_error", false, "max_tokens: Field required",
+       "invalid_request_error"},
+      {"error_overloaded.json", 529, "overloaded_error", true, "Overloaded", "overloaded_error"},
+      {"error_rate_limit.json", 429, "rate_limit_error", true, "This request would exceed the rate limit",
+       "rate_limit_error"},
+      {"error_server.json", 500, "server_error", true, "Internal server error", "api_error"},
     }
     for _, c in ipairs(cases) do
       it("raises " .. c[3] .. " for " .. c[1], function()
         local e = AH.catch(anthropic.parse, http(c[2], AH.fixture("anthropic", c[1])))
         assert.are.equal(c[3], e.type)
+        assert.are.equal(c[6], e.provider_type)
         assert.are.equal(c[2], e.status)
         assert.are.equal(c[4], e.retryable)
         assert.are.equal("anthropic", e.provider)
@@ -338,7 +341,8 @@ describe("anthropic adapter", function()
 
     it("classifies an error page without JSON by status", function()
       local e = AH.catch(anthropic.parse, http(502, "<html>Bad Gateway</html>"))
-      assert.are.equal("api_error", e.type)
+      assert.are.equal("server_error", e.type)
+      assert.is_nil(e.provider_type)
       assert.is_true(e.retryable)
       assert.is_truthy(e.message:find("502", 1, true))
       for status, retry in pairs({[408] = true, [409] = true, [404] = false, [403] = false, [422] = false,
@@ -542,17 +546,23 @@ describe("openai adapter", function()
       expect_usage(openai.parse(http(200, cjson.encode(body))), 1117, 46, 0, 0)
     end)
 
+    -- typed by status, as every provider is; OpenAI's own type and code kept
     local cases = {
-      {"error_authentication.json", 401, "invalid_request_error", false, "Incorrect API key provided"},
-      {"error_invalid_request.json", 400, "invalid_request_error", false, "Invalid value for 'messages[0].role'"},
-      {"error_overloaded.json", 503, "server_error", true, "The engine is currently overloaded"},
-      {"error_rate_limit.json", 429, "tokens", true, "Rate limit reached for gpt-4o"},
-      {"error_server.json", 500, "server_error", true, "The server had an error"},
+      {"error_authentication.json", 401, "authentication_error", false, "Incorrect API key provided",
+       "invalid_request_error", "invalid_api_key"},
+      {"error_invalid_request.json", 400, "invalid_request_error", false, "Invalid value for 'messages[0].role'",
+       "invalid_request_error", "invalid_value"},
+      {"error_overloaded.json", 503, "overloaded_error", true, "The engine is currently overloaded", "server_error"},
+      {"error_rate_limit.json", 429, "rate_limit_error", true, "Rate limit reached for gpt-4o", "tokens",
+       "rate_limit_exceeded"},
+      {"error_server.json", 500, "server_error", true, "The server had an error", "server_error"},
     }
     for _, c in ipairs(cases) do
       it("raises " .. c[3] .. " for " .. c[1], function()
         local e = AH.catch(openai.parse, http(c[2], AH.fixture("openai", c[1])))
         assert.are.equal(c[3], e.type)
+        assert.are.equal(c[6], e.provider_type)
+        assert.are.equal(c[7], e.code)
         assert.are.equal(c[2], e.status)
         assert.are.equal(c[4], e.retryable)
         assert.are.equal("openai", e.provider)
@@ -576,7 +586,8 @@ describe("openai adapter", function()
     it("reads the error shapes of OpenAI-compatible servers", function()
       local e = AH.catch(openai.parse, http(400, '{"object":"error","message":"max_tokens is too large",'
         .. '"type":"BadRequestError","param":null,"code":400}'))
-      assert.are.equal("BadRequestError", e.type)
+      assert.are.equal("invalid_request_error", e.type)
+      assert.are.equal("BadRequestError", e.provider_type)
       assert.are.equal("max_tokens is too large", e.message)
       local e2 = AH.catch(openai.parse, http(404, '{"error":"model \\"x\\" not found"}'))
       assert.are.equal("not_found_error", e2.type)
@@ -763,7 +774,7 @@ describe("ollama adapter", function()
     end)
 
     local cases = {
-      {"error.json", 503, "api_error", true, "server busy"},
+      {"error.json", 503, "overloaded_error", true, "server busy"},
       {"error_authentication.json", 401, "authentication_error", false, "unauthorized"},
       {"error_invalid_request.json", 400, "invalid_request_error", false, "model is required"},
     }
@@ -839,7 +850,7 @@ describe("ollama adapter", function()
       for _, size in ipairs({#body, 1, 6}) do
         local r, _, p, e = AH.run_stream(ollama, body, size)
         assert.is_nil(r)
-        assert.are.equal("api_error", e.type)
+        assert.are.equal("server_error", e.type)
         assert.is_true(e.retryable)
         assert.are.equal("ollama", e.provider)
         assert.is_truthy(e.message:find("unexpected EOF", 1, true))

@@ -1,4 +1,7 @@
--- The time spent waiting between attempts, stored with the retries.
+-- What an llm.call error is, whichever provider raised it: one type
+-- vocabulary (by HTTP status first, the provider's own names kept aside),
+-- one status table and one backoff formula behind every retry, and the
+-- time spent waiting between attempts.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local H = dofile(here .. "helpers.lua")
 local AH = dofile(here .. "adapter_helpers.lua")
@@ -26,6 +29,112 @@ local function library_sources()
   p:close()
   return out
 end
+
+describe("one retry policy", function()
+  it("has one HTTP status table and one backoff formula in the whole Lua library", function()
+    local tables, formulas = {}, {}
+    for path, src in pairs(library_sources()) do
+      if src:find("%[429%]%s*=") then tables[#tables + 1] = path end
+      if src:find("2%s*%^%s*%(attempt") then formulas[#formulas + 1] = path end
+    end
+    assert.are.same({"scripts/wire.lua"}, tables)
+    assert.are.same({"scripts/wire.lua"}, formulas)
+  end)
+
+  it("waits with full jitter, capped, doubling per attempt", function()
+    for attempt = 1, 6 do
+      local top = math.min(1000, 100 * 2 ^ (attempt - 1))
+      local max = 0
+      for _ = 1, 200 do
+        local w = S.backoff_ms(100, 1000, attempt)
+        assert.is_true(w >= 0 and w <= top, "attempt " .. attempt .. ": " .. w)
+        max = math.max(max, w)
+      end
+      assert.is_true(max > top / 2, "attempt " .. attempt .. " never waited near its cap " .. top)
+    end
+  end)
+
+  it("retries exactly the types it marks retryable, for every status", function()
+    for status = 300, 599 do
+      local t = S.status_type(status)
+      assert.is_not_nil(S.TYPES[t], status .. " maps to " .. tostring(t) .. ", outside the vocabulary")
+      local want = status == 408 or status == 409 or status == 429 or status >= 500
+      assert.are.equal(want, S.retryable_status(status), "status " .. status)
+    end
+    assert.is_nil(S.status_type(200))
+  end)
+end)
+
+describe("one error vocabulary", function()
+  local STATUSES = {400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529}
+  -- what each provider would call it, which must not decide our type
+  local theirs = '{"error":{"type":"tokens","code":"rate_limit_exceeded","message":"m"}}'
+
+  it("types an error by its HTTP status, the same for every provider and the mock", function()
+    for _, status in ipairs(STATUSES) do
+      local want = S.status_type(status)
+      for name, a in pairs(PROVIDERS) do
+        local e = AH.catch(a.parse, http(status, theirs))
+        assert.are.equal(want, e.type, name .. " " .. status)
+        assert.are.equal(S.TYPES[want], e.retryable, name .. " " .. status)
+      end
+      local ok, e = pcall(llm.call, {model = "mock", messages = msgs(), retries = 0,
+                                     mock = {fail = {status = status}}})
+      assert.is_false(ok)
+      assert.are.equal(want, e.type, "mock " .. status)
+      assert.are.equal(status, e.status)
+    end
+  end)
+
+  it("keeps the provider's own type and code: an OpenAI 429 is a rate_limit_error", function()
+    local ok, err = pcall(llm.call, {model = "gpt-4o-2024-08-06", base_url = fake.url, api_key = "k",
+                                     messages = msgs(), retries = 0, headers = {["x-fake-fault"] = "429"}})
+    assert.is_false(ok)
+    assert.are.equal("rate_limit_error", err.type)
+    assert.are.equal("tokens", err.provider_type)
+    assert.are.equal("rate_limit_exceeded", err.code)
+    assert.are.equal(429, err.status)
+    assert.is_true(err.retryable)
+    assert.is_truthy(tostring(err):find("rate_limit_error (HTTP 429)", 1, true), tostring(err))
+  end)
+
+  it("types stream error events, which have no status, by the provider's name for them", function()
+    local cases = {
+      {"anthropic", 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"x"}}\n\n',
+       "overloaded_error", "overloaded_error"},
+      {"anthropic", 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"x"}}\n\n',
+       "server_error", "api_error"},
+      {"openai", 'data: {"error":{"type":"tokens","code":"rate_limit_exceeded","message":"x"}}\n\n',
+       "rate_limit_error", "tokens"},
+      {"openai", 'data: {"error":{"type":"invalid_request_error","message":"x"}}\n\n',
+       "invalid_request_error", "invalid_request_error"},
+      {"ollama", '{"error":"model runner crashed"}\n', "server_error", nil},
+    }
+    for _, c in ipairs(cases) do
+      local _, _, _, e = AH.run_stream(PROVIDERS[c[1]], c[2], 5)
+      assert.is_table(e, c[1])
+      assert.are.equal(c[3], e.type, c[1] .. " " .. c[2])
+      assert.are.equal(c[4], e.provider_type, c[1])
+      assert.are.equal(S.TYPES[c[3]], e.retryable, c[1])
+      assert.is_nil(e.status)
+    end
+  end)
+
+  it("types transport failures and broken answers too", function()
+    local function fails(fault, extra)
+      local req = {model = "gpt-4o-2024-08-06", base_url = fake.url, api_key = "k", messages = msgs(),
+                   retries = 0, headers = {["x-fake-fault"] = fault}}
+      for k, v in pairs(extra or {}) do req[k] = v end
+      local ok, e = pcall(llm.call, req)
+      assert.is_false(ok, fault)
+      return e
+    end
+    assert.are.equal("timeout_error", fails("hang", {timeout_ms = 100}).type)
+    assert.are.equal("connection_error", fails("reset").type)
+    assert.are.equal("malformed_response", fails("malformed").type)
+    assert.are.equal("stream_truncated", fails("truncate", {stream = true}).type)
+  end)
+end)
 
 describe("time spent waiting between attempts", function()
   local run = H.once(function()
