@@ -72,10 +72,13 @@ local function endpoint(adapter, req)
   local env = adapter.env or {}
   local base = req.base_url or (env.base and os.getenv(env.base)) or env.default_base
   if base == "" then base = env.default_base end
-  if adapter.name == "ollama" and base and not base:match("^https?://") then
-    base = "http://" .. base -- OLLAMA_HOST is often host:port
+  if adapter.base_url then base = adapter.base_url(base) end
+  if type(base) ~= "string" or not base:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
+    error(string.format("llm.call: the base URL of provider '%s' must start with http:// or https://, "
+      .. "got '%s' (from %s)", adapter.name, S.without_userinfo(tostring(base)),
+      req.base_url and "base_url" or env.base or "the default"), 4)
   end
-  base = base and base:gsub("/+$", "")
+  base = base:gsub("/+$", "")
   local key = req.api_key
   if key == nil and env.key then key = os.getenv(env.key) end
   if adapter.needs_key and (key == nil or key == "") and req.api_key == nil then
@@ -115,6 +118,12 @@ local function wait_ms(req, attempt, err)
   end
   return S.backoff_ms(req.backoff_ms or llm.defaults.backoff_ms,
                       req.max_backoff_ms or llm.defaults.max_backoff_ms, attempt)
+end
+
+-- Every credential this call sends (the key, credential headers, URL
+-- userinfo): what an error, partial text or recording must not keep.
+local function secrets_of(req, key, base)
+  return S.secrets(key, req.headers, base)
 end
 
 -- The error an attempt raised, as the table scripts branch on. Other
@@ -189,7 +198,7 @@ local function http_send(adapter, req, base, key, s)
         local ok, e = pcall(req.on_token, piece)
         if not ok then user_err = e; error(USER_ABORT, 0) end
       end
-    end, {key = key})
+    end)
     built.on_chunk = function(chunk) parser:feed(chunk) end
   end
   local ok, res = pcall(sched.http, built)
@@ -200,14 +209,13 @@ local function http_send(adapter, req, base, key, s)
     end
     if type(res) == "table" and parser and parser.text ~= "" then
       -- tokens already reached the caller: keep them, and do not retry
-      s:set("llm.partial_text", parser.text)
       res.partial_text = parser.text
       res.retryable = false
     end
     error(res, 0)
   end
   if res.status >= 300 or not parser then
-    local resp = adapter.parse(res, {key = key}) -- raises the provider's error for a failed status
+    local resp = adapter.parse(res) -- raises the provider's error for a failed status
     resp.ttft_ms = nil
     return resp
   end
@@ -277,11 +285,12 @@ end
 
 local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings"}
 
-local function record(provider, req, resp)
+local function record(provider, req, resp, secrets)
   local hash, json = request_key(provider, req)
   local kept = {}
   for _, k in ipairs(RECORDED_FIELDS) do kept[k] = resp[k] end
-  moonspan.eval_store.record(llm.record_run, hash, json, cjson.encode(kept), call_site())
+  moonspan.eval_store.record(llm.record_run, hash, S.redact(json, secrets),
+                             S.redact(cjson.encode(kept), secrets), call_site())
 end
 
 local function replayed(provider, req)
@@ -309,7 +318,7 @@ function llm.call(req)
     s:set("gen_ai.request.model", req.model)
     if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
     if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
-    if base then s:set("server.address", (base:match("^%a+://([^/]+)") or base)) end
+    if base then s:set("server.address", S.host(base)) end
     local t0 = moonspan.now_ms()
     if llm.replay_run then
       local resp = replayed(provider, req)
@@ -324,6 +333,7 @@ function llm.call(req)
       return resp
     end
     local waited = 0 -- ms spent in backoff, stored with the retries
+    local secrets -- this call's credentials, found on its first failure
     for attempt = 1, retries + 1 do
       local ok, resp
       if adapter.build then
@@ -339,7 +349,7 @@ function llm.call(req)
         resp.provider = provider
         resp.model = resp.model or req.model
         if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
-        if llm.record_run then record(provider, req, resp) end
+        if llm.record_run then record(provider, req, resp, secrets_of(req, key, base)) end
         return resp
       end
       if type(resp) == "table" and resp.user_error ~= nil then
@@ -351,6 +361,8 @@ function llm.call(req)
         s:record_llm{provider = provider, model = req.model}
         error(err, 0)
       end
+      secrets = secrets or secrets_of(req, key, base)
+      S.redact_error(err, secrets)
       local last = attempt > retries or not err.retryable
       local wait = not last and wait_ms(req, attempt, err) or 0
       s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
@@ -359,6 +371,7 @@ function llm.call(req)
       if last then
         s:record_llm{provider = provider, model = req.model}
         if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
+        if err.partial_text then s:set("llm.partial_text", err.partial_text) end
         error(err, 0)
       end
       local w0 = moonspan.now_ms()

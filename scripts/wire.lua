@@ -8,8 +8,8 @@
 -- JSON:     decode (never raises), encode (with raw() fragments kept byte
 --           for byte), int (JSON number -> Lua integer), ints (deep).
 -- Errors:   the one error vocabulary, status table and retry policy
---           (retryability, backoff, retry-after) of every llm.call; key
---           redaction.
+--           (retryability, backoff, retry-after) of every llm.call.
+-- Secrets:  the credentials a call sends, and their redaction.
 -- Requests: base URL joining, stop lists, tool schemas, `extra` merging.
 --
 -- Pure Lua, no I/O.
@@ -353,27 +353,6 @@ function S.is_error(v)
   return getmetatable(v) == error_mt
 end
 
--- Removes anything that looks like an API key, and the exact key when the
--- caller gave it to us, from text that ends up in an error message.
-function S.redact(msg, key)
-  if msg == nil then return nil end
-  msg = tostring(msg)
-  if type(key) == "string" and #key >= 4 then
-    local i = msg:find(key, 1, true)
-    while i do
-      msg = msg:sub(1, i - 1) .. "[redacted]" .. msg:sub(i + #key)
-      i = msg:find(key, i, true)
-    end
-  end
-  -- key-shaped words (sk-..., long enough to be a real key; a provider's
-  -- own masked form such as "sk-abc***1234" is left as it is)
-  msg = msg:gsub("sk%-[%w_%-]+", function(k)
-    if #k >= 20 then return "sk-[redacted]" end
-  end)
-  msg = msg:gsub("([Bb]earer%s+)[%w%._~%+/%-]+=*", "%1[redacted]")
-  return msg
-end
-
 local function snippet(body)
   body = tostring(body or "")
   body = body:gsub("%s+", " ")
@@ -385,11 +364,10 @@ S.snippet = snippet
 -- The error table raised to scripts; tostring gives one line.
 --   fields: type (ours, when the caller knows it), provider_type and code
 --   (the provider's), status, message, retryable (derived when nil),
---   retry_after_ms, where (the caller's "file:line: " for a refused call);
---   key is redacted from the message
-function S.error(provider, fields, key)
+--   retry_after_ms, where (the caller's "file:line: " for a refused call)
+function S.error(provider, fields)
   local e = {
-    provider = provider, status = fields.status, message = S.redact(fields.message, key),
+    provider = provider, status = fields.status, message = fields.message,
     provider_type = fields.provider_type, code = fields.code,
     retry_after_ms = fields.retry_after_ms, where = fields.where,
     type = fields.type or S.status_type(fields.status)
@@ -406,7 +384,7 @@ end
 -- Raises the error for a non-2xx response. `found` is what the adapter
 -- read from the body: {type =, message =, code =} or nil when the body had
 -- no error object (an HTML page from a proxy, an empty body).
-function S.raise_http(provider, res, found, key)
+function S.raise_http(provider, res, found)
   local status = tonumber(res.status)
   local f = found or {}
   local msg = f.message
@@ -415,20 +393,20 @@ function S.raise_http(provider, res, found, key)
     msg = "HTTP " .. tostring(status) .. (body ~= "" and (": " .. body) or "")
   end
   error(S.error(provider, {provider_type = f.type, status = status, message = msg, code = f.code,
-                           retry_after_ms = S.retry_after_ms(res.headers)}, key), 0)
+                           retry_after_ms = S.retry_after_ms(res.headers)}), 0)
 end
 
 -- Raises malformed_response (a 2xx body that is not what we expected).
-function S.raise_malformed(provider, res, why, key)
+function S.raise_malformed(provider, res, why)
   error(S.error(provider, {type = "malformed_response", status = tonumber(res and res.status) or 200,
                            retryable = false,
                            message = (why or "response is not the expected JSON")
-                             .. (res and res.body and (": " .. snippet(res.body)) or "")}, key), 0)
+                             .. (res and res.body and (": " .. snippet(res.body)) or "")}), 0)
 end
 
 -- Raises stream_truncated: the body ended before the provider's end marker.
-function S.raise_truncated(provider, what, key)
-  error(S.error(provider, {type = "stream_truncated", message = "stream ended before " .. what}, key), 0)
+function S.raise_truncated(provider, what)
+  error(S.error(provider, {type = "stream_truncated", message = "stream ended before " .. what}), 0)
 end
 
 -- Raises invalid_request_error for a request the adapter cannot build
@@ -441,6 +419,138 @@ end
 function S.ok_status(status)
   status = tonumber(status)
   return status == nil or (status >= 200 and status < 300)
+end
+
+--------------------------------------------------------------------------
+-- secrets
+--------------------------------------------------------------------------
+
+-- Header names whose values are credentials: Authorization and its proxy
+-- form, cookies, and anything named like a key, token, secret or password
+-- (x-api-key, api-key, x-goog-api-key, helicone-auth, cf-aig-authorization, ...).
+local SECRET_NAMES = {"auth", "key", "token", "secret", "cookie", "passw", "credential", "session"}
+
+function S.secret_header(name)
+  name = string.lower(tostring(name))
+  for _, w in ipairs(SECRET_NAMES) do
+    if name:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(s)
+  return (s:gsub("..?.?", function(c)
+    local a, b, d = c:byte(1, 3)
+    local n = a * 65536 + (b or 0) * 256 + (d or 0)
+    local out = {}
+    for i = 1, 4 do
+      local k = (n >> (6 * (4 - i))) & 63
+      out[i] = B64:sub(k + 1, k + 1)
+    end
+    if not b then out[3], out[4] = "=", "=" elseif not d then out[4] = "=" end
+    return table.concat(out)
+  end))
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A URL's authority (what follows "scheme://", or the start when there is
+-- no scheme, up to the path) and what comes before and after it.
+local function authority(url)
+  url = tostring(url or "")
+  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then scheme, rest = "", url end
+  local auth, tail = rest:match("^([^/?#]*)(.*)$")
+  return scheme, auth, tail
+end
+
+-- The userinfo ("user:password") of a URL, or nil.
+function S.userinfo(url)
+  local _, auth = authority(url)
+  return auth:match("^(.*)@")
+end
+
+-- The URL's host[:port], without the userinfo.
+function S.host(url)
+  local _, auth = authority(url)
+  return (auth:gsub("^.*@", ""))
+end
+
+-- The URL without its userinfo, to name it in a message.
+function S.without_userinfo(url)
+  local scheme, auth, tail = authority(url)
+  return scheme .. auth:gsub("^.*@", "") .. tail
+end
+
+local function add_secret(list, v)
+  if type(v) == "string" and #v >= 4 then list[#list + 1] = v end
+end
+
+-- Every credential a call sends, in the forms a server could echo it: the
+-- API key, credential-named header values (and the token after "Bearer "),
+-- and the URL's userinfo, raw, decoded, and as the Basic auth value curl
+-- makes of it. Longest first, so a secret is never half-replaced by one
+-- of its own parts.
+function S.secrets(key, headers, url)
+  local list = {}
+  add_secret(list, key)
+  for name, v in pairs(headers or {}) do
+    if S.secret_header(name) then
+      v = tostring(v)
+      add_secret(list, v)
+      add_secret(list, v:match("^%a+%s+(.+)$"))
+    end
+  end
+  local info = S.userinfo(url)
+  if info then
+    local user, pass = info:match("^([^:]*):(.*)$")
+    add_secret(list, info)
+    add_secret(list, pass)
+    local decoded = unescape(info)
+    add_secret(list, decoded)
+    add_secret(list, pass and unescape(pass))
+    add_secret(list, base64(user and (unescape(user) .. ":" .. unescape(pass)) or decoded))
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  return list
+end
+
+-- Replaces every secret in text, and anything key-shaped (sk-... long
+-- enough to be a real key, a Bearer or Basic credential), with
+-- [redacted]. A provider's own masked form ("sk-abc***1234") is kept.
+function S.redact(text, secrets)
+  if type(text) ~= "string" then return text end
+  for _, s in ipairs(secrets or {}) do
+    local i = text:find(s, 1, true)
+    while i do
+      text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(i + #s)
+      i = text:find(s, i + 10, true)
+    end
+  end
+  text = text:gsub("sk%-[%w_%-]+", function(k)
+    if #k >= 20 then return "sk-[redacted]" end
+  end)
+  -- (a credential is long; "Basic plan" is prose)
+  text = text:gsub("([Bb]earer%s+)([%w%._~%+/%-]+=*)", function(pre, tok)
+    if #tok >= 8 then return pre .. "[redacted]" end
+  end)
+  text = text:gsub("([Bb]asic%s+)([%w%+/]+=*)", function(pre, tok)
+    if #tok >= 8 then return pre .. "[redacted]" end
+  end)
+  return text
+end
+
+-- Redacts every string field of an error table in place (a careless
+-- gateway may echo credentials in its message, type or code) and returns it.
+function S.redact_error(err, secrets)
+  for k, v in pairs(err) do
+    if type(v) == "string" then err[k] = S.redact(v, secrets) end
+  end
+  return err
 end
 
 --------------------------------------------------------------------------

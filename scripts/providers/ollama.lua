@@ -155,7 +155,6 @@ local function response(o, text, calls)
 end
 
 function A.parse(res, opts)
-  local key = opts and opts.key
   local body = S.decode(res.body)
   if not S.ok_status(res.status) then
     local e = error_of(body)
@@ -163,7 +162,7 @@ function A.parse(res, opts)
       -- a streamed error: the last {"error": ...} line
       for l in res.body:gmatch("[^\n]+") do e = error_of(S.decode(l)) or e end
     end
-    S.raise_http(A.name, res, e, key)
+    S.raise_http(A.name, res, e)
   end
   if body == nil and type(res.body) == "string" and res.body:find("}%s*\n%s*{") then
     -- NDJSON: the request was sent without stream = false
@@ -171,13 +170,13 @@ function A.parse(res, opts)
     p:feed(res.body)
     return p:finish()
   end
-  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
+  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON") end
   local e = error_of(body)
   if e then
-    error(S.error(A.name, {provider_type = e.type, message = e.message, status = tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = e.type, message = e.message, status = tonumber(res.status)}), 0)
   end
   local msg = S.val(body.message)
-  if type(msg) ~= "table" then S.raise_malformed(A.name, res, "response has no message", key) end
+  if type(msg) ~= "table" then S.raise_malformed(A.name, res, "response has no message") end
   local calls = {}
   add_calls(calls, msg.tool_calls)
   local text = S.val(msg.content)
@@ -192,7 +191,6 @@ end
 -- message.tool_calls, the last object has done = true with the counts and
 -- durations. An {"error": "..."} line is an error of the call.
 function A.stream(on_text, opts)
-  local key = opts and opts.key
   local p = {done = false}
   local add_text = S.text_buffer(p)
   local calls = {}
@@ -201,11 +199,11 @@ function A.stream(on_text, opts)
   local function on_line(line)
     local o = S.decode(line)
     if type(o) ~= "table" then
-      S.raise_malformed(A.name, {status = 200, body = line}, "stream line is not JSON", key)
+      S.raise_malformed(A.name, {status = 200, body = line}, "stream line is not JSON")
     end
     local e = error_of(o)
     if e then
-      local err = S.error(A.name, {provider_type = e.type, message = e.message}, key)
+      local err = S.error(A.name, {provider_type = e.type, message = e.message})
       p.failed = err
       error(err, 0)
     end
@@ -242,11 +240,11 @@ function A.stream(on_text, opts)
     local ok, err = pcall(framer.finish, framer)
     if not ok then
       if type(err) == "table" and err.type == "malformed_response" and not self.done then
-        S.raise_truncated(A.name, "the final done object", key)
+        S.raise_truncated(A.name, "the final done object")
       end
       error(err, 0)
     end
-    if not self.done then S.raise_truncated(A.name, "the final done object", key) end
+    if not self.done then S.raise_truncated(A.name, "the final done object") end
     return response(final, self.text, calls)
   end
 

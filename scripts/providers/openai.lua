@@ -148,21 +148,20 @@ local function calls_of(list)
 end
 
 function A.parse(res, opts)
-  local key = opts and opts.key
   local body = S.decode(res.body)
   if not S.ok_status(res.status) then
-    S.raise_http(A.name, res, error_of(body), key)
+    S.raise_http(A.name, res, error_of(body))
   end
-  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
+  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON") end
   local err = error_of(body)
   if err then
     error(S.error(A.name, {provider_type = err.type, message = err.message, code = err.code,
-                           status = err.status or tonumber(res.status)}, key), 0)
+                           status = err.status or tonumber(res.status)}), 0)
   end
   local choices = S.val(body.choices)
   local choice = type(choices) == "table" and S.val(choices[1])
   if type(choice) ~= "table" then
-    S.raise_malformed(A.name, res, "response has no choices", key)
+    S.raise_malformed(A.name, res, "response has no choices")
   end
   local msg = S.val(choice.message) or {}
   return {
@@ -184,7 +183,6 @@ end
 -- tool calls arrive in pieces keyed by their index (id and name first, then
 -- argument fragments); usage in the last chunk before [DONE].
 function A.stream(on_text, opts)
-  local key = opts and opts.key
   local p = {done = false}
   local add_text = S.text_buffer(p)
   local calls_by_index, order = {}, {}
@@ -199,7 +197,7 @@ function A.stream(on_text, opts)
 
   local function fail(e, status)
     local err = S.error(A.name, {provider_type = e.type, message = e.message, code = e.code,
-                                 status = e.status or status}, key)
+                                 status = e.status or status})
     p.failed = err
     error(err, 0)
   end
@@ -212,7 +210,7 @@ function A.stream(on_text, opts)
     end
     local chunk = S.decode(data)
     if type(chunk) ~= "table" then
-      S.raise_malformed(A.name, {status = 200, body = data}, "stream chunk is not JSON", key)
+      S.raise_malformed(A.name, {status = 200, body = data}, "stream chunk is not JSON")
     end
     local e = error_of(chunk)
     if e or name == "error" then fail(e or {message = data}) end
@@ -278,7 +276,7 @@ function A.stream(on_text, opts)
     -- [DONE] ends a complete stream; servers that never send it have at
     -- least said why the answer finished
     if not self.done and not self.finish_reason then
-      S.raise_truncated(A.name, "data: [DONE]", key)
+      S.raise_truncated(A.name, "data: [DONE]")
     end
     local calls = {}
     table.sort(order)

@@ -940,36 +940,45 @@ describe("all three adapters", function()
     end
   end)
 
-  it("never put the API key in an error, even when the server echoes it", function()
-    local echo = cjson.encode({error = {type = "authentication_error", message = "bad key " .. KEY}})
+  -- llm.call passes every failed attempt's error through S.redact_error
+  -- with the call's credentials (S.secrets); adapters stay pure parsers
+  it("raise errors that S.redact_error strips of a key the server echoed", function()
+    local echo = cjson.encode({error = {type = "authentication_error " .. KEY, message = "bad key " .. KEY,
+                                        code = KEY}})
     local echo_ollama = cjson.encode({error = "bad key " .. KEY})
     local other = "plainkey-without-prefix-123"
+    local function clean(e, secrets)
+      assert.is_true(S.is_error(e))
+      return S.redact_error(e, secrets)
+    end
     for name, a in pairs(ALL) do
       local body = name == "ollama" and echo_ollama or echo
       for _, status in ipairs({401, 200}) do
-        -- with the key known to the adapter, and without (key-shaped text is redacted)
-        for _, opts in ipairs({{key = KEY}, {}}) do
-          local e = AH.catch(a.parse, http(status, body), opts)
-          assert.is_falsy(AH.contains(e, KEY), name .. " " .. status)
+        -- with the key known, and without (key-shaped text is redacted)
+        for _, secrets in ipairs({S.secrets(KEY), {}}) do
+          local e = AH.catch(a.parse, http(status, body))
+          assert.is_truthy(AH.contains(e, KEY), name .. ": the echo is not in the error, the test proves nothing")
+          assert.is_falsy(AH.contains(clean(e, secrets), KEY), name .. " " .. status)
         end
       end
-      local e = AH.catch(a.parse, http(401, (body:gsub(KEY, other))), {key = other})
-      assert.is_falsy(AH.contains(e, other), name)
+      local e = AH.catch(a.parse, http(401, (body:gsub(KEY, other))))
+      assert.is_falsy(AH.contains(clean(e, S.secrets(other)), other), name)
       -- a malformed body that contains the key
-      local m = AH.catch(a.parse, http(200, "garbage " .. KEY), {key = KEY})
+      local m = AH.catch(a.parse, http(200, "garbage " .. KEY))
       assert.are.equal("malformed_response", m.type)
-      assert.is_falsy(AH.contains(m, KEY), name)
+      assert.is_falsy(AH.contains(clean(m, S.secrets(KEY)), KEY), name)
       -- stream errors
       local stream_body = ({
         anthropic = 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"' .. KEY .. '"}}\n\n',
         openai = 'data: {"error":{"type":"server_error","message":"' .. KEY .. '"}}\n\n',
         ollama = '{"error":"' .. KEY .. '"}\n',
       })[name]
-      local _, _, _, se = AH.run_stream(a, stream_body, 3, 1, {key = KEY})
+      local _, _, _, se = AH.run_stream(a, stream_body, 3, 1)
       assert.is_table(se, name)
-      assert.is_falsy(AH.contains(se, KEY), name)
-      -- and the errors build raises
+      assert.is_falsy(AH.contains(clean(se, S.secrets(KEY)), KEY), name)
+      -- and the errors build raises never hold it
       local be = AH.catch(a.build, {model = "m", messages = msgs("x"), tools = {{}}}, {key = KEY})
+      assert.are.equal("invalid_request_error", be.type)
       assert.is_falsy(AH.contains(be, KEY), name)
     end
   end)
