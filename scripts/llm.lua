@@ -2,10 +2,12 @@
 --
 -- One call is one span of kind `llm` ("chat <model>", following the
 -- OpenTelemetry GenAI conventions) recording provider, model, tokens,
--- cost, retries and time to first token. Providers are adapters in
--- scripts/providers/: each has send(request, attempt) that returns a
--- normalised response or raises an error table; retries, accounting and
--- the span live here, once for all of them.
+-- cost, retries, backoff and time to first token; the span opens first,
+-- so a call refused before sending is recorded too. Providers are adapters
+-- in scripts/providers/: pure build/parse/stream for the HTTP ones, send()
+-- for the mock. Retries, accounting, redaction of the call's credentials
+-- and the span live here, once for all of them; the error vocabulary and
+-- the retry policy in wire.lua.
 
 local llm = {}
 
@@ -20,6 +22,41 @@ llm.defaults = {
   retries = 2, backoff_ms = 500, max_backoff_ms = 8000, max_retry_after_ms = 60000,
   connect_timeout_ms = 10000, timeout_ms = 600000,
 }
+
+local call -- llm.call, defined last
+
+-- "file:line" of the code that called llm.call, or with past_library of
+-- the first code above it that is not this library (a suite's line, not
+-- the scorer's that made the call); nil when that is not Lua (pcall).
+local function caller(past_library)
+  local level = 2
+  repeat
+    local info = debug.getinfo(level, "f")
+    if not info then return nil end
+    level = level + 1
+  until info.func == call
+  for l = level, level + 30 do
+    local info = debug.getinfo(l, "Sl")
+    if not info then return nil end
+    if not past_library or (info.currentline > 0 and not info.source:match("^@scripts/")) then
+      return info.currentline > 0 and (info.short_src .. ":" .. info.currentline) or nil
+    end
+  end
+end
+
+-- The "file:line: " that error(msg, 2) would have put before a message.
+local function where()
+  local at = caller()
+  return at and (at .. ": ") or ""
+end
+
+-- Raises the error of a call that cannot be made (bad arguments:
+-- invalid_request_error; no key, no provider: configuration_error). It
+-- is recorded on the call's span like any other and reads, as text, as
+-- the caller's line and the message.
+local function refuse(type, message, provider)
+  error(S.error(provider, {type = type, message = message, where = where()}), 0)
+end
 
 -- Rough count for providers that report no usage: about 4 bytes a token.
 -- Marked estimated wherever it is used, never passed off as exact.
@@ -40,10 +77,14 @@ local PROVIDERS = "mock, anthropic, openai, ollama"
 
 local function adapter_for(name)
   if adapters[name] then return adapters[name] end
+  if type(name) ~= "string" then
+    refuse("invalid_request_error", string.format("llm.call: provider must be a string (%s), got a %s",
+      PROVIDERS, type(name)))
+  end
   local ok, mod = pcall(require, "moonspan.providers." .. name)
   if not ok then
     if tostring(mod):find("module 'moonspan.providers." .. name .. "' not found", 1, true) then
-      error(string.format("llm.call: unknown provider '%s'; available: %s", name, PROVIDERS), 4)
+      refuse("configuration_error", string.format("llm.call: unknown provider '%s'; available: %s", name, PROVIDERS))
     end
     error(mod, 0)
   end
@@ -61,8 +102,8 @@ local function choose_provider(req)
   if m:match("^[%w._/-]+:[%w._-]+$") then return "ollama" end
   local env = os.getenv("MOONSPAN_PROVIDER")
   if env and env ~= "" then return env end
-  error(string.format("llm.call: cannot tell the provider of model '%s' from its name; pass "
-    .. "provider = \"...\" (%s) or set MOONSPAN_PROVIDER", m, PROVIDERS), 3)
+  refuse("configuration_error", string.format("llm.call: cannot tell the provider of model '%s' from its "
+    .. "name; pass provider = \"...\" (%s) or set MOONSPAN_PROVIDER", m, PROVIDERS))
 end
 
 -- Where an HTTP adapter sends, and with which key: the call's base_url /
@@ -74,38 +115,44 @@ local function endpoint(adapter, req)
   if base == "" then base = env.default_base end
   if adapter.base_url then base = adapter.base_url(base) end
   if type(base) ~= "string" or not base:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
-    error(string.format("llm.call: the base URL of provider '%s' must start with http:// or https://, "
-      .. "got '%s' (from %s)", adapter.name, S.without_userinfo(tostring(base)),
-      req.base_url and "base_url" or env.base or "the default"), 4)
+    refuse("configuration_error", string.format("llm.call: the base URL of provider '%s' must start "
+      .. "with http:// or https://, got '%s' (from %s)", adapter.name, S.without_userinfo(tostring(base)),
+      req.base_url and "base_url" or env.base or "the default"), adapter.name)
   end
   base = base:gsub("/+$", "")
   local key = req.api_key
   if key == nil and env.key then key = os.getenv(env.key) end
   if adapter.needs_key and (key == nil or key == "") and req.api_key == nil then
-    error(string.format("llm.call: no API key for provider '%s': set %s, or pass api_key = ... "
-      .. "(api_key = \"\" for a server that needs none)", adapter.name, env.key or "its key"), 4)
+    refuse("configuration_error", string.format("llm.call: no API key for provider '%s': set %s, or "
+      .. "pass api_key = ... (api_key = \"\" for a server that needs none)", adapter.name,
+      env.key or "its key"), adapter.name)
   end
   return base, key
 end
 
 local function check(req)
   if type(req) ~= "table" then
-    error("llm.call: expected a table, e.g. llm.call{model = \"mock\", messages = {{role = \"user\", content = \"hi\"}}}", 3)
+    refuse("invalid_request_error", "llm.call: expected a table, e.g. llm.call{model = \"mock\", "
+      .. "messages = {{role = \"user\", content = \"hi\"}}}")
   end
   if type(req.model) ~= "string" or req.model == "" then
-    error("llm.call: model is required (a string), e.g. model = \"mock\"", 3)
+    refuse("invalid_request_error", "llm.call: model is required (a string), e.g. model = \"mock\"")
   end
   if type(req.messages) ~= "table" or #req.messages == 0 then
-    error("llm.call: messages must be a non-empty list of {role = ..., content = ...}", 3)
+    refuse("invalid_request_error", "llm.call: messages must be a non-empty list of {role = ..., content = ...}")
   end
   for i, m in ipairs(req.messages) do
     if type(m) ~= "table" or type(m.role) ~= "string" then
-      error(string.format("llm.call: messages[%d] needs a role (\"user\", \"assistant\", ...)", i), 3)
+      refuse("invalid_request_error",
+        string.format("llm.call: messages[%d] needs a role (\"user\", \"assistant\", ...)", i))
     end
   end
   local retries = req.retries or llm.defaults.retries
   if math.type(retries) ~= "integer" or retries < 0 then
-    error("llm.call: retries must be an integer >= 0, got " .. tostring(req.retries), 3)
+    refuse("invalid_request_error", "llm.call: retries must be an integer >= 0, got " .. tostring(req.retries))
+  end
+  if req.headers ~= nil and type(req.headers) ~= "table" then
+    refuse("invalid_request_error", "llm.call: headers must be a table of name = value")
   end
   return retries
 end
@@ -122,8 +169,9 @@ end
 
 -- Every credential this call sends (the key, credential headers, URL
 -- userinfo): what an error, partial text or recording must not keep.
-local function secrets_of(req, key, base)
-  return S.secrets(key, req.headers, base)
+local function secrets_of(c)
+  c.secrets = c.secrets or S.secrets(c.key, c.req.headers, c.base)
+  return c.secrets
 end
 
 -- The error an attempt raised, as the table scripts branch on. Other
@@ -178,20 +226,26 @@ end
 -- wrapped or retried.
 local USER_ABORT = setmetatable({}, {__name = "moonspan.llm.user_abort"})
 
--- One attempt against an HTTP provider: build the request, send it (the
--- scheduler yields here inside parallel/llm.map), parse the response or
--- the stream. Raises error tables for the retry loop to judge.
-local function http_send(adapter, req, base, key, s)
-  local start = moonspan.now_ms()
-  local stream = req.stream or req.on_token ~= nil
-  local built = adapter.build(req, {base = base, key = key, stream = stream})
-  built.headers = built.headers or {}
-  for k, v in pairs(req.headers or {}) do built.headers[k] = v end -- e.g. for a gateway
-  built.headers.traceparent = moonspan.traceparent()
-  built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
-  built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
+-- One attempt against an HTTP provider: send the request (built on the
+-- first attempt, reused by the others; the scheduler yields here inside
+-- parallel/llm.map), parse the response or the stream. Raises error
+-- tables for the retry loop to judge. c is the call: req, adapter, base,
+-- key, stream.
+local function http_send(c)
+  local req, adapter, built = c.req, c.adapter, c.built
+  if not built then
+    built = adapter.build(req, {base = c.base, key = c.key, stream = c.stream})
+    local headers = built.headers or {}
+    for k, v in pairs(req.headers or {}) do headers[k] = v end -- e.g. for a gateway
+    headers.traceparent = moonspan.traceparent()
+    built.headers = headers
+    built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
+    built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
+    c.built = built
+  end
   local parser, ttft, user_err
-  if stream then
+  if c.stream then
+    local start = moonspan.now_ms()
     parser = adapter.stream(function(piece)
       ttft = ttft or (moonspan.now_ms() - start)
       if req.on_token then
@@ -215,9 +269,7 @@ local function http_send(adapter, req, base, key, s)
     error(res, 0)
   end
   if res.status >= 300 or not parser then
-    local resp = adapter.parse(res) -- raises the provider's error for a failed status
-    resp.ttft_ms = nil
-    return resp
+    return adapter.parse(res) -- raises the provider's error for a failed status
   end
   local resp = parser:finish()
   resp.ttft_ms = ttft
@@ -271,26 +323,15 @@ local function request_key(provider, req)
   return moonspan.sha256(json), json
 end
 
--- file:line of the script code that called llm.call (not this library).
-local function call_site()
-  for level = 3, 30 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.currentline > 0 and not info.source:match("^@scripts/") then
-      return info.short_src .. ":" .. info.currentline
-    end
-  end
-  return "?"
-end
-
 local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings"}
 
-local function record(provider, req, resp, secrets)
-  local hash, json = request_key(provider, req)
+local function record(c, resp)
+  local hash, json = request_key(c.provider, c.req)
   local kept = {}
   for _, k in ipairs(RECORDED_FIELDS) do kept[k] = resp[k] end
+  local secrets = secrets_of(c)
   moonspan.eval_store.record(llm.record_run, hash, S.redact(json, secrets),
-                             S.redact(cjson.encode(kept), secrets), call_site())
+                             S.redact(cjson.encode(kept), secrets), caller(true) or "?")
 end
 
 local function replayed(provider, req)
@@ -299,87 +340,106 @@ local function replayed(provider, req)
   if not json then
     error(S.error(provider, {type = "replay_miss", retryable = false, message = string.format(
       "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
-      .. "was never made); run the suite again with --record", call_site(), llm.replay_run)}), 0)
+      .. "was never made); run the suite again with --record", caller(true) or "?", llm.replay_run)}), 0)
   end
   local resp = cjson.decode(json)
   resp.replayed = true
   return resp
 end
 
-function llm.call(req)
+local function replay(s, provider, req, t0)
+  local resp = replayed(provider, req)
+  s:set("llm.replayed", true)
+  local u = resp.usage or {}
+  s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
+               input_tokens = u.input_tokens, output_tokens = u.output_tokens,
+               cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
+               estimated = u.estimated, cost_usd = resp.cost_usd}
+  resp.retries, resp.provider = 0, provider
+  resp.latency_ms = moonspan.now_ms() - t0
+  return resp
+end
+
+-- A failed attempt: typed, stripped of the call's credentials, recorded as
+-- an attempt_failed event. Returns the error and, unless it is the last
+-- attempt, how long to wait before the next one.
+local function attempt_failed(c, s, attempt, err)
+  if type(err) == "table" and err.user_error ~= nil then return err, nil end
+  err = normalise_error(err, c.provider)
+  if type(err) ~= "table" then return err, nil end -- not ours: raised unchanged
+  S.redact_error(err, secrets_of(c))
+  if err.where == "" then err.where = where() end -- refused before sending
+  local wait
+  if attempt <= c.retries and err.retryable then wait = wait_ms(c.req, attempt, err) end
+  s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
+                             provider_type = err.provider_type, code = err.code,
+                             retryable = err.retryable, wait_ms = wait or 0})
+  return err, wait
+end
+
+-- The body of the call's span: everything from checking the request to
+-- the last attempt happens inside it, so a call refused before sending is
+-- a failed span too.
+local function run_call(s, req)
   local retries = check(req)
+  s:set("gen_ai.operation.name", "chat")
+  s:set("gen_ai.request.model", req.model)
   local provider = choose_provider(req)
   local adapter = adapter_for(provider)
+  s:set("gen_ai.system", provider)
+  if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
+  if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
   local base, key
-  if adapter.build then base, key = endpoint(adapter, req) end
-  return span("chat " .. req.model, function(s)
-    s:set("gen_ai.operation.name", "chat")
-    s:set("gen_ai.system", provider)
-    s:set("gen_ai.request.model", req.model)
-    if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
-    if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
-    if base then s:set("server.address", S.host(base)) end
-    local t0 = moonspan.now_ms()
-    if llm.replay_run then
-      local resp = replayed(provider, req)
-      s:set("llm.replayed", true)
-      local u = resp.usage or {}
-      s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
-                   input_tokens = u.input_tokens, output_tokens = u.output_tokens,
-                   cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
-                   estimated = u.estimated, cost_usd = resp.cost_usd}
-      resp.retries, resp.provider = 0, provider
+  if adapter.build then
+    base, key = endpoint(adapter, req)
+    s:set("server.address", S.host(base))
+  end
+  local t0 = moonspan.now_ms()
+  if llm.replay_run then return replay(s, provider, req, t0) end
+  local c = {req = req, adapter = adapter, provider = provider, base = base, key = key,
+             retries = retries, stream = req.stream or req.on_token ~= nil}
+  local waited = 0 -- ms spent in backoff, stored with the retries
+  for attempt = 1, retries + 1 do
+    local ok, resp
+    if adapter.build then
+      ok, resp = pcall(http_send, c)
+    else
+      ok, resp = pcall(adapter.send, req, attempt)
+    end
+    if ok then
+      resp.cost_usd = record_usage(s, req, provider, resp)
+      if attempt > 1 then s:add_retries(attempt - 1, true, waited) end
+      resp.retries = attempt - 1
       resp.latency_ms = moonspan.now_ms() - t0
+      resp.provider = provider
+      resp.model = resp.model or req.model
+      if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
+      if llm.record_run then record(c, resp) end
       return resp
     end
-    local waited = 0 -- ms spent in backoff, stored with the retries
-    local secrets -- this call's credentials, found on its first failure
-    for attempt = 1, retries + 1 do
-      local ok, resp
-      if adapter.build then
-        ok, resp = pcall(http_send, adapter, req, base, key, s)
-      else
-        ok, resp = pcall(adapter.send, req, attempt)
+    local err, wait = attempt_failed(c, s, attempt, resp)
+    if not wait then
+      s:record_llm{provider = provider, model = req.model}
+      if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
+      if type(err) == "table" and err.user_error ~= nil then
+        error(err.user_error, 0) -- the on_token callback's own error, unchanged
       end
-      if ok then
-        resp.cost_usd = record_usage(s, req, provider, resp)
-        if attempt > 1 then s:add_retries(attempt - 1, true, waited) end
-        resp.retries = attempt - 1
-        resp.latency_ms = moonspan.now_ms() - t0
-        resp.provider = provider
-        resp.model = resp.model or req.model
-        if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
-        if llm.record_run then record(provider, req, resp, secrets_of(req, key, base)) end
-        return resp
-      end
-      if type(resp) == "table" and resp.user_error ~= nil then
-        s:record_llm{provider = provider, model = req.model}
-        error(resp.user_error, 0) -- the on_token callback's own error, unchanged
-      end
-      local err = normalise_error(resp, provider)
-      if type(err) ~= "table" then -- not ours: raised unchanged
-        s:record_llm{provider = provider, model = req.model}
-        error(err, 0)
-      end
-      secrets = secrets or secrets_of(req, key, base)
-      S.redact_error(err, secrets)
-      local last = attempt > retries or not err.retryable
-      local wait = not last and wait_ms(req, attempt, err) or 0
-      s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
-                                 provider_type = err.provider_type, code = err.code,
-                                 retryable = err.retryable, wait_ms = wait})
-      if last then
-        s:record_llm{provider = provider, model = req.model}
-        if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
-        if err.partial_text then s:set("llm.partial_text", err.partial_text) end
-        error(err, 0)
-      end
-      local w0 = moonspan.now_ms()
-      sched.sleep(wait)
-      waited = waited + (moonspan.now_ms() - w0)
+      if type(err) == "table" and err.partial_text then s:set("llm.partial_text", err.partial_text) end
+      error(err, 0)
     end
-  end)
+    local w0 = moonspan.now_ms()
+    sched.sleep(wait)
+    waited = waited + (moonspan.now_ms() - w0)
+  end
 end
+
+function call(req)
+  local model = type(req) == "table" and req.model
+  -- in parentheses: not a tail call, so the caller's frame stays findable
+  -- for an error's position
+  return (span((type(model) == "string" and model ~= "") and ("chat " .. model) or "chat", run_call, req))
+end
+llm.call = call
 
 -- llm.map(requests, {concurrency = N}) — runs llm.call for every request,
 -- at most N at a time (default 8), concurrently on one thread. Returns the

@@ -1,7 +1,8 @@
 -- What an llm.call error is, whichever provider raised it: one type
 -- vocabulary (by HTTP status first, the provider's own names kept aside),
--- one status table and one backoff formula behind every retry, and the
--- time spent waiting between attempts.
+-- one status table and one backoff formula behind every retry, a span for
+-- every call (also one refused before it was sent), and the time spent
+-- waiting between attempts.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local H = dofile(here .. "helpers.lua")
 local AH = dofile(here .. "adapter_helpers.lua")
@@ -133,6 +134,86 @@ describe("one error vocabulary", function()
     assert.are.equal("connection_error", fails("reset").type)
     assert.are.equal("malformed_response", fails("malformed").type)
     assert.are.equal("stream_truncated", fails("truncate", {stream = true}).type)
+  end)
+end)
+
+describe("a call refused before it is sent", function()
+  local run = H.once(function()
+    return H.run_script([[
+      local function bad_args() local r = llm.call{model = "mock"}; return r end -- line 1
+      trace("refused", function()
+        local ok, e = pcall(bad_args)
+        print("pcall", tostring(e))
+        local resps, errs = llm.map({
+          {model = "claude-sonnet-4-20250514", messages = {{role = "user", content = "hi"}}},
+          {model = "no-such-family", messages = {{role = "user", content = "hi"}}},
+          "not a table",
+          {model = "mock", messages = {{role = "user", content = "fine"}}},
+          {model = {}, messages = {{role = "user", content = "hi"}}},
+          {model = "gpt-4o", provider = "nope", messages = {{role = "user", content = "hi"}}},
+        }, {concurrency = 2})
+        for i = 1, 6 do
+          local e = errs[i]
+          print(i, e and e.type or "ok", e and tostring(e) or resps[i].text)
+        end
+      end)
+      llm.call{model = "gpt-4o", messages = {{role = "user", content = "hi"}}} -- line 18: no key
+    ]], {env = fake.env{ANTHROPIC_API_KEY = false, OPENAI_API_KEY = false, MOONSPAN_PROVIDER = false}})
+  end)
+
+  it("is raised as before: to the caller, pointing at the caller's line", function()
+    local r = run()
+    assert.are.equal(1, r.code, r.err)
+    assert.is_truthy(r.out:find("pcall\t[^\n]*script%.lua:1: llm%.call: messages must be"), r.out)
+    assert.is_truthy(r.err:find("script.lua:18: llm.call: no API key for provider 'openai'", 1, true), r.err)
+    assert.is_truthy(r.out:find("1\tconfiguration_error\tllm.call: no API key for provider 'anthropic'", 1, true),
+                     r.out)
+    assert.is_truthy(r.out:find("2\tconfiguration_error\tllm.call: cannot tell the provider", 1, true), r.out)
+    assert.is_truthy(r.out:find("3\tinvalid_request_error\tllm.call: expected a table", 1, true), r.out)
+    assert.is_truthy(r.out:find("4\tok\tfine", 1, true), r.out)
+    assert.is_truthy(r.out:find("5\tinvalid_request_error\tllm.call: model is required", 1, true), r.out)
+    assert.is_truthy(r.out:find("6\tconfiguration_error\tllm.call: unknown provider 'nope'", 1, true), r.out)
+  end)
+
+  it("is a failed span named after the call, with its typed error, counted once", function()
+    local r = run()
+    local rows = H.query(r.db, "SELECT s.name, s.status, s.error_own, s.error_type, s.error_message "
+                               .. "FROM spans s JOIN traces t ON s.trace_row = t.id WHERE t.name = 'refused' "
+                               .. "AND s.name LIKE 'chat%' ORDER BY s.rowid")
+    local got = {}
+    for _, s in ipairs(rows) do
+      got[#got + 1] = table.concat({s.name, s.status, tostring(math.tointeger(s.error_own)),
+                                    tostring(s.error_type)}, " | ")
+    end
+    table.sort(got)
+    local want = {
+      "chat | error | 1 | invalid_request_error",
+      "chat | error | 1 | invalid_request_error",
+      "chat claude-sonnet-4-20250514 | error | 1 | configuration_error",
+      "chat gpt-4o | error | 1 | configuration_error",
+      "chat mock | error | 1 | invalid_request_error",
+      "chat mock | ok | 0 | nil",
+      "chat no-such-family | error | 1 | configuration_error",
+    }
+    table.sort(want)
+    assert.are.same(want, got)
+    for _, s in ipairs(rows) do
+      if s.error_message then
+        assert.is_truthy(s.error_message:find("^llm%.call: "), s.error_message)
+      end
+    end
+    assert.are.equal(6, H.trace_row(r.db, "refused").error_count)
+  end)
+
+  it("shows in the report's error count", function()
+    local r = run()
+    local rep = H.moonspan({"report", "--json", "--name", "refused"}, {db = r.db})
+    assert.are.equal(0, rep.code, rep.err)
+    local errors = H.json(rep.out).errors
+    assert.are.equal(6, errors.count)
+    local types = {}
+    for _, e in ipairs(errors.top) do types[e.type] = true end
+    assert.are.same({configuration_error = true, invalid_request_error = true}, types)
   end)
 end)
 

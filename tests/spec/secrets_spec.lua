@@ -158,6 +158,18 @@ describe("credentials a call sends", function()
   end)
 end)
 
+describe("a call refused for its base URL", function()
+  it("names the URL without its userinfo", function()
+    for _, base in ipairs({"alice:" .. PASSWORD .. "@127.0.0.1:1/v1", "ftp://alice:" .. PASSWORD .. "@127.0.0.1:1"}) do
+      local ok, e = pcall(llm.call, {model = "gpt-4o", base_url = base, api_key = KEY, messages = {{role = "user", content = "x"}}})
+      assert.is_false(ok)
+      assert.are.equal("configuration_error", e.type)
+      assert.is_truthy(e.message:find("127.0.0.1:1", 1, true), e.message)
+      assert.are.same({}, leaks(tostring(e)))
+    end
+  end)
+end)
+
 describe("S.secrets", function()
   it("finds the key, credential headers, and URL userinfo in every form a server can echo", function()
     local list = S.secrets("k3y-0001", {authorization = "Bearer tok-0002", ["x-api-key"] = "ak-0003",
