@@ -135,6 +135,17 @@ describe("one error vocabulary", function()
     assert.are.equal("malformed_response", fails("malformed").type)
     assert.are.equal("stream_truncated", fails("truncate", {stream = true}).type)
   end)
+
+  it("is the table the README documents", function()
+    local readme = H.read(H.root .. "/README.md")
+    local section = readme:match("\n#### Errors\n(.-)\n####? ")
+    assert.is_string(section, "README has no '#### Errors' section")
+    local listed = {}
+    for name, retry in section:gmatch("\n| `([%w_]+)` |[^\n]*| (%a+) |") do
+      if retry == "yes" or retry == "no" then listed[name] = retry == "yes" end
+    end
+    assert.are.same(S.TYPES, listed)
+  end)
 end)
 
 describe("a call refused before it is sent", function()
