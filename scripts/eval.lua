@@ -911,7 +911,8 @@ end
 -- POSTs the alert with up to `attempts` tries (default 3), waiting as
 -- llm.call does (exponential backoff with full jitter from `backoff_ms`,
 -- default 500); the statuses llm.call retries (408, 409, 429, 5xx) and
--- transport errors are retried, other statuses are not. opts.headers adds request headers.
+-- transport errors are retried, other statuses are not. opts.headers
+-- adds request headers.
 -- Returns true, or nil and what went wrong. Never raises.
 function M.post_alert(url, text, opts)
   opts = opts or {}

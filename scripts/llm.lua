@@ -174,12 +174,17 @@ local function secrets_of(c)
   return c.secrets
 end
 
--- The error an attempt raised, as the table scripts branch on. Other
--- values (an interrupt, a mock reply function's own error) are not ours
--- to type: they pass unchanged.
+-- Whether an attempt's error is one of ours: an adapter's, or a transport
+-- error from the host (typed in our vocabulary). Anything else (the
+-- host's interrupt, a mock reply function's own error) is not ours to
+-- change: it passes unchanged, the very same value.
+local function ours(err)
+  return type(err) == "table" and (S.is_error(err) or S.TYPES[err.type] ~= nil)
+end
+
+-- The error an attempt raised, as the table scripts branch on.
 local function normalise_error(err, provider)
   if not S.is_error(err) then
-    if type(err) ~= "table" then return err end
     local partial = err.partial_text
     err = S.error(provider, err) -- a transport error from the host
     err.partial_text = partial
@@ -258,10 +263,11 @@ local function http_send(c)
   local ok, res = pcall(sched.http, built)
   if not ok then
     if user_err ~= nil then error({user_error = user_err}, 0) end
-    if type(res) == "table" and parser and res.type == "connection_error" and (res.received_bytes or 0) > 0 then
+    if not ours(res) then error(res, 0) end
+    if parser and res.type == "connection_error" and (res.received_bytes or 0) > 0 then
       res.type = "stream_truncated" -- the connection broke mid-answer
     end
-    if type(res) == "table" and parser and parser.text ~= "" then
+    if parser and parser.text ~= "" then
       -- tokens already reached the caller: keep them, and do not retry
       res.partial_text = parser.text
       res.retryable = false
@@ -364,9 +370,8 @@ end
 -- an attempt_failed event. Returns the error and, unless it is the last
 -- attempt, how long to wait before the next one.
 local function attempt_failed(c, s, attempt, err)
-  if type(err) == "table" and err.user_error ~= nil then return err, nil end
+  if not ours(err) then return err, nil end -- raised unchanged
   err = normalise_error(err, c.provider)
-  if type(err) ~= "table" then return err, nil end -- not ours: raised unchanged
   S.redact_error(err, secrets_of(c))
   if err.where == "" then err.where = where() end -- refused before sending
   local wait

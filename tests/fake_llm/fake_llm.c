@@ -568,15 +568,24 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* The request's headers, names lowercased (malloc'd; NULL when out of
+ * memory). */
+static struct hdr_list *request_headers(struct MHD_Connection *c)
+{
+    struct hdr_list *l = calloc(1, sizeof *l);
+    if (l)
+        MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, l);
+    return l;
+}
+
 /* Renders {"method","path","headers":{lowercased: value},"body"}; repeated
  * headers are joined with ", ". Returns a malloc'd string or NULL. */
 static char *render_last(struct MHD_Connection *c, const char *method,
                          const char *url, const struct req *r)
 {
-    struct hdr_list *l = calloc(1, sizeof *l);
+    struct hdr_list *l = request_headers(c);
     if (!l)
         return NULL;
-    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, l);
     struct sb b = {0};
     sb_puts(&b, "{\"method\":");
     sb_json_str(&b, method, strlen(method));
@@ -963,10 +972,9 @@ static int base64_decode(const char *in, char *out, size_t outlen)
  * check that the client keeps none of it. */
 static enum MHD_Result send_echo(struct MHD_Connection *c)
 {
-    struct hdr_list *l = calloc(1, sizeof *l);
+    struct hdr_list *l = request_headers(c);
     if (!l)
         return MHD_NO;
-    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, l);
     struct sb msg = {0};
     sb_puts(&msg, "gateway refused the request; it carried");
     for (size_t i = 0; i < l->n; i++) {

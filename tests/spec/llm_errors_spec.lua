@@ -121,6 +121,23 @@ describe("one error vocabulary", function()
     end
   end)
 
+  it("passes an error that is not its own unchanged: the same value, untouched, not retried", function()
+    local calls = 0
+    for _, mine in ipairs({{type = "interrupted", signal = "SIGINT"}, "plain text"}) do
+      local ok, e = pcall(llm.call, {model = "mock", messages = msgs(), retries = 3, mock = {reply = function()
+        calls = calls + 1
+        error(mine, 0)
+      end}})
+      assert.is_false(ok)
+      assert.is_true(rawequal(mine, e))
+      if type(e) == "table" then
+        assert.are.same({type = "interrupted", signal = "SIGINT"}, e)
+        assert.is_nil(getmetatable(e))
+      end
+    end
+    assert.are.equal(2, calls)
+  end)
+
   it("types transport failures and broken answers too", function()
     local function fails(fault, extra)
       local req = {model = "gpt-4o-2024-08-06", base_url = fake.url, api_key = "k", messages = msgs(),
