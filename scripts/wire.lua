@@ -430,7 +430,7 @@ end
 -- (x-api-key, api-key, x-goog-api-key, helicone-auth, cf-aig-authorization, ...).
 local SECRET_NAMES = {"auth", "key", "token", "secret", "cookie", "passw", "credential", "session"}
 
-function S.secret_header(name)
+local function secret_header(name)
   name = string.lower(tostring(name))
   for _, w in ipairs(SECRET_NAMES) do
     if name:find(w, 1, true) then return true end
@@ -499,7 +499,7 @@ function S.secrets(key, headers, url)
   local list = {}
   add_secret(list, key)
   for name, v in pairs(headers or {}) do
-    if S.secret_header(name) then
+    if secret_header(name) then
       v = tostring(v)
       add_secret(list, v)
       add_secret(list, v:match("^%a+%s+(.+)$"))
@@ -513,7 +513,8 @@ function S.secrets(key, headers, url)
     local decoded = unescape(info)
     add_secret(list, decoded)
     add_secret(list, pass and unescape(pass))
-    add_secret(list, base64(user and (unescape(user) .. ":" .. unescape(pass)) or decoded))
+    -- what curl sends: user:password, or user: for a URL with no password
+    add_secret(list, base64(user and (unescape(user) .. ":" .. unescape(pass)) or (decoded .. ":")))
   end
   table.sort(list, function(a, b) return #a > #b end)
   return list
