@@ -158,6 +158,25 @@ describe("credentials a call sends", function()
   end)
 end)
 
+describe("the partial text of a broken stream", function()
+  it("is kept without the call's credentials, on the error and on the span", function()
+    -- a credential that the answer happens to contain: the first words the stream sends
+    local r = H.run_ok([[
+      trace("cut", function()
+        local ok, e = pcall(llm.call, {model = "gpt-4o-2024-08-06", stream = true, retries = 0,
+          messages = {{role = "user", content = "hi"}},
+          headers = {["x-gateway-key"] = "Hello from", ["x-fake-fault"] = "truncate",
+                     ["x-fake-truncate-after"] = "4"}})
+        assert(not ok)
+        print(e.partial_text)
+      end)
+    ]], {env = fake.env()})
+    assert.are.equal("[redacted] OpenAI\n", r.out)
+    local attrs = H.json(H.spans(r.db, "cut")[2].attrs)
+    assert.are.equal("[redacted] OpenAI", attrs["llm.partial_text"])
+  end)
+end)
+
 describe("a call refused for its base URL", function()
   it("names the URL without its userinfo", function()
     for _, base in ipairs({"alice:" .. PASSWORD .. "@127.0.0.1:1/v1", "ftp://alice:" .. PASSWORD .. "@127.0.0.1:1"}) do
