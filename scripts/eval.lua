@@ -22,6 +22,7 @@
 
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
+local wire = require "moonspan.wire"
 local scorers = require "moonspan.scorers"
 local junit = require "moonspan.junit"
 
@@ -890,9 +891,11 @@ function M.alert_body(text)
   return cjson.encode{text = text}
 end
 
--- POSTs the alert with up to `attempts` tries (default 3) and exponential
--- backoff from `backoff_ms` (default 500); 429, 5xx and transport errors
--- are retried, other statuses are not. opts.headers adds request headers.
+-- POSTs the alert with up to `attempts` tries (default 3), waiting as
+-- llm.call does (exponential backoff with full jitter from `backoff_ms`,
+-- default 500); the statuses llm.call retries (408, 409, 429, 5xx) and
+-- transport errors are retried, other statuses are not. opts.headers
+-- adds request headers.
 -- Returns true, or nil and what went wrong. Never raises.
 function M.post_alert(url, text, opts)
   opts = opts or {}
@@ -907,13 +910,13 @@ function M.post_alert(url, text, opts)
     if ok and res.status >= 200 and res.status < 300 then return true end
     if ok then
       last = string.format("HTTP %d %s", res.status, one_line(res.body, 120))
-      if res.status ~= 429 and res.status < 500 then
+      if not wire.retryable_status(res.status) then
         return nil, last .. " (not retried)"
       end
     else
       last = describe_error(res)
     end
-    if attempt < attempts then pcall(sched.sleep, backoff * 2 ^ (attempt - 1)) end
+    if attempt < attempts then pcall(sched.sleep, wire.backoff_ms(backoff, 8 * backoff, attempt)) end
   end
   return nil, string.format("%s (after %d attempts)", last, attempts)
 end

@@ -2,15 +2,18 @@
 --
 -- One call is one span of kind `llm` ("chat <model>", following the
 -- OpenTelemetry GenAI conventions) recording provider, model, tokens,
--- cost, retries and time to first token. Providers are adapters in
--- scripts/providers/: each has send(request, attempt) that returns a
--- normalised response or raises an error table; retries, accounting and
--- the span live here, once for all of them.
+-- cost, retries, backoff and time to first token; the span opens first,
+-- so a call refused before sending is recorded too. Providers are adapters
+-- in scripts/providers/: pure build/parse/stream for the HTTP ones, send()
+-- for the mock. Retries, accounting, redaction of the call's credentials
+-- and the span live here, once for all of them; the error vocabulary and
+-- the retry policy in wire.lua.
 
 local llm = {}
 
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
+local S = require "moonspan.wire"
 
 -- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
 -- cap; a server's retry-after is honoured up to 60 s. Change them here for
@@ -20,36 +23,39 @@ llm.defaults = {
   connect_timeout_ms = 10000, timeout_ms = 600000,
 }
 
--- Statuses worth retrying: timeouts, conflicts, rate limits, server errors
--- (529 is Anthropic's "overloaded"). 400/401/403/404/422 never are.
-local RETRYABLE = {[408] = true, [409] = true, [429] = true}
+local call -- llm.call, defined last
 
-local ERROR_TYPES = {
-  [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
-  [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
-  [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
-  [529] = "overloaded_error",
-}
-
-function llm.retryable_status(status)
-  return RETRYABLE[status] or (status >= 500 and status <= 599)
+-- "file:line" of the code that called llm.call, or with past_library of
+-- the first code above it that is not this library (a suite's line, not
+-- the scorer's that made the call); nil when that is not Lua (pcall).
+local function caller(past_library)
+  local level = 2
+  repeat
+    local info = debug.getinfo(level, "f")
+    if not info then return nil end
+    level = level + 1
+  until info.func == call
+  for l = level, level + 30 do
+    local info = debug.getinfo(l, "Sl")
+    if not info then return nil end
+    if not past_library or (info.currentline > 0 and not info.source:match("^@scripts/")) then
+      return info.currentline > 0 and (info.short_src .. ":" .. info.currentline) or nil
+    end
+  end
 end
 
-function llm.error_type(status)
-  return ERROR_TYPES[status] or (status >= 500 and "api_error") or "http_error"
+-- The "file:line: " that error(msg, 2) would have put before a message.
+local function where()
+  local at = caller()
+  return at and (at .. ": ") or ""
 end
 
-local error_mt = {
-  __tostring = function(e)
-    return string.format("llm error from %s: %s%s: %s", e.provider or "?", e.type or "error",
-      e.status and (" (HTTP " .. e.status .. ")") or "", e.message or "")
-  end,
-}
-
--- Builds the error table raised to scripts: {type, status, message,
--- provider, retryable}; tostring gives one line.
-function llm.error(fields)
-  return setmetatable(fields, error_mt)
+-- Raises the error of a call that cannot be made (bad arguments:
+-- invalid_request_error; no key, no provider: configuration_error). It
+-- is recorded on the call's span like any other and reads, as text, as
+-- the caller's line and the message.
+local function refuse(type, message, provider)
+  error(S.error(provider, {type = type, message = message, where = where()}), 0)
 end
 
 -- Rough count for providers that report no usage: about 4 bytes a token.
@@ -71,10 +77,14 @@ local PROVIDERS = "mock, anthropic, openai, ollama"
 
 local function adapter_for(name)
   if adapters[name] then return adapters[name] end
+  if type(name) ~= "string" then
+    refuse("invalid_request_error", string.format("llm.call: provider must be a string (%s), got a %s",
+      PROVIDERS, type(name)))
+  end
   local ok, mod = pcall(require, "moonspan.providers." .. name)
   if not ok then
     if tostring(mod):find("module 'moonspan.providers." .. name .. "' not found", 1, true) then
-      error(string.format("llm.call: unknown provider '%s'; available: %s", name, PROVIDERS), 4)
+      refuse("configuration_error", string.format("llm.call: unknown provider '%s'; available: %s", name, PROVIDERS))
     end
     error(mod, 0)
   end
@@ -92,8 +102,8 @@ local function choose_provider(req)
   if m:match("^[%w._/-]+:[%w._-]+$") then return "ollama" end
   local env = os.getenv("MOONSPAN_PROVIDER")
   if env and env ~= "" then return env end
-  error(string.format("llm.call: cannot tell the provider of model '%s' from its name; pass "
-    .. "provider = \"...\" (%s) or set MOONSPAN_PROVIDER", m, PROVIDERS), 3)
+  refuse("configuration_error", string.format("llm.call: cannot tell the provider of model '%s' from its "
+    .. "name; pass provider = \"...\" (%s) or set MOONSPAN_PROVIDER", m, PROVIDERS))
 end
 
 -- Where an HTTP adapter sends, and with which key: the call's base_url /
@@ -103,125 +113,169 @@ local function endpoint(adapter, req)
   local env = adapter.env or {}
   local base = req.base_url or (env.base and os.getenv(env.base)) or env.default_base
   if base == "" then base = env.default_base end
-  if adapter.name == "ollama" and base and not base:match("^https?://") then
-    base = "http://" .. base -- OLLAMA_HOST is often host:port
+  if adapter.base_url then base = adapter.base_url(base) end
+  if type(base) ~= "string" or not base:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
+    refuse("configuration_error", string.format("llm.call: the base URL of provider '%s' must start "
+      .. "with http:// or https://, got '%s' (from %s)", adapter.name, S.without_userinfo(tostring(base)),
+      req.base_url and "base_url" or env.base or "the default"), adapter.name)
   end
-  base = base and base:gsub("/+$", "")
+  base = base:gsub("/+$", "")
   local key = req.api_key
   if key == nil and env.key then key = os.getenv(env.key) end
   if adapter.needs_key and (key == nil or key == "") and req.api_key == nil then
-    error(string.format("llm.call: no API key for provider '%s': set %s, or pass api_key = ... "
-      .. "(api_key = \"\" for a server that needs none)", adapter.name, env.key or "its key"), 4)
+    refuse("configuration_error", string.format("llm.call: no API key for provider '%s': set %s, or "
+      .. "pass api_key = ... (api_key = \"\" for a server that needs none)", adapter.name,
+      env.key or "its key"), adapter.name)
   end
   return base, key
 end
 
 local function check(req)
   if type(req) ~= "table" then
-    error("llm.call: expected a table, e.g. llm.call{model = \"mock\", messages = {{role = \"user\", content = \"hi\"}}}", 3)
+    refuse("invalid_request_error", "llm.call: expected a table, e.g. llm.call{model = \"mock\", "
+      .. "messages = {{role = \"user\", content = \"hi\"}}}")
   end
   if type(req.model) ~= "string" or req.model == "" then
-    error("llm.call: model is required (a string), e.g. model = \"mock\"", 3)
+    refuse("invalid_request_error", "llm.call: model is required (a string), e.g. model = \"mock\"")
   end
   if type(req.messages) ~= "table" or #req.messages == 0 then
-    error("llm.call: messages must be a non-empty list of {role = ..., content = ...}", 3)
+    refuse("invalid_request_error", "llm.call: messages must be a non-empty list of {role = ..., content = ...}")
   end
   for i, m in ipairs(req.messages) do
     if type(m) ~= "table" or type(m.role) ~= "string" then
-      error(string.format("llm.call: messages[%d] needs a role (\"user\", \"assistant\", ...)", i), 3)
+      refuse("invalid_request_error",
+        string.format("llm.call: messages[%d] needs a role (\"user\", \"assistant\", ...)", i))
     end
   end
   local retries = req.retries or llm.defaults.retries
   if math.type(retries) ~= "integer" or retries < 0 then
-    error("llm.call: retries must be an integer >= 0, got " .. tostring(req.retries), 3)
+    refuse("invalid_request_error", "llm.call: retries must be an integer >= 0, got " .. tostring(req.retries))
+  end
+  if req.headers ~= nil and type(req.headers) ~= "table" then
+    refuse("invalid_request_error", "llm.call: headers must be a table of name = value")
   end
   return retries
 end
 
 -- Wait before the next attempt: the server's retry-after when it gave one
--- (within the cap), else exponential backoff with full jitter.
+-- (within the cap), else the shared backoff with full jitter.
 local function wait_ms(req, attempt, err)
-  local cap = req.max_backoff_ms or llm.defaults.max_backoff_ms
   if err.retry_after_ms then
     return math.min(err.retry_after_ms, req.max_retry_after_ms or llm.defaults.max_retry_after_ms)
   end
-  local base = req.backoff_ms or llm.defaults.backoff_ms
-  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
+  return S.backoff_ms(req.backoff_ms or llm.defaults.backoff_ms,
+                      req.max_backoff_ms or llm.defaults.max_backoff_ms, attempt)
 end
 
+-- Every credential this call sends (the key, credential headers, URL
+-- userinfo): what an error, partial text or recording must not keep.
+local function secrets_of(c)
+  c.secrets = c.secrets or S.secrets(c.key, c.req.headers, c.base)
+  return c.secrets
+end
+
+-- Whether an attempt's error is one of ours: an adapter's, or a transport
+-- error from the host (typed in our vocabulary). Anything else (the
+-- host's interrupt, a mock reply function's own error) is not ours to
+-- change: it passes unchanged, the very same value.
+local function ours(err)
+  return type(err) == "table" and (S.is_error(err) or S.TYPES[err.type] ~= nil)
+end
+
+-- The error an attempt raised, as the table scripts branch on.
 local function normalise_error(err, provider)
-  if type(err) ~= "table" then
-    return llm.error{type = "client_error", message = tostring(err), provider = provider, retryable = false}
+  if not S.is_error(err) then
+    local partial = err.partial_text
+    err = S.error(provider, err) -- a transport error from the host
+    err.partial_text = partial
   end
   err.provider = err.provider or provider
-  if err.status then err.status = math.tointeger(err.status) or err.status end
-  if err.retryable == nil then
-    err.retryable = err.status ~= nil and llm.retryable_status(err.status) or false
-  end
-  return getmetatable(err) and err or llm.error(err)
+  return err
 end
 
 local function record_usage(s, req, provider, resp)
   local u = resp.usage
   if not u then -- the provider said nothing: estimate, and say so
-    u = {input_tokens = llm.estimate_tokens(request_text(req)),
-         output_tokens = llm.estimate_tokens(resp.text), estimated = true}
+    u = {}
     resp.usage = u
+  end
+  -- a count the provider left out is estimated, never taken as 0
+  if u.input_tokens == nil then
+    u.input_tokens = llm.estimate_tokens(request_text(req))
+    u.estimated = true
+  end
+  if u.output_tokens == nil then
+    u.output_tokens = llm.estimate_tokens(resp.text)
+    u.estimated = true
   end
   u.cache_read_tokens = u.cache_read_tokens or 0
   u.cache_write_tokens = u.cache_write_tokens or 0
   u.estimated = u.estimated or false
-  return s:record_llm{
+  local usage = {
     provider = provider, model = resp.model or req.model,
-    input_tokens = u.input_tokens or 0, output_tokens = u.output_tokens or 0,
+    input_tokens = u.input_tokens, output_tokens = u.output_tokens,
     cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
     estimated = u.estimated, cost_usd = resp.cost_usd, ttft_ms = resp.ttft_ms,
   }
+  local cost = s:record_llm(usage)
+  if cost == nil and usage.model ~= req.model then
+    -- a server answering with a dated id ("my-model-2024-08-06") that has
+    -- no price of its own is priced as the model that was asked for
+    usage.cost_usd = moonspan.cost(req.model, u)
+    if usage.cost_usd then cost = s:record_llm(usage) end
+  end
+  return cost
 end
 
 -- Marks an on_token callback's own error so it is raised unchanged, not
 -- wrapped or retried.
 local USER_ABORT = setmetatable({}, {__name = "moonspan.llm.user_abort"})
 
--- One attempt against an HTTP provider: build the request, send it (the
--- scheduler yields here inside parallel/llm.map), parse the response or
--- the stream. Raises error tables for the retry loop to judge.
-local function http_send(adapter, req, base, key, s)
-  local start = moonspan.now_ms()
-  local stream = req.stream or req.on_token ~= nil
-  local built = adapter.build(req, {base = base, key = key, stream = stream})
-  built.headers = built.headers or {}
-  for k, v in pairs(req.headers or {}) do built.headers[k] = v end -- e.g. for a gateway
-  built.headers.traceparent = moonspan.traceparent()
-  built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
-  built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
+-- One attempt against an HTTP provider: send the request (built on the
+-- first attempt, reused by the others; the scheduler yields here inside
+-- parallel/llm.map), parse the response or the stream. Raises error
+-- tables for the retry loop to judge. c is the call: req, adapter, base,
+-- key, stream.
+local function http_send(c)
+  local req, adapter, built = c.req, c.adapter, c.built
+  if not built then
+    built = adapter.build(req, {base = c.base, key = c.key, stream = c.stream})
+    local headers = built.headers or {}
+    for k, v in pairs(req.headers or {}) do headers[k] = v end -- e.g. for a gateway
+    headers.traceparent = moonspan.traceparent()
+    built.headers = headers
+    built.connect_timeout_ms = req.connect_timeout_ms or llm.defaults.connect_timeout_ms
+    built.timeout_ms = req.timeout_ms or llm.defaults.timeout_ms
+    c.built = built
+  end
   local parser, ttft, user_err
-  if stream then
+  if c.stream then
+    local start = moonspan.now_ms()
     parser = adapter.stream(function(piece)
       ttft = ttft or (moonspan.now_ms() - start)
       if req.on_token then
         local ok, e = pcall(req.on_token, piece)
         if not ok then user_err = e; error(USER_ABORT, 0) end
       end
-    end, {key = key})
+    end)
     built.on_chunk = function(chunk) parser:feed(chunk) end
   end
   local ok, res = pcall(sched.http, built)
   if not ok then
     if user_err ~= nil then error({user_error = user_err}, 0) end
-    local err = type(res) == "table" and res or {type = "client_error", message = tostring(res)}
-    if parser and parser.text and parser.text ~= "" then
-      -- tokens already reached the caller: keep them, and do not retry
-      s:set("llm.partial_text", parser.text)
-      err.partial_text = parser.text
-      err.retryable = false
+    if not ours(res) then error(res, 0) end
+    if parser and res.type == "connection_error" and (res.received_bytes or 0) > 0 then
+      res.type = "stream_truncated" -- the connection broke mid-answer
     end
-    error(err, 0)
+    if parser and parser.text ~= "" then
+      -- tokens already reached the caller: keep them, and do not retry
+      res.partial_text = parser.text
+      res.retryable = false
+    end
+    error(res, 0)
   end
   if res.status >= 300 or not parser then
-    local resp = adapter.parse(res, {key = key}) -- raises the provider's error for a failed status
-    resp.ttft_ms = nil
-    return resp
+    return adapter.parse(res) -- raises the provider's error for a failed status
   end
   local resp = parser:finish()
   resp.ttft_ms = ttft
@@ -275,102 +329,122 @@ local function request_key(provider, req)
   return moonspan.sha256(json), json
 end
 
--- file:line of the script code that called llm.call (not this library).
-local function call_site()
-  for level = 3, 30 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.currentline > 0 and not info.source:match("^@scripts/") then
-      return info.short_src .. ":" .. info.currentline
-    end
-  end
-  return "?"
-end
-
 local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings"}
 
-local function record(provider, req, resp)
-  local hash, json = request_key(provider, req)
+local function record(c, resp)
+  local hash, json = request_key(c.provider, c.req)
   local kept = {}
   for _, k in ipairs(RECORDED_FIELDS) do kept[k] = resp[k] end
-  moonspan.eval_store.record(llm.record_run, hash, json, cjson.encode(kept), call_site())
+  local secrets = secrets_of(c)
+  moonspan.eval_store.record(llm.record_run, hash, S.redact(json, secrets),
+                             S.redact(cjson.encode(kept), secrets), caller(true) or "?")
 end
 
 local function replayed(provider, req)
   local hash = request_key(provider, req)
   local json = moonspan.eval_store.replay(llm.replay_run, hash)
   if not json then
-    error(llm.error{type = "replay_miss", provider = provider, retryable = false, message = string.format(
+    error(S.error(provider, {type = "replay_miss", retryable = false, message = string.format(
       "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
-      .. "was never made); run the suite again with --record", call_site(), llm.replay_run)}, 0)
+      .. "was never made); run the suite again with --record", caller(true) or "?", llm.replay_run)}), 0)
   end
   local resp = cjson.decode(json)
   resp.replayed = true
   return resp
 end
 
-function llm.call(req)
+local function replay(s, provider, req, t0)
+  local resp = replayed(provider, req)
+  s:set("llm.replayed", true)
+  local u = resp.usage or {}
+  s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
+               input_tokens = u.input_tokens, output_tokens = u.output_tokens,
+               cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
+               estimated = u.estimated, cost_usd = resp.cost_usd}
+  resp.retries, resp.provider = 0, provider
+  resp.latency_ms = moonspan.now_ms() - t0
+  return resp
+end
+
+-- A failed attempt: typed, stripped of the call's credentials, recorded as
+-- an attempt_failed event. Returns the error and, unless it is the last
+-- attempt, how long to wait before the next one.
+local function attempt_failed(c, s, attempt, err)
+  if not ours(err) then return err, nil end -- raised unchanged
+  err = normalise_error(err, c.provider)
+  S.redact_error(err, secrets_of(c))
+  if err.where == "" then err.where = where() end -- refused before sending
+  local wait
+  if attempt <= c.retries and err.retryable then wait = wait_ms(c.req, attempt, err) end
+  s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
+                             provider_type = err.provider_type, code = err.code,
+                             retryable = err.retryable, wait_ms = wait or 0})
+  return err, wait
+end
+
+-- The body of the call's span: everything from checking the request to
+-- the last attempt happens inside it, so a call refused before sending is
+-- a failed span too.
+local function run_call(s, req)
   local retries = check(req)
+  s:set("gen_ai.operation.name", "chat")
+  s:set("gen_ai.request.model", req.model)
   local provider = choose_provider(req)
   local adapter = adapter_for(provider)
+  s:set("gen_ai.system", provider)
+  if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
+  if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
   local base, key
-  if adapter.build then base, key = endpoint(adapter, req) end
-  return span("chat " .. req.model, function(s)
-    s:set("gen_ai.operation.name", "chat")
-    s:set("gen_ai.system", provider)
-    s:set("gen_ai.request.model", req.model)
-    if req.max_tokens then s:set("gen_ai.request.max_tokens", req.max_tokens) end
-    if req.temperature then s:set("gen_ai.request.temperature", req.temperature) end
-    if base then s:set("server.address", (base:match("^%a+://([^/]+)") or base)) end
-    local t0 = moonspan.now_ms()
-    if llm.replay_run then
-      local resp = replayed(provider, req)
-      s:set("llm.replayed", true)
-      local u = resp.usage or {}
-      s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
-                   input_tokens = u.input_tokens, output_tokens = u.output_tokens,
-                   cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
-                   estimated = u.estimated, cost_usd = resp.cost_usd}
-      resp.retries, resp.provider = 0, provider
+  if adapter.build then
+    base, key = endpoint(adapter, req)
+    s:set("server.address", S.host(base))
+  end
+  local t0 = moonspan.now_ms()
+  if llm.replay_run then return replay(s, provider, req, t0) end
+  local c = {req = req, adapter = adapter, provider = provider, base = base, key = key,
+             retries = retries, stream = req.stream or req.on_token ~= nil}
+  local waited = 0 -- ms spent in backoff, stored with the retries
+  for attempt = 1, retries + 1 do
+    local ok, resp
+    if adapter.build then
+      ok, resp = pcall(http_send, c)
+    else
+      ok, resp = pcall(adapter.send, req, attempt)
+    end
+    if ok then
+      resp.cost_usd = record_usage(s, req, provider, resp)
+      if attempt > 1 then s:add_retries(attempt - 1, true, waited) end
+      resp.retries = attempt - 1
       resp.latency_ms = moonspan.now_ms() - t0
+      resp.provider = provider
+      resp.model = resp.model or req.model
+      if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
+      if llm.record_run then record(c, resp) end
       return resp
     end
-    for attempt = 1, retries + 1 do
-      local ok, resp
-      if adapter.build then
-        ok, resp = pcall(http_send, adapter, req, base, key, s)
-      else
-        ok, resp = pcall(adapter.send, req, attempt)
+    local err, wait = attempt_failed(c, s, attempt, resp)
+    if not wait then
+      s:record_llm{provider = provider, model = req.model}
+      if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
+      if type(err) == "table" and err.user_error ~= nil then
+        error(err.user_error, 0) -- the on_token callback's own error, unchanged
       end
-      if ok then
-        resp.cost_usd = record_usage(s, req, provider, resp)
-        if attempt > 1 then s:add_retries(attempt - 1, true) end
-        resp.retries = attempt - 1
-        resp.latency_ms = moonspan.now_ms() - t0
-        resp.provider = provider
-        resp.model = resp.model or req.model
-        if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
-        if llm.record_run then record(provider, req, resp) end
-        return resp
-      end
-      if type(resp) == "table" and resp.user_error ~= nil then
-        s:record_llm{provider = provider, model = req.model}
-        error(resp.user_error, 0) -- the on_token callback's own error, unchanged
-      end
-      local err = normalise_error(resp, provider)
-      local last = attempt > retries or not err.retryable
-      local wait = not last and wait_ms(req, attempt, err) or 0
-      s:event("attempt_failed", {attempt = attempt, status = err.status, type = err.type,
-                                 retryable = err.retryable, wait_ms = wait})
-      if last then
-        s:record_llm{provider = provider, model = req.model}
-        if attempt > 1 then s:add_retries(attempt - 1, false) end
-        error(err, 0)
-      end
-      sched.sleep(wait)
+      if type(err) == "table" and err.partial_text then s:set("llm.partial_text", err.partial_text) end
+      error(err, 0)
     end
-  end)
+    local w0 = moonspan.now_ms()
+    sched.sleep(wait)
+    waited = waited + (moonspan.now_ms() - w0)
+  end
 end
+
+function call(req)
+  local model = type(req) == "table" and req.model
+  -- in parentheses: not a tail call, so the caller's frame stays findable
+  -- for an error's position
+  return (span((type(model) == "string" and model ~= "") and ("chat " .. model) or "chat", run_call, req))
+end
+llm.call = call
 
 -- llm.map(requests, {concurrency = N}) — runs llm.call for every request,
 -- at most N at a time (default 8), concurrently on one thread. Returns the

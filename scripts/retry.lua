@@ -1,14 +1,16 @@
 -- retry{attempts = 3, backoff_ms = 200, fn} — runs fn until it succeeds,
 -- at most `attempts` times, waiting between attempts with exponential
--- backoff and full jitter. The innermost open span records how many
--- retries happened and whether the last attempt succeeded; each failed
--- attempt is an event on it. The final error is raised again unchanged.
+-- backoff and full jitter (wire.backoff_ms, as llm.call). The innermost
+-- open span records how many retries happened, whether the last attempt
+-- succeeded and the time spent waiting; each failed attempt is an event
+-- on it. The final error is raised again unchanged.
 --
 -- Options: attempts (>= 1, default 3), backoff_ms (base wait, default 200),
 -- max_backoff_ms (cap, default 10000), retry_if = function(err) -> bool
 -- (default: retry every error). fn receives the attempt number.
 
 local sched = require "moonspan.sched"
+local backoff_ms = require("moonspan.wire").backoff_ms
 
 local function describe(err)
   if type(err) == "table" then
@@ -43,31 +45,28 @@ local function check(opts)
   return fn, attempts, backoff, cap
 end
 
--- Full jitter (a uniform wait in [0, min(cap, base * 2^(attempt-1))]):
--- spreads out clients that failed together instead of retrying in step.
-local function backoff_ms(base, cap, attempt)
-  return math.random() * math.min(cap, base * 2 ^ (attempt - 1))
-end
-
 local function retry(opts)
   local fn, attempts, base, cap = check(opts)
   local span = moonspan.current_span()
+  local waited = 0 -- ms spent in backoff, stored with the retries
   for attempt = 1, attempts do
     local result = table.pack(pcall(fn, attempt))
     if result[1] then
-      if attempt > 1 and span then span:add_retries(attempt - 1, true) end
+      if attempt > 1 and span then span:add_retries(attempt - 1, true, waited) end
       return table.unpack(result, 2, result.n)
     end
     local err = result[2]
     if attempt == attempts or (opts.retry_if and not opts.retry_if(err)) then
-      if attempt > 1 and span then span:add_retries(attempt - 1, false) end
+      if attempt > 1 and span then span:add_retries(attempt - 1, false, waited) end
       error(err, 0) -- the same value, unchanged
     end
     local wait = backoff_ms(base, cap, attempt)
     if span then
       span:event("retry", {attempt = attempt, error = describe(err), wait_ms = wait})
     end
+    local t0 = moonspan.now_ms()
     sched.sleep(wait)
+    waited = waited + (moonspan.now_ms() - t0)
   end
 end
 

@@ -7,8 +7,9 @@
 --           passed on; what is left at the end is reported to finish's caller.
 -- JSON:     decode (never raises), encode (with raw() fragments kept byte
 --           for byte), int (JSON number -> Lua integer), ints (deep).
--- Errors:   the error tables every adapter raises, retry-after parsing,
---           key redaction.
+-- Errors:   the one error vocabulary, status table and retry policy
+--           (retryability, backoff, retry-after) of every llm.call.
+-- Secrets:  the credentials a call sends, and their redaction.
 -- Requests: base URL joining, stop lists, tool schemas, `extra` merging.
 --
 -- Pure Lua, no I/O.
@@ -253,38 +254,68 @@ function S.arguments_value(call)
 end
 
 --------------------------------------------------------------------------
--- errors
+-- errors: one vocabulary, one status table, one retry policy
 --------------------------------------------------------------------------
 
+-- Every llm.call error has one of these types, whatever the provider
+-- called it (the provider's own type and code are kept in provider_type
+-- and code); true marks the ones worth retrying. README "Errors" lists
+-- them, and a spec checks that it lists exactly these.
+S.TYPES = {
+  rate_limit_error = true, overloaded_error = true, server_error = true, timeout_error = true,
+  connection_error = true, conflict_error = true, stream_truncated = true,
+  invalid_request_error = false, authentication_error = false, permission_error = false,
+  not_found_error = false, request_too_large = false, malformed_response = false,
+  replay_miss = false, configuration_error = false,
+}
+
+-- The HTTP status decides the type when there is one: providers disagree
+-- on names (OpenAI calls a 429 "tokens" or "requests"), never on statuses.
 local STATUS_TYPES = {
   [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
   [404] = "not_found_error", [408] = "timeout_error", [409] = "conflict_error",
   [413] = "request_too_large", [422] = "invalid_request_error", [429] = "rate_limit_error",
-  [529] = "overloaded_error",
+  [503] = "overloaded_error", [504] = "timeout_error", [529] = "overloaded_error",
 }
 
--- 408, 409, 429 and every 5xx (529 included) are worth retrying.
-function S.retryable_status(status)
-  status = tonumber(status)
-  if not status then return false end
-  return status == 408 or status == 409 or status == 429 or (status >= 500 and status <= 599)
-end
-
+-- Our type for an HTTP status; nil for a 2xx (or no status).
 function S.status_type(status)
   status = tonumber(status)
-  if not status then return "api_error" end
-  return STATUS_TYPES[status] or (status >= 500 and status <= 599 and "api_error") or "http_error"
+  if not status or (status >= 200 and status < 300) then return nil end
+  return STATUS_TYPES[status] or (status >= 500 and status <= 599 and "server_error")
+    or (status >= 400 and status <= 499 and "invalid_request_error") or "malformed_response"
 end
 
--- Error types that come without an HTTP status (stream error events).
-local RETRYABLE_TYPES = {
-  overloaded_error = true, rate_limit_error = true, api_error = true, server_error = true,
-  timeout_error = true, internal_server_error = true, service_unavailable = true,
-  stream_truncated = true, rate_limit_exceeded = true, requests = true, tokens = true,
+-- 408, 409, 429 and every 5xx (529 included).
+function S.retryable_status(status)
+  return S.TYPES[S.status_type(status)] == true
+end
+
+-- Errors without a status (stream error events, an error object in a 2xx
+-- body) are typed by what the provider called them: its type, else its
+-- code. Anything else a server reports mid-answer is a server_error.
+local PROVIDER_TYPES = {
+  api_error = "server_error", server_error = "server_error", internal_server_error = "server_error",
+  overloaded_error = "overloaded_error", service_unavailable = "overloaded_error",
+  rate_limit_error = "rate_limit_error", rate_limit_exceeded = "rate_limit_error",
+  requests = "rate_limit_error", tokens = "rate_limit_error", insufficient_quota = "rate_limit_error",
+  invalid_request_error = "invalid_request_error", context_length_exceeded = "invalid_request_error",
+  authentication_error = "authentication_error", invalid_api_key = "authentication_error",
+  permission_error = "permission_error", not_found_error = "not_found_error",
+  model_not_found = "not_found_error", request_too_large = "request_too_large",
+  timeout_error = "timeout_error",
 }
 
-function S.retryable_type(t)
-  return RETRYABLE_TYPES[string.lower(tostring(t or ""))] == true
+local function provider_type(t, code)
+  return PROVIDER_TYPES[string.lower(tostring(t or ""))] or PROVIDER_TYPES[string.lower(tostring(code or ""))]
+end
+
+-- How long to wait before retry number `attempt` (1-based): exponential
+-- backoff capped at cap_ms, with full jitter (uniform in [0, that]) so
+-- clients that failed together do not retry in step. retry() and llm.call
+-- both wait by this.
+function S.backoff_ms(base_ms, cap_ms, attempt)
+  return math.random() * math.min(cap_ms, base_ms * 2 ^ (attempt - 1))
 end
 
 -- Milliseconds to wait from retry-after-ms (wins) or retry-after (seconds;
@@ -308,25 +339,18 @@ function S.retry_after_ms(headers)
   return nil
 end
 
--- Removes anything that looks like an API key, and the exact key when the
--- caller gave it to us, from text that ends up in an error message.
-function S.redact(msg, key)
-  if msg == nil then return nil end
-  msg = tostring(msg)
-  if type(key) == "string" and #key >= 4 then
-    local i = msg:find(key, 1, true)
-    while i do
-      msg = msg:sub(1, i - 1) .. "[redacted]" .. msg:sub(i + #key)
-      i = msg:find(key, i, true)
-    end
-  end
-  -- key-shaped words (sk-..., long enough to be a real key; a provider's
-  -- own masked form such as "sk-abc***1234" is left as it is)
-  msg = msg:gsub("sk%-[%w_%-]+", function(k)
-    if #k >= 20 then return "sk-[redacted]" end
-  end)
-  msg = msg:gsub("([Bb]earer%s+)[%w%._~%+/%-]+=*", "%1[redacted]")
-  return msg
+local error_mt = {
+  __name = "moonspan.llm.error",
+  __tostring = function(e)
+    -- a call refused before sending reads as error(msg, level) would have
+    if e.where then return e.where .. tostring(e.message) end
+    return string.format("llm error from %s: %s%s: %s", e.provider or "?", e.type or "error",
+      e.status and (" (HTTP " .. e.status .. ")") or "", tostring(e.message or ""))
+  end,
+}
+
+function S.is_error(v)
+  return getmetatable(v) == error_mt
 end
 
 local function snippet(body)
@@ -337,32 +361,30 @@ local function snippet(body)
 end
 S.snippet = snippet
 
--- The error table raised by every adapter.
---   fields: type, status, message, retryable (derived when nil), retry_after_ms, code
-function S.error(provider, fields, key)
+-- The error table raised to scripts; tostring gives one line.
+--   fields: type (ours, when the caller knows it), provider_type and code
+--   (the provider's), status, message, retryable (derived when nil),
+--   retry_after_ms, where (the caller's "file:line: " for a refused call)
+function S.error(provider, fields)
   local e = {
-    type = fields.type, status = fields.status, provider = provider,
-    message = S.redact(fields.message, key), code = fields.code,
-    retry_after_ms = fields.retry_after_ms,
+    provider = provider, status = fields.status, message = fields.message,
+    provider_type = fields.provider_type, code = fields.code,
+    retry_after_ms = fields.retry_after_ms, where = fields.where,
+    type = fields.type or S.status_type(fields.status)
+      or provider_type(fields.provider_type, fields.code) or "server_error",
   }
-  if e.type == nil or e.type == "" then e.type = S.status_type(e.status) end
-  if fields.retryable ~= nil then
-    e.retryable = fields.retryable
-  elseif e.status and e.status ~= 200 then
-    e.retryable = S.retryable_status(e.status)
-  else
-    e.retryable = S.retryable_type(e.type)
-  end
+  e.retryable = fields.retryable
+  if e.retryable == nil then e.retryable = S.TYPES[e.type] == true end
   if e.message == nil or e.message == "" then
     e.message = e.status and ("HTTP " .. e.status) or e.type
   end
-  return e
+  return setmetatable(e, error_mt)
 end
 
 -- Raises the error for a non-2xx response. `found` is what the adapter
 -- read from the body: {type =, message =, code =} or nil when the body had
 -- no error object (an HTML page from a proxy, an empty body).
-function S.raise_http(provider, res, found, key)
+function S.raise_http(provider, res, found)
   local status = tonumber(res.status)
   local f = found or {}
   local msg = f.message
@@ -370,29 +392,166 @@ function S.raise_http(provider, res, found, key)
     local body = snippet(res.body)
     msg = "HTTP " .. tostring(status) .. (body ~= "" and (": " .. body) or "")
   end
-  error(S.error(provider, {type = f.type, status = status, message = msg, code = f.code,
-                           retryable = S.retryable_status(status),
-                           retry_after_ms = S.retry_after_ms(res.headers)}, key), 0)
+  error(S.error(provider, {provider_type = f.type, status = status, message = msg, code = f.code,
+                           retry_after_ms = S.retry_after_ms(res.headers)}), 0)
 end
 
 -- Raises malformed_response (a 2xx body that is not what we expected).
-function S.raise_malformed(provider, res, why, key)
+function S.raise_malformed(provider, res, why)
   error(S.error(provider, {type = "malformed_response", status = tonumber(res and res.status) or 200,
                            retryable = false,
                            message = (why or "response is not the expected JSON")
-                             .. (res and res.body and (": " .. snippet(res.body)) or "")}, key), 0)
+                             .. (res and res.body and (": " .. snippet(res.body)) or "")}), 0)
 end
 
 -- Raises stream_truncated: the body ended before the provider's end marker.
-function S.raise_truncated(provider, what, key)
-  error(S.error(provider, {type = "stream_truncated", retryable = true,
-                           message = "stream ended before " .. what}, key), 0)
+function S.raise_truncated(provider, what)
+  error(S.error(provider, {type = "stream_truncated", message = "stream ended before " .. what}), 0)
+end
+
+-- Raises invalid_request_error for a request the adapter cannot build
+-- (where = "": refused before sending; llm.call fills in the caller's line).
+function S.raise_invalid(message)
+  error(S.error(nil, {type = "invalid_request_error", message = message, where = ""}), 0)
 end
 
 -- True for a 2xx (or unknown) status.
 function S.ok_status(status)
   status = tonumber(status)
   return status == nil or (status >= 200 and status < 300)
+end
+
+--------------------------------------------------------------------------
+-- secrets
+--------------------------------------------------------------------------
+
+-- Header names whose values are credentials: Authorization and its proxy
+-- form, cookies, and anything named like a key, token, secret or password
+-- (x-api-key, api-key, x-goog-api-key, helicone-auth, cf-aig-authorization, ...).
+local SECRET_NAMES = {"auth", "key", "token", "secret", "cookie", "passw", "credential", "session"}
+
+local function secret_header(name)
+  name = string.lower(tostring(name))
+  for _, w in ipairs(SECRET_NAMES) do
+    if name:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(s)
+  return (s:gsub("..?.?", function(c)
+    local a, b, d = c:byte(1, 3)
+    local n = a * 65536 + (b or 0) * 256 + (d or 0)
+    local out = {}
+    for i = 1, 4 do
+      local k = (n >> (6 * (4 - i))) & 63
+      out[i] = B64:sub(k + 1, k + 1)
+    end
+    if not b then out[3], out[4] = "=", "=" elseif not d then out[4] = "=" end
+    return table.concat(out)
+  end))
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A URL's authority (what follows "scheme://", or the start when there is
+-- no scheme, up to the path) and what comes before and after it.
+local function authority(url)
+  url = tostring(url or "")
+  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then scheme, rest = "", url end
+  local auth, tail = rest:match("^([^/?#]*)(.*)$")
+  return scheme, auth, tail
+end
+
+-- The userinfo ("user:password") of a URL, or nil.
+function S.userinfo(url)
+  local _, auth = authority(url)
+  return auth:match("^(.*)@")
+end
+
+-- The URL's host[:port], without the userinfo.
+function S.host(url)
+  local _, auth = authority(url)
+  return (auth:gsub("^.*@", ""))
+end
+
+-- The URL without its userinfo, to name it in a message.
+function S.without_userinfo(url)
+  local scheme, auth, tail = authority(url)
+  return scheme .. auth:gsub("^.*@", "") .. tail
+end
+
+local function add_secret(list, v)
+  if type(v) == "string" and #v >= 4 then list[#list + 1] = v end
+end
+
+-- Every credential a call sends, in the forms a server could echo it: the
+-- API key, credential-named header values (and the token after "Bearer "),
+-- and the URL's userinfo, raw, decoded, and as the Basic auth value curl
+-- makes of it. Longest first, so a secret is never half-replaced by one
+-- of its own parts.
+function S.secrets(key, headers, url)
+  local list = {}
+  add_secret(list, key)
+  for name, v in pairs(headers or {}) do
+    if secret_header(name) then
+      v = tostring(v)
+      add_secret(list, v)
+      add_secret(list, v:match("^%a+%s+(.+)$"))
+    end
+  end
+  local info = S.userinfo(url)
+  if info then
+    local user, pass = info:match("^([^:]*):(.*)$")
+    add_secret(list, info)
+    add_secret(list, pass)
+    local decoded = unescape(info)
+    add_secret(list, decoded)
+    add_secret(list, pass and unescape(pass))
+    -- what curl sends: user:password, or user: for a URL with no password
+    add_secret(list, base64(user and (unescape(user) .. ":" .. unescape(pass)) or (decoded .. ":")))
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  return list
+end
+
+-- Replaces every secret in text, and anything key-shaped (sk-... long
+-- enough to be a real key, a Bearer or Basic credential), with
+-- [redacted]. A provider's own masked form ("sk-abc***1234") is kept.
+function S.redact(text, secrets)
+  if type(text) ~= "string" then return text end
+  for _, s in ipairs(secrets or {}) do
+    local i = text:find(s, 1, true)
+    while i do
+      text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(i + #s)
+      i = text:find(s, i + 10, true)
+    end
+  end
+  text = text:gsub("sk%-[%w_%-]+", function(k)
+    if #k >= 20 then return "sk-[redacted]" end
+  end)
+  -- (a credential is long; "Basic plan" is prose)
+  text = text:gsub("([Bb]earer%s+)([%w%._~%+/%-]+=*)", function(pre, tok)
+    if #tok >= 8 then return pre .. "[redacted]" end
+  end)
+  text = text:gsub("([Bb]asic%s+)([%w%+/]+=*)", function(pre, tok)
+    if #tok >= 8 then return pre .. "[redacted]" end
+  end)
+  return text
+end
+
+-- Redacts every string field of an error table in place (a careless
+-- gateway may echo credentials in its message, type or code) and returns it.
+function S.redact_error(err, secrets)
+  for k, v in pairs(err) do
+    if type(v) == "string" then err[k] = S.redact(v, secrets) end
+  end
+  return err
 end
 
 --------------------------------------------------------------------------
@@ -447,12 +606,12 @@ function S.schema(params)
   if params == nil then return {type = "object", properties = {}} end
   if type(params) == "string" then
     if S.decode(params) == nil then
-      error("llm.call: tool parameters given as a string must be a JSON schema", 0)
+      S.raise_invalid("llm.call: tool parameters given as a string must be a JSON schema")
     end
     return S.raw(params)
   end
   if type(params) ~= "table" then
-    error("llm.call: tool parameters must be a JSON schema table", 0)
+    S.raise_invalid("llm.call: tool parameters must be a JSON schema table")
   end
   return clean_schema(params)
 end
@@ -461,12 +620,12 @@ end
 function S.check_tools(tools)
   if tools == nil then return nil end
   if type(tools) ~= "table" then
-    error("llm.call: tools must be a list of {name =, description =, parameters =}", 0)
+    S.raise_invalid("llm.call: tools must be a list of {name =, description =, parameters =}")
   end
   if #tools == 0 then return nil end
   for i, t in ipairs(tools) do
     if type(t) ~= "table" or type(t.name) ~= "string" or t.name == "" then
-      error(string.format("llm.call: tools[%d] needs a name (a string)", i), 0)
+      S.raise_invalid(string.format("llm.call: tools[%d] needs a name (a string)", i))
     end
   end
   return tools
@@ -480,7 +639,7 @@ end
 -- (e.g. Ollama's options) are merged one level deep.
 function S.merge(body, extra)
   if extra == nil then return body end
-  if type(extra) ~= "table" then error("llm.call: extra must be a table merged into the request body", 0) end
+  if type(extra) ~= "table" then S.raise_invalid("llm.call: extra must be a table merged into the request body") end
   for k, v in pairs(extra) do
     local cur = body[k]
     if type(cur) == "table" and type(v) == "table" and not is_list(cur) and not is_list(v)

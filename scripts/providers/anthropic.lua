@@ -65,7 +65,7 @@ local function convert_messages(req)
       system[#system + 1] = m.content
     elseif role == "tool" then
       if type(m.tool_call_id) ~= "string" then
-        error(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i), 0)
+        S.raise_invalid(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i))
       end
       local content = m.content
       if content ~= nil and type(content) ~= "string" and type(content) ~= "table" then
@@ -171,19 +171,18 @@ local function error_of(body)
 end
 
 function A.parse(res, opts)
-  local key = opts and opts.key
   local body = S.decode(res.body)
   if not S.ok_status(res.status) then
-    S.raise_http(A.name, res, error_of(body), key)
+    S.raise_http(A.name, res, error_of(body))
   end
-  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
+  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON") end
   local err = error_of(body)
   if err then -- an error object with a 2xx status (a proxy)
-    error(S.error(A.name, {type = err.type, message = err.message, status = tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = err.type, message = err.message, status = tonumber(res.status)}), 0)
   end
   local content = S.val(body.content)
   if type(content) ~= "table" then
-    S.raise_malformed(A.name, res, "response has no content array", key)
+    S.raise_malformed(A.name, res, "response has no content array")
   end
   local texts, calls = {}, {}
   for _, b in ipairs(content) do
@@ -214,7 +213,6 @@ end
 -- message_stop, ping, error. Text comes from text_delta; tool input from
 -- input_json_delta pieces, joined per content block.
 function A.stream(on_text, opts)
-  local key = opts and opts.key
   local p = {done = false}
   local add_text = S.text_buffer(p)
   local blocks_by_index, order = {}, {}
@@ -249,7 +247,7 @@ function A.stream(on_text, opts)
     events = events + 1
     local ev = S.decode(data)
     if type(ev) ~= "table" then
-      S.raise_malformed(A.name, {status = 200, body = data}, "stream event " .. name .. " is not JSON", key)
+      S.raise_malformed(A.name, {status = 200, body = data}, "stream event " .. name .. " is not JSON")
     end
     local t = S.val(ev.type) or name
     if t == "message_start" then
@@ -283,7 +281,7 @@ function A.stream(on_text, opts)
       p.done = true
     elseif t == "error" then
       local e = error_of(ev) or {}
-      local fail = S.error(A.name, {type = e.type or "api_error", message = e.message}, key)
+      local fail = S.error(A.name, {provider_type = e.type, message = e.message})
       p.failed = fail
       error(fail, 0)
     end -- ping and unknown events: nothing
@@ -307,11 +305,11 @@ function A.stream(on_text, opts)
       local body = table.concat(raw)
       local e = error_of(S.decode(body))
       if e then
-        error(S.error(A.name, {type = e.type, message = e.message}, key), 0)
+        error(S.error(A.name, {provider_type = e.type, message = e.message}), 0)
       end
     end
     if not self.done and not self.finish_reason then
-      S.raise_truncated(A.name, "message_stop", key)
+      S.raise_truncated(A.name, "message_stop")
     end
     local calls = {}
     for _, idx in ipairs(order) do

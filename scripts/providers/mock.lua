@@ -11,7 +11,7 @@
 -- }}
 
 local cjson = require "cjson"
-local llm = require "moonspan.llm"
+local S = require "moonspan.wire"
 local sched = require "moonspan.sched"
 
 local mock = {}
@@ -36,15 +36,15 @@ end
 function mock.send(req, attempt)
   local opts = req.mock or {}
   if type(opts) ~= "table" then
-    error("llm.call: mock options must be a table, e.g. mock = {reply = \"hi\", latency_ms = 50}", 0)
+    S.raise_invalid("llm.call: mock options must be a table, e.g. mock = {reply = \"hi\", latency_ms = 50}")
   end
   if opts.latency_ms then sched.sleep(opts.latency_ms) end
   local fail = opts.fail
   if fail and attempt <= (fail.times or 1) then
     local status = fail.status or 500
-    error(llm.error{type = fail.type or llm.error_type(status), status = status, provider = "mock",
-                    message = fail.message or ("simulated HTTP " .. status),
-                    retryable = llm.retryable_status(status), retry_after_ms = fail.retry_after_ms}, 0)
+    error(S.error("mock", {status = status, provider_type = fail.type,
+                           message = fail.message or ("simulated HTTP " .. status),
+                           retry_after_ms = fail.retry_after_ms}), 0)
   end
   local reply = opts.reply
   if type(reply) == "function" then reply = reply(req) end

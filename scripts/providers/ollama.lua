@@ -4,7 +4,7 @@
 -- Ollama streams by default, so `stream` is always sent explicitly.
 -- Usage: input = prompt_eval_count, output = eval_count, no cache tokens.
 -- Ollama leaves prompt_eval_count out when the whole prompt came from its
--- cache; then usage is nil and the caller estimates (and says so). The
+-- cache; the missing count is nil and llm.call estimates it (and says so). The
 -- *_duration fields (nanoseconds) become timings in milliseconds. Local
 -- inference costs $0, stated as cost_usd = 0.
 local S = require "moonspan.wire"
@@ -103,10 +103,12 @@ local function timings_of(o)
   return t
 end
 
--- Both counts or nothing: a missing count is not a zero.
+-- A missing count is not a zero: it stays nil, for llm.call to estimate
+-- that side alone (Ollama leaves prompt_eval_count out when the prompt
+-- came from its cache, and still counts the output exactly).
 local function usage_of(o)
   local input, output = S.int(S.val(o.prompt_eval_count)), S.int(S.val(o.eval_count))
-  if input == nil or output == nil then return nil end
+  if input == nil and output == nil then return nil end
   return {input_tokens = input, output_tokens = output, cache_read_tokens = 0, cache_write_tokens = 0}
 end
 
@@ -153,7 +155,6 @@ local function response(o, text, calls)
 end
 
 function A.parse(res, opts)
-  local key = opts and opts.key
   local body = S.decode(res.body)
   if not S.ok_status(res.status) then
     local e = error_of(body)
@@ -161,7 +162,7 @@ function A.parse(res, opts)
       -- a streamed error: the last {"error": ...} line
       for l in res.body:gmatch("[^\n]+") do e = error_of(S.decode(l)) or e end
     end
-    S.raise_http(A.name, res, e, key)
+    S.raise_http(A.name, res, e)
   end
   if body == nil and type(res.body) == "string" and res.body:find("}%s*\n%s*{") then
     -- NDJSON: the request was sent without stream = false
@@ -169,13 +170,13 @@ function A.parse(res, opts)
     p:feed(res.body)
     return p:finish()
   end
-  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
+  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON") end
   local e = error_of(body)
   if e then
-    error(S.error(A.name, {type = e.type or "api_error", message = e.message, status = tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = e.type, message = e.message, status = tonumber(res.status)}), 0)
   end
   local msg = S.val(body.message)
-  if type(msg) ~= "table" then S.raise_malformed(A.name, res, "response has no message", key) end
+  if type(msg) ~= "table" then S.raise_malformed(A.name, res, "response has no message") end
   local calls = {}
   add_calls(calls, msg.tool_calls)
   local text = S.val(msg.content)
@@ -190,7 +191,6 @@ end
 -- message.tool_calls, the last object has done = true with the counts and
 -- durations. An {"error": "..."} line is an error of the call.
 function A.stream(on_text, opts)
-  local key = opts and opts.key
   local p = {done = false}
   local add_text = S.text_buffer(p)
   local calls = {}
@@ -199,11 +199,11 @@ function A.stream(on_text, opts)
   local function on_line(line)
     local o = S.decode(line)
     if type(o) ~= "table" then
-      S.raise_malformed(A.name, {status = 200, body = line}, "stream line is not JSON", key)
+      S.raise_malformed(A.name, {status = 200, body = line}, "stream line is not JSON")
     end
     local e = error_of(o)
     if e then
-      local err = S.error(A.name, {type = e.type or "api_error", message = e.message}, key)
+      local err = S.error(A.name, {provider_type = e.type, message = e.message})
       p.failed = err
       error(err, 0)
     end
@@ -240,11 +240,11 @@ function A.stream(on_text, opts)
     local ok, err = pcall(framer.finish, framer)
     if not ok then
       if type(err) == "table" and err.type == "malformed_response" and not self.done then
-        S.raise_truncated(A.name, "the final done object", key)
+        S.raise_truncated(A.name, "the final done object")
       end
       error(err, 0)
     end
-    if not self.done then S.raise_truncated(A.name, "the final done object", key) end
+    if not self.done then S.raise_truncated(A.name, "the final done object") end
     return response(final, self.text, calls)
   end
 

@@ -28,7 +28,7 @@ local function convert_messages(req)
   for i, m in ipairs(req.messages or {}) do
     if m.role == "tool" then
       if type(m.tool_call_id) ~= "string" then
-        error(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i), 0)
+        S.raise_invalid(string.format("llm.call: messages[%d] (role tool) needs tool_call_id", i))
       end
       local content = m.content
       if content == nil then content = "" end
@@ -113,11 +113,7 @@ local function error_of(body)
   end
   local t, code = S.val(e.type), S.val(e.code)
   local out = {message = S.val(e.message), code = code}
-  if type(t) == "string" and t ~= "" then
-    out.type = t
-  elseif type(code) == "string" and code ~= "" then
-    out.type = code
-  end
+  if type(t) == "string" and t ~= "" then out.type = t end
   if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.int(code) end
   return out
 end
@@ -152,21 +148,20 @@ local function calls_of(list)
 end
 
 function A.parse(res, opts)
-  local key = opts and opts.key
   local body = S.decode(res.body)
   if not S.ok_status(res.status) then
-    S.raise_http(A.name, res, error_of(body), key)
+    S.raise_http(A.name, res, error_of(body))
   end
-  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON", key) end
+  if type(body) ~= "table" then S.raise_malformed(A.name, res, "response is not JSON") end
   local err = error_of(body)
   if err then
-    error(S.error(A.name, {type = err.type, message = err.message, code = err.code,
-                           status = err.status or tonumber(res.status)}, key), 0)
+    error(S.error(A.name, {provider_type = err.type, message = err.message, code = err.code,
+                           status = err.status or tonumber(res.status)}), 0)
   end
   local choices = S.val(body.choices)
   local choice = type(choices) == "table" and S.val(choices[1])
   if type(choice) ~= "table" then
-    S.raise_malformed(A.name, res, "response has no choices", key)
+    S.raise_malformed(A.name, res, "response has no choices")
   end
   local msg = S.val(choice.message) or {}
   return {
@@ -188,7 +183,6 @@ end
 -- tool calls arrive in pieces keyed by their index (id and name first, then
 -- argument fragments); usage in the last chunk before [DONE].
 function A.stream(on_text, opts)
-  local key = opts and opts.key
   local p = {done = false}
   local add_text = S.text_buffer(p)
   local calls_by_index, order = {}, {}
@@ -202,8 +196,8 @@ function A.stream(on_text, opts)
   end
 
   local function fail(e, status)
-    local err = S.error(A.name, {type = e.type or "api_error", message = e.message, code = e.code,
-                                 status = e.status or status}, key)
+    local err = S.error(A.name, {provider_type = e.type, message = e.message, code = e.code,
+                                 status = e.status or status})
     p.failed = err
     error(err, 0)
   end
@@ -216,7 +210,7 @@ function A.stream(on_text, opts)
     end
     local chunk = S.decode(data)
     if type(chunk) ~= "table" then
-      S.raise_malformed(A.name, {status = 200, body = data}, "stream chunk is not JSON", key)
+      S.raise_malformed(A.name, {status = 200, body = data}, "stream chunk is not JSON")
     end
     local e = error_of(chunk)
     if e or name == "error" then fail(e or {message = data}) end
@@ -282,7 +276,7 @@ function A.stream(on_text, opts)
     -- [DONE] ends a complete stream; servers that never send it have at
     -- least said why the answer finished
     if not self.done and not self.finish_reason then
-      S.raise_truncated(A.name, "data: [DONE]", key)
+      S.raise_truncated(A.name, "data: [DONE]")
     end
     local calls = {}
     table.sort(order)

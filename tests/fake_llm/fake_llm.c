@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -567,15 +568,24 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* The request's headers, names lowercased (malloc'd; NULL when out of
+ * memory). */
+static struct hdr_list *request_headers(struct MHD_Connection *c)
+{
+    struct hdr_list *l = calloc(1, sizeof *l);
+    if (l)
+        MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, l);
+    return l;
+}
+
 /* Renders {"method","path","headers":{lowercased: value},"body"}; repeated
  * headers are joined with ", ". Returns a malloc'd string or NULL. */
 static char *render_last(struct MHD_Connection *c, const char *method,
                          const char *url, const struct req *r)
 {
-    struct hdr_list *l = calloc(1, sizeof *l);
+    struct hdr_list *l = request_headers(c);
     if (!l)
         return NULL;
-    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, l);
     struct sb b = {0};
     sb_puts(&b, "{\"method\":");
     sb_json_str(&b, method, strlen(method));
@@ -751,6 +761,7 @@ enum action {
     A_TRUNCATE,
     A_MALFORMED,
     A_HANG,
+    A_ECHO,   /* 401 whose message repeats the request's headers */
 };
 
 struct fault {
@@ -826,11 +837,13 @@ static int parse_fault(const char *spec, struct fault *f, char *err,
             a = A_MALFORMED;
         } else if (strcmp(tok, "hang") == 0) {
             a = A_HANG;
+        } else if (strcmp(tok, "echo") == 0) {
+            a = A_ECHO;
         } else {
             snprintf(err, errlen,
                      "unknown fault '%.60s' in x-fake-fault (known: delay=MS, "
                      "429, 529, 500, 400, 401, reset, truncate, malformed, "
-                     "hang, no_usage)",
+                     "hang, echo, no_usage)",
                      tok);
             return -1;
         }
@@ -926,6 +939,68 @@ static void log_request(const char *method, const char *url, const char *what)
 {
     if (!g.quiet)
         fprintf(stderr, "fake_llm: %s %s -> %s\n", method, url, what);
+}
+
+/* Decodes standard base64 into out (NUL-terminated); returns its length, or
+ * -1 for anything that is not base64 or does not fit. */
+static int base64_decode(const char *in, char *out, size_t outlen)
+{
+    static const char A[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned int acc = 0, bits = 0;
+    size_t n = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *hit = strchr(A, *p);
+        if (!hit)
+            return -1;
+        acc = (acc << 6) | (unsigned int)(hit - A);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n + 1 >= outlen)
+                return -1;
+            out[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* The "echo" fault: a careless gateway's 401 whose message repeats every
+ * request header, and the user:password of a Basic Authorization header
+ * decoded (how credentials in a URL reach the server), so the specs can
+ * check that the client keeps none of it. */
+static enum MHD_Result send_echo(struct MHD_Connection *c)
+{
+    struct hdr_list *l = request_headers(c);
+    if (!l)
+        return MHD_NO;
+    struct sb msg = {0};
+    sb_puts(&msg, "gateway refused the request; it carried");
+    for (size_t i = 0; i < l->n; i++) {
+        sb_printf(&msg, "%s %s: ", i ? ";" : "", l->items[i].name);
+        sb_puts(&msg, l->items[i].value);
+        if (strcmp(l->items[i].name, "authorization") == 0 &&
+            strncasecmp(l->items[i].value, "Basic ", 6) == 0) {
+            char plain[512];
+            if (base64_decode(l->items[i].value + 6, plain, sizeof plain) >= 0) {
+                sb_puts(&msg, " (user:password ");
+                sb_puts(&msg, plain);
+                sb_puts(&msg, ")");
+            }
+        }
+    }
+    free(l);
+    struct sb b = {0};
+    sb_puts(&b, "{\"error\":{\"type\":\"gateway_error\",\"message\":");
+    sb_json_str(&b, msg.p ? msg.p : "", msg.len);
+    sb_puts(&b, "}}\n");
+    enum MHD_Result ret = MHD_NO;
+    if (!msg.oom && !b.oom)
+        ret = send_json(c, MHD_HTTP_UNAUTHORIZED, b.p);
+    free(msg.p);
+    free(b.p);
+    return ret;
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -1024,6 +1099,9 @@ static enum MHD_Result handle_provider(struct MHD_Connection *c, int p,
     case A_RESET:
         log_request(method, url, "reset");
         return drop_connection(c);
+    case A_ECHO:
+        log_request(method, url, "401 echo");
+        return send_echo(c);
     case A_MALFORMED:
         log_request(method, url, "200 malformed");
         return send_buf(c, MHD_HTTP_OK, "application/json", MALFORMED_BODY,
@@ -1072,8 +1150,19 @@ static enum MHD_Result handle_provider(struct MHD_Connection *c, int p,
     const char *name = stream ? pv->stream
                        : body_has_tools(r) ? pv->tools
                                            : pv->plain;
+    const char *chosen =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-fake-fixture");
+    if (chosen) {
+        if (strchr(chosen, '/') || !fixture_find(p, chosen)) {
+            snprintf(err, sizeof err, "x-fake-fixture: no fixture %s/%.60s",
+                     pv->dir, chosen);
+            log_request(method, url, err);
+            return send_fake_error(c, MHD_HTTP_BAD_REQUEST, err);
+        }
+        name = chosen;
+    }
     char nu[MAX_NAME + 16];
-    if (f.no_usage) {
+    if (f.no_usage && !chosen) {
         no_usage_name(name, nu, sizeof nu);
         name = nu;
     }

@@ -300,16 +300,19 @@ describe("anthropic adapter", function()
     end)
 
     local cases = {
-      {"error_authentication.json", 401, "authentication_error", false, "invalid x-api-key"},
-      {"error_invalid_request.json", 400, "invalid_request_error", false, "max_tokens: Field required"},
-      {"error_overloaded.json", 529, "overloaded_error", true, "Overloaded"},
-      {"error_rate_limit.json", 429, "rate_limit_error", true, "This request would exceed the rate limit"},
-      {"error_server.json", 500, "api_error", true, "Internal server error"},
+      {"error_authentication.json", 401, "authentication_error", false, "invalid x-api-key", "authentication_error"},
+      {"error_invalid_request.json", 400, "invalid_request_error", false, "max_tokens: Field required",
+       "invalid_request_error"},
+      {"error_overloaded.json", 529, "overloaded_error", true, "Overloaded", "overloaded_error"},
+      {"error_rate_limit.json", 429, "rate_limit_error", true, "This request would exceed the rate limit",
+       "rate_limit_error"},
+      {"error_server.json", 500, "server_error", true, "Internal server error", "api_error"},
     }
     for _, c in ipairs(cases) do
       it("raises " .. c[3] .. " for " .. c[1], function()
         local e = AH.catch(anthropic.parse, http(c[2], AH.fixture("anthropic", c[1])))
         assert.are.equal(c[3], e.type)
+        assert.are.equal(c[6], e.provider_type)
         assert.are.equal(c[2], e.status)
         assert.are.equal(c[4], e.retryable)
         assert.are.equal("anthropic", e.provider)
@@ -338,7 +341,8 @@ describe("anthropic adapter", function()
 
     it("classifies an error page without JSON by status", function()
       local e = AH.catch(anthropic.parse, http(502, "<html>Bad Gateway</html>"))
-      assert.are.equal("api_error", e.type)
+      assert.are.equal("server_error", e.type)
+      assert.is_nil(e.provider_type)
       assert.is_true(e.retryable)
       assert.is_truthy(e.message:find("502", 1, true))
       for status, retry in pairs({[408] = true, [409] = true, [404] = false, [403] = false, [422] = false,
@@ -542,17 +546,23 @@ describe("openai adapter", function()
       expect_usage(openai.parse(http(200, cjson.encode(body))), 1117, 46, 0, 0)
     end)
 
+    -- typed by status, as every provider is; OpenAI's own type and code kept
     local cases = {
-      {"error_authentication.json", 401, "invalid_request_error", false, "Incorrect API key provided"},
-      {"error_invalid_request.json", 400, "invalid_request_error", false, "Invalid value for 'messages[0].role'"},
-      {"error_overloaded.json", 503, "server_error", true, "The engine is currently overloaded"},
-      {"error_rate_limit.json", 429, "tokens", true, "Rate limit reached for gpt-4o"},
-      {"error_server.json", 500, "server_error", true, "The server had an error"},
+      {"error_authentication.json", 401, "authentication_error", false, "Incorrect API key provided",
+       "invalid_request_error", "invalid_api_key"},
+      {"error_invalid_request.json", 400, "invalid_request_error", false, "Invalid value for 'messages[0].role'",
+       "invalid_request_error", "invalid_value"},
+      {"error_overloaded.json", 503, "overloaded_error", true, "The engine is currently overloaded", "server_error"},
+      {"error_rate_limit.json", 429, "rate_limit_error", true, "Rate limit reached for gpt-4o", "tokens",
+       "rate_limit_exceeded"},
+      {"error_server.json", 500, "server_error", true, "The server had an error", "server_error"},
     }
     for _, c in ipairs(cases) do
       it("raises " .. c[3] .. " for " .. c[1], function()
         local e = AH.catch(openai.parse, http(c[2], AH.fixture("openai", c[1])))
         assert.are.equal(c[3], e.type)
+        assert.are.equal(c[6], e.provider_type)
+        assert.are.equal(c[7], e.code)
         assert.are.equal(c[2], e.status)
         assert.are.equal(c[4], e.retryable)
         assert.are.equal("openai", e.provider)
@@ -576,7 +586,8 @@ describe("openai adapter", function()
     it("reads the error shapes of OpenAI-compatible servers", function()
       local e = AH.catch(openai.parse, http(400, '{"object":"error","message":"max_tokens is too large",'
         .. '"type":"BadRequestError","param":null,"code":400}'))
-      assert.are.equal("BadRequestError", e.type)
+      assert.are.equal("invalid_request_error", e.type)
+      assert.are.equal("BadRequestError", e.provider_type)
       assert.are.equal("max_tokens is too large", e.message)
       local e2 = AH.catch(openai.parse, http(404, '{"error":"model \\"x\\" not found"}'))
       assert.are.equal("not_found_error", e2.type)
@@ -747,19 +758,23 @@ describe("ollama adapter", function()
       expect_usage(r, 122, 33, 0, 0)
     end)
 
-    it("gives usage = nil when either count is missing", function()
+    it("gives usage = nil when both counts are missing, and leaves out only the one that is", function()
       assert.is_nil(ollama.parse(http(200, AH.fixture("ollama", "chat_no_usage.json"))).usage)
       assert.is_nil(ollama.parse(http(200, AH.fixture("ollama", "tool_calls_no_usage.json"))).usage)
       local body = AH.json(AH.fixture("ollama", "chat.json"))
       body.prompt_eval_count = nil -- the prompt came from Ollama's cache
       local r = ollama.parse(http(200, cjson.encode(body)))
-      assert.is_nil(r.usage)
+      assert.are.same({output_tokens = 131, cache_read_tokens = 0, cache_write_tokens = 0}, r.usage)
       assert.are.equal(0, r.cost_usd)
+      body = AH.json(AH.fixture("ollama", "chat.json"))
+      body.eval_count = nil
+      assert.are.same({input_tokens = 47, cache_read_tokens = 0, cache_write_tokens = 0},
+                      ollama.parse(http(200, cjson.encode(body))).usage)
       assert.are.equal("length", ollama.parse(http(200, AH.fixture("ollama", "chat.json"):gsub('"stop"', '"length"'))).finish_reason)
     end)
 
     local cases = {
-      {"error.json", 503, "api_error", true, "server busy"},
+      {"error.json", 503, "overloaded_error", true, "server busy"},
       {"error_authentication.json", 401, "authentication_error", false, "unauthorized"},
       {"error_invalid_request.json", 400, "invalid_request_error", false, "model is required"},
     }
@@ -835,7 +850,7 @@ describe("ollama adapter", function()
       for _, size in ipairs({#body, 1, 6}) do
         local r, _, p, e = AH.run_stream(ollama, body, size)
         assert.is_nil(r)
-        assert.are.equal("api_error", e.type)
+        assert.are.equal("server_error", e.type)
         assert.is_true(e.retryable)
         assert.are.equal("ollama", e.provider)
         assert.is_truthy(e.message:find("unexpected EOF", 1, true))
@@ -925,36 +940,45 @@ describe("all three adapters", function()
     end
   end)
 
-  it("never put the API key in an error, even when the server echoes it", function()
-    local echo = cjson.encode({error = {type = "authentication_error", message = "bad key " .. KEY}})
+  -- llm.call passes every failed attempt's error through S.redact_error
+  -- with the call's credentials (S.secrets); adapters stay pure parsers
+  it("raise errors that S.redact_error strips of a key the server echoed", function()
+    local echo = cjson.encode({error = {type = "authentication_error " .. KEY, message = "bad key " .. KEY,
+                                        code = KEY}})
     local echo_ollama = cjson.encode({error = "bad key " .. KEY})
     local other = "plainkey-without-prefix-123"
+    local function clean(e, secrets)
+      assert.is_true(S.is_error(e))
+      return S.redact_error(e, secrets)
+    end
     for name, a in pairs(ALL) do
       local body = name == "ollama" and echo_ollama or echo
       for _, status in ipairs({401, 200}) do
-        -- with the key known to the adapter, and without (key-shaped text is redacted)
-        for _, opts in ipairs({{key = KEY}, {}}) do
-          local e = AH.catch(a.parse, http(status, body), opts)
-          assert.is_falsy(AH.contains(e, KEY), name .. " " .. status)
+        -- with the key known, and without (key-shaped text is redacted)
+        for _, secrets in ipairs({S.secrets(KEY), {}}) do
+          local e = AH.catch(a.parse, http(status, body))
+          assert.is_truthy(AH.contains(e, KEY), name .. ": the echo is not in the error, the test proves nothing")
+          assert.is_falsy(AH.contains(clean(e, secrets), KEY), name .. " " .. status)
         end
       end
-      local e = AH.catch(a.parse, http(401, (body:gsub(KEY, other))), {key = other})
-      assert.is_falsy(AH.contains(e, other), name)
+      local e = AH.catch(a.parse, http(401, (body:gsub(KEY, other))))
+      assert.is_falsy(AH.contains(clean(e, S.secrets(other)), other), name)
       -- a malformed body that contains the key
-      local m = AH.catch(a.parse, http(200, "garbage " .. KEY), {key = KEY})
+      local m = AH.catch(a.parse, http(200, "garbage " .. KEY))
       assert.are.equal("malformed_response", m.type)
-      assert.is_falsy(AH.contains(m, KEY), name)
+      assert.is_falsy(AH.contains(clean(m, S.secrets(KEY)), KEY), name)
       -- stream errors
       local stream_body = ({
         anthropic = 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"' .. KEY .. '"}}\n\n',
         openai = 'data: {"error":{"type":"server_error","message":"' .. KEY .. '"}}\n\n',
         ollama = '{"error":"' .. KEY .. '"}\n',
       })[name]
-      local _, _, _, se = AH.run_stream(a, stream_body, 3, 1, {key = KEY})
+      local _, _, _, se = AH.run_stream(a, stream_body, 3, 1)
       assert.is_table(se, name)
-      assert.is_falsy(AH.contains(se, KEY), name)
-      -- and the errors build raises
+      assert.is_falsy(AH.contains(clean(se, S.secrets(KEY)), KEY), name)
+      -- and the errors build raises never hold it
       local be = AH.catch(a.build, {model = "m", messages = msgs("x"), tools = {{}}}, {key = KEY})
+      assert.are.equal("invalid_request_error", be.type)
       assert.is_falsy(AH.contains(be, KEY), name)
     end
   end)

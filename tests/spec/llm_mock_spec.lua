@@ -237,7 +237,7 @@ describe("llm.call with the mock provider", function()
       assert.are.equal("error", s.status)
       assert.are.equal(1, s.retries)
       assert.are.equal(0, s.retry_succeeded)
-      assert.are.equal("api_error", s.error_type)
+      assert.are.equal("server_error", s.error_type)
       local _, by = H.spans(run().db, "exhausted")
       -- the same error re-raised by the wrapper is counted once, at the llm span
       assert.are.equal(0, by.wrapper.error_own)

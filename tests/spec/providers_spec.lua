@@ -125,6 +125,26 @@ describe("ollama", function()
     assert.is_true(r.usage.input_tokens > 0 and r.usage.output_tokens > 0)
     assert.are.equal(0, r.cost_usd)
   end)
+
+  -- tests/fixtures/README.md: chat_cached_prompt.json and its stream lack
+  -- prompt_eval_count (Ollama's answer to a prompt it had cached);
+  -- chat_no_eval_count.json lacks eval_count
+  it("keeps the exact output count when only the input count is missing, and estimates the input", function()
+    local text = "Llamas are members of the camelid family."
+    local r = call("ollama", {headers = {["x-fake-fixture"] = "chat_cached_prompt.json"}})
+    assert.are.equal(text, r.text)
+    assert.are.equal(131, r.usage.output_tokens)
+    assert.are.equal(llm.estimate_tokens("\nhi"), r.usage.input_tokens)
+    assert.is_true(r.usage.estimated)
+    r = call("ollama", {stream = true, headers = {["x-fake-fixture"] = "chat_stream_cached_prompt.ndjson"}})
+    assert.are.equal("Hello from Ollama streaming!", r.text)
+    assert.are.equal(17, r.usage.output_tokens)
+    assert.is_true(r.usage.estimated)
+    r = call("ollama", {headers = {["x-fake-fixture"] = "chat_no_eval_count.json"}})
+    assert.are.equal(47, r.usage.input_tokens)
+    assert.are.equal(llm.estimate_tokens(text), r.usage.output_tokens)
+    assert.is_true(r.usage.estimated)
+  end)
 end)
 
 describe("tool calls", function()
@@ -321,6 +341,34 @@ describe("through the binary", function()
     assert.is_nil(bytes:find(key, 1, true))
     assert.is_nil(r.err:find(key, 1, true))
     assert.is_truthy(r.err:find("authentication_error", 1, true))
+  end)
+
+  it("prices a dated response model with no price of its own as the requested model (--prices)", function()
+    local dir = H.tmpdir("dated")
+    local prices = H.write(dir .. "/prices.tsv", "my-model  2.00  8.00  0.50  -\n")
+    local r = H.run_ok([[
+      trace("dated", function()
+        local r = llm.call{model = "my-model", provider = "openai", messages = {{role = "user", content = "hi"}},
+                           headers = {["x-fake-fixture"] = "chat_dated_model.json"}}
+        print(r.model, string.format("%.9f", r.cost_usd))
+      end)
+      trace("own", function()
+        llm.call{model = "my-model", provider = "openai", messages = {{role = "user", content = "hi"}}}
+      end)
+    ]], {dir = dir, prices = prices, env = fake.env()})
+    -- chat_dated_model.json: 1117 prompt tokens of which 1024 cached, 46 completion tokens
+    local want = ((1117 - 1024) * 2.00 + 46 * 8.00 + 1024 * 0.50) / 1e6
+    assert.are.equal(string.format("my-model-2024-08-06\t%.9f\n", want), r.out)
+    local _, by = H.spans(r.db, "dated")
+    local chat = by["chat my-model"]
+    assert.are.equal("my-model-2024-08-06", chat.model)
+    assert.is_true(math.abs(chat.cost_usd - want) < 1e-12, tostring(chat.cost_usd))
+    -- a response model that has a price keeps it: gpt-4o* is $2.50 / $10 / $1.25
+    _, by = H.spans(r.db, "own")
+    chat = by["chat my-model"]
+    assert.are.equal("gpt-4o-2024-08-06", chat.model)
+    local own = ((1117 - 1024) * 2.50 + 46 * 10.00 + 1024 * 1.25) / 1e6
+    assert.is_true(math.abs(chat.cost_usd - own) < 1e-12, tostring(chat.cost_usd))
   end)
 
   it("sends traceparent naming the llm span, so a gateway can link to it", function()
