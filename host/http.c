@@ -149,6 +149,18 @@ static struct curl_slist *build_headers(lua_State *L, int ix)
     return n;
 }
 
+/* The URL as it may be shown: "user:password@" (a credential) left out. */
+static const char *without_userinfo(lua_State *L, const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *start = scheme ? scheme + 3 : url;
+    size_t hostlen = strcspn(start, "/?#");
+    const char *at = memchr(start, '@', hostlen);
+    if (!at)
+        return url;
+    return lua_pushfstring(L, "%s%s", lua_pushlstring(L, url, (size_t)(start - url)), at + 1);
+}
+
 /* moonspan.http.start{url=, method=, headers=, body=, connect_timeout_ms=,
  * timeout_ms=, on_chunk=} -> handle */
 static int l_start(lua_State *L)
@@ -157,7 +169,7 @@ static int l_start(lua_State *L)
     lua_getfield(L, 1, "url");
     const char *url = luaL_checkstring(L, -1);
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        return luaL_error(L, "http: url must start with http:// or https://, got '%s'", url);
+        return luaL_error(L, "http: url must start with http:// or https://, got '%s'", without_userinfo(L, url));
     long connect_ms = (long)ms_field_int(L, 1, "connect_timeout_ms", 10000, 0, LONG_MAX);
     long total_ms = (long)ms_field_int(L, 1, "timeout_ms", 600000, 0, LONG_MAX);
     lua_getfield(L, 1, "body");

@@ -41,6 +41,9 @@ static volatile sig_atomic_t signals_seen;
 static volatile sig_atomic_t interrupts_armed; /* the script runs: signals interrupt it */
 static pthread_t lua_thread;
 static sem_t second_signal;
+static pthread_t watchdog;
+static int watchdog_running;
+static volatile sig_atomic_t watchdog_quit; /* the run is over: the watchdog returns */
 /* Held while the tracer is closed, so the watchdog never flushes a freed one. */
 static pthread_mutex_t tracer_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -285,6 +288,8 @@ static void *watchdog_main(void *arg)
     (void)arg;
     while (sem_wait(&second_signal) != 0 && errno == EINTR)
         ;
+    if (watchdog_quit)
+        return NULL;
     pthread_mutex_lock(&tracer_lock);
     ms_host *h = &ms_the_host;
     size_t left = h->tracer ? ms_tracer_flush(h->tracer, GIVE_UP_NS, NULL) : 0;
@@ -311,9 +316,7 @@ static void watch_signals(void)
         sigaddset(&block, SIGINT);
         sigaddset(&block, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &block, &old);
-        pthread_t watchdog;
-        if (pthread_create(&watchdog, NULL, watchdog_main, NULL) == 0)
-            pthread_detach(watchdog);
+        watchdog_running = pthread_create(&watchdog, NULL, watchdog_main, NULL) == 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         started = 1;
     }
@@ -516,6 +519,12 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     ms_tracer_close(h->tracer, GIVE_UP_NS);
     h->tracer = NULL;
     pthread_mutex_unlock(&tracer_lock);
+    if (watchdog_running) { /* a second signal from here on just ends the process */
+        watchdog_quit = 1;
+        sem_post(&second_signal);
+        pthread_join(watchdog, NULL);
+        watchdog_running = 0;
+    }
     ms_http_shutdown();
     ms_prices_free(h->prices);
     h->prices = NULL;
