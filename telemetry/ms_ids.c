@@ -49,6 +49,23 @@ uint64_t ms_span_id_new(void)
     return id;
 }
 
+/* splitmix64's finaliser: a bijection that scatters consecutive inputs,
+ * so ids derived from (salt, index) look random and never repeat for one
+ * salt. */
+static uint64_t mix64(uint64_t x)
+{
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+uint64_t ms_span_id_derive(uint64_t salt, uint32_t index)
+{
+    uint64_t id = mix64(salt ^ index);
+    return id ? id : 1; /* W3C: an all-zero id is invalid */
+}
+
 void ms_trace_id_new(ms_trace_id *out)
 {
     uint64_t a = next(), b = ms_span_id_new();

@@ -15,6 +15,10 @@ typedef struct ms_trace_id {
 
 /* A random, non-zero span id. */
 uint64_t ms_span_id_new(void);
+/* The span id of the span at `index` of a trace whose spans share the
+ * random `salt`: non-zero, and distinct for distinct indexes (a
+ * bijection), so a trace stores one salt instead of an id per span. */
+uint64_t ms_span_id_derive(uint64_t salt, uint32_t index);
 /* A random, non-zero trace id. */
 void ms_trace_id_new(ms_trace_id *out);
 

@@ -1,17 +1,23 @@
--- moonspan store, schema version 3 (PRAGMA user_version = 3,
+-- moonspan store, schema version 4 (PRAGMA user_version = 4,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
 --
 -- This text creates a new store. An older store is brought forward on
--- open for writing by the steps in ms_store.c (migrate), which add the
--- columns marked "v2"/"v3" below with ALTER TABLE and then run this text, whose
--- IF NOT EXISTS skips what is already there.
+-- open for writing by the steps in ms_store.c (MIGRATE), which change what
+-- CREATE ... IF NOT EXISTS cannot (the v4 step repacks every trace's spans,
+-- ms_migrate.c) and then run this text, whose IF NOT EXISTS skips what is
+-- already there.
 --
--- Shape: spans are appended in rowid order with no secondary index; the
--- spans of one trace are written in one transaction, so they occupy the
--- contiguous rowid range traces.first_span .. first_span + span_count - 1.
--- Reading a trace is a rowid range scan; writing a span touches one b-tree.
+-- Shape: a trace is one row; its spans are one BLOB in the packed encoding
+-- of telemetry/ms_pack.h (about 10 bytes for an empty span), so writing a
+-- trace is one insert into one b-tree and reading one is one row. A trace
+-- written while it was open (long, or long-running) has its earlier parts
+-- in trace_parts. The spans and span_events tables of older versions are
+-- virtual tables now (telemetry/ms_vtab.c): moonspan registers them on its
+-- connections, and `.load`ing build/moonspan_sql gives them to the sqlite3
+-- CLI and other SQLite clients.
 -- Ids: trace ids are 32 lowercase hex characters; span ids are 64-bit
--- integers (printf('%016x', span_id) gives the W3C hex form).
+-- integers (printf('%016x', span_id) gives the W3C hex form), derived from
+-- the trace's span_salt and the span's index unless the BLOB carries one.
 
 CREATE TABLE IF NOT EXISTS runs (
   id           INTEGER PRIMARY KEY,
@@ -30,69 +36,35 @@ CREATE TABLE IF NOT EXISTS traces (
   start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds
   duration_ns        INTEGER NOT NULL,
   status             TEXT NOT NULL,     -- 'ok' | 'error' | 'interrupted' (SIGINT/SIGTERM) | 'incomplete'
-                                        -- (still open when the run ended: os.exit, an abandoned coroutine)
+                                        -- (still open when the run ended: os.exit, an abandoned
+                                        -- coroutine, or the process died while writing it in parts)
   error_count        INTEGER NOT NULL,  -- errors raised in this trace (each counted once) + ctx:add_error calls
   span_count         INTEGER NOT NULL,  -- including the root span
-  first_span         INTEGER NOT NULL,  -- rowid of the root span in spans
   input_tokens       INTEGER NOT NULL,  -- llm spans + ctx:add_tokens
   output_tokens      INTEGER NOT NULL,
   cache_read_tokens  INTEGER NOT NULL,
   cache_write_tokens INTEGER NOT NULL,
   cost_usd           REAL,              -- sum over priced llm calls; NULL when there was no priced call
   unknown_cost_calls INTEGER NOT NULL,  -- llm calls whose model has no price
-  attrs              TEXT,              -- JSON object, or NULL
-  replayed_cost_usd  REAL               -- v2: the part of cost_usd whose calls were replayed
+  attrs              TEXT,              -- JSON object of the root span's attributes, or NULL
+  replayed_cost_usd  REAL,              -- v2: the part of cost_usd whose calls were replayed
                                         -- from a recording (not spent); NULL when no call was
+  span_salt          INTEGER NOT NULL DEFAULT 0, -- v4: span ids derive from it
+  parent_span        INTEGER,           -- v4: the root's parent span id when the trace joined an
+                                        -- outer one (TRACEPARENT); NULL otherwise
+  parts              INTEGER NOT NULL DEFAULT 0, -- v4: its rows in trace_parts (0: none)
+  spans              BLOB               -- v4: the packed spans not in trace_parts (ms_pack.h);
+                                        -- NULL while a trace written in parts is still open
 );
--- not unique: with TRACEPARENT set, every trace of a run joins the outer trace id
-CREATE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_ns);
 
-CREATE TABLE IF NOT EXISTS spans (
-  trace_row          INTEGER NOT NULL,  -- traces.id
-  span_id            INTEGER NOT NULL,
-  parent_id          INTEGER,           -- NULL for the root span
-  name               TEXT NOT NULL,
-  kind               TEXT NOT NULL,     -- 'trace' (root) | 'span' | 'llm'
-  start_ns           INTEGER NOT NULL,  -- Unix epoch nanoseconds
-  duration_ns        INTEGER NOT NULL,
-  status             TEXT NOT NULL,     -- 'ok' | 'error' | 'interrupted' | 'incomplete'; the root span
-                                        -- carries its trace's status
-  error_own          INTEGER NOT NULL,  -- 1 where the error was raised, 0 on spans it only passed through
-  error_type         TEXT,
-  error_message      TEXT,
-  error_traceback    TEXT,
-  attrs              TEXT,              -- JSON object, or NULL
-  provider           TEXT,              -- llm spans only, from here down
-  model              TEXT,
-  input_tokens       INTEGER,
-  output_tokens      INTEGER,
-  cache_read_tokens  INTEGER,
-  cache_write_tokens INTEGER,
-  usage_estimated    INTEGER,           -- 1 when the provider gave no usage and tokens were estimated
-  cost_usd           REAL,              -- NULL when the model has no price
-  retries            INTEGER NOT NULL,  -- retries (attempts - 1) made inside this span
-  retry_succeeded    INTEGER,           -- NULL when there was no retry; else 1/0
-  ttft_ns            INTEGER,           -- time to first token, streaming llm spans
-  replayed           INTEGER,           -- v2: 1 when an llm span's answer came from a
-                                        -- recording (`moonspan eval --replay`); else NULL
-  backoff_ns         INTEGER            -- v3: time spent waiting between retry attempts
-                                        -- (retry(), llm.call); NULL when there was none
+-- v4: the earlier parts of a trace written while it was open, in order.
+CREATE TABLE IF NOT EXISTS trace_parts (
+  trace_row INTEGER NOT NULL,           -- traces.id
+  seq       INTEGER NOT NULL,           -- 0, 1, ...
+  spans     BLOB NOT NULL,              -- packed (ms_pack.h): the spans that had ended
+  PRIMARY KEY (trace_row, seq)
 );
-
-CREATE TABLE IF NOT EXISTS span_events (
-  trace_row INTEGER NOT NULL,
-  span_id   INTEGER NOT NULL,
-  name      TEXT NOT NULL,
-  time_ns   INTEGER NOT NULL,           -- Unix epoch nanoseconds
-  attrs     TEXT,                       -- JSON object, or NULL
-  error_type    TEXT,                   -- v3: on 'error' events (ctx:add_error), the error's
-  error_message TEXT                    -- type and message; NULL on other events
-);
--- Events are few (retries, failed attempts, manual errors), so indexing
--- them by trace costs little and makes `moonspan show` independent of the
--- store's size.
-CREATE INDEX IF NOT EXISTS span_events_by_trace ON span_events(trace_row);
 
 -- Eval suites (`moonspan eval`), v2. One eval_runs row per suite run;
 -- one eval_results row per case and repeat, pointing at the case's trace.

@@ -14,7 +14,7 @@
 
 #include "ms_trace.h"
 
-#define MS_SCHEMA_VERSION 3
+#define MS_SCHEMA_VERSION 4
 #define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
 
 enum ms_store_mode {
@@ -35,6 +35,10 @@ extern const char ms_schema_sql[];
  * Returns 0, or -1 with a message naming the problem and the fix in err. */
 int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
                   char *err, size_t errlen);
+
+/* Called while a migration repacks a store (version 3 to 4), so the
+ * host can show progress; NULL (the default) says nothing. */
+void ms_store_set_progress(void (*fn)(const char *what, int64_t done, int64_t total));
 
 /* The underlying connection, for read-only queries (ms_report). */
 sqlite3 *ms_store_db(ms_store *s);

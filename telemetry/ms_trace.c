@@ -73,12 +73,35 @@ static ms_str put_cstr(ms_trace *t, const char *s)
 void ms_trace_reset(ms_trace *t)
 {
     t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = 0;
+    t->base = t->npinned = 0;
     t->arena_len = 0;
     memset(&t->manual, 0, sizeof t->manual);
     t->manual_errors = 0;
     t->oom = 0;
     t->remote_parent = 0;
     t->run_id = 0;
+    t->start = t->last_cut = 0;
+    t->parts = t->cut_spans = 0;
+    memset(&t->cut_totals, 0, sizeof t->cut_totals);
+    t->cut_totals.cost_usd = NAN;
+    t->part = MS_PART_WHOLE;
+    t->part_seq = 0;
+    t->part_time = 0;
+    free(t->ids); /* only migrated or imported traces have them */
+    t->ids = NULL;
+}
+
+ms_span *ms_trace_pinned_(const ms_trace *t, uint32_t gidx)
+{
+    for (uint32_t i = 0; i < t->npinned; i++)
+        if (t->spans[i].gidx == gidx)
+            return &t->spans[i];
+    return NULL;
+}
+
+uint64_t ms_span_id(const ms_trace *t, uint32_t gidx)
+{
+    return ms_span_id_derive(t->salt, gidx);
 }
 
 void ms_trace_free(ms_trace *t)
@@ -89,6 +112,7 @@ void ms_trace_free(ms_trace *t)
     free(t->llm);
     free(t->errors);
     free(t->arena);
+    free(t->ids);
     memset(t, 0, sizeof *t);
 }
 
@@ -102,18 +126,21 @@ int ms_trace_start(ms_trace *t, const char *name, size_t len, int64_t now,
     } else {
         ms_trace_id_new(&t->id);
     }
+    t->salt = ms_span_id_new();
+    t->start = t->last_cut = now;
     uint32_t root = ms_span_begin(t, MS_NONE, name, len, now);
     if (root == MS_NONE)
         return ENOMEM;
-    t->spans[root].kind = MS_KIND_TRACE;
+    t->spans[0].kind = MS_KIND_TRACE;
     atomic_store(&t->state, MS_TRACE_OPEN);
     return 0;
 }
 
-void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
+void ms_span_fail(ms_trace *t, uint32_t gidx, int own, const char *type,
                   const char *message, size_t message_len, const char *traceback)
 {
-    if (t->spans[i].error != MS_NONE || GROW(t, errors, nerrors, cap_errors))
+    ms_span *s = ms_trace_span(t, gidx);
+    if (!s || s->error != MS_NONE || GROW(t, errors, nerrors, cap_errors))
         return;
     ms_span_error *e = &t->errors[t->nerrors];
     e->type = put_cstr(t, type);
@@ -123,29 +150,34 @@ void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
         e->message = put_cstr(t, NULL);
     e->traceback = put_cstr(t, traceback);
     e->own = own ? 1 : 0;
-    t->spans[i].error = t->nerrors++;
-    t->spans[i].status = MS_STATUS_ERROR;
+    s->error = t->nerrors++;
+    s->status = MS_STATUS_ERROR;
 }
 
-void ms_span_interrupted(ms_trace *t, uint32_t i)
+void ms_span_interrupted(ms_trace *t, uint32_t gidx)
 {
-    if (t->spans[i].status == MS_STATUS_OK)
-        t->spans[i].status = MS_STATUS_INTERRUPTED;
+    ms_span *s = ms_trace_span(t, gidx);
+    if (s && s->status == MS_STATUS_OK)
+        s->status = MS_STATUS_INTERRUPTED;
 }
 
-/* Finds attribute `key` of span i, or appends a new one; NULL on OOM. */
-static ms_attr *attr_slot(ms_trace *t, uint32_t i, const char *key, size_t klen)
+/* Finds attribute `key` of span gidx, or appends a new one; NULL on OOM
+ * or when the span is no longer in the buffer. */
+static ms_attr *attr_slot(ms_trace *t, uint32_t gidx, const char *key, size_t klen)
 {
-    uint32_t *link = &t->spans[i].attrs;
+    ms_span *sp = ms_trace_span(t, gidx);
+    if (!sp)
+        return NULL;
+    uint32_t *link = &sp->attrs;
     while (*link != MS_NONE) {
         ms_attr *a = &t->attrs[*link];
         if (a->key.len == klen && memcmp(t->arena + a->key.off, key, klen) == 0)
             return a;
         link = &a->next;
     }
-    /* link points into t->attrs or t->spans; remember which before growing */
+    /* link points into t->attrs or at sp->attrs; remember which before growing */
     uint32_t link_attr = MS_NONE;
-    if (link != &t->spans[i].attrs)
+    if (link != &sp->attrs)
         link_attr = (uint32_t)(((char *)link - (char *)t->attrs - offsetof(ms_attr, next)) / sizeof(ms_attr));
     if (GROW(t, attrs, nattrs, cap_attrs))
         return NULL;
@@ -157,7 +189,7 @@ static ms_attr *attr_slot(ms_trace *t, uint32_t i, const char *key, size_t klen)
     a->next = MS_NONE;
     a->key = k;
     if (link_attr == MS_NONE)
-        t->spans[i].attrs = ai;
+        sp->attrs = ai;
     else
         t->attrs[link_attr].next = ai;
     return a;
@@ -201,13 +233,13 @@ void ms_span_set_bool(ms_trace *t, uint32_t i, const char *key, size_t klen, int
     a->v.i = v ? 1 : 0;
 }
 
-void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
+void ms_span_event(ms_trace *t, uint32_t gidx, int64_t now, const char *name,
                    size_t len, const char *attrs_json, size_t attrs_len)
 {
-    if (GROW(t, events, nevents, cap_events))
+    if (!ms_trace_span(t, gidx) || GROW(t, events, nevents, cap_events))
         return;
     ms_event *e = &t->events[t->nevents];
-    e->span = i;
+    e->span = gidx;
     e->time = now;
     e->name = ms_trace_put_(t, name, len);
     if (attrs_json)
@@ -219,13 +251,14 @@ void ms_span_event(ms_trace *t, uint32_t i, int64_t now, const char *name,
         t->nevents++;
 }
 
-void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u)
+void ms_span_set_llm(ms_trace *t, uint32_t gidx, const ms_llm_usage *u)
 {
-    ms_span *s = &t->spans[i];
+    ms_span *s = ms_trace_span(t, gidx);
+    if (!s)
+        return;
     if (s->llm == MS_NONE) {
         if (GROW(t, llm, nllm, cap_llm))
             return;
-        s = &t->spans[i];
         s->llm = t->nllm++;
     }
     ms_llm *l = &t->llm[s->llm];
@@ -239,7 +272,7 @@ void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u)
     l->ttft_ns = u->ttft_ns;
     l->estimated = u->estimated ? 1 : 0;
     l->replayed = u->replayed ? 1 : 0;
-    t->spans[i].kind = MS_KIND_LLM;
+    s->kind = MS_KIND_LLM;
 }
 
 static int64_t add_sat(int64_t a, int64_t b)
@@ -248,11 +281,11 @@ static int64_t add_sat(int64_t a, int64_t b)
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
 
-void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded,
+void ms_span_add_retries(ms_trace *t, uint32_t gidx, uint32_t retries, int succeeded,
                          int64_t backoff_ns)
 {
-    ms_span *s = &t->spans[i];
-    if (retries == 0)
+    ms_span *s = ms_trace_span(t, gidx);
+    if (!s || retries == 0)
         return;
     s->retries = retries > UINT32_MAX - s->retries ? UINT32_MAX : s->retries + retries;
     s->retry_state = succeeded ? MS_RETRY_SUCCEEDED : MS_RETRY_FAILED;
@@ -296,55 +329,79 @@ static void close_open_spans(ms_trace *t, int64_t now, int status)
     }
 }
 
+/* The trace has ended: it goes to the writer whole, or as its last part. */
+static void mark_ended(ms_trace *t)
+{
+    t->part = t->parts ? MS_PART_LAST : MS_PART_WHOLE;
+    t->part_seq = t->parts;
+    atomic_store(&t->state, MS_TRACE_ENDED);
+}
+
 void ms_trace_end(ms_trace *t, int64_t now)
 {
-    if (t->nspans && t->spans[0].end == 0)
-        t->spans[0].end = now;
+    ms_span *root = ms_trace_span(t, 0);
+    if (root && root->end == 0)
+        root->end = now;
     close_open_spans(t, now, MS_STATUS_INCOMPLETE);
-    atomic_store(&t->state, MS_TRACE_ENDED);
+    mark_ended(t);
 }
 
 void ms_trace_abort(ms_trace *t, int64_t now, int status)
 {
     close_open_spans(t, now, status);
-    atomic_store(&t->state, MS_TRACE_ENDED);
+    mark_ended(t);
+}
+
+/* Adds the llm records and own errors of the spans of `t` that `pick`
+ * selects (all when NULL) to `out`. */
+static void add_span_totals(const ms_trace *t, int ended_only, ms_trace_totals *out)
+{
+    for (uint32_t i = 0; i < t->nspans; i++) {
+        const ms_span *s = &t->spans[i];
+        if (ended_only && s->end == 0)
+            continue;
+        if (s->llm != MS_NONE) {
+            const ms_llm *l = &t->llm[s->llm];
+            ms_tokens used = {l->input, l->output, l->cache_read, l->cache_write};
+            add_tokens(&out->tokens, &used);
+            if (isnan(l->cost_usd))
+                out->unknown_cost_calls++;
+            else
+                out->cost_usd = isnan(out->cost_usd) ? l->cost_usd : out->cost_usd + l->cost_usd;
+            if (l->replayed) {
+                out->replayed_calls++;
+                if (!isnan(l->cost_usd))
+                    out->replayed_cost_usd += l->cost_usd;
+            }
+            out->llm_calls++;
+        }
+        if (s->error != MS_NONE)
+            out->errors += t->errors[s->error].own;
+    }
 }
 
 void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out)
 {
-    memset(out, 0, sizeof *out);
-    out->tokens = t->manual;
-    out->cost_usd = NAN;
-    for (uint32_t i = 0; i < t->nllm; i++) {
-        const ms_llm *l = &t->llm[i];
-        ms_tokens used = {l->input, l->output, l->cache_read, l->cache_write};
-        add_tokens(&out->tokens, &used);
-        if (isnan(l->cost_usd))
-            out->unknown_cost_calls++;
-        else
-            out->cost_usd = isnan(out->cost_usd) ? l->cost_usd : out->cost_usd + l->cost_usd;
-        if (l->replayed) {
-            out->replayed_calls++;
-            if (!isnan(l->cost_usd))
-                out->replayed_cost_usd += l->cost_usd;
-        }
-    }
-    out->llm_calls = t->nllm;
-    out->errors = t->manual_errors;
-    for (uint32_t i = 0; i < t->nerrors; i++)
-        out->errors += t->errors[i].own;
+    *out = t->cut_totals;
+    add_tokens(&out->tokens, &t->manual);
+    out->errors += t->manual_errors;
+    add_span_totals(t, 0, out);
 }
 
 int ms_trace_status(const ms_trace *t)
 {
     if (t->manual_errors)
         return MS_STATUS_ERROR;
-    return t->nspans ? t->spans[0].status : MS_STATUS_OK;
+    const ms_span *root = ms_trace_span(t, 0);
+    return root ? root->status : MS_STATUS_OK;
 }
 
-int ms_span_status(const ms_trace *t, uint32_t i)
+int ms_span_status(const ms_trace *t, uint32_t gidx)
 {
-    return i == 0 ? ms_trace_status(t) : t->spans[i].status;
+    if (gidx == 0)
+        return ms_trace_status(t);
+    const ms_span *s = ms_trace_span(t, gidx);
+    return s ? s->status : MS_STATUS_OK;
 }
 
 const char *ms_status_name(int status)
@@ -353,9 +410,145 @@ const char *ms_status_name(int status)
     return status >= 0 && status <= MS_STATUS_INCOMPLETE ? names[status] : "?";
 }
 
-void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out)
+/* --- cutting a long trace into parts ------------------------------------ */
+
+#define SWAP(a, b)                 \
+    do {                           \
+        __typeof__(a) tmp_ = (a);  \
+        (a) = (b);                 \
+        (b) = tmp_;                \
+    } while (0)
+
+/* Exchanges the recorded contents (not the identity) of two buffers. */
+static void swap_storage(ms_trace *a, ms_trace *b)
 {
-    uint32_t ai = t->spans[i].attrs;
+    SWAP(a->spans, b->spans);
+    SWAP(a->nspans, b->nspans);
+    SWAP(a->cap_spans, b->cap_spans);
+    SWAP(a->base, b->base);
+    SWAP(a->npinned, b->npinned);
+    SWAP(a->attrs, b->attrs);
+    SWAP(a->nattrs, b->nattrs);
+    SWAP(a->cap_attrs, b->cap_attrs);
+    SWAP(a->events, b->events);
+    SWAP(a->nevents, b->nevents);
+    SWAP(a->cap_events, b->cap_events);
+    SWAP(a->llm, b->llm);
+    SWAP(a->nllm, b->nllm);
+    SWAP(a->cap_llm, b->cap_llm);
+    SWAP(a->errors, b->errors);
+    SWAP(a->nerrors, b->nerrors);
+    SWAP(a->cap_errors, b->cap_errors);
+    SWAP(a->arena, b->arena);
+    SWAP(a->arena_len, b->arena_len);
+    SWAP(a->arena_cap, b->arena_cap);
+}
+
+static ms_str copy_str(ms_trace *to, const ms_trace *from, ms_str s)
+{
+    if (s.off == MS_NONE)
+        return s;
+    return ms_trace_put_(to, from->arena + s.off, s.len);
+}
+
+/* Appends open span `src` of `from`, with everything recorded on it, to
+ * the pinned spans of `to`. */
+static void pin_span(ms_trace *to, const ms_trace *from, const ms_span *src)
+{
+    if (GROW(to, spans, nspans, cap_spans))
+        return;
+    ms_span *d = &to->spans[to->nspans];
+    *d = *src;
+    d->name = copy_str(to, from, src->name);
+    d->attrs = d->llm = d->error = MS_NONE;
+    to->nspans++;
+    to->npinned++;
+    for (uint32_t ai = src->attrs; ai != MS_NONE; ai = from->attrs[ai].next) {
+        const ms_attr *a = &from->attrs[ai];
+        const char *k = from->arena + a->key.off;
+        switch (a->type) {
+        case MS_ATTR_STRING:
+            ms_span_set_str(to, d->gidx, k, a->key.len, from->arena + a->v.s.off, a->v.s.len);
+            break;
+        case MS_ATTR_INT: ms_span_set_int(to, d->gidx, k, a->key.len, a->v.i); break;
+        case MS_ATTR_DOUBLE: ms_span_set_double(to, d->gidx, k, a->key.len, a->v.d); break;
+        default: ms_span_set_bool(to, d->gidx, k, a->key.len, (int)a->v.i); break;
+        }
+    }
+    if (src->llm != MS_NONE && !GROW(to, llm, nllm, cap_llm)) {
+        ms_llm *l = &to->llm[to->nllm];
+        *l = from->llm[src->llm];
+        l->provider = copy_str(to, from, l->provider);
+        l->model = copy_str(to, from, l->model);
+        to->spans[to->nspans - 1].llm = to->nllm++;
+    }
+    if (src->error != MS_NONE && !GROW(to, errors, nerrors, cap_errors)) {
+        ms_span_error *e = &to->errors[to->nerrors];
+        *e = from->errors[src->error];
+        e->type = copy_str(to, from, e->type);
+        e->message = copy_str(to, from, e->message);
+        e->traceback = copy_str(to, from, e->traceback);
+        to->spans[to->nspans - 1].error = to->nerrors++;
+    }
+    for (uint32_t i = 0; i < from->nevents; i++) {
+        const ms_event *ev = &from->events[i];
+        if (ev->span != src->gidx || GROW(to, events, nevents, cap_events))
+            continue;
+        ms_event *e = &to->events[to->nevents];
+        *e = *ev;
+        e->name = copy_str(to, from, ev->name);
+        e->attrs_json = copy_str(to, from, ev->attrs_json);
+        e->error_type = copy_str(to, from, ev->error_type);
+        e->error_message = copy_str(to, from, ev->error_message);
+        to->nevents++;
+    }
+}
+
+static void totals_add(ms_trace_totals *into, const ms_trace_totals *x)
+{
+    add_tokens(&into->tokens, &x->tokens);
+    if (!isnan(x->cost_usd))
+        into->cost_usd = isnan(into->cost_usd) ? x->cost_usd : into->cost_usd + x->cost_usd;
+    into->replayed_cost_usd += x->replayed_cost_usd;
+    into->replayed_calls += x->replayed_calls;
+    into->unknown_cost_calls += x->unknown_cost_calls;
+    into->llm_calls += x->llm_calls;
+    into->errors += x->errors;
+}
+
+int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now)
+{
+    swap_storage(t, part);
+    part->id = t->id;
+    part->salt = t->salt;
+    part->remote_parent = t->remote_parent;
+    part->run_id = t->run_id;
+    part->uid = t->uid;
+    part->start = t->start;
+    t->base = part->base + (part->nspans - part->npinned);
+    for (uint32_t i = 0; i < part->nspans; i++)
+        if (part->spans[i].end == 0)
+            pin_span(t, part, &part->spans[i]);
+    ms_trace_totals moved;
+    memset(&moved, 0, sizeof moved);
+    moved.cost_usd = NAN;
+    add_span_totals(part, 1, &moved);
+    totals_add(&t->cut_totals, &moved);
+    t->cut_spans += part->nspans - t->npinned;
+    part->part = MS_PART_CUT;
+    part->part_seq = t->parts++;
+    part->part_time = now;
+    part->part_spans = t->cut_spans;
+    ms_trace_totals_get(t, &part->part_totals);
+    t->last_cut = now;
+    atomic_store(&part->state, MS_TRACE_ENDED);
+    return t->oom ? ENOMEM : 0;
+}
+
+void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out)
+{
+    const ms_span *sp = ms_trace_span(t, gidx);
+    uint32_t ai = sp ? sp->attrs : MS_NONE;
     if (ai == MS_NONE)
         return;
     int first = 1;
@@ -457,6 +650,9 @@ void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
         ms_buf_printf(out, "%s cost unknown for %u call%s", isnan(tot.cost_usd) ? "," : " +",
                       tot.unknown_cost_calls, tot.unknown_cost_calls == 1 ? "" : "s");
     ms_buf_printf(out, ", %u error%s\n", tot.errors, tot.errors == 1 ? "" : "s");
+    if (t->cut_spans)
+        ms_buf_printf(out, "  (%u earlier span%s already written: `moonspan show %s`)\n", t->cut_spans,
+                      t->cut_spans == 1 ? "" : "s", hex);
 
     /* children lists, in start order (spans are appended in start order) */
     uint32_t n = t->nspans;
@@ -469,9 +665,11 @@ void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
     for (uint32_t i = 0; i < n; i++)
         first_child[i] = next_sibling[i] = last_child[i] = MS_NONE;
     for (uint32_t i = 1; i < n; i++) {
-        uint32_t p = t->spans[i].parent;
-        if (p == MS_NONE)
+        if (t->spans[i].parent == MS_NONE)
             continue;
+        /* parents are found by gidx; one whose part was cut already: the root */
+        const ms_span *ps = ms_trace_span(t, t->spans[i].parent);
+        uint32_t p = ps ? (uint32_t)(ps - t->spans) : 0;
         if (last_child[p] == MS_NONE)
             first_child[p] = i;
         else

@@ -7,9 +7,18 @@
  * strings into an arena that is rewound, not freed. Strings are stored as
  * (offset, length) into the arena because the arena may move when it grows.
  *
+ * A span is known by its index in the trace, in the order spans began
+ * (gidx; 0 is the root); its W3C id derives from that and the trace's
+ * salt. A long or long-open trace is written in parts: ms_trace_cut moves
+ * every span that has ended into a part for the writer and keeps only the
+ * open ones (pinned), so the buffer of an open trace stays bounded and a
+ * crash loses little of it. Spans of a part already cut are gone from the
+ * buffer: ms_trace_span says so (NULL).
+ *
  * A trace is written by one thread (the Lua thread that owns it) until
  * ms_trace_end; after that it is read-only and may be read by the writer
- * thread and by holders of a reference (ms_tracer_retain). */
+ * thread and by holders of a reference (ms_tracer_retain). A part is
+ * read-only from the moment it is cut. */
 #ifndef MS_TRACE_H
 #define MS_TRACE_H
 
@@ -38,11 +47,11 @@ typedef struct ms_str {
 } ms_str;
 
 typedef struct ms_span {
-    uint64_t id;
     int64_t start;       /* monotonic ns */
     int64_t end;         /* monotonic ns; 0 while the span is open */
     ms_str name;
-    uint32_t parent;     /* index of the parent span; MS_NONE for the root */
+    uint32_t gidx;       /* index in the trace, in begin order */
+    uint32_t parent;     /* gidx of the parent span; MS_NONE for the root */
     uint32_t attrs;      /* index of the first attribute; MS_NONE when none */
     uint32_t llm;        /* index into the trace's llm records; MS_NONE when none */
     uint32_t error;      /* index into the trace's error records; MS_NONE when ok */
@@ -90,7 +99,7 @@ typedef struct ms_attr {
 } ms_attr;
 
 typedef struct ms_event {
-    uint32_t span;
+    uint32_t span;       /* gidx */
     int64_t time;        /* monotonic ns */
     ms_str name;
     ms_str attrs_json;   /* a JSON object, or absent */
@@ -114,16 +123,24 @@ typedef struct ms_trace_totals {
     uint32_t errors;           /* own span errors + manual errors */
 } ms_trace_totals;
 
+/* A part of a trace cut for the writer (ms_trace_cut). */
+enum ms_part { MS_PART_WHOLE, MS_PART_CUT, MS_PART_LAST };
+
 typedef struct ms_trace {
     ms_trace_id id;
+    uint64_t salt;             /* span ids derive from (salt, gidx) */
     uint64_t remote_parent;    /* span id from TRACEPARENT; 0 when none */
     int64_t run_id;            /* runs.id of the run that recorded it; 0 when none */
+    uint64_t uid;              /* this trace in this process: its parts carry it */
     uint32_t generation;       /* bumped on every reuse, to catch stale handles */
     _Atomic int refs;          /* writer + retained handles; back to the pool at 0 */
     _Atomic int state;         /* enum ms_trace_state */
 
+    /* spans[0 .. npinned) are open spans that began before `base` (their
+     * parts were cut); spans[npinned ..] have gidx base, base + 1, ... */
     ms_span *spans;
     uint32_t nspans, cap_spans;
+    uint32_t base, npinned;
     ms_attr *attrs;
     uint32_t nattrs, cap_attrs;
     ms_event *events;
@@ -134,14 +151,40 @@ typedef struct ms_trace {
     uint32_t nerrors, cap_errors;
     char *arena;
     uint32_t arena_len, arena_cap;
+    /* span ids given from outside (a migrated or imported trace), parallel
+     * to spans[]; NULL when they derive from the salt */
+    uint64_t *ids;
 
+    int64_t start;             /* monotonic ns the root began: span times are stored from here */
     ms_tokens manual;          /* ctx:add_tokens */
     uint32_t manual_errors;    /* ctx:add_error */
     int oom;                   /* an allocation failed; the trace is incomplete */
 
+    /* parts: how many were cut, and the totals of the spans they took */
+    uint32_t parts;
+    int64_t last_cut;          /* monotonic ns of the last cut, or the start */
+    ms_trace_totals cut_totals;
+    uint32_t cut_spans;
+    /* set on a part: which it is, its number, and (for a cut one) the trace
+     * as it stood then: totals and end time so far */
+    uint8_t part;              /* enum ms_part */
+    uint32_t part_seq;
+    ms_trace_totals part_totals;
+    uint32_t part_spans;       /* spans written with this part and before it */
+    int64_t part_time;
+
     struct ms_trace *next;     /* pool / queue link, owned by ms_tracer */
     struct ms_trace *open_prev, *open_next; /* ms_tracer's list of acquired, unsubmitted traces */
 } ms_trace;
+
+/* A trace that has taken this many spans since its last cut, or holds
+ * this many bytes of strings, or has had ended spans for this long, is
+ * cut (ms_trace_wants_cut). So an open trace holds at most about
+ * MS_CUT_SPANS spans of ~100 bytes plus MS_CUT_BYTES of strings, besides
+ * its open spans: ~1.5 MB. */
+#define MS_CUT_SPANS 4096
+#define MS_CUT_BYTES (1u << 20)
+#define MS_CUT_AGE_NS (INT64_C(200) * 1000000)
 
 /* Starts the trace in a reset buffer: new id (or `join` with its remote
  * parent), root span at index 0 named `name`, started at `now` (monotonic).
@@ -149,17 +192,42 @@ typedef struct ms_trace {
 int ms_trace_start(ms_trace *t, const char *name, size_t len, int64_t now,
                    const ms_trace_id *join, uint64_t remote_parent);
 
-/* Opens a span under `parent` (a span index of this trace) at `now`.
- * Returns its index, or MS_NONE when memory ran out (the trace is marked
- * oom and the caller should go on without a span). */
+/* Opens a span under `parent` (a gidx of this trace) at `now`. Returns
+ * its gidx, or MS_NONE when memory ran out (the trace is marked oom and
+ * the caller should go on without a span). */
 static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
                                      const char *name, size_t len, int64_t now);
 
-/* Closes span `i` at `now`. */
-static inline void ms_span_end(ms_trace *t, uint32_t i, int64_t now)
+/* Span `gidx` in the buffer, or NULL when its part was already cut. The
+ * functions below that take a gidx ignore one whose span is gone. */
+static inline ms_span *ms_trace_span(const ms_trace *t, uint32_t gidx);
+
+/* The W3C span id of span `gidx` (never 0). */
+uint64_t ms_span_id(const ms_trace *t, uint32_t gidx);
+
+/* Closes span `gidx` at `now`. */
+static inline void ms_span_end(ms_trace *t, uint32_t gidx, int64_t now)
 {
-    t->spans[i].end = now;
+    ms_span *s = ms_trace_span(t, gidx);
+    if (s)
+        s->end = now;
 }
+
+/* Whether the trace should be cut now: enough spans or bytes since the
+ * last cut, or ended spans waiting longer than MS_CUT_AGE_NS. */
+static inline int ms_trace_wants_cut(const ms_trace *t, int64_t now)
+{
+    uint32_t fresh = t->nspans - t->npinned;
+    return fresh >= MS_CUT_SPANS || t->arena_len >= MS_CUT_BYTES ||
+           (fresh > 0 && now - t->last_cut >= MS_CUT_AGE_NS);
+}
+
+/* Moves every span of `t` that has ended, with its attributes, events and
+ * records, into `part` (a reset buffer), and keeps the open ones in `t`.
+ * `part` becomes an MS_PART_CUT ready for the writer, carrying the
+ * trace's identity, its totals so far and `now`. Returns 0, or ENOMEM
+ * (then nothing moved). */
+int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now);
 
 /* The most tokens one call may report (a trillion): larger values are
  * refused at the API, so sums over a trace and a store stay far inside
@@ -223,7 +291,7 @@ void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out);
 int ms_trace_status(const ms_trace *t);
 
 /* Writes the span's attributes as a JSON object; nothing when it has none. */
-void ms_span_attrs_json(const ms_trace *t, uint32_t i, ms_buf *out);
+void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out);
 
 /* Appends the human-readable timeline (ctx:summary(), `moonspan run`'s
  * closing print) to `out`. Works on open and ended traces. */
@@ -244,7 +312,16 @@ void ms_trace_free(ms_trace *t);
 
 int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len);
-uint64_t ms_span_id_new(void);
+ms_span *ms_trace_pinned_(const ms_trace *t, uint32_t gidx);
+
+static inline ms_span *ms_trace_span(const ms_trace *t, uint32_t gidx)
+{
+    if (__builtin_expect(gidx >= t->base, 1)) {
+        uint32_t i = t->npinned + (gidx - t->base);
+        return i < t->nspans ? &t->spans[i] : NULL;
+    }
+    return ms_trace_pinned_(t, gidx);
+}
 
 static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
                                      const char *name, size_t len, int64_t now)
@@ -257,12 +334,12 @@ static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
     ms_str nm = ms_trace_put_(t, name, len);
     if (__builtin_expect(nm.off == MS_NONE, 0))
         return MS_NONE;
-    uint32_t i = t->nspans++;
-    ms_span *s = &t->spans[i];
-    s->id = ms_span_id_new();
+    uint32_t gidx = t->base + (t->nspans - t->npinned);
+    ms_span *s = &t->spans[t->nspans++];
     s->start = now;
     s->end = 0;
     s->name = nm;
+    s->gidx = gidx;
     s->parent = parent;
     s->attrs = MS_NONE;
     s->llm = MS_NONE;
@@ -272,7 +349,7 @@ static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
     s->kind = MS_KIND_SPAN;
     s->retry_state = MS_RETRY_NONE;
     s->status = MS_STATUS_OK;
-    return i;
+    return gidx;
 }
 
 #endif
