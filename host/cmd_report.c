@@ -5,7 +5,9 @@
 #include "cli.h"
 #include "ms_clock.h"
 #include "ms_report.h"
+#include "ms_show.h"
 #include "ms_store.h"
+#include "ms_traces.h"
 
 static const char REPORT_HELP[] =
     "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--json] [--db PATH]\n"

@@ -32,6 +32,8 @@
 #include <sqlite3.h>
 
 #include "ms_report.h"
+#include "ms_show.h"
+#include "ms_traces.h"
 
 #define SEC INT64_C(1000000000)
 #define MS INT64_C(1000000)
