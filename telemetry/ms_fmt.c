@@ -84,20 +84,59 @@ void ms_fmt_cost(ms_buf *b, double cost, int64_t priced, int64_t unknown)
         ms_buf_printf(b, " + unknown for %lld call%s", (long long)unknown, s);
 }
 
-/* The newlines of a multi-line error message would break the table. */
-void ms_fmt_line_text(ms_buf *b, const char *s)
+#define LINE_BREAKS "\r\n\t"
+
+/* A multi-line message reads better in a one-line cell with its breaks
+ * as spaces than as a row of "\n"; everything else is left to ms_text. */
+void ms_fmt_text_max(ms_buf *b, const char *s, size_t max, const char *missing)
 {
+    ms_buf line = {0};
     if (!s)
-        return;
-    for (const char *p = s; *p; p++)
-        ms_buf_addc(b, ((unsigned char)*p < 0x20) ? ' ' : *p);
+        s = missing;
+    while (s && *s) {
+        size_t n = strcspn(s, "\r\n\t");
+        ms_buf_add(&line, s, n);
+        s += n;
+        if (*s) {
+            ms_buf_addc(&line, ' ');
+            s += strspn(s, "\r\n\t");
+        }
+    }
+    if (line.oom)
+        b->oom = 1;
+    else if (line.len)
+        ms_buf_add_text_max(b, line.data, line.len, max, 0);
+    ms_buf_free(&line);
+}
+
+void ms_fmt_text(ms_buf *b, const char *s, const char *missing)
+{
+    ms_fmt_text_max(b, s, SIZE_MAX, missing);
+}
+
+/* Characters, not bytes: a UTF-8 continuation byte adds no column. */
+static int cols(const char *p, size_t n)
+{
+    int c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return c;
+}
+
+int ms_fmt_text_cols(const char *s)
+{
+    ms_buf t = {0};
+    ms_fmt_text(&t, s, "");
+    int c = cols(t.data, t.len);
+    ms_buf_free(&t);
+    return c;
 }
 
 void ms_fmt_padded(ms_buf *b, const char *s, int width)
 {
-    int len = (int)strlen(s);
-    ms_buf_adds(b, s);
-    for (int i = len; i < width; i++)
+    size_t start = b->len;
+    ms_fmt_text(b, s, "");
+    for (int i = b->oom ? width : cols(b->data + start, b->len - start); i < width; i++)
         ms_buf_addc(b, ' ');
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ms_buf.h"
+#include "ms_text.h"
 
 #define MS_NS_PER_MS 1e6
 #define MS_NS_PER_DAY INT64_C(86400000000000)
@@ -39,10 +40,23 @@ const char *ms_fmt_usd(char *buf, size_t n, double v);
  * priced (`priced` counts requests or calls whose cost is known). */
 void ms_fmt_cost(ms_buf *b, double cost, int64_t priced, int64_t unknown);
 
-/* Appends `s` for a one-line cell: control characters become spaces. */
-void ms_fmt_line_text(ms_buf *b, const char *s);
+/* Appends text read from the store for a terminal, on one line. Names,
+ * attributes and error messages were written by scripts, models and
+ * servers: each run of \r, \n and \t becomes one space, and every other
+ * control character is made visible (ms_buf_add_text), so none can
+ * retitle, clear or garble the terminal. NULL appends `missing`. */
+void ms_fmt_text(ms_buf *b, const char *s, const char *missing);
 
-/* Appends `s` left-aligned, padded with spaces to `width` bytes. */
+/* The same, cut after at most `max` bytes of the one-line text (at a
+ * character boundary), "..." marking the cut. */
+void ms_fmt_text_max(ms_buf *b, const char *s, size_t max, const char *missing);
+
+/* The columns `s` takes once written by ms_fmt_text: one per character
+ * of its escaped form. */
+int ms_fmt_text_cols(const char *s);
+
+/* ms_fmt_text of `s`, left-aligned and padded with spaces to `width`
+ * columns. */
 void ms_fmt_padded(ms_buf *b, const char *s, int width);
 
 /* JSON members "key":value; `first` is the object's "nothing written

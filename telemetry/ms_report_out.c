@@ -252,8 +252,10 @@ static void evals_text(const report *r, ms_buf *b)
         const eval_sum *e = &r->evals[i];
         const char *status = EV(e->status) ? EV(e->status) : "?";
         ms_iso_utc(e->start_ns, t1, sizeof t1);
-        ms_buf_printf(b, "  %s  run %lld  %s  %s", EV(e->suite) ? EV(e->suite) : "?",
-                      (long long)e->id, t1, strcmp(status, "failed") == 0 ? "FAILED" : status);
+        ms_buf_adds(b, "  ");
+        ms_fmt_text(b, EV(e->suite), "?");
+        ms_buf_printf(b, "  run %lld  %s  ", (long long)e->id, t1);
+        ms_fmt_text(b, strcmp(status, "failed") == 0 ? "FAILED" : status, "");
         if (isnan(e->pass_rate))
             ms_buf_printf(b, "  pass rate -  (%lld/%lld", (long long)e->passed,
                           (long long)e->cases);
@@ -270,18 +272,15 @@ static void evals_text(const report *r, ms_buf *b)
         for (size_t k = 0; k < e->nfail && k < EVAL_TEXT_FAILS; k++) {
             const eval_fail *f = &r->fails[e->fail0 + k];
             ms_buf_adds(b, "    ");
-            ms_fmt_line_text(b, EV(f->case_id));
+            ms_fmt_text(b, EV(f->case_id), "?");
             if (f->repeat > 0)
                 ms_buf_printf(b, " (repeat %lld)", (long long)f->repeat);
-            ms_buf_printf(b, "  trace %s  ", EV(f->trace_id) ? EV(f->trace_id) : "-");
+            ms_buf_adds(b, "  trace ");
+            ms_fmt_text(b, EV(f->trace_id), "-");
+            ms_buf_adds(b, "  ");
             /* a long error (a traceback) would push the next case off the
              * screen: one line each, cut at 120 bytes */
-            const char *why = EV(f->reason) ? EV(f->reason) : "failed";
-            size_t n = 0;
-            for (; why[n] && n < 117; n++)
-                ms_buf_addc(b, ((unsigned char)why[n] < 0x20) ? ' ' : why[n]);
-            if (why[n])
-                ms_buf_adds(b, "...");
+            ms_fmt_text_max(b, EV(f->reason), 117, "failed");
             ms_buf_addc(b, '\n');
         }
         if (e->nfail > EVAL_TEXT_FAILS)
@@ -304,8 +303,11 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
     } else {
         ms_buf_adds(b, ", all time");
     }
-    if (o->name_glob)
-        ms_buf_printf(b, ", name GLOB '%s'", o->name_glob);
+    if (o->name_glob) {
+        ms_buf_adds(b, ", name GLOB '");
+        ms_fmt_text(b, o->name_glob, "");
+        ms_buf_addc(b, '\'');
+    }
     if (r->requests) {
         ms_iso_utc(r->first_start, t1, sizeof t1);
         ms_iso_utc(r->last_start, t2, sizeof t2);
@@ -329,7 +331,7 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
     if (r->nsteps) {
         int w = 4;
         for (size_t i = 0; i < r->nsteps; i++) {
-            int l = (int)strlen(r->steps[i].name);
+            int l = ms_fmt_text_cols(r->steps[i].name);
             if (l > w)
                 w = l;
         }
@@ -355,8 +357,9 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                 ms_buf_printf(b, " %5.1f%%\n", 100 * share);
         }
         const step_stat *slow = slowest_step(r);
-        ms_buf_printf(b, "  slowest step: %s (p95 %s)\n", slow->name,
-                      ms_fmt_ms(t1, sizeof t1, slow->p95));
+        ms_buf_adds(b, "  slowest step: ");
+        ms_fmt_text(b, slow->name, "");
+        ms_buf_printf(b, " (p95 %s)\n", ms_fmt_ms(t1, sizeof t1, slow->p95));
     } else {
         ms_buf_adds(b, "\nSteps       none recorded (wrap the work in span(name, fn))\n");
     }
@@ -384,9 +387,10 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                   (long long)r->error_count, r->error_count == 1 ? "" : "s");
     for (size_t i = 0; i < r->nerrs && i < TOP_ERRORS; i++) {
         const err_stat *e = &r->errs[i];
-        ms_buf_printf(b, "  %6lld  %s: ", (long long)e->count,
-                      e->type[0] ? e->type : "error");
-        ms_fmt_line_text(b, e->message);
+        ms_buf_printf(b, "  %6lld  ", (long long)e->count);
+        ms_fmt_text(b, e->type[0] ? e->type : "error", "");
+        ms_buf_adds(b, ": ");
+        ms_fmt_text(b, e->message, "");
         ms_buf_addc(b, '\n');
     }
 

@@ -375,7 +375,7 @@ static int tree_width(const trace_view *v, size_t i, int depth)
 {
     const span_node *s = &v->nodes[i];
     const char *nm = A(s->name);
-    int w = 2 * depth + (nm ? (int)strlen(nm) : 0);
+    int w = 2 * depth + ms_fmt_text_cols(nm);
     for (size_t c = 0; c < s->nchild; c++) {
         int cw = tree_width(v, v->order[s->child0 + c], depth + 1);
         if (cw > w)
@@ -406,7 +406,8 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
         ms_buf_printf(b, "  %-11s", ms_fmt_usd(c2, sizeof c2, s->cost));
     else
         ms_buf_printf(b, "  %-11s", kind && strcmp(kind, "llm") == 0 ? "cost ?" : "");
-    ms_buf_printf(b, "  %s", A(s->status) ? A(s->status) : "?");
+    ms_buf_adds(b, "  ");
+    ms_fmt_text(b, A(s->status), "?");
     if (s->replayed)
         ms_buf_adds(b, "  replayed (not spent)");
     if (s->retries > 0)
@@ -414,18 +415,21 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
                       s->retry_succeeded == 1 ? "succeeded"
                       : s->retry_succeeded == 0 ? "failed" : "?");
     if (s->error_own) {
-        ms_buf_printf(b, "  %s: ", A(s->error_type) ? A(s->error_type) : "error");
-        ms_fmt_line_text(b, A(s->error_message));
+        ms_buf_adds(b, "  ");
+        ms_fmt_text(b, A(s->error_type), "error");
+        ms_buf_adds(b, ": ");
+        ms_fmt_text(b, A(s->error_message), "");
     }
     ms_buf_addc(b, '\n');
     for (size_t e = 0; e < s->nevent; e++) {
         const span_event *ev = &v->evs[s->event0 + e];
         for (int d = 0; d <= depth; d++)
             ms_buf_adds(b, "  ");
-        ms_buf_printf(b, "* event %s", A(ev->name) ? A(ev->name) : "?");
+        ms_buf_adds(b, "* event ");
+        ms_fmt_text(b, A(ev->name), "?");
         if (A(ev->attrs)) {
             ms_buf_addc(b, ' ');
-            ms_fmt_line_text(b, A(ev->attrs));
+            ms_fmt_text(b, A(ev->attrs), "");
         }
         ms_buf_addc(b, '\n');
     }
@@ -534,7 +538,10 @@ static void show_text(const trace_view *v, ms_buf *b)
 {
     char iso[40], c1[40];
     ms_iso_utc(v->start_ns, iso, sizeof iso);
-    ms_buf_printf(b, "%s  trace %s\n", A(v->name) ? A(v->name) : "?", A(v->id) ? A(v->id) : "?");
+    ms_fmt_text(b, A(v->name), "?");
+    ms_buf_adds(b, "  trace ");
+    ms_fmt_text(b, A(v->id), "?");
+    ms_buf_addc(b, '\n');
     ms_buf_printf(b, "  start %s   duration %s   tokens %lld in / %lld out   cost ",
                   iso, ms_fmt_ms(c1, sizeof c1, (double)v->duration_ns / MS_NS_PER_MS),
                   (long long)v->in_tok, (long long)v->out_tok);
@@ -542,7 +549,8 @@ static void show_text(const trace_view *v, ms_buf *b)
         ms_buf_adds(b, "-");  /* no priced call: nothing to state as a number */
     else
         ms_fmt_cost(b, v->cost, v->has_cost, v->unknown);
-    ms_buf_printf(b, "   status %s", A(v->status) ? A(v->status) : "?");
+    ms_buf_adds(b, "   status ");
+    ms_fmt_text(b, A(v->status), "?");
     if (v->error_count)
         ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
                       v->error_count == 1 ? "" : "s");

@@ -119,7 +119,7 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
         int w = 4;
         for (size_t i = 0; i < n; i++) {
             const char *nm = ms_arena_str(&arena, rows[i].name);
-            int l = nm ? (int)strlen(nm) : 0;
+            int l = ms_fmt_text_cols(nm);
             if (l > w)
                 w = l;
         }
@@ -141,10 +141,11 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
             ms_fmt_padded(&b, id ? id : "?", 32);
             ms_buf_adds(&b, "  ");
             ms_fmt_padded(&b, nm ? nm : "", w);
-            ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  %s\n", iso,
+            ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  ", iso,
                           ms_fmt_ms(c1, sizeof c1, (double)t->duration_ns / MS_NS_PER_MS), tok,
-                          trace_cost_cell(c2, sizeof c2, t->has_cost, t->cost, t->unknown),
-                          status ? status : "?");
+                          trace_cost_cell(c2, sizeof c2, t->has_cost, t->cost, t->unknown));
+            ms_fmt_text(&b, status, "?");
+            ms_buf_addc(&b, '\n');
         }
     }
     ret = ms_buf_write(&b, out, err, errlen);

@@ -654,6 +654,121 @@ static void test_remote_parent_root(void **state)
     has(fx->out, "\"parent_id\":\"00000000000003e7\",\"name\":\"joined\"");
 }
 
+/* --- hostile text ------------------------------------------------------ */
+
+/* What a script, a model or a server may put in a name or a message: a
+ * terminal title (OSC ... BEL), clear screen (CSI 2J), an 8-bit CSI
+ * (U+009B) and a right-to-left override (U+202E). */
+#define HOSTILE "\x1b]0;pwned\x07\x1b[2J\xc2\x9b" "2J\xe2\x80\xae"
+#define HOSTILE_SHOWN "\\x1b]0;pwned\\x07\\x1b[2J\\u{009b}2J\\u{202e}"
+
+/* Fails when `doc` holds a byte or character that a terminal acts on:
+ * C0 controls but '\n', DEL and, unless c0_only, C1 controls and
+ * bidirectional overrides. */
+static void controls_check(const char *doc, size_t len, const char *what, int c0_only)
+{
+    const unsigned char *p = (const unsigned char *)doc;
+    for (size_t i = 0; i < len; i++) {
+        int c0 = (p[i] < 0x20 && p[i] != '\n') || p[i] == 0x7f;
+        int c1 = p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f;
+        int bidi = p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 && p[i + 2] >= 0xaa &&
+                   p[i + 2] <= 0xae;
+        int bad = c0 || (!c0_only && (c1 || bidi));
+        if (bad) {
+            fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
+            fail_msg("%s: control byte 0x%02x at offset %zu", what, p[i], i);
+        }
+    }
+}
+
+static void no_terminal_controls(const char *doc, size_t len, const char *what)
+{
+    controls_check(doc, len, what, 0);
+}
+
+/* JSON escapes C0 and DEL itself and leaves other characters to the
+ * program that reads it. */
+static void no_c0_controls(const char *doc, size_t len, const char *what)
+{
+    controls_check(doc, len, what, 1);
+}
+
+/* One trace whose every text is hostile: its name, a span name, the
+ * span's error type and message, an event name and its attributes, and
+ * an eval suite, case id and reason pointing at it. */
+static int hostile_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    span(db, 1, 10, "NULL", "req" HOSTILE, "trace", D1, 100, "error", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 1, 11, "10", "step" HOSTILE, "span", D1 + MS, 50, "error", 1, "type" HOSTILE,
+         "line one\nmsg" HOSTILE, "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    trace_row(db, 1, T1_ID, "req" HOSTILE, D1, 100, "error", 2, 2, 1, 0, 0, "NULL", 0);
+    /* the JSON of an attribute escapes C0 itself, but not C1 or bidi */
+    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES"
+                 " (1, 11, 'ev" HOSTILE "', 1714521600002000000,"
+                 " '{\"k\":\"\\u001b]0;t\\u0007 \xc2\x9b" "2J \xe2\x80\xae\"}')");
+    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, error_type,"
+                 " error_message) VALUES (1, 10, 'error', 1714521600003000000,"
+                 " 'mtype" HOSTILE "', 'manual" HOSTILE "')");
+    exec_sql(db, "INSERT INTO eval_runs (id, suite, suite_file, start_ns, end_ns, config, cases,"
+                 " passed, pass_rate, threshold, status, recorded) VALUES (1, 'suite" HOSTILE "',"
+                 " 's.lua', 1714521600000000000, 1714521601000000000, '{}', 1, 0, 0, 1,"
+                 " 'failed', 0)");
+    exec_sql(db, "INSERT INTO eval_results (eval_run, case_id, repeat_index, pass, error,"
+                 " trace_id, replayed) VALUES (1, 'case" HOSTILE "', 0, 0, 'boom" HOSTILE "',"
+                 " '" T1_ID "', 0)");
+    exec_sql(db, "COMMIT");
+    return 0;
+}
+
+static void test_text_views_escape_hostile_text(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 0);
+    no_terminal_controls(fx->out, fx->outlen, "report");
+    has(fx->out, "step" HOSTILE_SHOWN);
+    has(fx->out, "type" HOSTILE_SHOWN ": line one msg" HOSTILE_SHOWN);
+    has(fx->out, "mtype" HOSTILE_SHOWN ": manual" HOSTILE_SHOWN);
+    has(fx->out, "suite" HOSTILE_SHOWN);
+    has(fx->out, "case" HOSTILE_SHOWN);
+    has(fx->out, "boom" HOSTILE_SHOWN);
+    report(fx, 0, "req" HOSTILE "*", 0, 0);
+    no_terminal_controls(fx->out, fx->outlen, "report --name");
+    has(fx->out, "name GLOB 'req" HOSTILE_SHOWN "*'");
+
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_terminal_controls(fx->out, fx->outlen, "traces");
+    has(fx->out, "req" HOSTILE_SHOWN);
+
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_terminal_controls(fx->out, fx->outlen, "show");
+    has(fx->out, "req" HOSTILE_SHOWN "  trace " T1_ID "\n");
+    has(fx->out, "  step" HOSTILE_SHOWN);
+    has(fx->out, "type" HOSTILE_SHOWN ": line one msg" HOSTILE_SHOWN "\n");
+    has(fx->out, "ev" HOSTILE_SHOWN);
+    has(fx->out, "\\u{009b}2J \\u{202e}");
+}
+
+static void test_json_views_escape_hostile_text(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    no_c0_controls(fx->out, fx->outlen, "report --json");
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_c0_controls(fx->out, fx->outlen, "traces --json");
+    has(fx->out, "\"name\":\"req\\u001b]0;pwned\\u0007\\u001b[2J");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    /* JSON leaves C1 and bidi characters to the program that reads it */
+    has(fx->out, "\"name\":\"step\\u001b]0;pwned\\u0007\\u001b[2J");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +785,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_remote_parent_root, open_db, close_db),
+        cmocka_unit_test_setup_teardown(test_text_views_escape_hostile_text, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
