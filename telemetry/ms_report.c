@@ -3,7 +3,8 @@
  *
  * Two linear scans: the filtered traces once (request latency, tokens,
  * cost, cost trend), and their spans once through the rowid range each
- * trace points at (steps, errors, retries, estimated tokens); manual
+ * trace points at (steps, errors, LLM call failures, retries and their
+ * backoff, estimated tokens); manual
  * errors come from span_events, eval runs from their own tables. Steps and
  * errors are grouped in C with an ms_strmap, percentiles found by
  * selection, so no sort of the spans is needed.
@@ -109,8 +110,27 @@ static int64_t period_key(int64_t start_ns, int by_month)
     return y * 12 + (m - 1);
 }
 
-/* Pass 1 over the filtered traces: request latency, tokens, cost, error
- * rate and the cost trend. Cost is live spend: the trace's replayed part
+/* Whether the text s is the word w: status and kind are short fixed
+ * words, so the first byte settles almost every comparison of the hot
+ * loop. */
+static inline int is(const unsigned char *s, const char *w)
+{
+    return s && s[0] == (unsigned char)w[0] && strcmp((const char *)s, w) == 0;
+}
+
+enum { COMPLETED, INTERRUPTED, INCOMPLETE };
+
+/* Whether a span or trace was cut short: still running when the run
+ * ended, by a signal (INTERRUPTED) or otherwise (INCOMPLETE: os.exit, an
+ * abandoned coroutine). Its duration is not a latency. */
+static int cut_short(const unsigned char *status)
+{
+    return is(status, "interrupted") ? INTERRUPTED : is(status, "incomplete") ? INCOMPLETE
+                                                                              : COMPLETED;
+}
+
+/* Pass 1 over the filtered traces: request latency (over completed
+ * requests only), tokens, cost, error rate and the cost trend. Cost is live spend: the trace's replayed part
  * (traces.replayed_cost_usd, schema v2) is taken out of it and counted
  * apart, so replays add nothing to the spend or its trend, and the spans
  * need not be read for it. Returns 0 or -1 with err. */
@@ -122,7 +142,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         return -1;
     char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT t.start_ns, t.duration_ns, t.status = 'error', t.input_tokens,"
+             "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
              " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
              " t.cost_usd, t.unknown_cost_calls, %s FROM traces t%s",
              replay_col ? "t.replayed_cost_usd" : "NULL", where_clause(o));
@@ -131,23 +151,29 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         return -1;
     int ret = -1;
     double *dur = NULL;
-    size_t cap = 0;
+    size_t ndur = 0, cap = 0;
     if (bind_filters(db, st, o, err, errlen))
         goto done;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (ms_grow((void **)&dur, &cap, (size_t)r->requests, sizeof *dur)) {
-            ms_errf(err, errlen, "out of memory reading traces");
-            goto done;
-        }
         int64_t start = sqlite3_column_int64(st, 0);
-        dur[r->requests] = (double)sqlite3_column_int64(st, 1);
+        const unsigned char *status = sqlite3_column_text(st, 2);
+        int cut = cut_short(status);
+        r->interrupted += cut == INTERRUPTED;
+        r->incomplete += cut == INCOMPLETE;
+        if (cut == COMPLETED) {
+            if (ms_grow((void **)&dur, &cap, ndur, sizeof *dur)) {
+                ms_errf(err, errlen, "out of memory reading traces");
+                goto done;
+            }
+            dur[ndur++] = (double)sqlite3_column_int64(st, 1);
+        }
         if (r->requests == 0 || start < r->first_start)
             r->first_start = start;
         if (r->requests == 0 || start > r->last_start)
             r->last_start = start;
         r->requests++;
-        r->error_requests += sqlite3_column_int(st, 2);
+        r->error_requests += is(status, "error");
         r->in_tok += sqlite3_column_int64(st, 3);
         r->out_tok += sqlite3_column_int64(st, 4);
         r->cache_read += sqlite3_column_int64(st, 5);
@@ -180,7 +206,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         goto done;
     }
     static const double qs[4] = {50, 95, 99, 100};
-    if (ms_percentiles(dur, (size_t)r->requests, qs, 4, r->lat) != 0) {
+    if (ms_percentiles(dur, ndur, qs, 4, r->lat) != 0) {
         ms_errf(err, errlen, "percentile computation failed");
         goto done;
     }
@@ -220,21 +246,26 @@ static int count_error(report *r, ms_buf *key, const char *type, const char *msg
 }
 
 /* Pass 2 over the spans of the filtered traces (rowid ranges, no index):
- * step durations by name, raised errors, retries, estimated tokens.
- * Returns 0 or -1 with err. */
+ * step durations by name (completed spans only), raised errors, LLM call
+ * failures, retries and their backoff, estimated tokens. Returns 0 or -1
+ * with err. */
 static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
                       char *err, size_t errlen)
 {
+    int backoff_col = ms_schema_has(db, "spans", "backoff_ns", err, errlen);
+    if (backoff_col < 0)
+        return -1;
     char sql[640];
     /* CROSS JOIN pins traces as the outer loop so each trace's spans are
      * one rowid range seek. */
+    enum { KIND, STATUS, NAME, DURATION, ERROR_OWN, IN_TOK, OUT_TOK, ESTIMATED, RETRIES,
+           RETRY_OK, ERROR_TYPE, ERROR_MESSAGE, BACKOFF };
     snprintf(sql, sizeof sql,
-             "SELECT s.rowid = t.first_span, s.name, s.duration_ns, s.error_own,"
-             " s.input_tokens, s.output_tokens, s.usage_estimated, s.retries,"
-             " s.retry_succeeded, s.error_type, s.error_message"
-             " FROM traces t CROSS JOIN spans s"
+             "SELECT s.kind, s.status, s.name, s.duration_ns, s.error_own, s.input_tokens,"
+             " s.output_tokens, s.usage_estimated, s.retries, s.retry_succeeded, s.error_type,"
+             " s.error_message, %s FROM traces t CROSS JOIN spans s"
              " ON s.rowid BETWEEN t.first_span AND t.first_span + t.span_count - 1%s",
-             where_clause(o));
+             backoff_col ? "s.backoff_ns" : "NULL", where_clause(o));
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
         return -1;
@@ -245,10 +276,13 @@ static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
     long last = -1; /* last step hit: names repeat in runs (loops, retries) */
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int is_root = sqlite3_column_int(st, 0);
-        if (!is_root) {
-            const char *name = (const char *)sqlite3_column_text(st, 1);
-            size_t nlen = (size_t)sqlite3_column_bytes(st, 1);
+        const unsigned char *kind = sqlite3_column_text(st, KIND);
+        const unsigned char *status = sqlite3_column_text(st, STATUS);
+        int completed = cut_short(status) == COMPLETED;
+        /* the root span (kind trace) is the request, not a step */
+        if (completed && !is(kind, "trace")) {
+            const char *name = (const char *)sqlite3_column_text(st, NAME);
+            size_t nlen = (size_t)sqlite3_column_bytes(st, NAME);
             if (!name)
                 name = "";
             long i;
@@ -272,22 +306,27 @@ static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
             step_stat *s = &r->steps[i];
             if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
                 goto oom;
-            double d = (double)sqlite3_column_int64(st, 2);
+            double d = (double)sqlite3_column_int64(st, DURATION);
             s->v[s->n++] = d;
             s->total_ns += d;
         }
-        if (sqlite3_column_int(st, 3)) {
-            if (count_error(r, &key, (const char *)sqlite3_column_text(st, 9),
-                            (const char *)sqlite3_column_text(st, 10)))
+        if (sqlite3_column_int(st, ERROR_OWN)) {
+            if (count_error(r, &key, (const char *)sqlite3_column_text(st, ERROR_TYPE),
+                            (const char *)sqlite3_column_text(st, ERROR_MESSAGE)))
                 goto oom;
         }
-        int64_t tok = sqlite3_column_int64(st, 4) + sqlite3_column_int64(st, 5);
+        int64_t tok = sqlite3_column_int64(st, IN_TOK) + sqlite3_column_int64(st, OUT_TOK);
         r->llm_tokens += tok;
-        if (sqlite3_column_int(st, 6))
+        if (sqlite3_column_int(st, ESTIMATED))
             r->llm_tokens_est += tok;
-        if (sqlite3_column_int64(st, 7) > 0) {
+        if (sqlite3_column_int64(st, RETRIES) > 0) {
             r->retried++;
-            r->retry_ok += sqlite3_column_int(st, 8) == 1;
+            r->retry_ok += sqlite3_column_int(st, RETRY_OK) == 1;
+        }
+        r->backoff_ns += sqlite3_column_int64(st, BACKOFF); /* NULL reads as 0 */
+        if (completed && is(kind, "llm")) {
+            r->llm_calls++;
+            r->llm_failed += is(status, "error");
         }
     }
     if (rc != SQLITE_DONE) {

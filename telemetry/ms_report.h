@@ -22,9 +22,12 @@ typedef struct ms_report_opts {
 
 /* Writes the report: the traces within the filters, then the latest
  * finished eval run of each suite started since opts->since_ns (name_glob
- * does not apply to evals). Cost is live spend; calls replayed from a
- * recording are reported apart. Works on a store of schema version 1 too
- * (no evals, no replays there). Returns 0, or -1 with a message in err. */
+ * does not apply to evals). Latency percentiles, of requests and of steps,
+ * are over completed work: traces and spans whose status is interrupted
+ * or incomplete are counted apart, and are not errors. Cost is live
+ * spend; calls replayed from a recording are reported apart. Works on a
+ * store of schema version 1 too (no evals, replays or backoff there).
+ * Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
 

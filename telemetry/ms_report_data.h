@@ -49,8 +49,9 @@ typedef struct eval_sum {
 /* Steps and errors are sorted for output once scanned (most first), after
  * which their indices no longer match the strmaps. */
 typedef struct report {
-    int64_t requests;
-    double lat[4];      /* p50, p95, p99, max in ms */
+    int64_t requests;   /* every trace in the window */
+    int64_t interrupted, incomplete; /* of those, not completed */
+    double lat[4];      /* p50, p95, p99, max in ms, over completed requests */
     int64_t first_start, last_start;
     int64_t in_tok, out_tok, cache_read, cache_write;
     double cost_total;  /* live spend: replayed calls excluded */
@@ -68,7 +69,9 @@ typedef struct report {
     size_t nerrs, caperrs;
 
     int64_t llm_tokens, llm_tokens_est;
+    int64_t llm_calls, llm_failed; /* llm spans that completed, of them status error */
     int64_t retried, retry_ok;
+    int64_t backoff_ns;  /* waited between retry attempts */
 
     trend_row *trend;
     size_t ntrend, captrend;

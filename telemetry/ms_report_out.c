@@ -119,6 +119,8 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     g = 1;
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "count", r->requests);
+    ms_kv_int(b, &g, "interrupted", r->interrupted);
+    ms_kv_int(b, &g, "incomplete", r->incomplete);
     ms_json_key(b, &g, "latency_ms");
     {
         static const char *names[4] = {"p50", "p95", "p99", "max"};
@@ -205,12 +207,22 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     }
     ms_buf_adds(b, "]}");
 
+    ms_json_key(b, &f, "llm_calls");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_int(b, &g, "count", r->llm_calls);
+    ms_kv_int(b, &g, "failed", r->llm_failed);
+    ms_kv_num(b, &g, "failure_rate", ratio((double)r->llm_failed, (double)r->llm_calls));
+    ms_buf_addc(b, '}');
+
     ms_json_key(b, &f, "retries");
     g = 1;
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "retried_calls", r->retried);
     ms_kv_int(b, &g, "succeeded", r->retry_ok);
     ms_kv_num(b, &g, "success_rate", ratio((double)r->retry_ok, (double)r->retried));
+    ms_kv_num(b, &g, "backoff_ms_total", (double)r->backoff_ns / MS_NS_PER_MS);
+    ms_kv_num(b, &g, "backoff_ms_per_request", ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "cost_trend");
@@ -327,6 +339,10 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
     ms_buf_printf(b, "\nRequests    p50 %s   p95 %s   p99 %s   max %s\n",
                   ms_fmt_ms(t1, sizeof t1, r->lat[0]), ms_fmt_ms(t2, sizeof t2, r->lat[1]),
                   ms_fmt_ms(t3, sizeof t3, r->lat[2]), ms_fmt_ms(t4, sizeof t4, r->lat[3]));
+    if (r->interrupted || r->incomplete)
+        ms_buf_printf(b, "Cut short   %lld interrupted (SIGINT/SIGTERM), %lld incomplete (still open"
+                         " when the run ended); not errors, and not in the percentiles\n",
+                      (long long)r->interrupted, (long long)r->incomplete);
 
     if (r->nsteps) {
         int w = 4;
@@ -394,12 +410,24 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
         ms_buf_addc(b, '\n');
     }
 
+    if (r->llm_calls)
+        ms_buf_printf(b, "LLM calls   %lld, %lld failed (%.1f%%, after their retries)\n",
+                      (long long)r->llm_calls, (long long)r->llm_failed,
+                      100.0 * r->llm_failed / r->llm_calls);
+    else
+        ms_buf_adds(b, "LLM calls   none\n");
+
     if (r->retried)
-        ms_buf_printf(b, "Retries     %lld call%s retried, %lld succeeded (%.1f%%)\n",
+        ms_buf_printf(b, "Retries     %lld call%s retried, %lld succeeded (%.1f%%)",
                       (long long)r->retried, r->retried == 1 ? "" : "s",
                       (long long)r->retry_ok, 100.0 * r->retry_ok / r->retried);
     else
-        ms_buf_adds(b, "Retries     none\n");
+        ms_buf_adds(b, "Retries     none");
+    if (r->backoff_ns > 0)
+        ms_buf_printf(b, "; %s waiting in backoff (%s per request)",
+                      ms_fmt_ms(t1, sizeof t1, (double)r->backoff_ns / MS_NS_PER_MS),
+                      ms_fmt_ms(t2, sizeof t2, (double)r->backoff_ns / MS_NS_PER_MS / n));
+    ms_buf_addc(b, '\n');
 
     /* a glance, not a dump: the latest periods; --json has them all */
     size_t from = r->ntrend > TREND_TEXT_ROWS ? r->ntrend - TREND_TEXT_ROWS : 0;

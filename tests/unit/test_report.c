@@ -351,7 +351,11 @@ static void test_report_tokens_cost_errors_retries(void **state)
     has(j, "\"count\":3,\"top\":[{\"type\":\"RateLimit\",\"message\":\"too many requests\","
            "\"count\":2},{\"type\":\"manual\",\"message\":\"wrong answer\",\"count\":1}]");
     /* retries: T2.generate (2, failed), T3.generate (1, succeeded) */
-    has(j, "\"retries\":{\"retried_calls\":2,\"succeeded\":1,\"success_rate\":0.5}");
+    has(j, "\"retries\":{\"retried_calls\":2,\"succeeded\":1,\"success_rate\":0.5,"
+           "\"backoff_ms_total\":0,\"backoff_ms_per_request\":0}");
+    /* llm calls: T1, T2 (failed after its retries), T3, T5 */
+    has(j, "\"llm_calls\":{\"count\":4,\"failed\":1,\"failure_rate\":0.25}");
+    has(j, "\"requests\":{\"count\":5,\"interrupted\":0,\"incomplete\":0,");
 }
 
 static void test_report_cost_trend(void **state)
@@ -414,7 +418,8 @@ static void test_report_filters(void **state)
     /* nothing matches: zero counts and nulls, still success */
     report(fx, 0, "nope*", 0, 1);
     j = fx->out;
-    has(j, "\"requests\":{\"count\":0,\"latency_ms\":{\"p50\":null,\"p95\":null,"
+    has(j, "\"requests\":{\"count\":0,\"interrupted\":0,\"incomplete\":0,"
+           "\"latency_ms\":{\"p50\":null,\"p95\":null,"
            "\"p99\":null,\"max\":null}}");
     has(j, "\"steps\":[],\"slowest_step\":null");
     has(j, "\"rate\":null");
@@ -436,7 +441,10 @@ static void test_report_text(void **state)
     has(t, "Errors      40.0% of requests (2); 3 errors recorded");
     has(t, "RateLimit: too many requests");
     has(t, "manual: wrong answer");
-    has(t, "Retries     2 calls retried, 1 succeeded (50.0%)");
+    has(t, "LLM calls   4, 1 failed (25.0%, after their retries)\n");
+    has(t, "Retries     2 calls retried, 1 succeeded (50.0%)\n");
+    hasnt(t, "Cut short");
+    hasnt(t, "backoff");
     has(t, "Cost trend (by day, UTC)");
     /* a day whose only call is unpriced is not shown as $0 */
     has(t, "2024-05-02        1 req   unknown for 1 call\n");
@@ -455,7 +463,8 @@ static void test_report_empty(void **state)
     has(j, "\"avg_input\":null");
     has(j, "\"total_usd\":0,\"avg_usd_per_request\":null,\"unknown_cost_calls\":0");
     has(j, "\"errors\":{\"rate\":null,\"requests\":0,\"count\":0,\"top\":[]}");
-    has(j, "\"success_rate\":null");
+    has(j, "\"success_rate\":null,\"backoff_ms_total\":0,\"backoff_ms_per_request\":null}");
+    has(j, "\"llm_calls\":{\"count\":0,\"failed\":0,\"failure_rate\":null}");
     has(j, "\"cost_trend\":[]");
     /* schema v2 keys: no replayed calls, no eval runs */
     has(j, "\"priced_requests\":0,\"replayed_usd\":0}");
@@ -654,6 +663,115 @@ static void test_remote_parent_root(void **state)
     has(fx->out, "\"parent_id\":\"00000000000003e7\",\"name\":\"joined\"");
 }
 
+/* --- interrupted and incomplete work ---------------------------------- */
+
+/* Requests cut short, and LLM calls that failed inside requests that did
+ * not (the call's error caught by the script):
+ *
+ *  trace  status       dur    spans (non-root)
+ *  U1     ok           100ms  call 40 (llm ok, 1 retry succeeded, 30 ms backoff), work 20
+ *  U2     error        200ms  call 150 (llm error "server down", 2 retries failed, 100 ms backoff)
+ *  U3     interrupted  5000ms work 4900 (interrupted), call 30 (llm ok)
+ *  U4     incomplete   7000ms work 6000 (incomplete), call 10 (llm incomplete)
+ *  U5     ok           300ms  bg 250 (incomplete: an abandoned coroutine), call 50 (llm error
+ *                             "server down", caught; 1 retry failed, 20 ms backoff)
+ */
+static int cut_short_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    int64_t s = D1;
+    span(db, 1, 10, "NULL", "u", "trace", s, 100, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 1, 11, "10", "call", "llm", s + MS, 40, "ok", 0, NULL, NULL,
+         "10", "1", "0", "0.001", 1, "1");
+    span(db, 1, 12, "10", "work", "span", s + 50 * MS, 20, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    trace_row(db, 1, "dddd0001000000000000000000000001", "u", s, 100, "ok", 0, 3, 1, 10, 1,
+              "0.001", 0);
+    s += SEC;
+    span(db, 2, 20, "NULL", "u", "trace", s, 200, "error", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 2, 21, "20", "call", "llm", s + MS, 150, "error", 1, "api_error", "server down",
+         "0", "0", "0", "NULL", 2, "0");
+    trace_row(db, 2, "dddd0002000000000000000000000002", "u", s, 200, "error", 1, 2, 4, 0, 0,
+              "NULL", 0);
+    s += SEC;
+    span(db, 3, 30, "NULL", "u", "trace", s, 5000, "interrupted", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 3, 31, "30", "work", "span", s + MS, 4900, "interrupted", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 3, 32, "30", "call", "llm", s + MS, 30, "ok", 0, NULL, NULL,
+         "10", "1", "0", "0.001", 0, "NULL");
+    trace_row(db, 3, "dddd0003000000000000000000000003", "u", s, 5000, "interrupted", 0, 3, 6,
+              10, 1, "0.001", 0);
+    s += 10 * SEC;
+    span(db, 4, 40, "NULL", "u", "trace", s, 7000, "incomplete", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 4, 41, "40", "work", "span", s + MS, 6000, "incomplete", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 4, 42, "41", "call", "llm", s + 2 * MS, 10, "incomplete", 0, NULL, NULL,
+         "0", "0", "0", "NULL", 0, "NULL");
+    trace_row(db, 4, "dddd0004000000000000000000000004", "u", s, 7000, "incomplete", 0, 3, 9,
+              0, 0, "NULL", 0);
+    s += 10 * SEC;
+    span(db, 5, 50, "NULL", "u", "trace", s, 300, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 5, 51, "50", "bg", "span", s + MS, 250, "incomplete", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 5, 52, "50", "call", "llm", s + 2 * MS, 50, "error", 1, "api_error", "server down",
+         "0", "0", "0", "NULL", 1, "0");
+    trace_row(db, 5, "dddd0005000000000000000000000005", "u", s, 300, "ok", 1, 3, 12, 0, 0,
+              "NULL", 0);
+    exec_sql(db, "UPDATE spans SET backoff_ns = 30000000 WHERE span_id = 11;"
+                 "UPDATE spans SET backoff_ns = 100000000 WHERE span_id = 21;"
+                 "UPDATE spans SET backoff_ns = 20000000 WHERE span_id = 52;");
+    exec_sql(db, "COMMIT");
+    return 0;
+}
+
+static void test_report_cut_short_work(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    const char *j = fx->out;
+    /* 5 requests, 2 cut short; latency over U1 U2 U5 (100 200 300):
+     * p50 200, p95 h=1.9 -> 290, p99 h=1.98 -> 298, max 300 */
+    has(j, "\"requests\":{\"count\":5,\"interrupted\":1,\"incomplete\":1,");
+    NEAR(j, "\"latency_ms\"", "p50", 200);
+    NEAR(j, "\"latency_ms\"", "p95", 290);
+    NEAR(j, "\"latency_ms\"", "p99", 298);
+    NEAR(j, "\"latency_ms\"", "max", 300);
+    /* one failed request of all five; interruptions are not errors */
+    NEAR(j, "\"errors\"", "rate", 0.2);
+    has(j, "\"errors\":{\"rate\":0.2,\"requests\":1,\"count\":2,\"top\":[{\"type\":\"api_error\","
+           "\"message\":\"server down\",\"count\":2}]}");
+    /* steps over completed spans: call 40 150 30 50, work 20; no bg */
+    has(j, "{\"name\":\"call\",\"count\":4,");
+    NEAR(j, "\"name\":\"call\"", "total_ms", 270);
+    has(j, "{\"name\":\"work\",\"count\":1,");
+    NEAR(j, "\"name\":\"work\"", "p99_ms", 20);
+    hasnt(j, "\"name\":\"bg\"");
+    /* completed llm calls U1 U2 U3 U5, two failed: U5's although its
+     * request succeeded */
+    has(j, "\"llm_calls\":{\"count\":4,\"failed\":2,\"failure_rate\":0.5}");
+    /* backoff 30 + 100 + 20 ms over 5 requests */
+    has(j, "\"retries\":{\"retried_calls\":3,\"succeeded\":1,");
+    NEAR(j, "\"retries\"", "backoff_ms_total", 150);
+    NEAR(j, "\"retries\"", "backoff_ms_per_request", 30);
+
+    report(fx, 0, NULL, 0, 0);
+    const char *t = fx->out;
+    has(t, "Requests    p50 200 ms   p95 290 ms   p99 298 ms   max 300 ms\n");
+    has(t, "Cut short   1 interrupted (SIGINT/SIGTERM), 1 incomplete (still open when the run"
+           " ended); not errors, and not in the percentiles\n");
+    has(t, "Errors      20.0% of requests (1); 2 errors recorded\n");
+    has(t, "LLM calls   4, 2 failed (50.0%, after their retries)\n");
+    has(t, "Retries     3 calls retried, 1 succeeded (33.3%); 150 ms waiting in backoff"
+           " (30.0 ms per request)\n");
+}
+
 /* --- hostile text ------------------------------------------------------ */
 
 /* What a script, a model or a server may put in a name or a message: a
@@ -785,6 +903,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_remote_parent_root, open_db, close_db),
+        cmocka_unit_test_setup_teardown(test_report_cut_short_work, cut_short_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_text_views_escape_hostile_text, hostile_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
     };
