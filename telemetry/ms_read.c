@@ -59,6 +59,20 @@ int ms_schema_has(sqlite3 *db, const char *table, const char *column,
     return ret;
 }
 
+const char *ms_sql_manual_error_type(int typed)
+{
+    return typed ? "e.error_type"
+                 : "CASE WHEN e.name = 'error' THEN coalesce(CASE WHEN json_valid(e.attrs)"
+                   " THEN json_extract(e.attrs, '$.type') END, 'manual') END";
+}
+
+const char *ms_sql_manual_error_message(int typed)
+{
+    return typed ? "e.error_message"
+                 : "CASE WHEN e.name = 'error' AND json_valid(e.attrs)"
+                   " THEN json_extract(e.attrs, '$.message') END";
+}
+
 size_t ms_arena_col(ms_buf *arena, sqlite3_stmt *st, int col)
 {
     const unsigned char *s = sqlite3_column_text(st, col);

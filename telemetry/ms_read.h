@@ -36,6 +36,14 @@ int ms_read_end(sqlite3 *db, int own, char *err, size_t errlen);
 int ms_schema_has(sqlite3 *db, const char *table, const char *column,
                   char *err, size_t errlen);
 
+/* SQL for the type and the message of a manual error (ctx:add_error) on
+ * the span_events row aliased `e`; NULL on any other event. Schema v3
+ * stores them in typed columns (`typed`: ms_schema_has(db, "span_events",
+ * "error_type")); older stores as JSON attrs {"type":"manual",
+ * "message":...} of an event named 'error'. */
+const char *ms_sql_manual_error_type(int typed);
+const char *ms_sql_manual_error_message(int typed);
+
 /* Copies text column `col` of the current row, NUL-terminated, to the end
  * of `arena` and returns its offset (offsets survive the arena growing);
  * MS_NO_STR for NULL. An allocation failure sets arena->oom. */

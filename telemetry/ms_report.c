@@ -343,9 +343,8 @@ done:
     return ret;
 }
 
-/* Manual errors (ctx:add_error) are 'error' events with typed columns
- * error_type/error_message (v3); stores before v3 kept them as attrs
- * {"type":..., "message":...}. Events are few, so they are scanned once
+/* Manual errors (ctx:add_error), whichever way the store keeps them
+ * (ms_sql_manual_error_type). Events are few, so they are scanned once
  * and joined to traces by primary key (CROSS JOIN keeps that order; the
  * other order would rescan span_events per trace). */
 static int scan_manual_errors(sqlite3 *db, const ms_report_opts *o, report *r,
@@ -354,17 +353,12 @@ static int scan_manual_errors(sqlite3 *db, const ms_report_opts *o, report *r,
     int typed = ms_schema_has(db, "span_events", "error_type", err, errlen);
     if (typed < 0)
         return -1;
-    char sql[640];
+    const char *type = ms_sql_manual_error_type(typed);
+    char sql[1024];
     snprintf(sql, sizeof sql,
-             typed ? "SELECT e.error_type, e.error_message"
-                     " FROM span_events e CROSS JOIN traces t ON t.id = e.trace_row"
-                     " AND e.name = 'error' AND e.error_type IS NOT NULL%s"
-                   : "SELECT coalesce(CASE WHEN json_valid(e.attrs)"
-                     " THEN json_extract(e.attrs, '$.type') END, 'manual'),"
-                     " CASE WHEN json_valid(e.attrs) THEN json_extract(e.attrs, '$.message') END"
-                     " FROM span_events e CROSS JOIN traces t ON t.id = e.trace_row"
-                     " AND e.name = 'error'%s",
-             where_clause(o));
+             "SELECT %s, %s FROM span_events e CROSS JOIN traces t"
+             " ON t.id = e.trace_row AND %s IS NOT NULL%s",
+             type, ms_sql_manual_error_message(typed), type, where_clause(o));
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
         return -1;

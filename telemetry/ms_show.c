@@ -27,6 +27,7 @@ typedef struct span_node {
 typedef struct span_event {
     int64_t span_id, time_ns;
     size_t node, name, attrs;
+    size_t error_type, error_message; /* a manual error (ctx:add_error); else MS_NO_STR */
 } span_event;
 
 typedef struct trace_view {
@@ -278,21 +279,21 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     }
     sqlite3_finalize(st);
     st = NULL;
+    /* The root row shows the request's status, as the header does: v3
+     * stores it on the root span too, but older stores left the root 'ok'
+     * when ctx:add_error failed the request. */
+    if (v->nnodes)
+        v->nodes[0].status = v->status;
 
     int typed = ms_schema_has(db, "span_events", "error_type", err, errlen);
     if (typed < 0)
         goto done;
-    /* a typed error event (ctx:add_error, v3) shows as its {type, message} */
-    if (ms_read_prepare(db,
-                typed ? "SELECT span_id, name, time_ns,"
-                        " coalesce(CASE WHEN json_valid(attrs) THEN json(attrs) END,"
-                        " CASE WHEN error_type IS NOT NULL"
-                        " THEN json_object('type', error_type, 'message', error_message) END)"
-                        " FROM span_events WHERE trace_row = ?1"
-                      : "SELECT span_id, name, time_ns,"
-                        " CASE WHEN json_valid(attrs) THEN json(attrs) END"
-                        " FROM span_events WHERE trace_row = ?1",
-                &st, err, errlen))
+    snprintf(sql, sizeof sql,
+             "SELECT e.span_id, e.name, e.time_ns,"
+             " CASE WHEN json_valid(e.attrs) THEN json(e.attrs) END, %s, %s"
+             " FROM span_events e WHERE e.trace_row = ?1",
+             ms_sql_manual_error_type(typed), ms_sql_manual_error_message(typed));
+    if (ms_read_prepare(db, sql, &st, err, errlen))
         goto done;
     if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK) {
         ms_errf(err, errlen, "cannot bind the trace row: %s", sqlite3_errmsg(db));
@@ -306,6 +307,8 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         e->name = ms_arena_col(&v->arena, st, 1);
         e->time_ns = sqlite3_column_int64(st, 2);
         e->attrs = ms_arena_col(&v->arena, st, 3);
+        e->error_type = ms_arena_col(&v->arena, st, 4);
+        e->error_message = ms_arena_col(&v->arena, st, 5);
     }
     if (rc != SQLITE_DONE) {
         ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
@@ -425,11 +428,18 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
         const span_event *ev = &v->evs[s->event0 + e];
         for (int d = 0; d <= depth; d++)
             ms_buf_adds(b, "  ");
-        ms_buf_adds(b, "* event ");
-        ms_fmt_text(b, A(ev->name), "?");
-        if (A(ev->attrs)) {
-            ms_buf_addc(b, ' ');
-            ms_fmt_text(b, A(ev->attrs), "");
+        if (ev->error_type != MS_NO_STR) { /* as the run timeline shows it */
+            ms_buf_adds(b, "* ERROR (ctx:add_error) ");
+            ms_fmt_text(b, A(ev->error_type), "");
+            ms_buf_adds(b, ": ");
+            ms_fmt_text(b, A(ev->error_message), "");
+        } else {
+            ms_buf_adds(b, "* event ");
+            ms_fmt_text(b, A(ev->name), "?");
+            if (A(ev->attrs)) {
+                ms_buf_addc(b, ' ');
+                ms_fmt_text(b, A(ev->attrs), "");
+            }
         }
         ms_buf_addc(b, '\n');
     }
@@ -491,6 +501,10 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_kv_str(b, &g, "name", A(ev->name));
         ms_kv_int(b, &g, "time_ns", ev->time_ns);
         ms_kv_raw(b, &g, "attrs", A(ev->attrs));
+        if (ev->error_type != MS_NO_STR) {
+            ms_kv_str(b, &g, "error_type", A(ev->error_type));
+            ms_kv_str(b, &g, "error_message", A(ev->error_message));
+        }
         ms_buf_addc(b, '}');
     }
     ms_buf_addc(b, ']');
@@ -551,6 +565,11 @@ static void show_text(const trace_view *v, ms_buf *b)
         ms_fmt_cost(b, v->cost, v->has_cost, v->unknown);
     ms_buf_adds(b, "   status ");
     ms_fmt_text(b, A(v->status), "?");
+    const char *st = A(v->status);
+    if (st && strcmp(st, "interrupted") == 0)
+        ms_buf_adds(b, " (cut short by SIGINT/SIGTERM; not an error)");
+    else if (st && strcmp(st, "incomplete") == 0)
+        ms_buf_adds(b, " (still open when the run ended)");
     if (v->error_count)
         ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
                       v->error_count == 1 ? "" : "s");

@@ -353,6 +353,30 @@ describe("moonspan traces and show", function()
     assert.is_truthy(llm_line:find("$", 1, true), llm_line)
   end)
 
+  it("shows a ctx:add_error as an error of the request, the root row agreeing with the header", function()
+    local r = H.run_ok([[
+      trace("judged", function(ctx)
+        span("answer", function() end)
+        ctx:add_error("the answer is wrong", "wrong_answer")
+      end)
+    ]], {name = "manual_error"})
+    local id = H.trace_row(r.db, "judged").trace_id
+    local show = H.moonspan({"show", id}, {db = r.db})
+    assert.are.equal(0, show.code, show.err)
+    assert.is_truthy(show.out:find("status error (1 error)", 1, true), show.out)
+    assert.is_truthy(show.out:find("\njudged +[%d.]+ ms +error\n"), show.out)
+    assert.is_truthy(show.out:find("  * ERROR (ctx:add_error) wrong_answer: the answer is wrong\n", 1, true),
+                     show.out)
+    local j = H.json(H.moonspan({"show", "--json", id}, {db = r.db}).out)
+    local ev = j.spans[1].events[1]
+    assert.are.equal("error", j.spans[1].status)
+    assert.are.equal("error", ev.name)
+    assert.are.equal("wrong_answer", ev.error_type)
+    assert.are.equal("the answer is wrong", ev.error_message)
+    local top = H.json(H.moonspan({"report", "--json"}, {db = r.db}).out).errors.top
+    assert.are.same({type = "wrong_answer", message = "the answer is wrong", count = 1}, top[1])
+  end)
+
   it("exits 1 with a message for an unknown id", function()
     local r = H.moonspan({"show", "0123456789abcdef"}, {db = store().db})
     assert.are.equal(1, r.code)

@@ -56,7 +56,7 @@ describe("hostile names and messages", function()
     local r = H.moonspan({"show", run().id}, {db = run().db})
     assert.are.equal(0, r.code, r.err)
     clean(r, "show")
-    for _, s in ipairs({"req", "step", "ev", "fails", "type", "msg", "chat mock", "server says"}) do
+    for _, s in ipairs({"req", "step", "ev", "fails", "type", "msg", "mtype", "manual", "chat mock", "server says"}) do
       assert.is_truthy(r.out:find(s .. SHOWN, 1, true), s .. " not shown escaped:\n" .. r.out)
     end
     r = H.moonspan({"show", "--json", run().id}, {db = run().db})

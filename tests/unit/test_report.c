@@ -582,7 +582,7 @@ static void test_show_tree(void **state)
     /* the manual error event sits under the root */
     CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 0, out, err_, sizeof err_));
     assert_int_equal(rc_, 0);
-    has(fx->out, "  * event error {\"type\":\"manual\",\"message\":\"wrong answer\"}\n");
+    has(fx->out, "  * ERROR (ctx:add_error) manual: wrong answer\n");
     has(fx->out, "  judge");
 }
 
@@ -772,6 +772,100 @@ static void test_report_cut_short_work(void **state)
            " (30.0 ms per request)\n");
 }
 
+/* --- statuses and manual errors in show and traces ---------------------- */
+
+static void test_show_manual_error_event(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"events\":[{\"name\":\"error\",\"time_ns\":1718409600300000000,\"attrs\":null,"
+                 "\"error_type\":\"manual\",\"error_message\":\"wrong answer\"}]");
+    /* other events carry no error keys */
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    hasnt(fx->out, "error_type");
+}
+
+static void test_show_and_traces_cut_short(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0003", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    has(t, "   status interrupted (cut short by SIGINT/SIGTERM; not an error)\n");
+    has(t, "\nu  ");
+    has(t, "  interrupted\n  work ");
+    has(t, "  interrupted\n  call ");
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0004", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "   status incomplete (still open when the run ended)\n");
+    has(fx->out, "\n    call ");
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0004", 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"status\":\"incomplete\",\"error_count\":0");
+
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "dddd0003000000000000000000000003  u     2024-05-01T00:00:02Z     5000 ms"
+                 "             10/1    $0.001000  interrupted\n");
+    has(fx->out, "  incomplete\n");
+    /* --errors lists failed requests: interruptions are not failures */
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "dddd0002");
+    hasnt(fx->out, "dddd0003");
+    hasnt(fx->out, "dddd0004");
+}
+
+/* A store from before schema v3, read as it is: no backoff_ns column, and
+ * a ctx:add_error kept as the JSON attrs of an 'error' event on a root
+ * span left 'ok' while its trace failed. */
+static int v2_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "ALTER TABLE spans DROP COLUMN backoff_ns;"
+                 "DROP TABLE span_events;"
+                 "CREATE TABLE span_events (trace_row INTEGER NOT NULL, span_id INTEGER NOT NULL,"
+                 " name TEXT NOT NULL, time_ns INTEGER NOT NULL, attrs TEXT);");
+    exec_sql(db, "BEGIN");
+    span(db, 1, 10, "NULL", "judged", "trace", D1, 100, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 1, 11, "10", "step", "span", D1 + MS, 50, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 2, "1");
+    trace_row(db, 1, T1_ID, "judged", D1, 100, "error", 1, 2, 1, 0, 0, "NULL", 0);
+    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs) VALUES"
+                 " (1, 10, 'error', 1714521600050000000, '{\"type\":\"manual\",\"message\":\"old way\"}'),"
+                 " (1, 11, 'retry', 1714521600020000000, '{\"attempt\":1}')");
+    exec_sql(db, "COMMIT");
+    return 0;
+}
+
+static void test_reads_a_store_before_v3(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    has(fx->out, "\"top\":[{\"type\":\"manual\",\"message\":\"old way\",\"count\":1}]");
+    has(fx->out, "\"backoff_ms_total\":0,\"backoff_ms_per_request\":0}");
+
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    has(t, "   status error (1 error)\n");
+    /* the root row agrees with the header, not with the stored root span */
+    has(t, "\njudged ");
+    hasnt(t, "  ok\n  * ERROR");
+    has(t, "  error\n  * ERROR (ctx:add_error) manual: old way\n");
+    has(t, "    * event retry {\"attempt\":1}\n");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"name\":\"judged\",\"kind\":\"trace\",\"start_ns\":1714521600000000000,"
+                 "\"duration_ms\":100,\"status\":\"error\"");
+    has(fx->out, "\"attrs\":{\"type\":\"manual\",\"message\":\"old way\"},"
+                 "\"error_type\":\"manual\",\"error_message\":\"old way\"}");
+}
+
 /* --- hostile text ------------------------------------------------------ */
 
 /* What a script, a model or a server may put in a name or a message: a
@@ -904,6 +998,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_remote_parent_root, open_db, close_db),
         cmocka_unit_test_setup_teardown(test_report_cut_short_work, cut_short_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_manual_error_event, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_and_traces_cut_short, cut_short_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_reads_a_store_before_v3, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_text_views_escape_hostile_text, hostile_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
     };
