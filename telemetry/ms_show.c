@@ -35,6 +35,7 @@ typedef struct trace_view {
     size_t id, name, status, attrs;
     int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
     int64_t unknown, error_count, span_count, first_span;
+    int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
     int has_cost;
     double cost;
     span_node *nodes;
@@ -113,76 +114,187 @@ static size_t find_node(const trace_view *v, int64_t span_id)
     return MS_NO_STR;
 }
 
-/* Resolves `id` (full id or unique prefix) to a trace row. Returns 0, 1
- * when nothing matches, -1 on an invalid id, an ambiguous prefix or a
- * database error (err says which). */
-static int resolve_trace(sqlite3 *db, const char *id, trace_view *v,
-                         char *err, size_t errlen)
+/* The range of trace ids starting with `id` (4 to 32 hex digits, any
+ * case): [lo, hi). Ids are lowercase hex, all below 'g', so every id
+ * with the prefix sorts in [prefix, prefix + "g"): a range on the index.
+ * Returns 0, or -1 with err for an id that is not such a prefix. */
+static int id_range(const char *id, char lo[40], char hi[40], char *err, size_t errlen)
 {
-    char lo[40], hi[40];
     size_t n = strlen(id);
     if (n < 4 || n > 32)
         return ms_errf(err, errlen, "trace id '%s' must be 4 to 32 hex characters;"
-                    " list ids with `moonspan traces`", id);
+                       " list ids with `moonspan traces`", id);
     for (size_t i = 0; i < n; i++) {
         if (!isxdigit((unsigned char)id[i]))
             return ms_errf(err, errlen, "trace id '%s' is not hex; list ids with"
-                        " `moonspan traces`", id);
+                           " `moonspan traces`", id);
         lo[i] = (char)tolower((unsigned char)id[i]);
     }
     lo[n] = 0;
-    /* every id starting with the prefix sorts in [prefix, prefix + "g"):
-     * ids are lowercase hex, all below 'g' — a range on the index */
     memcpy(hi, lo, n);
     hi[n] = 'g';
     hi[n + 1] = 0;
+    return 0;
+}
 
-    sqlite3_stmt *st;
-    /* distinct: traces that joined one outer trace (TRACEPARENT) share its id */
-    if (ms_read_prepare(db, "SELECT count(DISTINCT trace_id) FROM traces WHERE trace_id >= ?1 AND trace_id < ?2",
-                &st, err, errlen))
+/* Prepares `sql` with ?1 ?2 bound to the id range. Returns 0 or -1 with err. */
+static int prepare_range(sqlite3 *db, const char *sql, const char *lo, const char *hi,
+                         sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (ms_read_prepare(db, sql, st, err, errlen))
         return -1;
-    int ret = -1;
-    if (sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+    if (sqlite3_bind_text(*st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(*st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
         ms_errf(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
-        goto done;
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return -1;
     }
+    return 0;
+}
+
+#define MATCHES_LISTED 20 /* traces listed when an id matches several */
+
+/* Appends the traces matching [lo, hi), numbered as --pick counts them
+ * (by start, then row), at most MATCHES_LISTED: a table for people, or
+ * {"error", "count", "matches": [...]} for programs. Returns 0 or -1. */
+static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t count,
+                        const ms_show_opts *o, const char *why, ms_buf *b,
+                        char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (prepare_range(db,
+                      "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.status,"
+                      " (SELECT printf('%016x', s.span_id) FROM spans s WHERE s.rowid = t.first_span)"
+                      " FROM traces t WHERE t.trace_id >= ?1 AND t.trace_id < ?2"
+                      " ORDER BY t.start_ns, t.id LIMIT ?3",
+                      lo, hi, &st, err, errlen))
+        return -1;
+    if (sqlite3_bind_int(st, 3, MATCHES_LISTED) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return ms_errf(err, errlen, "cannot bind the limit: %s", sqlite3_errmsg(db));
+    }
+    char iso[40], ms[40];
+    int f = 1;
+    if (o->json) {
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &f, "error", why);
+        ms_kv_int(b, &f, "count", count);
+        ms_json_key(b, &f, "matches");
+        ms_buf_addc(b, '[');
+    } else {
+        ms_buf_printf(b, "  %-3s  %-32s  %-20s  %-20s  %10s  %-11s  %s\n", "#", "trace id", "name",
+                      "start", "duration", "status", "root span");
+    }
+    int rc;
+    int64_t k = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tid = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        int64_t start = sqlite3_column_int64(st, 2);
+        double dur = (double)sqlite3_column_int64(st, 3) / MS_NS_PER_MS;
+        const char *status = (const char *)sqlite3_column_text(st, 4);
+        const char *root = (const char *)sqlite3_column_text(st, 5);
+        ms_iso_utc(start, iso, sizeof iso);
+        k++;
+        if (o->json) {
+            int g = 1;
+            if (k > 1)
+                ms_buf_addc(b, ',');
+            ms_buf_addc(b, '{');
+            ms_kv_int(b, &g, "pick", k);
+            ms_kv_str(b, &g, "trace_id", tid);
+            ms_kv_str(b, &g, "name", name);
+            ms_kv_int(b, &g, "start_ns", start);
+            ms_kv_str(b, &g, "start", iso);
+            ms_kv_num(b, &g, "duration_ms", dur);
+            ms_kv_str(b, &g, "status", status);
+            ms_kv_str(b, &g, "root_span_id", root);
+            ms_buf_addc(b, '}');
+        } else {
+            ms_buf_printf(b, "  %-3lld  ", (long long)k);
+            ms_fmt_padded(b, tid ? tid : "?", 32);
+            ms_buf_adds(b, "  ");
+            ms_fmt_padded(b, name ? name : "?", 20);
+            ms_buf_printf(b, "  %-20s  %10s  ", iso, ms_fmt_ms(ms, sizeof ms, dur));
+            ms_fmt_padded(b, status ? status : "?", 11);
+            ms_buf_adds(b, "  ");
+            ms_fmt_text(b, root, "-");
+            ms_buf_addc(b, '\n');
+        }
+    }
+    int ret = rc == SQLITE_DONE ? 0 : ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (o->json)
+        ms_buf_adds(b, "]}\n");
+    else if (count > k)
+        ms_buf_printf(b, "  ... and %lld more (--pick up to %lld)\n", (long long)(count - k),
+                      (long long)count);
+    return ret;
+}
+
+/* Resolves o->id (a full id or a prefix) and o->pick to one trace row.
+ * Returns 0; 1 when there is nothing to show: no trace matches, several
+ * do and no pick chose one, or the pick is beyond them (err says which
+ * and how to pick; the matches are appended to `matches`); -1 on an
+ * invalid id or a database error. */
+static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_buf *matches,
+                         char *err, size_t errlen)
+{
+    char lo[40], hi[40];
+    if (id_range(o->id, lo, hi, err, errlen))
+        return -1;
+    sqlite3_stmt *st;
+    if (prepare_range(db, "SELECT count(*), count(DISTINCT trace_id) FROM traces"
+                          " WHERE trace_id >= ?1 AND trace_id < ?2",
+                      lo, hi, &st, err, errlen))
+        return -1;
     if (sqlite3_step(st) != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
-        goto done;
-    }
-    int64_t count = sqlite3_column_int64(st, 0);
-    if (count == 0) {
-        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
-        ret = 1;
-        goto done;
-    }
-    if (count > 1) {
-        ms_errf(err, errlen, "trace id prefix %s is ambiguous: %lld traces match;"
-             " give more characters", id, (long long)count);
-        goto done;
-    }
-    sqlite3_finalize(st);
-    if (ms_read_prepare(db,
-                "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
-                " span_count, first_span, input_tokens, output_tokens, cache_read_tokens,"
-                " cache_write_tokens, cost_usd, unknown_cost_calls,"
-                " CASE WHEN json_valid(attrs) THEN json(attrs) END"
-                " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2 ORDER BY start_ns LIMIT 1",
-                &st, err, errlen))
+        sqlite3_finalize(st);
         return -1;
-    if (sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        ms_errf(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
+    }
+    int64_t count = sqlite3_column_int64(st, 0), ids = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    if (count == 0) {
+        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", o->id);
+        return 1;
+    }
+    if ((count > 1 && o->pick == 0) || o->pick > count) {
+        /* with TRACEPARENT set, every trace of a run joins one outer id */
+        if (o->pick > count)
+            ms_errf(err, errlen, "--pick %lld: only %lld trace%s match%s %s; pick one of those"
+                    " listed", (long long)o->pick, (long long)count, count == 1 ? "" : "s",
+                    count == 1 ? "es" : "", o->id);
+        else if (ids > 1)
+            ms_errf(err, errlen, "%lld traces of %lld different ids match the prefix %s; give"
+                    " more characters, or pick one with `moonspan show %s --pick N`",
+                    (long long)count, (long long)ids, o->id, o->id);
+        else
+            ms_errf(err, errlen, "%lld traces share the id %s (a run that joined an outer"
+                    " trace through TRACEPARENT); pick one with `moonspan show %s --pick N`",
+                    (long long)count, o->id, o->id);
+        if (list_matches(db, lo, hi, count, o, err, matches, err, errlen))
+            return -1;
+        return 1;
+    }
+    v->pick = o->pick ? o->pick : 1;
+    v->matches = count;
+    if (prepare_range(db,
+                      "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
+                      " span_count, first_span, input_tokens, output_tokens, cache_read_tokens,"
+                      " cache_write_tokens, cost_usd, unknown_cost_calls,"
+                      " CASE WHEN json_valid(attrs) THEN json(attrs) END"
+                      " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                      " ORDER BY start_ns, id LIMIT 1 OFFSET ?3",
+                      lo, hi, &st, err, errlen))
+        return -1;
+    int ret = -1;
+    if (sqlite3_bind_int64(st, 3, v->pick - 1) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind --pick: %s", sqlite3_errmsg(db));
         goto done;
     }
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) { /* deleted between the two statements */
-        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", id);
-        ret = 1;
-        goto done;
-    }
     if (rc != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
@@ -540,6 +652,8 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_kv_num(b, &f, "cost_usd", v->has_cost ? v->cost : NAN);
     ms_kv_int(b, &f, "unknown_cost_calls", v->unknown);
     ms_kv_raw(b, &f, "attrs", A(v->attrs));
+    ms_kv_int(b, &f, "pick", v->pick);
+    ms_kv_int(b, &f, "matching_traces", v->matches);
     ms_json_key(b, &f, "spans");
     ms_buf_addc(b, '[');
     if (v->nnodes)
@@ -555,6 +669,9 @@ static void show_text(const trace_view *v, ms_buf *b)
     ms_fmt_text(b, A(v->name), "?");
     ms_buf_adds(b, "  trace ");
     ms_fmt_text(b, A(v->id), "?");
+    if (v->matches > 1)
+        ms_buf_printf(b, "  (--pick %lld of %lld matching traces)", (long long)v->pick,
+                      (long long)v->matches);
     ms_buf_addc(b, '\n');
     ms_buf_printf(b, "  start %s   duration %s   tokens %lld in / %lld out   cost ",
                   iso, ms_fmt_ms(c1, sizeof c1, (double)v->duration_ns / MS_NS_PER_MS),
@@ -587,18 +704,17 @@ static void show_text(const trace_view *v, ms_buf *b)
 #undef A
 
 /* See ms_show.h. All reads in one snapshot; output only on success. */
-int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out,
+int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
                   char *err, size_t errlen)
 {
-    assert(db && id && out);
+    assert(db && o && o->id && o->pick >= 0 && out && matches);
     trace_view v;
     memset(&v, 0, sizeof v);
-    ms_buf b = {0};
+    ms_buf b = {0}, m = {0};
     int ret, own = 0;
-    /* one snapshot for the trace row, its spans and its events */
     if (ms_read_begin(db, &own, err, errlen))
         return -1;
-    ret = resolve_trace(db, id, &v, err, errlen);
+    ret = resolve_trace(db, o, &v, &m, err, errlen);
     if (ret == 0)
         ret = load_spans(db, &v, err, errlen);
     if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
@@ -606,13 +722,25 @@ int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out,
     if (ret == 0 && v.arena.oom)
         ret = ms_errf(err, errlen, "out of memory reading the trace");
     if (ret == 0) {
-        if (json)
+        if (o->json)
             show_json(&v, &b);
         else
             show_text(&v, &b);
         ret = ms_buf_write(&b, out, err, errlen);
+    } else if (ret == 1 && m.len) {
+        /* the message in err stays the one to print */
+        char werr[256];
+        if (ms_buf_write(&m, matches, werr, sizeof werr))
+            ret = ms_errf(err, errlen, "%s", werr);
     }
     ms_buf_free(&b);
+    ms_buf_free(&m);
     trace_view_free(&v);
     return ret;
+}
+
+int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out, char *err, size_t errlen)
+{
+    ms_show_opts o = {.id = id, .json = json};
+    return ms_show_write(db, &o, out, out, err, errlen);
 }

@@ -610,11 +610,19 @@ static void test_show_lookup_errors(void **state)
 {
     fixture *fx = *state;
     err_[0] = 0;
+    /* a prefix of two ids: both listed, numbered for --pick */
     CAPTURE(fx, ms_trace_show(fx->db, "aaaa", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, -1);
-    has(err_, "ambiguous");
-    has(err_, "2 traces match");
-    assert_int_equal(fx->outlen, 0);
+    assert_int_equal(rc_, 1);
+    assert_string_equal(err_, "2 traces of 2 different ids match the prefix aaaa; give more"
+                              " characters, or pick one with `moonspan show aaaa --pick N`");
+    has(fx->out, "  1    " T1_ID "  answer_question       2024-05-01T00:00:10Z      100 ms"
+                 "  ok           000000000000000a\n");
+    has(fx->out, "  2    " T2_ID "  answer_question       2024-05-01T01:00:00Z      200 ms"
+                 "  error        0000000000000014\n");
+    ms_show_opts o = {.id = "aaaa", .pick = 2};
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "answer_question  trace " T2_ID "  (--pick 2 of 2 matching traces)\n");
 
     CAPTURE(fx, ms_trace_show(fx->db, "ffff", 0, out, err_, sizeof err_));
     assert_int_equal(rc_, 1);
@@ -866,6 +874,86 @@ static void test_reads_a_store_before_v3(void **state)
                  "\"error_type\":\"manual\",\"error_message\":\"old way\"}");
 }
 
+/* --- traces sharing one id (TRACEPARENT) --------------------------------- */
+
+#define SHARED_ID "5ea7ed00000000000000000000000001"
+
+/* Three runs that joined one outer trace: rows 1..3, with rows 2 and 3
+ * starting at the same nanosecond and row 1 after both. */
+static int shared_id_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    static const struct { const char *name; int64_t start; const char *status; } t[] = {
+        {"late", D1 + 9 * SEC, "ok"}, {"early_a", D1, "error"}, {"early_b", D1, "ok"}};
+    for (int i = 0; i < 3; i++) {
+        span(db, i + 1, 100 + i, "777", t[i].name, "trace", t[i].start, 10 * (i + 1), t[i].status,
+             0, NULL, NULL, "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+        trace_row(db, i + 1, SHARED_ID, t[i].name, t[i].start, 10 * (i + 1), t[i].status, 0, 1,
+                  i + 1, 0, 0, "NULL", 0);
+    }
+    exec_sql(db, "COMMIT");
+    return 0;
+}
+
+static void test_show_traces_sharing_an_id(void **state)
+{
+    fixture *fx = *state;
+    char *list = NULL;
+    size_t listlen = 0;
+    FILE *matches = open_memstream(&list, &listlen);
+    assert_non_null(matches);
+    ms_show_opts o = {.id = SHARED_ID};
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, matches, err_, sizeof err_));
+    assert_int_equal(fclose(matches), 0);
+    /* nothing shown, the three listed by start then row, the fix named */
+    assert_int_equal(rc_, 1);
+    assert_int_equal(fx->outlen, 0);
+    assert_string_equal(err_, "3 traces share the id " SHARED_ID " (a run that joined an outer"
+                              " trace through TRACEPARENT); pick one with `moonspan show "
+                              SHARED_ID " --pick N`");
+    has(list, "  #    trace id                          name                  start ");
+    const char *a = strstr(list, "  1    " SHARED_ID "  early_a  ");
+    const char *b = strstr(list, "  2    " SHARED_ID "  early_b  ");
+    const char *c = strstr(list, "  3    " SHARED_ID "  late  ");
+    if (!a || !b || !c)
+        fail_msg("not listed in order:\n%s", list);
+    has(list, "  error        0000000000000065\n");
+    free(list);
+
+    o.json = 1;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    has(fx->out, "{\"error\":\"3 traces share the id " SHARED_ID);
+    has(fx->out, "\"count\":3,\"matches\":[{\"pick\":1,\"trace_id\":\"" SHARED_ID "\","
+                 "\"name\":\"early_a\",\"start_ns\":1714521600000000000,"
+                 "\"start\":\"2024-05-01T00:00:00Z\",\"duration_ms\":20,\"status\":\"error\","
+                 "\"root_span_id\":\"0000000000000065\"},{\"pick\":2,");
+    has(fx->out, "\"pick\":3,\"trace_id\":\"" SHARED_ID "\",\"name\":\"late\"");
+
+    /* --pick N shows the Nth as listed */
+    o.pick = 3;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"trace_id\":\"" SHARED_ID "\",\"name\":\"late\"");
+    has(fx->out, "\"pick\":3,\"matching_traces\":3,\"spans\":[");
+    o.json = 0;
+    o.pick = 2;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "early_b  trace " SHARED_ID "  (--pick 2 of 3 matching traces)\n");
+    has(fx->out, "\n\nearly_b ");
+
+    /* beyond the matches: listed again, nothing shown */
+    o.pick = 4;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    assert_string_equal(err_, "--pick 4: only 3 traces match " SHARED_ID "; pick one of those listed");
+    has(fx->out, "  3    " SHARED_ID "  late  ");
+    hasnt(fx->out, "trace " SHARED_ID);
+}
+
 /* --- hostile text ------------------------------------------------------ */
 
 /* What a script, a model or a server may put in a name or a message: a
@@ -1001,6 +1089,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_manual_error_event, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_and_traces_cut_short, cut_short_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_reads_a_store_before_v3, v2_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_traces_sharing_an_id, shared_id_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_text_views_escape_hostile_text, hostile_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
     };
