@@ -51,6 +51,17 @@ static int help(ms_cli *c, const char *text)
     return 0;
 }
 
+/* Costs are priced when a call is recorded and stored as they were; a
+ * reader has nothing to apply prices to, and accepting --prices here would
+ * let someone believe the report was repriced. */
+static void refuse_prices(ms_cli *c)
+{
+    if (c->prices)
+        ms_cli_usage_error(c, "--prices applies when traces are recorded (moonspan run, eval, test);"
+                              " stored costs stay as they were recorded, so drop --prices here and"
+                              " pass it to the run that records");
+}
+
 static ms_store *open_read(ms_cli *c)
 {
     char err[1024];
@@ -99,6 +110,7 @@ int ms_cmd_report(ms_cli *c)
             ms_cli_unknown(c);
         }
     }
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
@@ -125,6 +137,7 @@ int ms_cmd_traces(ms_cli *c)
         else
             ms_cli_unknown(c);
     }
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
@@ -158,6 +171,7 @@ int ms_cmd_show(ms_cli *c)
     if (o.id[n] || n < 4 || n > 32)
         ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "
                               "from `moonspan traces`)", o.id);
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;

@@ -162,6 +162,10 @@ describe("bad command lines", function()
     {{"show"}, "TRACE_ID"},
     {{"show", "not-hex!"}, "not-hex!"},
     {{"show", "abcd", "--pick", "0"}, "--pick"},
+    -- costs are priced when recorded: a reader has nothing to reprice
+    {{"report", "--prices", "prices.tsv"}, "--prices applies when traces are recorded"},
+    {{"--prices", "prices.tsv", "traces"}, "--prices"},
+    {{"show", "abcd", "--prices=prices.tsv"}, "--prices"},
     {{"show", "abcd", "--pick", "first"}, "--pick"},
     {{"run"}, "SCRIPT"},
     {{"run", "--bogus", "x.lua"}, "--bogus"},
