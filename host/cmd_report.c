@@ -14,7 +14,10 @@ static const char REPORT_HELP[] =
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
     "per-step latency and share of time, the slowest step, tokens and cost per\n"
-    "request and their trend, error rate and most common errors, retry success.\n"
+    "request and their trend, error rate and most common errors, LLM calls that\n"
+    "failed, retry success and time spent in backoff. Requests cut short by a\n"
+    "signal or still open when their run ended are counted apart, not as errors,\n"
+    "and left out of the latency percentiles.\n"
     "\n"
     "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
     "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
@@ -27,7 +30,7 @@ static const char TRACES_HELP[] =
     "The newest traces, one line each: id, name, start, duration, tokens, cost, status.\n"
     "\n"
     "  --limit N   how many (default 20)\n"
-    "  --errors    only traces whose status is error\n"
+    "  --errors    only traces whose status is error (an interrupted one is not)\n"
     "  --json      a JSON array instead of text\n";
 
 static const char SHOW_HELP[] =
