@@ -5,14 +5,19 @@
 #include "cli.h"
 #include "ms_clock.h"
 #include "ms_report.h"
+#include "ms_show.h"
 #include "ms_store.h"
+#include "ms_traces.h"
 
 static const char REPORT_HELP[] =
     "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
     "per-step latency and share of time, the slowest step, tokens and cost per\n"
-    "request and their trend, error rate and most common errors, retry success.\n"
+    "request and their trend, error rate and most common errors, LLM calls that\n"
+    "failed, retry success and time spent in backoff. Requests cut short by a\n"
+    "signal or still open when their run ended are counted apart, not as errors,\n"
+    "and left out of the latency percentiles.\n"
     "\n"
     "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
     "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
@@ -25,16 +30,19 @@ static const char TRACES_HELP[] =
     "The newest traces, one line each: id, name, start, duration, tokens, cost, status.\n"
     "\n"
     "  --limit N   how many (default 20)\n"
-    "  --errors    only traces whose status is error\n"
+    "  --errors    only traces whose status is error (an interrupted one is not)\n"
     "  --json      a JSON array instead of text\n";
 
 static const char SHOW_HELP[] =
-    "usage: moonspan show [--json] [--db PATH] TRACE_ID\n"
+    "usage: moonspan show [--json] [--pick N] [--db PATH] TRACE_ID\n"
     "\n"
     "One trace as an indented tree: each span's name, duration, tokens, cost,\n"
-    "retries, status and error. TRACE_ID may be a unique prefix (4+ characters)\n"
-    "of an id from `moonspan traces`.\n"
+    "retries, status and error. TRACE_ID may be a prefix (4+ characters) of an\n"
+    "id from `moonspan traces`.\n"
     "\n"
+    "  --pick N    when several traces match TRACE_ID (the traces of a run that\n"
+    "              joined an outer trace through TRACEPARENT share its id), show\n"
+    "              the Nth, counted by start time; without it they are listed\n"
     "  --json      a JSON object instead of text\n";
 
 static int help(ms_cli *c, const char *text)
@@ -44,6 +52,17 @@ static int help(ms_cli *c, const char *text)
         return 1;
     }
     return 0;
+}
+
+/* Costs are priced when a call is recorded and stored as they were; a
+ * reader has nothing to apply prices to, and accepting --prices here would
+ * let someone believe the report was repriced. */
+static void refuse_prices(ms_cli *c)
+{
+    if (c->prices)
+        ms_cli_usage_error(c, "--prices applies when traces are recorded (moonspan run, eval, test);"
+                              " stored costs stay as they were recorded, so drop --prices here and"
+                              " pass it to the run that records");
 }
 
 static ms_store *open_read(ms_cli *c)
@@ -94,6 +113,7 @@ int ms_cmd_report(ms_cli *c)
             ms_cli_unknown(c);
         }
     }
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
@@ -120,6 +140,7 @@ int ms_cmd_traces(ms_cli *c)
         else
             ms_cli_unknown(c);
     }
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
@@ -130,31 +151,35 @@ int ms_cmd_traces(ms_cli *c)
 
 int ms_cmd_show(ms_cli *c)
 {
-    const char *id = NULL;
-    int json = 0;
+    ms_show_opts o = {0};
+    const char *v;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
         if (help(c, SHOW_HELP))
             return 0;
         if (ms_cli_flag(c, "--json")) {
-            json = 1;
-        } else if (c->argv[c->i][0] != '-' && !id) {
-            id = c->argv[c->i++];
+            o.json = 1;
+        } else if (ms_cli_value(c, "--pick", &v)) {
+            o.pick = ms_cli_long(c, "--pick", v, 1, 1000000000);
+        } else if (c->argv[c->i][0] != '-' && !o.id) {
+            o.id = c->argv[c->i++];
         } else {
             ms_cli_unknown(c);
         }
     }
-    if (!id)
+    if (!o.id)
         ms_cli_usage_error(c, "missing TRACE_ID; list ids with `moonspan traces`");
-    size_t n = strspn(id, "0123456789abcdefABCDEF");
-    if (id[n] || n < 4 || n > 32)
+    size_t n = strspn(o.id, "0123456789abcdefABCDEF");
+    if (o.id[n] || n < 4 || n > 32)
         ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "
-                              "from `moonspan traces`)", id);
+                              "from `moonspan traces`)", o.id);
+    refuse_prices(c);
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
     char err[1024];
-    int rc = ms_trace_show(ms_store_db(s), id, json, stdout, err, sizeof err);
+    /* several matches are the answer of --json; for people they explain the error */
+    int rc = ms_show_write(ms_store_db(s), &o, stdout, o.json ? stdout : stderr, err, sizeof err);
     return finish_view(c, s, rc, err);
 }

@@ -28,6 +28,7 @@
 
 #include "ms_buf.h"
 #include "ms_clock.h"
+#include "ms_text.h"
 
 #define QUEUE_TRACES 4096
 /* How long the end of a run keeps retrying writes that fail (disk full)
@@ -454,8 +455,14 @@ static int run_on_exit(lua_State *L, enum ms_run_end how, int status)
         lua_setfield(L, -2, "reason");
         lua_pushinteger(L, status);
         lua_setfield(L, -2, "status");
-        if (lua_pcall(L, 1, 1, list + 1) != LUA_OK)
-            fprintf(stderr, "moonspan: an on_exit function failed: %s\n", luaL_tolstring(L, -1, NULL));
+        if (lua_pcall(L, 1, 1, list + 1) != LUA_OK) {
+            ms_buf b = {0};
+            ms_buf_adds(&b, "moonspan: an on_exit function failed: ");
+            ms_buf_add_texts(&b, luaL_tolstring(L, -1, NULL), MS_TEXT_NEWLINES);
+            if (!b.oom)
+                fprintf(stderr, "%s\n", b.data);
+            ms_buf_free(&b);
+        }
         else if (lua_isinteger(L, -1) && status == 0)
             status = (int)lua_tointeger(L, -1);
         lua_settop(L, list);

@@ -172,6 +172,20 @@ static int l_git_commit(lua_State *L)
     return 1;
 }
 
+/* Prints "who: msg" on stderr; msg (an error from a script, a model or a
+ * server) with its control characters made visible, its lines kept. */
+static void print_error(const char *who, const char *msg)
+{
+    ms_buf b = {0};
+    ms_buf_adds(&b, who);
+    ms_buf_adds(&b, ": ");
+    ms_buf_add_texts(&b, msg ? msg : "(no message)", MS_TEXT_NEWLINES);
+    ms_buf_addc(&b, '\n');
+    if (!b.oom)
+        fputs(b.data, stderr);
+    ms_buf_free(&b);
+}
+
 /* --- embedded library --------------------------------------------------- */
 
 static int load_embedded(lua_State *L)
@@ -256,7 +270,7 @@ lua_State *ms_runtime_new(void)
     lua_pushcfunction(L, msghandler);
     lua_pushcfunction(L, init_state);
     if (lua_pcall(L, 0, 0, 1) != LUA_OK) {
-        fprintf(stderr, "moonspan: cannot start the Lua runtime: %s\n", lua_tostring(L, -1));
+        print_error("moonspan: cannot start the Lua runtime", lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
@@ -297,7 +311,7 @@ int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, i
 
     lua_pushcfunction(L, msghandler);
     if (luaL_loadfile(L, path) != LUA_OK) {
-        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        print_error("moonspan", lua_tostring(L, -1));
         lua_settop(L, 0);
         return 1;
     }
@@ -307,7 +321,7 @@ int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, i
         lua_pushstring(L, argv[i]);
     int rc = lua_pcall(L, nargs, 0, 1);
     if (rc != LUA_OK)
-        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        print_error("moonspan", lua_tostring(L, -1));
     lua_settop(L, 0);
     return rc == LUA_OK ? 0 : 1;
 }
@@ -331,13 +345,13 @@ int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg)
         "run({standalone = false})\n";
     lua_pushcfunction(L, msghandler);
     if (luaL_loadbuffer(L, runner, sizeof runner - 1, "=moonspan test") != LUA_OK) {
-        fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
+        print_error("moonspan test", lua_tostring(L, -1));
         lua_settop(L, 0);
         return 1;
     }
     int rc = lua_pcall(L, 0, 0, 1);
     if (rc != LUA_OK)
-        fprintf(stderr, "moonspan test: %s\n", lua_tostring(L, -1));
+        print_error("moonspan test", lua_tostring(L, -1));
     lua_settop(L, 0);
     return rc == LUA_OK ? 0 : 1;
 }
@@ -352,7 +366,7 @@ int ms_runtime_call_main(lua_State *L, const char *module)
     lua_getglobal(L, "require");
     lua_pushstring(L, module);
     if (lua_pcall(L, 1, 1, opts + 1) != LUA_OK) {     /* opts msgh mod|err */
-        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        print_error("moonspan", lua_tostring(L, -1));
         lua_settop(L, opts - 1);
         return 1;
     }
@@ -361,7 +375,7 @@ int ms_runtime_call_main(lua_State *L, const char *module)
     int rc = lua_pcall(L, 1, 1, opts + 1);            /* opts msgh mod status|err */
     int status = 1;
     if (rc != LUA_OK)
-        fprintf(stderr, "moonspan: %s\n", lua_tostring(L, -1));
+        print_error("moonspan", lua_tostring(L, -1));
     else if (lua_isinteger(L, -1))
         status = (int)lua_tointeger(L, -1);
     lua_settop(L, opts - 1);

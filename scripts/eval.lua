@@ -31,8 +31,10 @@ M.scorers = scorers
 M.junit = junit
 M.stdout, M.stderr = io.stdout, io.stderr -- swapped by specs
 
+-- Messages name suites, files and cases, which come from the suite and
+-- its dataset: control characters are made visible (moonspan.escape).
 local function errf(fmt, ...)
-  M.stderr:write(string.format(fmt, ...), "\n")
+  M.stderr:write(moonspan.escape(string.format(fmt, ...), true), "\n")
   M.stderr:flush()
 end
 
@@ -700,10 +702,29 @@ end
 
 local function one_line(s, max)
   s = tostring(s or ""):gsub("[\r\n\t]+", " ")
-  if max and #s > max then s = s:sub(1, max - 3) .. "..." end
+  if max and #s > max then
+    local cut = max - 3
+    -- not inside a UTF-8 character: back up over continuation bytes
+    while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+    s = s:sub(1, cut) .. "..."
+  end
   return s
 end
 M.one_line = one_line
+
+-- Text from suites, datasets, models and servers as a terminal may show
+-- it: control characters made visible, so a case id or an error message
+-- cannot retitle, clear or garble the terminal. With `max`, one line.
+local function shown(s, max)
+  if max then return moonspan.escape(one_line(s, max)) end
+  return moonspan.escape(tostring(s))
+end
+M.shown = shown
+
+-- Columns a shown string takes (characters, not bytes).
+local function width(s)
+  return utf8.len(s) or #s
+end
 
 local function case_label(r, repeat_count)
   if (repeat_count or 1) > 1 then return r.case_id .. "#" .. r.repeat_index end
@@ -719,7 +740,7 @@ function M.status_line(name, s)
     gate, gate_txt = s.fail_under, "--fail-under " .. fmt_pct(s.fail_under)
   end
   local rel = s.status == "passed" and ">=" or "<"
-  return string.format("%s: %s, pass rate %s (%d/%d) %s %s", name, s.status == "passed" and "passed" or "FAILED",
+  return string.format("%s: %s, pass rate %s (%d/%d) %s %s", shown(name), s.status == "passed" and "passed" or "FAILED",
                        fmt_pct(s.pass_rate), s.passed, s.cases, rel, gate_txt)
 end
 
@@ -735,14 +756,14 @@ function M.diff_lines(d, baseline_id, indent)
                                     fmt_ms(b.p50_ms), fmt_ms(a.p50_ms), fmt_ms(b.p95_ms), fmt_ms(a.p95_ms),
                                     fmt_usd(d.cost_before), fmt_usd(d.cost_after))
   if #d.newly_failing > 0 then
-    lines[#lines + 1] = indent .. "  newly failing: " .. M.list_ids(d.newly_failing, 20)
+    lines[#lines + 1] = indent .. "  newly failing: " .. shown(M.list_ids(d.newly_failing, 20))
   end
   if #d.newly_passing > 0 then
-    lines[#lines + 1] = indent .. "  newly passing: " .. M.list_ids(d.newly_passing, 20)
+    lines[#lines + 1] = indent .. "  newly passing: " .. shown(M.list_ids(d.newly_passing, 20))
   end
-  if #d.added > 0 then lines[#lines + 1] = indent .. "  new cases: " .. M.list_ids(d.added, 20) end
+  if #d.added > 0 then lines[#lines + 1] = indent .. "  new cases: " .. shown(M.list_ids(d.added, 20)) end
   if #d.removed > 0 then
-    lines[#lines + 1] = indent .. "  not run this time: " .. M.list_ids(d.removed, 20)
+    lines[#lines + 1] = indent .. "  not run this time: " .. shown(M.list_ids(d.removed, 20))
   end
   if #d.newly_failing == 0 and #d.newly_passing == 0 then
     lines[#lines + 1] = indent .. "  no case changed outcome"
@@ -756,8 +777,8 @@ function M.failed_table(reports)
   for _, rep in ipairs(reports) do
     for _, r in ipairs(rep.results) do
       if not r.pass then
-        rows[#rows + 1] = {rep.suite.name, case_label(r, rep.repeat_count), one_line(r.reason or r.error, 72),
-                           r.trace_id or "-"}
+        rows[#rows + 1] = {shown(rep.suite.name), shown(case_label(r, rep.repeat_count)),
+                           shown(r.reason or r.error, 72), shown(r.trace_id or "-")}
       end
     end
   end
@@ -766,12 +787,12 @@ function M.failed_table(reports)
   local w = {}
   for i, h in ipairs(head) do w[i] = #h end
   for _, row in ipairs(rows) do
-    for i, v in ipairs(row) do if #v > w[i] then w[i] = #v end end
+    for i, v in ipairs(row) do w[i] = math.max(w[i], width(v)) end
   end
   local function fmt_row(row)
     local cells = {}
     for i, v in ipairs(row) do
-      cells[i] = i < #row and (v .. string.rep(" ", w[i] - #v)) or v
+      cells[i] = i < #row and (v .. string.rep(" ", w[i] - width(v))) or v
     end
     return "  " .. table.concat(cells, "  ")
   end
@@ -782,8 +803,8 @@ function M.failed_table(reports)
   for _, rep in ipairs(reports) do
     for _, r in ipairs(rep.results) do
       if not r.pass and r.error and #errors < 20 then
-        errors[#errors + 1] = string.format("  %s %s: %s", rep.suite.name, case_label(r, rep.repeat_count),
-                                            one_line(r.error, 2000))
+        errors[#errors + 1] = string.format("  %s %s: %s", shown(rep.suite.name),
+                                            shown(case_label(r, rep.repeat_count)), shown(r.error, 2000))
       end
     end
   end
@@ -816,7 +837,7 @@ function M.summary_text(rep)
     local parts = {}
     for _, c in ipairs(s.per_case) do
       if c.passes < c.runs then
-        parts[#parts + 1] = string.format("%s %d/%d%s", c.id, c.passes, c.runs, c.flaky and " flaky" or "")
+        parts[#parts + 1] = string.format("%s %d/%d%s", shown(c.id), c.passes, c.runs, c.flaky and " flaky" or "")
       end
     end
     out[#out + 1] = string.format("  repeat %d: %d flaky, %d always failing, %d stable passing", k, #s.flaky,
@@ -826,7 +847,7 @@ function M.summary_text(rep)
   if rep.diff then
     for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "  ")) do out[#out + 1] = l end
   elseif rep.baseline_note then
-    out[#out + 1] = "  baseline: " .. rep.baseline_note
+    out[#out + 1] = "  baseline: " .. shown(rep.baseline_note)
   end
   return table.concat(out, "\n") .. "\n"
 end
@@ -977,13 +998,13 @@ function M.progress(suite_name, total, opts)
       local eta = p.done < total and (elapsed / p.done * (total - p.done)) or 0
       local width = 20
       local fill = math.floor(width * p.done / total)
-      out:write(string.format("\r\27[K%s [%s%s] %d/%d  pass %s  %s  ETA %s", suite_name, string.rep("#", fill),
+      out:write(string.format("\r\27[K%s [%s%s] %d/%d  pass %s  %s  ETA %s", shown(suite_name), string.rep("#", fill),
                               string.rep(".", width - fill), p.done, total, fmt_pct(p.passed / p.done), fmt_usd(p.cost),
                               M.fmt_eta(eta)))
     else
-      out:write(string.format("[%d/%d] %s %s %s  %s%s\n", p.done, total, rec.pass and "pass" or "FAIL", suite_name,
-                              case_label(rec, rc), fmt_ms(rec.latency_ms),
-                              rec.pass and "" or ("  " .. one_line(rec.reason or rec.error, 100))))
+      out:write(string.format("[%d/%d] %s %s %s  %s%s\n", p.done, total, rec.pass and "pass" or "FAIL",
+                              shown(suite_name), shown(case_label(rec, rc)), fmt_ms(rec.latency_ms),
+                              rec.pass and "" or ("  " .. shown(rec.reason or rec.error, 100))))
     end
     out:flush()
   end

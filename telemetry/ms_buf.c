@@ -115,10 +115,23 @@ void ms_json_str(ms_buf *b, const char *str, size_t n)
         else if (c == '\n') esc = "\\n";
         else if (c == '\r') esc = "\\r";
         else if (c == '\t') esc = "\\t";
-        else if (c < 0x20) { snprintf(hex, sizeof hex, "\\u%04x", c); esc = hex; }
+        else if (c < 0x20 || c == 0x7f) { snprintf(hex, sizeof hex, "\\u%04x", c); esc = hex; }
         else if (c >= 0x80) {
             ulen = utf8_len(s + i, n - i);
-            if (ulen == 0) { esc = "\xEF\xBF\xBD"; ulen = 1; }
+            if (ulen == 0) {
+                esc = "\xEF\xBF\xBD";
+                ulen = 1;
+            } else if (ulen == 2 && c == 0xC2 && s[i + 1] < 0xA0) {
+                /* C1 controls (U+0080..U+009F; U+009B acts as CSI on some
+                 * terminals): escaped, so `--json | cat` is as safe as text */
+                snprintf(hex, sizeof hex, "\\u%04x", s[i + 1]);
+                esc = hex;
+            } else if (ulen == 3 && c == 0xE2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xAA && s[i + 2] <= 0xAE) ||
+                                                   (s[i + 1] == 0x81 && s[i + 2] >= 0xA6 && s[i + 2] <= 0xA9))) {
+                /* bidi overrides and isolates (U+202A..E, U+2066..9) */
+                snprintf(hex, sizeof hex, "\\u%04x", 0x2000 | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F));
+                esc = hex;
+            }
         }
         if (esc) {
             ms_buf_add(b, s + i - run, run);

@@ -161,6 +161,12 @@ describe("bad command lines", function()
     {{"traces", "extra"}, "extra"},
     {{"show"}, "TRACE_ID"},
     {{"show", "not-hex!"}, "not-hex!"},
+    {{"show", "abcd", "--pick", "0"}, "--pick"},
+    -- costs are priced when recorded: a reader has nothing to reprice
+    {{"report", "--prices", "prices.tsv"}, "--prices applies when traces are recorded"},
+    {{"--prices", "prices.tsv", "traces"}, "--prices"},
+    {{"show", "abcd", "--prices=prices.tsv"}, "--prices"},
+    {{"show", "abcd", "--pick", "first"}, "--pick"},
     {{"run"}, "SCRIPT"},
     {{"run", "--bogus", "x.lua"}, "--bogus"},
     {{"--db"}, "--db"},
@@ -353,11 +359,125 @@ describe("moonspan traces and show", function()
     assert.is_truthy(llm_line:find("$", 1, true), llm_line)
   end)
 
+  it("shows a ctx:add_error as an error of the request, the root row agreeing with the header", function()
+    local r = H.run_ok([[
+      trace("judged", function(ctx)
+        span("answer", function() end)
+        ctx:add_error("the answer is wrong", "wrong_answer")
+      end)
+    ]], {name = "manual_error"})
+    local id = H.trace_row(r.db, "judged").trace_id
+    local show = H.moonspan({"show", id}, {db = r.db})
+    assert.are.equal(0, show.code, show.err)
+    assert.is_truthy(show.out:find("status error (1 error)", 1, true), show.out)
+    assert.is_truthy(show.out:find("\njudged +[%d.]+ ms +error\n"), show.out)
+    assert.is_truthy(show.out:find("  * ERROR (ctx:add_error) wrong_answer: the answer is wrong\n", 1, true),
+                     show.out)
+    local j = H.json(H.moonspan({"show", "--json", id}, {db = r.db}).out)
+    local ev = j.spans[1].events[1]
+    assert.are.equal("error", j.spans[1].status)
+    assert.are.equal("error", ev.name)
+    assert.are.equal("wrong_answer", ev.error_type)
+    assert.are.equal("the answer is wrong", ev.error_message)
+    local top = H.json(H.moonspan({"report", "--json"}, {db = r.db}).out).errors.top
+    assert.are.same({type = "wrong_answer", message = "the answer is wrong", count = 1}, top[1])
+  end)
+
   it("exits 1 with a message for an unknown id", function()
     local r = H.moonspan({"show", "0123456789abcdef"}, {db = store().db})
     assert.are.equal(1, r.code)
     assert.are.equal("", r.out)
     assert.is_true(one_line(r.err), r.err)
     assert.is_truthy(r.err:find("0123456789abcdef", 1, true), r.err)
+  end)
+end)
+
+describe("moonspan show on traces that share an id (TRACEPARENT)", function()
+  local OUTER = "4bf92f3577b34da6a3ce929d0e0e4736"
+  local store = H.once(function()
+    local r = H.run_ok([[
+      for _, name in ipairs({"first_request", "second_request", "third_request"}) do
+        trace(name, function() span("step_of_" .. name, function() moonspan.sleep_ms(2) end) end)
+      end
+    ]], {name = "joined", env = {TRACEPARENT = "00-" .. OUTER .. "-00f067aa0ba902b7-01"}})
+    -- a second run joining another outer trace whose id starts the same way
+    H.run_ok("trace('other_request', function() end)",
+             {name = "other", db = r.db, env = {TRACEPARENT = "00-4bf92f35" .. string.rep("0", 24)
+                                                                 .. "-00f067aa0ba902b7-01"}})
+    return r
+  end)
+
+  it("stores every trace of the run under the outer id", function()
+    assert.are.equal(3, H.scalar(store().db, "SELECT count(*) FROM traces WHERE trace_id = '" .. OUTER .. "'"))
+  end)
+
+  it("lists them numbered instead of showing one, and says how to pick", function()
+    local r = H.moonspan({"show", OUTER}, {db = store().db})
+    assert.are.equal(1, r.code, r.err)
+    assert.are.equal("", r.out)
+    local pos = {}
+    for k, name in ipairs({"first_request", "second_request", "third_request"}) do
+      local line = r.err:match("\n  " .. k .. " +" .. OUTER .. "  " .. name .. "[^\n]*")
+      assert.is_truthy(line, name .. " not listed as " .. k .. ":\n" .. r.err)
+      local root = H.scalar(store().db, "SELECT printf('%016x', s.span_id) FROM traces t JOIN spans s"
+                                         .. " ON s.rowid = t.first_span WHERE t.name = '" .. name .. "'")
+      assert.is_truthy(line:find(root, 1, true), "root span " .. root .. " not in: " .. line)
+      pos[k] = r.err:find(name, 1, true)
+    end
+    assert.is_truthy(pos[1] < pos[2] and pos[2] < pos[3])
+    local last = r.err:match("([^\n]+)\n$")
+    assert.is_truthy(last:find("3 traces share the id " .. OUTER, 1, true), last)
+    assert.is_truthy(last:find("moonspan show " .. OUTER .. " --pick N", 1, true), last)
+  end)
+
+  it("shows the one --pick N names", function()
+    local r = H.moonspan({"show", OUTER, "--pick", "2"}, {db = store().db})
+    assert.are.equal(0, r.code, r.err)
+    assert.is_truthy(r.out:find("^second_request  trace " .. OUTER .. "  %(%-%-pick 2 of 3 matching traces%)\n"),
+                     r.out)
+    assert.is_truthy(r.out:find("step_of_second_request", 1, true), r.out)
+    assert.is_nil(r.out:find("first_request", 1, true), r.out)
+    r = H.moonspan({"show", "--pick=3", "--json", OUTER}, {db = store().db})
+    assert.are.equal(0, r.code, r.err)
+    local j = H.json(r.out)
+    assert.are.equal("third_request", j.name)
+    assert.are.equal(3, j.pick)
+    assert.are.equal(3, j.matching_traces)
+  end)
+
+  it("answers --json with the matches on stdout", function()
+    local r = H.moonspan({"show", "--json", OUTER}, {db = store().db})
+    assert.are.equal(1, r.code, r.err)
+    local j = H.json(r.out)
+    assert.are.equal(3, j.count)
+    assert.are.equal(3, #j.matches)
+    for k, name in ipairs({"first_request", "second_request", "third_request"}) do
+      assert.are.equal(k, j.matches[k].pick)
+      assert.are.equal(name, j.matches[k].name)
+      assert.are.equal(OUTER, j.matches[k].trace_id)
+      assert.are.equal("ok", j.matches[k].status)
+      assert.matches("^%x+$", j.matches[k].root_span_id)
+    end
+    assert.is_truthy(j.error:find("--pick N", 1, true), j.error)
+    assert.is_true(one_line(r.err), r.err)
+  end)
+
+  it("refuses a --pick beyond the matches, listing them", function()
+    local r = H.moonspan({"show", OUTER, "--pick", "4"}, {db = store().db})
+    assert.are.equal(1, r.code, r.err)
+    assert.are.equal("", r.out)
+    assert.is_truthy(r.err:find("--pick 4: only 3 traces match " .. OUTER, 1, true), r.err)
+    assert.is_truthy(r.err:find("third_request", 1, true), r.err)
+  end)
+
+  it("lists the traces of every id a prefix matches", function()
+    local r = H.moonspan({"show", "4bf92f35"}, {db = store().db})
+    assert.are.equal(1, r.code, r.err)
+    assert.is_truthy(r.err:find("4 traces of 2 different ids match the prefix 4bf92f35", 1, true), r.err)
+    assert.is_truthy(r.err:find("other_request", 1, true), r.err)
+    -- the other run started last: it is number 4
+    r = H.moonspan({"show", "4bf92f35", "--pick", "4"}, {db = store().db})
+    assert.are.equal(0, r.code, r.err)
+    assert.is_truthy(r.out:find("^other_request  trace 4bf92f35"), r.out)
   end)
 end)

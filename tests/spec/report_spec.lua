@@ -203,3 +203,89 @@ describe("moonspan report", function()
     assert.is_nil(r.out:find("^%s*{"), "text report looks like JSON")
   end)
 end)
+
+describe("moonspan report on work that failed or was cut short", function()
+  -- "doomed": ten LLM calls that fail after their retries, each caught,
+  -- so the request itself succeeds. "abandon": a span left open in a
+  -- coroutine never resumed (stored as incomplete). "waits": retries
+  -- that waited 30 ms and 20 ms in backoff.
+  local built = H.once(function()
+    return H.run_ok([[
+      llm.defaults.backoff_ms = 0 -- their waits add nothing to "waits" below
+      trace("doomed", function()
+        for i = 1, 10 do
+          pcall(llm.call, {model = "mock", retries = 1, messages = {{role = "user", content = "x"}},
+                           mock = {fail = {status = 503, times = 5}}})
+        end
+      end)
+      trace("abandon", function()
+        local co = coroutine.create(function() span("left_open", function() coroutine.yield() end) end)
+        coroutine.resume(co)
+        span("finished", function() end)
+      end)
+      trace("waits", function()
+        span("with_retries", function(s) s:add_retries(2, true, 30) end)
+        span("more_retries", function(s) s:add_retries(1, false, 20) end)
+      end)
+    ]], {name = "cut_short"})
+  end)
+
+  local function report(args)
+    local argv = {"report"}
+    for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+    local r = H.moonspan(argv, {db = built().db})
+    assert.are.equal(0, r.code, r.err)
+    return r
+  end
+
+  it("counts LLM calls that failed after their retries, though their request succeeded", function()
+    local j = H.json(report({"--json"}).out)
+    assert.are.equal(10, j.llm_calls.count)
+    assert.are.equal(10, j.llm_calls.failed)
+    assert.are.equal(1, j.llm_calls.failure_rate)
+    assert.are.equal(0, j.errors.rate)
+    local text = report().out
+    assert.is_truthy(text:find("LLM calls   10, 10 failed (100.0%, after their retries)", 1, true), text)
+  end)
+
+  it("leaves spans still open when their trace ended out of the steps", function()
+    local by = {}
+    for _, s in ipairs(H.json(report({"--json"}).out).steps) do by[s.name] = s end
+    assert.are.equal("incomplete", H.spans(built().db, "abandon")[2].status)
+    assert.is_nil(by.left_open)
+    assert.are.equal(1, by.finished and by.finished.count)
+  end)
+
+  it("adds up the time spent waiting in backoff", function()
+    local j = H.json(report({"--json"}).out)
+    -- 50 ms given by hand; the failed calls' zero-length waits add microseconds
+    assert.is_truthy(j.retries.backoff_ms_total >= 50 and j.retries.backoff_ms_total < 50.5, j.retries.backoff_ms_total)
+    assert.is_truthy(math.abs(j.retries.backoff_ms_per_request - j.retries.backoff_ms_total / 3) < 1e-9)
+    assert.are.equal(50e6, H.scalar(built().db,
+      "SELECT sum(backoff_ns) FROM spans WHERE name IN ('with_retries', 'more_retries')"))
+    local text = report().out
+    assert.is_truthy(text:find("50.0 ms waiting in backoff (16.7 ms per request)", 1, true), text)
+  end)
+
+  it("counts interrupted requests apart: not errors, not in the latency", function()
+    -- a request done, then one a real SIGINT cuts short after 300 ms
+    local r = H.run_bg([[
+      trace("quick", function() span("fast", function() end) end)
+      trace("cut", function() span("slow", function() ready(); moonspan.sleep_ms(10000) end) end)
+    ]], "sleep 0.3; kill -INT $pid", {name = "interrupted"})
+    assert.are.equal(130, r.status, r.err)
+    local rep = H.moonspan({"report", "--json"}, {db = r.db})
+    assert.are.equal(0, rep.code, rep.err)
+    local j = H.json(rep.out)
+    assert.are.equal(2, j.requests.count)
+    assert.are.equal(1, j.requests.interrupted)
+    assert.are.equal(0, j.requests.incomplete)
+    assert.are.equal(0, j.errors.rate)
+    assert.are.equal(0, #j.errors.top)
+    assert.is_truthy(j.requests.latency_ms.max < 200, "the cut request counted in the latency")
+    assert.are.equal(1, #j.steps)
+    assert.are.equal("fast", j.steps[1].name)
+    local text = H.moonspan({"report"}, {db = r.db})
+    assert.is_truthy(text.out:find("Cut short   1 interrupted", 1, true), text.out)
+  end)
+end)

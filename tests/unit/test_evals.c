@@ -19,6 +19,8 @@
 #include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_report.h"
+#include "ms_show.h"
+#include "ms_traces.h"
 #include "ms_sha256.h"
 #include "ms_store.h"
 #include "ms_tracer.h"

@@ -1,234 +1,16 @@
-/* test_report — `moonspan report`, `traces` and `show` over a hand-made
- * store whose every number is worked out by hand below.
+/* test_report — `moonspan report` over the hand-made stores of
+ * views_fixture.h, every number worked out by hand.
  *
- * Runs from the repo root (the schema is read from telemetry/ms_schema.sql).
  * The JSON is checked by looking up a key after an anchor string and
  * reading the number with strtod, compared with a tolerance: percentiles
  * go through floating point (e.g. 370.00000000000006), so exact text
  * matching would test the last ulp, not the report. Integral values print
- * without a fraction (ms_json_num), which the exact fragment checks rely on.
- *
- * The dataset (UTC):
- *
- *  trace  id prefix  name             start               dur    status  tokens in/out  cost     spans (non-root)
- *  T1     aaaa0000   answer_question  2024-05-01 00:00:10  100ms  ok      100/20         0.01     generate 50 (llm 100/20 $0.01), search 10, rerank 5
- *  T2     aaaa1111   answer_question  2024-05-01 01:00:00  200ms  error   200/40         0.02     search 20, generate 150 (llm, raises RateLimit "too many requests", 2 retries, failed)
- *  T3     abcd2222   answer_question  2024-05-02 00:01:40  300ms  ok      300/60 (est)   unknown  search 30, generate 200 (llm, unpriced model, estimated usage, 1 retry, succeeded)
- *  T4     bbbb3333   batch_eval       2024-06-15 00:00:00  400ms  error   0/0            NULL     judge 40 (raises RateLimit "too many requests"); ctx:add_error("wrong answer")
- *  T5     cccc4444   answer_question  2024-06-15 00:01:00  1000ms ok      400/80         0.04     search 40, generate 400 (llm 400/80 $0.04)
- */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+ * without a fraction (ms_json_num), which the exact fragment checks rely on. */
+#include "views_fixture.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "ms_report.h"
-
-#define SEC INT64_C(1000000000)
-#define MS INT64_C(1000000)
-#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
-#define D2 (INT64_C(1714608000) * SEC) /* 2024-05-02T00:00:00Z */
-#define D3 (INT64_C(1718409600) * SEC) /* 2024-06-15T00:00:00Z */
-
-#define T1_ID "aaaa0000000000000000000000000001"
-#define T2_ID "aaaa1111000000000000000000000002"
-#define T3_ID "abcd2222000000000000000000000003"
-#define T4_ID "bbbb3333000000000000000000000004"
-#define T5_ID "cccc4444000000000000000000000005"
-
-typedef struct fixture {
-    char path[64];
-    sqlite3 *db;
-    char *out;      /* last captured output */
-    size_t outlen;
-} fixture;
-
-/* --- helpers ---------------------------------------------------------- */
-
-/* Reads the schema from the repo (tests run from the repo root). */
-static char *read_schema(void)
-{
-    FILE *f = fopen("telemetry/ms_schema.sql", "rb");
-    assert_non_null(f);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    assert_non_null(m);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, m), n);
-    assert_int_equal(ferror(f), 0);
-    fclose(f);
-    assert_int_equal(fclose(m), 0);
-    return text;
-}
-
-static void exec_sql(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("sql failed: %s\n%s", msg ? msg : "?", sql);
-    sqlite3_free(msg);
-}
-
-static int open_db(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    snprintf(fx->path, sizeof fx->path, "/tmp/ms_test_report_XXXXXX");
-    int fd = mkstemp(fx->path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(sqlite3_open(fx->path, &fx->db), SQLITE_OK);
-    char *schema = read_schema();
-    exec_sql(fx->db, schema);
-    free(schema);
-    *state = fx;
-    return 0;
-}
-
-static int close_db(void **state)
-{
-    fixture *fx = *state;
-    assert_int_equal(sqlite3_close(fx->db), SQLITE_OK);
-    unlink(fx->path);
-    free(fx->out);
-    free(fx);
-    return 0;
-}
-
-/* One span row; nullable numbers are passed as SQL text ("NULL", "0.01"). */
-static void span(sqlite3 *db, int64_t trace_row, int64_t sid, const char *parent,
-                 const char *name, const char *kind, int64_t start_ns, int64_t dur_ms,
-                 const char *status, int err_own, const char *etype, const char *emsg,
-                 const char *in, const char *out, const char *est, const char *cost,
-                 int retries, const char *retry_ok)
-{
-    char *sql = sqlite3_mprintf(
-        "INSERT INTO spans (trace_row, span_id, parent_id, name, kind, start_ns,"
-        " duration_ns, status, error_own, error_type, error_message, provider, model,"
-        " input_tokens, output_tokens, usage_estimated, cost_usd, retries, retry_succeeded)"
-        " VALUES (%lld, %lld, %s, %Q, %Q, %lld, %lld, %Q, %d, %Q, %Q, %s, %s,"
-        " %s, %s, %s, %s, %d, %s)",
-        (long long)trace_row, (long long)sid, parent, name, kind, (long long)start_ns,
-        (long long)(dur_ms * MS), status, err_own, etype, emsg,
-        strcmp(kind, "llm") == 0 ? "'mock'" : "NULL",
-        strcmp(kind, "llm") == 0 ? "'mock-1'" : "NULL", in, out, est, cost, retries,
-        retry_ok);
-    assert_non_null(sql);
-    exec_sql(db, sql);
-    sqlite3_free(sql);
-}
-
-/* One trace row pointing at spans first_span .. first_span + nspans - 1. */
-static void trace_row(sqlite3 *db, int64_t row, const char *id, const char *name,
-                      int64_t start_ns, int64_t dur_ms, const char *status, int errors,
-                      int nspans, int64_t first_span, int in, int out, const char *cost,
-                      int unknown)
-{
-    char *sql = sqlite3_mprintf(
-        "INSERT INTO traces (id, trace_id, name, start_ns, duration_ns, status,"
-        " error_count, span_count, first_span, input_tokens, output_tokens,"
-        " cache_read_tokens, cache_write_tokens, cost_usd, unknown_cost_calls)"
-        " VALUES (%lld, %Q, %Q, %lld, %lld, %Q, %d, %d, %lld, %d, %d, 0, 0, %s, %d)",
-        (long long)row, id, name, (long long)start_ns, (long long)(dur_ms * MS), status,
-        errors, nspans, (long long)first_span, in, out, cost, unknown);
-    assert_non_null(sql);
-    exec_sql(db, sql);
-    sqlite3_free(sql);
-}
-
-/* The dataset of the header comment. Span rowids are 1.. in insert order. */
-static int dataset(void **state)
-{
-    open_db(state);
-    sqlite3 *db = ((fixture *)*state)->db;
-    exec_sql(db, "BEGIN");
-
-    /* T1, rows 1-4: generate is stored before search, but starts after it,
-     * so `show` must order children by start, not by rowid */
-    int64_t s = D1 + 10 * SEC;
-    span(db, 1, 10, "NULL", "answer_question", "trace", s, 100, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 1, 11, "10", "generate", "llm", s + 20 * MS, 50, "ok", 0, NULL, NULL,
-         "100", "20", "0", "0.01", 0, "NULL");
-    span(db, 1, 12, "10", "search", "span", s + 1 * MS, 10, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 1, 13, "10", "rerank", "span", s + 80 * MS, 5, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    trace_row(db, 1, T1_ID, "answer_question", s, 100, "ok", 0, 4, 1, 100, 20, "0.01", 0);
-    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, attrs)"
-                 " VALUES (1, 12, 'cache_hit', 1714521610002000000, '{\"k\":5}')");
-
-    /* T2, rows 5-7: the error is raised in generate and passes through root */
-    s = D1 + 3600 * SEC;
-    span(db, 2, 20, "NULL", "answer_question", "trace", s, 200, "error", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 2, 21, "20", "search", "span", s + 1 * MS, 20, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 2, 22, "20", "generate", "llm", s + 30 * MS, 150, "error", 1, "RateLimit",
-         "too many requests", "200", "40", "0", "0.02", 2, "0");
-    trace_row(db, 2, T2_ID, "answer_question", s, 200, "error", 1, 3, 5, 200, 40, "0.02", 0);
-
-    /* T3, rows 8-10: unpriced model, estimated usage, a retry that helped */
-    s = D2 + 100 * SEC;
-    span(db, 3, 30, "NULL", "answer_question", "trace", s, 300, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 3, 31, "30", "search", "span", s + 1 * MS, 30, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 3, 32, "30", "generate", "llm", s + 40 * MS, 200, "ok", 0, NULL, NULL,
-         "300", "60", "1", "NULL", 1, "1");
-    trace_row(db, 3, T3_ID, "answer_question", s, 300, "ok", 0, 3, 8, 300, 60, "NULL", 1);
-
-    /* T4, rows 11-12: a raised error in judge plus a manual ctx:add_error */
-    s = D3;
-    span(db, 4, 40, "NULL", "batch_eval", "trace", s, 400, "error", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 4, 41, "40", "judge", "span", s + 1 * MS, 40, "error", 1, "RateLimit",
-         "too many requests", "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    trace_row(db, 4, T4_ID, "batch_eval", s, 400, "error", 2, 2, 11, 0, 0, "NULL", 0);
-    exec_sql(db, "INSERT INTO span_events (trace_row, span_id, name, time_ns, error_type, error_message)"
-                 " VALUES (4, 40, 'error', 1718409600300000000, 'manual', 'wrong answer')");
-
-    /* T5, rows 13-15 */
-    s = D3 + 60 * SEC;
-    span(db, 5, 50, "NULL", "answer_question", "trace", s, 1000, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 5, 51, "50", "search", "span", s + 1 * MS, 40, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(db, 5, 52, "50", "generate", "llm", s + 50 * MS, 400, "ok", 0, NULL, NULL,
-         "400", "80", "0", "0.04", 0, "NULL");
-    trace_row(db, 5, T5_ID, "answer_question", s, 1000, "ok", 0, 3, 13, 400, 80, "0.04", 0);
-
-    exec_sql(db, "COMMIT");
-    return 0;
-}
-
-/* Runs `fn` into a memory stream; the text lands in fx->out. */
-#define CAPTURE(fx, call)                                                  \
-    do {                                                                   \
-        free((fx)->out);                                                   \
-        (fx)->out = NULL;                                                  \
-        FILE *out_ = open_memstream(&(fx)->out, &(fx)->outlen);            \
-        assert_non_null(out_);                                             \
-        FILE *out = out_;                                                  \
-        rc_ = (call);                                                      \
-        assert_int_equal(fclose(out_), 0);                                 \
-    } while (0)
-
-static int rc_;
-static char err_[512];
 
 static int report(fixture *fx, int64_t since, const char *glob, int by_month, int json)
 {
@@ -270,23 +52,6 @@ static void near(double got, double want, const char *what)
 }
 
 #define NEAR(doc, anchor, key, want) near(jnum(doc, anchor, key), want, anchor " " key)
-
-/* The document goes to stderr in full: cmocka truncates long messages. */
-static void has(const char *doc, const char *needle)
-{
-    if (!strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("missing \"%s\"", needle);
-    }
-}
-
-static void hasnt(const char *doc, const char *needle)
-{
-    if (strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("unexpected \"%s\"", needle);
-    }
-}
 
 /* --- report ----------------------------------------------------------- */
 
@@ -349,7 +114,11 @@ static void test_report_tokens_cost_errors_retries(void **state)
     has(j, "\"count\":3,\"top\":[{\"type\":\"RateLimit\",\"message\":\"too many requests\","
            "\"count\":2},{\"type\":\"manual\",\"message\":\"wrong answer\",\"count\":1}]");
     /* retries: T2.generate (2, failed), T3.generate (1, succeeded) */
-    has(j, "\"retries\":{\"retried_calls\":2,\"succeeded\":1,\"success_rate\":0.5}");
+    has(j, "\"retries\":{\"retried_calls\":2,\"succeeded\":1,\"success_rate\":0.5,"
+           "\"backoff_ms_total\":0,\"backoff_ms_per_request\":0}");
+    /* llm calls: T1, T2 (failed after its retries), T3, T5 */
+    has(j, "\"llm_calls\":{\"count\":4,\"failed\":1,\"failure_rate\":0.25}");
+    has(j, "\"requests\":{\"count\":5,\"interrupted\":0,\"incomplete\":0,");
 }
 
 static void test_report_cost_trend(void **state)
@@ -412,7 +181,8 @@ static void test_report_filters(void **state)
     /* nothing matches: zero counts and nulls, still success */
     report(fx, 0, "nope*", 0, 1);
     j = fx->out;
-    has(j, "\"requests\":{\"count\":0,\"latency_ms\":{\"p50\":null,\"p95\":null,"
+    has(j, "\"requests\":{\"count\":0,\"interrupted\":0,\"incomplete\":0,"
+           "\"latency_ms\":{\"p50\":null,\"p95\":null,"
            "\"p99\":null,\"max\":null}}");
     has(j, "\"steps\":[],\"slowest_step\":null");
     has(j, "\"rate\":null");
@@ -434,7 +204,10 @@ static void test_report_text(void **state)
     has(t, "Errors      40.0% of requests (2); 3 errors recorded");
     has(t, "RateLimit: too many requests");
     has(t, "manual: wrong answer");
-    has(t, "Retries     2 calls retried, 1 succeeded (50.0%)");
+    has(t, "LLM calls   4, 1 failed (25.0%, after their retries)\n");
+    has(t, "Retries     2 calls retried, 1 succeeded (50.0%)\n");
+    hasnt(t, "Cut short");
+    hasnt(t, "backoff");
     has(t, "Cost trend (by day, UTC)");
     /* a day whose only call is unpriced is not shown as $0 */
     has(t, "2024-05-02        1 req   unknown for 1 call\n");
@@ -453,7 +226,8 @@ static void test_report_empty(void **state)
     has(j, "\"avg_input\":null");
     has(j, "\"total_usd\":0,\"avg_usd_per_request\":null,\"unknown_cost_calls\":0");
     has(j, "\"errors\":{\"rate\":null,\"requests\":0,\"count\":0,\"top\":[]}");
-    has(j, "\"success_rate\":null");
+    has(j, "\"success_rate\":null,\"backoff_ms_total\":0,\"backoff_ms_per_request\":null}");
+    has(j, "\"llm_calls\":{\"count\":0,\"failed\":0,\"failure_rate\":null}");
     has(j, "\"cost_trend\":[]");
     /* schema v2 keys: no replayed calls, no eval runs */
     has(j, "\"priced_requests\":0,\"replayed_usd\":0}");
@@ -480,176 +254,89 @@ static void test_report_not_a_store(void **state)
     (void)state;
 }
 
-/* --- traces ----------------------------------------------------------- */
-
-static void test_traces_list(void **state)
+static void test_report_remote_parent_root(void **state)
 {
+    /* the root of a joined run is still the request (first row of the
+     * range), not a step */
     fixture *fx = *state;
-    err_[0] = 0;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    const char *t = fx->out;
-    /* newest first */
-    const char *p5 = strstr(t, T5_ID), *p4 = strstr(t, T4_ID), *p3 = strstr(t, T3_ID);
-    const char *p2 = strstr(t, T2_ID), *p1 = strstr(t, T1_ID);
-    assert_true(p5 && p4 && p3 && p2 && p1);
-    assert_true(p5 < p4 && p4 < p3 && p3 < p2 && p2 < p1);
-    has(t, T1_ID "  answer_question  2024-05-01T00:00:10Z      100 ms           100/20"
-           "      $0.0100  ok\n");
-    /* unknown cost is "-", never $0 */
-    has(t, T3_ID "  answer_question  2024-05-02T00:01:40Z      300 ms           300/60"
-           "            -  ok\n");
-    has(t, T4_ID "  batch_eval       2024-06-15T00:00:00Z      400 ms              0/0"
-           "            -  error\n");
-
-    CAPTURE(fx, ms_traces_write(fx->db, 2, 0, 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, T5_ID);
-    has(fx->out, T4_ID);
-    hasnt(fx->out, T3_ID);
-
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 1, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    const char *j = fx->out;
-    assert_int_equal(j[0], '[');
-    has(j, "{\"trace_id\":\"" T4_ID "\",\"name\":\"batch_eval\",\"start_ns\":1718409600000000000,"
-           "\"start\":\"2024-06-15T00:00:00Z\",\"duration_ms\":400,\"input_tokens\":0,"
-           "\"output_tokens\":0,\"cost_usd\":null,\"unknown_cost_calls\":0,"
-           "\"status\":\"error\",\"error_count\":2,\"span_count\":2}");
-    has(j, T2_ID);
-    hasnt(j, T1_ID);
-    hasnt(j, T5_ID);
-    assert_true(strstr(j, T4_ID) < strstr(j, T2_ID));
-}
-
-static void test_traces_empty(void **state)
-{
-    fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "no traces recorded yet");
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    assert_string_equal(fx->out, "[]\n");
-}
-
-/* --- show ------------------------------------------------------------- */
-
-static void test_show_tree(void **state)
-{
-    fixture *fx = *state;
-    err_[0] = 0;
-    /* unique prefix, any case */
-    CAPTURE(fx, ms_trace_show(fx->db, "AAAA0", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    const char *t = fx->out;
-    has(t, "answer_question  trace " T1_ID "\n");
-    has(t, "start 2024-05-01T00:00:10Z   duration 100 ms   tokens 100 in / 20 out"
-           "   cost $0.0100   status ok");
-    /* children by start: search (+1 ms) before generate (+20 ms) before
-     * rerank (+80 ms), although generate was stored first */
-    const char *se = strstr(t, "\n  search"), *ge = strstr(t, "\n  generate");
-    const char *re = strstr(t, "\n  rerank");
-    assert_true(se && ge && re && se < ge && ge < re);
-    has(t, "100/20 tok");
-    has(t, "    * event cache_hit {\"k\":5}\n");
-
-    /* error, retries */
-    CAPTURE(fx, ms_trace_show(fx->db, "aaaa1111", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "status error (1 error)");
-    has(fx->out, "error  retries 2 (failed)  RateLimit: too many requests\n");
-
-    /* estimated tokens, unpriced call */
-    CAPTURE(fx, ms_trace_show(fx->db, "abcd", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "300/60 tok (est)");
-    has(fx->out, "cost ?");
-    has(fx->out, "retries 1 (succeeded)");
-    has(fx->out, "cost unknown for 1 call");
-
-    /* the manual error event sits under the root */
-    CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "  * event error {\"type\":\"manual\",\"message\":\"wrong answer\"}\n");
-    has(fx->out, "  judge");
-}
-
-static void test_show_json(void **state)
-{
-    fixture *fx = *state;
-    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    const char *j = fx->out;
-    has(j, "{\"trace_id\":\"" T1_ID "\",\"name\":\"answer_question\"");
-    has(j, "\"spans\":[{\"span_id\":\"000000000000000a\",\"parent_id\":null,"
-           "\"name\":\"answer_question\",\"kind\":\"trace\"");
-    /* nested: the root's children array holds search, generate, rerank */
-    has(j, "\"children\":[{\"span_id\":\"000000000000000c\",\"parent_id\":\"000000000000000a\","
-           "\"name\":\"search\"");
-    has(j, "\"events\":[{\"name\":\"cache_hit\",\"time_ns\":1714521610002000000,"
-           "\"attrs\":{\"k\":5}}]");
-    has(j, "\"provider\":\"mock\",\"model\":\"mock-1\",\"input_tokens\":100,"
-           "\"output_tokens\":20");
-    assert_true(strstr(j, "\"name\":\"search\"") < strstr(j, "\"name\":\"generate\""));
-    assert_string_equal(j + strlen(j) - 3, "]}\n");
-}
-
-static void test_show_lookup_errors(void **state)
-{
-    fixture *fx = *state;
-    err_[0] = 0;
-    CAPTURE(fx, ms_trace_show(fx->db, "aaaa", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, -1);
-    has(err_, "ambiguous");
-    has(err_, "2 traces match");
-    assert_int_equal(fx->outlen, 0);
-
-    CAPTURE(fx, ms_trace_show(fx->db, "ffff", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 1);
-    assert_string_equal(err_, "no trace with id ffff; list ids with `moonspan traces`");
-
-    CAPTURE(fx, ms_trace_show(fx->db, "abc", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, -1);
-    has(err_, "4 to 32 hex characters");
-
-    CAPTURE(fx, ms_trace_show(fx->db, "zzzz", 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, -1);
-    has(err_, "not hex");
-}
-
-static void test_remote_parent_root(void **state)
-{
-    /* a run joined through TRACEPARENT: the root has a parent id from the
-     * outer system. It is still the root (first row of the range), not a
-     * step, and show still starts the tree at it. */
-    fixture *fx = *state;
-    exec_sql(fx->db, "BEGIN");
-    span(fx->db, 1, 70, "999", "joined", "trace", D1, 30, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    span(fx->db, 1, 71, "70", "step", "span", D1 + MS, 20, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    /* a corrupt parent link (itself) hangs off the root instead of vanishing */
-    span(fx->db, 1, 72, "72", "selfish", "span", D1 + 2 * MS, 10, "ok", 0, NULL, NULL,
-         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
-    trace_row(fx->db, 1, T1_ID, "joined", D1, 30, "ok", 0, 3, 1, 0, 0, "NULL", 0);
-    exec_sql(fx->db, "COMMIT");
-
     report(fx, 0, NULL, 0, 1);
     hasnt(fx->out, "\"name\":\"joined\"");
     has(fx->out, "\"steps\":[{\"name\":\"step\",\"count\":1,");
     /* no priced and no unpriced call: total 0, nothing unknown */
     has(fx->out, "\"total_usd\":0,\"avg_usd_per_request\":0,\"unknown_cost_calls\":0");
+}
 
-    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "\n\njoined ");
-    has(fx->out, "\n  step ");
-    has(fx->out, "\n  selfish ");
-    has(fx->out, "cost -   status ok");
-    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
-    assert_int_equal(rc_, 0);
-    has(fx->out, "\"parent_id\":\"00000000000003e7\",\"name\":\"joined\"");
+/* --- interrupted and incomplete work ---------------------------------- */
+
+static void test_report_cut_short_work(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    const char *j = fx->out;
+    /* 5 requests, 2 cut short; latency over U1 U2 U5 (100 200 300):
+     * p50 200, p95 h=1.9 -> 290, p99 h=1.98 -> 298, max 300 */
+    has(j, "\"requests\":{\"count\":5,\"interrupted\":1,\"incomplete\":1,");
+    NEAR(j, "\"latency_ms\"", "p50", 200);
+    NEAR(j, "\"latency_ms\"", "p95", 290);
+    NEAR(j, "\"latency_ms\"", "p99", 298);
+    NEAR(j, "\"latency_ms\"", "max", 300);
+    /* one failed request of all five; interruptions are not errors */
+    NEAR(j, "\"errors\"", "rate", 0.2);
+    has(j, "\"errors\":{\"rate\":0.2,\"requests\":1,\"count\":2,\"top\":[{\"type\":\"api_error\","
+           "\"message\":\"server down\",\"count\":2}]}");
+    /* steps over completed spans: call 40 150 30 50, work 20; no bg */
+    has(j, "{\"name\":\"call\",\"count\":4,");
+    NEAR(j, "\"name\":\"call\"", "total_ms", 270);
+    has(j, "{\"name\":\"work\",\"count\":1,");
+    NEAR(j, "\"name\":\"work\"", "p99_ms", 20);
+    hasnt(j, "\"name\":\"bg\"");
+    /* completed llm calls U1 U2 U3 U5, two failed: U5's although its
+     * request succeeded */
+    has(j, "\"llm_calls\":{\"count\":4,\"failed\":2,\"failure_rate\":0.5}");
+    /* backoff 30 + 100 + 20 ms over 5 requests */
+    has(j, "\"retries\":{\"retried_calls\":3,\"succeeded\":1,");
+    NEAR(j, "\"retries\"", "backoff_ms_total", 150);
+    NEAR(j, "\"retries\"", "backoff_ms_per_request", 30);
+
+    report(fx, 0, NULL, 0, 0);
+    const char *t = fx->out;
+    has(t, "Requests    p50 200 ms   p95 290 ms   p99 298 ms   max 300 ms\n");
+    has(t, "Cut short   1 interrupted (SIGINT/SIGTERM), 1 incomplete (still open when the run"
+           " ended); not errors, and not in the percentiles\n");
+    has(t, "Errors      20.0% of requests (1); 2 errors recorded\n");
+    has(t, "LLM calls   4, 2 failed (50.0%, after their retries)\n");
+    has(t, "Retries     3 calls retried, 1 succeeded (33.3%); 150 ms waiting in backoff"
+           " (30.0 ms per request)\n");
+}
+
+/* --- stores before schema v3 --------------------------------------------- */
+
+static void test_report_reads_a_store_before_v3(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    has(fx->out, "\"top\":[{\"type\":\"manual\",\"message\":\"old way\",\"count\":1}]");
+    has(fx->out, "\"backoff_ms_total\":0,\"backoff_ms_per_request\":0}");
+}
+
+/* --- hostile text ------------------------------------------------------ */
+
+static void test_report_escapes_hostile_text(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 0);
+    no_terminal_controls(fx->out, fx->outlen, "report");
+    has(fx->out, "step" HOSTILE_SHOWN);
+    has(fx->out, "type" HOSTILE_SHOWN ": line one msg" HOSTILE_SHOWN);
+    has(fx->out, "mtype" HOSTILE_SHOWN ": manual" HOSTILE_SHOWN);
+    has(fx->out, "suite" HOSTILE_SHOWN);
+    has(fx->out, "case" HOSTILE_SHOWN);
+    has(fx->out, "boom" HOSTILE_SHOWN);
+    report(fx, 0, "req" HOSTILE "*", 0, 0);
+    no_terminal_controls(fx->out, fx->outlen, "report --name");
+    has(fx->out, "name GLOB 'req" HOSTILE_SHOWN "*'");
+    report(fx, 0, NULL, 0, 1);
+    no_c0_controls(fx->out, fx->outlen, "report --json");
 }
 
 int main(void)
@@ -662,12 +349,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_text, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_empty, open_db, close_db),
         cmocka_unit_test(test_report_not_a_store),
-        cmocka_unit_test_setup_teardown(test_traces_list, dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
-        cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_remote_parent_root, open_db, close_db),
+        cmocka_unit_test_setup_teardown(test_report_remote_parent_root, joined_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_cut_short_work, cut_short_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_reads_a_store_before_v3, v2_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_escapes_hostile_text, hostile_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

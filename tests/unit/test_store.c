@@ -17,7 +17,9 @@
 #include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_report.h"
+#include "ms_show.h"
 #include "ms_store.h"
+#include "ms_traces.h"
 #include "ms_tracer.h"
 
 static char dir[] = "/tmp/ms-store-test.XXXXXX";

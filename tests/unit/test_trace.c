@@ -21,6 +21,11 @@ static void test_json_string_escapes(void **state)
     ms_json_str(&b, in, sizeof in - 1);
     /* control characters escaped, valid UTF-8 kept, an invalid byte replaced by U+FFFD */
     assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\te\\u0001 \xC3\xA9 \xEF\xBF\xBD end\"");
+    /* what a terminal would act on even inside a JSON string: DEL, C1 (CSI), bidi overrides */
+    ms_buf_reset(&b);
+    const char term[] = "x\x7f\xC2\x9B" "2J\xE2\x80\xAE" "y\xE2\x81\xA6" "z\xC2\xA0";
+    ms_json_str(&b, term, sizeof term - 1);
+    assert_string_equal(b.data, "\"x\\u007f\\u009b2J\\u202ey\\u2066z\xC2\xA0\"");
     ms_buf_free(&b);
 }
 

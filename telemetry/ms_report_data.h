@@ -1,0 +1,92 @@
+/* ms_report_data — the numbers of one `moonspan report`, as the scans
+ * (ms_report.c) leave them for the output (ms_report_out.c). Private to
+ * those two files. */
+#ifndef MS_REPORT_DATA_H
+#define MS_REPORT_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_buf.h"
+#include "ms_report.h"
+#include "ms_strmap.h"
+
+typedef struct step_stat {
+    const char *name;   /* owned by the steps strmap */
+    double *v;          /* durations in ns, freed once the percentiles are known */
+    size_t n, cap;
+    double total_ns;
+    double p50, p95, p99; /* ms */
+} step_stat;
+
+typedef struct err_stat {
+    const char *type, *message; /* point into the errors strmap's key */
+    int64_t count;
+} err_stat;
+
+typedef struct trend_row {
+    int64_t key;        /* day number since the epoch, or year*12 + month-1 */
+    int64_t requests;
+    int64_t priced;     /* requests with a known cost */
+    int64_t unknown;    /* llm calls with no price */
+    double cost;
+} trend_row;
+
+/* A failing case of an eval run; strings are offsets into report.ev_arena. */
+typedef struct eval_fail {
+    size_t case_id, reason, trace_id;
+    int64_t repeat;
+} eval_fail;
+
+/* The latest finished run of one suite. */
+typedef struct eval_sum {
+    int64_t id, start_ns, cases, passed;
+    double pass_rate, threshold, p50, p95, cost, replayed;
+    size_t suite, status;       /* offsets into report.ev_arena */
+    size_t fail0, nfail;        /* report.fails[fail0 .. fail0 + nfail) */
+} eval_sum;
+
+/* Steps and errors are sorted for output once scanned (most first), after
+ * which their indices no longer match the strmaps. */
+typedef struct report {
+    int64_t requests;   /* every trace in the window */
+    int64_t interrupted, incomplete; /* of those, not completed */
+    double lat[4];      /* p50, p95, p99, max in ms, over completed requests */
+    int64_t first_start, last_start;
+    int64_t in_tok, out_tok, cache_read, cache_write;
+    double cost_total;  /* live spend: replayed calls excluded */
+    double cost_replayed; /* recorded cost of replayed calls (not spent) */
+    int64_t priced_requests, unknown_cost_calls;
+    int64_t error_requests, error_count;
+
+    ms_strmap step_names;
+    step_stat *steps;
+    size_t nsteps, capsteps;
+    double steps_total_ns;
+
+    ms_strmap err_keys;
+    err_stat *errs;
+    size_t nerrs, caperrs;
+
+    int64_t llm_tokens, llm_tokens_est;
+    int64_t llm_calls, llm_failed; /* llm spans that completed, of them status error */
+    int64_t retried, retry_ok;
+    int64_t backoff_ns;  /* waited between retry attempts */
+
+    trend_row *trend;
+    size_t ntrend, captrend;
+    size_t trend_last;  /* index of the last period hit: traces come mostly in time order */
+
+    ms_buf ev_arena;
+    eval_sum *evals;
+    size_t nevals, capevals;
+    eval_fail *fails;
+    size_t nfails, capfails;
+} report;
+
+/* The report as text for people, or as the one JSON object `report
+ * --json` promises, appended to b. */
+void ms_report_text(const report *r, const ms_report_opts *o, ms_buf *b);
+void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b);
+
+#endif

@@ -1,0 +1,460 @@
+/* ms_report_out — the report (ms_report_data.h) written for people, as
+ * aligned text with one short section per checklist question, or for
+ * programs, as the one JSON object whose keys the README lists. */
+#include "ms_report_data.h"
+
+#include "ms_fmt.h"
+#include "ms_read.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TOP_ERRORS 5        /* most common errors listed */
+#define TREND_TEXT_ROWS 31  /* cost trend rows in the text view; --json has all */
+
+/* "YYYY-MM-DD" or "YYYY-MM" for a period key. */
+static void period_name(int64_t key, int by_month, char *out, size_t n)
+{
+    if (by_month) {
+        int64_t y = ms_floor_div(key, 12);
+        snprintf(out, n, "%04lld-%02d", (long long)y, (int)(key - y * 12) + 1);
+    } else {
+        int64_t y;
+        unsigned m, d;
+        ms_civil_from_days(key, &y, &m, &d);
+        snprintf(out, n, "%04lld-%02u-%02u", (long long)y, m, d);
+    }
+}
+
+/* The step with the highest p95; ties go to the one with more total time
+ * (the earlier in the sorted array). NULL when there are no steps. */
+static const step_stat *slowest_step(const report *r)
+{
+    const step_stat *best = NULL;
+    for (size_t i = 0; i < r->nsteps; i++)
+        if (!best || r->steps[i].p95 > best->p95)
+            best = &r->steps[i];
+    return best;
+}
+
+/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
+static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
+
+/* --- report output ---------------------------------------------------- */
+
+#define EV(off) ms_arena_str(&r->ev_arena, (off))
+
+/* The "evals" array: the latest run of each suite with every failing case. */
+static void evals_json(const report *r, ms_buf *b)
+{
+    char iso[40];
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < r->nevals; i++) {
+        const eval_sum *e = &r->evals[i];
+        int g = 1;
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "suite", EV(e->suite));
+        ms_kv_int(b, &g, "eval_run", e->id);
+        ms_iso_utc(e->start_ns, iso, sizeof iso);
+        ms_kv_str(b, &g, "start", iso);
+        ms_kv_int(b, &g, "cases", e->cases);
+        ms_kv_int(b, &g, "passed", e->passed);
+        ms_kv_num(b, &g, "pass_rate", e->pass_rate);
+        ms_kv_num(b, &g, "threshold", e->threshold);
+        ms_kv_str(b, &g, "status", EV(e->status));
+        ms_kv_num(b, &g, "p50_ms", e->p50);
+        ms_kv_num(b, &g, "p95_ms", e->p95);
+        ms_kv_num(b, &g, "cost_usd", e->cost);
+        ms_kv_num(b, &g, "replayed_cost_usd", e->replayed);
+        ms_json_key(b, &g, "failing");
+        ms_buf_addc(b, '[');
+        for (size_t k = 0; k < e->nfail; k++) {
+            const eval_fail *f = &r->fails[e->fail0 + k];
+            int h = 1;
+            if (k)
+                ms_buf_addc(b, ',');
+            ms_buf_addc(b, '{');
+            ms_kv_str(b, &h, "case_id", EV(f->case_id));
+            ms_kv_int(b, &h, "repeat_index", f->repeat);
+            ms_kv_str(b, &h, "error_or_reason", EV(f->reason));
+            ms_kv_str(b, &h, "trace_id", EV(f->trace_id));
+            ms_buf_addc(b, '}');
+        }
+        ms_buf_adds(b, "]}");
+    }
+    ms_buf_addc(b, ']');
+}
+
+/* The report as one JSON object: window, requests, steps, slowest_step,
+ * tokens, cost, errors, retries, cost_trend, evals (the keys `report
+ * --json` promises). Missing data is null, never 0. */
+void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
+{
+    char iso[40];
+    double n = (double)r->requests;
+    int f = 1, g;
+    ms_buf_addc(b, '{');
+
+    ms_json_key(b, &f, "window");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_iso_utc(o->since_ns, iso, sizeof iso);
+    if (o->since_ns)
+        ms_kv_int(b, &g, "since_ns", o->since_ns);
+    else
+        ms_kv_raw(b, &g, "since_ns", NULL);
+    ms_kv_str(b, &g, "since", o->since_ns ? iso : NULL);
+    ms_kv_str(b, &g, "name_glob", o->name_glob);
+    ms_kv_str(b, &g, "group_by", o->by_month ? "month" : "day");
+    ms_iso_utc(r->first_start, iso, sizeof iso);
+    ms_kv_str(b, &g, "first_start", r->requests ? iso : NULL);
+    ms_iso_utc(r->last_start, iso, sizeof iso);
+    ms_kv_str(b, &g, "last_start", r->requests ? iso : NULL);
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "requests");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_int(b, &g, "count", r->requests);
+    ms_kv_int(b, &g, "interrupted", r->interrupted);
+    ms_kv_int(b, &g, "incomplete", r->incomplete);
+    ms_json_key(b, &g, "latency_ms");
+    {
+        static const char *names[4] = {"p50", "p95", "p99", "max"};
+        int h = 1;
+        ms_buf_addc(b, '{');
+        for (int i = 0; i < 4; i++)
+            ms_kv_num(b, &h, names[i], r->lat[i]);
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "steps");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < r->nsteps; i++) {
+        const step_stat *s = &r->steps[i];
+        if (i)
+            ms_buf_addc(b, ',');
+        g = 1;
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "name", s->name);
+        ms_kv_int(b, &g, "count", (int64_t)s->n);
+        ms_kv_num(b, &g, "p50_ms", s->p50);
+        ms_kv_num(b, &g, "p95_ms", s->p95);
+        ms_kv_num(b, &g, "p99_ms", s->p99);
+        ms_kv_num(b, &g, "total_ms", s->total_ns / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "share", ratio(s->total_ns, r->steps_total_ns));
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_addc(b, ']');
+
+    ms_json_key(b, &f, "slowest_step");
+    const step_stat *slow = slowest_step(r);
+    if (slow) {
+        g = 1;
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "name", slow->name);
+        ms_kv_num(b, &g, "p95_ms", slow->p95);
+        ms_buf_addc(b, '}');
+    } else {
+        ms_buf_adds(b, "null");
+    }
+
+    ms_json_key(b, &f, "tokens");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_num(b, &g, "avg_input", ratio((double)r->in_tok, n));
+    ms_kv_num(b, &g, "avg_output", ratio((double)r->out_tok, n));
+    ms_kv_num(b, &g, "avg_total", ratio((double)(r->in_tok + r->out_tok), n));
+    ms_kv_int(b, &g, "total_input", r->in_tok);
+    ms_kv_int(b, &g, "total_output", r->out_tok);
+    ms_kv_int(b, &g, "total_cache_read", r->cache_read);
+    ms_kv_int(b, &g, "total_cache_write", r->cache_write);
+    ms_kv_num(b, &g, "estimated_share", ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "cost");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_num(b, &g, "total_usd", r->cost_total);
+    ms_kv_num(b, &g, "avg_usd_per_request", ratio(r->cost_total, n));
+    ms_kv_int(b, &g, "unknown_cost_calls", r->unknown_cost_calls);
+    ms_kv_int(b, &g, "priced_requests", r->priced_requests);
+    ms_kv_num(b, &g, "replayed_usd", r->cost_replayed);
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "errors");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_num(b, &g, "rate", ratio((double)r->error_requests, n));
+    ms_kv_int(b, &g, "requests", r->error_requests);
+    ms_kv_int(b, &g, "count", r->error_count);
+    ms_json_key(b, &g, "top");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < r->nerrs && i < TOP_ERRORS; i++) {
+        const err_stat *e = &r->errs[i];
+        int h = 1;
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &h, "type", e->type);
+        ms_kv_str(b, &h, "message", e->message);
+        ms_kv_int(b, &h, "count", e->count);
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_adds(b, "]}");
+
+    ms_json_key(b, &f, "llm_calls");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_int(b, &g, "count", r->llm_calls);
+    ms_kv_int(b, &g, "failed", r->llm_failed);
+    ms_kv_num(b, &g, "failure_rate", ratio((double)r->llm_failed, (double)r->llm_calls));
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "retries");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_int(b, &g, "retried_calls", r->retried);
+    ms_kv_int(b, &g, "succeeded", r->retry_ok);
+    ms_kv_num(b, &g, "success_rate", ratio((double)r->retry_ok, (double)r->retried));
+    ms_kv_num(b, &g, "backoff_ms_total", (double)r->backoff_ns / MS_NS_PER_MS);
+    ms_kv_num(b, &g, "backoff_ms_per_request", ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
+    ms_buf_addc(b, '}');
+
+    ms_json_key(b, &f, "cost_trend");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < r->ntrend; i++) {
+        const trend_row *t = &r->trend[i];
+        char period[32];
+        period_name(t->key, o->by_month, period, sizeof period);
+        if (i)
+            ms_buf_addc(b, ',');
+        g = 1;
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "period", period);
+        ms_kv_int(b, &g, "requests", t->requests);
+        ms_kv_num(b, &g, "cost_usd", t->cost);
+        ms_kv_num(b, &g, "avg_usd_per_request", ratio(t->cost, (double)t->requests));
+        ms_kv_int(b, &g, "unknown_cost_calls", t->unknown);
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_addc(b, ']');
+
+    ms_json_key(b, &f, "evals");
+    evals_json(r, b);
+
+    ms_buf_adds(b, "}\n");
+}
+
+#define EVAL_TEXT_FAILS 10 /* failing cases listed per suite; --json has them all */
+
+/* "Evals": per suite its latest run's pass rate and status, then up to
+ * EVAL_TEXT_FAILS failing cases, each with the trace id to open. */
+static void evals_text(const report *r, ms_buf *b)
+{
+    char t1[40], t2[40], t3[40];
+    if (r->nevals == 0)
+        return;
+    ms_buf_adds(b, "\nEvals (latest run per suite; open a case with `moonspan show TRACE_ID`)\n");
+    for (size_t i = 0; i < r->nevals; i++) {
+        const eval_sum *e = &r->evals[i];
+        const char *status = EV(e->status) ? EV(e->status) : "?";
+        ms_iso_utc(e->start_ns, t1, sizeof t1);
+        ms_buf_adds(b, "  ");
+        ms_fmt_text(b, EV(e->suite), "?");
+        ms_buf_printf(b, "  run %lld  %s  ", (long long)e->id, t1);
+        ms_fmt_text(b, strcmp(status, "failed") == 0 ? "FAILED" : status, "");
+        if (isnan(e->pass_rate))
+            ms_buf_printf(b, "  pass rate -  (%lld/%lld", (long long)e->passed,
+                          (long long)e->cases);
+        else
+            ms_buf_printf(b, "  pass rate %.1f%% (%lld/%lld", 100 * e->pass_rate,
+                          (long long)e->passed, (long long)e->cases);
+        if (!isnan(e->threshold))
+            ms_buf_printf(b, ", threshold %.1f%%", 100 * e->threshold);
+        ms_buf_printf(b, ")  p50 %s  p95 %s  cost %s", ms_fmt_ms(t1, sizeof t1, e->p50),
+                      ms_fmt_ms(t2, sizeof t2, e->p95), ms_fmt_usd(t3, sizeof t3, e->cost));
+        if (!isnan(e->replayed) && e->replayed != 0)
+            ms_buf_printf(b, " (replayed, not spent: %s)", ms_fmt_usd(t1, sizeof t1, e->replayed));
+        ms_buf_addc(b, '\n');
+        for (size_t k = 0; k < e->nfail && k < EVAL_TEXT_FAILS; k++) {
+            const eval_fail *f = &r->fails[e->fail0 + k];
+            ms_buf_adds(b, "    ");
+            ms_fmt_text(b, EV(f->case_id), "?");
+            if (f->repeat > 0)
+                ms_buf_printf(b, " (repeat %lld)", (long long)f->repeat);
+            ms_buf_adds(b, "  trace ");
+            ms_fmt_text(b, EV(f->trace_id), "-");
+            ms_buf_adds(b, "  ");
+            /* a long error (a traceback) would push the next case off the
+             * screen: one line each, cut at 120 bytes */
+            ms_fmt_text_max(b, EV(f->reason), 117, "failed");
+            ms_buf_addc(b, '\n');
+        }
+        if (e->nfail > EVAL_TEXT_FAILS)
+            ms_buf_printf(b, "    ... and %zu more failing (`moonspan report --json` lists all)\n",
+                          e->nfail - EVAL_TEXT_FAILS);
+    }
+}
+
+/* Everything of the text report but the evals. */
+static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf *b)
+{
+    char t1[40], t2[40], t3[40], t4[40];
+    double n = (double)r->requests;
+
+    ms_buf_printf(b, "moonspan report: %lld request%s", (long long)r->requests,
+                  r->requests == 1 ? "" : "s");
+    if (o->since_ns) {
+        ms_iso_utc(o->since_ns, t1, sizeof t1);
+        ms_buf_printf(b, " since %s", t1);
+    } else {
+        ms_buf_adds(b, ", all time");
+    }
+    if (o->name_glob) {
+        ms_buf_adds(b, ", name GLOB '");
+        ms_fmt_text(b, o->name_glob, "");
+        ms_buf_addc(b, '\'');
+    }
+    if (r->requests) {
+        ms_iso_utc(r->first_start, t1, sizeof t1);
+        ms_iso_utc(r->last_start, t2, sizeof t2);
+        ms_buf_printf(b, " (%s .. %s)", t1, t2);
+    }
+    ms_buf_addc(b, '\n');
+
+    if (r->requests == 0) {
+        if (o->since_ns || o->name_glob)
+            ms_buf_adds(b, "\nno traces match this window (widen --since or --name;"
+                           " list traces with `moonspan traces`)\n");
+        else
+            ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
+        return;
+    }
+
+    ms_buf_printf(b, "\nRequests    p50 %s   p95 %s   p99 %s   max %s\n",
+                  ms_fmt_ms(t1, sizeof t1, r->lat[0]), ms_fmt_ms(t2, sizeof t2, r->lat[1]),
+                  ms_fmt_ms(t3, sizeof t3, r->lat[2]), ms_fmt_ms(t4, sizeof t4, r->lat[3]));
+    if (r->interrupted || r->incomplete)
+        ms_buf_printf(b, "Cut short   %lld interrupted (SIGINT/SIGTERM), %lld incomplete (still open"
+                         " when the run ended); not errors, and not in the percentiles\n",
+                      (long long)r->interrupted, (long long)r->incomplete);
+
+    if (r->nsteps) {
+        int w = 4;
+        for (size_t i = 0; i < r->nsteps; i++) {
+            int l = ms_fmt_text_cols(r->steps[i].name);
+            if (l > w)
+                w = l;
+        }
+        if (w > 40)
+            w = 40;
+        ms_buf_adds(b, "\nSteps\n  ");
+        ms_fmt_padded(b, "name", w);
+        ms_buf_printf(b, " %8s %10s %10s %10s %12s %6s\n",
+                      "count", "p50", "p95", "p99", "total", "share");
+        for (size_t i = 0; i < r->nsteps; i++) {
+            const step_stat *s = &r->steps[i];
+            char tot[40];
+            ms_buf_adds(b, "  ");
+            ms_fmt_padded(b, s->name, w);
+            double share = ratio(s->total_ns, r->steps_total_ns);
+            ms_buf_printf(b, " %8zu %10s %10s %10s %12s", s->n,
+                          ms_fmt_ms(t1, sizeof t1, s->p50), ms_fmt_ms(t2, sizeof t2, s->p95),
+                          ms_fmt_ms(t3, sizeof t3, s->p99),
+                          ms_fmt_ms(tot, sizeof tot, s->total_ns / MS_NS_PER_MS));
+            if (isnan(share)) /* every step took 0 ns */
+                ms_buf_adds(b, "      -\n");
+            else
+                ms_buf_printf(b, " %5.1f%%\n", 100 * share);
+        }
+        const step_stat *slow = slowest_step(r);
+        ms_buf_adds(b, "  slowest step: ");
+        ms_fmt_text(b, slow->name, "");
+        ms_buf_printf(b, " (p95 %s)\n", ms_fmt_ms(t1, sizeof t1, slow->p95));
+    } else {
+        ms_buf_adds(b, "\nSteps       none recorded (wrap the work in span(name, fn))\n");
+    }
+
+    ms_buf_printf(b, "\nTokens      per request %.1f in + %.1f out = %.1f;"
+                     " total %lld in, %lld out",
+                  r->in_tok / n, r->out_tok / n, (r->in_tok + r->out_tok) / n,
+                  (long long)r->in_tok, (long long)r->out_tok);
+    if (r->llm_tokens_est > 0)
+        ms_buf_printf(b, "; %.1f%% of llm tokens estimated",
+                      100 * ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+    ms_buf_addc(b, '\n');
+
+    ms_buf_adds(b, "Cost        total ");
+    ms_fmt_cost(b, r->cost_total, r->priced_requests, r->unknown_cost_calls);
+    if (r->priced_requests)
+        ms_buf_printf(b, "; per request %s", ms_fmt_usd(t1, sizeof t1, r->cost_total / n));
+    if (r->cost_replayed != 0)
+        ms_buf_printf(b, "; replayed (not spent): %s",
+                      ms_fmt_usd(t1, sizeof t1, r->cost_replayed));
+    ms_buf_addc(b, '\n');
+
+    ms_buf_printf(b, "Errors      %.1f%% of requests (%lld); %lld error%s recorded\n",
+                  100 * r->error_requests / n, (long long)r->error_requests,
+                  (long long)r->error_count, r->error_count == 1 ? "" : "s");
+    for (size_t i = 0; i < r->nerrs && i < TOP_ERRORS; i++) {
+        const err_stat *e = &r->errs[i];
+        ms_buf_printf(b, "  %6lld  ", (long long)e->count);
+        ms_fmt_text(b, e->type[0] ? e->type : "error", "");
+        ms_buf_adds(b, ": ");
+        ms_fmt_text(b, e->message, "");
+        ms_buf_addc(b, '\n');
+    }
+
+    if (r->llm_calls)
+        ms_buf_printf(b, "LLM calls   %lld, %lld failed (%.1f%%, after their retries)\n",
+                      (long long)r->llm_calls, (long long)r->llm_failed,
+                      100.0 * r->llm_failed / r->llm_calls);
+    else
+        ms_buf_adds(b, "LLM calls   none\n");
+
+    if (r->retried)
+        ms_buf_printf(b, "Retries     %lld call%s retried, %lld succeeded (%.1f%%)",
+                      (long long)r->retried, r->retried == 1 ? "" : "s",
+                      (long long)r->retry_ok, 100.0 * r->retry_ok / r->retried);
+    else
+        ms_buf_adds(b, "Retries     none");
+    if (r->backoff_ns > 0)
+        ms_buf_printf(b, "; %s waiting in backoff (%s per request)",
+                      ms_fmt_ms(t1, sizeof t1, (double)r->backoff_ns / MS_NS_PER_MS),
+                      ms_fmt_ms(t2, sizeof t2, (double)r->backoff_ns / MS_NS_PER_MS / n));
+    ms_buf_addc(b, '\n');
+
+    /* a glance, not a dump: the latest periods; --json has them all */
+    size_t from = r->ntrend > TREND_TEXT_ROWS ? r->ntrend - TREND_TEXT_ROWS : 0;
+    ms_buf_printf(b, "\nCost trend (by %s, UTC)\n", o->by_month ? "month" : "day");
+    if (from)
+        ms_buf_printf(b, "  (%zu earlier %s not shown; --by month or --json for all)\n",
+                      from, o->by_month ? "months" : "days");
+    for (size_t i = from; i < r->ntrend; i++) {
+        const trend_row *t = &r->trend[i];
+        char period[32];
+        period_name(t->key, o->by_month, period, sizeof period);
+        ms_buf_printf(b, "  %-10s %8lld req   ", period, (long long)t->requests);
+        ms_fmt_cost(b, t->cost, t->priced, t->unknown);
+        if (t->priced)
+            ms_buf_printf(b, "   per request %s",
+                          ms_fmt_usd(t1, sizeof t1, t->cost / (double)t->requests));
+        ms_buf_addc(b, '\n');
+    }
+}
+
+/* The report for people: a header line, then one short aligned section
+ * per checklist question, then the evals. An empty window says so and
+ * how to fill it. */
+void ms_report_text(const report *r, const ms_report_opts *o, ms_buf *b)
+{
+    report_text_traces(r, o, b);
+    evals_text(r, b);
+}
+
+#undef EV

@@ -1,0 +1,746 @@
+/* ms_show — `moonspan show` (see ms_show.h): finds the trace, loads its
+ * spans (one rowid range) and events, links them into a tree ordered by
+ * start, and writes it as indented text or nested JSON. */
+#include "ms_show.h"
+
+#include "ms_fmt.h"
+#include "ms_read.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct span_node {
+    int64_t rowid, span_id, parent_id, start_ns, duration_ns;
+    int has_parent, error_own, has_tokens, estimated, has_cost, retry_succeeded;
+    int has_ttft, replayed;
+    int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
+    double cost;
+    size_t name, kind, status, error_type, error_message, attrs, provider, model;
+    size_t parent;              /* index of the parent node, MS_NO_STR for the root */
+    size_t child0, nchild;      /* children: order[child0 .. child0 + nchild) */
+    size_t event0, nevent;      /* events: evs[event0 .. event0 + nevent) */
+} span_node;
+
+typedef struct span_event {
+    int64_t span_id, time_ns;
+    size_t node, name, attrs;
+    size_t error_type, error_message; /* a manual error (ctx:add_error); else MS_NO_STR */
+} span_event;
+
+typedef struct trace_view {
+    ms_buf arena;
+    size_t id, name, status, attrs;
+    int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
+    int64_t unknown, error_count, span_count, first_span;
+    int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
+    int has_cost;
+    double cost;
+    span_node *nodes;
+    size_t nnodes;
+    size_t *order;              /* node indices grouped by parent, by start */
+    struct id_index *by_id;     /* (span_id, node) sorted by span_id */
+    span_event *evs;
+    size_t nevs, capevs;
+} trace_view;
+
+/* Frees what resolve_trace and load_spans filled in. */
+static void trace_view_free(trace_view *v)
+{
+    ms_buf_free(&v->arena);
+    free(v->nodes);
+    free(v->order);
+    free(v->by_id);
+    free(v->evs);
+}
+
+/* Sort records carry their keys, because qsort passes no context to get
+ * at the node array (and a file-static pointer would not be thread-safe). */
+typedef struct id_index {
+    int64_t span_id;
+    size_t node;
+} id_index;
+
+typedef struct child_key {
+    size_t parent;      /* MS_NO_STR for the root: sorts last, nobody's child */
+    int64_t start_ns, rowid;
+    size_t node;
+} child_key;
+
+/* id_index by span id, for find_node's binary search. */
+static int cmp_by_id(const void *a, const void *b)
+{
+    int64_t x = ((const id_index *)a)->span_id, y = ((const id_index *)b)->span_id;
+    return (x > y) - (x < y);
+}
+
+/* Children grouped by parent, each group in start order (rowid breaks
+ * ties, i.e. insertion order). */
+static int cmp_children(const void *a, const void *b)
+{
+    const child_key *x = a, *y = b;
+    if (x->parent != y->parent)
+        return x->parent < y->parent ? -1 : 1;
+    if (x->start_ns != y->start_ns)
+        return x->start_ns < y->start_ns ? -1 : 1;
+    return (x->rowid > y->rowid) - (x->rowid < y->rowid);
+}
+
+/* Events grouped by span, each group in time order. */
+static int cmp_events(const void *a, const void *b)
+{
+    const span_event *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return (x->time_ns > y->time_ns) - (x->time_ns < y->time_ns);
+}
+
+/* Index of the node with `span_id`, or MS_NO_STR. */
+static size_t find_node(const trace_view *v, int64_t span_id)
+{
+    size_t lo = 0, hi = v->nnodes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t id = v->by_id[mid].span_id;
+        if (id < span_id)
+            lo = mid + 1;
+        else if (id > span_id)
+            hi = mid;
+        else
+            return v->by_id[mid].node;
+    }
+    return MS_NO_STR;
+}
+
+/* The range of trace ids starting with `id` (4 to 32 hex digits, any
+ * case): [lo, hi). Ids are lowercase hex, all below 'g', so every id
+ * with the prefix sorts in [prefix, prefix + "g"): a range on the index.
+ * Returns 0, or -1 with err for an id that is not such a prefix. */
+static int id_range(const char *id, char lo[40], char hi[40], char *err, size_t errlen)
+{
+    size_t n = strlen(id);
+    if (n < 4 || n > 32)
+        return ms_errf(err, errlen, "trace id '%s' must be 4 to 32 hex characters;"
+                       " list ids with `moonspan traces`", id);
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)id[i]))
+            return ms_errf(err, errlen, "trace id '%s' is not hex; list ids with"
+                           " `moonspan traces`", id);
+        lo[i] = (char)tolower((unsigned char)id[i]);
+    }
+    lo[n] = 0;
+    memcpy(hi, lo, n);
+    hi[n] = 'g';
+    hi[n + 1] = 0;
+    return 0;
+}
+
+/* Prepares `sql` with ?1 ?2 bound to the id range. Returns 0 or -1 with err. */
+static int prepare_range(sqlite3 *db, const char *sql, const char *lo, const char *hi,
+                         sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (ms_read_prepare(db, sql, st, err, errlen))
+        return -1;
+    if (sqlite3_bind_text(*st, 1, lo, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(*st, 2, hi, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind the trace id: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+#define MATCHES_LISTED 20 /* traces listed when an id matches several */
+
+/* Appends the traces matching [lo, hi), numbered as --pick counts them
+ * (by start, then row), at most MATCHES_LISTED: a table for people, or
+ * {"error", "count", "matches": [...]} for programs. Returns 0 or -1. */
+static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t count,
+                        const ms_show_opts *o, const char *why, ms_buf *b,
+                        char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (prepare_range(db,
+                      "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.status,"
+                      " (SELECT printf('%016x', s.span_id) FROM spans s WHERE s.rowid = t.first_span)"
+                      " FROM traces t WHERE t.trace_id >= ?1 AND t.trace_id < ?2"
+                      " ORDER BY t.start_ns, t.id LIMIT ?3",
+                      lo, hi, &st, err, errlen))
+        return -1;
+    if (sqlite3_bind_int(st, 3, MATCHES_LISTED) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return ms_errf(err, errlen, "cannot bind the limit: %s", sqlite3_errmsg(db));
+    }
+    char iso[40], ms[40];
+    int f = 1;
+    if (o->json) {
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &f, "error", why);
+        ms_kv_int(b, &f, "count", count);
+        ms_json_key(b, &f, "matches");
+        ms_buf_addc(b, '[');
+    } else {
+        ms_buf_printf(b, "  %-3s  %-32s  %-20s  %-20s  %10s  %-11s  %s\n", "#", "trace id", "name",
+                      "start", "duration", "status", "root span");
+    }
+    int rc;
+    int64_t k = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tid = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        int64_t start = sqlite3_column_int64(st, 2);
+        double dur = (double)sqlite3_column_int64(st, 3) / MS_NS_PER_MS;
+        const char *status = (const char *)sqlite3_column_text(st, 4);
+        const char *root = (const char *)sqlite3_column_text(st, 5);
+        ms_iso_utc(start, iso, sizeof iso);
+        k++;
+        if (o->json) {
+            int g = 1;
+            if (k > 1)
+                ms_buf_addc(b, ',');
+            ms_buf_addc(b, '{');
+            ms_kv_int(b, &g, "pick", k);
+            ms_kv_str(b, &g, "trace_id", tid);
+            ms_kv_str(b, &g, "name", name);
+            ms_kv_int(b, &g, "start_ns", start);
+            ms_kv_str(b, &g, "start", iso);
+            ms_kv_num(b, &g, "duration_ms", dur);
+            ms_kv_str(b, &g, "status", status);
+            ms_kv_str(b, &g, "root_span_id", root);
+            ms_buf_addc(b, '}');
+        } else {
+            ms_buf_printf(b, "  %-3lld  ", (long long)k);
+            ms_fmt_padded(b, tid ? tid : "?", 32);
+            ms_buf_adds(b, "  ");
+            ms_fmt_padded(b, name ? name : "?", 20);
+            ms_buf_printf(b, "  %-20s  %10s  ", iso, ms_fmt_ms(ms, sizeof ms, dur));
+            ms_fmt_padded(b, status ? status : "?", 11);
+            ms_buf_adds(b, "  ");
+            ms_fmt_text(b, root, "-");
+            ms_buf_addc(b, '\n');
+        }
+    }
+    int ret = rc == SQLITE_DONE ? 0 : ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (o->json)
+        ms_buf_adds(b, "]}\n");
+    else if (count > k)
+        ms_buf_printf(b, "  ... and %lld more (--pick up to %lld)\n", (long long)(count - k),
+                      (long long)count);
+    return ret;
+}
+
+/* Resolves o->id (a full id or a prefix) and o->pick to one trace row.
+ * Returns 0; 1 when there is nothing to show: no trace matches, several
+ * do and no pick chose one, or the pick is beyond them (err says which
+ * and how to pick; the matches are appended to `matches`); -1 on an
+ * invalid id or a database error. */
+static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_buf *matches,
+                         char *err, size_t errlen)
+{
+    char lo[40], hi[40];
+    if (id_range(o->id, lo, hi, err, errlen))
+        return -1;
+    sqlite3_stmt *st;
+    if (prepare_range(db, "SELECT count(*), count(DISTINCT trace_id) FROM traces"
+                          " WHERE trace_id >= ?1 AND trace_id < ?2",
+                      lo, hi, &st, err, errlen))
+        return -1;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int64_t count = sqlite3_column_int64(st, 0), ids = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    if (count == 0) {
+        ms_errf(err, errlen, "no trace with id %s; list ids with `moonspan traces`", o->id);
+        return 1;
+    }
+    if ((count > 1 && o->pick == 0) || o->pick > count) {
+        /* with TRACEPARENT set, every trace of a run joins one outer id */
+        if (o->pick > count)
+            ms_errf(err, errlen, "--pick %lld: only %lld trace%s match%s %s; pick one of those"
+                    " listed", (long long)o->pick, (long long)count, count == 1 ? "" : "s",
+                    count == 1 ? "es" : "", o->id);
+        else if (ids > 1)
+            ms_errf(err, errlen, "%lld traces of %lld different ids match the prefix %s; give"
+                    " more characters, or pick one with `moonspan show %s --pick N`",
+                    (long long)count, (long long)ids, o->id, o->id);
+        else
+            ms_errf(err, errlen, "%lld traces share the id %s (a run that joined an outer"
+                    " trace through TRACEPARENT); pick one with `moonspan show %s --pick N`",
+                    (long long)count, o->id, o->id);
+        if (list_matches(db, lo, hi, count, o, err, matches, err, errlen))
+            return -1;
+        return 1;
+    }
+    v->pick = o->pick ? o->pick : 1;
+    v->matches = count;
+    if (prepare_range(db,
+                      "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
+                      " span_count, first_span, input_tokens, output_tokens, cache_read_tokens,"
+                      " cache_write_tokens, cost_usd, unknown_cost_calls,"
+                      " CASE WHEN json_valid(attrs) THEN json(attrs) END"
+                      " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                      " ORDER BY start_ns, id LIMIT 1 OFFSET ?3",
+                      lo, hi, &st, err, errlen))
+        return -1;
+    int ret = -1;
+    if (sqlite3_bind_int64(st, 3, v->pick - 1) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind --pick: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    v->row = sqlite3_column_int64(st, 0);
+    v->id = ms_arena_col(&v->arena, st, 1);
+    v->name = ms_arena_col(&v->arena, st, 2);
+    v->start_ns = sqlite3_column_int64(st, 3);
+    v->duration_ns = sqlite3_column_int64(st, 4);
+    v->status = ms_arena_col(&v->arena, st, 5);
+    v->error_count = sqlite3_column_int64(st, 6);
+    v->span_count = sqlite3_column_int64(st, 7);
+    v->first_span = sqlite3_column_int64(st, 8);
+    v->in_tok = sqlite3_column_int64(st, 9);
+    v->out_tok = sqlite3_column_int64(st, 10);
+    v->cache_read = sqlite3_column_int64(st, 11);
+    v->cache_write = sqlite3_column_int64(st, 12);
+    v->has_cost = sqlite3_column_type(st, 13) != SQLITE_NULL;
+    v->cost = sqlite3_column_double(st, 13);
+    v->unknown = sqlite3_column_int64(st, 14);
+    v->attrs = ms_arena_col(&v->arena, st, 15);
+    ret = 0;
+done:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Loads the trace's spans (its rowid range) and events, and links the
+ * tree. Returns 0 or -1 with err. */
+static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int replay_col = ms_schema_has(db, "spans", "replayed", err, errlen);
+    if (replay_col < 0)
+        return -1;
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT rowid, span_id, parent_id, name, kind, start_ns, duration_ns,"
+             " status, error_own, error_type, error_message,"
+             " CASE WHEN json_valid(attrs) THEN json(attrs) END, provider, model,"
+             " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+             " usage_estimated, cost_usd, retries, retry_succeeded, ttft_ns, %s"
+             " FROM spans WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+             replay_col ? "replayed" : "NULL");
+    if (ms_read_prepare(db, sql, &st, err, errlen))
+        return -1;
+    int ret = -1;
+    size_t cap = 0;
+    if (sqlite3_bind_int64(st, 1, v->first_span) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, v->first_span + v->span_count - 1) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind the span range: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (ms_grow((void **)&v->nodes, &cap, v->nnodes, sizeof *v->nodes))
+            goto oom;
+        span_node *s = &v->nodes[v->nnodes++];
+        memset(s, 0, sizeof *s);
+        s->rowid = sqlite3_column_int64(st, 0);
+        s->span_id = sqlite3_column_int64(st, 1);
+        s->has_parent = sqlite3_column_type(st, 2) != SQLITE_NULL;
+        s->parent_id = sqlite3_column_int64(st, 2);
+        s->name = ms_arena_col(&v->arena, st, 3);
+        s->kind = ms_arena_col(&v->arena, st, 4);
+        s->start_ns = sqlite3_column_int64(st, 5);
+        s->duration_ns = sqlite3_column_int64(st, 6);
+        s->status = ms_arena_col(&v->arena, st, 7);
+        s->error_own = sqlite3_column_int(st, 8);
+        s->error_type = ms_arena_col(&v->arena, st, 9);
+        s->error_message = ms_arena_col(&v->arena, st, 10);
+        s->attrs = ms_arena_col(&v->arena, st, 11);
+        s->provider = ms_arena_col(&v->arena, st, 12);
+        s->model = ms_arena_col(&v->arena, st, 13);
+        s->has_tokens = sqlite3_column_type(st, 14) != SQLITE_NULL ||
+                        sqlite3_column_type(st, 15) != SQLITE_NULL;
+        s->in_tok = sqlite3_column_int64(st, 14);
+        s->out_tok = sqlite3_column_int64(st, 15);
+        s->cache_read = sqlite3_column_int64(st, 16);
+        s->cache_write = sqlite3_column_int64(st, 17);
+        s->estimated = sqlite3_column_int(st, 18);
+        s->has_cost = sqlite3_column_type(st, 19) != SQLITE_NULL;
+        s->cost = sqlite3_column_double(st, 19);
+        s->retries = sqlite3_column_int64(st, 20);
+        s->retry_succeeded = sqlite3_column_type(st, 21) == SQLITE_NULL
+                                 ? -1 : sqlite3_column_int(st, 21);
+        s->has_ttft = sqlite3_column_type(st, 22) != SQLITE_NULL;
+        s->ttft_ns = sqlite3_column_int64(st, 22);
+        s->replayed = sqlite3_column_int(st, 23) == 1;
+    }
+    if (rc != SQLITE_DONE) {
+        ms_errf(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* The root row shows the request's status, as the header does: v3
+     * stores it on the root span too, but older stores left the root 'ok'
+     * when ctx:add_error failed the request. */
+    if (v->nnodes)
+        v->nodes[0].status = v->status;
+
+    int typed = ms_schema_has(db, "span_events", "error_type", err, errlen);
+    if (typed < 0)
+        goto done;
+    snprintf(sql, sizeof sql,
+             "SELECT e.span_id, e.name, e.time_ns,"
+             " CASE WHEN json_valid(e.attrs) THEN json(e.attrs) END, %s, %s"
+             " FROM span_events e WHERE e.trace_row = ?1",
+             ms_sql_manual_error_type(typed), ms_sql_manual_error_message(typed));
+    if (ms_read_prepare(db, sql, &st, err, errlen))
+        goto done;
+    if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind the trace row: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (ms_grow((void **)&v->evs, &v->capevs, v->nevs, sizeof *v->evs))
+            goto oom;
+        span_event *e = &v->evs[v->nevs++];
+        e->span_id = sqlite3_column_int64(st, 0);
+        e->name = ms_arena_col(&v->arena, st, 1);
+        e->time_ns = sqlite3_column_int64(st, 2);
+        e->attrs = ms_arena_col(&v->arena, st, 3);
+        e->error_type = ms_arena_col(&v->arena, st, 4);
+        e->error_message = ms_arena_col(&v->arena, st, 5);
+    }
+    if (rc != SQLITE_DONE) {
+        ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    if (v->arena.oom)
+        goto oom;
+
+    /* link: the root is the first row of the range (its parent_id may be
+     * a remote TRACEPARENT span); a span whose parent is not in this
+     * trace, or is itself, hangs off the root */
+    size_t nn = v->nnodes;
+    if (nn) {
+        v->by_id = malloc(nn * sizeof *v->by_id);
+        v->order = malloc(nn * sizeof *v->order);
+        child_key *keys = malloc(nn * sizeof *keys);
+        if (!v->by_id || !v->order || !keys) {
+            free(keys);
+            goto oom;
+        }
+        for (size_t i = 0; i < nn; i++)
+            v->by_id[i] = (id_index){v->nodes[i].span_id, i};
+        qsort(v->by_id, nn, sizeof *v->by_id, cmp_by_id);
+        for (size_t i = 0; i < nn; i++) {
+            span_node *s = &v->nodes[i];
+            size_t p = (i > 0 && s->has_parent) ? find_node(v, s->parent_id) : MS_NO_STR;
+            s->parent = i == 0 ? MS_NO_STR : (p == MS_NO_STR || p == i) ? 0 : p;
+            keys[i] = (child_key){s->parent, s->start_ns, s->rowid, i};
+        }
+        qsort(keys, nn, sizeof *keys, cmp_children);
+        for (size_t i = 0; i < nn; i++)
+            v->order[i] = keys[i].node;
+        free(keys);
+        for (size_t i = 0; i < nn; i++) {
+            span_node *s = &v->nodes[v->order[i]];
+            if (s->parent == MS_NO_STR)
+                continue;
+            span_node *p = &v->nodes[s->parent];
+            if (p->nchild++ == 0)
+                p->child0 = i;
+        }
+        for (size_t i = 0; i < v->nevs; i++) {
+            size_t k = find_node(v, v->evs[i].span_id);
+            v->evs[i].node = k == MS_NO_STR ? 0 : k;
+        }
+        if (v->nevs)
+            qsort(v->evs, v->nevs, sizeof *v->evs, cmp_events);
+        for (size_t i = 0; i < v->nevs; i++) {
+            span_node *s = &v->nodes[v->evs[i].node];
+            if (s->nevent++ == 0)
+                s->event0 = i;
+        }
+    }
+    ret = 0;
+    goto done;
+oom:
+    ms_errf(err, errlen, "out of memory reading the trace");
+done:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+#define A(off) ms_arena_str(&v->arena, (off))
+
+/* Width of the name column: the deepest indented name, capped. */
+static int tree_width(const trace_view *v, size_t i, int depth)
+{
+    const span_node *s = &v->nodes[i];
+    const char *nm = A(s->name);
+    int w = 2 * depth + ms_fmt_text_cols(nm);
+    for (size_t c = 0; c < s->nchild; c++) {
+        int cw = tree_width(v, v->order[s->child0 + c], depth + 1);
+        if (cw > w)
+            w = cw;
+    }
+    return w > 60 ? 60 : w;
+}
+
+/* One span line (name indented by depth, duration, tokens, cost, status,
+ * retries, own error), its events, then its children, recursively. */
+static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_buf *b)
+{
+    const span_node *s = &v->nodes[i];
+    char c1[48], c2[48];
+    for (int d = 0; d < depth; d++)
+        ms_buf_adds(b, "  ");
+    ms_fmt_padded(b, A(s->name) ? A(s->name) : "?", w - 2 * depth);
+    ms_buf_printf(b, "  %10s", ms_fmt_ms(c1, sizeof c1, (double)s->duration_ns / MS_NS_PER_MS));
+    if (s->has_tokens) {
+        snprintf(c1, sizeof c1, "%lld/%lld tok%s", (long long)s->in_tok,
+                 (long long)s->out_tok, s->estimated ? " (est)" : "");
+        ms_buf_printf(b, "  %-22s", c1);
+    } else {
+        ms_buf_printf(b, "  %-22s", "");
+    }
+    const char *kind = A(s->kind);
+    if (s->has_cost)
+        ms_buf_printf(b, "  %-11s", ms_fmt_usd(c2, sizeof c2, s->cost));
+    else
+        ms_buf_printf(b, "  %-11s", kind && strcmp(kind, "llm") == 0 ? "cost ?" : "");
+    ms_buf_adds(b, "  ");
+    ms_fmt_text(b, A(s->status), "?");
+    if (s->replayed)
+        ms_buf_adds(b, "  replayed (not spent)");
+    if (s->retries > 0)
+        ms_buf_printf(b, "  retries %lld (%s)", (long long)s->retries,
+                      s->retry_succeeded == 1 ? "succeeded"
+                      : s->retry_succeeded == 0 ? "failed" : "?");
+    if (s->error_own) {
+        ms_buf_adds(b, "  ");
+        ms_fmt_text(b, A(s->error_type), "error");
+        ms_buf_adds(b, ": ");
+        ms_fmt_text(b, A(s->error_message), "");
+    }
+    ms_buf_addc(b, '\n');
+    for (size_t e = 0; e < s->nevent; e++) {
+        const span_event *ev = &v->evs[s->event0 + e];
+        for (int d = 0; d <= depth; d++)
+            ms_buf_adds(b, "  ");
+        if (ev->error_type != MS_NO_STR) { /* as the run timeline shows it */
+            ms_buf_adds(b, "* ERROR (ctx:add_error) ");
+            ms_fmt_text(b, A(ev->error_type), "");
+            ms_buf_adds(b, ": ");
+            ms_fmt_text(b, A(ev->error_message), "");
+        } else {
+            ms_buf_adds(b, "* event ");
+            ms_fmt_text(b, A(ev->name), "?");
+            if (A(ev->attrs)) {
+                ms_buf_addc(b, ' ');
+                ms_fmt_text(b, A(ev->attrs), "");
+            }
+        }
+        ms_buf_addc(b, '\n');
+    }
+    for (size_t c = 0; c < s->nchild; c++)
+        show_text_span(v, v->order[s->child0 + c], depth + 1, w, b);
+}
+
+/* One span as a JSON object with its events and a nested "children"
+ * array. Token fields appear only on spans that have them (llm spans). */
+static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
+{
+    const span_node *s = &v->nodes[i];
+    char hex[24];
+    int f = 1;
+    ms_buf_addc(b, '{');
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->span_id);
+    ms_kv_str(b, &f, "span_id", hex);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->parent_id);
+    ms_kv_str(b, &f, "parent_id", s->has_parent ? hex : NULL);
+    ms_kv_str(b, &f, "name", A(s->name));
+    ms_kv_str(b, &f, "kind", A(s->kind));
+    ms_kv_int(b, &f, "start_ns", s->start_ns);
+    ms_kv_num(b, &f, "duration_ms", (double)s->duration_ns / MS_NS_PER_MS);
+    ms_kv_str(b, &f, "status", A(s->status));
+    ms_json_key(b, &f, "error");
+    if (s->error_own) {
+        int g = 1;
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "type", A(s->error_type));
+        ms_kv_str(b, &g, "message", A(s->error_message));
+        ms_buf_addc(b, '}');
+    } else {
+        ms_buf_adds(b, "null");
+    }
+    if (s->provider != MS_NO_STR || s->model != MS_NO_STR || s->has_tokens) {
+        ms_kv_str(b, &f, "provider", A(s->provider));
+        ms_kv_str(b, &f, "model", A(s->model));
+        ms_kv_int(b, &f, "input_tokens", s->in_tok);
+        ms_kv_int(b, &f, "output_tokens", s->out_tok);
+        ms_kv_int(b, &f, "cache_read_tokens", s->cache_read);
+        ms_kv_int(b, &f, "cache_write_tokens", s->cache_write);
+        ms_kv_raw(b, &f, "usage_estimated", s->estimated ? "true" : "false");
+        ms_kv_raw(b, &f, "replayed", s->replayed ? "true" : "false");
+    }
+    ms_kv_num(b, &f, "cost_usd", s->has_cost ? s->cost : NAN);
+    ms_kv_int(b, &f, "retries", s->retries);
+    ms_kv_raw(b, &f, "retry_succeeded",
+           s->retry_succeeded < 0 ? NULL : s->retry_succeeded ? "true" : "false");
+    ms_kv_num(b, &f, "ttft_ms", s->has_ttft ? (double)s->ttft_ns / MS_NS_PER_MS : NAN);
+    ms_kv_raw(b, &f, "attrs", A(s->attrs)); /* json(attrs): valid JSON or NULL */
+    ms_json_key(b, &f, "events");
+    ms_buf_addc(b, '[');
+    for (size_t e = 0; e < s->nevent; e++) {
+        const span_event *ev = &v->evs[s->event0 + e];
+        int g = 1;
+        if (e)
+            ms_buf_addc(b, ',');
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &g, "name", A(ev->name));
+        ms_kv_int(b, &g, "time_ns", ev->time_ns);
+        ms_kv_raw(b, &g, "attrs", A(ev->attrs));
+        if (ev->error_type != MS_NO_STR) {
+            ms_kv_str(b, &g, "error_type", A(ev->error_type));
+            ms_kv_str(b, &g, "error_message", A(ev->error_message));
+        }
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_addc(b, ']');
+    ms_json_key(b, &f, "children");
+    ms_buf_addc(b, '[');
+    for (size_t c = 0; c < s->nchild; c++) {
+        if (c)
+            ms_buf_addc(b, ',');
+        show_json_span(v, v->order[s->child0 + c], b);
+    }
+    ms_buf_adds(b, "]}");
+}
+
+/* The trace object, its root span (and so the whole tree) in "spans". */
+static void show_json(const trace_view *v, ms_buf *b)
+{
+    char iso[40];
+    int f = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_str(b, &f, "trace_id", A(v->id));
+    ms_kv_str(b, &f, "name", A(v->name));
+    ms_kv_int(b, &f, "start_ns", v->start_ns);
+    ms_iso_utc(v->start_ns, iso, sizeof iso);
+    ms_kv_str(b, &f, "start", iso);
+    ms_kv_num(b, &f, "duration_ms", (double)v->duration_ns / MS_NS_PER_MS);
+    ms_kv_str(b, &f, "status", A(v->status));
+    ms_kv_int(b, &f, "error_count", v->error_count);
+    ms_kv_int(b, &f, "span_count", v->span_count);
+    ms_kv_int(b, &f, "input_tokens", v->in_tok);
+    ms_kv_int(b, &f, "output_tokens", v->out_tok);
+    ms_kv_int(b, &f, "cache_read_tokens", v->cache_read);
+    ms_kv_int(b, &f, "cache_write_tokens", v->cache_write);
+    ms_kv_num(b, &f, "cost_usd", v->has_cost ? v->cost : NAN);
+    ms_kv_int(b, &f, "unknown_cost_calls", v->unknown);
+    ms_kv_raw(b, &f, "attrs", A(v->attrs));
+    ms_kv_int(b, &f, "pick", v->pick);
+    ms_kv_int(b, &f, "matching_traces", v->matches);
+    ms_json_key(b, &f, "spans");
+    ms_buf_addc(b, '[');
+    if (v->nnodes)
+        show_json_span(v, 0, b);
+    ms_buf_adds(b, "]}\n");
+}
+
+/* Header (name, id, start, duration, tokens, cost, status), then the tree. */
+static void show_text(const trace_view *v, ms_buf *b)
+{
+    char iso[40], c1[40];
+    ms_iso_utc(v->start_ns, iso, sizeof iso);
+    ms_fmt_text(b, A(v->name), "?");
+    ms_buf_adds(b, "  trace ");
+    ms_fmt_text(b, A(v->id), "?");
+    if (v->matches > 1)
+        ms_buf_printf(b, "  (--pick %lld of %lld matching traces)", (long long)v->pick,
+                      (long long)v->matches);
+    ms_buf_addc(b, '\n');
+    ms_buf_printf(b, "  start %s   duration %s   tokens %lld in / %lld out   cost ",
+                  iso, ms_fmt_ms(c1, sizeof c1, (double)v->duration_ns / MS_NS_PER_MS),
+                  (long long)v->in_tok, (long long)v->out_tok);
+    if (!v->has_cost && v->unknown == 0)
+        ms_buf_adds(b, "-");  /* no priced call: nothing to state as a number */
+    else
+        ms_fmt_cost(b, v->cost, v->has_cost, v->unknown);
+    ms_buf_adds(b, "   status ");
+    ms_fmt_text(b, A(v->status), "?");
+    const char *st = A(v->status);
+    if (st && strcmp(st, "interrupted") == 0)
+        ms_buf_adds(b, " (cut short by SIGINT/SIGTERM; not an error)");
+    else if (st && strcmp(st, "incomplete") == 0)
+        ms_buf_adds(b, " (still open when the run ended)");
+    if (v->error_count)
+        ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
+                      v->error_count == 1 ? "" : "s");
+    ms_buf_adds(b, "\n\n");
+    if (!v->nnodes) {
+        ms_buf_adds(b, "  (no spans stored for this trace)\n");
+        return;
+    }
+    int w = tree_width(v, 0, 0);
+    if (w < 4)
+        w = 4;
+    show_text_span(v, 0, 0, w, b);
+}
+
+#undef A
+
+/* See ms_show.h. All reads in one snapshot; output only on success. */
+int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
+                  char *err, size_t errlen)
+{
+    assert(db && o && o->id && o->pick >= 0 && out && matches);
+    trace_view v;
+    memset(&v, 0, sizeof v);
+    ms_buf b = {0}, m = {0};
+    int ret, own = 0;
+    if (ms_read_begin(db, &own, err, errlen))
+        return -1;
+    ret = resolve_trace(db, o, &v, &m, err, errlen);
+    if (ret == 0)
+        ret = load_spans(db, &v, err, errlen);
+    if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
+        ret = -1;
+    if (ret == 0 && v.arena.oom)
+        ret = ms_errf(err, errlen, "out of memory reading the trace");
+    if (ret == 0) {
+        if (o->json)
+            show_json(&v, &b);
+        else
+            show_text(&v, &b);
+        ret = ms_buf_write(&b, out, err, errlen);
+    } else if (ret == 1 && m.len) {
+        /* the message in err stays the one to print */
+        char werr[256];
+        if (ms_buf_write(&m, matches, werr, sizeof werr))
+            ret = ms_errf(err, errlen, "%s", werr);
+    }
+    ms_buf_free(&b);
+    ms_buf_free(&m);
+    trace_view_free(&v);
+    return ret;
+}
+
+int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out, char *err, size_t errlen)
+{
+    ms_show_opts o = {.id = id, .json = json};
+    return ms_show_write(db, &o, out, out, err, errlen);
+}

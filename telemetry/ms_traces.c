@@ -1,0 +1,158 @@
+/* ms_traces — `moonspan traces` (see ms_traces.h): newest first, the rows
+ * buffered so the name column fits the longest name shown. */
+#include "ms_traces.h"
+
+#include "ms_fmt.h"
+#include "ms_read.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One row of `moonspan traces`, its strings in the caller's arena (offsets,
+ * since the arena may move while it grows). */
+typedef struct trace_row {
+    size_t id, name, status;
+    int64_t start_ns, duration_ns, in_tok, out_tok, unknown, error_count, span_count;
+    int has_cost;
+    double cost;
+} trace_row;
+
+/* Cost of one trace for a table cell: "-" when unknown, ">=$x" when part
+ * of it is unknown. */
+static const char *trace_cost_cell(char *buf, size_t n, int has_cost, double cost,
+                                   int64_t unknown)
+{
+    char usd[32];
+    if (!has_cost) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    ms_fmt_usd(usd, sizeof usd, cost);
+    snprintf(buf, n, "%s%s", unknown > 0 ? ">=" : "", usd);
+    return buf;
+}
+
+/* See ms_traces.h. The rows are buffered first so the name column can be
+ * sized to the longest name shown. `limit` <= 0 means no limit. */
+int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out,
+                    char *err, size_t errlen)
+{
+    assert(db && out);
+    const char *sql = errors_only
+        ? "SELECT trace_id, name, start_ns, duration_ns, input_tokens, output_tokens,"
+          " cost_usd, unknown_cost_calls, status, error_count, span_count"
+          " FROM traces WHERE status = 'error' ORDER BY start_ns DESC, id DESC LIMIT ?1"
+        : "SELECT trace_id, name, start_ns, duration_ns, input_tokens, output_tokens,"
+          " cost_usd, unknown_cost_calls, status, error_count, span_count"
+          " FROM traces ORDER BY start_ns DESC, id DESC LIMIT ?1";
+    sqlite3_stmt *st;
+    if (ms_read_prepare(db, sql, &st, err, errlen))
+        return -1;
+    int ret = -1;
+    ms_buf arena = {0}, b = {0};
+    trace_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    if (sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1) != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind --limit: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (ms_grow((void **)&rows, &cap, n, sizeof *rows)) {
+            ms_errf(err, errlen, "out of memory reading traces");
+            goto done;
+        }
+        trace_row *t = &rows[n++];
+        t->id = ms_arena_col(&arena, st, 0);
+        t->name = ms_arena_col(&arena, st, 1);
+        t->start_ns = sqlite3_column_int64(st, 2);
+        t->duration_ns = sqlite3_column_int64(st, 3);
+        t->in_tok = sqlite3_column_int64(st, 4);
+        t->out_tok = sqlite3_column_int64(st, 5);
+        t->has_cost = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        t->cost = sqlite3_column_double(st, 6);
+        t->unknown = sqlite3_column_int64(st, 7);
+        t->status = ms_arena_col(&arena, st, 8);
+        t->error_count = sqlite3_column_int64(st, 9);
+        t->span_count = sqlite3_column_int64(st, 10);
+    }
+    if (rc != SQLITE_DONE) {
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    if (arena.oom) {
+        ms_errf(err, errlen, "out of memory reading traces");
+        goto done;
+    }
+
+    char iso[40], c1[40], c2[40];
+    if (json) {
+        ms_buf_addc(&b, '[');
+        for (size_t i = 0; i < n; i++) {
+            const trace_row *t = &rows[i];
+            int f = 1;
+            if (i)
+                ms_buf_addc(&b, ',');
+            ms_buf_addc(&b, '{');
+            ms_kv_str(&b, &f, "trace_id", ms_arena_str(&arena, t->id));
+            ms_kv_str(&b, &f, "name", ms_arena_str(&arena, t->name));
+            ms_kv_int(&b, &f, "start_ns", t->start_ns);
+            ms_iso_utc(t->start_ns, iso, sizeof iso);
+            ms_kv_str(&b, &f, "start", iso);
+            ms_kv_num(&b, &f, "duration_ms", (double)t->duration_ns / MS_NS_PER_MS);
+            ms_kv_int(&b, &f, "input_tokens", t->in_tok);
+            ms_kv_int(&b, &f, "output_tokens", t->out_tok);
+            ms_kv_num(&b, &f, "cost_usd", t->has_cost ? t->cost : NAN);
+            ms_kv_int(&b, &f, "unknown_cost_calls", t->unknown);
+            ms_kv_str(&b, &f, "status", ms_arena_str(&arena, t->status));
+            ms_kv_int(&b, &f, "error_count", t->error_count);
+            ms_kv_int(&b, &f, "span_count", t->span_count);
+            ms_buf_addc(&b, '}');
+        }
+        ms_buf_adds(&b, "]\n");
+    } else if (n == 0) {
+        ms_buf_adds(&b, errors_only ? "no traces with errors\n"
+                                    : "no traces recorded yet (run a script with `moonspan run`)\n");
+    } else {
+        int w = 4;
+        for (size_t i = 0; i < n; i++) {
+            const char *nm = ms_arena_str(&arena, rows[i].name);
+            int l = ms_fmt_text_cols(nm);
+            if (l > w)
+                w = l;
+        }
+        if (w > 40)
+            w = 40;
+        ms_fmt_padded(&b, "trace id", 32);
+        ms_buf_adds(&b, "  ");
+        ms_fmt_padded(&b, "name", w);
+        ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  %s\n", "start", "duration",
+                      "tokens in/out", "cost", "status");
+        for (size_t i = 0; i < n; i++) {
+            const trace_row *t = &rows[i];
+            const char *id = ms_arena_str(&arena, t->id);
+            const char *nm = ms_arena_str(&arena, t->name);
+            const char *status = ms_arena_str(&arena, t->status);
+            char tok[48];
+            ms_iso_utc(t->start_ns, iso, sizeof iso);
+            snprintf(tok, sizeof tok, "%lld/%lld", (long long)t->in_tok, (long long)t->out_tok);
+            ms_fmt_padded(&b, id ? id : "?", 32);
+            ms_buf_adds(&b, "  ");
+            ms_fmt_padded(&b, nm ? nm : "", w);
+            ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  ", iso,
+                          ms_fmt_ms(c1, sizeof c1, (double)t->duration_ns / MS_NS_PER_MS), tok,
+                          trace_cost_cell(c2, sizeof c2, t->has_cost, t->cost, t->unknown));
+            ms_fmt_text(&b, status, "?");
+            ms_buf_addc(&b, '\n');
+        }
+    }
+    ret = ms_buf_write(&b, out, err, errlen);
+done:
+    sqlite3_finalize(st);
+    free(rows);
+    ms_buf_free(&arena);
+    ms_buf_free(&b);
+    return ret;
+}

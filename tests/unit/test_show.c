@@ -1,0 +1,368 @@
+/* test_show — `moonspan traces` and `show` over the hand-made stores of
+ * views_fixture.h. */
+#include "views_fixture.h"
+
+#include "ms_show.h"
+#include "ms_traces.h"
+
+/* --- traces ----------------------------------------------------------- */
+
+static void test_traces_list(void **state)
+{
+    fixture *fx = *state;
+    err_[0] = 0;
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    /* newest first */
+    const char *p5 = strstr(t, T5_ID), *p4 = strstr(t, T4_ID), *p3 = strstr(t, T3_ID);
+    const char *p2 = strstr(t, T2_ID), *p1 = strstr(t, T1_ID);
+    assert_true(p5 && p4 && p3 && p2 && p1);
+    assert_true(p5 < p4 && p4 < p3 && p3 < p2 && p2 < p1);
+    has(t, T1_ID "  answer_question  2024-05-01T00:00:10Z      100 ms           100/20"
+           "      $0.0100  ok\n");
+    /* unknown cost is "-", never $0 */
+    has(t, T3_ID "  answer_question  2024-05-02T00:01:40Z      300 ms           300/60"
+           "            -  ok\n");
+    has(t, T4_ID "  batch_eval       2024-06-15T00:00:00Z      400 ms              0/0"
+           "            -  error\n");
+
+    CAPTURE(fx, ms_traces_write(fx->db, 2, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, T5_ID);
+    has(fx->out, T4_ID);
+    hasnt(fx->out, T3_ID);
+
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *j = fx->out;
+    assert_int_equal(j[0], '[');
+    has(j, "{\"trace_id\":\"" T4_ID "\",\"name\":\"batch_eval\",\"start_ns\":1718409600000000000,"
+           "\"start\":\"2024-06-15T00:00:00Z\",\"duration_ms\":400,\"input_tokens\":0,"
+           "\"output_tokens\":0,\"cost_usd\":null,\"unknown_cost_calls\":0,"
+           "\"status\":\"error\",\"error_count\":2,\"span_count\":2}");
+    has(j, T2_ID);
+    hasnt(j, T1_ID);
+    hasnt(j, T5_ID);
+    assert_true(strstr(j, T4_ID) < strstr(j, T2_ID));
+}
+
+static void test_traces_empty(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "no traces recorded yet");
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    assert_string_equal(fx->out, "[]\n");
+}
+
+/* --- show ------------------------------------------------------------- */
+
+static void test_show_tree(void **state)
+{
+    fixture *fx = *state;
+    err_[0] = 0;
+    /* unique prefix, any case */
+    CAPTURE(fx, ms_trace_show(fx->db, "AAAA0", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    has(t, "answer_question  trace " T1_ID "\n");
+    has(t, "start 2024-05-01T00:00:10Z   duration 100 ms   tokens 100 in / 20 out"
+           "   cost $0.0100   status ok");
+    /* children by start: search (+1 ms) before generate (+20 ms) before
+     * rerank (+80 ms), although generate was stored first */
+    const char *se = strstr(t, "\n  search"), *ge = strstr(t, "\n  generate");
+    const char *re = strstr(t, "\n  rerank");
+    assert_true(se && ge && re && se < ge && ge < re);
+    has(t, "100/20 tok");
+    has(t, "    * event cache_hit {\"k\":5}\n");
+
+    /* error, retries */
+    CAPTURE(fx, ms_trace_show(fx->db, "aaaa1111", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "status error (1 error)");
+    has(fx->out, "error  retries 2 (failed)  RateLimit: too many requests\n");
+
+    /* estimated tokens, unpriced call */
+    CAPTURE(fx, ms_trace_show(fx->db, "abcd", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "300/60 tok (est)");
+    has(fx->out, "cost ?");
+    has(fx->out, "retries 1 (succeeded)");
+    has(fx->out, "cost unknown for 1 call");
+
+    /* the manual error event sits under the root */
+    CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "  * ERROR (ctx:add_error) manual: wrong answer\n");
+    has(fx->out, "  judge");
+}
+
+static void test_show_json(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *j = fx->out;
+    has(j, "{\"trace_id\":\"" T1_ID "\",\"name\":\"answer_question\"");
+    has(j, "\"spans\":[{\"span_id\":\"000000000000000a\",\"parent_id\":null,"
+           "\"name\":\"answer_question\",\"kind\":\"trace\"");
+    /* nested: the root's children array holds search, generate, rerank */
+    has(j, "\"children\":[{\"span_id\":\"000000000000000c\",\"parent_id\":\"000000000000000a\","
+           "\"name\":\"search\"");
+    has(j, "\"events\":[{\"name\":\"cache_hit\",\"time_ns\":1714521610002000000,"
+           "\"attrs\":{\"k\":5}}]");
+    has(j, "\"provider\":\"mock\",\"model\":\"mock-1\",\"input_tokens\":100,"
+           "\"output_tokens\":20");
+    assert_true(strstr(j, "\"name\":\"search\"") < strstr(j, "\"name\":\"generate\""));
+    assert_string_equal(j + strlen(j) - 3, "]}\n");
+}
+
+static void test_show_lookup_errors(void **state)
+{
+    fixture *fx = *state;
+    err_[0] = 0;
+    /* a prefix of two ids: both listed, numbered for --pick */
+    CAPTURE(fx, ms_trace_show(fx->db, "aaaa", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    assert_string_equal(err_, "2 traces of 2 different ids match the prefix aaaa; give more"
+                              " characters, or pick one with `moonspan show aaaa --pick N`");
+    has(fx->out, "  1    " T1_ID "  answer_question       2024-05-01T00:00:10Z      100 ms"
+                 "  ok           000000000000000a\n");
+    has(fx->out, "  2    " T2_ID "  answer_question       2024-05-01T01:00:00Z      200 ms"
+                 "  error        0000000000000014\n");
+    ms_show_opts o = {.id = "aaaa", .pick = 2};
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "answer_question  trace " T2_ID "  (--pick 2 of 2 matching traces)\n");
+
+    CAPTURE(fx, ms_trace_show(fx->db, "ffff", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    assert_string_equal(err_, "no trace with id ffff; list ids with `moonspan traces`");
+
+    CAPTURE(fx, ms_trace_show(fx->db, "abc", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, -1);
+    has(err_, "4 to 32 hex characters");
+
+    CAPTURE(fx, ms_trace_show(fx->db, "zzzz", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, -1);
+    has(err_, "not hex");
+}
+
+static void test_show_remote_parent_root(void **state)
+{
+    /* the root of a joined run has a parent outside the trace: the tree
+     * still starts at it; a span its own parent hangs off the root
+     * instead of vanishing */
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\n\njoined ");
+    has(fx->out, "\n  step ");
+    has(fx->out, "\n  selfish ");
+    has(fx->out, "cost -   status ok");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"parent_id\":\"00000000000003e7\",\"name\":\"joined\"");
+}
+
+/* --- statuses and manual errors in show and traces ---------------------- */
+
+static void test_show_manual_error_event(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"events\":[{\"name\":\"error\",\"time_ns\":1718409600300000000,\"attrs\":null,"
+                 "\"error_type\":\"manual\",\"error_message\":\"wrong answer\"}]");
+    /* other events carry no error keys */
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    hasnt(fx->out, "error_type");
+}
+
+static void test_show_and_traces_cut_short(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0003", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    has(t, "   status interrupted (cut short by SIGINT/SIGTERM; not an error)\n");
+    has(t, "\nu  ");
+    has(t, "  interrupted\n  work ");
+    has(t, "  interrupted\n  call ");
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0004", 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "   status incomplete (still open when the run ended)\n");
+    has(fx->out, "\n    call ");
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0004", 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"status\":\"incomplete\",\"error_count\":0");
+
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "dddd0003000000000000000000000003  u     2024-05-01T00:00:02Z     5000 ms"
+                 "             10/1    $0.001000  interrupted\n");
+    has(fx->out, "  incomplete\n");
+    /* --errors lists failed requests: interruptions are not failures */
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "dddd0002");
+    hasnt(fx->out, "dddd0003");
+    hasnt(fx->out, "dddd0004");
+}
+
+static void test_show_reads_a_store_before_v3(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    has(t, "   status error (1 error)\n");
+    /* the root row agrees with the header, not with the stored root span */
+    has(t, "\njudged ");
+    hasnt(t, "  ok\n  * ERROR");
+    has(t, "  error\n  * ERROR (ctx:add_error) manual: old way\n");
+    has(t, "    * event retry {\"attempt\":1}\n");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"name\":\"judged\",\"kind\":\"trace\",\"start_ns\":1714521600000000000,"
+                 "\"duration_ms\":100,\"status\":\"error\"");
+    has(fx->out, "\"attrs\":{\"type\":\"manual\",\"message\":\"old way\"},"
+                 "\"error_type\":\"manual\",\"error_message\":\"old way\"}");
+}
+
+/* --- traces sharing one id (TRACEPARENT) --------------------------------- */
+
+#define SHARED_ID "5ea7ed00000000000000000000000001"
+
+/* Three runs that joined one outer trace: rows 1..3, with rows 2 and 3
+ * starting at the same nanosecond and row 1 after both. */
+static int shared_id_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    static const struct { const char *name; int64_t start; const char *status; } t[] = {
+        {"late", D1 + 9 * SEC, "ok"}, {"early_a", D1, "error"}, {"early_b", D1, "ok"}};
+    for (int i = 0; i < 3; i++) {
+        span(db, i + 1, 100 + i, "777", t[i].name, "trace", t[i].start, 10 * (i + 1), t[i].status,
+             0, NULL, NULL, "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+        trace_row(db, i + 1, SHARED_ID, t[i].name, t[i].start, 10 * (i + 1), t[i].status, 0, 1,
+                  i + 1, 0, 0, "NULL", 0);
+    }
+    exec_sql(db, "COMMIT");
+    return 0;
+}
+
+static void test_show_traces_sharing_an_id(void **state)
+{
+    fixture *fx = *state;
+    char *list = NULL;
+    size_t listlen = 0;
+    FILE *matches = open_memstream(&list, &listlen);
+    assert_non_null(matches);
+    ms_show_opts o = {.id = SHARED_ID};
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, matches, err_, sizeof err_));
+    assert_int_equal(fclose(matches), 0);
+    /* nothing shown, the three listed by start then row, the fix named */
+    assert_int_equal(rc_, 1);
+    assert_int_equal(fx->outlen, 0);
+    assert_string_equal(err_, "3 traces share the id " SHARED_ID " (a run that joined an outer"
+                              " trace through TRACEPARENT); pick one with `moonspan show "
+                              SHARED_ID " --pick N`");
+    has(list, "  #    trace id                          name                  start ");
+    const char *a = strstr(list, "  1    " SHARED_ID "  early_a  ");
+    const char *b = strstr(list, "  2    " SHARED_ID "  early_b  ");
+    const char *c = strstr(list, "  3    " SHARED_ID "  late  ");
+    if (!a || !b || !c)
+        fail_msg("not listed in order:\n%s", list);
+    has(list, "  error        0000000000000065\n");
+    free(list);
+
+    o.json = 1;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    has(fx->out, "{\"error\":\"3 traces share the id " SHARED_ID);
+    has(fx->out, "\"count\":3,\"matches\":[{\"pick\":1,\"trace_id\":\"" SHARED_ID "\","
+                 "\"name\":\"early_a\",\"start_ns\":1714521600000000000,"
+                 "\"start\":\"2024-05-01T00:00:00Z\",\"duration_ms\":20,\"status\":\"error\","
+                 "\"root_span_id\":\"0000000000000065\"},{\"pick\":2,");
+    has(fx->out, "\"pick\":3,\"trace_id\":\"" SHARED_ID "\",\"name\":\"late\"");
+
+    /* --pick N shows the Nth as listed */
+    o.pick = 3;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"trace_id\":\"" SHARED_ID "\",\"name\":\"late\"");
+    has(fx->out, "\"pick\":3,\"matching_traces\":3,\"spans\":[");
+    o.json = 0;
+    o.pick = 2;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, stderr, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "early_b  trace " SHARED_ID "  (--pick 2 of 3 matching traces)\n");
+    has(fx->out, "\n\nearly_b ");
+
+    /* beyond the matches: listed again, nothing shown */
+    o.pick = 4;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, out, err_, sizeof err_));
+    assert_int_equal(rc_, 1);
+    assert_string_equal(err_, "--pick 4: only 3 traces match " SHARED_ID "; pick one of those listed");
+    has(fx->out, "  3    " SHARED_ID "  late  ");
+    hasnt(fx->out, "trace " SHARED_ID);
+}
+
+/* --- hostile text ------------------------------------------------------ */
+
+static void test_views_escape_hostile_text(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_terminal_controls(fx->out, fx->outlen, "traces");
+    has(fx->out, "req" HOSTILE_SHOWN);
+
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_terminal_controls(fx->out, fx->outlen, "show");
+    has(fx->out, "req" HOSTILE_SHOWN "  trace " T1_ID "\n");
+    has(fx->out, "  step" HOSTILE_SHOWN);
+    has(fx->out, "type" HOSTILE_SHOWN ": line one msg" HOSTILE_SHOWN "\n");
+    has(fx->out, "ev" HOSTILE_SHOWN);
+    has(fx->out, "\\u{009b}2J \\u{202e}");
+}
+
+static void test_json_views_escape_hostile_text(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_c0_controls(fx->out, fx->outlen, "traces --json");
+    has(fx->out, "\"name\":\"req\\u001b]0;pwned\\u0007\\u001b[2J");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_c0_controls(fx->out, fx->outlen, "show --json");
+    /* JSON leaves C1 and bidi characters to the program that reads it */
+    has(fx->out, "\"name\":\"step\\u001b]0;pwned\\u0007\\u001b[2J");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_traces_list, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
+        cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_remote_parent_root, joined_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_manual_error_event, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_and_traces_cut_short, cut_short_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_reads_a_store_before_v3, v2_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_traces_sharing_an_id, shared_id_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_views_escape_hostile_text, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
