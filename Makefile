@@ -34,15 +34,32 @@ HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_modules.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BIN      := $(BUILD)/moonspan
 
+# The loadable SQLite extension (the spans tables for the sqlite3 CLI and
+# other clients): the decoder's files again, position-independent, calling
+# SQLite through the host's routines.
+EXT      := $(BUILD)/moonspan_sql.so
+EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c \
+            telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
+EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
+
 # scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
 lua_modname = moonspan.$(subst /,.,$(patsubst scripts/%.lua,%,$(1)))
 
 .PHONY: all deps demo test check bench install clean
-all: $(BIN)
+all: $(BIN) $(EXT)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# never sanitized: it is loaded into programs that are not (the sqlite3 CLI)
+EXT_CFLAGS = $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
+$(BUILD)/ext/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EXT_CFLAGS) -fPIC -DMS_SQLITE_EXTENSION -c $< -o $@
+
+$(EXT): $(EXT_OBJ)
+	$(CC) $(EXT_CFLAGS) -shared -o $@ $^ -lm
 
 $(BUILD)/embed: host/embed.c
 	@mkdir -p $(dir $@)
@@ -88,7 +105,7 @@ demo: deps
 	$(BIN) --db $(BUILD)/demo.db run examples/research_agent.lua
 	$(BIN) --db $(BUILD)/demo.db report
 
-test: $(BIN) $(TESTS) $(BUILD)/fake_llm
+test: $(BIN) $(EXT) $(TESTS) $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/run.sh
 
 check:

@@ -213,8 +213,8 @@ static ms_trace *run_trace(lua_State *L, uint32_t *root)
         const char *name = h->run_name ? h->run_name : "moonspan";
         h->implicit = new_trace(L, name, strlen(name));
         /* the run trace covers the whole run, not just from its first span */
-        if (h->run_start && h->run_start < h->implicit->spans[0].start)
-            h->implicit->spans[0].start = h->run_start;
+        if (h->run_start && h->run_start < h->implicit->start)
+            h->implicit->start = h->implicit->spans[0].start = h->run_start; /* the root is at 0 */
     }
     *root = 0;
     return h->implicit;
@@ -226,8 +226,8 @@ static ms_trace *run_trace(lua_State *L, uint32_t *root)
  * passing through, already counted), rather than a new raise? */
 static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
 {
-    if (!cs->propagating || cs->prop_child >= cs->trace->nspans ||
-        cs->trace->spans[cs->prop_child].parent != idx)
+    const ms_span *child = cs->propagating ? ms_trace_span(cs->trace, cs->prop_child) : NULL;
+    if (!child || child->parent != idx)
         return 0;
     errix = lua_absindex(L, errix);
     push_costate_ud(L);
@@ -293,7 +293,8 @@ static int span_msgh(lua_State *L)
         ms_span_interrupted(cs->trace, cs->top);
         return 1;
     }
-    if (cs->trace->spans[cs->top].error == MS_NONE && !is_propagation(L, cs, cs->top, 1)) {
+    const ms_span *open = ms_trace_span(cs->trace, cs->top);
+    if (open && open->error == MS_NONE && !is_propagation(L, cs, cs->top, 1)) {
         const char *type, *msg;
         size_t len;
         int top = lua_gettop(L);
@@ -335,7 +336,8 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
         ms_span_interrupted(t, idx);
         return;
     }
-    if (t->spans[idx].error == MS_NONE) {
+    const ms_span *sp = ms_trace_span(t, idx);
+    if (sp && sp->error == MS_NONE) {
         const char *type, *msg;
         size_t len;
         int own = !is_propagation(L, cs, idx, errix);
@@ -356,7 +358,7 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
 void ms_host_run_failed(lua_State *L, int errix)
 {
     ms_host *h = &ms_the_host;
-    if (!h->implicit || h->implicit->spans[0].status != MS_STATUS_OK)
+    if (!h->implicit || ms_trace_span(h->implicit, 0)->status != MS_STATUS_OK)
         return;
     if (ms_is_interrupt(L, errix)) {
         ms_span_interrupted(h->implicit, 0);
@@ -458,13 +460,17 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
     int msgh = (int)(ctx & 0xffffffff);
     co_state *cs = costate(L);
     int64_t now = ms_mono_ns();
-    int alive = trace_alive(cs) && idx < cs->trace->nspans;
+    int alive = trace_alive(cs);
     cs->depth--;
     if (alive) {
+        ms_trace *t = cs->trace;
         if (status != LUA_OK && status != LUA_YIELD)
             span_failed(L, cs, idx);
-        ms_span_end(cs->trace, idx, now);
-        cs->top = cs->trace->spans[idx].parent;
+        const ms_span *sp = ms_trace_span(t, idx);
+        ms_span_end(t, idx, now);
+        cs->top = sp ? sp->parent : 0;
+        if (__builtin_expect(ms_trace_wants_cut(t, now), 0))
+            ms_tracer_cut(ms_the_host.tracer, t, now); /* a long trace is written as it goes */
     }
     return body_results(L, status, msgh);
 }
@@ -535,6 +541,9 @@ static span_handle *check_span(lua_State *L)
     span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
     if (h->t->generation != h->gen || atomic_load(&h->t->state) != MS_TRACE_OPEN)
         luaL_error(L, "this span's trace has ended; record on a span while its trace is open");
+    if (!ms_trace_span(h->t, h->idx))
+        luaL_error(L, "this span has ended and was written already (a long trace is written as it "
+                      "goes); record on a span while it is open");
     return h;
 }
 
@@ -664,7 +673,7 @@ static int span_index(lua_State *L)
         char hex[17];
         if (h->t->generation != h->gen)
             return luaL_error(L, "this span's trace has ended; read s.id inside the span");
-        ms_span_id_hex(h->t->spans[h->idx].id, hex);
+        ms_span_id_hex(ms_span_id(h->t, h->idx), hex);
         lua_pushstring(L, hex);
         return 1;
     }
@@ -688,8 +697,10 @@ static int span_tostring(lua_State *L)
     span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
     if (h->t->generation != h->gen)
         lua_pushliteral(L, "span (ended)");
+    else if (!ms_trace_span(h->t, h->idx))
+        lua_pushliteral(L, "span (written)");
     else
-        lua_pushfstring(L, "span '%s'", ms_trace_str(h->t, h->t->spans[h->idx].name));
+        lua_pushfstring(L, "span '%s'", ms_trace_str(h->t, ms_trace_span(h->t, h->idx)->name));
     return 1;
 }
 
@@ -776,9 +787,10 @@ static int ctx_totals(lua_State *L)
     ms_trace *t = h->t;
     ms_trace_totals tot;
     ms_trace_totals_get(t, &tot);
-    int64_t end = t->spans[0].end ? t->spans[0].end : ms_mono_ns();
+    const ms_span *root = ms_trace_span(t, 0);
+    int64_t end = root->end ? root->end : ms_mono_ns();
     lua_createtable(L, 0, 8);
-    lua_pushnumber(L, (double)(end - t->spans[0].start) / 1e6);
+    lua_pushnumber(L, (double)(end - root->start) / 1e6);
     lua_setfield(L, -2, "duration_ms");
     lua_pushinteger(L, tot.tokens.input);
     lua_setfield(L, -2, "input_tokens");
@@ -880,7 +892,7 @@ static int l_trace(lua_State *L)
         return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "
                              "cannot nest; use span() for the steps inside it", name,
                           cs->explicit_trace ? "trace" : "span",
-                          ms_trace_str(cs->trace, cs->trace->spans[cs->explicit_trace ? 0 : cs->top].name));
+                          ms_trace_str(cs->trace, ms_trace_span(cs->trace, cs->explicit_trace ? 0 : cs->top)->name));
     lua_settop(L, fix);
     /* ctx, holding a reference so ctx:summary() works after the trace ends;
      * its user value keeps a copy of the caller's state to restore. Made
@@ -940,7 +952,7 @@ static int l_traceparent(lua_State *L)
         return 1;
     }
     char tp[56];
-    ms_traceparent_format(&cs->trace->id, cs->trace->spans[cs->top].id, tp);
+    ms_traceparent_format(&cs->trace->id, ms_span_id(cs->trace, cs->top), tp);
     lua_pushstring(L, tp);
     return 1;
 }

@@ -365,6 +365,9 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
 
 #define CORRUPT(r, why) ((r)->error = (why), -1)
 
+int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a);
+int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e);
+
 static int get_v(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
@@ -414,14 +417,21 @@ static int get_s(const uint8_t **pp, const uint8_t *end, ms_pstr *out)
     return 0;
 }
 
-/* A string of the table by index. */
-static int get_ref(const ms_pack_reader *r, const uint8_t **pp, ms_pstr *out)
+/* A string of the table by index (its index in *ix when ix is given). */
+static int get_ref_ix(const ms_pack_reader *r, const uint8_t **pp, ms_pstr *out, uint32_t *ix)
 {
     uint64_t i;
     if (get_v(pp, r->end, &i) || i >= r->nstrings)
         return -1;
     *out = r->strings[i];
+    if (ix)
+        *ix = (uint32_t)i;
     return 0;
+}
+
+static int get_ref(const ms_pack_reader *r, const uint8_t **pp, ms_pstr *out)
+{
+    return get_ref_ix(r, pp, out, NULL);
 }
 
 int ms_pack_open(ms_pack_reader *r, const void *blob, size_t len, uint64_t salt)
@@ -462,33 +472,19 @@ int ms_pack_open(ms_pack_reader *r, const void *blob, size_t len, uint64_t salt)
 /* Skips n attributes or events, checking them; returns 0 or -1. */
 static int skip_attrs(const ms_pack_reader *r, const uint8_t **pp, uint64_t n)
 {
-    for (uint64_t i = 0; i < n; i++) {
-        ms_pstr k;
-        uint8_t type;
-        uint64_t v;
-        double d;
-        if (get_ref(r, pp, &k) || get_u8(pp, r->end, &type))
+    ms_attr_rec a;
+    for (uint64_t i = 0; i < n; i++)
+        if (ms_pack_attr_at(r, pp, &a))
             return -1;
-        if ((type == 0 && get_s(pp, r->end, &k)) || (type == 1 && get_v(pp, r->end, &v)) ||
-            (type == 2 && get_f8(pp, r->end, &d)) || type > 4)
-            return -1;
-    }
     return 0;
 }
 
 static int skip_events(const ms_pack_reader *r, const uint8_t **pp, uint64_t n)
 {
-    for (uint64_t i = 0; i < n; i++) {
-        ms_pstr s;
-        uint64_t v;
-        uint8_t f;
-        if (get_ref(r, pp, &s) || get_v(pp, r->end, &v) || get_u8(pp, r->end, &f) || f > 3)
+    ms_event_rec e;
+    for (uint64_t i = 0; i < n; i++)
+        if (ms_pack_event_at(r, pp, 0, &e))
             return -1;
-        if ((f & 1) && get_s(pp, r->end, &s))
-            return -1;
-        if ((f & 2) && (get_ref(r, pp, &s) || get_s(pp, r->end, &s)))
-            return -1;
-    }
     return 0;
 }
 
@@ -501,7 +497,7 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
     uint64_t dg, parent, dstart, dur;
     uint8_t flags, more = 0;
     memset(s, 0, sizeof *s);
-    if (get_v(pp, end, &dg) || get_v(pp, end, &parent) || get_ref(r, pp, &s->name) ||
+    if (get_v(pp, end, &dg) || get_v(pp, end, &parent) || get_ref_ix(r, pp, &s->name, &s->name_ix) ||
         get_v(pp, end, &dstart) || get_v(pp, end, &dur) || get_u8(pp, end, &flags))
         return CORRUPT(r, "spans blob: a span is cut short");
     int64_t gidx = (int64_t)r->gidx + unzig(dg);
@@ -600,42 +596,62 @@ void ms_pack_reader_free(ms_pack_reader *r)
     r->cap_strings = r->nstrings = 0;
 }
 
+int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a)
+{
+    uint8_t type;
+    uint64_t v;
+    memset(a, 0, sizeof *a);
+    if (get_ref(r, pp, &a->key) || get_u8(pp, r->end, &type))
+        return -1;
+    switch (type) {
+    case 0:
+        a->type = MS_ATTR_STRING;
+        return get_s(pp, r->end, &a->s);
+    case 1:
+        a->type = MS_ATTR_INT;
+        if (get_v(pp, r->end, &v))
+            return -1;
+        a->i = unzig(v);
+        return 0;
+    case 2:
+        a->type = MS_ATTR_DOUBLE;
+        return get_f8(pp, r->end, &a->d);
+    case 3:
+    case 4:
+        a->type = MS_ATTR_BOOL;
+        a->i = type == 4;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e)
+{
+    uint64_t dt;
+    uint8_t f;
+    memset(e, 0, sizeof *e);
+    if (get_ref(r, pp, &e->name) || get_v(pp, r->end, &dt) || get_u8(pp, r->end, &f) || f > 3)
+        return -1;
+    e->time = span_start + unzig(dt);
+    if ((f & 1) && get_s(pp, r->end, &e->attrs_json))
+        return -1;
+    if (f & 2) {
+        e->has_error = 1;
+        if (get_ref(r, pp, &e->error_type) || get_s(pp, r->end, &e->error_message))
+            return -1;
+    }
+    return 0;
+}
+
 int ms_pack_attrs(const ms_pack_reader *r, const ms_span_rec *span,
                   int (*fn)(void *ud, const ms_attr_rec *a), void *ud)
 {
     const uint8_t *p = span->attrs;
     for (uint32_t i = 0; i < span->nattrs; i++) {
         ms_attr_rec a;
-        uint8_t type;
-        uint64_t v;
-        memset(&a, 0, sizeof a);
-        if (get_ref(r, &p, &a.key) || get_u8(&p, r->end, &type))
+        if (ms_pack_attr_at(r, &p, &a))
             return -1;
-        switch (type) {
-        case 0:
-            a.type = MS_ATTR_STRING;
-            if (get_s(&p, r->end, &a.s))
-                return -1;
-            break;
-        case 1:
-            a.type = MS_ATTR_INT;
-            if (get_v(&p, r->end, &v))
-                return -1;
-            a.i = unzig(v);
-            break;
-        case 2:
-            a.type = MS_ATTR_DOUBLE;
-            if (get_f8(&p, r->end, &a.d))
-                return -1;
-            break;
-        case 3:
-        case 4:
-            a.type = MS_ATTR_BOOL;
-            a.i = type == 4;
-            break;
-        default:
-            return -1;
-        }
         if (fn(ud, &a))
             return 1;
     }
@@ -648,19 +664,8 @@ int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
     const uint8_t *p = span->events;
     for (uint32_t i = 0; i < span->nevents; i++) {
         ms_event_rec e;
-        uint64_t dt;
-        uint8_t f;
-        memset(&e, 0, sizeof e);
-        if (get_ref(r, &p, &e.name) || get_v(&p, r->end, &dt) || get_u8(&p, r->end, &f))
+        if (ms_pack_event_at(r, &p, span->start, &e))
             return -1;
-        e.time = span->start + unzig(dt);
-        if ((f & 1) && get_s(&p, r->end, &e.attrs_json))
-            return -1;
-        if (f & 2) {
-            e.has_error = 1;
-            if (get_ref(r, &p, &e.error_type) || get_s(&p, r->end, &e.error_message))
-                return -1;
-        }
         if (fn(ud, &e))
             return 1;
     }

@@ -76,6 +76,7 @@ typedef struct ms_span_rec {
     int64_t start;              /* ns from the trace's start */
     int64_t duration;           /* ns */
     ms_pstr name;
+    uint32_t name_ix;           /* the name's index in the blob's string table */
     uint8_t kind, status;       /* enum ms_kind, enum ms_status */
     uint32_t retries;
     uint8_t retry_state;        /* enum ms_retry_state */
@@ -136,6 +137,12 @@ int ms_pack_attrs(const ms_pack_reader *r, const ms_span_rec *span,
                   int (*fn)(void *ud, const ms_attr_rec *a), void *ud);
 int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
                    int (*fn)(void *ud, const ms_event_rec *e), void *ud);
+
+/* Reads the attribute / event at *pp (from span->attrs / span->events,
+ * advanced past it): 0, or -1 when the bytes are corrupt. For walking
+ * them one at a time. */
+int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a);
+int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e);
 
 /* Appends the span's attributes as a JSON object (nothing when none).
  * Returns 0 or -1 (corrupt). */

@@ -84,6 +84,14 @@ size_t ms_arena_col(ms_buf *arena, sqlite3_stmt *st, int col)
     return off;
 }
 
+size_t ms_arena_put(ms_buf *arena, const char *p, size_t len)
+{
+    size_t off = arena->len;
+    ms_buf_add(arena, p, len);
+    ms_buf_addc(arena, 0);
+    return off;
+}
+
 double ms_col_num(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);

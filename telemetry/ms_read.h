@@ -49,6 +49,9 @@ const char *ms_sql_manual_error_message(int typed);
  * MS_NO_STR for NULL. An allocation failure sets arena->oom. */
 size_t ms_arena_col(ms_buf *arena, sqlite3_stmt *st, int col);
 
+/* The same for `len` bytes at p. */
+size_t ms_arena_put(ms_buf *arena, const char *p, size_t len);
+
 /* The string at `off`, or NULL for MS_NO_STR. Valid until the arena grows. */
 static inline const char *ms_arena_str(const ms_buf *arena, size_t off)
 {

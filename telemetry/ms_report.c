@@ -18,6 +18,7 @@
 #include "ms_percentile.h"
 #include "ms_read.h"
 #include "ms_report_data.h"
+#include "ms_spans.h"
 
 #include <assert.h>
 #include <math.h>
@@ -221,13 +222,13 @@ done:
 
 /* Counts one error of (type, message) in the top-errors map. `key` is a
  * scratch buffer reused across calls. Returns 0 or -1 (OOM). */
-static int count_error(report *r, ms_buf *key, const char *type, const char *msg)
+static int count_error(report *r, ms_buf *key, ms_pstr type, ms_pstr msg)
 {
     /* key = type NUL message, so "a:b"/"c" and "a"/"b:c" stay apart */
     ms_buf_reset(key);
-    ms_buf_adds(key, type ? type : "");
+    ms_buf_add(key, type.p, type.len);
     ms_buf_addc(key, 0);
-    ms_buf_adds(key, msg ? msg : "");
+    ms_buf_add(key, msg.p, msg.len);
     if (key->oom)
         return -1;
     int created;
@@ -245,92 +246,130 @@ static int count_error(report *r, ms_buf *key, const char *type, const char *msg
     return 0;
 }
 
-/* Pass 2 over the spans of the filtered traces (rowid ranges, no index):
- * step durations by name (completed spans only), raised errors, LLM call
- * failures, retries and their backoff, estimated tokens. Returns 0 or -1
- * with err. */
+/* A step's index in r->steps by name, made on first sight. */
+static long step_of(report *r, const ms_span_rec *sp)
+{
+    int created;
+    long i = ms_strmap_get(&r->step_names, sp->name.p, sp->name.len, &created);
+    if (i < 0)
+        return -1;
+    if (created) {
+        if (ms_grow((void **)&r->steps, &r->capsteps, r->nsteps, sizeof *r->steps))
+            return -1;
+        r->steps[r->nsteps++] = (step_stat){.name = r->step_names.ent[i].key};
+    }
+    return i;
+}
+
+typedef struct err_ctx {
+    report *r;
+    ms_buf *key;
+    int oom;
+} err_ctx;
+
+/* ctx:add_error events (on the root span) are errors of the request. */
+static int count_event_error(void *ud, const ms_event_rec *e)
+{
+    err_ctx *c = ud;
+    if (e->has_error && count_error(c->r, c->key, e->error_type, e->error_message))
+        c->oom = 1;
+    return c->oom;
+}
+
+/* Pass 2 over the spans of the filtered traces, decoded from their packed
+ * parts (ms_spans.h): step durations by name (completed spans only),
+ * raised and manual errors, LLM call failures, retries and their backoff,
+ * estimated tokens. A step is found by its name's index in the blob's
+ * string table first (names repeat), by hashing only on a miss. Returns 0
+ * or -1 with err. */
 static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
                       char *err, size_t errlen)
 {
-    int backoff_col = ms_schema_has(db, "spans", "backoff_ns", err, errlen);
-    if (backoff_col < 0)
-        return -1;
-    char sql[640];
-    /* CROSS JOIN pins traces as the outer loop so each trace's spans are
-     * one rowid range seek. */
-    enum { KIND, STATUS, NAME, DURATION, ERROR_OWN, IN_TOK, OUT_TOK, ESTIMATED, RETRIES,
-           RETRY_OK, ERROR_TYPE, ERROR_MESSAGE, BACKOFF };
-    snprintf(sql, sizeof sql,
-             "SELECT s.kind, s.status, s.name, s.duration_ns, s.error_own, s.input_tokens,"
-             " s.output_tokens, s.usage_estimated, s.retries, s.retry_succeeded, s.error_type,"
-             " s.error_message, %s FROM traces t CROSS JOIN spans s"
-             " ON s.rowid BETWEEN t.first_span AND t.first_span + t.span_count - 1%s",
-             backoff_col ? "s.backoff_ns" : "NULL", where_clause(o));
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT t.id, t.span_salt, t.parts, t.spans FROM traces t%s",
+             where_clause(o));
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
         return -1;
+    ms_spans_walk w;
+    if (ms_spans_walk_open(&w, db, err, errlen)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
     int ret = -1;
     ms_buf key = {0};
+    long *step_ix = NULL; /* name_ix -> step, for the current blob; -1 unknown */
+    uint32_t cap_ix = 0;
+    uint64_t ix_seq = 0;
     if (bind_filters(db, st, o, err, errlen))
         goto done;
-    long last = -1; /* last step hit: names repeat in runs (loops, retries) */
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *kind = sqlite3_column_text(st, KIND);
-        const unsigned char *status = sqlite3_column_text(st, STATUS);
-        int completed = cut_short(status) == COMPLETED;
-        /* the root span (kind trace) is the request, not a step */
-        if (completed && !is(kind, "trace")) {
-            const char *name = (const char *)sqlite3_column_text(st, NAME);
-            size_t nlen = (size_t)sqlite3_column_bytes(st, NAME);
-            if (!name)
-                name = "";
-            long i;
-            if (last >= 0 && r->step_names.ent[last].klen == nlen &&
-                memcmp(r->step_names.ent[last].key, name, nlen) == 0) {
-                i = last;
-            } else {
-                int created;
-                i = ms_strmap_get(&r->step_names, name, nlen, &created);
-                if (i < 0)
-                    goto oom;
-                if (created) {
-                    if (ms_grow((void **)&r->steps, &r->capsteps, r->nsteps,
-                                   sizeof *r->steps))
-                        goto oom;
-                    r->steps[r->nsteps++] =
-                        (step_stat){.name = r->step_names.ent[i].key};
+        int64_t row = sqlite3_column_int64(st, 0);
+        ms_spans_walk_trace(&w, row, sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 1),
+                            sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+        ms_span_rec sp;
+        int got;
+        while ((got = ms_spans_walk_next(&w, &sp)) == 1) {
+            int completed = sp.status == MS_STATUS_OK || sp.status == MS_STATUS_ERROR;
+            /* the root span (kind trace) is the request, not a step */
+            if (completed && sp.kind != MS_KIND_TRACE) {
+                if (w.blob_seq != ix_seq) {
+                    if (w.r.nstrings > cap_ix) {
+                        long *n = realloc(step_ix, w.r.nstrings * sizeof *n);
+                        if (!n)
+                            goto oom;
+                        step_ix = n;
+                        cap_ix = w.r.nstrings;
+                    }
+                    memset(step_ix, 0xff, w.r.nstrings * sizeof *step_ix);
+                    ix_seq = w.blob_seq;
                 }
-                last = i;
+                long i = step_ix[sp.name_ix];
+                if (i < 0 && (i = step_ix[sp.name_ix] = step_of(r, &sp)) < 0)
+                    goto oom;
+                step_stat *s = &r->steps[i];
+                if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
+                    goto oom;
+                double d = (double)sp.duration;
+                s->v[s->n++] = d;
+                s->total_ns += d;
             }
-            step_stat *s = &r->steps[i];
-            if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
+            if (sp.has_error && sp.error_own && count_error(r, &key, sp.error_type, sp.error_message))
                 goto oom;
-            double d = (double)sqlite3_column_int64(st, DURATION);
-            s->v[s->n++] = d;
-            s->total_ns += d;
+            if (sp.nevents) {
+                err_ctx ec = {r, &key, 0};
+                if (ms_pack_events(&w.r, &sp, count_event_error, &ec) < 0) {
+                    ms_errf(err, errlen, "trace row %lld: its spans are corrupt (events)", (long long)row);
+                    goto done;
+                }
+                if (ec.oom)
+                    goto oom;
+            }
+            if (sp.has_llm) {
+                int64_t tok = sp.input + sp.output;
+                r->llm_tokens += tok;
+                if (sp.estimated)
+                    r->llm_tokens_est += tok;
+                if (completed && sp.kind == MS_KIND_LLM) {
+                    r->llm_calls++;
+                    r->llm_failed += sp.status == MS_STATUS_ERROR;
+                }
+            }
+            if (sp.retries > 0) {
+                r->retried++;
+                r->retry_ok += sp.retry_state == MS_RETRY_SUCCEEDED;
+            }
+            r->backoff_ns += sp.backoff_ns;
         }
-        if (sqlite3_column_int(st, ERROR_OWN)) {
-            if (count_error(r, &key, (const char *)sqlite3_column_text(st, ERROR_TYPE),
-                            (const char *)sqlite3_column_text(st, ERROR_MESSAGE)))
-                goto oom;
-        }
-        int64_t tok = sqlite3_column_int64(st, IN_TOK) + sqlite3_column_int64(st, OUT_TOK);
-        r->llm_tokens += tok;
-        if (sqlite3_column_int(st, ESTIMATED))
-            r->llm_tokens_est += tok;
-        if (sqlite3_column_int64(st, RETRIES) > 0) {
-            r->retried++;
-            r->retry_ok += sqlite3_column_int(st, RETRY_OK) == 1;
-        }
-        r->backoff_ns += sqlite3_column_int64(st, BACKOFF); /* NULL reads as 0 */
-        if (completed && is(kind, "llm")) {
-            r->llm_calls++;
-            r->llm_failed += is(status, "error");
+        if (got < 0) {
+            ms_errf(err, errlen, "trace row %lld: its spans are corrupt: %s; the rest of the store reads, "
+                    "this trace cannot", (long long)row, w.error);
+            goto done;
         }
     }
     if (rc != SQLITE_DONE) {
-        ms_errf(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
     ret = 0;
@@ -338,49 +377,9 @@ static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
 oom:
     ms_errf(err, errlen, "out of memory reading spans");
 done:
+    free(step_ix);
     ms_buf_free(&key);
-    sqlite3_finalize(st);
-    return ret;
-}
-
-/* Manual errors (ctx:add_error), whichever way the store keeps them
- * (ms_sql_manual_error_type). Events are few, so they are scanned once
- * and joined to traces by primary key (CROSS JOIN keeps that order; the
- * other order would rescan span_events per trace). */
-static int scan_manual_errors(sqlite3 *db, const ms_report_opts *o, report *r,
-                              char *err, size_t errlen)
-{
-    int typed = ms_schema_has(db, "span_events", "error_type", err, errlen);
-    if (typed < 0)
-        return -1;
-    const char *type = ms_sql_manual_error_type(typed);
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT %s, %s FROM span_events e CROSS JOIN traces t"
-             " ON t.id = e.trace_row AND %s IS NOT NULL%s",
-             type, ms_sql_manual_error_message(typed), type, where_clause(o));
-    sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql, &st, err, errlen))
-        return -1;
-    int ret = -1;
-    ms_buf key = {0};
-    if (bind_filters(db, st, o, err, errlen))
-        goto done;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count_error(r, &key, (const char *)sqlite3_column_text(st, 0),
-                        (const char *)sqlite3_column_text(st, 1))) {
-            ms_errf(err, errlen, "out of memory reading error events");
-            goto done;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
-        goto done;
-    }
-    ret = 0;
-done:
-    ms_buf_free(&key);
+    ms_spans_walk_close(&w);
     sqlite3_finalize(st);
     return ret;
 }
@@ -556,7 +555,6 @@ int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
         goto done;
     if (scan_traces(db, opts, &r, err, errlen) == 0 &&
         scan_spans(db, opts, &r, err, errlen) == 0 &&
-        scan_manual_errors(db, opts, &r, err, errlen) == 0 &&
         scan_evals(db, opts, &r, err, errlen) == 0 &&
         finish_report(&r, err, errlen) == 0)
         ret = 0;

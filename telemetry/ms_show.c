@@ -1,10 +1,11 @@
-/* ms_show — `moonspan show` (see ms_show.h): finds the trace, loads its
- * spans (one rowid range) and events, links them into a tree ordered by
- * start, and writes it as indented text or nested JSON. */
+/* ms_show — `moonspan show` (see ms_show.h): finds the trace, decodes its
+ * packed spans and their events (ms_spans.h), links them into a tree
+ * ordered by start, and writes it as indented text or nested JSON. */
 #include "ms_show.h"
 
 #include "ms_fmt.h"
 #include "ms_read.h"
+#include "ms_spans.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -34,7 +35,8 @@ typedef struct trace_view {
     ms_buf arena;
     size_t id, name, status, attrs;
     int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
-    int64_t unknown, error_count, span_count, first_span;
+    int64_t unknown, error_count, span_count, parts, remote_parent;
+    uint64_t salt;
     int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
     int has_cost;
     double cost;
@@ -155,6 +157,31 @@ static int prepare_range(sqlite3 *db, const char *sql, const char *lo, const cha
 
 #define MATCHES_LISTED 20 /* traces listed when an id matches several */
 
+/* The root span's id of a trace row (salt at column salt_col, its own
+ * packed spans at blob_col) as 16 hex, "-" when it is not stored (a trace
+ * cut short while written in parts, whose ids came from elsewhere). */
+static void root_span_hex(sqlite3_stmt *st, int salt_col, int blob_col, char out[17])
+{
+    uint64_t salt = (uint64_t)sqlite3_column_int64(st, salt_col);
+    ms_pack_reader r = {0};
+    ms_span_rec sp;
+    uint64_t id = salt ? ms_span_id_derive(salt, 0) : 0;
+    if (!salt && ms_pack_open(&r, sqlite3_column_blob(st, blob_col),
+                              (size_t)sqlite3_column_bytes(st, blob_col), salt) == 0) {
+        while (ms_pack_next(&r, &sp) == 1) {
+            if (sp.gidx == 0) {
+                id = sp.span_id;
+                break;
+            }
+        }
+    }
+    ms_pack_reader_free(&r);
+    if (id)
+        ms_span_id_hex(id, out);
+    else
+        snprintf(out, 17, "-");
+}
+
 /* Appends the traces matching [lo, hi), numbered as --pick counts them
  * (by start, then row), at most MATCHES_LISTED: a table for people, or
  * {"error", "count", "matches": [...]} for programs. Returns 0 or -1. */
@@ -165,7 +192,7 @@ static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t cou
     sqlite3_stmt *st;
     if (prepare_range(db,
                       "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.status,"
-                      " (SELECT printf('%016x', s.span_id) FROM spans s WHERE s.rowid = t.first_span)"
+                      " t.span_salt, t.spans"
                       " FROM traces t WHERE t.trace_id >= ?1 AND t.trace_id < ?2"
                       " ORDER BY t.start_ns, t.id LIMIT ?3",
                       lo, hi, &st, err, errlen))
@@ -194,7 +221,8 @@ static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t cou
         int64_t start = sqlite3_column_int64(st, 2);
         double dur = (double)sqlite3_column_int64(st, 3) / MS_NS_PER_MS;
         const char *status = (const char *)sqlite3_column_text(st, 4);
-        const char *root = (const char *)sqlite3_column_text(st, 5);
+        char root[17];
+        root_span_hex(st, 5, 6, root);
         ms_iso_utc(start, iso, sizeof iso);
         k++;
         if (o->json) {
@@ -282,9 +310,9 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     v->matches = count;
     if (prepare_range(db,
                       "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
-                      " span_count, first_span, input_tokens, output_tokens, cache_read_tokens,"
+                      " span_count, span_salt, input_tokens, output_tokens, cache_read_tokens,"
                       " cache_write_tokens, cost_usd, unknown_cost_calls,"
-                      " CASE WHEN json_valid(attrs) THEN json(attrs) END"
+                      " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span"
                       " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
                       " ORDER BY start_ns, id LIMIT 1 OFFSET ?3",
                       lo, hi, &st, err, errlen))
@@ -307,7 +335,7 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     v->status = ms_arena_col(&v->arena, st, 5);
     v->error_count = sqlite3_column_int64(st, 6);
     v->span_count = sqlite3_column_int64(st, 7);
-    v->first_span = sqlite3_column_int64(st, 8);
+    v->salt = (uint64_t)sqlite3_column_int64(st, 8);
     v->in_tok = sqlite3_column_int64(st, 9);
     v->out_tok = sqlite3_column_int64(st, 10);
     v->cache_read = sqlite3_column_int64(st, 11);
@@ -316,118 +344,127 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     v->cost = sqlite3_column_double(st, 13);
     v->unknown = sqlite3_column_int64(st, 14);
     v->attrs = ms_arena_col(&v->arena, st, 15);
+    v->parts = sqlite3_column_int64(st, 16);
+    v->remote_parent = sqlite3_column_int64(st, 17);
     ret = 0;
 done:
     sqlite3_finalize(st);
     return ret;
 }
 
-/* Loads the trace's spans (its rowid range) and events, and links the
- * tree. Returns 0 or -1 with err. */
+typedef struct load_ctx {
+    trace_view *v;
+    int64_t start_ns;
+    uint64_t span_id;
+    int oom;
+} load_ctx;
+
+static int load_event(void *ud, const ms_event_rec *ev)
+{
+    load_ctx *c = ud;
+    trace_view *v = c->v;
+    if (ms_grow((void **)&v->evs, &v->capevs, v->nevs, sizeof *v->evs)) {
+        c->oom = 1;
+        return 1;
+    }
+    span_event *e = &v->evs[v->nevs++];
+    e->span_id = (int64_t)c->span_id;
+    e->name = ms_arena_put(&v->arena, ev->name.p, ev->name.len);
+    e->time_ns = c->start_ns + ev->time;
+    e->attrs = ev->attrs_json.len ? ms_arena_put(&v->arena, ev->attrs_json.p, ev->attrs_json.len) : MS_NO_STR;
+    e->error_type = ev->has_error ? ms_arena_put(&v->arena, ev->error_type.p, ev->error_type.len) : MS_NO_STR;
+    e->error_message = ev->has_error ? ms_arena_put(&v->arena, ev->error_message.p, ev->error_message.len)
+                                     : MS_NO_STR;
+    return 0;
+}
+
+static int cmp_gidx(const void *a, const void *b)
+{
+    const span_node *x = a, *y = b;
+    return (x->rowid > y->rowid) - (x->rowid < y->rowid);
+}
+
+static const char *const KIND_NAMES[] = {"trace", "span", "llm"};
+
+/* Loads the trace's spans and events from their packed parts, and links
+ * the tree. Returns 0 or -1 with err. */
 static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    int replay_col = ms_schema_has(db, "spans", "replayed", err, errlen);
-    if (replay_col < 0)
+    if (ms_read_prepare(db, "SELECT spans FROM traces WHERE id = ?1", &st, err, errlen))
         return -1;
-    char sql[640];
-    snprintf(sql, sizeof sql,
-             "SELECT rowid, span_id, parent_id, name, kind, start_ns, duration_ns,"
-             " status, error_own, error_type, error_message,"
-             " CASE WHEN json_valid(attrs) THEN json(attrs) END, provider, model,"
-             " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
-             " usage_estimated, cost_usd, retries, retry_succeeded, ttft_ns, %s"
-             " FROM spans WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
-             replay_col ? "replayed" : "NULL");
-    if (ms_read_prepare(db, sql, &st, err, errlen))
+    ms_spans_walk w;
+    if (ms_spans_walk_open(&w, db, err, errlen)) {
+        sqlite3_finalize(st);
         return -1;
+    }
     int ret = -1;
     size_t cap = 0;
-    if (sqlite3_bind_int64(st, 1, v->first_span) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, v->first_span + v->span_count - 1) != SQLITE_OK) {
-        ms_errf(err, errlen, "cannot bind the span range: %s", sqlite3_errmsg(db));
+    ms_buf attrs = {0};
+    if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        ms_errf(err, errlen, "cannot read the trace: %s", sqlite3_errmsg(db));
         goto done;
     }
+    ms_spans_walk_trace(&w, v->row, v->parts, v->salt, sqlite3_column_blob(st, 0),
+                        (size_t)sqlite3_column_bytes(st, 0));
+    ms_span_rec sp;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ms_spans_walk_next(&w, &sp)) == 1) {
         if (ms_grow((void **)&v->nodes, &cap, v->nnodes, sizeof *v->nodes))
             goto oom;
         span_node *s = &v->nodes[v->nnodes++];
         memset(s, 0, sizeof *s);
-        s->rowid = sqlite3_column_int64(st, 0);
-        s->span_id = sqlite3_column_int64(st, 1);
-        s->has_parent = sqlite3_column_type(st, 2) != SQLITE_NULL;
-        s->parent_id = sqlite3_column_int64(st, 2);
-        s->name = ms_arena_col(&v->arena, st, 3);
-        s->kind = ms_arena_col(&v->arena, st, 4);
-        s->start_ns = sqlite3_column_int64(st, 5);
-        s->duration_ns = sqlite3_column_int64(st, 6);
-        s->status = ms_arena_col(&v->arena, st, 7);
-        s->error_own = sqlite3_column_int(st, 8);
-        s->error_type = ms_arena_col(&v->arena, st, 9);
-        s->error_message = ms_arena_col(&v->arena, st, 10);
-        s->attrs = ms_arena_col(&v->arena, st, 11);
-        s->provider = ms_arena_col(&v->arena, st, 12);
-        s->model = ms_arena_col(&v->arena, st, 13);
-        s->has_tokens = sqlite3_column_type(st, 14) != SQLITE_NULL ||
-                        sqlite3_column_type(st, 15) != SQLITE_NULL;
-        s->in_tok = sqlite3_column_int64(st, 14);
-        s->out_tok = sqlite3_column_int64(st, 15);
-        s->cache_read = sqlite3_column_int64(st, 16);
-        s->cache_write = sqlite3_column_int64(st, 17);
-        s->estimated = sqlite3_column_int(st, 18);
-        s->has_cost = sqlite3_column_type(st, 19) != SQLITE_NULL;
-        s->cost = sqlite3_column_double(st, 19);
-        s->retries = sqlite3_column_int64(st, 20);
-        s->retry_succeeded = sqlite3_column_type(st, 21) == SQLITE_NULL
-                                 ? -1 : sqlite3_column_int(st, 21);
-        s->has_ttft = sqlite3_column_type(st, 22) != SQLITE_NULL;
-        s->ttft_ns = sqlite3_column_int64(st, 22);
-        s->replayed = sqlite3_column_int(st, 23) == 1;
+        s->rowid = sp.gidx;
+        s->span_id = (int64_t)sp.span_id;
+        s->has_parent = sp.parent != MS_NONE || v->remote_parent;
+        s->parent_id = sp.parent != MS_NONE ? (int64_t)ms_spans_walk_parent_id(&w, &sp) : v->remote_parent;
+        s->name = ms_arena_put(&v->arena, sp.name.p, sp.name.len);
+        s->kind = ms_arena_put(&v->arena, KIND_NAMES[sp.kind], strlen(KIND_NAMES[sp.kind]));
+        s->start_ns = v->start_ns + sp.start;
+        s->duration_ns = sp.duration;
+        const char *status = ms_status_name(sp.status);
+        s->status = ms_arena_put(&v->arena, status, strlen(status));
+        s->error_own = sp.has_error && sp.error_own;
+        s->error_type = sp.has_error ? ms_arena_put(&v->arena, sp.error_type.p, sp.error_type.len) : MS_NO_STR;
+        s->error_message = sp.has_error ? ms_arena_put(&v->arena, sp.error_message.p, sp.error_message.len)
+                                        : MS_NO_STR;
+        ms_buf_reset(&attrs);
+        if (ms_pack_attrs_json(&w.r, &sp, &attrs))
+            goto corrupt;
+        s->attrs = attrs.len ? ms_arena_put(&v->arena, attrs.data, attrs.len) : MS_NO_STR;
+        s->provider = sp.has_llm ? ms_arena_put(&v->arena, sp.provider.p, sp.provider.len) : MS_NO_STR;
+        s->model = sp.has_llm ? ms_arena_put(&v->arena, sp.model.p, sp.model.len) : MS_NO_STR;
+        s->has_tokens = sp.has_llm;
+        s->in_tok = sp.input;
+        s->out_tok = sp.output;
+        s->cache_read = sp.cache_read;
+        s->cache_write = sp.cache_write;
+        s->estimated = sp.estimated;
+        s->has_cost = sp.has_llm && !isnan(sp.cost_usd);
+        s->cost = sp.cost_usd;
+        s->retries = sp.retries;
+        s->retry_succeeded = sp.retry_state == MS_RETRY_NONE ? -1 : sp.retry_state == MS_RETRY_SUCCEEDED;
+        s->has_ttft = sp.has_llm && sp.ttft_ns >= 0;
+        s->ttft_ns = sp.ttft_ns;
+        s->replayed = sp.replayed;
+        if (sp.nevents) {
+            load_ctx lc = {v, s->start_ns - sp.start, sp.span_id, 0};
+            if (ms_pack_events(&w.r, &sp, load_event, &lc) < 0)
+                goto corrupt;
+            if (lc.oom)
+                goto oom;
+        }
     }
-    if (rc != SQLITE_DONE) {
-        ms_errf(err, errlen, "cannot read spans: %s", sqlite3_errmsg(db));
-        goto done;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    /* The root row shows the request's status, as the header does: v3
-     * stores it on the root span too, but older stores left the root 'ok'
-     * when ctx:add_error failed the request. */
-    if (v->nnodes)
-        v->nodes[0].status = v->status;
-
-    int typed = ms_schema_has(db, "span_events", "error_type", err, errlen);
-    if (typed < 0)
-        goto done;
-    snprintf(sql, sizeof sql,
-             "SELECT e.span_id, e.name, e.time_ns,"
-             " CASE WHEN json_valid(e.attrs) THEN json(e.attrs) END, %s, %s"
-             " FROM span_events e WHERE e.trace_row = ?1",
-             ms_sql_manual_error_type(typed), ms_sql_manual_error_message(typed));
-    if (ms_read_prepare(db, sql, &st, err, errlen))
-        goto done;
-    if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK) {
-        ms_errf(err, errlen, "cannot bind the trace row: %s", sqlite3_errmsg(db));
-        goto done;
-    }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (ms_grow((void **)&v->evs, &v->capevs, v->nevs, sizeof *v->evs))
-            goto oom;
-        span_event *e = &v->evs[v->nevs++];
-        e->span_id = sqlite3_column_int64(st, 0);
-        e->name = ms_arena_col(&v->arena, st, 1);
-        e->time_ns = sqlite3_column_int64(st, 2);
-        e->attrs = ms_arena_col(&v->arena, st, 3);
-        e->error_type = ms_arena_col(&v->arena, st, 4);
-        e->error_message = ms_arena_col(&v->arena, st, 5);
-    }
-    if (rc != SQLITE_DONE) {
-        ms_errf(err, errlen, "cannot read span events: %s", sqlite3_errmsg(db));
-        goto done;
-    }
+    if (rc < 0)
+        goto corrupt;
     if (v->arena.oom)
         goto oom;
+    /* the root first, then in begin order (parts come in the order they
+     * were cut: a long trace's root ends, and is written, last) */
+    qsort(v->nodes, v->nnodes, sizeof *v->nodes, cmp_gidx);
+    /* The root row shows the request's status, as the header does. */
+    if (v->nnodes && v->nodes[0].rowid == 0)
+        v->nodes[0].status = v->status;
 
     /* link: the root is the first row of the range (its parent_id may be
      * a remote TRACEPARENT span); a span whose parent is not in this
@@ -476,9 +513,15 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     }
     ret = 0;
     goto done;
+corrupt:
+    ms_errf(err, errlen, "trace %s: its stored spans are corrupt (%s)", ms_arena_str(&v->arena, v->id),
+            w.error ? w.error : w.r.error ? w.r.error : "bad attributes or events");
+    goto done;
 oom:
     ms_errf(err, errlen, "out of memory reading the trace");
 done:
+    ms_buf_free(&attrs);
+    ms_spans_walk_close(&w);
     sqlite3_finalize(st);
     return ret;
 }

@@ -80,6 +80,7 @@ int ms_spans_walk_next(ms_spans_walk *w, ms_span_rec *out)
             if (rc <= 0)
                 return rc;
             w->reading = 1;
+            w->blob_seq++;
         }
         int rc = ms_pack_next(&w->r, out);
         if (rc < 0) {

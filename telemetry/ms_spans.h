@@ -20,6 +20,7 @@ typedef struct ms_spans_walk {
     uint64_t *ids;                /* explicit ids seen, by gidx (migrated traces) */
     uint32_t cap_ids;
     int explicit_ids;
+    uint64_t blob_seq;            /* bumped at each blob: name_ix values are per blob */
     const char *error;
 } ms_spans_walk;
 

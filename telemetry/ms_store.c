@@ -300,9 +300,19 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     if (verify(s->db, path, &fresh, &version, err, errlen))
         goto fail;
+    if (ms_vtab_register(s->db) != SQLITE_OK) {
+        ms_errf(err, errlen, "%s: cannot register the spans tables: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
     if (mode == MS_STORE_READ) {
         if (fresh) {
             ms_errf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
+            goto fail;
+        }
+        if (version < MS_SCHEMA_VERSION) {
+            ms_errf(err, errlen, "%s is a store of version %lld, from before spans were packed; upgrade it "
+                    "in place with `moonspan --db %s upgrade` (every trace is kept; `run`, `eval` and "
+                    "`test` upgrade it too)", path, (long long)version, path);
             goto fail;
         }
         *out = s;

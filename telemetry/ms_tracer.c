@@ -38,6 +38,7 @@ struct ms_tracer {
     int dirty;                 /* written since the last checkpoint */
     ms_trace *pool;            /* free buffers */
     ms_trace open;             /* sentinel of the open list (acquired, not submitted) */
+    uint64_t last_uid;         /* traces acquired so far: their uids */
     void (*notice)(const char *msg);
     char last_error[512];
 };
@@ -258,6 +259,7 @@ ms_trace *ms_tracer_acquire(ms_tracer *tr)
     atomic_store(&t->state, MS_TRACE_FREE);
     ms_trace_reset(t);
     pthread_mutex_lock(&tr->lock);
+    t->uid = ++tr->last_uid;
     t->open_next = tr->open.open_next;
     t->open_prev = &tr->open;
     tr->open.open_next->open_prev = t;
@@ -285,6 +287,19 @@ void ms_tracer_submit(ms_tracer *tr, ms_trace *t)
     tr->submitted++;
     pthread_cond_signal(&tr->not_empty);
     pthread_mutex_unlock(&tr->lock);
+}
+
+int ms_tracer_cut(ms_tracer *tr, ms_trace *t, int64_t now)
+{
+    ms_trace *part = ms_tracer_acquire(tr);
+    if (!part)
+        return ENOMEM;
+    pthread_mutex_lock(&tr->lock);
+    open_unlink(part); /* a part is never open: it is born ended */
+    pthread_mutex_unlock(&tr->lock);
+    int rc = ms_trace_cut(t, part, now);
+    ms_tracer_submit(tr, part);
+    return rc;
 }
 
 void ms_tracer_retain(ms_tracer *tr, ms_trace *t)

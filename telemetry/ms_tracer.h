@@ -54,6 +54,11 @@ ms_trace *ms_tracer_acquire(ms_tracer *tr);
  * Blocks while the queue is full (see above). Thread-safe. */
 void ms_tracer_submit(ms_tracer *tr, ms_trace *t);
 
+/* Cuts the spans of open trace `t` that have ended into a part and hands
+ * it to the writer (ms_trace_cut), so a long trace is written as it goes.
+ * Blocks like submit. Returns 0, or ENOMEM (t is then marked oom). */
+int ms_tracer_cut(ms_tracer *tr, ms_trace *t, int64_t now);
+
 /* An extra reference keeps an ended trace readable (ctx:summary()) after
  * the writer is done with it. Each retain needs one release; the last
  * release returns the buffer to the pool. */

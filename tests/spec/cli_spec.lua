@@ -420,7 +420,8 @@ describe("moonspan show on traces that share an id (TRACEPARENT)", function()
       local line = r.err:match("\n  " .. k .. " +" .. OUTER .. "  " .. name .. "[^\n]*")
       assert.is_truthy(line, name .. " not listed as " .. k .. ":\n" .. r.err)
       local root = H.scalar(store().db, "SELECT printf('%016x', s.span_id) FROM traces t JOIN spans s"
-                                         .. " ON s.rowid = t.first_span WHERE t.name = '" .. name .. "'")
+                                         .. " ON s.trace_row = t.id AND s.span_index = 0"
+                                         .. " WHERE t.name = '" .. name .. "'")
       assert.is_truthy(line:find(root, 1, true), "root span " .. root .. " not in: " .. line)
       pos[k] = r.err:find(name, 1, true)
     end

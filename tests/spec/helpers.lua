@@ -216,9 +216,14 @@ function H.json(s)
   return denull(cjson.decode(s))
 end
 
--- Rows of a query as a list of tables (SQL NULL becomes nil).
+-- The loadable extension next to the binary: the stock sqlite3 CLI gets
+-- the spans and span_events tables from it, as a user's would.
+H.sqlext = bin:gsub("/[^/]*$", "") .. "/moonspan_sql"
+
+-- Rows of a query as a list of tables (SQL NULL becomes nil), run by the
+-- sqlite3 CLI with moonspan's extension loaded.
 function H.query(db, sql)
-  local r = H.sh("sqlite3 -json " .. q(db) .. " " .. q(sql))
+  local r = H.sh("sqlite3 -cmd " .. q(".load " .. H.sqlext) .. " -json " .. q(db) .. " " .. q(sql))
   if r.code ~= 0 then
     error("sqlite3 failed (" .. tostring(r.code) .. "): " .. r.err .. "\nSQL: " .. sql, 2)
   end

@@ -182,10 +182,9 @@ describe("moonspan report", function()
     -- a copy of the store with the two "doomed"/"flaky" traces moved 3 days back
     local r = H.run_ok(SCRIPT, {name = "report_since"})
     local shift = 3 * 86400 * 1000000000
+    -- (span and event times are stored from their trace's start: moving it moves them)
     H.query(r.db, string.format([[
-      UPDATE spans SET start_ns = start_ns - %d WHERE trace_row IN (SELECT id FROM traces WHERE name IN ('doomed', 'flaky'));
-      UPDATE span_events SET time_ns = time_ns - %d WHERE trace_row IN (SELECT id FROM traces WHERE name IN ('doomed', 'flaky'));
-      UPDATE traces SET start_ns = start_ns - %d WHERE name IN ('doomed', 'flaky');]], shift, shift, shift))
+      UPDATE traces SET start_ns = start_ns - %d WHERE name IN ('doomed', 'flaky');]], shift))
     assert.are.equal(8, report({}, r.db).requests.count)
     assert.are.equal(6, report({"--since", "1d"}, r.db).requests.count)
     assert.are.equal(6, report({"--since", "2h"}, r.db).requests.count)

@@ -311,7 +311,7 @@ static void test_report_cut_short_work(void **state)
 
 /* --- stores before schema v3 --------------------------------------------- */
 
-static void test_report_reads_a_store_before_v3(void **state)
+static void test_report_reads_an_upgraded_v2_store(void **state)
 {
     fixture *fx = *state;
     report(fx, 0, NULL, 0, 1);
@@ -347,11 +347,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_cost_trend, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_filters, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_text, dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_report_empty, open_db, close_db),
+        cmocka_unit_test_setup_teardown(test_report_empty, empty_dataset, close_db),
         cmocka_unit_test(test_report_not_a_store),
         cmocka_unit_test_setup_teardown(test_report_remote_parent_root, joined_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_cut_short_work, cut_short_dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_report_reads_a_store_before_v3, v2_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_escapes_hostile_text, hostile_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,7 +214,7 @@ static void test_show_and_traces_cut_short(void **state)
     hasnt(fx->out, "dddd0004");
 }
 
-static void test_show_reads_a_store_before_v3(void **state)
+static void test_show_reads_an_upgraded_v2_store(void **state)
 {
     fixture *fx = *state;
     CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
@@ -230,7 +230,8 @@ static void test_show_reads_a_store_before_v3(void **state)
     assert_int_equal(rc_, 0);
     has(fx->out, "\"name\":\"judged\",\"kind\":\"trace\",\"start_ns\":1714521600000000000,"
                  "\"duration_ms\":100,\"status\":\"error\"");
-    has(fx->out, "\"attrs\":{\"type\":\"manual\",\"message\":\"old way\"},"
+    /* upgraded: the JSON of the old event is now its typed error */
+    has(fx->out, "\"name\":\"error\",\"time_ns\":1714521600050000000,\"attrs\":null,"
                  "\"error_type\":\"manual\",\"error_message\":\"old way\"}");
 }
 
@@ -254,7 +255,7 @@ static int shared_id_dataset(void **state)
                   i + 1, 0, 0, "NULL", 0);
     }
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
 }
 
 static void test_show_traces_sharing_an_id(void **state)
@@ -359,7 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_remote_parent_root, joined_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_manual_error_event, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_and_traces_cut_short, cut_short_dataset, close_db),
-        cmocka_unit_test_setup_teardown(test_show_reads_a_store_before_v3, v2_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_traces_sharing_an_id, shared_id_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_views_escape_hostile_text, hostile_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),

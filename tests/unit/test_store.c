@@ -21,6 +21,7 @@
 #include "ms_store.h"
 #include "ms_traces.h"
 #include "ms_tracer.h"
+#include "ms_vtab.h"
 
 static char dir[] = "/tmp/ms-store-test.XXXXXX";
 
@@ -45,10 +46,12 @@ static void path_of(char *out, size_t n, const char *name)
     unlink(out);
 }
 
+/* A plain connection, with the spans tables moonspan registers. */
 static sqlite3 *open_sql(const char *path)
 {
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(ms_vtab_register(db), SQLITE_OK);
     return db;
 }
 
@@ -218,7 +221,7 @@ static void test_round_trip(void **state)
     ms_trace *t = record_one(tr);
     char hex[33];
     ms_trace_id_hex(&t->id, hex);
-    uint64_t tool_id = t->spans[5].id, act_id = t->spans[4].id; /* by order of begin */
+    uint64_t tool_id = ms_span_id(t, 5), act_id = ms_span_id(t, 4); /* by order of begin */
     ms_tracer_submit(tr, t);
     assert_int_equal(ms_tracer_flush(tr, 0, NULL), 0);
     assert_int_equal(ms_tracer_written_spans(tr), 7);
@@ -247,11 +250,12 @@ static void test_round_trip(void **state)
     char *status = one_text(db, "SELECT status FROM traces");
     assert_string_equal(status, "error");
     free(status);
-    /* spans contiguous from first_span, root first */
+    /* one row, its spans packed in it; every one comes back through the spans table */
     assert_int_equal(one_int(db, "SELECT span_count FROM traces"), 7);
-    assert_int_equal(one_int(db, "SELECT count(*) FROM traces t JOIN spans s ON s.rowid BETWEEN"
-                                 " t.first_span AND t.first_span + t.span_count - 1"), 7);
-    char *kind = one_text(db, "SELECT kind FROM spans s JOIN traces t ON s.rowid = t.first_span");
+    assert_int_equal(one_int(db, "SELECT parts = 0 AND spans IS NOT NULL FROM traces"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM traces t JOIN spans s ON s.trace_row = t.id"), 7);
+    char *kind = one_text(db, "SELECT kind FROM spans s JOIN traces t ON s.trace_row = t.id"
+                              " WHERE s.span_index = 0");
     assert_string_equal(kind, "trace");
     free(kind);
     assert_int_equal(one_int(db, "SELECT parent_id IS NULL FROM spans WHERE name = 'answer'"), 1);
@@ -326,10 +330,9 @@ static void test_full_queue_waits_and_drops_nothing(void **state)
     sqlite3 *db = open_sql(path);
     assert_int_equal(one_int(db, "SELECT count(*) FROM traces"), 2000);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 12000);
-    /* every trace's range holds exactly its own spans */
-    assert_int_equal(one_int(db, "SELECT count(*) FROM traces t JOIN spans s ON s.rowid BETWEEN"
-                                 " t.first_span AND t.first_span + t.span_count - 1"
-                                 " WHERE s.trace_row <> t.id"), 0);
+    /* every trace holds exactly its own spans */
+    assert_int_equal(one_int(db, "SELECT count(*) FROM traces t JOIN spans s ON s.trace_row = t.id"
+                                 " WHERE t.span_count = 6"), 12000);
     sqlite3_close(db);
 }
 
@@ -448,9 +451,10 @@ static int table_exists(sqlite3 *db, const char *name)
     return (int)one_int(db, sql);
 }
 
-/* Write open of a v1 store: version 2, the old rows intact, the new
- * columns (NULL on old rows) and tables there, and it takes new traces
- * and eval runs. A second open changes nothing. */
+/* Write open of a v1 store: the current version, the old rows intact
+ * (repacked: the same spans with the same ids, parents, fields and
+ * events, read back through the spans tables), the new tables there, and
+ * it takes new traces and eval runs. */
 static void test_migrates_v1_on_write_open(void **state)
 {
     (void)state;
@@ -494,6 +498,19 @@ static void test_migrates_v1_on_write_open(void **state)
     assert_int_equal(one_int(db, "SELECT cost_usd = 0.125 FROM traces"), 1);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE replayed IS NULL"), 2);
     assert_int_equal(one_int(db, "SELECT replayed_cost_usd IS NULL FROM traces"), 1);
+    /* v4: packed, with the ids they had; the old tables gone */
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE span_id = 16 AND parent_id IS NULL"
+                                 " AND kind = 'trace' AND start_ns = 1714521600000000000"
+                                 " AND duration_ns = 5000000"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans WHERE span_id = 17 AND parent_id = 16"
+                                 " AND kind = 'llm' AND provider = 'mock' AND input_tokens = 10"
+                                 " AND output_tokens = 2 AND cost_usd = 0.125"), 1);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM span_events WHERE span_id = 17 AND name = 'hit'"
+                                 " AND time_ns = 1714521600002000000 AND attrs = '{\"n\":1}'"), 1);
+    assert_int_equal(table_exists(db, "spans"), 0);
+    assert_int_equal(table_exists(db, "span_events"), 0);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM pragma_table_info('traces')"
+                                 " WHERE name = 'first_span'"), 0);
     assert_int_equal(table_exists(db, "eval_runs"), 1);
     assert_int_equal(table_exists(db, "eval_results"), 1);
     assert_int_equal(table_exists(db, "llm_recordings"), 1);
@@ -515,8 +532,10 @@ static void test_migrates_v1_on_write_open(void **state)
     assert_int_equal(ms_tracer_close(tr, 0), 0);
     db = open_sql(path);
     assert_int_equal(one_int(db, "PRAGMA user_version"), MS_SCHEMA_VERSION);
-    assert_int_equal(one_int(db, "SELECT first_span FROM traces WHERE name = 'new'"), 3);
+    assert_int_equal(one_int(db, "SELECT id FROM traces WHERE name = 'new'"), 2);
     assert_int_equal(one_int(db, "SELECT count(*) FROM spans"), 4);
+    assert_int_equal(one_int(db, "SELECT count(*) FROM spans s JOIN traces t ON s.trace_row = t.id"
+                                 " WHERE t.name = 'new'"), 2);
     sqlite3_close(db);
 }
 
@@ -536,7 +555,7 @@ static void test_failed_migration_changes_nothing(void **state)
     ms_store *s = NULL;
     assert_int_equal(ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err), -1);
     assert_null(s);
-    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 3") ||
+    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 4") ||
         !strstr(err, "duplicate column") || !strstr(err, path))
         fail_msg("unexpected error: %s", err);
     db = open_sql(path);
@@ -560,54 +579,20 @@ static void test_failed_migration_changes_nothing(void **state)
             fail_msg("%s failed: %s", #call, err);                         \
     } while (0)
 
-/* Read open of a v1 store: accepted as it is (no upgrade: nothing may be
- * written), and report, traces and show work on it, with an empty evals
- * section and no replayed cost. */
-static void test_reads_v1_read_only(void **state)
+/* Read open of a store from before spans were packed: refused, naming
+ * the upgrade, and the file is left as it was (a reader never writes). */
+static void test_read_open_of_an_old_store_names_the_upgrade(void **state)
 {
     (void)state;
     char path[256], err[512] = "";
     path_of(path, sizeof path, "v1-read.db");
     make_v1_store(path);
-    ms_store *s;
-    if (ms_store_open(path, MS_STORE_READ, &s, err, sizeof err))
-        fail_msg("%s", err);
-    sqlite3 *db = ms_store_db(s);
-    assert_int_equal(one_int(db, "PRAGMA user_version"), 1);
-
-    char *text = NULL;
-    ms_report_opts o = {.json = 1};
-    CAPTURE_OK(text, ms_report_write(db, &o, out, err, sizeof err));
-    assert_non_null(strstr(text, "\"requests\":{\"count\":1,"));
-    assert_non_null(strstr(text, "\"total_usd\":0.125,"));
-    assert_non_null(strstr(text, "\"replayed_usd\":0}"));
-    assert_non_null(strstr(text, "\"evals\":[]}"));
-    free(text);
-    o.json = 0;
-    CAPTURE_OK(text, ms_report_write(db, &o, out, err, sizeof err));
-    assert_non_null(strstr(text, "moonspan report: 1 request"));
-    assert_null(strstr(text, "Evals"));
-    assert_null(strstr(text, "replayed"));
-    free(text);
-    CAPTURE_OK(text, ms_traces_write(db, 10, 0, 1, out, err, sizeof err));
-    assert_non_null(strstr(text, "\"name\":\"old trace\""));
-    free(text);
-    CAPTURE_OK(text, ms_trace_show(db, "abcd", 1, out, err, sizeof err));
-    assert_non_null(strstr(text, "\"name\":\"chat\""));
-    assert_non_null(strstr(text, "\"replayed\":false"));
-    free(text);
-    CAPTURE_OK(text, ms_trace_show(db, "abcd", 0, out, err, sizeof err));
-    assert_non_null(strstr(text, "chat"));
-    free(text);
-
-    /* the eval API on a v1 connection says what is wrong instead of crashing */
-    int64_t id = 0;
-    assert_int_equal(ms_eval_find_run(db, "s", "last", 0, &id, err, sizeof err), -1);
-    assert_non_null(strstr(err, "no such table"));
-    assert_non_null(strstr(err, "open the store for writing once"));
-    ms_store_close(s);
-
-    db = open_sql(path);
+    ms_store *s = NULL;
+    assert_int_equal(ms_store_open(path, MS_STORE_READ, &s, err, sizeof err), -1);
+    assert_null(s);
+    if (!strstr(err, "is a store of version 1") || !strstr(err, "upgrade"))
+        fail_msg("unexpected error: %s", err);
+    sqlite3 *db = open_sql(path);
     assert_int_equal(one_int(db, "PRAGMA user_version"), 1); /* untouched */
     assert_int_equal(table_exists(db, "eval_runs"), 0);
     sqlite3_close(db);
@@ -708,7 +693,7 @@ int main(void)
         cmocka_unit_test(test_replayed_calls),
         cmocka_unit_test(test_migrates_v1_on_write_open),
         cmocka_unit_test(test_failed_migration_changes_nothing),
-        cmocka_unit_test(test_reads_v1_read_only),
+        cmocka_unit_test(test_read_open_of_an_old_store_names_the_upgrade),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,7 +1,10 @@
 /* views_fixture — the stores the readers' tests run on (test_report.c,
- * test_show.c), each built row by row in a real SQLite file with the
- * schema of telemetry/ms_schema.sql, so every number can be worked out by
- * hand. Included by one test file each; tests run from the repo root.
+ * test_show.c), each built row by row in a real SQLite file, so every
+ * number can be worked out by hand: rows of the version-3 layout
+ * (tests/unit/schema_v3.sql: one row per span), which seal() then upgrades
+ * the way a user's store is upgraded (ms_store_open, the v4 repacking), so
+ * every reader test also checks the migration. Included by one test file
+ * each; tests run from the repo root.
  *
  * dataset (UTC):
  *
@@ -30,6 +33,9 @@
 
 #include <sqlite3.h>
 
+#include "ms_store.h"
+#include "ms_vtab.h"
+
 /* each test file uses most of these, not all */
 #define FIXTURE static __attribute__((unused))
 
@@ -57,7 +63,7 @@ typedef struct fixture {
 /* Reads the schema from the repo (tests run from the repo root). */
 FIXTURE char *read_schema(void)
 {
-    FILE *f = fopen("telemetry/ms_schema.sql", "rb");
+    FILE *f = fopen("tests/unit/schema_v3.sql", "rb");
     assert_non_null(f);
     char *text = NULL;
     size_t len = 0;
@@ -93,8 +99,30 @@ FIXTURE int open_db(void **state)
     assert_int_equal(sqlite3_open(fx->path, &fx->db), SQLITE_OK);
     char *schema = read_schema();
     exec_sql(fx->db, schema);
+    exec_sql(fx->db, "PRAGMA application_id = 0x4d6f6f6e; PRAGMA user_version = 3;");
     free(schema);
     *state = fx;
+    return 0;
+}
+
+/* An empty store, upgraded as the others are (an empty v3 store too
+ * becomes a v4 one). */
+FIXTURE int empty_dataset(void **state);
+
+/* The dataset is complete: upgrade it to the current layout as moonspan
+ * does on a write open, and read it from then on with the spans tables
+ * registered. */
+FIXTURE int seal(void **state)
+{
+    fixture *fx = *state;
+    char err[512];
+    ms_store *s;
+    assert_int_equal(sqlite3_close(fx->db), SQLITE_OK);
+    if (ms_store_open(fx->path, MS_STORE_WRITE, &s, err, sizeof err))
+        fail_msg("upgrading the fixture: %s", err);
+    ms_store_close(s);
+    assert_int_equal(sqlite3_open(fx->path, &fx->db), SQLITE_OK);
+    assert_int_equal(ms_vtab_register(fx->db), SQLITE_OK);
     return 0;
 }
 
@@ -212,7 +240,13 @@ FIXTURE int dataset(void **state)
     trace_row(db, 5, T5_ID, "answer_question", s, 1000, "ok", 0, 3, 13, 400, 80, "0.04", 0);
 
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
+}
+
+FIXTURE int empty_dataset(void **state)
+{
+    open_db(state);
+    return seal(state);
 }
 
 /* Runs `fn` into a memory stream; the text lands in fx->out. */
@@ -263,7 +297,7 @@ FIXTURE int joined_dataset(void **state)
          "NULL", "NULL", "NULL", "NULL", 0, "NULL");
     trace_row(db, 1, T1_ID, "joined", D1, 30, "ok", 0, 3, 1, 0, 0, "NULL", 0);
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
 }
 
 /* Requests cut short, and LLM calls that failed inside requests that did
@@ -329,7 +363,7 @@ FIXTURE int cut_short_dataset(void **state)
                  "UPDATE spans SET backoff_ns = 100000000 WHERE span_id = 21;"
                  "UPDATE spans SET backoff_ns = 20000000 WHERE span_id = 52;");
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
 }
 
 
@@ -340,7 +374,7 @@ FIXTURE int v2_dataset(void **state)
 {
     open_db(state);
     sqlite3 *db = ((fixture *)*state)->db;
-    exec_sql(db, "ALTER TABLE spans DROP COLUMN backoff_ns;"
+    exec_sql(db, "PRAGMA user_version = 2; ALTER TABLE spans DROP COLUMN backoff_ns;"
                  "DROP TABLE span_events;"
                  "CREATE TABLE span_events (trace_row INTEGER NOT NULL, span_id INTEGER NOT NULL,"
                  " name TEXT NOT NULL, time_ns INTEGER NOT NULL, attrs TEXT);");
@@ -354,7 +388,7 @@ FIXTURE int v2_dataset(void **state)
                  " (1, 10, 'error', 1714521600050000000, '{\"type\":\"manual\",\"message\":\"old way\"}'),"
                  " (1, 11, 'retry', 1714521600020000000, '{\"attempt\":1}')");
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
 }
 
 /* What a script, a model or a server may put in a name or a message: a
@@ -422,7 +456,7 @@ FIXTURE int hostile_dataset(void **state)
                  " trace_id, replayed) VALUES (1, 'case" HOSTILE "', 0, 0, 'boom" HOSTILE "',"
                  " '" T1_ID "', 0)");
     exec_sql(db, "COMMIT");
-    return 0;
+    return seal(state);
 }
 
 #endif
