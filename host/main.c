@@ -15,6 +15,8 @@ static const char USAGE[] =
     "  traces                 the newest traces, one line each\n"
     "  show TRACE_ID          one trace as a tree of spans\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
+    "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
+    "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
     "\n"
     "Global options:\n"
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
     } verbs[] = {
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
         {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval},
+        {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -60,7 +63,7 @@ int main(int argc, char **argv)
             return verbs[v].fn(&c);
         }
     }
-    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, show, test "
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, show, sql, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

@@ -80,7 +80,7 @@ struct ms_pack_encoder {
     uint32_t nstrings;
     const char **strs;
     uint32_t *lens, capstrs;
-    bytes body;
+    bytes head, body;           /* the string table; the spans */
 };
 
 ms_pack_encoder *ms_pack_encoder_new(void)
@@ -95,6 +95,7 @@ void ms_pack_encoder_free(ms_pack_encoder *e)
     free(e->slots);
     free(e->strs);
     free(e->lens);
+    free(e->head.p);
     free(e->body.p);
     free(e);
 }
@@ -341,23 +342,22 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
         n++;
     }
     /* the blob: format, string table, spans */
-    bytes head = {0};
-    uint8_t *w = reserve(&head, 20);
+    bytes *head = &e->head;
+    head->len = 0;
+    head->oom = 0;
+    uint8_t *w = reserve(head, 20);
     if (!w)
         return -1;
     *w++ = MS_PACK_FORMAT;
-    head.len = (size_t)(put_v(w, e->nstrings) - head.p);
+    head->len = (size_t)(put_v(w, e->nstrings) - head->p);
     for (uint32_t i = 0; i < e->nstrings; i++)
-        add_s(&head, e->strs[i], e->lens[i]);
-    if ((w = reserve(&head, 10)))
-        head.len = (size_t)(put_v(w, (uint64_t)n) - head.p);
-    if (head.oom) {
-        free(head.p);
+        add_s(head, e->strs[i], e->lens[i]);
+    if ((w = reserve(head, 10)))
+        head->len = (size_t)(put_v(w, (uint64_t)n) - head->p);
+    if (head->oom)
         return -1;
-    }
-    ms_buf_add(out, head.p, head.len);
+    ms_buf_add(out, head->p, head->len);
     ms_buf_add(out, b->p, b->len);
-    free(head.p);
     return out->oom ? -1 : n;
 }
 

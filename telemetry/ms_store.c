@@ -350,6 +350,27 @@ fail:
     return -1;
 }
 
+int ms_store_version(const char *path, int64_t *version, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ms_errf(err, errlen, "no moonspan database at %s; point --db (or MOONSPAN_DB) at one", path);
+    if (!S_ISREG(st.st_mode))
+        return ms_errf(err, errlen, "%s is not a regular file; pass --db with a moonspan database file", path);
+    sqlite3 *db = NULL;
+    int fresh = 0, rc = open_for_reading(path, &db);
+    if (rc != SQLITE_OK) {
+        ms_errf(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    rc = verify(db, path, &fresh, version, err, errlen);
+    sqlite3_close(db);
+    if (rc == 0 && fresh)
+        return ms_errf(err, errlen, "%s holds no moonspan data yet; nothing to upgrade", path);
+    return rc;
+}
+
 sqlite3 *ms_store_db(ms_store *s) { return s->db; }
 
 int ms_store_add_run(ms_store *s, const char *script, const char *args_json,

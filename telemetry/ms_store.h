@@ -36,6 +36,11 @@ extern const char ms_schema_sql[];
 int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
                   char *err, size_t errlen);
 
+/* The schema version of the store at `path`, read without changing it
+ * (0 for a new, empty file is refused as "nothing to upgrade"). Returns 0,
+ * or -1 with err for a path that is not a moonspan store. */
+int ms_store_version(const char *path, int64_t *version, char *err, size_t errlen);
+
 /* Called while a migration repacks a store (version 3 to 4), so the
  * host can show progress; NULL (the default) says nothing. */
 void ms_store_set_progress(void (*fn)(const char *what, int64_t done, int64_t total));

@@ -17,6 +17,11 @@
 #define INITIAL_WORK_PER_SEC 200000.0
 /* Never wait for a queue this small: tiny traces come in bursts. */
 #define MIN_BACKLOG_WORK 2048.0
+/* Group commit: a writer woken for less work than this waits up to
+ * GATHER_NS for more before it writes, so a fast producer is written in
+ * batches, not a transaction per trace (and not woken per trace). */
+#define GATHER_WORK 1024.0
+#define GATHER_NS (INT64_C(3) * 1000000)
 
 struct ms_tracer {
     ms_store *store;
@@ -36,6 +41,8 @@ struct ms_tracer {
     int failing;               /* the batch in hand keeps failing; being retried */
     int64_t give_up_at;        /* monotonic ns after which a failing batch is given up; 0 never */
     int dirty;                 /* written since the last checkpoint */
+    int gathering;             /* the writer waits for a batch to fill up */
+    int flushing;              /* callers waiting in ms_tracer_flush */
     ms_trace *pool;            /* free buffers */
     ms_trace open;             /* sentinel of the open list (acquired, not submitted) */
     uint64_t last_uid;         /* traces acquired so far: their uids */
@@ -139,6 +146,13 @@ static void *writer_main(void *arg)
         }
         if (!tr->head && tr->stopping)
             break;
+        if (tr->queued_work < GATHER_WORK && !tr->stopping && !tr->flushing) {
+            int64_t until = ms_mono_ns() + GATHER_NS;
+            tr->gathering = 1;
+            while (tr->queued_work < GATHER_WORK && !tr->stopping && !tr->flushing && ms_mono_ns() < until)
+                wait_until(&tr->not_empty, &tr->lock, until);
+            tr->gathering = 0;
+        }
         size_t n = tr->queued;
         if (n > cap) {
             ms_trace **nb = realloc(batch, n * sizeof *nb);
@@ -285,7 +299,8 @@ void ms_tracer_submit(ms_tracer *tr, ms_trace *t)
     tr->queued++;
     tr->queued_work += work;
     tr->submitted++;
-    pthread_cond_signal(&tr->not_empty);
+    if (!tr->gathering || tr->queued_work >= GATHER_WORK)
+        pthread_cond_signal(&tr->not_empty);
     pthread_mutex_unlock(&tr->lock);
 }
 
@@ -344,8 +359,11 @@ size_t ms_tracer_flush(ms_tracer *tr, int64_t give_up_ns, const volatile int *ca
             tr->give_up_at = at;
         pthread_cond_signal(&tr->not_empty); /* a writer waiting to retry sees the deadline */
     }
+    tr->flushing++;
+    pthread_cond_signal(&tr->not_empty); /* no gathering: someone waits */
     while (tr->done < target && !(cancel && *cancel))
         wait_until(&tr->drained, &tr->lock, ms_mono_ns() + 100 * NS_PER_MS);
+    tr->flushing--;
     size_t left = tr->done < target ? target - tr->done : 0;
     if (give_up_ns > 0)
         tr->give_up_at = 0;

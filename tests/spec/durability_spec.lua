@@ -130,3 +130,47 @@ describe("the WAL", function()
     assert.is_truthy(last <= first * 2, string.format("WAL %d bytes after one trace, %d after eight", first, last))
   end)
 end)
+
+describe("SIGKILL during a long trace", function()
+  it("leaves the parts written so far readable, marked incomplete, and every trace that ended complete", function()
+    -- one trace that never ends, beside short ones that do; no trace() at
+    -- all for the long one: the run trace of the script
+    local pid, db, dir = spawn_run([[
+      local log = io.open(LOG, "w")
+      for i = 1, 50 do trace("short", function() span("s", function() end) end) end
+      moonspan.flush()
+      local n = 0
+      while true do
+        span("step", function() span("inner", function() end) end)
+        n = n + 1
+        if n % 1000 == 0 then log:write(n, " ", moonspan.now_ms(), "\n") log:flush() end
+        if n == 1000 then io.open(READY, "w"):close() end
+      end
+    ]], {name = "long"})
+    moonspan.sleep_ms(2500)
+    local killed_at = moonspan.now_ms()
+    os.execute("kill -KILL " .. pid)
+    assert.is_true(H.wait_gone(pid, 10))
+    assert.are.equal("ok", H.scalar(db, "PRAGMA integrity_check"))
+    assert.are.equal(50, H.scalar(db, "SELECT count(*) FROM traces WHERE name = 'short' AND status = 'ok'"))
+    local run = H.query(db, "SELECT id, status, parts, span_count FROM traces WHERE name = 's'")
+    assert.are.equal(1, #run, "the run trace was not written while it was open")
+    assert.are.equal("incomplete", run[1].status)
+    assert.is_truthy(run[1].parts >= 1)
+    -- written as it went: what ended more than the cut interval (1 s) and
+    -- a margin before the kill is there, read back through the spans table
+    local must = logged_before(dir, killed_at - 1500)
+    assert.is_truthy(must >= 1000, "the script logged too little before the kill")
+    local steps = H.scalar(db, "SELECT count(*) FROM spans WHERE trace_row = " .. run[1].id .. " AND name = 'step'")
+    assert.is_truthy(steps >= must, string.format("%d steps had ended 1.5 s before the kill, %d stored", must, steps))
+    -- an inner span ends before its step: the last part may hold one whose step was still open
+    local inners = H.scalar(db, "SELECT count(*) FROM spans WHERE trace_row = " .. run[1].id .. " AND name = 'inner'")
+    assert.is_truthy(inners == steps or inners == steps + 1, inners .. " inner spans for " .. steps .. " steps")
+    -- and the readers take it: show lists its spans, the report counts it apart
+    local show = H.moonspan({"show", H.scalar(db, "SELECT trace_id FROM traces WHERE name = 's'")}, {db = db})
+    assert.are.equal(0, show.code, show.err)
+    assert.is_truthy(show.out:find("step", 1, true), show.out)
+    local rep = H.json(H.moonspan({"report", "--json"}, {db = db}).out)
+    assert.are.equal(1, rep.requests.incomplete)
+  end)
+end)
