@@ -1,7 +1,10 @@
 /* bench_store — how fast the telemetry core persists spans.
  *
- *   bench_store DB [TRACES] [SPANS_PER_TRACE]
+ *   bench_store DB [TRACES] [SPANS_PER_TRACE] [--blocks N]
  *
+ * With --blocks, also times every N traces to the point the writer has
+ * them on disk, and prints the first and last block: writing should stay
+ * as fast when the store is big.
  * Fills trace buffers the way the Lua binding does (names, an attribute,
  * llm usage on some spans, errors on a few), submits them to the tracer
  * and times until the writer has everything on disk. Durations are
@@ -36,6 +39,9 @@ int main(int argc, char **argv)
     }
     long traces = argc > 2 ? atol(argv[2]) : 100000;
     long per = argc > 3 ? atol(argv[3]) : 10;
+    long block = argc > 5 && strcmp(argv[4], "--blocks") == 0 ? atol(argv[5]) : 0;
+    double first_block = 0, last_block = 0;
+    int64_t block_t0 = 0;
     char err[512];
     ms_clock_init();
     ms_store *store;
@@ -51,7 +57,17 @@ int main(int argc, char **argv)
     /* spread traces over the last 60 days so the cost trend has rows */
     int64_t now = ms_mono_ns();
     int64_t t0 = ms_mono_ns();
+    block_t0 = t0;
     for (long i = 0; i < traces; i++) {
+        if (block && i > 0 && i % block == 0) {
+            ms_tracer_flush(tr, 0, NULL);
+            int64_t now_b = ms_mono_ns();
+            double ns = (double)(now_b - block_t0) / (double)(block * per);
+            if (!first_block)
+                first_block = ns;
+            last_block = ns;
+            block_t0 = now_b;
+        }
         ms_trace *t = ms_tracer_acquire(tr);
         int64_t start = now - (int64_t)((double)(traces - i) / (double)traces * 60 * 86400e9);
         ms_trace_start(t, "answer_question", 15, start, NULL, 0);
@@ -89,5 +105,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("%zu spans in %.2f s: %.0f spans/s sustained into SQLite\n", spans, secs, (double)spans / secs);
+    if (block && first_block > 0)
+        printf("  %ld-span blocks: the first %.0f ns per span, the last %.0f (x%.2f) at %zu spans\n",
+               block * per, first_block, last_block, last_block / first_block, spans);
     return 0;
 }

@@ -1,8 +1,11 @@
 #!/bin/sh
 # make bench: performance figures, printed and never asserted.
-#  1. ns per span() from Lua (empty body, persisted)
-#  2. spans/s sustained into SQLite by the telemetry core's writer
-#  3. `moonspan report` time over 1,000,000 stored spans
+#  1. ns per span() from Lua: the hot path (1,000-span traces, the writer
+#     keeping up), and the whole process for 100,000 traces of 10 spans
+#  2. one trace of 1,000,000 spans: ns per span, peak memory; bytes stored per span
+#  3. spans/s sustained into SQLite by the telemetry core's writer, and how
+#     flat that stays up to a 10,000,000-span store
+#  4. `moonspan report` over 1,000,000 stored spans, `show` of a 20,000-span trace
 #  4. llm.call against tests/fake_llm on loopback: host overhead per call,
 #     calls/s on one connection, llm.map at concurrency 1, 10, 50
 BUILD=${BUILD:-build}
@@ -24,29 +27,58 @@ best_ms() { # best wall time of 3 runs of a command, in ms
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
 echo
 
+echo "1. span() from Lua, every span persisted"
 for run in 1 2 3; do
     rm -f "$tmp/span.db"*
     t0=$(now_ms)
     "$BIN" --db "$tmp/span.db" run --quiet tests/bench/span_cost.lua 1000000 || exit 1
     t1=$(now_ms)
-    echo "  run $run: whole process incl. startup and flush to disk: $((t1 - t0)) ms for 2,000,000 spans"
+    echo "  hot path, run $run: whole process incl. startup and flush: $((t1 - t0)) ms for 2,000,000 spans"
 done
-stored=$(sqlite3 "$tmp/span.db" "SELECT count(*) FROM spans")
-echo "  stored spans (last run): $stored (2,000,000 + 1 root per 1,000-span trace)"
+for run in 1 2 3; do
+    rm -f "$tmp/ten.db"*
+    t0=$(now_ms)
+    "$BIN" --db "$tmp/ten.db" run --quiet tests/bench/ten_span_traces.lua 100000 || exit 1
+    t1=$(now_ms)
+    echo "  whole process, 100,000 traces x 10 spans, run $run: $((t1 - t0)) ms:" \
+         "$((t1 - t0)) ns per span"
+done
 echo
 
+echo "2. one trace of 1,000,000 spans"
+for run in 1 2 3; do
+    rm -f "$tmp/long.db"*
+    t0=$(now_ms)
+    rss=$("$BIN" --db "$tmp/long.db" run --quiet tests/bench/long_trace.lua 1000000) || exit 1
+    t1=$(now_ms)
+    echo "  run $run: $((t1 - t0)) ms, $((t1 - t0)) ns per span, $rss"
+done
+size=$(stat -c %s "$tmp/ten.db")
+echo "  store size: $((size / 1000000)) bytes per empty span (100,000 traces x 10 spans, $size bytes)"
+echo
+
+echo "3. the writer"
 for run in 1 2 3; do
     rm -f "$tmp/store.db"*
     "$BUILD/bench/bench_store" "$tmp/store.db" 100000 10 || exit 1
 done
+rm -f "$tmp/big.db"*
+"$BUILD/bench/bench_store" "$tmp/big.db" 1000000 10 --blocks 100000 || exit 1
+rm -f "$tmp/big.db"*
 echo
 
+echo "4. readers"
 ms=$(best_ms "$BIN" --db "$tmp/store.db" report)
 echo "moonspan report over 1,000,000 spans (100,000 traces): $ms ms (best of 3)"
 ms=$(best_ms "$BIN" --db "$tmp/store.db" report --json)
 echo "moonspan report --json over 1,000,000 spans:          $ms ms (best of 3)"
 ms=$(best_ms "$BIN" --db "$tmp/store.db" report --since 7d)
 echo "moonspan report --since 7d (about 11,700 traces):      $ms ms (best of 3)"
+rm -f "$tmp/long.db"*
+"$BIN" --db "$tmp/long.db" run --quiet tests/bench/long_trace.lua 20000 >/dev/null || exit 1
+id=$("$BIN" --db "$tmp/long.db" sql --csv "SELECT trace_id FROM traces" | tail -1 | tr -d '\r')
+ms=$(best_ms "$BIN" --db "$tmp/long.db" show "$id")
+echo "moonspan show of a 20,000-span trace:                 $ms ms (best of 3)"
 
 echo
 "$BUILD/fake_llm" --quiet --fixtures tests/fixtures >"$tmp/fake.port" &
