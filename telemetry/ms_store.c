@@ -270,7 +270,11 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
 
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_sqlite);
+    static const ms_store_ops sqlite_ops = {ms_sqlite_add_run_, ms_sqlite_write_, ms_sqlite_checkpoint_,
+                                            ms_sqlite_close_};
     ms_store *s = calloc(1, sizeof *s);
+    if (s)
+        s->ops = &sqlite_ops;
     if (!s || !(s->path = strdup(path))) {
         free(s);
         return ms_errf(err, errlen, "out of memory opening %s", path);
@@ -373,7 +377,7 @@ int ms_store_version(const char *path, int64_t *version, char *err, size_t errle
 
 sqlite3 *ms_store_db(ms_store *s) { return s->db; }
 
-int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
+int ms_sqlite_add_run_(ms_store *s, const char *script, const char *args_json,
                      const char *version, int64_t start_ns, int64_t *run_id,
                      char *err, size_t errlen)
 {
@@ -394,7 +398,7 @@ int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
     return 0;
 }
 
-void ms_store_close(ms_store *s)
+void ms_sqlite_close_(ms_store *s)
 {
     if (!s)
         return;
@@ -402,4 +406,28 @@ void ms_store_close(ms_store *s)
     sqlite3_close(s->db);
     free(s->path);
     free(s);
+}
+
+/* --- the interface ------------------------------------------------------------ */
+
+int ms_store_add_run(ms_store *s, const char *script, const char *args_json, const char *version,
+                     int64_t start_ns, int64_t *run_id, char *err, size_t errlen)
+{
+    return s->ops->add_run(s, script, args_json, version, start_ns, run_id, err, errlen);
+}
+
+int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen)
+{
+    return s->ops->write(s, traces, n, err, errlen);
+}
+
+void ms_store_checkpoint(ms_store *s)
+{
+    s->ops->checkpoint(s);
+}
+
+void ms_store_close(ms_store *s)
+{
+    if (s)
+        s->ops->close(s);
 }

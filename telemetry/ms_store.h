@@ -1,10 +1,18 @@
-/* ms_store — the SQLite file that holds runs, traces, spans and events.
+/* ms_store — where runs and traces are kept: the interface the tracer and
+ * the host write through, and its SQLite backend.
  *
- * The schema is telemetry/ms_schema.sql (documented in the README),
- * versioned with PRAGMA user_version and marked with PRAGMA application_id
- * so a file that is not a moonspan store is recognised and left untouched.
- * Writes happen in WAL mode with a busy timeout, so several moonspan
- * processes can write one file at once. */
+ * The interface is ms_store_add_run, ms_store_write, ms_store_checkpoint
+ * and ms_store_close, dispatched through the store's ms_store_ops: nothing
+ * above it (ms_tracer, host/) knows the backend, so another one (a
+ * ClickHouse store, for teams that outgrow one machine) is one more file
+ * implementing ms_store_ops, and ms_store_open choosing it by --db.
+ *
+ * The SQLite backend: the schema is telemetry/ms_schema.sql (documented in
+ * the README), versioned with PRAGMA user_version and marked with PRAGMA
+ * application_id so a file that is not a moonspan store is recognised and
+ * left untouched. Writes happen in WAL mode with a busy timeout, so several
+ * moonspan processes can write one file at once. The readers (report,
+ * traces, show, sql, evals) query its connection (ms_store_db). */
 #ifndef MS_STORE_H
 #define MS_STORE_H
 
@@ -23,6 +31,17 @@ enum ms_store_mode {
 };
 
 typedef struct ms_store ms_store;
+
+/* A backend: what ms_store_add_run, ms_store_write, ms_store_checkpoint
+ * and ms_store_close do for it (their contracts are below). A store's
+ * first member points at its backend's ops. */
+typedef struct ms_store_ops {
+    int (*add_run)(ms_store *s, const char *script, const char *args_json, const char *version,
+                   int64_t start_ns, int64_t *run_id, char *err, size_t errlen);
+    int (*write)(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen);
+    void (*checkpoint)(ms_store *s);
+    void (*close)(ms_store *s);
+} ms_store_ops;
 
 /* The schema text (telemetry/ms_schema.sql, embedded at build time). */
 extern const char ms_schema_sql[];

@@ -14,6 +14,7 @@ typedef struct ms_open_row {
 } ms_open_row;
 
 struct ms_store {
+    const ms_store_ops *ops;    /* first: the interface dispatches through it */
     sqlite3 *db;
     char *path;
     /* the writer (write mode only) */
@@ -28,6 +29,13 @@ struct ms_store {
 int ms_store_exec_(ms_store *s, const char *sql, char *err, size_t errlen);
 /* Reads one integer (the first column of the first row). SQLite code. */
 int ms_store_int_(sqlite3 *db, const char *sql, int64_t *out);
+
+/* The SQLite backend's operations. */
+int ms_sqlite_add_run_(ms_store *s, const char *script, const char *args_json, const char *version,
+                       int64_t start_ns, int64_t *run_id, char *err, size_t errlen);
+int ms_sqlite_write_(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen);
+void ms_sqlite_checkpoint_(ms_store *s);
+void ms_sqlite_close_(ms_store *s);
 
 /* Prepares the writer's statements and memory. Returns 0 or -1 with err. */
 int ms_store_writer_open_(ms_store *s, char *err, size_t errlen);

@@ -250,7 +250,7 @@ rollback:
     return rc;
 }
 
-int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen)
+int ms_sqlite_write_(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen)
 {
     int rc = SQLITE_OK;
     /* the busy timeout already waited; a few more rounds cover long writers elsewhere */
@@ -275,7 +275,7 @@ int ms_store_write(ms_store *s, ms_trace *const *traces, size_t n, char *err, si
     }
 }
 
-void ms_store_checkpoint(ms_store *s)
+void ms_sqlite_checkpoint_(ms_store *s)
 {
     sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
