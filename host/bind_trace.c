@@ -61,10 +61,14 @@ typedef struct span_handle {
     uint32_t idx;
 } span_handle;
 
-/* ctx, the handle trace() gives its body. */
+/* ctx, the handle trace() gives its body. It also keeps what the calling
+ * coroutine had open before trace(), to restore when the trace ends. */
 typedef struct ctx_handle {
     ms_trace *t;           /* retained; released by __gc */
     char id[33];
+    ms_trace *saved_trace;
+    uint32_t saved_gen, saved_top, saved_depth;
+    int saved_explicit;
 } ctx_handle;
 
 static char costates_key; /* registry: weak table thread -> co_state userdata */
@@ -868,15 +872,12 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     if (status != LUA_OK && status != LUA_YIELD && cs->trace == t)
         span_failed(L, cs, 0);
     /* restore what the coroutine had before trace() */
-    lua_getiuservalue(L, msgh - 1, 1);
-    const co_state *saved = lua_touserdata(L, -1);
-    cs->trace = saved->trace;
-    cs->gen = saved->gen;
-    cs->top = saved->top;
-    cs->depth = saved->depth;
-    cs->explicit_trace = saved->explicit_trace;
+    cs->trace = h->saved_trace;
+    cs->gen = h->saved_gen;
+    cs->top = h->saved_top;
+    cs->depth = h->saved_depth;
+    cs->explicit_trace = h->saved_explicit;
     cs->propagating = 0;
-    lua_pop(L, 1);
     if (atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
         finish_trace(t);
     return body_results(L, status, msgh);
@@ -894,17 +895,18 @@ static int l_trace(lua_State *L)
                           cs->explicit_trace ? "trace" : "span",
                           ms_trace_str(cs->trace, ms_trace_span(cs->trace, cs->explicit_trace ? 0 : cs->top)->name));
     lua_settop(L, fix);
-    /* ctx, holding a reference so ctx:summary() works after the trace ends;
-     * its user value keeps a copy of the caller's state to restore. Made
-     * (empty, with its __gc) before the trace is taken, so no error between
-     * the two can leak the trace. */
-    ctx_handle *h = lua_newuserdatauv(L, sizeof *h, 1);    /* ... ctx */
+    /* ctx, holding a reference so ctx:summary() works after the trace ends,
+     * and the caller's state to restore. Made (empty, with its __gc) before
+     * the trace is taken, so no error between the two can leak the trace. */
+    ctx_handle *h = lua_newuserdatauv(L, sizeof *h, 0);    /* ... ctx */
     h->t = NULL;
+    h->saved_trace = cs->trace;
+    h->saved_gen = cs->gen;
+    h->saved_top = cs->top;
+    h->saved_depth = cs->depth;
+    h->saved_explicit = cs->explicit_trace;
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_setmetatable(L, -2);
-    co_state *saved = lua_newuserdatauv(L, sizeof *saved, 0);
-    *saved = *cs;
-    lua_setiuservalue(L, -2, 1);
     ms_trace *t = new_trace(L, name, len);
     h->t = t;
     ms_trace_id_hex(&t->id, h->id);
