@@ -298,6 +298,6 @@ int ms_migrate_v4_(ms_store *s, char *err, size_t errlen)
     if (progress_fn && total)
         progress_fn("repacking traces", total, total);
     return ms_store_exec_(s, "DROP TABLE spans; DROP TABLE span_events;"
-                             " DROP INDEX IF EXISTS traces_by_trace_id;"
+                             " DROP INDEX IF EXISTS traces_by_trace_id; DROP INDEX IF EXISTS traces_by_start;"
                              " ALTER TABLE traces DROP COLUMN first_span;", err, errlen);
 }

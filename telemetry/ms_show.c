@@ -192,9 +192,10 @@ static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t cou
     sqlite3_stmt *st;
     if (prepare_range(db,
                       "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.status,"
-                      " t.span_salt, t.spans"
-                      " FROM traces t WHERE t.trace_id >= ?1 AND t.trace_id < ?2"
-                      " ORDER BY t.start_ns, t.id LIMIT ?3",
+                      " t.span_salt, t.spans FROM traces t WHERE t.id IN"
+                      " (SELECT id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                      "  ORDER BY start_ns, id LIMIT ?3)"
+                      " ORDER BY t.start_ns, t.id",
                       lo, hi, &st, err, errlen))
         return -1;
     if (sqlite3_bind_int(st, 3, MATCHES_LISTED) != SQLITE_OK) {
@@ -313,8 +314,8 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
                       " span_count, span_salt, input_tokens, output_tokens, cache_read_tokens,"
                       " cache_write_tokens, cost_usd, unknown_cost_calls,"
                       " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span"
-                      " FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
-                      " ORDER BY start_ns, id LIMIT 1 OFFSET ?3",
+                      " FROM traces WHERE id = (SELECT id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                      " ORDER BY start_ns, id LIMIT 1 OFFSET ?3)",
                       lo, hi, &st, err, errlen))
         return -1;
     int ret = -1;
