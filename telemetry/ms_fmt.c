@@ -36,22 +36,39 @@ void ms_iso_utc(int64_t ns, char *out, size_t n)
 }
 
 /* Step totals run into millions of ms, hence seconds and hours. */
+/* Writes v / 10^decimals with that many decimals, rounded half up, and
+ * the unit: what snprintf("%.*f") gives for these values, without its
+ * cost (show prints one per span). */
+static const char *fixed(char *buf, size_t n, double v, int decimals, const char *unit)
+{
+    static const int64_t pow10[] = {1, 10, 100};
+    int64_t x = (int64_t)(v * (double)pow10[decimals] + 0.5);
+    int64_t whole = x / pow10[decimals], frac = x % pow10[decimals];
+    if (decimals)
+        snprintf(buf, n, "%lld.%0*lld %s", (long long)whole, decimals, (long long)frac, unit);
+    else
+        snprintf(buf, n, "%lld %s", (long long)whole, unit);
+    return buf;
+}
+
 const char *ms_fmt_ms(char *buf, size_t n, double ms)
 {
     if (isnan(ms))
         snprintf(buf, n, "-");
-    else if (ms >= 2 * 3600e3)
-        snprintf(buf, n, "%.1f h", ms / 3600e3);
-    else if (ms >= 100e3)
-        snprintf(buf, n, "%.0f s", ms / 1e3);
-    else if (ms >= 10e3)
-        snprintf(buf, n, "%.1f s", ms / 1e3);
-    else if (ms >= 100)
-        snprintf(buf, n, "%.0f ms", ms);
-    else if (ms >= 10)
-        snprintf(buf, n, "%.1f ms", ms);
-    else
+    else if (ms < 0)
         snprintf(buf, n, "%.2f ms", ms);
+    else if (ms >= 2 * 3600e3)
+        fixed(buf, n, ms / 3600e3, 1, "h");
+    else if (ms >= 100e3)
+        fixed(buf, n, ms / 1e3, 0, "s");
+    else if (ms >= 10e3)
+        fixed(buf, n, ms / 1e3, 1, "s");
+    else if (ms >= 100)
+        fixed(buf, n, ms, 0, "ms");
+    else if (ms >= 10)
+        fixed(buf, n, ms, 1, "ms");
+    else
+        fixed(buf, n, ms, 2, "ms");
     return buf;
 }
 
@@ -132,12 +149,37 @@ int ms_fmt_text_cols(const char *s)
     return c;
 }
 
+/* n spaces, in one append. */
+static void pad(ms_buf *b, int n)
+{
+    static const char spaces[] = "                                                                ";
+    while (n > 0) {
+        int k = n < (int)sizeof spaces - 1 ? n : (int)sizeof spaces - 1;
+        ms_buf_add(b, spaces, (size_t)k);
+        n -= k;
+    }
+}
+
+void ms_fmt_right(ms_buf *b, const char *s, int width)
+{
+    int n = (int)strlen(s);
+    pad(b, width - n);
+    ms_buf_add(b, s, (size_t)n);
+}
+
+void ms_fmt_left(ms_buf *b, const char *s, int width)
+{
+    int n = (int)strlen(s);
+    ms_buf_add(b, s, (size_t)n);
+    pad(b, width - n);
+}
+
 void ms_fmt_padded(ms_buf *b, const char *s, int width)
 {
     size_t start = b->len;
     ms_fmt_text(b, s, "");
-    for (int i = b->oom ? width : cols(b->data + start, b->len - start); i < width; i++)
-        ms_buf_addc(b, ' ');
+    if (!b->oom)
+        pad(b, width - cols(b->data + start, b->len - start));
 }
 
 void ms_kv_int(ms_buf *b, int *first, const char *k, int64_t v)

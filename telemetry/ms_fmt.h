@@ -55,6 +55,11 @@ void ms_fmt_text_max(ms_buf *b, const char *s, size_t max, const char *missing);
  * of its escaped form. */
 int ms_fmt_text_cols(const char *s);
 
+/* Plain ASCII `s` (our own numbers and words, nothing from the store)
+ * right- or left-aligned in `width` columns. */
+void ms_fmt_right(ms_buf *b, const char *s, int width);
+void ms_fmt_left(ms_buf *b, const char *s, int width);
+
 /* ms_fmt_text of `s`, left-aligned and padded with spaces to `width`
  * columns. */
 void ms_fmt_padded(ms_buf *b, const char *s, int width);

@@ -80,7 +80,7 @@ struct ms_pack_encoder {
     uint32_t nstrings;
     const char **strs;
     uint32_t *lens, capstrs;
-    bytes head, body;           /* the string table; the spans */
+    bytes head, body, part;     /* the string table; the spans; a span's attrs or events */
 };
 
 ms_pack_encoder *ms_pack_encoder_new(void)
@@ -97,6 +97,7 @@ void ms_pack_encoder_free(ms_pack_encoder *e)
     free(e->lens);
     free(e->head.p);
     free(e->body.p);
+    free(e->part.p);
     free(e);
 }
 
@@ -177,17 +178,33 @@ static void reset_encoder(ms_pack_encoder *e)
     e->nstrings = 0;
     e->body.len = 0;
     e->body.oom = 0;
+    e->part.oom = 0;
 }
 
 /* Events of the trace, grouped by span: next[i] links the events of one
  * span in order; first[] is found by a scan (events are few). */
-static void encode_events(ms_pack_encoder *e, const ms_trace *t, const ms_span *sp, uint32_t n)
+/* Appends v(n) v(bytes) and the section built in e->part to the body. */
+static void add_section(ms_pack_encoder *e, uint32_t n)
 {
     bytes *b = &e->body;
-    uint8_t *w = reserve(b, 10);
+    if (e->part.oom) {
+        b->oom = 1;
+        return;
+    }
+    uint8_t *w = reserve(b, 20 + e->part.len);
     if (!w)
         return;
-    b->len = (size_t)(put_v(w, n) - b->p);
+    w = put_v(w, n);
+    w = put_v(w, e->part.len);
+    memcpy(w, e->part.p, e->part.len);
+    b->len = (size_t)(w - b->p) + e->part.len;
+}
+
+static void encode_events(ms_pack_encoder *e, const ms_trace *t, const ms_span *sp, uint32_t n)
+{
+    bytes *b = &e->part;
+    uint8_t *w;
+    b->len = 0;
     for (uint32_t i = 0; i < t->nevents; i++) {
         const ms_event *ev = &t->events[i];
         if (ev->span != sp->gidx)
@@ -196,7 +213,7 @@ static void encode_events(ms_pack_encoder *e, const ms_trace *t, const ms_span *
         int has_err = ev->error_type.off != MS_NONE;
         uint32_t etype = has_err ? intern_str(e, t, ev->error_type) : 0;
         if (name == UINT32_MAX || etype == UINT32_MAX) {
-            b->oom = 1;
+            e->body.oom = 1;
             return;
         }
         int has_attrs = ev->attrs_json.off != MS_NONE;
@@ -215,20 +232,19 @@ static void encode_events(ms_pack_encoder *e, const ms_trace *t, const ms_span *
             add_s(b, ms_trace_str(t, ev->error_message), ev->error_message.len);
         }
     }
+    add_section(e, n);
 }
 
 static void encode_attrs(ms_pack_encoder *e, const ms_trace *t, const ms_span *sp, uint32_t n)
 {
-    bytes *b = &e->body;
-    uint8_t *w = reserve(b, 10);
-    if (!w)
-        return;
-    b->len = (size_t)(put_v(w, n) - b->p);
+    bytes *b = &e->part;
+    uint8_t *w;
+    b->len = 0;
     for (uint32_t ai = sp->attrs; ai != MS_NONE; ai = t->attrs[ai].next) {
         const ms_attr *a = &t->attrs[ai];
         uint32_t key = intern_str(e, t, a->key);
         if (key == UINT32_MAX || !(w = reserve(b, 24))) {
-            b->oom = 1;
+            e->body.oom = 1;
             return;
         }
         w = put_v(w, key);
@@ -252,6 +268,7 @@ static void encode_attrs(ms_pack_encoder *e, const ms_trace *t, const ms_span *s
         }
         b->len = (size_t)(w - b->p);
     }
+    add_section(e, n);
 }
 
 long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
@@ -365,13 +382,23 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
 
 #define CORRUPT(r, why) ((r)->error = (why), -1)
 
-int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a);
-int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e);
 
-static int get_v(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+
+static int get_v_slow(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
     uint64_t v = 0;
+    if (end - p >= 10) { /* room for the longest: no bound to check per byte */
+        for (int i = 0; i < 10; i++) {
+            v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+            if (p[i] < 0x80) {
+                *pp = p + i + 1;
+                *out = v;
+                return 0;
+            }
+        }
+        return -1;
+    }
     for (int shift = 0; shift < 64; shift += 7) {
         if (p >= end)
             return -1;
@@ -386,7 +413,19 @@ static int get_v(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     return -1;
 }
 
-static int get_u8(const uint8_t **pp, const uint8_t *end, uint8_t *out)
+/* Most varints of a blob are one byte (deltas, indexes, short lengths). */
+static inline int get_v(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    if (__builtin_expect(p < end && *p < 0x80, 1)) {
+        *out = *p;
+        *pp = p + 1;
+        return 0;
+    }
+    return get_v_slow(pp, end, out);
+}
+
+static inline int get_u8(const uint8_t **pp, const uint8_t *end, uint8_t *out)
 {
     if (*pp >= end)
         return -1;
@@ -418,7 +457,7 @@ static int get_s(const uint8_t **pp, const uint8_t *end, ms_pstr *out)
 }
 
 /* A string of the table by index (its index in *ix when ix is given). */
-static int get_ref_ix(const ms_pack_reader *r, const uint8_t **pp, ms_pstr *out, uint32_t *ix)
+static inline int get_ref_ix(const ms_pack_reader *r, const uint8_t **pp, ms_pstr *out, uint32_t *ix)
 {
     uint64_t i;
     if (get_v(pp, r->end, &i) || i >= r->nstrings)
@@ -469,22 +508,18 @@ int ms_pack_open(ms_pack_reader *r, const void *blob, size_t len, uint64_t salt)
     return 0;
 }
 
-/* Skips n attributes or events, checking them; returns 0 or -1. */
-static int skip_attrs(const ms_pack_reader *r, const uint8_t **pp, uint64_t n)
+/* Reads a section's count and size, and moves past it: its bytes are
+ * checked when they are read. Returns 0 or -1. */
+static int skip_section(ms_pack_reader *r, uint32_t *n, const uint8_t **start, const uint8_t **end)
 {
-    ms_attr_rec a;
-    for (uint64_t i = 0; i < n; i++)
-        if (ms_pack_attr_at(r, pp, &a))
-            return -1;
-    return 0;
-}
-
-static int skip_events(const ms_pack_reader *r, const uint8_t **pp, uint64_t n)
-{
-    ms_event_rec e;
-    for (uint64_t i = 0; i < n; i++)
-        if (ms_pack_event_at(r, pp, 0, &e))
-            return -1;
+    uint64_t count, size;
+    if (get_v(&r->p, r->end, &count) || get_v(&r->p, r->end, &size) || count > UINT32_MAX ||
+        size > (uint64_t)(r->end - r->p) || count > size)
+        return -1;
+    *n = (uint32_t)count;
+    *start = r->p;
+    *end = r->p + size;
+    r->p += size;
     return 0;
 }
 
@@ -496,7 +531,16 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
     const uint8_t **pp = &r->p, *end = r->end;
     uint64_t dg, parent, dstart, dur;
     uint8_t flags, more = 0;
-    memset(s, 0, sizeof *s);
+    /* what the optional parts below fill in, absent unless they do */
+    s->explicit_id = 0;
+    s->retries = 0;
+    s->retry_state = MS_RETRY_NONE;
+    s->backoff_ns = 0;
+    s->has_llm = s->has_error = 0;
+    s->error_own = 0;
+    s->estimated = s->replayed = 0;
+    s->nattrs = s->nevents = 0;
+    s->attrs = s->events = s->attrs_end = s->events_end = NULL;
     if (get_v(pp, end, &dg) || get_v(pp, end, &parent) || get_ref_ix(r, pp, &s->name, &s->name_ix) ||
         get_v(pp, end, &dstart) || get_v(pp, end, &dur) || get_u8(pp, end, &flags))
         return CORRUPT(r, "spans blob: a span is cut short");
@@ -513,7 +557,6 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
     s->status = (flags >> 2) & 3;
     if (s->kind > MS_KIND_LLM)
         return CORRUPT(r, "spans blob: unknown span kind");
-    s->span_id = ms_span_id_derive(r->salt, s->gidx);
     s->cost_usd = NAN;
     s->ttft_ns = -1;
     if (flags & 0x80) {
@@ -526,7 +569,9 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
             for (int i = 0; i < 8; i++)
                 id |= (uint64_t)(*pp)[i] << (8 * i);
             *pp += 8;
-            s->span_id = id;
+            if (!id)
+                return CORRUPT(r, "spans blob: a span id of 0");
+            s->explicit_id = id;
         }
         if (more & 1) {
             uint64_t n, backoff;
@@ -537,15 +582,8 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
             s->backoff_ns = (int64_t)backoff;
         }
     }
-    if (flags & 0x10) {
-        uint64_t n;
-        if (get_v(pp, end, &n) || n > UINT32_MAX)
-            return CORRUPT(r, "spans blob: bad attributes");
-        s->nattrs = (uint32_t)n;
-        s->attrs = *pp;
-        if (skip_attrs(r, pp, n))
-            return CORRUPT(r, "spans blob: an attribute is cut short");
-    }
+    if ((flags & 0x10) && skip_section(r, &s->nattrs, &s->attrs, &s->attrs_end))
+        return CORRUPT(r, "spans blob: bad attributes");
     if (flags & 0x20) {
         uint64_t tok[4], ttft;
         uint8_t lf;
@@ -577,15 +615,8 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
             get_s(pp, end, &s->error_message) || get_s(pp, end, &s->error_traceback))
             return CORRUPT(r, "spans blob: bad error record");
     }
-    if (more & 2) {
-        uint64_t n;
-        if (get_v(pp, end, &n) || n > UINT32_MAX)
-            return CORRUPT(r, "spans blob: bad events");
-        s->nevents = (uint32_t)n;
-        s->events = *pp;
-        if (skip_events(r, pp, n))
-            return CORRUPT(r, "spans blob: an event is cut short");
-    }
+    if ((more & 2) && skip_section(r, &s->nevents, &s->events, &s->events_end))
+        return CORRUPT(r, "spans blob: bad events");
     return 1;
 }
 
@@ -596,26 +627,36 @@ void ms_pack_reader_free(ms_pack_reader *r)
     r->cap_strings = r->nstrings = 0;
 }
 
-int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a)
+/* A string of the table by index, read within `end`. */
+static int get_ref_in(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, ms_pstr *out)
+{
+    uint64_t i;
+    if (get_v(pp, end, &i) || i >= r->nstrings)
+        return -1;
+    *out = r->strings[i];
+    return 0;
+}
+
+int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, ms_attr_rec *a)
 {
     uint8_t type;
     uint64_t v;
     memset(a, 0, sizeof *a);
-    if (get_ref(r, pp, &a->key) || get_u8(pp, r->end, &type))
+    if (get_ref_in(r, pp, end, &a->key) || get_u8(pp, end, &type))
         return -1;
     switch (type) {
     case 0:
         a->type = MS_ATTR_STRING;
-        return get_s(pp, r->end, &a->s);
+        return get_s(pp, end, &a->s);
     case 1:
         a->type = MS_ATTR_INT;
-        if (get_v(pp, r->end, &v))
+        if (get_v(pp, end, &v))
             return -1;
         a->i = unzig(v);
         return 0;
     case 2:
         a->type = MS_ATTR_DOUBLE;
-        return get_f8(pp, r->end, &a->d);
+        return get_f8(pp, end, &a->d);
     case 3:
     case 4:
         a->type = MS_ATTR_BOOL;
@@ -626,19 +667,20 @@ int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a)
     }
 }
 
-int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e)
+int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, int64_t span_start,
+                     ms_event_rec *e)
 {
     uint64_t dt;
     uint8_t f;
     memset(e, 0, sizeof *e);
-    if (get_ref(r, pp, &e->name) || get_v(pp, r->end, &dt) || get_u8(pp, r->end, &f) || f > 3)
+    if (get_ref_in(r, pp, end, &e->name) || get_v(pp, end, &dt) || get_u8(pp, end, &f) || f > 3)
         return -1;
     e->time = span_start + unzig(dt);
-    if ((f & 1) && get_s(pp, r->end, &e->attrs_json))
+    if ((f & 1) && get_s(pp, end, &e->attrs_json))
         return -1;
     if (f & 2) {
         e->has_error = 1;
-        if (get_ref(r, pp, &e->error_type) || get_s(pp, r->end, &e->error_message))
+        if (get_ref_in(r, pp, end, &e->error_type) || get_s(pp, end, &e->error_message))
             return -1;
     }
     return 0;
@@ -650,12 +692,12 @@ int ms_pack_attrs(const ms_pack_reader *r, const ms_span_rec *span,
     const uint8_t *p = span->attrs;
     for (uint32_t i = 0; i < span->nattrs; i++) {
         ms_attr_rec a;
-        if (ms_pack_attr_at(r, &p, &a))
+        if (ms_pack_attr_at(r, &p, span->attrs_end, &a))
             return -1;
         if (fn(ud, &a))
             return 1;
     }
-    return 0;
+    return p == span->attrs_end || span->nattrs == 0 ? 0 : -1;
 }
 
 int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
@@ -664,12 +706,12 @@ int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
     const uint8_t *p = span->events;
     for (uint32_t i = 0; i < span->nevents; i++) {
         ms_event_rec e;
-        if (ms_pack_event_at(r, &p, span->start, &e))
+        if (ms_pack_event_at(r, &p, span->events_end, span->start, &e))
             return -1;
         if (fn(ud, &e))
             return 1;
     }
-    return 0;
+    return p == span->events_end || span->nevents == 0 ? 0 : -1;
 }
 
 typedef struct json_out {

@@ -22,12 +22,12 @@
  *              [more]   u8 more-flags        bit 0 retries, 1 events, 2 explicit id
  *              [id]     u64 little-endian    a span id not derived (imported data)
  *              [retries] v(retries) u8(retry state) v(backoff ns)
- *              [attrs]  v(n) attr*n
+ *              [attrs]  v(n) v(bytes of the attrs) attr*n
  *              [llm]    v(provider) v(model) v(input) v(output) v(cache read)
  *                       v(cache write) u8(bits 0 estimated, 1 replayed, 2 has cost,
  *                       3 has ttft) [f8 cost] [v ttft ns]
  *              [error]  u8(own) v(type) s(message) s(traceback; empty: none)
- *              [events] v(n) event*n
+ *              [events] v(n) v(bytes of the events) event*n
  *   attr    := v(key) u8(type: 0 string, 1 int, 2 double, 3 false, 4 true)
  *              string: s | int: z | double: f8
  *   event   := v(name) z(time - span start) u8(bits 0 attrs, 1 error)
@@ -40,7 +40,9 @@
  * offsets from the trace's start, so a reader adds traces.start_ns.
  *
  * Decoding never trusts the blob: every length and index is checked, and a
- * blob that is cut short or inconsistent is an error, never a crash. */
+ * blob that is cut short or inconsistent is an error, never a crash. The
+ * attributes and events of a span are sized, so a reader that does not
+ * want them skips them; they are checked when they are read. */
 #ifndef MS_PACK_H
 #define MS_PACK_H
 
@@ -72,7 +74,7 @@ typedef struct ms_pstr {
 typedef struct ms_span_rec {
     uint32_t gidx;
     uint32_t parent;            /* gidx; MS_NONE for the root */
-    uint64_t span_id;
+    uint64_t explicit_id;       /* an id that does not derive (imported); 0: derived */
     int64_t start;              /* ns from the trace's start */
     int64_t duration;           /* ns */
     ms_pstr name;
@@ -92,6 +94,7 @@ typedef struct ms_span_rec {
     ms_pstr error_type, error_message, error_traceback; /* traceback.len 0: none */
     uint32_t nattrs, nevents;
     const uint8_t *attrs, *events; /* raw, for ms_pack_attrs / ms_pack_events */
+    const uint8_t *attrs_end, *events_end;
 } ms_span_rec;
 
 typedef struct ms_pack_reader {
@@ -112,6 +115,12 @@ int ms_pack_open(ms_pack_reader *r, const void *blob, size_t len, uint64_t salt)
 /* The next span: 1, 0 at the end, -1 with r->error when the blob is corrupt. */
 int ms_pack_next(ms_pack_reader *r, ms_span_rec *out);
 void ms_pack_reader_free(ms_pack_reader *r);
+
+/* The span's id: its own when it has one, else derived from the salt. */
+static inline uint64_t ms_pack_span_id(const ms_pack_reader *r, const ms_span_rec *s)
+{
+    return s->explicit_id ? s->explicit_id : ms_span_id_derive(r->salt, s->gidx);
+}
 
 /* One attribute or event of a decoded span. */
 typedef struct ms_attr_rec {
@@ -139,10 +148,11 @@ int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
                    int (*fn)(void *ud, const ms_event_rec *e), void *ud);
 
 /* Reads the attribute / event at *pp (from span->attrs / span->events,
- * advanced past it): 0, or -1 when the bytes are corrupt. For walking
- * them one at a time. */
-int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, ms_attr_rec *a);
-int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, int64_t span_start, ms_event_rec *e);
+ * advanced past it, not beyond `end`: span->attrs_end / events_end): 0,
+ * or -1 when the bytes are corrupt. For walking them one at a time. */
+int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, ms_attr_rec *a);
+int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, int64_t span_start,
+                     ms_event_rec *e);
 
 /* Appends the span's attributes as a JSON object (nothing when none).
  * Returns 0 or -1 (corrupt). */

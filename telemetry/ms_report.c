@@ -130,96 +130,6 @@ static int cut_short(const unsigned char *status)
                                                                               : COMPLETED;
 }
 
-/* Pass 1 over the filtered traces: request latency (over completed
- * requests only), tokens, cost, error rate and the cost trend. Cost is live spend: the trace's replayed part
- * (traces.replayed_cost_usd, schema v2) is taken out of it and counted
- * apart, so replays add nothing to the spend or its trend, and the spans
- * need not be read for it. Returns 0 or -1 with err. */
-static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
-                       char *err, size_t errlen)
-{
-    int replay_col = ms_schema_has(db, "traces", "replayed_cost_usd", err, errlen);
-    if (replay_col < 0)
-        return -1;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
-             " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
-             " t.cost_usd, t.unknown_cost_calls, %s FROM traces t%s",
-             replay_col ? "t.replayed_cost_usd" : "NULL", where_clause(o));
-    sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql, &st, err, errlen))
-        return -1;
-    int ret = -1;
-    double *dur = NULL;
-    size_t ndur = 0, cap = 0;
-    if (bind_filters(db, st, o, err, errlen))
-        goto done;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t start = sqlite3_column_int64(st, 0);
-        const unsigned char *status = sqlite3_column_text(st, 2);
-        int cut = cut_short(status);
-        r->interrupted += cut == INTERRUPTED;
-        r->incomplete += cut == INCOMPLETE;
-        if (cut == COMPLETED) {
-            if (ms_grow((void **)&dur, &cap, ndur, sizeof *dur)) {
-                ms_errf(err, errlen, "out of memory reading traces");
-                goto done;
-            }
-            dur[ndur++] = (double)sqlite3_column_int64(st, 1);
-        }
-        if (r->requests == 0 || start < r->first_start)
-            r->first_start = start;
-        if (r->requests == 0 || start > r->last_start)
-            r->last_start = start;
-        r->requests++;
-        r->error_requests += is(status, "error");
-        r->in_tok += sqlite3_column_int64(st, 3);
-        r->out_tok += sqlite3_column_int64(st, 4);
-        r->cache_read += sqlite3_column_int64(st, 5);
-        r->cache_write += sqlite3_column_int64(st, 6);
-        int priced = sqlite3_column_type(st, 7) != SQLITE_NULL;
-        double cost = priced ? sqlite3_column_double(st, 7) : 0;
-        int64_t unknown = sqlite3_column_int64(st, 8);
-        if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
-            /* a trace whose priced calls were all replayed sums the same
-             * values in the same order for both columns: exactly 0 left */
-            double replayed = sqlite3_column_double(st, 9);
-            cost -= replayed;
-            r->cost_replayed += replayed;
-        }
-        r->cost_total += cost;
-        r->priced_requests += priced;
-        r->unknown_cost_calls += unknown;
-        trend_row *tr = trend_at(r, period_key(start, o->by_month));
-        if (!tr) {
-            ms_errf(err, errlen, "out of memory reading traces");
-            goto done;
-        }
-        tr->requests++;
-        tr->priced += priced;
-        tr->unknown += unknown;
-        tr->cost += cost;
-    }
-    if (rc != SQLITE_DONE) {
-        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
-        goto done;
-    }
-    static const double qs[4] = {50, 95, 99, 100};
-    if (ms_percentiles(dur, ndur, qs, 4, r->lat) != 0) {
-        ms_errf(err, errlen, "percentile computation failed");
-        goto done;
-    }
-    for (int i = 0; i < 4; i++)
-        r->lat[i] = round(r->lat[i]) / MS_NS_PER_MS; /* whole ns, as for steps */
-    ret = 0;
-done:
-    free(dur);
-    sqlite3_finalize(st);
-    return ret;
-}
-
 /* Counts one error of (type, message) in the top-errors map. `key` is a
  * scratch buffer reused across calls. Returns 0 or -1 (OOM). */
 static int count_error(report *r, ms_buf *key, ms_pstr type, ms_pstr msg)
@@ -276,110 +186,186 @@ static int count_event_error(void *ud, const ms_event_rec *e)
     return c->oom;
 }
 
-/* Pass 2 over the spans of the filtered traces, decoded from their packed
- * parts (ms_spans.h): step durations by name (completed spans only),
- * raised and manual errors, LLM call failures, retries and their backoff,
- * estimated tokens. A step is found by its name's index in the blob's
- * string table first (names repeat), by hashing only on a miss. Returns 0
- * or -1 with err. */
-static int scan_spans(sqlite3 *db, const ms_report_opts *o, report *r,
-                      char *err, size_t errlen)
+/* What reading the spans keeps from trace to trace: the walk, and which
+ * step each name of the current blob is (names are indexes into a blob's
+ * string table; a step is hashed by name only on a blob's first use). */
+typedef struct span_scan {
+    ms_spans_walk w;
+    ms_buf key;
+    long *step_ix;      /* name_ix -> step of the current blob; -1 unknown */
+    uint32_t cap_ix;
+    uint64_t ix_seq;    /* the blob step_ix is for */
+} span_scan;
+
+/* Adds the spans of trace `row` (its salt, parts and own blob at columns
+ * 10..13 of `st`): step durations by name (completed spans only), raised
+ * and manual errors, LLM call failures, retries and their backoff,
+ * estimated tokens. Returns 0 or -1 with err. */
+static int add_spans(report *r, span_scan *ss, sqlite3_stmt *st, char *err, size_t errlen)
+{
+    int64_t row = sqlite3_column_int64(st, 10);
+    ms_spans_walk *w = &ss->w;
+    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 12), (uint64_t)sqlite3_column_int64(st, 11),
+                        sqlite3_column_blob(st, 13), (size_t)sqlite3_column_bytes(st, 13));
+    ms_span_rec sp;
+    int got;
+    while ((got = ms_spans_walk_next(w, &sp)) == 1) {
+        int completed = sp.status == MS_STATUS_OK || sp.status == MS_STATUS_ERROR;
+        /* the root span (kind trace) is the request, not a step */
+        if (completed && sp.kind != MS_KIND_TRACE) {
+            if (w->blob_seq != ss->ix_seq) {
+                if (w->r.nstrings > ss->cap_ix) {
+                    long *n = realloc(ss->step_ix, w->r.nstrings * sizeof *n);
+                    if (!n)
+                        goto oom;
+                    ss->step_ix = n;
+                    ss->cap_ix = w->r.nstrings;
+                }
+                memset(ss->step_ix, 0xff, w->r.nstrings * sizeof *ss->step_ix);
+                ss->ix_seq = w->blob_seq;
+            }
+            long i = ss->step_ix[sp.name_ix];
+            if (i < 0 && (i = ss->step_ix[sp.name_ix] = step_of(r, &sp)) < 0)
+                goto oom;
+            step_stat *s = &r->steps[i];
+            if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
+                goto oom;
+            double d = (double)sp.duration;
+            s->v[s->n++] = d;
+            s->total_ns += d;
+        }
+        if (sp.has_error && sp.error_own && count_error(r, &ss->key, sp.error_type, sp.error_message))
+            goto oom;
+        if (sp.nevents) {
+            err_ctx ec = {r, &ss->key, 0};
+            if (ms_pack_events(&w->r, &sp, count_event_error, &ec) < 0) {
+                w->error = "bad events";
+                goto corrupt;
+            }
+            if (ec.oom)
+                goto oom;
+        }
+        if (sp.has_llm) {
+            int64_t tok = sp.input + sp.output;
+            r->llm_tokens += tok;
+            if (sp.estimated)
+                r->llm_tokens_est += tok;
+            if (completed && sp.kind == MS_KIND_LLM) {
+                r->llm_calls++;
+                r->llm_failed += sp.status == MS_STATUS_ERROR;
+            }
+        }
+        if (sp.retries > 0) {
+            r->retried++;
+            r->retry_ok += sp.retry_state == MS_RETRY_SUCCEEDED;
+        }
+        r->backoff_ns += sp.backoff_ns;
+    }
+    if (got == 0)
+        return 0;
+corrupt:
+    return ms_errf(err, errlen, "trace row %lld: its stored spans are corrupt (%s); the rest of the"
+                   " store reads, this trace cannot", (long long)row, w->error);
+oom:
+    return ms_errf(err, errlen, "out of memory reading spans");
+}
+
+/* One pass over the filtered traces: request latency (over completed
+ * requests only), tokens, cost, error rate and the cost trend from each
+ * row, then its spans (add_spans). Cost is live spend: the trace's
+ * replayed part (traces.replayed_cost_usd) is taken out of it and counted
+ * apart, so replays add nothing to the spend or its trend. Returns 0 or -1
+ * with err. */
+static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
+                       char *err, size_t errlen)
 {
     char sql[512];
-    snprintf(sql, sizeof sql, "SELECT t.id, t.span_salt, t.parts, t.spans FROM traces t%s",
+    snprintf(sql, sizeof sql,
+             "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
+             " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
+             " t.cost_usd, t.unknown_cost_calls, t.replayed_cost_usd,"
+             " t.id, t.span_salt, t.parts, t.spans FROM traces t%s",
              where_clause(o));
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
         return -1;
-    ms_spans_walk w;
-    if (ms_spans_walk_open(&w, db, err, errlen)) {
+    span_scan ss;
+    memset(&ss, 0, sizeof ss);
+    if (ms_spans_walk_open(&ss.w, db, err, errlen)) {
         sqlite3_finalize(st);
         return -1;
     }
     int ret = -1;
-    ms_buf key = {0};
-    long *step_ix = NULL; /* name_ix -> step, for the current blob; -1 unknown */
-    uint32_t cap_ix = 0;
-    uint64_t ix_seq = 0;
+    double *dur = NULL;
+    size_t ndur = 0, cap = 0;
     if (bind_filters(db, st, o, err, errlen))
         goto done;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t row = sqlite3_column_int64(st, 0);
-        ms_spans_walk_trace(&w, row, sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 1),
-                            sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
-        ms_span_rec sp;
-        int got;
-        while ((got = ms_spans_walk_next(&w, &sp)) == 1) {
-            int completed = sp.status == MS_STATUS_OK || sp.status == MS_STATUS_ERROR;
-            /* the root span (kind trace) is the request, not a step */
-            if (completed && sp.kind != MS_KIND_TRACE) {
-                if (w.blob_seq != ix_seq) {
-                    if (w.r.nstrings > cap_ix) {
-                        long *n = realloc(step_ix, w.r.nstrings * sizeof *n);
-                        if (!n)
-                            goto oom;
-                        step_ix = n;
-                        cap_ix = w.r.nstrings;
-                    }
-                    memset(step_ix, 0xff, w.r.nstrings * sizeof *step_ix);
-                    ix_seq = w.blob_seq;
-                }
-                long i = step_ix[sp.name_ix];
-                if (i < 0 && (i = step_ix[sp.name_ix] = step_of(r, &sp)) < 0)
-                    goto oom;
-                step_stat *s = &r->steps[i];
-                if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
-                    goto oom;
-                double d = (double)sp.duration;
-                s->v[s->n++] = d;
-                s->total_ns += d;
+        int64_t start = sqlite3_column_int64(st, 0);
+        const unsigned char *status = sqlite3_column_text(st, 2);
+        int cut = cut_short(status);
+        r->interrupted += cut == INTERRUPTED;
+        r->incomplete += cut == INCOMPLETE;
+        if (cut == COMPLETED) {
+            if (ms_grow((void **)&dur, &cap, ndur, sizeof *dur)) {
+                ms_errf(err, errlen, "out of memory reading traces");
+                goto done;
             }
-            if (sp.has_error && sp.error_own && count_error(r, &key, sp.error_type, sp.error_message))
-                goto oom;
-            if (sp.nevents) {
-                err_ctx ec = {r, &key, 0};
-                if (ms_pack_events(&w.r, &sp, count_event_error, &ec) < 0) {
-                    ms_errf(err, errlen, "trace row %lld: its spans are corrupt (events)", (long long)row);
-                    goto done;
-                }
-                if (ec.oom)
-                    goto oom;
-            }
-            if (sp.has_llm) {
-                int64_t tok = sp.input + sp.output;
-                r->llm_tokens += tok;
-                if (sp.estimated)
-                    r->llm_tokens_est += tok;
-                if (completed && sp.kind == MS_KIND_LLM) {
-                    r->llm_calls++;
-                    r->llm_failed += sp.status == MS_STATUS_ERROR;
-                }
-            }
-            if (sp.retries > 0) {
-                r->retried++;
-                r->retry_ok += sp.retry_state == MS_RETRY_SUCCEEDED;
-            }
-            r->backoff_ns += sp.backoff_ns;
+            dur[ndur++] = (double)sqlite3_column_int64(st, 1);
         }
-        if (got < 0) {
-            ms_errf(err, errlen, "trace row %lld: its spans are corrupt: %s; the rest of the store reads, "
-                    "this trace cannot", (long long)row, w.error);
+        if (r->requests == 0 || start < r->first_start)
+            r->first_start = start;
+        if (r->requests == 0 || start > r->last_start)
+            r->last_start = start;
+        r->requests++;
+        r->error_requests += is(status, "error");
+        r->in_tok += sqlite3_column_int64(st, 3);
+        r->out_tok += sqlite3_column_int64(st, 4);
+        r->cache_read += sqlite3_column_int64(st, 5);
+        r->cache_write += sqlite3_column_int64(st, 6);
+        int priced = sqlite3_column_type(st, 7) != SQLITE_NULL;
+        double cost = priced ? sqlite3_column_double(st, 7) : 0;
+        int64_t unknown = sqlite3_column_int64(st, 8);
+        if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+            /* a trace whose priced calls were all replayed sums the same
+             * values in the same order for both columns: exactly 0 left */
+            double replayed = sqlite3_column_double(st, 9);
+            cost -= replayed;
+            r->cost_replayed += replayed;
+        }
+        r->cost_total += cost;
+        r->priced_requests += priced;
+        r->unknown_cost_calls += unknown;
+        trend_row *tr = trend_at(r, period_key(start, o->by_month));
+        if (!tr) {
+            ms_errf(err, errlen, "out of memory reading traces");
             goto done;
         }
+        tr->requests++;
+        tr->priced += priced;
+        tr->unknown += unknown;
+        tr->cost += cost;
+        if (add_spans(r, &ss, st, err, errlen))
+            goto done;
     }
     if (rc != SQLITE_DONE) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
         goto done;
     }
+    static const double qs[4] = {50, 95, 99, 100};
+    if (ms_percentiles(dur, ndur, qs, 4, r->lat) != 0) {
+        ms_errf(err, errlen, "percentile computation failed");
+        goto done;
+    }
+    for (int i = 0; i < 4; i++)
+        r->lat[i] = round(r->lat[i]) / MS_NS_PER_MS; /* whole ns, as for steps */
     ret = 0;
-    goto done;
-oom:
-    ms_errf(err, errlen, "out of memory reading spans");
 done:
-    free(step_ix);
-    ms_buf_free(&key);
-    ms_spans_walk_close(&w);
+    free(dur);
+    free(ss.step_ix);
+    ms_buf_free(&ss.key);
+    ms_spans_walk_close(&ss.w);
     sqlite3_finalize(st);
     return ret;
 }
@@ -554,7 +540,6 @@ int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
     if (ms_read_begin(db, &own, err, errlen))
         goto done;
     if (scan_traces(db, opts, &r, err, errlen) == 0 &&
-        scan_spans(db, opts, &r, err, errlen) == 0 &&
         scan_evals(db, opts, &r, err, errlen) == 0 &&
         finish_report(&r, err, errlen) == 0)
         ret = 0;

@@ -170,7 +170,7 @@ static void root_span_hex(sqlite3_stmt *st, int salt_col, int blob_col, char out
                               (size_t)sqlite3_column_bytes(st, blob_col), salt) == 0) {
         while (ms_pack_next(&r, &sp) == 1) {
             if (sp.gidx == 0) {
-                id = sp.span_id;
+                id = ms_pack_span_id(&r, &sp);
                 break;
             }
         }
@@ -416,7 +416,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         span_node *s = &v->nodes[v->nnodes++];
         memset(s, 0, sizeof *s);
         s->rowid = sp.gidx;
-        s->span_id = (int64_t)sp.span_id;
+        s->span_id = (int64_t)ms_pack_span_id(&w.r, &sp);
         s->has_parent = sp.parent != MS_NONE || v->remote_parent;
         s->parent_id = sp.parent != MS_NONE ? (int64_t)ms_spans_walk_parent_id(&w, &sp) : v->remote_parent;
         s->name = ms_arena_put(&v->arena, sp.name.p, sp.name.len);
@@ -449,7 +449,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->ttft_ns = sp.ttft_ns;
         s->replayed = sp.replayed;
         if (sp.nevents) {
-            load_ctx lc = {v, s->start_ns - sp.start, sp.span_id, 0};
+            load_ctx lc = {v, s->start_ns - sp.start, (uint64_t)s->span_id, 0};
             if (ms_pack_events(&w.r, &sp, load_event, &lc) < 0)
                 goto corrupt;
             if (lc.oom)
@@ -462,7 +462,11 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         goto oom;
     /* the root first, then in begin order (parts come in the order they
      * were cut: a long trace's root ends, and is written, last) */
-    qsort(v->nodes, v->nnodes, sizeof *v->nodes, cmp_gidx);
+    size_t unsorted = 0;
+    for (size_t i = 1; i < v->nnodes && !unsorted; i++)
+        unsorted = v->nodes[i - 1].rowid > v->nodes[i].rowid;
+    if (unsorted) /* only a trace written in parts */
+        qsort(v->nodes, v->nnodes, sizeof *v->nodes, cmp_gidx);
     /* The root row shows the request's status, as the header does. */
     if (v->nnodes && v->nodes[0].rowid == 0)
         v->nodes[0].status = v->status;
@@ -552,19 +556,19 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
     for (int d = 0; d < depth; d++)
         ms_buf_adds(b, "  ");
     ms_fmt_padded(b, A(s->name) ? A(s->name) : "?", w - 2 * depth);
-    ms_buf_printf(b, "  %10s", ms_fmt_ms(c1, sizeof c1, (double)s->duration_ns / MS_NS_PER_MS));
+    ms_fmt_right(b, ms_fmt_ms(c1, sizeof c1, (double)s->duration_ns / MS_NS_PER_MS), 12);
     if (s->has_tokens) {
         snprintf(c1, sizeof c1, "%lld/%lld tok%s", (long long)s->in_tok,
                  (long long)s->out_tok, s->estimated ? " (est)" : "");
-        ms_buf_printf(b, "  %-22s", c1);
+        ms_fmt_left(b, c1, 24);
     } else {
-        ms_buf_printf(b, "  %-22s", "");
+        ms_fmt_left(b, "", 24);
     }
     const char *kind = A(s->kind);
     if (s->has_cost)
-        ms_buf_printf(b, "  %-11s", ms_fmt_usd(c2, sizeof c2, s->cost));
+        ms_fmt_left(b, ms_fmt_usd(c2, sizeof c2, s->cost), 13);
     else
-        ms_buf_printf(b, "  %-11s", kind && strcmp(kind, "llm") == 0 ? "cost ?" : "");
+        ms_fmt_left(b, kind && strcmp(kind, "llm") == 0 ? "cost ?" : "", 13);
     ms_buf_adds(b, "  ");
     ms_fmt_text(b, A(s->status), "?");
     if (s->replayed)

@@ -91,7 +91,7 @@ int ms_spans_walk_next(ms_spans_walk *w, ms_span_rec *out)
             w->reading = 0;
             continue;
         }
-        if (out->span_id != ms_span_id_derive(w->salt, out->gidx)) {
+        if (out->explicit_id) {
             /* an id from outside (a migrated trace): keep it for its children */
             if (out->gidx >= w->cap_ids) {
                 uint32_t cap = w->cap_ids ? w->cap_ids : 64;
@@ -106,7 +106,7 @@ int ms_spans_walk_next(ms_spans_walk *w, ms_span_rec *out)
                 w->ids = ids;
                 w->cap_ids = cap;
             }
-            w->ids[out->gidx] = out->span_id;
+            w->ids[out->gidx] = out->explicit_id;
             w->explicit_ids = 1;
         }
         return 1;

@@ -187,7 +187,7 @@ static int next_trace(cursor *c)
 /* Reads the next event of the current span into c->event: 0, or -1. */
 static int next_event(cursor *c)
 {
-    return ms_pack_event_at(&c->walk.r, &c->event_p, c->span.start, &c->event);
+    return ms_pack_event_at(&c->walk.r, &c->event_p, c->span.events_end, c->span.start, &c->event);
 }
 
 static int vt_next(sqlite3_vtab_cursor *cur);
@@ -289,7 +289,7 @@ static int span_column(cursor *c, sqlite3_context *ctx, int col)
     switch (col) {
     case SC_TRACE_ROW: sqlite3_result_int64(ctx, c->row); break;
     case SC_TRACE_ID: sqlite3_result_text(ctx, c->trace_id, -1, SQLITE_TRANSIENT); break;
-    case SC_SPAN_ID: sqlite3_result_int64(ctx, (int64_t)s->span_id); break;
+    case SC_SPAN_ID: sqlite3_result_int64(ctx, (int64_t)ms_pack_span_id(&c->walk.r, s)); break;
     case SC_PARENT_ID:
         if (s->parent == MS_NONE) {
             int64_t remote = sqlite3_column_int64(c->traces, 6);
@@ -347,7 +347,7 @@ static int event_column(cursor *c, sqlite3_context *ctx, int col)
     const ms_event_rec *e = &c->event;
     switch (col) {
     case EC_TRACE_ROW: sqlite3_result_int64(ctx, c->row); break;
-    case EC_SPAN_ID: sqlite3_result_int64(ctx, (int64_t)c->span.span_id); break;
+    case EC_SPAN_ID: sqlite3_result_int64(ctx, (int64_t)ms_pack_span_id(&c->walk.r, &c->span)); break;
     case EC_NAME: result_pstr(ctx, e->name); break;
     case EC_TIME_NS: sqlite3_result_int64(ctx, c->start_ns + e->time); break;
     case EC_ATTRS: if (e->attrs_json.len) result_pstr(ctx, e->attrs_json); break;
