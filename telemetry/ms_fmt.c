@@ -42,7 +42,9 @@ void ms_iso_utc(int64_t ns, char *out, size_t n)
 static const char *fixed(char *buf, size_t n, double v, int decimals, const char *unit)
 {
     static const int64_t pow10[] = {1, 10, 100};
-    int64_t x = (int64_t)(v * (double)pow10[decimals] + 0.5);
+    /* llrint rounds half to even, as printf does: the same value prints
+     * the same here and in the JSON report. */
+    int64_t x = llrint(v * (double)pow10[decimals]);
     int64_t whole = x / pow10[decimals], frac = x % pow10[decimals];
     if (decimals)
         snprintf(buf, n, "%lld.%0*lld %s", (long long)whole, decimals, (long long)frac, unit);
