@@ -29,7 +29,8 @@ void ms_buf_add(ms_buf *b, const void *p, size_t n)
 {
     if (!grow(b, n))
         return;
-    memcpy(b->data + b->len, p, n);
+    if (n) /* p may be NULL then: an empty buffer that never grew */
+        memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = 0;
 }
