@@ -70,6 +70,12 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status);
  * hands it to the writer. */
 void ms_host_trace_ended(ms_trace *t);
 
+/* The Lua thread is about to block for up to wait_ns (a sleep, a wait on
+ * transfers): spans that ended in traces still open, and would have
+ * waited MS_CUT_AGE_NS by the end of it, are written first, so a long
+ * wait never holds them in memory only (ms_tracer_cut_waiting). */
+void ms_host_before_wait(int64_t wait_ns);
+
 /* Raises the interrupt error (a table {type = "interrupted", signal =,
  * message =}, the same value every time) in L. */
 int ms_raise_interrupt(lua_State *L);

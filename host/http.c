@@ -265,6 +265,7 @@ static void drive(lua_State *L, long timeout_ms, int list)
     curl_multi_perform(multi, &running);
     collect(L, list);
     if (running && timeout_ms > 0) {
+        ms_host_before_wait((int64_t)timeout_ms * 1000000);
         curl_multi_poll(multi, NULL, 0, (int)timeout_ms, NULL);
         curl_multi_perform(multi, &running);
         collect(L, list);

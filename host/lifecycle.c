@@ -154,6 +154,12 @@ void ms_host_trace_ended(ms_trace *t)
     ms_tracer_submit(h->tracer, t);
 }
 
+void ms_host_before_wait(int64_t wait_ns)
+{
+    if (ms_the_host.tracer)
+        ms_tracer_cut_waiting(ms_the_host.tracer, ms_mono_ns(), wait_ns);
+}
+
 /* Ends the run trace and every trace still open. Spans still open were
  * cut off: interrupted by the signal, or incomplete (os.exit, a coroutine
  * never resumed). The run trace itself ended normally unless a signal

@@ -34,6 +34,7 @@ static int l_sleep_ms(lua_State *L)
     lua_Number ms = luaL_checknumber(L, 1);
     luaL_argcheck(L, ms >= 0 && ms < 1e10, 1, "milliseconds must be between 0 and 1e10");
     struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000) * 1e6)};
+    ms_host_before_wait((int64_t)(ms * 1e6));
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !ms_interrupted)
         ;
     if (ms_interrupted)

@@ -39,7 +39,7 @@ ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len)
         return r;
     }
     if (need > t->arena_cap) {
-        uint64_t cap = t->arena_cap ? t->arena_cap : 4096;
+        uint64_t cap = t->arena_cap ? t->arena_cap : 512; /* a pooled buffer per queued trace: most need little */
         while (cap < need)
             cap *= 2;
         if (cap > UINT32_MAX - 1)

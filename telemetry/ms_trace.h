@@ -222,6 +222,16 @@ static inline int ms_trace_wants_cut(const ms_trace *t, int64_t now)
            (fresh > 0 && now - t->last_cut >= MS_CUT_AGE_NS);
 }
 
+/* Whether `t` holds a span that has ended and is not yet cut (pinned
+ * spans count: one that ended since the last cut goes with the next). */
+static inline int ms_trace_has_ended(const ms_trace *t)
+{
+    for (uint32_t i = 0; i < t->nspans; i++)
+        if (t->spans[i].end)
+            return 1;
+    return 0;
+}
+
 /* Moves every span of `t` that has ended, with its attributes, events and
  * records, into `part` (a reset buffer), and keeps the open ones in `t`.
  * `part` becomes an MS_PART_CUT ready for the writer, carrying the

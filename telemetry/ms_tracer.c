@@ -335,6 +335,27 @@ void ms_tracer_release(ms_tracer *tr, ms_trace *t)
     pthread_mutex_unlock(&tr->lock);
 }
 
+int ms_tracer_cut_waiting(ms_tracer *tr, int64_t now, int64_t wait_ns)
+{
+    enum { BATCH = 64 };
+    ms_trace *due[BATCH];
+    int n = 0, cut = 0;
+    do {
+        /* gathered first: a cut takes a buffer, which edits the open list */
+        n = 0;
+        pthread_mutex_lock(&tr->lock);
+        for (ms_trace *t = tr->open.open_next; t != &tr->open && n < BATCH; t = t->open_next)
+            if (atomic_load(&t->state) == MS_TRACE_OPEN && now + wait_ns - t->last_cut >= MS_CUT_AGE_NS &&
+                ms_trace_has_ended(t))
+                due[n++] = t;
+        pthread_mutex_unlock(&tr->lock);
+        for (int i = 0; i < n; i++)
+            if (ms_tracer_cut(tr, due[i], now) == 0)
+                cut++;
+    } while (n == BATCH); /* those cut now have last_cut == now: not gathered again */
+    return cut;
+}
+
 ms_trace *ms_tracer_first_open(ms_tracer *tr)
 {
     pthread_mutex_lock(&tr->lock);

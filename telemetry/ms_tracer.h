@@ -59,6 +59,13 @@ void ms_tracer_submit(ms_tracer *tr, ms_trace *t);
  * Blocks like submit. Returns 0, or ENOMEM (t is then marked oom). */
 int ms_tracer_cut(ms_tracer *tr, ms_trace *t, int64_t now);
 
+/* Cuts every open trace with ended spans whose last cut will be
+ * MS_CUT_AGE_NS old by now + wait_ns. Called by the thread that records
+ * the traces (the only one that may cut them) before it blocks for up to
+ * wait_ns, so what ended before a long wait is on disk during it. Returns
+ * how many traces were cut. */
+int ms_tracer_cut_waiting(ms_tracer *tr, int64_t now, int64_t wait_ns);
+
 /* An extra reference keeps an ended trace readable (ctx:summary()) after
  * the writer is done with it. Each retain needs one release; the last
  * release returns the buffer to the pool. */

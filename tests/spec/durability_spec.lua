@@ -1,18 +1,22 @@
 -- What survives when the process cannot say goodbye (SIGKILL), when the
 -- disk fills up, and what the WAL costs a store that gets traces one by one.
-local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local H = dofile(here .. "helpers.lua")
 local q = H.q
 
 -- Starts `moonspan run --quiet` on `src` in the background; the script
--- sees READY and LOG (paths). Returns pid, db, dir.
+-- sees READY and LOG (paths); opts.env adds environment variables.
+-- Returns pid, db, dir.
 local function spawn_run(src, opts)
   opts = opts or {}
   local dir = H.tmpdir(opts.name or "kill")
   local script = H.write(dir .. "/s.lua", string.format("READY = %q\nLOG = %q\n", dir .. "/ready", dir .. "/log")
                          .. src)
   local db = dir .. "/x.db"
-  local pid = H.spawn(string.format("exec %s --db %s run --quiet %s 2>%s", q(H.bin), q(db), q(script),
-                                    q(dir .. "/stderr")))
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
+  local pid = H.spawn(string.format("exec env %s %s --db %s run --quiet %s 2>%s", table.concat(env, " "),
+                                    q(H.bin), q(db), q(script), q(dir .. "/stderr")))
   assert(H.wait_file(dir .. "/ready", 20), "the script never got ready: " .. (H.read(dir .. "/stderr") or ""))
   return pid, db, dir
 end
@@ -172,5 +176,48 @@ describe("SIGKILL during a long trace", function()
     assert.is_truthy(show.out:find("step", 1, true), show.out)
     local rep = H.json(H.moonspan({"report", "--json"}, {db = db}).out)
     assert.are.equal(1, rep.requests.incomplete)
+  end)
+end)
+
+describe("SIGKILL during a long wait", function()
+  local fake = dofile(here .. "fake_server.lua").start(H)
+  teardown(function() fake.stop() end)
+
+  -- the script ends spans, then blocks: nothing else would end a span and
+  -- cut the trace, so the wait itself must write what ended before it
+  local function killed_while_waiting(wait, env)
+    local pid, db = spawn_run([[
+      span("before", function() end)   -- in the run trace
+      trace("request", function()
+        span("plan", function() end)
+        span("search", function() end)
+        span("rank", function() end)
+        io.open(READY, "w"):close()
+        ]] .. wait .. [[
+      end)
+    ]], {name = "wait", env = env})
+    moonspan.sleep_ms(1500)
+    os.execute("kill -KILL " .. pid)
+    assert.is_true(H.wait_gone(pid, 10))
+    assert.are.equal("ok", H.scalar(db, "PRAGMA integrity_check"))
+    local names = {}
+    for _, r in ipairs(H.query(db, "SELECT s.name FROM traces t JOIN spans s ON s.trace_row = t.id " ..
+                                   "WHERE t.name = 'request' ORDER BY s.start_ns")) do
+      names[#names + 1] = r.name
+    end
+    assert.are.same({"plan", "search", "rank"}, names)
+    assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM spans s JOIN traces t ON s.trace_row = t.id " ..
+                                     "WHERE s.name = 'before'"))
+    assert.are.equal("incomplete", H.scalar(db, "SELECT status FROM traces WHERE name = 'request'"))
+  end
+
+  it("leaves the spans that ended before moonspan.sleep_ms on disk", function()
+    killed_while_waiting("moonspan.sleep_ms(60000)")
+  end)
+
+  it("leaves the spans that ended before a slow llm.call on disk", function()
+    killed_while_waiting([[llm.call{model = "gpt-4o-2024-08-06", messages = {{role = "user", content = "hi"}},
+                                     headers = {["x-fake-fault"] = "delay=60000"}}]],
+                         fake.env{MOONSPAN_PROVIDER = "openai"})
   end)
 end)
