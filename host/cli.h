@@ -44,8 +44,9 @@ int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v);
 
 /* A whole number (strtol, base 10, nothing after it) from min to max. */
 int ms_parse_long(const char *v, long min, long max, long *out);
-/* A positive number and one unit letter (s, m, h, d, w), e.g. "1.5h",
- * in nanoseconds. */
+/* A positive number and one unit letter (s, m, h, d, w), e.g. "1.5h";
+ * the result is from 1 ns to MS_DURATION_MAX_NS. */
+#define MS_DURATION_MAX_NS (INT64_C(5200) * 7 * 86400 * 1000000000) /* 100 years */
 int ms_parse_duration(const char *v, int64_t *ns);
 /* A number from 0 to 1 (a pass rate); NaN is refused. */
 int ms_parse_fraction(const char *v, double *out);

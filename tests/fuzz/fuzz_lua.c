@@ -1,0 +1,133 @@
+/* fuzz_lua — libFuzzer harness for the Lua side of the wire: the stream
+ * framers of scripts/wire.lua and the provider adapters' parsers.
+ *
+ * Built once per target with -DFUZZ_TARGET="name": the input goes to
+ * targets[name] of tests/fuzz/lua_targets.lua, which checks the
+ * invariants and raises when one breaks; that error becomes an abort()
+ * here, which libFuzzer records as a crash.
+ *
+ * The modules are the ones compiled into moonspan (build/gen/lua_modules.c),
+ * loaded through package.preload exactly as host/runtime.c does, so what is
+ * fuzzed is what ships.
+ *
+ * Lua code is invisible to libFuzzer's compile-time instrumentation (the
+ * interpreter is Debian's uninstrumented liblua5.4), so without help the
+ * fuzzer would get no feedback from the code under test. A line hook
+ * turns each pair of consecutive Lua lines into a slot of libFuzzer's
+ * "extra counters" (the AFL edge scheme: previous location shifted, XOR
+ * current), which libFuzzer treats as coverage features. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+
+#ifndef FUZZ_TARGET
+#error "build with -DFUZZ_TARGET='\"sse\"' (a key of tests/fuzz/lua_targets.lua)"
+#endif
+
+int luaopen_cjson(lua_State *L);
+extern const char ms_fuzz_lua_targets[];
+
+#define NCOUNTERS (1u << 16)
+__attribute__((section("__libfuzzer_extra_counters")))
+static uint8_t lua_edges[NCOUNTERS];
+static uint32_t prev_loc;
+static lua_State *L;
+
+static void line_hook(lua_State *l, lua_Debug *ar)
+{
+    if (!lua_getinfo(l, "S", ar))
+        return;
+    /* The source string of a chunk is interned for the life of the state,
+     * so its address names the chunk as well as its text would. */
+    uint32_t loc = (uint32_t)((uintptr_t)ar->source * 2654435761u) ^
+                   (uint32_t)ar->currentline * 40503u;
+    loc &= NCOUNTERS - 1;
+    lua_edges[loc ^ prev_loc]++;
+    prev_loc = loc >> 1;
+}
+
+static int load_embedded(lua_State *l)
+{
+    const ms_embedded_module *m = lua_touserdata(l, lua_upvalueindex(1));
+    char chunkname[256];
+    snprintf(chunkname, sizeof chunkname, "@%s", m->path);
+    if (luaL_loadbuffer(l, m->source, m->len, chunkname) != LUA_OK)
+        return lua_error(l);
+    lua_pushstring(l, m->name);
+    lua_call(l, 1, 1);
+    return 1;
+}
+
+static int traceback(lua_State *l)
+{
+    const char *msg = lua_tostring(l, 1);
+    luaL_traceback(l, l, msg ? msg : luaL_typename(l, 1), 1);
+    return 1;
+}
+
+/* Leaves the message handler at stack index 1 and the target at 2, for
+ * every input to reuse. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    /* The state lives across inputs and the collector frees when it
+     * likes, so nearly every input ends with more mallocs than frees and
+     * libFuzzer would run LeakSanitizer's full heap scan after each (a
+     * hundred times slower). Lua's heap is the collector's business: turn
+     * that off, before the command line so that one can turn it back on. */
+    static char *args[256];
+    static char no_leaks[] = "-detect_leaks=0";
+    if (*argc < 250) {
+        args[0] = (*argv)[0];
+        args[1] = no_leaks;
+        for (int i = 1; i < *argc; i++)
+            args[i + 1] = (*argv)[i];
+        args[++*argc] = NULL;
+        *argv = args;
+    }
+
+    L = luaL_newstate();
+    if (!L)
+        abort();
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+    for (const ms_embedded_module *m = ms_embedded_modules; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    lua_pop(L, 1);                                              /* (empty) */
+    lua_pushcfunction(L, traceback);                            /* msgh */
+    if (luaL_loadbuffer(L, ms_fuzz_lua_targets, strlen(ms_fuzz_lua_targets),
+                        "@tests/fuzz/lua_targets.lua") != LUA_OK ||
+        lua_pcall(L, 0, 1, 1) != LUA_OK) {                      /* msgh targets */
+        fprintf(stderr, "lua_targets.lua: %s\n", lua_tostring(L, -1));
+        abort();
+    }
+    if (lua_getfield(L, -1, FUZZ_TARGET) != LUA_TFUNCTION) {    /* msgh targets fn */
+        fprintf(stderr, "lua_targets.lua has no target %s\n", FUZZ_TARGET);
+        abort();
+    }
+    lua_replace(L, 2);                                          /* msgh fn */
+    lua_sethook(L, line_hook, LUA_MASKLINE, 0);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    prev_loc = 0;
+    lua_pushvalue(L, 2);                                        /* msgh fn fn */
+    lua_pushlstring(L, (const char *)data, size);               /* msgh fn fn data */
+    if (lua_pcall(L, 1, 0, 1) != LUA_OK) {                      /* msgh fn err */
+        fprintf(stderr, "fuzz %s: %s\n", FUZZ_TARGET, lua_tostring(L, -1));
+        abort();
+    }
+    return 0;
+}
