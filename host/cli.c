@@ -81,16 +81,20 @@ int ms_parse_duration(const char *v, int64_t *ns)
     double unit = 0;
     if (end != v && !errno && n > 0 && end[0] && !end[1]) {
         switch (end[0]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        case 'w': unit = 7 * 86400; break;
+        case 's': unit = 1e9; break;
+        case 'm': unit = 60e9; break;
+        case 'h': unit = 3600e9; break;
+        case 'd': unit = 86400e9; break;
+        case 'w': unit = 7 * 86400e9; break;
         }
     }
-    if (unit == 0 || n * unit > 1e11)
+    /* Bounded as a double, before the cast: a double beyond int64_t does
+     * not convert (undefined behaviour), and one under 1 ns would become
+     * a zero that no positive duration should give. */
+    double d = n * unit;
+    if (!(d >= 1 && d <= (double)MS_DURATION_MAX_NS))
         return -1;
-    *ns = (int64_t)(n * unit * 1e9);
+    *ns = (int64_t)d;
     return 0;
 }
 
@@ -117,6 +121,6 @@ int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
     int64_t ns;
     if (ms_parse_duration(v, &ns))
         ms_cli_usage_error(c, "%s '%s' is not a duration; give a number and a unit "
-                              "(s, m, h, d, w), e.g. 30m, 24h or 7d", opt, v);
+                              "(s, m, h, d, w), e.g. 30m, 24h or 7d, up to 5200w", opt, v);
     return ns;
 }
