@@ -69,7 +69,8 @@ function S.sse(on_event)
   local function dispatch()
     if f.data then
       f.seen = f.seen + 1
-      local name, data = f.event or "message", f.data
+      -- an empty event type is the default one, as for no event: line
+      local name, data = (f.event ~= nil and f.event ~= "") and f.event or "message", f.data
       f.event, f.data = nil, nil
       on_event(name, data)
     else
