@@ -169,6 +169,19 @@ function S.int(v)
   return math.tointeger(v) or v
 end
 
+-- What s:record_llm accepts (MS_TOKENS_MAX in telemetry/ms_trace.h).
+S.TOKENS_MAX = 1000000000000
+
+-- A token count from a provider as a Lua integer: nil for anything that
+-- is not a whole number from 0 to S.TOKENS_MAX (null, absent, -3, 2.5,
+-- 1e999), which callers then treat as not reported rather than recording
+-- nonsense or failing the call over it.
+function S.count(v)
+  v = S.int(S.val(v))
+  if math.type(v) ~= "integer" or v < 0 or v > S.TOKENS_MAX then return nil end
+  return v
+end
+
 -- Deep copy turning integral floats into integers (tool arguments read
 -- better as {count = 3} than {count = 3.0}). null stays cjson.null.
 function S.ints(v)

@@ -149,10 +149,10 @@ local function usage_of(u)
   u = S.val(u)
   if type(u) ~= "table" then return nil end
   return {
-    input_tokens = S.int(S.val(u.input_tokens)) or 0,
-    output_tokens = S.int(S.val(u.output_tokens)) or 0,
-    cache_read_tokens = S.int(S.val(u.cache_read_input_tokens)) or 0,
-    cache_write_tokens = S.int(S.val(u.cache_creation_input_tokens)) or 0,
+    input_tokens = S.count(u.input_tokens) or 0,
+    output_tokens = S.count(u.output_tokens) or 0,
+    cache_read_tokens = S.count(u.cache_read_input_tokens) or 0,
+    cache_write_tokens = S.count(u.cache_creation_input_tokens) or 0,
   }
 end
 
@@ -234,7 +234,7 @@ function A.stream(on_text, opts)
     -- message_delta's usage is cumulative; fields it leaves out keep
     -- what message_start said
     local function take(field, src)
-      local v = S.int(S.val(u[src]))
+      local v = S.count(u[src])
       if v then usage[field] = v end
     end
     take("input_tokens", "input_tokens")

@@ -105,7 +105,7 @@ end
 
 -- Both counts or nothing: a missing count is not a zero.
 local function usage_of(o)
-  local input, output = S.int(S.val(o.prompt_eval_count)), S.int(S.val(o.eval_count))
+  local input, output = S.count(o.prompt_eval_count), S.count(o.eval_count)
   if input == nil or output == nil then return nil end
   return {input_tokens = input, output_tokens = output, cache_read_tokens = 0, cache_write_tokens = 0}
 end

@@ -88,11 +88,14 @@ end
 local function usage_of(u)
   u = S.val(u)
   if type(u) ~= "table" then return nil end
-  local prompt = S.int(S.val(u.prompt_tokens))
-  local completion = S.int(S.val(u.completion_tokens))
+  local prompt = S.count(u.prompt_tokens)
+  local completion = S.count(u.completion_tokens)
   if prompt == nil and completion == nil then return nil end
   local details = S.val(u.prompt_tokens_details)
-  local cached = type(details) == "table" and S.int(S.val(details.cached_tokens)) or 0
+  local cached = type(details) == "table" and S.count(details.cached_tokens) or 0
+  -- cached tokens are part of prompt_tokens: more is a server's mistake,
+  -- and must not make input_tokens negative
+  cached = math.min(cached, prompt or 0)
   return {
     input_tokens = (prompt or 0) - cached,
     output_tokens = completion or 0,
