@@ -90,9 +90,10 @@ end
 -- responses
 --------------------------------------------------------------------------
 
+-- nil for what is not a duration (negative, 1e999): absent, not nonsense
 local function ms(ns)
   ns = S.val(ns)
-  if type(ns) ~= "number" then return nil end
+  if type(ns) ~= "number" or not (ns >= 0 and ns < math.huge) then return nil end
   return ns / 1e6
 end
 
