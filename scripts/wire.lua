@@ -162,6 +162,13 @@ function S.val(v)
   return v
 end
 
+-- v when it is a string, else nil: for the fields a response promises
+-- as strings, whatever JSON value a server put there.
+function S.str(v)
+  if type(v) ~= "string" then return nil end
+  return v
+end
+
 -- A JSON number as a Lua integer (lua-cjson decodes every number as a
 -- float); nil for null / absent / not a number.
 function S.int(v)

@@ -19,7 +19,7 @@ A.version = "2023-06-01"
 local FINISH = {end_turn = "stop", stop_sequence = "stop", max_tokens = "length", tool_use = "tool_calls"}
 
 local function finish_reason(r)
-  r = S.val(r)
+  r = S.str(r)
   if r == nil then return nil end
   return FINISH[r] or r
 end
@@ -274,7 +274,7 @@ function A.stream(on_text, opts)
       end
     elseif t == "message_delta" then
       local d = S.val(ev.delta) or {}
-      if S.val(d.stop_reason) then
+      if S.str(d.stop_reason) then
         p.finish_reason = finish_reason(d.stop_reason)
         p.stop_sequence = S.val(d.stop_sequence)
       end

@@ -136,7 +136,7 @@ end
 
 local function finish_reason(o, calls)
   if #calls > 0 then return "tool_calls" end
-  local r = S.val(o.done_reason)
+  local r = S.str(o.done_reason)
   if r and r ~= "" then return r end
   return o.done == true and "stop" or nil
 end

@@ -177,7 +177,7 @@ function A.parse(res, opts)
     text = text_of(msg.content),
     refusal = S.val(msg.refusal),
     model = S.val(body.model),
-    finish_reason = S.val(choice.finish_reason),
+    finish_reason = S.str(choice.finish_reason),
     usage = usage_of(body.usage),
     tool_calls = calls_of(msg.tool_calls),
   }
@@ -258,7 +258,7 @@ function A.stream(on_text, opts)
             end
           end
         end
-        local fr = S.val(c.finish_reason)
+        local fr = S.str(c.finish_reason)
         if fr then p.finish_reason = fr end
       end
     end
