@@ -141,7 +141,7 @@ $(BUILD)/tests/fuzz/fuzz_lua_%.o: tests/fuzz/fuzz_lua.c
 	$(CC) $(CFLAGS) -DFUZZ_TARGET='"$*"' -c $< -o $@
 
 $(FUZZ_LUA:%=$(BUILD)/fuzz/%): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/fuzz_lua_%.o \
-    $(BUILD)/gen/lua_modules.o $(BUILD)/gen/fuzz_lua_targets.o
+    $(BUILD)/host/embedded.o $(BUILD)/gen/lua_modules.o $(BUILD)/gen/fuzz_lua_targets.o
 $(BUILD)/fuzz/traceparent: $(BUILD)/tests/fuzz/fuzz_traceparent.o $(BUILD)/telemetry/ms_ids.o
 $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_prices.o \
     $(BUILD)/gen/prices_builtin.o

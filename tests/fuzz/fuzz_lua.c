@@ -7,8 +7,8 @@
  * here, which libFuzzer records as a crash.
  *
  * The modules are the ones compiled into moonspan (build/gen/lua_modules.c),
- * loaded through package.preload exactly as host/runtime.c does, so what is
- * fuzzed is what ships.
+ * loaded by the host's own ms_embedded_preload, so what is fuzzed is what
+ * ships.
  *
  * Lua code is invisible to libFuzzer's compile-time instrumentation (the
  * interpreter is Debian's uninstrumented liblua5.4), so without help the
@@ -30,7 +30,6 @@
 #error "build with -DFUZZ_TARGET='\"sse\"' (a key of tests/fuzz/lua_targets.lua)"
 #endif
 
-int luaopen_cjson(lua_State *L);
 extern const char ms_fuzz_lua_targets[];
 
 #define NCOUNTERS (1u << 16)
@@ -50,18 +49,6 @@ static void line_hook(lua_State *l, lua_Debug *ar)
     loc &= NCOUNTERS - 1;
     lua_edges[loc ^ prev_loc]++;
     prev_loc = loc >> 1;
-}
-
-static int load_embedded(lua_State *l)
-{
-    const ms_embedded_module *m = lua_touserdata(l, lua_upvalueindex(1));
-    char chunkname[256];
-    snprintf(chunkname, sizeof chunkname, "@%s", m->path);
-    if (luaL_loadbuffer(l, m->source, m->len, chunkname) != LUA_OK)
-        return lua_error(l);
-    lua_pushstring(l, m->name);
-    lua_call(l, 1, 1);
-    return 1;
 }
 
 static int traceback(lua_State *l)
@@ -95,15 +82,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!L)
         abort();
     luaL_openlibs(L);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
-    for (const ms_embedded_module *m = ms_embedded_modules; m->name; m++) {
-        lua_pushlightuserdata(L, (void *)m);
-        lua_pushcclosure(L, load_embedded, 1);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_setfield(L, -2, "cjson");
-    lua_pop(L, 1);                                              /* (empty) */
+    ms_embedded_preload(L);
     lua_pushcfunction(L, traceback);                            /* msgh */
     if (luaL_loadbuffer(L, ms_fuzz_lua_targets, strlen(ms_fuzz_lua_targets),
                         "@tests/fuzz/lua_targets.lua") != LUA_OK ||
