@@ -35,7 +35,9 @@ local function show(v, depth)
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 
--- Deep equality; NaN equals NaN, so a NaN in both results is no difference.
+-- Deep equality; NaN equals NaN, so a NaN in both results is no
+-- difference (lua-cjson decodes "NaN"), which is why this is not
+-- moonspan.scorers' deep_equal.
 local function same(a, b)
   if a == b or (a ~= a and b ~= b) then return true end
   if type(a) ~= "table" or type(b) ~= "table" then return false end
@@ -87,19 +89,24 @@ end
 -- framers
 --------------------------------------------------------------------------
 
+-- Feeds `list` to the framer new_framer(callback) makes, which must not
+-- raise: what it passed on (the callback's arguments, a list per call)
+-- and what finish() returned.
+local function framed(new_framer, list)
+  local items = {}
+  local f = new_framer(function(...) items[#items + 1] = {...} end)
+  local ok, rest = pcall(function()
+    for _, c in ipairs(list) do f:feed(c) end
+    return f:finish()
+  end)
+  if not ok then fail("the framer raised %s", show(rest)) end
+  return {items = items, rest = rest}
+end
+
 function T.sse(data)
   local payload, chunks = cuts(data, 1)
-  local got = same_however_fed(payload, chunks, function(list)
-    local events = {}
-    local f = S.sse(function(name, d) events[#events + 1] = {name, d} end)
-    local ok, rest = pcall(function()
-      for _, c in ipairs(list) do f:feed(c) end
-      return f:finish()
-    end)
-    if not ok then fail("the framer raised %s", show(rest)) end
-    return {events = events, rest = rest}
-  end)
-  for _, e in ipairs(got.events) do
+  local got = same_however_fed(payload, chunks, function(list) return framed(S.sse, list) end)
+  for _, e in ipairs(got.items) do
     local name, d = e[1], e[2]
     -- an empty or absent event type is "message" (WHATWG, "dispatch the event")
     if type(name) ~= "string" or name == "" or name:find("[\r\n]") then
@@ -116,25 +123,17 @@ local function ndjson_lines(payload)
   local lines = {}
   local text = payload:gsub("\r\n", "\n"):gsub("\r", "\n")
   for l in (text .. "\n"):gmatch("([^\n]*)\n") do
-    if l:find("%S") then lines[#lines + 1] = l end
+    if l:find("%S") then lines[#lines + 1] = {l} end
   end
   return lines
 end
 
 function T.ndjson(data)
   local payload, chunks = cuts(data, 1)
-  local got = same_however_fed(payload, chunks, function(list)
-    local lines = {}
-    local f = S.ndjson(function(l) lines[#lines + 1] = l end)
-    local ok, err = pcall(function()
-      for _, c in ipairs(list) do f:feed(c) end
-      f:finish()
-    end)
-    if not ok then fail("the framer raised %s", show(err)) end
-    return lines
-  end)
+  local got = same_however_fed(payload, chunks, function(list) return framed(S.ndjson, list) end)
   local want = ndjson_lines(payload)
-  if not same(got, want) then fail("lines %s, expected %s", show(got), show(want)) end
+  if not same(got.items, want) then fail("lines %s, expected %s", show(got.items), show(want)) end
+  if got.rest ~= nil then fail("finish() returned %s", show(got.rest)) end
 end
 
 --------------------------------------------------------------------------
