@@ -198,7 +198,7 @@ function A.parse(res, opts)
   return {
     id = S.val(body.id),
     text = table.concat(texts),
-    model = S.val(body.model),
+    model = S.str(body.model),
     finish_reason = finish_reason(body.stop_reason),
     stop_sequence = S.val(body.stop_sequence),
     usage = usage_of(body.usage),
@@ -255,7 +255,7 @@ function A.stream(on_text, opts)
     if t == "message_start" then
       local m = S.val(ev.message) or {}
       p.id = S.val(m.id)
-      p.model = S.val(m.model)
+      p.model = S.str(m.model)
       set_usage(m.usage, true)
     elseif t == "content_block_start" then
       local b = S.val(ev.content_block) or {}

@@ -144,7 +144,7 @@ end
 local function response(o, text, calls)
   return {
     text = text,
-    model = S.val(o.model),
+    model = S.str(o.model),
     finish_reason = finish_reason(o, calls),
     usage = usage_of(o),
     tool_calls = #calls > 0 and calls or nil,
@@ -208,7 +208,7 @@ function A.stream(on_text, opts)
       p.failed = err
       error(err, 0)
     end
-    local model = S.val(o.model)
+    local model = S.str(o.model)
     if model then p.model = model end
     local msg = S.val(o.message)
     if type(msg) == "table" then

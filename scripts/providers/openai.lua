@@ -176,7 +176,7 @@ function A.parse(res, opts)
     id = S.val(body.id),
     text = text_of(msg.content),
     refusal = S.val(msg.refusal),
-    model = S.val(body.model),
+    model = S.str(body.model),
     finish_reason = S.str(choice.finish_reason),
     usage = usage_of(body.usage),
     tool_calls = calls_of(msg.tool_calls),
@@ -224,7 +224,7 @@ function A.stream(on_text, opts)
     local e = error_of(chunk)
     if e or name == "error" then fail(e or {message = data}) end
     p.id = p.id or S.val(chunk.id)
-    local model = S.val(chunk.model)
+    local model = S.str(chunk.model)
     if model and model ~= "" then p.model = model end
     local u = usage_of(chunk.usage)
     if u then
