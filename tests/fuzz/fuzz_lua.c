@@ -15,7 +15,11 @@
  * fuzzer would get no feedback from the code under test. A line hook
  * turns each pair of consecutive Lua lines into a slot of libFuzzer's
  * "extra counters" (the AFL edge scheme: previous location shifted, XOR
- * current), which libFuzzer treats as coverage features. */
+ * current), which libFuzzer treats as coverage features.
+ *
+ * The provider targets also get a mutator that knows JSON (T.mutators in
+ * lua_targets.lua) for half of the mutations: libFuzzer's byte-level ones
+ * rarely change the kind of a JSON value, which is what adapters trip on. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -58,8 +62,8 @@ static int traceback(lua_State *l)
     return 1;
 }
 
-/* Leaves the message handler at stack index 1 and the target at 2, for
- * every input to reuse. */
+/* Leaves the message handler at stack index 1, the target at 2 and the
+ * JSON mutator (or nil) at 3, for every input to reuse. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     /* The state lives across inputs and the collector frees when it
@@ -94,9 +98,35 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "lua_targets.lua has no target %s\n", FUZZ_TARGET);
         abort();
     }
-    lua_replace(L, 2);                                          /* msgh fn */
+    lua_getfield(L, 2, "mutators");                             /* msgh targets fn mutators */
+    lua_getfield(L, -1, FUZZ_TARGET);                           /* msgh targets fn mutators mutate|nil */
+    lua_remove(L, -2);
+    lua_remove(L, 2);                                           /* msgh fn mutate|nil */
     lua_sethook(L, line_hook, LUA_MASKLINE, 0);
     return 0;
+}
+
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+    if (seed % 2 || lua_isnil(L, 3))
+        return LLVMFuzzerMutate(data, size, max_size);
+    lua_sethook(L, NULL, 0, 0); /* mutating is not the code under test */
+    lua_pushvalue(L, 3);                                        /* msgh fn mutate mutate */
+    lua_pushlstring(L, (const char *)data, size);
+    lua_pushinteger(L, seed);                                   /* ... mutate data seed */
+    size_t n = 0;
+    const char *out = NULL;
+    if (lua_pcall(L, 2, 1, 1) == LUA_OK)                        /* msgh fn mutate bytes|nil|err */
+        out = lua_tolstring(L, -1, &n);
+    if (out && n <= max_size)
+        memcpy(data, out, n);
+    else
+        n = LLVMFuzzerMutate(data, size, max_size);
+    lua_settop(L, 3);
+    lua_sethook(L, line_hook, LUA_MASKLINE, 0);
+    return n;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

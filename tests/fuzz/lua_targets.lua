@@ -267,4 +267,75 @@ for _, name in ipairs{"anthropic", "openai", "ollama"} do
   end
 end
 
+--------------------------------------------------------------------------
+-- a mutator that knows JSON, for the provider targets
+--------------------------------------------------------------------------
+
+-- Byte flips seldom turn an object into a number, or drop a key, and that
+-- is what breaks adapters. This decodes a JSON text of the payload (the
+-- body, else one line of it: an SSE data: line, an NDJSON line), puts a
+-- value of another kind somewhere in it, and encodes it back; nil when
+-- there is none. fuzz_lua.c uses T.mutators[target], where there is one,
+-- for half the mutations.
+local ODD = {
+  function() return cjson.null end, function() return 0 end, function() return -1 end,
+  function() return 2.5 end, function() return 1e300 end, function() return 1e13 end,
+  function() return "" end, function() return "x" end, function() return true end,
+  function() return {} end, function() return {1} end, function() return {{}} end,
+  function() return {type = "text", text = "x"} end,
+}
+
+-- Every (table, key) of a decoded value, for picking one at random.
+local function slots(v, out)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      out[#out + 1] = {v, k}
+      slots(x, out)
+    end
+  end
+  return out
+end
+
+local function mutate_json(text)
+  local ok, v = pcall(cjson.decode, text)
+  if not ok or type(v) ~= "table" then return nil end
+  local all = slots(v, {})
+  if #all == 0 then return nil end
+  local t, k = table.unpack(all[math.random(#all)])
+  local r = math.random(#ODD + 2)
+  if r <= #ODD then
+    t[k] = ODD[r]()
+  elseif r == #ODD + 1 then
+    t[k] = nil
+  else -- another part of the document (an ancestor makes a cycle: encode refuses)
+    local t2, k2 = table.unpack(all[math.random(#all)])
+    t[k] = t2[k2]
+  end
+  local ok2, out = pcall(cjson.encode, v)
+  return ok2 and out or nil
+end
+
+local function mutate(data, seed)
+  math.randomseed(seed)
+  local head = data:sub(1, 2 + (data:byte(2) or 0) % 16)
+  local payload = data:sub(#head + 1)
+  local whole = mutate_json(payload)
+  if whole then return head .. whole end
+  local lines = {}
+  for l in payload:gmatch("[^\n]*\n?") do lines[#lines + 1] = l end
+  for _ = 1, 4 do
+    local i = math.random(#lines)
+    local pre, json, post = lines[i]:match("^(data: ?)(.-)(\r?\n?)$")
+    if not pre then pre, json, post = "", lines[i]:match("^(.-)(\r?\n?)$") end
+    local new = mutate_json(json)
+    if new then
+      lines[i] = pre .. new .. post
+      return head .. table.concat(lines)
+    end
+  end
+  return nil
+end
+
+T.mutators = {anthropic = mutate, openai = mutate, ollama = mutate}
+
 return T

@@ -34,8 +34,9 @@ fi
 input=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
 echo "fuzz $t: FAILED (libFuzzer exit $rc) after ${runs:-?} runs; log $log"
 # the report from the first error line on: the broken invariant or the
-# sanitizer's report, its stack, and the input
-sed -n '/invariant broken\|^==[0-9]*==ERROR\|runtime error\|ALARM\|out-of-memory\|deadly signal/,$p' "$log" |
+# Lua error (the Lua harness starts its line with "fuzz TARGET:"), or the
+# sanitizer's report, then its stack and the input
+sed -n "/invariant broken\|^fuzz $t: \|^==[0-9]*==ERROR\|runtime error\|ALARM\|out-of-memory\|deadly signal/,\$p" "$log" |
     grep -v '^MS: \|^stat::' | head -n 60
 if [ -n "$input" ]; then
     echo "reproduce:  $bin $input"
