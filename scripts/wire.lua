@@ -169,11 +169,27 @@ function S.str(v)
   return v
 end
 
+-- v when it is a table (a JSON object or array), else nil: for the parts
+-- of a response an adapter indexes, which a server may send as anything.
+function S.tbl(v)
+  if type(v) ~= "table" then return nil end
+  return v
+end
+
 -- A JSON number as a Lua integer (lua-cjson decodes every number as a
 -- float); nil for null / absent / not a number.
 function S.int(v)
   if type(v) ~= "number" then return nil end
   return math.tointeger(v) or v
+end
+
+-- A JSON number that is a whole number, as a Lua integer; nil for
+-- anything else (an index or a status must not be 2.5, let alone NaN,
+-- which cannot even be a table key).
+function S.whole(v)
+  v = S.int(S.val(v))
+  if math.type(v) ~= "integer" then return nil end
+  return v
 end
 
 -- What s:record_llm accepts (MS_TOKENS_MAX in telemetry/ms_trace.h).
@@ -184,8 +200,8 @@ S.TOKENS_MAX = 1000000000000
 -- 1e999), which callers then treat as not reported rather than recording
 -- nonsense or failing the call over it.
 function S.count(v)
-  v = S.int(S.val(v))
-  if math.type(v) ~= "integer" or v < 0 or v > S.TOKENS_MAX then return nil end
+  v = S.whole(v)
+  if v == nil or v < 0 or v > S.TOKENS_MAX then return nil end
   return v
 end
 
@@ -234,25 +250,38 @@ function S.encode(v)
   end))
 end
 
--- A list of tool calls from a provider, checked: arguments decoded from
--- arguments_json (nil and arguments_error when the model produced JSON
--- that does not parse).
+-- A tool call from a provider, checked: `arguments` as the provider gave
+-- them decoded, else decoded from arguments_json. Arguments that are not
+-- JSON text, not an object, or hold what JSON cannot carry back (NaN,
+-- infinity) leave arguments nil and say why in arguments_error; id and
+-- name are strings or nil.
 function S.tool_call(id, name, arguments_json, arguments)
-  local call = {id = id, name = name, arguments_json = arguments_json}
-  if arguments ~= nil then
-    call.arguments = S.ints(arguments)
-  else
-    local src = arguments_json
-    if src == nil or src:match("^%s*$") then src = "{}" end
-    local v, err = S.decode(src)
-    if v == nil then
-      call.arguments_error = "tool arguments are not valid JSON: " .. tostring(err)
+  local call = {id = S.str(id), name = S.str(name), arguments_json = S.str(arguments_json)}
+  local why
+  if arguments == nil then
+    local src = call.arguments_json
+    if src == nil and arguments_json ~= nil then
+      why = "tool arguments are a " .. type(arguments_json) .. ", not JSON text"
     else
-      call.arguments = S.ints(v)
+      if src == nil or src:match("^%s*$") then src = "{}" end
+      local err
+      arguments, err = S.decode(src)
+      if arguments == nil then why = "tool arguments are not valid JSON: " .. tostring(err) end
     end
   end
+  local ok, json = pcall(cjson.encode, arguments or {})
+  if not why and type(arguments) ~= "table" then
+    why = "tool arguments are not a JSON object"
+  elseif not why and not ok then
+    why = "tool arguments hold a number JSON cannot carry (NaN or infinity)"
+  end
+  if why then
+    call.arguments_error = why
+  else
+    call.arguments = S.ints(arguments)
+  end
   if call.arguments_json == nil then
-    call.arguments_json = cjson.encode(arguments or {})
+    call.arguments_json = ok and json or "{}"
   end
   return call
 end
@@ -362,8 +391,8 @@ S.snippet = snippet
 --   fields: type, status, message, retryable (derived when nil), retry_after_ms, code
 function S.error(provider, fields, key)
   local e = {
-    type = fields.type, status = fields.status, provider = provider,
-    message = S.redact(fields.message, key), code = fields.code,
+    type = S.str(fields.type), status = fields.status, provider = provider,
+    message = S.redact(S.str(fields.message), key), code = fields.code,
     retry_after_ms = fields.retry_after_ms,
   }
   if e.type == nil or e.type == "" then e.type = S.status_type(e.status) end

@@ -123,13 +123,15 @@ local function add_calls(calls, list)
   list = S.val(list)
   if type(list) ~= "table" then return end
   for _, c in ipairs(list) do
-    local f = S.val(c["function"]) or {}
-    local args = S.val(f.arguments)
-    local id = S.val(c.id) or ("call_" .. (#calls + 1)) -- Ollama gives no id: one for the tool loop
-    if type(args) == "string" then
-      calls[#calls + 1] = S.tool_call(id, S.val(f.name), args)
-    else
-      calls[#calls + 1] = S.tool_call(id, S.val(f.name), nil, args or {})
+    if type(c) == "table" then -- anything else is no call at all
+      local f = S.tbl(c["function"]) or {}
+      local args = S.val(f.arguments)
+      local id = S.str(c.id) or ("call_" .. (#calls + 1)) -- Ollama gives no id: one for the tool loop
+      if type(args) == "string" then
+        calls[#calls + 1] = S.tool_call(id, f.name, args)
+      else
+        calls[#calls + 1] = S.tool_call(id, f.name, nil, args or {})
+      end
     end
   end
 end

@@ -121,7 +121,7 @@ local function error_of(body)
   elseif type(code) == "string" and code ~= "" then
     out.type = code
   end
-  if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.int(code) end
+  if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.whole(code) end
   return out
 end
 
@@ -143,15 +143,17 @@ local function calls_of(list)
   if type(list) ~= "table" or #list == 0 then return nil end
   local calls = {}
   for _, c in ipairs(list) do
-    local f = S.val(c["function"]) or {}
-    local args = S.val(f.arguments)
-    if type(args) == "table" then -- some servers send an object
-      calls[#calls + 1] = S.tool_call(S.val(c.id), S.val(f.name), nil, args)
-    else
-      calls[#calls + 1] = S.tool_call(S.val(c.id), S.val(f.name), args)
+    if type(c) == "table" then -- anything else is no call at all
+      local f = S.tbl(c["function"]) or {}
+      local args = S.val(f.arguments)
+      if type(args) == "table" then -- some servers send an object
+        calls[#calls + 1] = S.tool_call(c.id, f.name, nil, args)
+      else
+        calls[#calls + 1] = S.tool_call(c.id, f.name, args)
+      end
     end
   end
-  return calls
+  return #calls > 0 and calls or nil
 end
 
 function A.parse(res, opts)
@@ -171,7 +173,7 @@ function A.parse(res, opts)
   if type(choice) ~= "table" then
     S.raise_malformed(A.name, res, "response has no choices", key)
   end
-  local msg = S.val(choice.message) or {}
+  local msg = S.tbl(choice.message) or {}
   return {
     id = S.val(body.id),
     text = text_of(msg.content),
@@ -234,22 +236,22 @@ function A.stream(on_text, opts)
     local choices = S.val(chunk.choices)
     if type(choices) ~= "table" then return end
     for _, c in ipairs(choices) do
-      if (S.int(S.val(c.index)) or 0) == 0 then
-        local d = S.val(c.delta) or {}
+      c = S.tbl(c) or {}
+      if (S.whole(c.index) or 0) == 0 then
+        local d = S.tbl(c.delta) or {}
         emit(text_of(d.content))
-        local tcs = S.val(d.tool_calls)
-        if type(tcs) == "table" then
-          for n, tc in ipairs(tcs) do
-            local idx = S.int(S.val(tc.index)) or (n - 1)
+        for n, tc in ipairs(S.tbl(d.tool_calls) or {}) do
+          if type(tc) == "table" then -- anything else is no piece of a call
+            local idx = S.whole(tc.index) or (n - 1)
             local acc = calls_by_index[idx]
             if not acc then
               acc = {args = {}}
               calls_by_index[idx] = acc
               order[#order + 1] = idx
             end
-            acc.id = acc.id or S.val(tc.id)
-            local f = S.val(tc["function"]) or {}
-            if S.val(f.name) then acc.name = (acc.name or "") .. f.name end
+            acc.id = acc.id or S.str(tc.id)
+            local f = S.tbl(tc["function"]) or {}
+            if S.str(f.name) then acc.name = (acc.name or "") .. f.name end
             local a = S.val(f.arguments)
             if type(a) == "string" then
               acc.args[#acc.args + 1] = a
