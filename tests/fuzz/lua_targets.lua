@@ -169,6 +169,10 @@ local function check_error(name, e)
   if e.retry_after_ms ~= nil and not (finite(e.retry_after_ms) and e.retry_after_ms >= 0) then
     fail("retry_after_ms %s", show(e.retry_after_ms))
   end
+  -- llm.call strips the call's credentials from an error before anyone
+  -- sees it: inside the adapter (S.error's key argument), or after it with
+  -- S.redact_error where wire.lua has that; either way the key is gone
+  if S.redact_error then S.redact_error(e, S.secrets(KEY)) end
   if e.message:find(KEY, 1, true) then fail("the API key is in the message %s", show(e.message)) end
 end
 
