@@ -11,7 +11,8 @@
 --              chunks the payload is fed in (0 feeds ""); the rest of the
 --              payload is the last chunk
 --   payload    everything after
--- so a seed is a recorded payload behind two to a few bytes, e.g.
+-- so a seed is a recorded payload behind a few bytes, e.g. for the sse
+-- target (three cuts: 5, 32 and 1 bytes, then the rest)
 --   printf '\003\005\040\001' | cat - tests/fixtures/openai/chat_stream.sse
 local S = require "moonspan.wire"
 local cjson = require "cjson"
