@@ -3,6 +3,7 @@
 #   make test    build and run every test; last line "N passed, N failed"
 #   make check   the tests again under AddressSanitizer + UBSan
 #   make bench   performance figures (printed, never asserted)
+#   make fuzz    libFuzzer targets, each run for FUZZ_SECONDS (tests/fuzz/)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -12,7 +13,8 @@ VERSION := 0.1.0
 
 PKGS     := lua5.4 libcurl sqlite3
 DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
-            libsqlite3-dev sqlite3 libmicrohttpd-dev lua-busted libcmocka-dev pkg-config
+            libsqlite3-dev sqlite3 libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
+            clang libclang-rt-14-dev
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -45,7 +47,7 @@ EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 # scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
 lua_modname = moonspan.$(subst /,.,$(patsubst scripts/%.lua,%,$(1)))
 
-.PHONY: all deps demo test check bench install clean
+.PHONY: all deps demo test check bench fuzz fuzz-build install clean
 all: $(BIN) $(EXT)
 
 $(BUILD)/%.o: %.c
@@ -125,12 +127,56 @@ $(BUILD)/fake_llm: tests/fake_llm/fake_llm.c
 bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
+# --- fuzzing (tests/fuzz/) ---------------------------------------------------
+# `make fuzz` builds every target with clang's libFuzzer, ASan and UBSan in
+# build-fuzz/, then runs each for FUZZ_SECONDS, FUZZ_JOBS at a time. A crash
+# fails the build and says how to reproduce it.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_LUA     := sse ndjson anthropic openai ollama
+FUZZ_TARGETS := $(FUZZ_LUA) traceparent prices cli json pack
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+fuzz:
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) BUILD=build-fuzz CC=clang \
+	  OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" LDFLAGS="-fsanitize=fuzzer $(FUZZ_SAN)" fuzz-build
+	@$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) BUILD=build-fuzz $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+fuzz-run-%:
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $* \
+	  $(if $(filter $*,$(FUZZ_LUA)),tests/fuzz/wire.dict)
+
+$(BUILD)/gen/fuzz_lua_targets.c: tests/fuzz/lua_targets.lua $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed ms_fuzz_lua_targets $< > $@.tmp && mv $@.tmp $@
+
+# One harness for the Lua targets, compiled once per target name.
+$(BUILD)/tests/fuzz/fuzz_lua_%.o: tests/fuzz/fuzz_lua.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_TARGET='"$*"' -c $< -o $@
+
+$(FUZZ_LUA:%=$(BUILD)/fuzz/%): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/fuzz_lua_%.o \
+    $(BUILD)/host/embedded.o $(BUILD)/gen/lua_modules.o $(BUILD)/gen/fuzz_lua_targets.o
+$(BUILD)/fuzz/traceparent: $(BUILD)/tests/fuzz/fuzz_traceparent.o $(BUILD)/telemetry/ms_ids.o
+$(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_prices.o \
+    $(BUILD)/gen/prices_builtin.o
+$(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
+$(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(BUILD)/telemetry/ms_buf.o \
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+$(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(BUILD)/telemetry/ms_buf.o \
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+$(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)
+
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/moonspan
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/moonspan
 	install -m 644 telemetry/prices.tsv $(DESTDIR)$(PREFIX)/share/moonspan/prices.tsv
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

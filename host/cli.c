@@ -58,17 +58,22 @@ _Noreturn void ms_cli_unknown(ms_cli *c)
     ms_cli_usage_error(c, "unexpected argument '%s'", a);
 }
 
-long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max)
+/* --- value parsers ------------------------------------------------------
+ * Pure: they print nothing and never exit, so tests/fuzz/fuzz_cli.c can
+ * call them; the ms_cli_* wrappers turn a refusal into a usage error. */
+
+int ms_parse_long(const char *v, long min, long max, long *out)
 {
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || end == v || *end || n < min || n > max)
-        ms_cli_usage_error(c, "%s '%s' is not a whole number from %ld to %ld", opt, v, min, max);
-    return n;
+        return -1;
+    *out = n;
+    return 0;
 }
 
-int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
+int ms_parse_duration(const char *v, int64_t *ns)
 {
     char *end;
     errno = 0;
@@ -76,15 +81,46 @@ int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
     double unit = 0;
     if (end != v && !errno && n > 0 && end[0] && !end[1]) {
         switch (end[0]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        case 'w': unit = 7 * 86400; break;
+        case 's': unit = 1e9; break;
+        case 'm': unit = 60e9; break;
+        case 'h': unit = 3600e9; break;
+        case 'd': unit = 86400e9; break;
+        case 'w': unit = 7 * 86400e9; break;
         }
     }
-    if (unit == 0 || n * unit > 1e11)
+    /* Bounded as a double, before the cast: a double beyond int64_t does
+     * not convert (undefined behaviour), and one under 1 ns would become
+     * a zero that no positive duration should give. */
+    double d = n * unit;
+    if (!(d >= 1 && d <= (double)MS_DURATION_MAX_NS))
+        return -1;
+    *ns = (int64_t)d;
+    return 0;
+}
+
+int ms_parse_fraction(const char *v, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0 && x <= 1))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max)
+{
+    long n;
+    if (ms_parse_long(v, min, max, &n))
+        ms_cli_usage_error(c, "%s '%s' is not a whole number from %ld to %ld", opt, v, min, max);
+    return n;
+}
+
+int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
+{
+    int64_t ns;
+    if (ms_parse_duration(v, &ns))
         ms_cli_usage_error(c, "%s '%s' is not a duration; give a number and a unit "
-                              "(s, m, h, d, w), e.g. 30m, 24h or 7d", opt, v);
-    return (int64_t)(n * unit * 1e9);
+                              "(s, m, h, d, w), e.g. 30m, 24h or 7d, up to 5200w", opt, v);
+    return ns;
 }

@@ -39,6 +39,18 @@ long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max);
 /* Parses "90s", "30m", "24h", "7d", "2w" into nanoseconds, or exits 2. */
 int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v);
 
+/* The parsers behind those, which print nothing and never exit. Each
+ * returns 0 and stores the value, or -1 and leaves *out untouched. */
+
+/* A whole number (strtol, base 10, nothing after it) from min to max. */
+int ms_parse_long(const char *v, long min, long max, long *out);
+/* A positive number and one unit letter (s, m, h, d, w), e.g. "1.5h";
+ * the result is from 1 ns to MS_DURATION_MAX_NS. */
+#define MS_DURATION_MAX_NS (INT64_C(5200) * 7 * 86400 * 1000000000) /* 100 years */
+int ms_parse_duration(const char *v, int64_t *ns);
+/* A number from 0 to 1 (a pass rate); NaN is refused. */
+int ms_parse_fraction(const char *v, double *out);
+
 /* What a hosted command runs once the host is up; returns an exit status. */
 typedef int (*ms_body_fn)(struct lua_State *L, void *ud);
 int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,

@@ -134,9 +134,7 @@ int ms_cmd_eval(ms_cli *c)
                 ms_cli_usage_error(c, "--alert-webhook '%s' is not an http:// or https:// URL", v);
             o.webhook = v;
         } else if (ms_cli_value(c, "--fail-under", &v)) {
-            char *end;
-            o.fail_under = strtod(v, &end);
-            if (end == v || *end || !(o.fail_under >= 0 && o.fail_under <= 1))
+            if (ms_parse_fraction(v, &o.fail_under))
                 ms_cli_usage_error(c, "--fail-under '%s' is not a pass rate from 0 to 1 (e.g. 0.9)", v);
             o.has_fail_under = 1;
         } else if (c->argv[c->i][0] == '-' && c->argv[c->i][1]) {

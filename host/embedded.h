@@ -14,4 +14,9 @@ typedef struct ms_embedded_module {
 /* Terminated by an entry whose name is NULL. */
 extern const ms_embedded_module ms_embedded_modules[];
 
+struct lua_State;
+/* Makes every module above, and lua-cjson as "cjson", loadable with
+ * require() by putting a loader for each in package.preload. */
+void ms_embedded_preload(struct lua_State *L);
+
 #endif

@@ -187,37 +187,10 @@ static void print_error(const char *who, const char *msg)
     ms_buf_free(&b);
 }
 
-/* --- embedded library --------------------------------------------------- */
-
-static int load_embedded(lua_State *L)
-{
-    const ms_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
-    char chunkname[256];
-    snprintf(chunkname, sizeof chunkname, "@%s", m->path);
-    if (luaL_loadbuffer(L, m->source, m->len, chunkname) != LUA_OK)
-        return lua_error(L);
-    lua_pushstring(L, m->name);
-    lua_call(L, 1, 1);
-    return 1;
-}
-
-static void install_preload(lua_State *L)
-{
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
-    for (const ms_embedded_module *m = ms_embedded_modules; m->name; m++) {
-        lua_pushlightuserdata(L, (void *)m);
-        lua_pushcclosure(L, load_embedded, 1);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_setfield(L, -2, "cjson");
-    lua_pop(L, 1);
-}
-
 static int init_state(lua_State *L)
 {
     luaL_openlibs(L);
-    install_preload(L);
+    ms_embedded_preload(L);
     static const luaL_Reg host_fns[] = {
         {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost},
         {"percentiles", l_percentiles}, {"isatty", l_isatty}, {"escape", l_escape}, {"git_commit", l_git_commit},

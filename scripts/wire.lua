@@ -70,7 +70,8 @@ function S.sse(on_event)
   local function dispatch()
     if f.data then
       f.seen = f.seen + 1
-      local name, data = f.event or "message", f.data
+      -- an empty event type is the default one, as for no event: line
+      local name, data = (f.event ~= nil and f.event ~= "") and f.event or "message", f.data
       f.event, f.data = nil, nil
       on_event(name, data)
     else
@@ -162,11 +163,47 @@ function S.val(v)
   return v
 end
 
+-- v when it is a string, else nil: for the fields a response promises
+-- as strings, whatever JSON value a server put there.
+function S.str(v)
+  if type(v) ~= "string" then return nil end
+  return v
+end
+
+-- v when it is a table (a JSON object or array), else nil: for the parts
+-- of a response an adapter indexes, which a server may send as anything.
+function S.tbl(v)
+  if type(v) ~= "table" then return nil end
+  return v
+end
+
 -- A JSON number as a Lua integer (lua-cjson decodes every number as a
 -- float); nil for null / absent / not a number.
 function S.int(v)
   if type(v) ~= "number" then return nil end
   return math.tointeger(v) or v
+end
+
+-- A JSON number that is a whole number, as a Lua integer; nil for
+-- anything else (an index or a status must not be 2.5, let alone NaN,
+-- which cannot even be a table key).
+function S.whole(v)
+  v = S.int(S.val(v))
+  if math.type(v) ~= "integer" then return nil end
+  return v
+end
+
+-- What s:record_llm accepts (MS_TOKENS_MAX in telemetry/ms_trace.h).
+S.TOKENS_MAX = 1000000000000
+
+-- A token count from a provider as a Lua integer: nil for anything that
+-- is not a whole number from 0 to S.TOKENS_MAX (null, absent, -3, 2.5,
+-- 1e999), which callers then treat as not reported rather than recording
+-- nonsense or failing the call over it.
+function S.count(v)
+  v = S.whole(v)
+  if v == nil or v < 0 or v > S.TOKENS_MAX then return nil end
+  return v
 end
 
 -- Deep copy turning integral floats into integers (tool arguments read
@@ -214,25 +251,38 @@ function S.encode(v)
   end))
 end
 
--- A list of tool calls from a provider, checked: arguments decoded from
--- arguments_json (nil and arguments_error when the model produced JSON
--- that does not parse).
+-- A tool call from a provider, checked: `arguments` as the provider gave
+-- them decoded, else decoded from arguments_json. Arguments that are not
+-- JSON text, not an object, or hold what JSON cannot carry back (NaN,
+-- infinity) leave arguments nil and say why in arguments_error; id and
+-- name are strings or nil.
 function S.tool_call(id, name, arguments_json, arguments)
-  local call = {id = id, name = name, arguments_json = arguments_json}
-  if arguments ~= nil then
-    call.arguments = S.ints(arguments)
-  else
-    local src = arguments_json
-    if src == nil or src:match("^%s*$") then src = "{}" end
-    local v, err = S.decode(src)
-    if v == nil then
-      call.arguments_error = "tool arguments are not valid JSON: " .. tostring(err)
+  local call = {id = S.str(id), name = S.str(name), arguments_json = S.str(arguments_json)}
+  local why
+  if arguments == nil then
+    local src = call.arguments_json
+    if src == nil and arguments_json ~= nil then
+      why = "tool arguments are a " .. type(arguments_json) .. ", not JSON text"
     else
-      call.arguments = S.ints(v)
+      if src == nil or src:match("^%s*$") then src = "{}" end
+      local err
+      arguments, err = S.decode(src)
+      if arguments == nil then why = "tool arguments are not valid JSON: " .. tostring(err) end
     end
   end
+  local ok, json = pcall(cjson.encode, arguments or {})
+  if not why and type(arguments) ~= "table" then
+    why = "tool arguments are not a JSON object"
+  elseif not why and not ok then
+    why = "tool arguments hold a number JSON cannot carry (NaN or infinity)"
+  end
+  if why then
+    call.arguments_error = why
+  else
+    call.arguments = S.ints(arguments)
+  end
   if call.arguments_json == nil then
-    call.arguments_json = cjson.encode(arguments or {})
+    call.arguments_json = ok and json or "{}"
   end
   return call
 end
@@ -367,10 +417,10 @@ S.snippet = snippet
 --   retry_after_ms, where (the caller's "file:line: " for a refused call)
 function S.error(provider, fields)
   local e = {
-    provider = provider, status = fields.status, message = fields.message,
+    provider = provider, status = fields.status, message = S.str(fields.message),
     provider_type = fields.provider_type, code = fields.code,
     retry_after_ms = fields.retry_after_ms, where = fields.where,
-    type = fields.type or S.status_type(fields.status)
+    type = S.str(fields.type) or S.status_type(fields.status)
       or provider_type(fields.provider_type, fields.code) or "server_error",
   }
   e.retryable = fields.retryable

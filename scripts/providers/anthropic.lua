@@ -19,7 +19,7 @@ A.version = "2023-06-01"
 local FINISH = {end_turn = "stop", stop_sequence = "stop", max_tokens = "length", tool_use = "tool_calls"}
 
 local function finish_reason(r)
-  r = S.val(r)
+  r = S.str(r)
   if r == nil then return nil end
   return FINISH[r] or r
 end
@@ -149,10 +149,10 @@ local function usage_of(u)
   u = S.val(u)
   if type(u) ~= "table" then return nil end
   return {
-    input_tokens = S.int(S.val(u.input_tokens)) or 0,
-    output_tokens = S.int(S.val(u.output_tokens)) or 0,
-    cache_read_tokens = S.int(S.val(u.cache_read_input_tokens)) or 0,
-    cache_write_tokens = S.int(S.val(u.cache_creation_input_tokens)) or 0,
+    input_tokens = S.count(u.input_tokens) or 0,
+    output_tokens = S.count(u.output_tokens) or 0,
+    cache_read_tokens = S.count(u.cache_read_input_tokens) or 0,
+    cache_write_tokens = S.count(u.cache_creation_input_tokens) or 0,
   }
 end
 
@@ -188,16 +188,16 @@ function A.parse(res, opts)
   for _, b in ipairs(content) do
     if type(b) == "table" then
       if b.type == "text" then
-        texts[#texts + 1] = S.val(b.text) or ""
+        texts[#texts + 1] = S.str(b.text) or ""
       elseif b.type == "tool_use" then
-        calls[#calls + 1] = S.tool_call(S.val(b.id), S.val(b.name), nil, S.val(b.input) or {})
+        calls[#calls + 1] = S.tool_call(b.id, b.name, nil, S.val(b.input) or {})
       end
     end
   end
   return {
     id = S.val(body.id),
     text = table.concat(texts),
-    model = S.val(body.model),
+    model = S.str(body.model),
     finish_reason = finish_reason(body.stop_reason),
     stop_sequence = S.val(body.stop_sequence),
     usage = usage_of(body.usage),
@@ -232,7 +232,7 @@ function A.stream(on_text, opts)
     -- message_delta's usage is cumulative; fields it leaves out keep
     -- what message_start said
     local function take(field, src)
-      local v = S.int(S.val(u[src]))
+      local v = S.count(u[src])
       if v then usage[field] = v end
     end
     take("input_tokens", "input_tokens")
@@ -251,28 +251,28 @@ function A.stream(on_text, opts)
     end
     local t = S.val(ev.type) or name
     if t == "message_start" then
-      local m = S.val(ev.message) or {}
+      local m = S.tbl(ev.message) or {}
       p.id = S.val(m.id)
-      p.model = S.val(m.model)
+      p.model = S.str(m.model)
       set_usage(m.usage, true)
     elseif t == "content_block_start" then
-      local b = S.val(ev.content_block) or {}
-      local idx = S.int(ev.index) or #order
-      local blk = {type = b.type, id = S.val(b.id), name = S.val(b.name), json = {}}
+      local b = S.tbl(ev.content_block) or {}
+      local idx = S.whole(ev.index) or #order
+      local blk = {type = b.type, id = b.id, name = b.name, json = {}}
       if blocks_by_index[idx] == nil then order[#order + 1] = idx end
       blocks_by_index[idx] = blk
-      if b.type == "text" then emit(S.val(b.text)) end
+      if b.type == "text" then emit(S.str(b.text)) end
     elseif t == "content_block_delta" then
-      local d = S.val(ev.delta) or {}
-      local blk = blocks_by_index[S.int(ev.index) or -1]
+      local d = S.tbl(ev.delta) or {}
+      local blk = blocks_by_index[S.whole(ev.index) or -1]
       if d.type == "text_delta" then
-        emit(S.val(d.text))
+        emit(S.str(d.text))
       elseif d.type == "input_json_delta" and blk then
-        blk.json[#blk.json + 1] = S.val(d.partial_json) or ""
+        blk.json[#blk.json + 1] = S.str(d.partial_json) or ""
       end
     elseif t == "message_delta" then
-      local d = S.val(ev.delta) or {}
-      if S.val(d.stop_reason) then
+      local d = S.tbl(ev.delta) or {}
+      if S.str(d.stop_reason) then
         p.finish_reason = finish_reason(d.stop_reason)
         p.stop_sequence = S.val(d.stop_sequence)
       end

@@ -90,9 +90,10 @@ end
 -- responses
 --------------------------------------------------------------------------
 
+-- nil for what is not a duration (negative, 1e999): absent, not nonsense
 local function ms(ns)
   ns = S.val(ns)
-  if type(ns) ~= "number" then return nil end
+  if type(ns) ~= "number" or not (ns >= 0 and ns < math.huge) then return nil end
   return ns / 1e6
 end
 
@@ -107,7 +108,7 @@ end
 -- that side alone (Ollama leaves prompt_eval_count out when the prompt
 -- came from its cache, and still counts the output exactly).
 local function usage_of(o)
-  local input, output = S.int(S.val(o.prompt_eval_count)), S.int(S.val(o.eval_count))
+  local input, output = S.count(o.prompt_eval_count), S.count(o.eval_count)
   if input == nil and output == nil then return nil end
   return {input_tokens = input, output_tokens = output, cache_read_tokens = 0, cache_write_tokens = 0}
 end
@@ -124,20 +125,22 @@ local function add_calls(calls, list)
   list = S.val(list)
   if type(list) ~= "table" then return end
   for _, c in ipairs(list) do
-    local f = S.val(c["function"]) or {}
-    local args = S.val(f.arguments)
-    local id = S.val(c.id) or ("call_" .. (#calls + 1)) -- Ollama gives no id: one for the tool loop
-    if type(args) == "string" then
-      calls[#calls + 1] = S.tool_call(id, S.val(f.name), args)
-    else
-      calls[#calls + 1] = S.tool_call(id, S.val(f.name), nil, args or {})
+    if type(c) == "table" then -- anything else is no call at all
+      local f = S.tbl(c["function"]) or {}
+      local args = S.val(f.arguments)
+      local id = S.str(c.id) or ("call_" .. (#calls + 1)) -- Ollama gives no id: one for the tool loop
+      if type(args) == "string" then
+        calls[#calls + 1] = S.tool_call(id, f.name, args)
+      else
+        calls[#calls + 1] = S.tool_call(id, f.name, nil, args or {})
+      end
     end
   end
 end
 
 local function finish_reason(o, calls)
   if #calls > 0 then return "tool_calls" end
-  local r = S.val(o.done_reason)
+  local r = S.str(o.done_reason)
   if r and r ~= "" then return r end
   return o.done == true and "stop" or nil
 end
@@ -145,7 +148,7 @@ end
 local function response(o, text, calls)
   return {
     text = text,
-    model = S.val(o.model),
+    model = S.str(o.model),
     finish_reason = finish_reason(o, calls),
     usage = usage_of(o),
     tool_calls = #calls > 0 and calls or nil,
@@ -207,7 +210,7 @@ function A.stream(on_text, opts)
       p.failed = err
       error(err, 0)
     end
-    local model = S.val(o.model)
+    local model = S.str(o.model)
     if model then p.model = model end
     local msg = S.val(o.message)
     if type(msg) == "table" then

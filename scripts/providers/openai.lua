@@ -88,11 +88,14 @@ end
 local function usage_of(u)
   u = S.val(u)
   if type(u) ~= "table" then return nil end
-  local prompt = S.int(S.val(u.prompt_tokens))
-  local completion = S.int(S.val(u.completion_tokens))
+  local prompt = S.count(u.prompt_tokens)
+  local completion = S.count(u.completion_tokens)
   if prompt == nil and completion == nil then return nil end
   local details = S.val(u.prompt_tokens_details)
-  local cached = type(details) == "table" and S.int(S.val(details.cached_tokens)) or 0
+  local cached = type(details) == "table" and S.count(details.cached_tokens) or 0
+  -- cached tokens are part of prompt_tokens: more is a server's mistake,
+  -- and must not make input_tokens negative
+  cached = math.min(cached, prompt or 0)
   return {
     input_tokens = (prompt or 0) - cached,
     output_tokens = completion or 0,
@@ -114,7 +117,7 @@ local function error_of(body)
   local t, code = S.val(e.type), S.val(e.code)
   local out = {message = S.val(e.message), code = code}
   if type(t) == "string" and t ~= "" then out.type = t end
-  if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.int(code) end
+  if type(code) == "number" and code >= 400 and code <= 599 then out.status = S.whole(code) end
   return out
 end
 
@@ -136,15 +139,17 @@ local function calls_of(list)
   if type(list) ~= "table" or #list == 0 then return nil end
   local calls = {}
   for _, c in ipairs(list) do
-    local f = S.val(c["function"]) or {}
-    local args = S.val(f.arguments)
-    if type(args) == "table" then -- some servers send an object
-      calls[#calls + 1] = S.tool_call(S.val(c.id), S.val(f.name), nil, args)
-    else
-      calls[#calls + 1] = S.tool_call(S.val(c.id), S.val(f.name), args)
+    if type(c) == "table" then -- anything else is no call at all
+      local f = S.tbl(c["function"]) or {}
+      local args = S.val(f.arguments)
+      if type(args) == "table" then -- some servers send an object
+        calls[#calls + 1] = S.tool_call(c.id, f.name, nil, args)
+      else
+        calls[#calls + 1] = S.tool_call(c.id, f.name, args)
+      end
     end
   end
-  return calls
+  return #calls > 0 and calls or nil
 end
 
 function A.parse(res, opts)
@@ -163,13 +168,13 @@ function A.parse(res, opts)
   if type(choice) ~= "table" then
     S.raise_malformed(A.name, res, "response has no choices")
   end
-  local msg = S.val(choice.message) or {}
+  local msg = S.tbl(choice.message) or {}
   return {
     id = S.val(body.id),
     text = text_of(msg.content),
     refusal = S.val(msg.refusal),
-    model = S.val(body.model),
-    finish_reason = S.val(choice.finish_reason),
+    model = S.str(body.model),
+    finish_reason = S.str(choice.finish_reason),
     usage = usage_of(body.usage),
     tool_calls = calls_of(msg.tool_calls),
   }
@@ -215,7 +220,7 @@ function A.stream(on_text, opts)
     local e = error_of(chunk)
     if e or name == "error" then fail(e or {message = data}) end
     p.id = p.id or S.val(chunk.id)
-    local model = S.val(chunk.model)
+    local model = S.str(chunk.model)
     if model and model ~= "" then p.model = model end
     local u = usage_of(chunk.usage)
     if u then
@@ -225,22 +230,22 @@ function A.stream(on_text, opts)
     local choices = S.val(chunk.choices)
     if type(choices) ~= "table" then return end
     for _, c in ipairs(choices) do
-      if (S.int(S.val(c.index)) or 0) == 0 then
-        local d = S.val(c.delta) or {}
+      c = S.tbl(c) or {}
+      if (S.whole(c.index) or 0) == 0 then
+        local d = S.tbl(c.delta) or {}
         emit(text_of(d.content))
-        local tcs = S.val(d.tool_calls)
-        if type(tcs) == "table" then
-          for n, tc in ipairs(tcs) do
-            local idx = S.int(S.val(tc.index)) or (n - 1)
+        for n, tc in ipairs(S.tbl(d.tool_calls) or {}) do
+          if type(tc) == "table" then -- anything else is no piece of a call
+            local idx = S.whole(tc.index) or (n - 1)
             local acc = calls_by_index[idx]
             if not acc then
               acc = {args = {}}
               calls_by_index[idx] = acc
               order[#order + 1] = idx
             end
-            acc.id = acc.id or S.val(tc.id)
-            local f = S.val(tc["function"]) or {}
-            if S.val(f.name) then acc.name = (acc.name or "") .. f.name end
+            acc.id = acc.id or S.str(tc.id)
+            local f = S.tbl(tc["function"]) or {}
+            if S.str(f.name) then acc.name = (acc.name or "") .. f.name end
             local a = S.val(f.arguments)
             if type(a) == "string" then
               acc.args[#acc.args + 1] = a
@@ -249,7 +254,7 @@ function A.stream(on_text, opts)
             end
           end
         end
-        local fr = S.val(c.finish_reason)
+        local fr = S.str(c.finish_reason)
         if fr then p.finish_reason = fr end
       end
     end
