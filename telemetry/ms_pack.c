@@ -68,16 +68,22 @@ static void add_s(bytes *b, const char *s, uint32_t len)
 
 /* --- encoder -------------------------------------------------------------------- */
 
+/* A slot of the string table's hash: in use for the blob being encoded
+ * when its gen is the encoder's, so starting a blob clears nothing. */
 typedef struct slot {
     uint64_t hash;
     const char *p;
-    uint32_t len, index; /* index + 1; 0: empty */
+    uint32_t len, index;
+    uint32_t gen;
 } slot;
 
 struct ms_pack_encoder {
     slot *slots;
     uint32_t cap;           /* power of two */
+    uint32_t gen;           /* of the blob being encoded; never 0 */
     uint32_t nstrings;
+    const char *last_p;     /* the last string interned, and its index: */
+    uint32_t last_len, last_index; /* sibling spans often share a name */
     const char **strs;
     uint32_t *lens, capstrs;
     bytes head, body, part;     /* the string table; the spans; a span's attrs or events */
@@ -117,10 +123,10 @@ static int grow_slots(ms_pack_encoder *e)
         return -1;
     for (uint32_t i = 0; i < e->cap; i++) {
         slot *o = &e->slots[i];
-        if (!o->index)
+        if (o->gen != e->gen)
             continue;
         uint32_t j = (uint32_t)o->hash & (ncap - 1);
-        while (ns[j].index)
+        while (ns[j].gen == e->gen)
             j = (j + 1) & (ncap - 1);
         ns[j] = *o;
     }
@@ -134,16 +140,21 @@ static int grow_slots(ms_pack_encoder *e)
  * on OOM. */
 static uint32_t intern(ms_pack_encoder *e, const char *p, uint32_t len)
 {
+    if (len == e->last_len && e->last_p && memcmp(p, e->last_p, len) == 0)
+        return e->last_index;
     if ((e->nstrings + 1) * 2 > e->cap && grow_slots(e))
         return UINT32_MAX;
     uint64_t h = hash_bytes(p, len);
     uint32_t j = (uint32_t)h & (e->cap - 1);
     for (;;) {
         slot *s = &e->slots[j];
-        if (!s->index)
+        if (s->gen != e->gen)
             break;
-        if (s->hash == h && s->len == len && memcmp(s->p, p, len) == 0)
-            return s->index - 1;
+        if (s->hash == h && s->len == len && memcmp(s->p, p, len) == 0) {
+            e->last_p = s->p;
+            e->last_len = len;
+            return e->last_index = s->index;
+        }
         j = (j + 1) & (e->cap - 1);
     }
     if (e->nstrings == e->capstrs) {
@@ -160,8 +171,10 @@ static uint32_t intern(ms_pack_encoder *e, const char *p, uint32_t len)
     }
     e->strs[e->nstrings] = p;
     e->lens[e->nstrings] = len;
-    e->slots[j] = (slot){h, p, len, e->nstrings + 1};
-    return e->nstrings++;
+    e->slots[j] = (slot){h, p, len, e->nstrings, e->gen};
+    e->last_p = p;
+    e->last_len = len;
+    return e->last_index = e->nstrings++;
 }
 
 static uint32_t intern_str(ms_pack_encoder *e, const ms_trace *t, ms_str s)
@@ -173,8 +186,12 @@ static uint32_t intern_str(ms_pack_encoder *e, const ms_trace *t, ms_str s)
 
 static void reset_encoder(ms_pack_encoder *e)
 {
-    if (e->cap)
-        memset(e->slots, 0, e->cap * sizeof *e->slots);
+    if (++e->gen == 0) { /* wrapped: slots of 2^32 blobs ago would look in use */
+        if (e->cap)
+            memset(e->slots, 0, e->cap * sizeof *e->slots);
+        e->gen = 1;
+    }
+    e->last_p = NULL;
     e->nstrings = 0;
     e->body.len = 0;
     e->body.oom = 0;

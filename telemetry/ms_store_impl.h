@@ -21,6 +21,7 @@ struct ms_store {
     sqlite3_stmt *ins_trace, *upd_trace, *ins_part;
     ms_pack_encoder *enc;
     ms_buf blob, scratch;
+    char hex[33];               /* the trace id being written, bound without a copy */
     ms_open_row *rows, *rows_saved;
     size_t nrows, caprows, nsaved;
 };

@@ -120,15 +120,17 @@ static void bind_opt_double(sqlite3_stmt *st, int col, double v, int present)
 static int bind_trace(ms_store *s, sqlite3_stmt *st, const ms_trace *t, const ms_trace_totals *tot,
                       int status, int64_t duration, int64_t span_count, int64_t parts, int with_spans)
 {
-    char hex[33];
-    ms_trace_id_hex(&t->id, hex);
+    ms_trace_id_hex(&t->id, s->hex);
     const ms_span *root = ms_trace_span(t, 0);
-    sqlite3_bind_text(st, 1, hex, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 1, s->hex, 32, SQLITE_STATIC);
     if (t->run_id)
         sqlite3_bind_int64(st, 2, t->run_id);
     else
         sqlite3_bind_null(st, 2);
-    sqlite3_bind_text(st, 3, root ? ms_trace_str(t, root->name) : "?", -1, SQLITE_STATIC);
+    if (root)
+        sqlite3_bind_text(st, 3, ms_trace_str(t, root->name), (int)root->name.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_text(st, 3, "?", 1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, ms_mono_to_epoch(t->start));
     sqlite3_bind_int64(st, 5, duration > 0 ? duration : 0);
     sqlite3_bind_text(st, 6, ms_status_name(status), -1, SQLITE_STATIC);
