@@ -6,7 +6,7 @@
 #  3. spans/s sustained into SQLite by the telemetry core's writer, and how
 #     flat that stays up to a 10,000,000-span store
 #  4. `moonspan report` over 1,000,000 stored spans, `show` of a 20,000-span trace
-#  4. llm.call against tests/fake_llm on loopback: host overhead per call,
+#  5. llm.call against tests/fake_llm on loopback: host overhead per call,
 #     calls/s on one connection, llm.map at concurrency 1, 10, 50
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
@@ -41,7 +41,7 @@ for run in 1 2 3; do
     "$BIN" --db "$tmp/ten.db" run --quiet tests/bench/ten_span_traces.lua 100000 || exit 1
     t1=$(now_ms)
     echo "  whole process, 100,000 traces x 10 spans, run $run: $((t1 - t0)) ms:" \
-         "$((t1 - t0)) ns per span"
+         "$((t1 - t0)) ns per span (startup to exit, every span on disk)"
 done
 echo
 
@@ -81,6 +81,7 @@ ms=$(best_ms "$BIN" --db "$tmp/long.db" show "$id")
 echo "moonspan show of a 20,000-span trace:                 $ms ms (best of 3)"
 
 echo
+echo "5. llm.call"
 "$BUILD/fake_llm" --quiet --fixtures tests/fixtures >"$tmp/fake.port" &
 fake_pid=$!
 for _ in $(seq 100); do grep -q port= "$tmp/fake.port" 2>/dev/null && break; sleep 0.05; done
