@@ -15,13 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "host.h"
 #include "lua_fields.h"
 #include "ms_clock.h"
 
 #define SPAN_MT "moonspan.span"
 #define CTX_MT "moonspan.ctx"
+#define NOSPAN_MT "moonspan.nospan"
 #define COSTATE_MT "moonspan.costate"
+
+/* Upvalues of span() and trace(): the message handler, the handle's
+ * metatable, the handle of what is not recorded, then the option keys and
+ * level names, interned once so that reading options compares pointers. */
+enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
 
 /* Spans nest at most this deep in one coroutine (and the coroutines it
  * starts). Each level of span() is one nested C call, and Lua allows 200
@@ -43,8 +50,18 @@ typedef struct co_state {
     /* the error last raised out of a span, to tell propagation from a new raise */
     int propagating;
     uint32_t prop_child;
+    /* the fold last used here, so a loop finds it without a search */
+    ms_trace *fold_trace;
+    uint32_t fold_gen, fold_idx;
+    /* --fold: per nesting depth, the run of same-name siblings begun last */
+    struct sibling_run *runs;
     struct co_state *volatile next, *prev; /* the list of threads */
 } co_state;
+
+typedef struct sibling_run {
+    uint32_t parent, len, count;
+    uint64_t hash;
+} sibling_run;
 
 /* User values of a co_state userdata. */
 enum {
@@ -97,6 +114,8 @@ static void threads_link(co_state *cs)
 static int costate_gc(lua_State *L)
 {
     co_state *cs = lua_touserdata(L, 1);
+    free(cs->runs);
+    cs->runs = NULL;
     if (!cs->L)
         return 0;
     if (cs->prev)
@@ -421,30 +440,145 @@ static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
     put_attr(L, t, idx, kix, vix);
 }
 
+static int is_upvalue(lua_State *L, int ix, int upv)
+{
+    return lua_rawequal(L, ix, lua_upvalueindex(upv));
+}
+
+/* `level` and `fold` in the attrs table are options, not attributes. */
+static int is_option(lua_State *L, int kix)
+{
+    return is_upvalue(L, kix, UPV_LEVEL) || is_upvalue(L, kix, UPV_FOLD);
+}
+
+/* The level named by the value at ix, or -1. */
+static int level_of(lua_State *L, int ix)
+{
+    if (is_upvalue(L, ix, UPV_INFO))
+        return MS_LEVEL_INFO;
+    if (is_upvalue(L, ix, UPV_DEBUG))
+        return MS_LEVEL_DEBUG;
+    if (is_upvalue(L, ix, UPV_TRACE))
+        return MS_LEVEL_TRACE;
+    return -1;
+}
+
+
 /* Records an attrs table already checked by check_body_args. */
 static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
-        put_attr(L, t, idx, -2, -1);
+        if (!is_option(L, -2))
+            put_attr(L, t, idx, -2, -1);
         lua_pop(L, 1);
     }
 }
 
-/* Checks span/trace's (name, [attrs,] fn) and returns fn's stack index. */
-static int check_body_args(lua_State *L, const char **name, size_t *len)
+typedef struct span_opts {
+    int level;  /* enum ms_level */
+    int fold;
+    int nattrs; /* keys of the table that are attributes */
+} span_opts;
+
+/* Reads the table at tix in one pass: `level` and `fold` into *o, every
+ * other key checked as an attribute and counted. Raises on a bad one. */
+static void read_table(lua_State *L, int tix, span_opts *o)
+{
+    lua_pushnil(L);
+    while (lua_next(L, tix)) {
+        if (is_upvalue(L, -2, UPV_LEVEL)) {
+            if ((o->level = level_of(L, -1)) < 0) {
+                const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+                luaL_error(L, "level must be " MS_LEVEL_NAMES ", got %s", v);
+            }
+        } else if (is_upvalue(L, -2, UPV_FOLD)) {
+            if (!lua_isboolean(L, -1))
+                luaL_error(L, "fold must be true or false, got %s", luaL_typename(L, -1));
+            o->fold = lua_toboolean(L, -1);
+        } else {
+            check_attr(L, -2, -1);
+            o->nattrs++;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Checks span/trace's (name, [attrs,] fn) and returns fn's stack index;
+ * the options, when there is a table, go to *o. Every attribute is
+ * checked before any span or trace exists, whatever the level. */
+static int check_body_args(lua_State *L, const char **name, size_t *len, span_opts *o)
 {
     *name = luaL_checklstring(L, 1, len);
-    int fix = lua_istable(L, 2) ? 3 : 2;
-    luaL_checktype(L, fix, LUA_TFUNCTION);
-    if (fix == 3) { /* every attribute checked before any span or trace exists */
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            check_attr(L, -2, -1);
-            lua_pop(L, 1);
-        }
+    o->level = MS_LEVEL_INFO;
+    o->fold = 0;
+    o->nattrs = 0;
+    int fix = 2;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        fix = 3;
+        read_table(L, 2, o);
     }
+    luaL_checktype(L, fix, LUA_TFUNCTION);
     return fix;
+}
+
+/* --- below the level: the body alone ------------------------------------ */
+
+static int skip_k(lua_State *L, int status, lua_KContext fix)
+{
+    (void)status;
+    return lua_gettop(L) - (int)fix + 1;
+}
+
+/* Runs the body at fix with a handle that records nothing, unprotected:
+ * its errors pass through untouched, and spans inside it nest under the
+ * span open here (the nearest recorded ancestor). */
+static int run_unrecorded(lua_State *L, int fix)
+{
+    ms_the_host.counts.skipped++;
+    lua_pushvalue(L, lua_upvalueindex(UPV_NOSPAN));
+    lua_insert(L, fix + 1);
+    lua_callk(L, lua_gettop(L) - fix, LUA_MULTRET, fix, skip_k);
+    return skip_k(L, LUA_OK, fix);
+}
+
+/* --- folds ---------------------------------------------------------------- */
+
+/* The fold for `name` under `parent`: the one this coroutine used last
+ * when it is that one and still in the buffer, else found or made. */
+static uint32_t fold_for(co_state *cs, ms_trace *t, uint32_t parent, const char *name, size_t len,
+                         int64_t now)
+{
+    if (cs->fold_trace == t && cs->fold_gen == t->generation) {
+        const ms_span *s = ms_trace_span(t, cs->fold_idx);
+        if (s && s->kind == MS_KIND_FOLD && s->parent == parent && s->name.len == len &&
+            memcmp(t->arena + s->name.off, name, len) == 0)
+            return cs->fold_idx;
+    }
+    uint32_t idx = ms_fold_open(t, parent, name, len, now);
+    cs->fold_trace = t;
+    cs->fold_gen = t->generation;
+    cs->fold_idx = idx;
+    return idx;
+}
+
+/* --fold N: whether this span is past the Nth consecutive sibling of its
+ * name under `parent` (counted where it begins, per nesting depth). */
+static int past_fold_threshold(co_state *cs, uint32_t parent, const char *name, size_t len)
+{
+    if (!cs->runs && !(cs->runs = calloc(MAX_SPAN_DEPTH + 1, sizeof *cs->runs)))
+        return 0;
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * UINT64_C(0x100000001b3);
+    sibling_run *r = &cs->runs[cs->depth];
+    if (r->count && r->parent == parent && r->len == len && r->hash == h) {
+        if (r->count < UINT32_MAX)
+            r->count++;
+    } else {
+        *r = (sibling_run){parent, (uint32_t)len, 1, h};
+    }
+    return r->count > ms_the_host.fold_above;
 }
 
 /* The end of span_k and trace_k: the body's results, or its error again. */
@@ -457,21 +591,30 @@ static int body_results(lua_State *L, int status, int msgh)
 
 /* Closes span idx after its body returned (status LUA_OK/LUA_YIELD) or
  * raised; returns the body's results or raises its error again. The
- * context packs the span index with the stack index of the handler. */
+ * context packs the span index, whether it is a fold (whose repetition
+ * began at the integer below the handler) and the handler's stack index. */
+#define SPAN_CTX(idx, fold, msgh) ((lua_KContext)(((uint64_t)(idx) << 32) | (uint64_t)(fold) << 31 | (uint32_t)(msgh)))
+
 static int span_k(lua_State *L, int status, lua_KContext ctx)
 {
     uint32_t idx = (uint32_t)((uint64_t)ctx >> 32);
-    int msgh = (int)(ctx & 0xffffffff);
+    int fold = (int)((ctx >> 31) & 1);
+    int msgh = (int)(ctx & 0x7fffffff);
     co_state *cs = costate(L);
     int64_t now = ms_mono_ns();
     int alive = trace_alive(cs);
     cs->depth--;
     if (alive) {
         ms_trace *t = cs->trace;
-        if (status != LUA_OK && status != LUA_YIELD)
+        int failed = status != LUA_OK && status != LUA_YIELD;
+        int own = failed && fold && !ms_is_interrupt(L, -1) && !is_propagation(L, cs, idx, -1);
+        if (failed)
             span_failed(L, cs, idx);
         const ms_span *sp = ms_trace_span(t, idx);
-        ms_span_end(t, idx, now);
+        if (fold)
+            ms_fold_end(t, idx, lua_tointeger(L, msgh - 1), now, own);
+        else
+            ms_span_end(t, idx, now);
         cs->top = sp ? sp->parent : 0;
         if (__builtin_expect(ms_trace_wants_cut(t, now), 0))
             ms_tracer_cut(ms_the_host.tracer, t, now); /* a long trace is written as it goes */
@@ -483,11 +626,14 @@ static int l_span(lua_State *L)
 {
     size_t len;
     const char *name;
-    int fix = check_body_args(L, &name, &len);
+    span_opts o;
+    int fix = check_body_args(L, &name, &len, &o);
+    if (__builtin_expect(o.level > ms_the_host.level, 0))
+        return run_unrecorded(L, fix);
     int nargs = lua_gettop(L);
     co_state *cs = costate(L);
     int nextra = nargs - fix;
-    luaL_checkstack(L, nextra + 3, "too many arguments to span()");
+    luaL_checkstack(L, nextra + 4, "too many arguments to span()");
     if (__builtin_expect(cs->depth >= MAX_SPAN_DEPTH, 0))
         return luaL_error(L, "span('%s') would nest %d spans deep; moonspan allows %d (each level is a "
                              "nested C call and Lua allows 200 in all): turn the recursion into a loop, "
@@ -503,14 +649,27 @@ static int l_span(lua_State *L)
         cs->gen = t->generation;
         cs->explicit_trace = 0;
     }
-    uint32_t idx = ms_span_begin(t, parent, name, len, ms_mono_ns());
+    int fold = o.fold ||
+               (__builtin_expect(ms_the_host.fold_above != 0, 0) && past_fold_threshold(cs, parent, name, len));
+    int64_t now = ms_mono_ns();
+    uint32_t idx;
+    if (fold) {
+        idx = fold_for(cs, t, parent, name, len, now);
+        if (idx != MS_NONE)
+            ms_fold_begin(t, idx);
+        ms_the_host.counts.folded++;
+    } else {
+        idx = ms_span_begin(t, parent, name, len, now);
+    }
     if (idx == MS_NONE)
         return luaL_error(L, "out of memory recording span '%s'", name);
     cs->top = idx;
-    if (fix == 3)
+    if (o.nattrs)
         set_attrs_table(L, t, idx, 2);
 
-    lua_pushvalue(L, lua_upvalueindex(1));                  /* ... msgh */
+    if (fold)
+        lua_pushinteger(L, now);                             /* ... start */
+    lua_pushvalue(L, lua_upvalueindex(UPV_MSGH));           /* ... msgh */
     int msgh = lua_gettop(L);
     lua_pushvalue(L, fix);                                   /* ... msgh fn */
     /* A body that takes no parameters never sees the handle: skip making
@@ -527,12 +686,12 @@ static int l_span(lua_State *L)
         h->t = t;
         h->gen = t->generation;
         h->idx = idx;
-        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_pushvalue(L, lua_upvalueindex(UPV_MT));
         lua_setmetatable(L, -2);
     }
     for (int i = fix + 1; i <= nargs; i++)
         lua_pushvalue(L, i);                                 /* ... msgh fn [s] extra... */
-    lua_KContext ctx = (lua_KContext)(((uint64_t)idx << 32) | (uint32_t)msgh);
+    lua_KContext ctx = SPAN_CTX(idx, fold, msgh);
     cs->depth++; /* span_k takes it back, however the body ends */
     return span_k(L, lua_pcallk(L, want_handle + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
 }
@@ -887,7 +1046,15 @@ static int l_trace(lua_State *L)
 {
     size_t len;
     const char *name;
-    int fix = check_body_args(L, &name, &len);
+    span_opts o;
+    int fix = check_body_args(L, &name, &len, &o);
+    if (o.level > ms_the_host.level) {
+        lua_settop(L, fix); /* the body gets ctx only, as a recorded trace's does */
+        return run_unrecorded(L, fix);
+    }
+    if (o.fold)
+        return luaL_error(L, "trace('%s') cannot fold: a trace is one whole request; fold the "
+                             "spans inside it", name);
     co_state *cs = costate(L);
     if (trace_alive(cs) && (cs->explicit_trace || cs->top != 0))
         return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "
@@ -905,13 +1072,13 @@ static int l_trace(lua_State *L)
     h->saved_top = cs->top;
     h->saved_depth = cs->depth;
     h->saved_explicit = cs->explicit_trace;
-    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(UPV_MT));
     lua_setmetatable(L, -2);
     ms_trace *t = new_trace(L, name, len);
     h->t = t;
     ms_trace_id_hex(&t->id, h->id);
     ms_tracer_retain(ms_the_host.tracer, t);
-    if (fix == 3)
+    if (o.nattrs)
         set_attrs_table(L, t, 0, 2);
 
     cs->trace = t;
@@ -921,7 +1088,7 @@ static int l_trace(lua_State *L)
     cs->explicit_trace = 1;
     cs->propagating = 0;
 
-    lua_pushvalue(L, lua_upvalueindex(1));                  /* ... ctx msgh */
+    lua_pushvalue(L, lua_upvalueindex(UPV_MSGH));           /* ... ctx msgh */
     int msgh = lua_gettop(L);
     lua_pushvalue(L, fix);                                   /* ... ctx msgh fn */
     lua_pushvalue(L, msgh - 1);                              /* ... ctx msgh fn ctx */
@@ -956,6 +1123,116 @@ static int l_traceparent(lua_State *L)
     char tp[56];
     ms_traceparent_format(&cs->trace->id, ms_span_id(cs->trace, cs->top), tp);
     lua_pushstring(L, tp);
+    return 1;
+}
+
+/* --- folds timed by the script ------------------------------------------- */
+
+/* moonspan.clock() -> monotonic nanoseconds, an integer: the start of a
+ * repetition for a function made by moonspan.fold. */
+static int l_clock(lua_State *L)
+{
+    lua_pushinteger(L, ms_mono_ns());
+    return 1;
+}
+
+/* A function made by moonspan.fold(name): rep(t0) adds one repetition,
+ * from t0 (moonspan.clock()) to now, to the fold `name` under the span
+ * open in the calling coroutine, and returns now: the start of the next
+ * repetition when they follow each other. Upvalue 1 is the name. It never
+ * calls back into Lua: one native call a repetition. */
+static int l_fold_rep(lua_State *L)
+{
+    int64_t now = ms_mono_ns();
+    lua_Integer t0 = luaL_checkinteger(L, 1);
+    co_state *cs = costate(L);
+    if (!trace_alive(cs))
+        return luaL_error(L, "a fold records inside a trace or span; call it where one is open");
+    size_t len;
+    const char *name = lua_tolstring(L, lua_upvalueindex(1), &len);
+    ms_trace *t = cs->trace;
+    uint32_t idx = fold_for(cs, t, cs->top, name, len, t0);
+    if (idx == MS_NONE)
+        return luaL_error(L, "out of memory recording fold '%s'", name);
+    ms_fold_end(t, idx, t0, now, 0);
+    ms_the_host.counts.folded++;
+    lua_pushinteger(L, now);
+    return 1;
+}
+
+/* moonspan.fold(name) -> rep: see l_fold_rep. */
+static int l_fold(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_pushcclosure(L, l_fold_rep, 1);
+    return 1;
+}
+
+/* --- the handle of what is not recorded ---------------------------------- */
+
+/* Methods of a span or ctx below the level: they do what they would on a
+ * recorded one, minus the recording, so a body runs the same at any
+ * level. Those that read return what an empty trace would. */
+static int nospan_self(lua_State *L)
+{
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int nospan_nil(lua_State *L)
+{
+    lua_pushnil(L);
+    return 1;
+}
+
+static int nospan_totals(lua_State *L)
+{
+    lua_newtable(L);
+    return 1;
+}
+
+static int nospan_summary(lua_State *L)
+{
+    lua_pushliteral(L, "");
+    return 1;
+}
+
+static int nospan_index(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    lua_CFunction fn = nospan_self;
+    if (!k || strcmp(k, "id") == 0 || strcmp(k, "trace_id") == 0)
+        return nospan_nil(L);
+    if (strcmp(k, "record_llm") == 0)
+        fn = nospan_nil;
+    else if (strcmp(k, "totals") == 0)
+        fn = nospan_totals;
+    else if (strcmp(k, "summary") == 0)
+        fn = nospan_summary;
+    lua_pushcfunction(L, fn);
+    return 1;
+}
+
+static int nospan_tostring(lua_State *L)
+{
+    lua_pushliteral(L, "span (not recorded: below the level)");
+    return 1;
+}
+
+/* moonspan._set_level(rank) and moonspan._level(): the host's level, for
+ * scripts/levels.lua, which keeps its own copy for span_at. */
+static int l_set_level(lua_State *L)
+{
+    lua_Integer r = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, r >= MS_LEVEL_INFO && r <= MS_LEVEL_TRACE, 1, "not a level");
+    ms_the_host.level = (int)r;
+    return 0;
+}
+
+static int l_level(lua_State *L)
+{
+    lua_pushinteger(L, ms_the_host.level);
     return 1;
 }
 
@@ -1009,14 +1286,28 @@ void ms_open_trace(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &costates_key);
     costate_new(L, L, NULL);                                  /* main thread */
 
-    lua_pushcfunction(L, span_msgh);
-    luaL_getmetatable(L, SPAN_MT);
-    lua_pushcclosure(L, l_span, 2);
-    lua_setglobal(L, "span");
-    lua_pushcfunction(L, span_msgh);
-    luaL_getmetatable(L, CTX_MT);
-    lua_pushcclosure(L, l_trace, 2);
-    lua_setglobal(L, "trace");
+    static const luaL_Reg nospan_meta[] = {
+        {"__index", nospan_index}, {"__tostring", nospan_tostring}, {NULL, NULL}};
+    luaL_newmetatable(L, NOSPAN_MT);
+    luaL_setfuncs(L, nospan_meta, 0);
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 1, 0); /* the one handle every unrecorded span and trace gets */
+    luaL_setmetatable(L, NOSPAN_MT);
+    int nospan = lua_gettop(L);
+
+    static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
+    for (int k = 0; k < 2; k++) {
+        lua_pushcfunction(L, span_msgh);
+        luaL_getmetatable(L, k ? CTX_MT : SPAN_MT);
+        lua_pushvalue(L, nospan);
+        for (int i = 0; i < 5; i++)
+            lua_pushstring(L, names[i]);
+        lua_pushcclosure(L, k ? l_trace : l_span, UPV_COUNT);
+        lua_setglobal(L, k ? "trace" : "span");
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle"); /* for moonspan._nospan */
 
     wrap_coroutine_fn(L, "create");
     wrap_coroutine_fn(L, "wrap");
@@ -1026,5 +1317,15 @@ void ms_open_trace(lua_State *L)
     lua_setfield(L, -2, "current_span");
     lua_pushcfunction(L, l_traceparent);
     lua_setfield(L, -2, "traceparent");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_fold);
+    lua_setfield(L, -2, "fold");
+    lua_pushcfunction(L, l_set_level);
+    lua_setfield(L, -2, "_set_level");
+    lua_pushcfunction(L, l_level);
+    lua_setfield(L, -2, "_level");
+    lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");
+    lua_setfield(L, -2, "_nospan");
     lua_pop(L, 1);
 }

@@ -108,6 +108,21 @@ int ms_parse_fraction(const char *v, double *out)
     return 0;
 }
 
+int ms_parse_level(const char *v)
+{
+    static const char *const names[] = {"info", "debug", "trace"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *ms_level_name(int level)
+{
+    static const char *const names[] = {"info", "debug", "trace"};
+    return level >= 0 && level < 3 ? names[level] : "?";
+}
+
 long ms_cli_long(ms_cli *c, const char *opt, const char *v, long min, long max)
 {
     long n;

@@ -50,6 +50,11 @@ int ms_parse_long(const char *v, long min, long max, long *out);
 int ms_parse_duration(const char *v, int64_t *ns);
 /* A number from 0 to 1 (a pass rate); NaN is refused. */
 int ms_parse_fraction(const char *v, double *out);
+/* A span level: "info" 0, "debug" 1, "trace" 2 (enum ms_level); -1 for
+ * anything else. */
+int ms_parse_level(const char *v);
+const char *ms_level_name(int level);
+#define MS_LEVEL_NAMES "\"info\", \"debug\" or \"trace\""
 
 /* What a hosted command runs once the host is up; returns an exit status. */
 typedef int (*ms_body_fn)(struct lua_State *L, void *ud);

@@ -17,6 +17,15 @@
 
 #define MS_RECENT_TRACES 3
 
+/* Span levels: a span records when its level is at most the run's. */
+enum ms_level { MS_LEVEL_INFO, MS_LEVEL_DEBUG, MS_LEVEL_TRACE };
+
+/* What the run's telemetry did besides recording spans, for the runs row. */
+typedef struct ms_run_counts {
+    uint64_t skipped;       /* span() calls below the level: the body ran, nothing was recorded */
+    uint64_t folded;        /* repetitions recorded in a fold rather than as spans */
+} ms_run_counts;
+
 typedef struct ms_host {
     ms_tracer *tracer;
     ms_prices *prices;
@@ -30,6 +39,9 @@ typedef struct ms_host {
     ms_trace *recent[MS_RECENT_TRACES]; /* retained, for the closing timeline */
     size_t traces_ended;
     int quiet;                  /* no closing timeline (run --quiet, test, eval) */
+    int level;                  /* enum ms_level: what span() records */
+    uint32_t fold_above;        /* fold consecutive same-name siblings past this many; 0: never */
+    ms_run_counts counts;
 } ms_host;
 
 extern ms_host ms_the_host;

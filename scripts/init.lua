@@ -3,6 +3,10 @@
 -- is what users may want to read or adapt.
 retry = require "moonspan.retry"
 llm = require "moonspan.llm"
+do
+  local levels = require "moonspan.levels"
+  moonspan.set_level, moonspan.span_at = levels.set_level, levels.span_at
+end
 
 local sched = require "moonspan.sched"
 

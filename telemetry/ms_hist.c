@@ -34,10 +34,11 @@ static int cover(ms_hist *h, uint32_t b)
             h->counts = c;
             h->cap = 16;
         }
-        h->lo = b >= 8 ? b - 8 : 0; /* room on both sides: neighbours come next */
-        h->n = h->cap;
+        /* all the memory a reused histogram has, around b: neighbours come next */
+        h->n = h->cap < MS_HIST_BUCKETS ? h->cap : MS_HIST_BUCKETS;
+        h->lo = b >= 8 ? b - 8 : 0;
         if (h->lo + h->n > MS_HIST_BUCKETS)
-            h->lo = MS_HIST_BUCKETS - h->n;
+            h->lo = MS_HIST_BUCKETS - h->n; /* still <= b: b - 8 + n was past the end */
         memset(h->counts, 0, h->n * sizeof *h->counts);
         return 0;
     }

@@ -288,6 +288,41 @@ static void encode_attrs(ms_pack_encoder *e, const ms_trace *t, const ms_span *s
     add_section(e, n);
 }
 
+/* A fold's counts and histogram; see ms_pack.h. */
+static int encode_fold(ms_pack_encoder *e, const ms_fold *f)
+{
+    bytes *b = &e->body, *h = &e->part;
+    uint32_t lo = 0, n = 0;
+    for (uint32_t i = 0; i < f->hist.n; i++) /* trim the window's empty ends */
+        if (f->hist.counts[i]) {
+            if (!n)
+                lo = i;
+            n = i - lo + 1;
+        }
+    h->len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *w = reserve(h, 10);
+        if (!w)
+            return -1;
+        h->len = (size_t)(put_v(w, f->hist.counts[lo + i]) - h->p);
+    }
+    uint8_t *w = reserve(b, 80 + h->len);
+    if (!w)
+        return -1;
+    w = put_v(w, f->count);
+    w = put_v(w, f->errors);
+    w = put_v(w, (uint64_t)f->total);
+    w = put_v(w, f->count ? (uint64_t)f->min : 0);
+    w = put_v(w, (uint64_t)f->max);
+    w = put_v(w, n ? f->hist.lo + lo : 0);
+    w = put_v(w, n);
+    w = put_v(w, h->len);
+    if (h->len)
+        memcpy(w, h->p, h->len);
+    b->len = (size_t)(w - b->p) + h->len;
+    return 0;
+}
+
 long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
 {
     reset_encoder(e);
@@ -308,7 +343,8 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
         for (uint32_t k = 0; k < t->nevents; k++)
             nevents += t->events[k].span == sp->gidx;
         int explicit_id = t->ids != NULL;
-        int more = sp->retries || nevents || explicit_id;
+        int fold = sp->kind == MS_KIND_FOLD;
+        int more = sp->retries || nevents || explicit_id || fold;
         int status = sp->gidx == 0 ? ms_trace_status(t) : sp->status;
         uint8_t flags = (uint8_t)(sp->kind | status << 2 | (nattrs > 0) << 4 | (sp->llm != MS_NONE) << 5 |
                                   (sp->error != MS_NONE) << 6 | more << 7);
@@ -322,7 +358,7 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
         w = put_v(w, (uint64_t)(sp->end > sp->start ? sp->end - sp->start : 0));
         *w++ = flags;
         if (more) {
-            *w++ = (uint8_t)((sp->retries > 0) | (nevents > 0) << 1 | explicit_id << 2);
+            *w++ = (uint8_t)((sp->retries > 0) | (nevents > 0) << 1 | explicit_id << 2 | fold << 3);
             if (explicit_id) {
                 uint64_t id = t->ids[i];
                 for (int k = 0; k < 8; k++)
@@ -335,6 +371,8 @@ long ms_pack_encode(ms_pack_encoder *e, const ms_trace *t, ms_buf *out)
             }
         }
         b->len = (size_t)(w - b->p);
+        if (fold && encode_fold(e, &t->folds[sp->fold]))
+            return -1;
         prev_gidx = sp->gidx;
         prev_start = sp->start;
         if (nattrs)
@@ -504,7 +542,7 @@ int ms_pack_open(ms_pack_reader *r, const void *blob, size_t len, uint64_t salt)
     uint64_t n;
     if (!blob || get_u8(&r->p, r->end, &format))
         return CORRUPT(r, "empty spans blob");
-    if (format != MS_PACK_FORMAT)
+    if (format < 1 || format > MS_PACK_FORMAT)
         return CORRUPT(r, "spans blob of an unknown format (from a newer moonspan?)");
     if (get_v(&r->p, r->end, &n) || n > (uint64_t)(r->end - r->p))
         return CORRUPT(r, "spans blob: bad string table");
@@ -540,6 +578,43 @@ static int skip_section(ms_pack_reader *r, uint32_t *n, const uint8_t **start, c
     return 0;
 }
 
+static int get_fold(ms_pack_reader *r, ms_span_rec *s)
+{
+    const uint8_t **pp = &r->p, *end = r->end;
+    uint64_t v[8];
+    for (int i = 0; i < 8; i++)
+        if (get_v(pp, end, &v[i]))
+            return -1;
+    /* count, errors, total, min, max, first bucket, buckets, bytes */
+    if (v[1] > v[0] || v[2] > INT64_MAX || v[3] > v[4] || v[4] > v[2] || v[5] >= MS_HIST_BUCKETS ||
+        v[6] > MS_HIST_BUCKETS - v[5] || v[7] > (uint64_t)(end - *pp) || v[6] > v[7])
+        return -1;
+    s->fold_count = v[0];
+    s->fold_errors = v[1];
+    s->fold_total = (int64_t)v[2];
+    s->fold_min = (int64_t)v[3];
+    s->fold_max = (int64_t)v[4];
+    s->hist_lo = (uint32_t)v[5];
+    s->hist_n = (uint32_t)v[6];
+    s->hist = *pp;
+    s->hist_end = *pp + v[7];
+    *pp += v[7];
+    return 0;
+}
+
+int ms_pack_fold_hist(const ms_span_rec *s, ms_hist *out)
+{
+    const uint8_t *p = s->hist;
+    for (uint32_t i = 0; i < s->hist_n; i++) {
+        uint64_t c;
+        if (get_v(&p, s->hist_end, &c))
+            return -1;
+        if (c && ms_hist_add_bucket(out, s->hist_lo + i, c))
+            return -1;
+    }
+    return p == s->hist_end ? 0 : -1;
+}
+
 int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
 {
     if (r->left == 0)
@@ -558,6 +633,10 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
     s->estimated = s->replayed = 0;
     s->nattrs = s->nevents = 0;
     s->attrs = s->events = s->attrs_end = s->events_end = NULL;
+    s->fold_count = s->fold_errors = 0;
+    s->fold_total = s->fold_min = s->fold_max = 0;
+    s->hist_lo = s->hist_n = 0;
+    s->hist = s->hist_end = NULL;
     if (get_v(pp, end, &dg) || get_v(pp, end, &parent) || get_ref_ix(r, pp, &s->name, &s->name_ix) ||
         get_v(pp, end, &dstart) || get_v(pp, end, &dur) || get_u8(pp, end, &flags))
         return CORRUPT(r, "spans blob: a span is cut short");
@@ -572,12 +651,11 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
     s->duration = (int64_t)dur;
     s->kind = flags & 3;
     s->status = (flags >> 2) & 3;
-    if (s->kind > MS_KIND_LLM)
-        return CORRUPT(r, "spans blob: unknown span kind");
+
     s->cost_usd = NAN;
     s->ttft_ns = -1;
     if (flags & 0x80) {
-        if (get_u8(pp, end, &more) || more > 7)
+        if (get_u8(pp, end, &more) || more > 15)
             return CORRUPT(r, "spans blob: bad flags");
         if (more & 4) {
             if (end - *pp < 8)
@@ -598,7 +676,11 @@ int ms_pack_next(ms_pack_reader *r, ms_span_rec *s)
             s->retries = (uint32_t)n;
             s->backoff_ns = (int64_t)backoff;
         }
+        if ((more & 8) && get_fold(r, s))
+            return CORRUPT(r, "spans blob: bad fold");
     }
+    if ((s->kind == MS_KIND_FOLD) != ((more & 8) != 0))
+        return CORRUPT(r, "spans blob: a fold without its counts, or counts on a span");
     if ((flags & 0x10) && skip_section(r, &s->nattrs, &s->attrs, &s->attrs_end))
         return CORRUPT(r, "spans blob: bad attributes");
     if (flags & 0x20) {

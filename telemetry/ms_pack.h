@@ -1,4 +1,4 @@
-/* ms_pack — the packed encoding of a trace's spans (format 1).
+/* ms_pack — the packed encoding of a trace's spans (format 2).
  *
  * The store keeps a trace as one row, its spans as one BLOB in this
  * encoding (a long trace as several parts, one BLOB each). It is written
@@ -15,13 +15,17 @@
  *              v(name: string index)
  *              z(start - previous start)     ns; first: from the trace's start
  *              v(duration ns)
- *              u8 flags                      bits 0-1 kind (trace, span, llm),
+ *              u8 flags                      bits 0-1 kind (trace, span, llm, fold),
  *                                            2-3 status (ok, error, interrupted,
  *                                            incomplete), 4 attrs, 5 llm, 6 error,
  *                                            7 more
- *              [more]   u8 more-flags        bit 0 retries, 1 events, 2 explicit id
+ *              [more]   u8 more-flags        bit 0 retries, 1 events, 2 explicit id,
+ *                                            3 fold
  *              [id]     u64 little-endian    a span id not derived (imported data)
  *              [retries] v(retries) u8(retry state) v(backoff ns)
+ *              [fold]   v(count) v(errors) v(total ns) v(min ns) v(max ns)
+ *                       v(first bucket) v(buckets) v(bytes) v(count)*buckets
+ *                                            (ms_hist buckets; kind is fold)
  *              [attrs]  v(n) v(bytes of the attrs) attr*n
  *              [llm]    v(provider) v(model) v(input) v(output) v(cache read)
  *                       v(cache write) u8(bits 0 estimated, 1 replayed, 2 has cost,
@@ -32,6 +36,8 @@
  *              string: s | int: z | double: f8
  *   event   := v(name) z(time - span start) u8(bits 0 attrs, 1 error)
  *              [attrs] s(JSON object) [error] v(type) s(message)
+ *
+ * Format 1 is format 2 without folds; both are read.
  *
  * Names, attribute keys, event names, providers, models and error types
  * are strings of the blob's table, referred to by index. Spans appear in
@@ -52,7 +58,7 @@
 #include "ms_buf.h"
 #include "ms_trace.h"
 
-#define MS_PACK_FORMAT 1
+#define MS_PACK_FORMAT 2
 
 /* Encodes the spans of `t` that have ended (all of them for a whole trace
  * or its last part; the ended ones of a cut part) into out. `scratch` is
@@ -89,6 +95,12 @@ typedef struct ms_span_rec {
     double cost_usd;            /* NaN: unknown */
     int64_t ttft_ns;            /* -1: none */
     uint8_t estimated, replayed;
+    /* a fold (kind MS_KIND_FOLD): the repetitions it stands for; duration
+     * is from the first one's start to the last one's end */
+    uint64_t fold_count, fold_errors;
+    int64_t fold_total, fold_min, fold_max;
+    uint32_t hist_lo, hist_n;
+    const uint8_t *hist, *hist_end; /* raw, for ms_pack_fold_hist */
     int has_error;
     uint8_t error_own;
     ms_pstr error_type, error_message, error_traceback; /* traceback.len 0: none */
@@ -153,6 +165,10 @@ int ms_pack_events(const ms_pack_reader *r, const ms_span_rec *span,
 int ms_pack_attr_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, ms_attr_rec *a);
 int ms_pack_event_at(const ms_pack_reader *r, const uint8_t **pp, const uint8_t *end, int64_t span_start,
                      ms_event_rec *e);
+
+/* Adds the histogram of fold `span` into *out (ms_hist_merge). Returns
+ * 0, or -1 when the bytes are corrupt or memory ran out. */
+int ms_pack_fold_hist(const ms_span_rec *span, ms_hist *out);
 
 /* Appends the span's attributes as a JSON object (nothing when none).
  * Returns 0 or -1 (corrupt). */

@@ -385,8 +385,6 @@ static int cmp_gidx(const void *a, const void *b)
     return (x->rowid > y->rowid) - (x->rowid < y->rowid);
 }
 
-static const char *const KIND_NAMES[] = {"trace", "span", "llm"};
-
 /* Loads the trace's spans and events from their packed parts, and links
  * the tree. Returns 0 or -1 with err. */
 static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
@@ -420,7 +418,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_parent = sp.parent != MS_NONE || v->remote_parent;
         s->parent_id = sp.parent != MS_NONE ? (int64_t)ms_spans_walk_parent_id(&w, &sp) : v->remote_parent;
         s->name = ms_arena_put(&v->arena, sp.name.p, sp.name.len);
-        s->kind = ms_arena_put(&v->arena, KIND_NAMES[sp.kind], strlen(KIND_NAMES[sp.kind]));
+        s->kind = ms_arena_put(&v->arena, ms_kind_name(sp.kind), strlen(ms_kind_name(sp.kind)));
         s->start_ns = v->start_ns + sp.start;
         s->duration_ns = sp.duration;
         const char *status = ms_status_name(sp.status);

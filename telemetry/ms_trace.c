@@ -72,7 +72,7 @@ static ms_str put_cstr(ms_trace *t, const char *s)
 
 void ms_trace_reset(ms_trace *t)
 {
-    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = 0;
+    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = t->nfolds = 0;
     t->base = t->npinned = 0;
     t->arena_len = 0;
     memset(&t->manual, 0, sizeof t->manual);
@@ -111,6 +111,9 @@ void ms_trace_free(ms_trace *t)
     free(t->events);
     free(t->llm);
     free(t->errors);
+    for (uint32_t i = 0; i < t->cap_folds; i++)
+        ms_hist_free(&t->folds[i].hist);
+    free(t->folds);
     free(t->arena);
     free(t->ids);
     memset(t, 0, sizeof *t);
@@ -375,7 +378,9 @@ static void add_span_totals(const ms_trace *t, int ended_only, ms_trace_totals *
             }
             out->llm_calls++;
         }
-        if (s->error != MS_NONE)
+        if (s->kind == MS_KIND_FOLD)
+            out->errors += (uint32_t)t->folds[s->fold].errors;
+        else if (s->error != MS_NONE)
             out->errors += t->errors[s->error].own;
     }
 }
@@ -404,10 +409,83 @@ int ms_span_status(const ms_trace *t, uint32_t gidx)
     return s ? s->status : MS_STATUS_OK;
 }
 
+const char *ms_kind_name(int kind)
+{
+    static const char *const names[] = {"trace", "span", "llm", "fold"};
+    return kind >= 0 && kind <= MS_KIND_FOLD ? names[kind] : "?";
+}
+
 const char *ms_status_name(int status)
 {
     static const char *const names[] = {"ok", "error", "interrupted", "incomplete"};
     return status >= 0 && status <= MS_STATUS_INCOMPLETE ? names[status] : "?";
+}
+
+/* --- folds --------------------------------------------------------------- */
+
+/* A new fold slot; slots past the old capacity start empty, so their
+ * histograms can be freed whether or not they were used. */
+static ms_fold *new_fold(ms_trace *t)
+{
+    if (t->nfolds == t->cap_folds) {
+        uint32_t cap = t->cap_folds ? t->cap_folds * 2 : 4;
+        ms_fold *f = realloc(t->folds, cap * sizeof *f);
+        if (!f) {
+            t->oom = 1;
+            return NULL;
+        }
+        memset(f + t->cap_folds, 0, (cap - t->cap_folds) * sizeof *f);
+        t->folds = f;
+        t->cap_folds = cap;
+    }
+    ms_fold *f = &t->folds[t->nfolds];
+    ms_hist_reset(&f->hist);
+    f->count = f->errors = 0;
+    f->total = 0;
+    f->min = INT64_MAX;
+    f->max = 0;
+    return f;
+}
+
+uint32_t ms_fold_open(ms_trace *t, uint32_t parent, const char *name, size_t len, int64_t now)
+{
+    for (uint32_t i = t->nfolds; i-- > 0;) {
+        const ms_span *s = ms_trace_span(t, t->folds[i].gidx);
+        if (s && s->parent == parent && s->name.len == len &&
+            memcmp(t->arena + s->name.off, name, len) == 0)
+            return t->folds[i].gidx;
+    }
+    ms_fold *f = new_fold(t);
+    if (!f)
+        return MS_NONE;
+    uint32_t gidx = ms_span_begin(t, parent, name, len, now);
+    if (gidx == MS_NONE)
+        return MS_NONE;
+    ms_span *s = ms_trace_span(t, gidx);
+    s->kind = MS_KIND_FOLD;
+    s->fold = t->nfolds++;
+    s->end = now; /* ended until a repetition runs */
+    f->gidx = gidx;
+    return gidx;
+}
+
+void ms_fold_end(ms_trace *t, uint32_t gidx, int64_t start, int64_t now, int failed)
+{
+    ms_span *s = ms_trace_span(t, gidx);
+    if (!s || s->kind != MS_KIND_FOLD)
+        return;
+    ms_fold *f = &t->folds[s->fold];
+    int64_t d = now > start ? now - start : 0;
+    f->count++;
+    f->errors += failed != 0;
+    f->total += d;
+    if (d < f->min)
+        f->min = d;
+    if (d > f->max)
+        f->max = d;
+    if (ms_hist_add(&f->hist, d))
+        t->oom = 1;
+    s->end = now;
 }
 
 /* --- cutting a long trace into parts ------------------------------------ */
@@ -439,6 +517,9 @@ static void swap_storage(ms_trace *a, ms_trace *b)
     SWAP(a->errors, b->errors);
     SWAP(a->nerrors, b->nerrors);
     SWAP(a->cap_errors, b->cap_errors);
+    SWAP(a->folds, b->folds);
+    SWAP(a->nfolds, b->nfolds);
+    SWAP(a->cap_folds, b->cap_folds);
     SWAP(a->arena, b->arena);
     SWAP(a->arena_len, b->arena_len);
     SWAP(a->arena_cap, b->arena_cap);
@@ -461,8 +542,21 @@ static void pin_span(ms_trace *to, const ms_trace *from, const ms_span *src)
     *d = *src;
     d->name = copy_str(to, from, src->name);
     d->attrs = d->llm = d->error = MS_NONE;
+    d->fold = MS_NONE;
     to->nspans++;
     to->npinned++;
+    if (src->kind == MS_KIND_FOLD) { /* a repetition is running: it goes on in `to` */
+        ms_fold *f = new_fold(to);
+        if (f) {
+            const ms_fold *o = &from->folds[src->fold];
+            ms_hist h = f->hist;
+            *f = *o;
+            f->hist = h;
+            if (ms_hist_merge(&f->hist, &o->hist))
+                to->oom = 1;
+            to->spans[to->nspans - 1].fold = to->nfolds++;
+        }
+    }
     for (uint32_t ai = src->attrs; ai != MS_NONE; ai = from->attrs[ai].next) {
         const ms_attr *a = &from->attrs[ai];
         const char *k = from->arena + a->key.off;

@@ -27,11 +27,14 @@
 #include <stdint.h>
 
 #include "ms_buf.h"
+#include "ms_hist.h"
 #include "ms_ids.h"
 
 #define MS_NONE UINT32_MAX
 
-enum ms_kind { MS_KIND_TRACE, MS_KIND_SPAN, MS_KIND_LLM };
+/* A fold is one record standing for many repetitions of a span (same
+ * name, same parent): their count, total, extremes and histogram. */
+enum ms_kind { MS_KIND_TRACE, MS_KIND_SPAN, MS_KIND_LLM, MS_KIND_FOLD };
 /* A span's or trace's outcome. Interrupted (SIGINT/SIGTERM) and
  * incomplete (still open when the run ended: os.exit, an abandoned
  * coroutine) are not errors of the application: the report counts them
@@ -57,10 +60,21 @@ typedef struct ms_span {
     uint32_t error;      /* index into the trace's error records; MS_NONE when ok */
     uint32_t retries;
     int64_t backoff_ns;  /* time spent waiting between retry attempts */
+    uint32_t fold;       /* index into the trace's folds when kind is MS_KIND_FOLD */
     uint8_t kind;        /* enum ms_kind */
     uint8_t retry_state; /* enum ms_retry_state */
     uint8_t status;      /* enum ms_status */
 } ms_span;
+
+/* The repetitions a fold stands for. Its span starts with the first and
+ * ends with the last; it is open (end 0) while one runs. */
+typedef struct ms_fold {
+    uint64_t count;      /* repetitions */
+    uint64_t errors;     /* repetitions that raised an error of their own */
+    uint32_t gidx;       /* its span */
+    int64_t total, min, max; /* ns */
+    ms_hist hist;
+} ms_fold;
 
 typedef struct ms_span_error {
     ms_str type, message, traceback;
@@ -149,6 +163,8 @@ typedef struct ms_trace {
     uint32_t nllm, cap_llm;
     ms_span_error *errors;
     uint32_t nerrors, cap_errors;
+    ms_fold *folds;            /* slots past nfolds keep their histograms' memory */
+    uint32_t nfolds, cap_folds;
     char *arena;
     uint32_t arena_len, arena_cap;
     /* span ids given from outside (a migrated or imported trace), parallel
@@ -268,6 +284,22 @@ void ms_span_set_llm(ms_trace *t, uint32_t i, const ms_llm_usage *u);
  * already failed keeps its error. */
 void ms_span_interrupted(ms_trace *t, uint32_t i);
 
+/* The fold named `name` under `parent` that is still in the buffer,
+ * made (empty, starting at `now`) when there is none. Returns its gidx, or
+ * MS_NONE when memory ran out. */
+uint32_t ms_fold_open(ms_trace *t, uint32_t parent, const char *name, size_t len, int64_t now);
+/* A repetition of fold `gidx` begins at `now`: the fold is open while it
+ * runs (a cut keeps it). */
+static inline void ms_fold_begin(ms_trace *t, uint32_t gidx)
+{
+    ms_span *s = ms_trace_span(t, gidx);
+    if (s)
+        s->end = 0;
+}
+/* It ended: adds its duration; `failed` when it raised an error of its
+ * own. */
+void ms_fold_end(ms_trace *t, uint32_t gidx, int64_t start, int64_t now, int failed);
+
 /* Records `retries` retries made inside span `i`, whether the last
  * attempt succeeded, and `backoff_ns` spent waiting between attempts.
  * Adds to what was recorded earlier on the span. */
@@ -292,6 +324,8 @@ void ms_trace_abort(ms_trace *t, int64_t now, int status);
 int ms_span_status(const ms_trace *t, uint32_t i);
 /* "ok", "error", "interrupted", "incomplete". */
 const char *ms_status_name(int status);
+/* "trace", "span", "llm" or "fold" (enum ms_kind). */
+const char *ms_kind_name(int kind);
 
 /* Totals of tokens, cost and errors over the trace. */
 void ms_trace_totals_get(const ms_trace *t, ms_trace_totals *out);
@@ -359,6 +393,7 @@ static inline uint32_t ms_span_begin(ms_trace *t, uint32_t parent,
     s->kind = MS_KIND_SPAN;
     s->retry_state = MS_RETRY_NONE;
     s->status = MS_STATUS_OK;
+    s->fold = MS_NONE;
     return gidx;
 }
 

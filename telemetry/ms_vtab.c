@@ -16,7 +16,8 @@ enum span_col {
     SC_TRACE_ROW, SC_TRACE_ID, SC_SPAN_ID, SC_PARENT_ID, SC_NAME, SC_KIND, SC_START_NS, SC_DURATION_NS,
     SC_STATUS, SC_ERROR_OWN, SC_ERROR_TYPE, SC_ERROR_MESSAGE, SC_ERROR_TRACEBACK, SC_ATTRS, SC_PROVIDER,
     SC_MODEL, SC_INPUT, SC_OUTPUT, SC_CACHE_READ, SC_CACHE_WRITE, SC_ESTIMATED, SC_COST, SC_RETRIES,
-    SC_RETRY_SUCCEEDED, SC_TTFT, SC_REPLAYED, SC_BACKOFF, SC_SPAN_INDEX
+    SC_RETRY_SUCCEEDED, SC_TTFT, SC_REPLAYED, SC_BACKOFF, SC_SPAN_INDEX, SC_FOLD_COUNT, SC_FOLD_ERRORS,
+    SC_FOLD_TOTAL, SC_FOLD_MIN, SC_FOLD_MAX
 };
 
 static const char SPANS_SCHEMA[] =
@@ -25,7 +26,8 @@ static const char SPANS_SCHEMA[] =
     " error_message TEXT, error_traceback TEXT, attrs TEXT, provider TEXT, model TEXT, input_tokens INTEGER,"
     " output_tokens INTEGER, cache_read_tokens INTEGER, cache_write_tokens INTEGER, usage_estimated INTEGER,"
     " cost_usd REAL, retries INTEGER, retry_succeeded INTEGER, ttft_ns INTEGER, replayed INTEGER,"
-    " backoff_ns INTEGER, span_index INTEGER)";
+    " backoff_ns INTEGER, span_index INTEGER, fold_count INTEGER, fold_errors INTEGER,"
+    " fold_total_ns INTEGER, fold_min_ns INTEGER, fold_max_ns INTEGER)";
 
 enum event_col { EC_TRACE_ROW, EC_SPAN_ID, EC_NAME, EC_TIME_NS, EC_ATTRS, EC_ERROR_TYPE, EC_ERROR_MESSAGE };
 
@@ -280,7 +282,6 @@ static void result_pstr(sqlite3_context *ctx, ms_pstr s)
     sqlite3_result_text(ctx, s.p ? s.p : "", (int)s.len, SQLITE_TRANSIENT);
 }
 
-static const char *const KINDS[] = {"trace", "span", "llm"};
 static const char *const STATUSES[] = {"ok", "error", "interrupted", "incomplete"};
 
 static int span_column(cursor *c, sqlite3_context *ctx, int col)
@@ -302,7 +303,7 @@ static int span_column(cursor *c, sqlite3_context *ctx, int col)
         }
         break;
     case SC_NAME: result_pstr(ctx, s->name); break;
-    case SC_KIND: sqlite3_result_text(ctx, KINDS[s->kind], -1, SQLITE_STATIC); break;
+    case SC_KIND: sqlite3_result_text(ctx, ms_kind_name(s->kind), -1, SQLITE_STATIC); break;
     case SC_START_NS: sqlite3_result_int64(ctx, c->start_ns + s->start); break;
     case SC_DURATION_NS: sqlite3_result_int64(ctx, s->duration); break;
     case SC_STATUS: sqlite3_result_text(ctx, STATUSES[s->status], -1, SQLITE_STATIC); break;
@@ -338,6 +339,12 @@ static int span_column(cursor *c, sqlite3_context *ctx, int col)
     case SC_REPLAYED: if (s->has_llm && s->replayed) sqlite3_result_int(ctx, 1); break;
     case SC_BACKOFF: if (s->backoff_ns > 0) sqlite3_result_int64(ctx, s->backoff_ns); break;
     case SC_SPAN_INDEX: sqlite3_result_int64(ctx, s->gidx); break;
+    /* a fold's repetitions; NULL on other spans */
+    case SC_FOLD_COUNT: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, (int64_t)s->fold_count); break;
+    case SC_FOLD_ERRORS: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, (int64_t)s->fold_errors); break;
+    case SC_FOLD_TOTAL: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_total); break;
+    case SC_FOLD_MIN: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_min); break;
+    case SC_FOLD_MAX: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_max); break;
     }
     return SQLITE_OK;
 }

@@ -95,6 +95,18 @@ static void test_merge_is_adding(void **state)
         assert_int_equal(ms_hist_quantile(&a, q), ms_hist_quantile(&all, q));
     ms_hist empty = {0};
     assert_int_equal(ms_hist_quantile(&empty, 0.5), 0);
+    /* a reset histogram keeps its memory; a window that large, placed
+     * near the top, must still hold the value it was placed for */
+    ms_hist_add(&a, 1);
+    ms_hist_add(&a, INT64_MAX); /* a window over every bucket */
+    ms_hist_reset(&a);
+    assert_true(a.cap >= MS_HIST_BUCKETS);
+    for (int64_t v = INT64_C(1) << 60; v > 0; v >>= 1) {
+        ms_hist_reset(&a);
+        assert_int_equal(ms_hist_add(&a, v), 0);
+        assert_true(a.lo <= ms_hist_bucket(v) && ms_hist_bucket(v) < a.lo + a.n);
+        assert_int_equal(ms_hist_total(&a), 1);
+    }
     ms_hist_free(&a);
     ms_hist_free(&b);
     ms_hist_free(&all);

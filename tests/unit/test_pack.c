@@ -85,6 +85,11 @@ static void build(ms_trace *t)
     ms_trace_add_error(t, 2300, "judge", "wrong", 5);
     uint32_t cut = ms_span_begin(t, 0, "cut", 3, 2400);
     ms_span_interrupted(t, cut);
+    uint32_t fold = ms_fold_open(t, 0, "f", 1, 2500); /* two repetitions */
+    for (int i = 0; i < 2; i++) {
+        ms_fold_begin(t, fold);
+        ms_fold_end(t, fold, 2500 + i * 100, 2550 + i * 100, 0);
+    }
     ms_trace_end(t, 3000);
 }
 
@@ -95,11 +100,11 @@ static void test_every_field_round_trips(void **state)
     build(&t);
     ms_pack_encoder *e = ms_pack_encoder_new();
     ms_buf blob = {0};
-    assert_int_equal(ms_pack_encode(e, &t, &blob), 5);
+    assert_int_equal(ms_pack_encode(e, &t, &blob), 6);
     ms_pack_reader r = {0};
     decoded d;
     decode_all(&r, &blob, t.salt, &d);
-    assert_int_equal(d.n, 5);
+    assert_int_equal(d.n, 6);
 
     const ms_span_rec *root = by_gidx(&d, 0);
     PSTR_EQ(root->name, "request \xe2\x9c\x93");
@@ -173,6 +178,11 @@ static void test_every_field_round_trips(void **state)
     const ms_span_rec *cut = by_gidx(&d, 4);
     assert_int_equal(cut->status, MS_STATUS_INTERRUPTED);
     assert_false(cut->has_error);
+
+    const ms_span_rec *fold = by_gidx(&d, 5);
+    assert_int_equal(fold->kind, MS_KIND_FOLD);
+    assert_true(fold->fold_count == 2 && fold->fold_total == 100 && fold->fold_min == 50 &&
+                fold->fold_max == 50 && fold->duration == 150);
 
     /* ids: all distinct, derived from the salt */
     for (int i = 0; i < d.n; i++)
@@ -296,13 +306,82 @@ static void test_damaged_blobs_are_errors(void **state)
         }
     }
     assert_int_equal(ms_pack_open(&r, NULL, 0, 0), -1);
-    const uint8_t future[] = {2, 0, 0};
+    const uint8_t future[] = {MS_PACK_FORMAT + 1, 0, 0};
     assert_int_equal(ms_pack_open(&r, future, sizeof future, 0), -1);
     assert_non_null(strstr(r.error, "unknown format"));
     ms_pack_reader_free(&r);
     ms_buf_free(&blob);
     ms_pack_encoder_free(e);
     ms_trace_free(&t);
+}
+
+/* A fold of 1,000 repetitions under a span: counts, extremes, errors and
+ * its histogram round trip; a cut while a repetition runs keeps the fold
+ * open in the trace, and the part it lands in at the end holds them all. */
+static void test_a_fold_round_trips(void **state)
+{
+    (void)state;
+    ms_trace t, part;
+    memset(&t, 0, sizeof t);
+    memset(&part, 0, sizeof part);
+    ms_trace_start(&t, "rerank", 6, 0, NULL, 0);
+    uint32_t loop = ms_span_begin(&t, 0, "loop", 4, 10);
+    int64_t now = 100;
+    uint32_t f = MS_NONE;
+    for (int i = 0; i < 1000; i++) {
+        uint32_t g = ms_fold_open(&t, loop, "score_doc", 9, now);
+        assert_true(f == MS_NONE || g == f); /* one fold for every repetition */
+        f = g;
+        ms_fold_begin(&t, f);
+        if (i == 500) /* a cut in the middle of a repetition */
+            assert_int_equal(ms_trace_cut(&t, &part, now), 0);
+        int64_t d = 1000 + (i % 10) * 100; /* 1.0 .. 1.9 µs */
+        ms_fold_end(&t, f, now, now + d, i % 250 == 0);
+        now += d + 10;
+    }
+    ms_span_end(&t, loop, now);
+    ms_trace_end(&t, now + 5);
+
+    ms_pack_encoder *e = ms_pack_encoder_new();
+    ms_buf blob = {0};
+    ms_pack_encode(e, &part, &blob);
+    ms_pack_reader r = {0};
+    decoded d;
+    decode_all(&r, &blob, t.salt, &d);
+    for (int i = 0; i < d.n; i++) /* the cut took nothing of the running fold */
+        assert_int_not_equal(d.spans[i].kind, MS_KIND_FOLD);
+    ms_buf_free(&blob);
+    blob = (ms_buf){0};
+    ms_pack_encode(e, &t, &blob);
+    decode_all(&r, &blob, t.salt, &d);
+    const ms_span_rec *fold = by_gidx(&d, f);
+    assert_int_equal(fold->kind, MS_KIND_FOLD);
+    assert_int_equal(fold->parent, loop);
+    PSTR_EQ(fold->name, "score_doc");
+    assert_int_equal(fold->fold_count, 1000);
+    assert_int_equal(fold->fold_errors, 4);
+    assert_int_equal(fold->fold_min, 1000);
+    assert_int_equal(fold->fold_max, 1900);
+    assert_int_equal(fold->fold_total, 1000 * 1450);
+    assert_int_equal(fold->start, 100);
+    assert_int_equal(fold->start + fold->duration, now - 10);
+    ms_hist h = {0};
+    assert_int_equal(ms_pack_fold_hist(fold, &h), 0);
+    assert_int_equal(ms_hist_total(&h), 1000);
+    assert_int_equal(ms_hist_quantile(&h, 0.5), ms_hist_bucket_mid(ms_hist_bucket(1400)));
+    ms_hist_free(&h);
+    /* the trace counts the repetitions that failed, not the fold once */
+    ms_trace_totals tot;
+    ms_trace_totals_get(&t, &tot);
+    assert_int_equal(tot.errors, 4);
+
+    /* a fold whose counts are damaged is an error, never a crash: the
+     * damaged-blob test below walks every byte of this blob too */
+    ms_buf_free(&blob);
+    ms_pack_reader_free(&r);
+    ms_pack_encoder_free(e);
+    ms_trace_free(&t);
+    ms_trace_free(&part);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -335,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_every_field_round_trips),
         cmocka_unit_test(test_a_trace_cut_into_parts),
         cmocka_unit_test(test_damaged_blobs_are_errors),
+        cmocka_unit_test(test_a_fold_round_trips),
         cmocka_unit_test(test_derived_ids_are_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
