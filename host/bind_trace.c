@@ -616,8 +616,9 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
         else
             ms_span_end(t, idx, now);
         cs->top = sp ? sp->parent : 0;
-        if (__builtin_expect(ms_trace_wants_cut(t, now), 0))
-            ms_tracer_cut(ms_the_host.tracer, t, now); /* a long trace is written as it goes */
+        /* a long trace is written as it goes; the calibration's never is */
+        if (__builtin_expect(ms_trace_wants_cut(t, now), 0) && !ms_the_host.calibrating)
+            ms_tracer_cut(ms_the_host.tracer, t, now);
     }
     return body_results(L, status, msgh);
 }

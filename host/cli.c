@@ -87,6 +87,10 @@ int ms_parse_duration(const char *v, int64_t *ns)
         case 'd': unit = 86400e9; break;
         case 'w': unit = 7 * 86400e9; break;
         }
+    } else if (end != v && !errno && n > 0 && strcmp(end, "ms") == 0) {
+        unit = 1e6;
+    } else if (end != v && !errno && n > 0 && strcmp(end, "us") == 0) {
+        unit = 1e3;
     }
     /* Bounded as a double, before the cast: a double beyond int64_t does
      * not convert (undefined behaviour), and one under 1 ns would become
@@ -136,6 +140,6 @@ int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v)
     int64_t ns;
     if (ms_parse_duration(v, &ns))
         ms_cli_usage_error(c, "%s '%s' is not a duration; give a number and a unit "
-                              "(s, m, h, d, w), e.g. 30m, 24h or 7d, up to 5200w", opt, v);
+                              "(us, ms, s, m, h, d, w), e.g. 500ms, 30m, 24h or 7d, up to 5200w", opt, v);
     return ns;
 }

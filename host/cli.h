@@ -5,7 +5,18 @@
 
 #include <stdint.h>
 
+#include "ms_sample.h"
+
 struct lua_State;
+
+/* What a hosted run records (run, eval): set by --level, --fold,
+ * --sample and --keep (cli_record.c), applied when the host starts. */
+typedef struct ms_record_opts {
+    int level;              /* enum ms_level; -1 when not given: $MOONSPAN_LEVEL, else info */
+    uint32_t fold_above;    /* --fold N; 0: off */
+    ms_sampling sampling;   /* rate 1 unless --sample */
+    int keep_given;         /* --keep appeared */
+} ms_record_opts;
 
 /* Exit codes: 0 ok, 1 the work failed (script error, failing tests),
  * 2 the command line was wrong. */
@@ -18,6 +29,7 @@ typedef struct ms_cli {
     const char *verb;     /* for messages: "report" */
     const char *db;       /* --db, else $MOONSPAN_DB, else ./moonspan.db */
     const char *prices;   /* --prices */
+    ms_record_opts rec;
 } ms_cli;
 
 /* If argv[c->i] is option `name` taking a value ("--name V" or
@@ -28,6 +40,13 @@ int ms_cli_value(ms_cli *c, const char *name, const char **value);
 int ms_cli_flag(ms_cli *c, const char *name);
 /* Handles --db and --prices wherever they appear. */
 int ms_cli_global(ms_cli *c);
+/* Handles --level, --fold, --sample and --keep into c->rec (cli_record.c). */
+int ms_cli_record(ms_cli *c);
+/* Checks c->rec once every option is read, and resolves the level from
+ * $MOONSPAN_LEVEL when --level was not given; exits 2 on a bad value. */
+void ms_cli_record_done(ms_cli *c);
+/* The lines of --help that describe those options. */
+extern const char MS_RECORD_HELP[];
 /* Reports an unknown option or unexpected argument and exits 2. */
 _Noreturn void ms_cli_unknown(ms_cli *c);
 /* Prints "moonspan VERB: message; see `moonspan VERB --help`" and exits 2. */
@@ -44,7 +63,7 @@ int64_t ms_cli_duration(ms_cli *c, const char *opt, const char *v);
 
 /* A whole number (strtol, base 10, nothing after it) from min to max. */
 int ms_parse_long(const char *v, long min, long max, long *out);
-/* A positive number and one unit letter (s, m, h, d, w), e.g. "1.5h";
+/* A positive number and a unit (us, ms, s, m, h, d, w), e.g. "1.5h";
  * the result is from 1 ns to MS_DURATION_MAX_NS. */
 #define MS_DURATION_MAX_NS (INT64_C(5200) * 7 * 86400 * 1000000000) /* 100 years */
 int ms_parse_duration(const char *v, int64_t *ns);

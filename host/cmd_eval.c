@@ -31,6 +31,7 @@ static const char EVAL_HELP[] =
     "  --record                store every LLM request and response of this run\n"
     "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline\n"
     "  --db PATH, --prices FILE  as for every command\n"
+    "%s"
     "\n"
     "Exit status: 0 when every suite reached its threshold (and --fail-under),\n"
     "1 when one did not, 2 for bad usage or a suite/dataset that cannot be read.\n";
@@ -112,9 +113,11 @@ int ms_cmd_eval(ms_cli *c)
         if (ms_cli_global(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            fputs(EVAL_HELP, stdout);
+            printf(EVAL_HELP, MS_RECORD_HELP);
             return 0;
         }
+        if (ms_cli_record(c))
+            continue;
         if (ms_cli_value(c, "--concurrency", &v))
             o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);
         else if (ms_cli_value(c, "--repeat", &v))
@@ -152,6 +155,7 @@ int ms_cmd_eval(ms_cli *c)
         ms_cli_usage_error(c, "missing SUITE.lua, the suite file(s) to run");
     if (o.record && o.replay)
         ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls to record");
+    ms_cli_record_done(c);
     o.first_file = files_start;
     o.nfiles = out - files_start;
     return ms_run_hosted(c, c->argv[files_start], files_start, 1, eval_body, &o);

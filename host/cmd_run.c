@@ -13,7 +13,7 @@
 #include "host.h"
 
 static const char RUN_HELP[] =
-    "usage: moonspan run [--quiet] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "usage: moonspan run [--quiet] [RECORDING OPTIONS] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
     "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
@@ -23,6 +23,9 @@ static const char RUN_HELP[] =
     "  --quiet         do not print the timeline\n"
     "  --db PATH       the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
     "  --prices FILE   model prices overriding the built-in table\n"
+    "\n"
+    "Recording options (also on `moonspan eval`):\n"
+    "%s"
     "\n"
     "Exit status: 0 when the script finished, 1 when it raised an error (its\n"
     "spans are stored all the same), 130/143 when interrupted, 2 for bad usage.\n";
@@ -49,9 +52,11 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
         return MS_EXIT_USAGE;
     }
     ms_the_host.quiet = quiet;
+    ms_host_record(&c->rec);
     lua_State *L = ms_runtime_new();
     if (!L)
         return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
+    ms_host_calibrate(L);
     int rc = body(L, ud);
     return ms_lifecycle_end(L, ms_interrupted ? MS_END_INTERRUPT : rc ? MS_END_ERROR : MS_END_NORMAL, rc);
 }
@@ -84,8 +89,10 @@ int ms_cmd_run(ms_cli *c)
             quiet = 1;
             continue;
         }
+        if (ms_cli_record(c))
+            continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            fputs(RUN_HELP, stdout);
+            printf(RUN_HELP, MS_RECORD_HELP);
             return 0;
         }
         if (ms_cli_flag(c, "--"))
@@ -94,6 +101,7 @@ int ms_cmd_run(ms_cli *c)
     }
     if (c->i >= c->argc)
         ms_cli_usage_error(c, "missing SCRIPT, the Lua file to run");
+    ms_cli_record_done(c);
     const char *script = c->argv[c->i];
     if (access(script, R_OK) != 0) {
         fprintf(stderr, "moonspan run: cannot read script %s: %s; check the path\n", script, strerror(errno));
@@ -117,6 +125,7 @@ int ms_cmd_test(ms_cli *c)
         c->argv[out++] = c->argv[c->i++];
     }
     c->argc = out;
+    ms_cli_record_done(c); /* test takes none of the options, but $MOONSPAN_LEVEL */
     script_args a = {c, NULL, first};
     return ms_run_hosted(c, "moonspan-test", first, 1, run_busted_body, &a);
 }

@@ -12,6 +12,8 @@
 
 #include "ms_ids.h"
 #include "ms_prices.h"
+#include "ms_sample.h"
+#include "ms_store.h"
 #include "ms_trace.h"
 #include "ms_tracer.h"
 
@@ -24,6 +26,7 @@ enum ms_level { MS_LEVEL_INFO, MS_LEVEL_DEBUG, MS_LEVEL_TRACE };
 typedef struct ms_run_counts {
     uint64_t skipped;       /* span() calls below the level: the body ran, nothing was recorded */
     uint64_t folded;        /* repetitions recorded in a fold rather than as spans */
+    uint64_t traces_sampled_out, spans_sampled_out;
 } ms_run_counts;
 
 typedef struct ms_host {
@@ -40,8 +43,13 @@ typedef struct ms_host {
     size_t traces_ended;
     int quiet;                  /* no closing timeline (run --quiet, test, eval) */
     int level;                  /* enum ms_level: what span() records */
+    int start_level;            /* the level the run started with */
     uint32_t fold_above;        /* fold consecutive same-name siblings past this many; 0: never */
+    ms_sampling sampling;
+    ms_sampler *sampler;        /* for the slowest-share rule; NULL otherwise */
     ms_run_counts counts;
+    double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start (ms_host_calibrate) */
+    int calibrating;            /* traces ending now are the calibration's: not written */
 } ms_host;
 
 extern ms_host ms_the_host;
@@ -96,6 +104,19 @@ int ms_is_interrupt(lua_State *L, int idx);
 /* Arms the interrupt on coroutine `co` when a signal has arrived (for
  * coroutines that start after it). Async-signal-safe. */
 void ms_arm_interrupt(lua_State *co);
+
+/* --- record.c: how the run records, and what that cost ------------------- */
+
+struct ms_record_opts;
+/* Applies --level, --fold, --sample and --keep (after ms_host_start). */
+void ms_host_record(const struct ms_record_opts *o);
+/* The sampling decision for an ended trace: 1 to keep its spans; 0 marks
+ * it sampled out (its summary only) and counts it. */
+int ms_host_sample(ms_trace *t);
+/* Measures what span() costs in L (recorded, folded, below the level). */
+void ms_host_calibrate(lua_State *L);
+/* The run's figures for its runs row. */
+void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
 
 /* --- bind_trace.c: span(), trace(), handles ------------------------------ */
 

@@ -149,7 +149,12 @@ static void keep_recent(ms_trace *t)
 void ms_host_trace_ended(ms_trace *t)
 {
     ms_host *h = &ms_the_host;
+    if (h->calibrating) { /* ms_host_calibrate's: never written */
+        ms_tracer_release(h->tracer, t);
+        return;
+    }
     h->traces_ended++;
+    ms_host_sample(t);
     keep_recent(t);
     ms_tracer_submit(h->tracer, t);
 }
@@ -528,10 +533,19 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     if (failed)
         fprintf(stderr, "moonspan: %zu trace%s could not be written: %s\n", failed,
                 failed == 1 ? "" : "s", ms_tracer_last_error(h->tracer));
+    ms_run_stats stats;
+    ms_host_run_stats(&stats, ms_tracer_written_spans(h->tracer));
     pthread_mutex_lock(&tracer_lock);
-    ms_tracer_close(h->tracer, GIVE_UP_NS);
+    size_t gave_up;
+    ms_store *store = ms_tracer_detach(h->tracer, GIVE_UP_NS, &gave_up);
     h->tracer = NULL;
     pthread_mutex_unlock(&tracer_lock);
+    char err[512];
+    if (store && ms_store_end_run(store, h->run_id, &stats, err, sizeof err))
+        fprintf(stderr, "moonspan: the run's summary could not be written: %s\n", err);
+    ms_store_close(store);
+    ms_sampler_free(h->sampler);
+    h->sampler = NULL;
     if (watchdog_running) { /* a second signal from here on just ends the process */
         watchdog_quit = 1;
         sem_post(&second_signal);

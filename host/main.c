@@ -27,7 +27,7 @@ static const char USAGE[] =
 
 int main(int argc, char **argv)
 {
-    ms_cli c = {.argc = argc, .argv = argv, .i = 1};
+    ms_cli c = {.argc = argc, .argv = argv, .i = 1, .rec = {.level = -1, .sampling = {.rate = 1}}};
     c.db = getenv("MOONSPAN_DB");
     if (!c.db || !*c.db)
         c.db = "moonspan.db";

@@ -1,4 +1,4 @@
--- moonspan store, schema version 4 (PRAGMA user_version = 4,
+-- moonspan store, schema version 5 (PRAGMA user_version = 5,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
 --
 -- This text creates a new store. An older store is brought forward on
@@ -25,7 +25,22 @@ CREATE TABLE IF NOT EXISTS runs (
   args         TEXT NOT NULL,           -- JSON array of the script's arguments
   host_version TEXT NOT NULL,
   start_ns     INTEGER NOT NULL,        -- Unix epoch nanoseconds
-  pid          INTEGER NOT NULL
+  pid          INTEGER NOT NULL,
+  -- v5: how the run recorded, and what its telemetry did and cost; NULL
+  -- until the run ends (and for runs of older versions)
+  end_ns             INTEGER,           -- Unix epoch nanoseconds
+  level              TEXT,              -- 'info' | 'debug' | 'trace' at the start
+  fold_above         INTEGER,           -- --fold N; NULL when off
+  sample_rate        REAL,              -- --sample RATE; 1 when off
+  spans_kept         INTEGER,           -- spans stored
+  fold_repetitions   INTEGER,           -- repetitions recorded in folds instead of as spans
+  spans_skipped      INTEGER,           -- span() calls below the level: not recorded
+  traces_sampled_out INTEGER,           -- traces stored as their summary only
+  spans_sampled_out  INTEGER,           -- the spans those traces dropped
+  ns_per_span        REAL,              -- what span() costs the script, measured at the
+  ns_per_fold        REAL,              -- start of the run (recorded, folded, below the
+  ns_per_skip        REAL,              -- level), over a plain call of the body
+  telemetry_ns       INTEGER            -- their sum over the run: the script's time in telemetry
 );
 
 CREATE TABLE IF NOT EXISTS traces (
@@ -53,8 +68,10 @@ CREATE TABLE IF NOT EXISTS traces (
   parent_span        INTEGER,           -- v4: the root's parent span id when the trace joined an
                                         -- outer one (TRACEPARENT); NULL otherwise
   parts              INTEGER NOT NULL DEFAULT 0, -- v4: its rows in trace_parts (0: none)
-  spans              BLOB               -- v4: the packed spans not in trace_parts (ms_pack.h);
-                                        -- NULL while a trace written in parts is still open
+  spans              BLOB,              -- v4: the packed spans not in trace_parts (ms_pack.h);
+                                        -- NULL while a trace written in parts is still open,
+                                        -- and for a trace sampled out
+  sampled_out        INTEGER NOT NULL DEFAULT 0 -- v5: 1 when sampling kept this row only (--sample)
 );
 -- Time order (the report's --since) and, covered in the same entries, the
 -- trace ids: `show PREFIX` scans this narrow index instead of the rows.

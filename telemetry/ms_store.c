@@ -112,6 +112,22 @@ static const migration MIGRATE[] = {
      "ALTER TABLE traces ADD COLUMN parent_span INTEGER;"
      "ALTER TABLE traces ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE traces ADD COLUMN spans BLOB;", ms_migrate_v4_},
+    /* 4 -> 5: sampling (a trace kept as its summary) and what each run's
+     * telemetry did (levels, folds, sampling, its own cost) */
+    {"ALTER TABLE traces ADD COLUMN sampled_out INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE runs ADD COLUMN end_ns INTEGER;"
+     "ALTER TABLE runs ADD COLUMN level TEXT;"
+     "ALTER TABLE runs ADD COLUMN fold_above INTEGER;"
+     "ALTER TABLE runs ADD COLUMN sample_rate REAL;"
+     "ALTER TABLE runs ADD COLUMN spans_kept INTEGER;"
+     "ALTER TABLE runs ADD COLUMN fold_repetitions INTEGER;"
+     "ALTER TABLE runs ADD COLUMN spans_skipped INTEGER;"
+     "ALTER TABLE runs ADD COLUMN traces_sampled_out INTEGER;"
+     "ALTER TABLE runs ADD COLUMN spans_sampled_out INTEGER;"
+     "ALTER TABLE runs ADD COLUMN ns_per_span REAL;"
+     "ALTER TABLE runs ADD COLUMN ns_per_fold REAL;"
+     "ALTER TABLE runs ADD COLUMN ns_per_skip REAL;"
+     "ALTER TABLE runs ADD COLUMN telemetry_ns INTEGER;", NULL},
 };
 _Static_assert(sizeof MIGRATE / sizeof MIGRATE[0] == MS_SCHEMA_VERSION - 1,
                "one migration step per schema version after the first");
@@ -271,7 +287,7 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_sqlite);
     static const ms_store_ops sqlite_ops = {ms_sqlite_add_run_, ms_sqlite_write_, ms_sqlite_checkpoint_,
-                                            ms_sqlite_close_};
+                                            ms_sqlite_close_, ms_sqlite_end_run_};
     ms_store *s = calloc(1, sizeof *s);
     if (s)
         s->ops = &sqlite_ops;
@@ -314,9 +330,9 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
             goto fail;
         }
         if (version < MS_SCHEMA_VERSION) {
-            ms_errf(err, errlen, "%s is a store of version %lld, from before spans were packed; upgrade it "
-                    "in place with `moonspan --db %s upgrade` (every trace is kept; `run`, `eval` and "
-                    "`test` upgrade it too)", path, (long long)version, path);
+            ms_errf(err, errlen, "%s is a store of version %lld, older than this moonspan reads (%d); upgrade "
+                    "it in place with `moonspan --db %s upgrade` (every trace is kept; `run`, `eval` and "
+                    "`test` upgrade it too)", path, (long long)version, MS_SCHEMA_VERSION, path);
             goto fail;
         }
         *out = s;
@@ -396,6 +412,49 @@ int ms_sqlite_add_run_(ms_store *s, const char *script, const char *args_json,
         return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
     *run_id = sqlite3_last_insert_rowid(s->db);
     return 0;
+}
+
+static void bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isnan(v))
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_double(st, i, v);
+}
+
+int ms_sqlite_end_run_(ms_store *s, int64_t run_id, const ms_run_stats *r, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE runs SET end_ns = ?2, level = ?3, fold_above = ?4, sample_rate = ?5,"
+                           " spans_kept = ?6, fold_repetitions = ?7, spans_skipped = ?8,"
+                           " traces_sampled_out = ?9, spans_sampled_out = ?10, ns_per_span = ?11,"
+                           " ns_per_fold = ?12, ns_per_skip = ?13, telemetry_ns = ?14 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, r->end_ns);
+    sqlite3_bind_text(st, 3, r->level, -1, SQLITE_STATIC);
+    if (r->fold_above)
+        sqlite3_bind_int64(st, 4, r->fold_above);
+    sqlite3_bind_double(st, 5, r->sample_rate);
+    const uint64_t counts[] = {r->spans_kept, r->fold_repetitions, r->spans_skipped, r->traces_sampled_out,
+                               r->spans_sampled_out};
+    for (int i = 0; i < 5; i++)
+        sqlite3_bind_int64(st, 6 + i, (int64_t)counts[i]);
+    bind_real(st, 11, r->ns_per_span);
+    bind_real(st, 12, r->ns_per_fold);
+    bind_real(st, 13, r->ns_per_skip);
+    sqlite3_bind_int64(st, 14, r->telemetry_ns);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int ms_store_end_run(ms_store *s, int64_t run_id, const ms_run_stats *st, char *err, size_t errlen)
+{
+    return s->ops->end_run(s, run_id, st, err, errlen);
 }
 
 void ms_sqlite_close_(ms_store *s)

@@ -22,7 +22,7 @@
 
 #include "ms_trace.h"
 
-#define MS_SCHEMA_VERSION 4
+#define MS_SCHEMA_VERSION 5
 #define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
 
 enum ms_store_mode {
@@ -31,6 +31,17 @@ enum ms_store_mode {
 };
 
 typedef struct ms_store ms_store;
+
+/* What a run's telemetry did, for its runs row when it ends. */
+typedef struct ms_run_stats {
+    int64_t end_ns;             /* Unix epoch ns */
+    const char *level;          /* at the start */
+    uint32_t fold_above;        /* 0: off */
+    double sample_rate;         /* 1: off */
+    uint64_t spans_kept, fold_repetitions, spans_skipped, traces_sampled_out, spans_sampled_out;
+    double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start; NaN: not measured */
+    int64_t telemetry_ns;       /* the script's time in telemetry, from those */
+} ms_run_stats;
 
 /* A backend: what ms_store_add_run, ms_store_write, ms_store_checkpoint
  * and ms_store_close do for it (their contracts are below). A store's
@@ -41,6 +52,7 @@ typedef struct ms_store_ops {
     int (*write)(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen);
     void (*checkpoint)(ms_store *s);
     void (*close)(ms_store *s);
+    int (*end_run)(ms_store *s, int64_t run_id, const ms_run_stats *st, char *err, size_t errlen);
 } ms_store_ops;
 
 /* The schema text (telemetry/ms_schema.sql, embedded at build time). */
@@ -71,6 +83,9 @@ sqlite3 *ms_store_db(ms_store *s);
 int ms_store_add_run(ms_store *s, const char *script, const char *args_json,
                      const char *version, int64_t start_ns, int64_t *run_id,
                      char *err, size_t errlen);
+
+/* Completes run `run_id`'s row as it ends. Returns 0 or -1 with err. */
+int ms_store_end_run(ms_store *s, int64_t run_id, const ms_run_stats *st, char *err, size_t errlen);
 
 /* What ms_store_write did. */
 enum ms_write_result {

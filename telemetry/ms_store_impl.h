@@ -37,6 +37,7 @@ int ms_sqlite_add_run_(ms_store *s, const char *script, const char *args_json, c
 int ms_sqlite_write_(ms_store *s, ms_trace *const *traces, size_t n, char *err, size_t errlen);
 void ms_sqlite_checkpoint_(ms_store *s);
 void ms_sqlite_close_(ms_store *s);
+int ms_sqlite_end_run_(ms_store *s, int64_t run_id, const ms_run_stats *st, char *err, size_t errlen);
 
 /* Prepares the writer's statements and memory. Returns 0 or -1 with err. */
 int ms_store_writer_open_(ms_store *s, char *err, size_t errlen);

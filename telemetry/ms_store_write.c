@@ -11,8 +11,8 @@
 static const char INS_TRACE[] =
     "INSERT INTO traces (trace_id, run_id, name, start_ns, duration_ns, status, error_count,"
     " span_count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,"
-    " unknown_cost_calls, attrs, replayed_cost_usd, span_salt, parent_span, parts, spans)"
-    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)";
+    " unknown_cost_calls, attrs, replayed_cost_usd, span_salt, parent_span, parts, spans, sampled_out)"
+    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?22)";
 /* the same values, for the row of a trace written in parts */
 static const char UPD_TRACE[] =
     "UPDATE traces SET duration_ns = ?5, status = ?6, error_count = ?7, span_count = ?8,"
@@ -169,6 +169,7 @@ static int insert_trace(ms_store *s, const ms_trace *t, const ms_trace_totals *t
                         int64_t *row)
 {
     int rc = bind_trace(s, s->ins_trace, t, tot, status, duration, span_count, parts, with_spans);
+    sqlite3_bind_int(s->ins_trace, 22, t->sampled_out);
     if (rc == SQLITE_OK && (rc = step(s->ins_trace)) == SQLITE_OK)
         *row = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -197,11 +198,18 @@ static int insert_part(ms_store *s, int64_t row, uint32_t seq)
  * or the last part of one (the row gets its final state). */
 static int write_item(ms_store *s, const ms_trace *t)
 {
+    const ms_span *root = ms_trace_span(t, 0);
+    if (t->sampled_out && t->part == MS_PART_WHOLE) { /* its summary only */
+        ms_trace_totals tot;
+        ms_trace_totals_get(t, &tot);
+        int64_t row;
+        return insert_trace(s, t, &tot, ms_trace_status(t), root ? root->end - root->start : 0, t->nspans,
+                            0, 0, &row);
+    }
     ms_buf_reset(&s->blob);
     long n = ms_pack_encode(s->enc, t, &s->blob);
     if (n < 0)
         return SQLITE_NOMEM;
-    const ms_span *root = ms_trace_span(t, 0);
     int64_t row = t->part == MS_PART_WHOLE ? 0 : find_row(s, t->uid);
     int rc;
     if (t->part == MS_PART_CUT) {

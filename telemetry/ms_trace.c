@@ -78,6 +78,7 @@ void ms_trace_reset(ms_trace *t)
     memset(&t->manual, 0, sizeof t->manual);
     t->manual_errors = 0;
     t->oom = 0;
+    t->sampled_out = 0;
     t->remote_parent = 0;
     t->run_id = 0;
     t->start = t->last_cut = 0;

@@ -175,6 +175,7 @@ typedef struct ms_trace {
     ms_tokens manual;          /* ctx:add_tokens */
     uint32_t manual_errors;    /* ctx:add_error */
     int oom;                   /* an allocation failed; the trace is incomplete */
+    uint8_t sampled_out;       /* sampling keeps its summary only: no spans are written */
 
     /* parts: how many were cut, and the totals of the spans they took */
     uint32_t parts;

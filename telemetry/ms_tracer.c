@@ -173,7 +173,7 @@ static void *writer_main(void *arg)
         for (size_t i = 0; i < n; i++) {
             if (!single)
                 batch[i] = t;
-            spans += t->nspans;
+            spans += t->sampled_out ? 0 : t->nspans; /* the spans stored */
             work += trace_work(t);
             t = t->next;
         }
@@ -415,8 +415,15 @@ size_t ms_tracer_written_spans(ms_tracer *tr)
 
 size_t ms_tracer_close(ms_tracer *tr, int64_t give_up_ns)
 {
+    size_t failed = 0;
+    ms_store_close(ms_tracer_detach(tr, give_up_ns, &failed));
+    return failed;
+}
+
+ms_store *ms_tracer_detach(ms_tracer *tr, int64_t give_up_ns, size_t *failed_out)
+{
     if (!tr)
-        return 0;
+        return NULL;
     ms_tracer_flush(tr, give_up_ns, NULL);
     pthread_mutex_lock(&tr->lock);
     tr->stopping = 1;
@@ -424,8 +431,8 @@ size_t ms_tracer_close(ms_tracer *tr, int64_t give_up_ns)
     pthread_cond_signal(&tr->not_empty);
     pthread_mutex_unlock(&tr->lock);
     pthread_join(tr->writer, NULL);
-    size_t failed = tr->failed;
-    ms_store_close(tr->store);
+    *failed_out = tr->failed;
+    ms_store *store = tr->store;
     for (ms_trace *t = tr->pool, *next; t; t = next) {
         next = t->next;
         ms_trace_free(t);
@@ -436,5 +443,5 @@ size_t ms_tracer_close(ms_tracer *tr, int64_t give_up_ns)
     pthread_cond_destroy(&tr->not_full);
     pthread_cond_destroy(&tr->drained);
     free(tr);
-    return failed;
+    return store;
 }

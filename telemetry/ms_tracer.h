@@ -96,5 +96,8 @@ size_t ms_tracer_written_spans(ms_tracer *tr);
  * writer, closes the store and frees every buffer. Returns the number of
  * traces that could not be written. */
 size_t ms_tracer_close(ms_tracer *tr, int64_t give_up_ns);
+/* The same, but the store stays open and is returned, for the caller to
+ * finish (the run's row) and close; the traces given up go to *failed. */
+ms_store *ms_tracer_detach(ms_tracer *tr, int64_t give_up_ns, size_t *failed);
 
 #endif

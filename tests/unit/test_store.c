@@ -555,7 +555,7 @@ static void test_failed_migration_changes_nothing(void **state)
     ms_store *s = NULL;
     assert_int_equal(ms_store_open(path, MS_STORE_WRITE, &s, err, sizeof err), -1);
     assert_null(s);
-    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 4") ||
+    if (!strstr(err, "cannot upgrade") || !strstr(err, "from schema version 1 to 5") ||
         !strstr(err, "duplicate column") || !strstr(err, path))
         fail_msg("unexpected error: %s", err);
     db = open_sql(path);
