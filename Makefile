@@ -40,7 +40,7 @@ BIN      := $(BUILD)/moonspan
 # other clients): the decoder's files again, position-independent, calling
 # SQLite through the host's routines.
 EXT      := $(BUILD)/moonspan_sql.so
-EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c \
+EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c telemetry/ms_hist.c \
             telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
 EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 

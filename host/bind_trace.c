@@ -1147,8 +1147,13 @@ static int l_fold_rep(lua_State *L)
     int64_t now = ms_mono_ns();
     lua_Integer t0 = luaL_checkinteger(L, 1);
     co_state *cs = costate(L);
-    if (!trace_alive(cs))
-        return luaL_error(L, "a fold records inside a trace or span; call it where one is open");
+    if (!trace_alive(cs)) { /* outside any trace: the run trace, as for span() */
+        uint32_t root;
+        cs->trace = run_trace(L, &root);
+        cs->gen = cs->trace->generation;
+        cs->top = root;
+        cs->explicit_trace = 0;
+    }
     size_t len;
     const char *name = lua_tolstring(L, lua_upvalueindex(1), &len);
     ms_trace *t = cs->trace;

@@ -110,7 +110,8 @@ end
 
 -- Writes `src` to a script in a fresh folder and runs it with
 -- `moonspan --db DIR/x.db run --quiet SCRIPT ARGS...`. opts: args (list),
--- quiet (default true), name (script file name), db, prices, env.
+-- quiet (default true), name (script file name), db, prices, env,
+-- run_args (options of `run` itself, e.g. {"--level", "debug"}).
 -- Returns the result of H.sh plus .db, .dir and .script.
 function H.run_script(src, opts)
   opts = opts or {}
@@ -124,6 +125,7 @@ function H.run_script(src, opts)
     args[#args + 1] = "--prices"
     args[#args + 1] = opts.prices
   end
+  for _, a in ipairs(opts.run_args or {}) do args[#args + 1] = a end
   args[#args + 1] = script
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   local r = H.moonspan(args, {db = db, env = opts.env, cwd = opts.cwd})

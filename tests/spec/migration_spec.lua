@@ -61,7 +61,7 @@ describe("a version 2 store", function()
     local db, r = upgraded().db, upgraded().run
     assert.is_truthy(r.out:find("upgraded from version 2 to 5", 1, true), r.out)
     assert.is_truthy(r.err:find("repacking traces 20/20", 1, true), r.err)
-    assert.are.equal(4, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal("ok", H.scalar(db, "PRAGMA integrity_check"))
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('spans', 'span_events')"))
     local again = H.moonspan({"upgrade"}, {db = db})
