@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "ms_clock.h"
+#include "ms_overhead.h"
 #include "ms_report.h"
 #include "ms_show.h"
 #include "ms_store.h"
@@ -22,7 +23,10 @@ static const char REPORT_HELP[] =
     "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
     "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
     "  --by day|month    group the cost trend by day (default) or month\n"
-    "  --json            one JSON object instead of text (durations in ms)\n";
+    "  --json            one JSON object instead of text (durations in ms)\n"
+    "  --overhead        instead: what recording cost each run (spans kept, folded,\n"
+    "                    skipped, sampled out, the script's time in telemetry);\n"
+    "                    --since and --limit N (default 20) choose the runs\n";
 
 static const char TRACES_HELP[] =
     "usage: moonspan traces [--limit N] [--errors] [--json] [--db PATH]\n"
@@ -92,13 +96,19 @@ static int finish_view(ms_cli *c, ms_store *s, int rc, const char *err)
 int ms_cmd_report(ms_cli *c)
 {
     ms_report_opts o = {0};
+    ms_overhead_opts ov = {0};
+    int overhead = 0;
     const char *v;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
         if (help(c, REPORT_HELP))
             return 0;
-        if (ms_cli_value(c, "--since", &v)) {
+        if (ms_cli_flag(c, "--overhead")) {
+            overhead = 1;
+        } else if (ms_cli_value(c, "--limit", &v)) {
+            ov.limit = ms_cli_long(c, "--limit", v, 1, 1000000);
+        } else if (ms_cli_value(c, "--since", &v)) {
             ms_clock_init();
             o.since_ns = ms_epoch_ns() - ms_cli_duration(c, "--since", v);
         } else if (ms_cli_value(c, "--name", &v)) {
@@ -114,11 +124,23 @@ int ms_cmd_report(ms_cli *c)
         }
     }
     refuse_prices(c);
+    if (ov.limit && !overhead)
+        ms_cli_usage_error(c, "--limit chooses runs for --overhead; the report covers every trace "
+                              "(narrow it with --since or --name)");
+    if (overhead && (o.name_glob || o.by_month))
+        ms_cli_usage_error(c, "--overhead reports runs, not traces: --name and --by do not apply");
     ms_store *s = open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
     char err[1024];
-    int rc = ms_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
+    int rc;
+    if (overhead) {
+        ov.since_ns = o.since_ns;
+        ov.json = o.json;
+        rc = ms_overhead_write(ms_store_db(s), &ov, stdout, err, sizeof err);
+    } else {
+        rc = ms_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
+    }
     return finish_view(c, s, rc, err);
 }
 
