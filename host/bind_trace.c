@@ -53,15 +53,21 @@ typedef struct co_state {
     /* the fold last used here, so a loop finds it without a search */
     ms_trace *fold_trace;
     uint32_t fold_gen, fold_idx;
-    /* --fold: per nesting depth, the run of same-name siblings begun last */
-    struct sibling_run *runs;
+    /* --fold: how many spans of each name each parent has begun */
+    struct sibling_count *siblings;
     struct co_state *volatile next, *prev; /* the list of threads */
 } co_state;
 
-typedef struct sibling_run {
-    uint32_t parent, len, count;
+/* A (trace, parent, name) and the spans of that name begun under that
+ * parent so far; SIBLING_SLOTS of them per coroutine, a new key taking
+ * its slot from an older one (which then counts from 1 again: at worst
+ * something folds later than it could). */
+typedef struct sibling_count {
+    const ms_trace *t;
+    uint32_t gen, parent, len, count;
     uint64_t hash;
-} sibling_run;
+} sibling_count;
+#define SIBLING_SLOTS 256
 
 /* User values of a co_state userdata. */
 enum {
@@ -114,8 +120,8 @@ static void threads_link(co_state *cs)
 static int costate_gc(lua_State *L)
 {
     co_state *cs = lua_touserdata(L, 1);
-    free(cs->runs);
-    cs->runs = NULL;
+    free(cs->siblings);
+    cs->siblings = NULL;
     if (!cs->L)
         return 0;
     if (cs->prev)
@@ -562,23 +568,23 @@ static uint32_t fold_for(co_state *cs, ms_trace *t, uint32_t parent, const char 
     return idx;
 }
 
-/* --fold N: whether this span is past the Nth consecutive sibling of its
- * name under `parent` (counted where it begins, per nesting depth). */
-static int past_fold_threshold(co_state *cs, uint32_t parent, const char *name, size_t len)
+/* --fold N: whether this span is past the Nth of its name that its
+ * parent has begun in `t`. */
+static int past_fold_threshold(co_state *cs, const ms_trace *t, uint32_t parent, const char *name, size_t len)
 {
-    if (!cs->runs && !(cs->runs = calloc(MAX_SPAN_DEPTH + 1, sizeof *cs->runs)))
+    if (!cs->siblings && !(cs->siblings = calloc(SIBLING_SLOTS, sizeof *cs->siblings)))
         return 0;
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     for (size_t i = 0; i < len; i++)
         h = (h ^ (uint8_t)name[i]) * UINT64_C(0x100000001b3);
-    sibling_run *r = &cs->runs[cs->depth];
-    if (r->count && r->parent == parent && r->len == len && r->hash == h) {
-        if (r->count < UINT32_MAX)
-            r->count++;
+    sibling_count *c = &cs->siblings[(h ^ (uint64_t)parent * UINT64_C(0x9e3779b97f4a7c15)) >> 56];
+    if (c->t == t && c->gen == t->generation && c->parent == parent && c->len == len && c->hash == h) {
+        if (c->count < UINT32_MAX)
+            c->count++;
     } else {
-        *r = (sibling_run){parent, (uint32_t)len, 1, h};
+        *c = (sibling_count){t, t->generation, parent, (uint32_t)len, 1, h};
     }
-    return r->count > ms_the_host.fold_above;
+    return c->count > ms_the_host.fold_above;
 }
 
 /* The end of span_k and trace_k: the body's results, or its error again. */
@@ -651,7 +657,7 @@ static int l_span(lua_State *L)
         cs->explicit_trace = 0;
     }
     int fold = o.fold ||
-               (__builtin_expect(ms_the_host.fold_above != 0, 0) && past_fold_threshold(cs, parent, name, len));
+               (__builtin_expect(ms_the_host.fold_above != 0, 0) && past_fold_threshold(cs, t, parent, name, len));
     int64_t now = ms_mono_ns();
     uint32_t idx;
     if (fold) {

@@ -9,8 +9,8 @@
 const char MS_RECORD_HELP[] =
     "  --level LEVEL   record spans up to LEVEL: info (default), debug or trace;\n"
     "                  also $MOONSPAN_LEVEL, and moonspan.set_level() in the script\n"
-    "  --fold N        after N consecutive spans of one name under one parent,\n"
-    "                  fold the rest into one record (count, total, histogram)\n"
+    "  --fold N        after N spans of one name under one parent, fold the\n"
+    "                  rest into one record (count, total, extremes, histogram)\n"
     "  --sample RATE   keep the spans of this share of traces (0 < RATE <= 1),\n"
     "                  chosen by trace id; the others keep their summary only\n"
     "  --keep RULES    keep more when sampling, comma-separated: errors (always),\n"

@@ -44,7 +44,7 @@ typedef struct ms_host {
     int quiet;                  /* no closing timeline (run --quiet, test, eval) */
     int level;                  /* enum ms_level: what span() records */
     int start_level;            /* the level the run started with */
-    uint32_t fold_above;        /* fold consecutive same-name siblings past this many; 0: never */
+    uint32_t fold_above;        /* fold a parent's spans of one name past this many; 0: never */
     ms_sampling sampling;
     ms_sampler *sampler;        /* for the slowest-share rule; NULL otherwise */
     ms_run_counts counts;
