@@ -37,6 +37,8 @@ enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBU
  * "C stack overflow". */
 #define MAX_SPAN_DEPTH 150
 
+#define FOLD_HANDLES 4
+
 /* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
  * keyed registry table (thread -> co_state), so it dies with its thread;
  * it is also on a list of every thread, for signals (ms_each_thread). */
@@ -53,6 +55,14 @@ typedef struct co_state {
     /* the fold last used here, so a loop finds it without a search */
     ms_trace *fold_trace;
     uint32_t fold_gen, fold_idx;
+    /* the handles the bodies of the last folds used here got, so every
+     * repetition of a fold gets the same one: nested folds alternate */
+    struct fold_handle {
+        int ref;               /* in the registry; LUA_NOREF: empty */
+        const ms_trace *t;
+        uint32_t gen, idx;
+    } fold_handles[FOLD_HANDLES];
+    unsigned fold_handle_next; /* the slot a new handle takes */
     /* --fold: how many spans of each name each parent has begun */
     struct sibling_count *siblings;
     struct co_state *volatile next, *prev; /* the list of threads */
@@ -122,6 +132,10 @@ static int costate_gc(lua_State *L)
     co_state *cs = lua_touserdata(L, 1);
     free(cs->siblings);
     cs->siblings = NULL;
+    for (int i = 0; i < FOLD_HANDLES; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, cs->fold_handles[i].ref);
+        cs->fold_handles[i].ref = LUA_NOREF;
+    }
     if (!cs->L)
         return 0;
     if (cs->prev)
@@ -148,6 +162,8 @@ static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *fro
     lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);          /* costates */
     co_state *cs = lua_newuserdatauv(L, sizeof *cs, UV_COUNT);  /* costates cs */
     memset(cs, 0, sizeof *cs);
+    for (int i = 0; i < FOLD_HANDLES; i++)
+        cs->fold_handles[i].ref = LUA_NOREF;
     luaL_setmetatable(L, COSTATE_MT);
     cs->L = owner;
     cs->top = MS_NONE;
@@ -629,6 +645,38 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
     return body_results(L, status, msgh);
 }
 
+/* Pushes a new handle on span idx; a fold's is kept for its next
+ * repetitions (push_fold_handle). */
+static void push_handle(lua_State *L, co_state *cs, ms_trace *t, uint32_t idx, int fold)
+{
+    span_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
+    h->t = t;
+    h->gen = t->generation;
+    h->idx = idx;
+    lua_pushvalue(L, lua_upvalueindex(UPV_MT));
+    lua_setmetatable(L, -2);
+    if (!fold)
+        return;
+    struct fold_handle *f = &cs->fold_handles[cs->fold_handle_next++ % FOLD_HANDLES];
+    luaL_unref(L, LUA_REGISTRYINDEX, f->ref);
+    lua_pushvalue(L, -1);
+    *f = (struct fold_handle){luaL_ref(L, LUA_REGISTRYINDEX), t, t->generation, idx};
+}
+
+/* Pushes the handle fold idx's repetitions get, and returns 1; 0 when
+ * none is kept. */
+static int push_fold_handle(lua_State *L, co_state *cs, const ms_trace *t, uint32_t idx)
+{
+    for (int i = 0; i < FOLD_HANDLES; i++) {
+        const struct fold_handle *f = &cs->fold_handles[i];
+        if (f->ref != LUA_NOREF && f->t == t && f->gen == t->generation && f->idx == idx) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, f->ref);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int l_span(lua_State *L)
 {
     size_t len;
@@ -688,14 +736,8 @@ static int l_span(lua_State *L)
         lua_getinfo(L, ">u", &ar);
         want_handle = ar.nparams > 0 || ar.isvararg;
     }
-    if (want_handle) {
-        span_handle *h = lua_newuserdatauv(L, sizeof *h, 0); /* ... msgh fn s */
-        h->t = t;
-        h->gen = t->generation;
-        h->idx = idx;
-        lua_pushvalue(L, lua_upvalueindex(UPV_MT));
-        lua_setmetatable(L, -2);
-    }
+    if (want_handle && !(fold && push_fold_handle(L, cs, t, idx)))
+        push_handle(L, cs, t, idx, fold);                    /* ... msgh fn s */
     for (int i = fix + 1; i <= nargs; i++)
         lua_pushvalue(L, i);                                 /* ... msgh fn [s] extra... */
     lua_KContext ctx = SPAN_CTX(idx, fold, msgh);

@@ -8,6 +8,8 @@
 #  4. `moonspan report` over 1,000,000 stored spans, `show` of a 20,000-span trace
 #  5. llm.call against tests/fake_llm on loopback: host overhead per call,
 #     calls/s on one connection, llm.map at concurrency 1, 10, 50
+#  6. granularity: what span() costs below the level, folded, recorded,
+#     and a fine pipeline (2,000 steps a request) against no spans
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -88,3 +90,25 @@ for _ in $(seq 100); do grep -q port= "$tmp/fake.port" 2>/dev/null && break; sle
 port=$(sed -n 's/^port=//p' "$tmp/fake.port")
 [ -n "$port" ] || { echo "fake_llm did not start"; exit 1; }
 OPENAI_BASE_URL="http://127.0.0.1:$port" "$BIN" --db "$tmp/llm.db" run --quiet tests/bench/llm_cost.lua 2000 || exit 1
+
+echo
+echo "6. granularity"
+"$BIN" --db "$tmp/gran.db" run --quiet tests/bench/granularity.lua 1000000 || exit 1
+for mode in none spans fold skipped rep; do
+    best=
+    for _ in 1 2 3; do
+        rm -f "$tmp/fine.db"*
+        ms=$("$BIN" --db "$tmp/fine.db" run --quiet tests/bench/fine_pipeline.lua $mode 20 | sed 's/^[a-z]* //') || exit 1
+        best=$(echo "$ms ${best:-$ms}" | awk '{print ($1 < $2) ? $1 : $2}')
+    done
+    eval "fine_$mode=$best"
+done
+echo "  a fine pipeline, 20 requests x 2,000 steps (best of 3):"
+for mode in none spans fold skipped rep; do
+    eval "ms=\$fine_$mode"
+    echo "$mode $ms $fine_none" | awk '{
+        label["none"] = "no spans"; label["spans"] = "every step a span"
+        label["fold"] = "every step folded, span(name, {fold = true}, fn)"
+        label["skipped"] = "every step below the level"; label["rep"] = "every step timed by moonspan.fold"
+        printf "    %-52s %7.1f ms  %+5.1f%%\n", label[$1], $2, 100 * ($2 - $3) / $3 }'
+done
