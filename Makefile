@@ -41,7 +41,7 @@ BIN      := $(BUILD)/moonspan
 # SQLite through the host's routines.
 EXT      := $(BUILD)/moonspan_sql.so
 EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c \
-            telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
+            telemetry/ms_trace_prof.c telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
 EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 
 # scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
@@ -164,9 +164,9 @@ $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_pr
     $(BUILD)/gen/prices_builtin.o
 $(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
 $(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
 $(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)

@@ -1,4 +1,4 @@
--- moonspan store, schema version 4 (PRAGMA user_version = 4,
+-- moonspan store, schema version 5 (PRAGMA user_version = 5,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
 --
 -- This text creates a new store. An older store is brought forward on
@@ -126,4 +126,22 @@ CREATE TABLE IF NOT EXISTS llm_recordings (
   response  TEXT NOT NULL,              -- JSON
   call_site TEXT,                       -- "file:line" of the llm.call, for error messages
   PRIMARY KEY (eval_run, hash)
+) WITHOUT ROWID;
+
+-- v5: the profiler (`moonspan run --profile`). Self time sampled in each
+-- function while a span was the innermost open span of the running
+-- coroutine: time in a child span is the child's. A trace's rows are
+-- written with its spans, in the same transaction (a span's rows with the
+-- part that holds the span). Only profiled runs have rows.
+CREATE TABLE IF NOT EXISTS span_profiles (
+  trace_row  INTEGER NOT NULL,          -- traces.id
+  span_index INTEGER NOT NULL,          -- spans.span_index of the span (0: the root)
+  function   TEXT NOT NULL,             -- the function's name as the call site names it (a global's
+                                        -- name when called from C), '(anonymous)', 'main chunk', or
+                                        -- a C function's name ('[C]' when it has none)
+  source     TEXT NOT NULL,             -- its chunk as Lua shows it ('script.lua'); '[C]' for C
+  line       INTEGER NOT NULL,          -- the line it is defined on; 0 a main chunk, -1 a C function
+  samples    INTEGER NOT NULL,          -- CPU-time samples that found it running (self time)
+  self_ns    INTEGER NOT NULL,          -- samples x the sampling period
+  PRIMARY KEY (trace_row, span_index, function, source, line)
 ) WITHOUT ROWID;

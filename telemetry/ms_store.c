@@ -112,6 +112,8 @@ static const migration MIGRATE[] = {
      "ALTER TABLE traces ADD COLUMN parent_span INTEGER;"
      "ALTER TABLE traces ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE traces ADD COLUMN spans BLOB;", ms_migrate_v4_},
+    /* 4 -> 5: profiles (span_profiles), a new table: made by ms_schema_sql */
+    {"", NULL},
 };
 _Static_assert(sizeof MIGRATE / sizeof MIGRATE[0] == MS_SCHEMA_VERSION - 1,
                "one migration step per schema version after the first");
@@ -313,7 +315,7 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
             ms_errf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
             goto fail;
         }
-        if (version < MS_SCHEMA_VERSION) {
+        if (version < MS_SCHEMA_READABLE) {
             ms_errf(err, errlen, "%s is a store of version %lld, from before spans were packed; upgrade it "
                     "in place with `moonspan --db %s upgrade` (every trace is kept; `run`, `eval` and "
                     "`test` upgrade it too)", path, (long long)version, path);

@@ -22,7 +22,11 @@
 
 #include "ms_trace.h"
 
-#define MS_SCHEMA_VERSION 4
+#define MS_SCHEMA_VERSION 5
+/* The oldest version the readers read as it is: what later versions add
+ * (v5: span_profiles) they look up first (ms_schema_has). Older stores
+ * need `moonspan upgrade`. */
+#define MS_SCHEMA_READABLE 4
 #define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
 
 enum ms_store_mode {

@@ -72,7 +72,8 @@ static ms_str put_cstr(ms_trace *t, const char *s)
 
 void ms_trace_reset(ms_trace *t)
 {
-    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = 0;
+    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = t->nprof = 0;
+    t->prof_last = 0;
     t->base = t->npinned = 0;
     t->arena_len = 0;
     memset(&t->manual, 0, sizeof t->manual);
@@ -111,6 +112,7 @@ void ms_trace_free(ms_trace *t)
     free(t->events);
     free(t->llm);
     free(t->errors);
+    free(t->prof);
     free(t->arena);
     free(t->ids);
     memset(t, 0, sizeof *t);
@@ -439,6 +441,10 @@ static void swap_storage(ms_trace *a, ms_trace *b)
     SWAP(a->errors, b->errors);
     SWAP(a->nerrors, b->nerrors);
     SWAP(a->cap_errors, b->cap_errors);
+    SWAP(a->prof, b->prof);
+    SWAP(a->nprof, b->nprof);
+    SWAP(a->cap_prof, b->cap_prof);
+    SWAP(a->prof_last, b->prof_last);
     SWAP(a->arena, b->arena);
     SWAP(a->arena_len, b->arena_len);
     SWAP(a->arena_cap, b->arena_cap);
@@ -529,6 +535,7 @@ int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now)
     for (uint32_t i = 0; i < part->nspans; i++)
         if (part->spans[i].end == 0)
             pin_span(t, part, &part->spans[i]);
+    ms_trace_prof_keep_open_(t, part);
     ms_trace_totals moved;
     memset(&moved, 0, sizeof moved);
     moved.cost_usd = NAN;

@@ -59,14 +59,14 @@ describe("a version 2 store", function()
 
   it("upgrades in place, showing its progress", function()
     local db, r = upgraded().db, upgraded().run
-    assert.is_truthy(r.out:find("upgraded from version 2 to 4", 1, true), r.out)
+    assert.is_truthy(r.out:find("upgraded from version 2 to 5", 1, true), r.out)
     assert.is_truthy(r.err:find("repacking traces 20/20", 1, true), r.err)
-    assert.are.equal(4, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal("ok", H.scalar(db, "PRAGMA integrity_check"))
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('spans', 'span_events')"))
     local again = H.moonspan({"upgrade"}, {db = db})
     assert.are.equal(0, again.code, again.err)
-    assert.is_truthy(again.out:find("already at version 4", 1, true), again.out)
+    assert.is_truthy(again.out:find("already at version 5", 1, true), again.out)
   end)
 
   it("reports what it reported before", function()
@@ -110,5 +110,35 @@ describe("a version 2 store", function()
     local db = upgraded().db
     local sql = "SELECT " .. SPAN_COLS .. " FROM spans ORDER BY trace_row, span_id"
     same(sql_json(db, sql), H.query(db, sql), "sqlite3")
+  end)
+end)
+
+-- Version 5 adds one table (span_profiles, the profiler's): a version 4
+-- store is read as it is, and the first command that writes adds it.
+describe("a version 4 store", function()
+  local function v4_store()
+    local r = H.run_ok([[span("s", function() end)]])
+    H.query(r.db, "DROP TABLE span_profiles; PRAGMA user_version = 4")
+    return r.db
+  end
+
+  it("is read as it is by the readers, which change nothing", function()
+    local db = v4_store()
+    local r = H.moonspan({"report", "--json"}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(1, H.json(r.out).requests.count)
+    local id = H.scalar(db, "SELECT trace_id FROM traces")
+    r = H.moonspan({"show", id}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(4, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
+  end)
+
+  it("gets span_profiles from the next run, its traces kept", function()
+    local db = v4_store()
+    H.run_ok([[span("t", function() end)]], {db = db})
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
+    assert.are.equal(2, H.scalar(db, "SELECT count(*) FROM traces"))
   end)
 end)
