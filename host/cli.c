@@ -50,6 +50,45 @@ int ms_cli_global(ms_cli *c)
     return ms_cli_value(c, "--db", &c->db) || ms_cli_value(c, "--prices", &c->prices);
 }
 
+/* "--name" (*value NULL) or "--name=V". Returns 1 and advances when
+ * argv[c->i] is either. */
+static int optional_value(ms_cli *c, const char *name, const char **value)
+{
+    const char *a = c->argv[c->i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != 0 && a[n] != '='))
+        return 0;
+    *value = a[n] ? a + n + 1 : NULL;
+    c->i++;
+    return 1;
+}
+
+int ms_cli_profile(ms_cli *c, ms_run_opts *o)
+{
+    const char *v;
+    if (!optional_value(c, "--profile", &v))
+        return 0;
+    o->profile_hz = MS_PROFILE_HZ_DEFAULT;
+    if (v && ms_parse_long(v, 1, MS_PROFILE_HZ_MAX, &o->profile_hz))
+        ms_cli_usage_error(c, "--profile=%s is not a sampling rate; give samples per second of CPU time,"
+                              " a whole number from 1 to %d (--profile alone samples at %d)",
+                           v, MS_PROFILE_HZ_MAX, MS_PROFILE_HZ_DEFAULT);
+    return 1;
+}
+
+int ms_cli_auto_spans(ms_cli *c, ms_run_opts *o)
+{
+    const char *v;
+    if (!optional_value(c, "--auto-spans", &v))
+        return 0;
+    o->auto_depth = MS_AUTO_DEPTH_DEFAULT;
+    if (v && ms_parse_long(v, 1, MS_AUTO_DEPTH_MAX, &o->auto_depth))
+        ms_cli_usage_error(c, "--auto-spans=%s is not a depth; give how many nested calls to record as"
+                              " spans, a whole number from 1 to %d (--auto-spans alone records %d)",
+                           v, MS_AUTO_DEPTH_MAX, MS_AUTO_DEPTH_DEFAULT);
+    return 1;
+}
+
 _Noreturn void ms_cli_unknown(ms_cli *c)
 {
     const char *a = c->argv[c->i];

@@ -137,8 +137,9 @@ CREATE TABLE IF NOT EXISTS span_profiles (
   trace_row  INTEGER NOT NULL,          -- traces.id
   span_index INTEGER NOT NULL,          -- spans.span_index of the span (0: the root)
   function   TEXT NOT NULL,             -- the function's name as the call site names it (a global's
-                                        -- name when called from C), '(anonymous)', 'main chunk', or
-                                        -- a C function's name ('[C]' when it has none)
+                                        -- name when called from C), else 'function <file:line>' as
+                                        -- Lua's tracebacks say, 'main chunk', or a C function's name
+                                        -- ('[C]' when it has none)
   source     TEXT NOT NULL,             -- its chunk as Lua shows it ('script.lua'); '[C]' for C
   line       INTEGER NOT NULL,          -- the line it is defined on; 0 a main chunk, -1 a C function
   samples    INTEGER NOT NULL,          -- CPU-time samples that found it running (self time)
