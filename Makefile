@@ -124,7 +124,13 @@ $(BUILD)/fake_llm: tests/fake_llm/fake_llm.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd) -pthread
 
-bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/fake_llm
+# the profiler's overhead in one process: the binary's profile.c and hook.c, the rest of the host stubbed
+$(BUILD)/bench/bench_profile: tests/bench/bench_profile.c $(BUILD)/host/profile.o $(BUILD)/host/hook.o \
+    $(BUILD)/libmoonspan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # --- fuzzing (tests/fuzz/) ---------------------------------------------------

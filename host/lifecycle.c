@@ -6,15 +6,18 @@
  * its open spans), the on_exit functions run, every ended trace is
  * written, the timeline is printed, Lua and the tracer close.
  *
- * Signals. The first SIGINT/SIGTERM arms a debug hook on every coroutine
- * (not just the running one) that raises the interrupt error at the next
- * instruction, and keeps raising it: a pcall in the script, in retry or
+ * Signals. The first SIGINT/SIGTERM arms the debug hook (hook.c, which
+ * the profiler and auto-spans share, the interrupt going first) on every
+ * coroutine (not just the running one) to raise the interrupt error at
+ * the next instruction, and keep raising it: a pcall in the script, in retry or
  * in llm.map's workers cannot swallow it, so the script unwinds through
  * its spans (stored as interrupted) to the end of the run. The second
  * signal wakes a watchdog thread that writes every trace that has ended
  * and leaves at once; the third gets the default action. A signal that
  * lands on another thread (curl's resolver) is passed to the Lua thread,
- * the only one allowed to touch Lua. */
+ * the only one allowed to touch Lua. A profiled run stops its profiler
+ * first thing at the end, and prints the profiler's line after the
+ * timeline. */
 #include "host.h"
 
 #include <errno.h>
