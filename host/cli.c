@@ -63,30 +63,31 @@ static int optional_value(ms_cli *c, const char *name, const char **value)
     return 1;
 }
 
-int ms_cli_profile(ms_cli *c, ms_run_opts *o)
+/* "--name" gives *out the default, "--name=N" a whole number N from 1 to
+ * max; any other N is a usage error saying what N is and where it goes. */
+static int optional_long(ms_cli *c, const char *name, long deflt, long max, const char *what,
+                         const char *alone, long *out)
 {
     const char *v;
-    if (!optional_value(c, "--profile", &v))
+    if (!optional_value(c, name, &v))
         return 0;
-    o->profile_hz = MS_PROFILE_HZ_DEFAULT;
-    if (v && ms_parse_long(v, 1, MS_PROFILE_HZ_MAX, &o->profile_hz))
-        ms_cli_usage_error(c, "--profile=%s is not a sampling rate; give samples per second of CPU time,"
-                              " a whole number from 1 to %d (--profile alone samples at %d)",
-                           v, MS_PROFILE_HZ_MAX, MS_PROFILE_HZ_DEFAULT);
+    *out = deflt;
+    if (v && ms_parse_long(v, 1, max, out))
+        ms_cli_usage_error(c, "%s=%s is not %s, a whole number from 1 to %ld (%s alone %s %ld)",
+                           name, v, what, max, name, alone, deflt);
     return 1;
+}
+
+int ms_cli_profile(ms_cli *c, ms_run_opts *o)
+{
+    return optional_long(c, "--profile", MS_PROFILE_HZ_DEFAULT, MS_PROFILE_HZ_MAX,
+                         "a sampling rate; give samples per second of CPU time", "samples at", &o->profile_hz);
 }
 
 int ms_cli_auto_spans(ms_cli *c, ms_run_opts *o)
 {
-    const char *v;
-    if (!optional_value(c, "--auto-spans", &v))
-        return 0;
-    o->auto_depth = MS_AUTO_DEPTH_DEFAULT;
-    if (v && ms_parse_long(v, 1, MS_AUTO_DEPTH_MAX, &o->auto_depth))
-        ms_cli_usage_error(c, "--auto-spans=%s is not a depth; give how many nested calls to record as"
-                              " spans, a whole number from 1 to %d (--auto-spans alone records %d)",
-                           v, MS_AUTO_DEPTH_MAX, MS_AUTO_DEPTH_DEFAULT);
-    return 1;
+    return optional_long(c, "--auto-spans", MS_AUTO_DEPTH_DEFAULT, MS_AUTO_DEPTH_MAX,
+                         "a depth; give how many nested calls to record as spans", "records", &o->auto_depth);
 }
 
 _Noreturn void ms_cli_unknown(ms_cli *c)

@@ -100,46 +100,37 @@ static int holds(lua_State *L, int idx, int fix, const char *var)
 static const char *search_name(lua_State *L, char *buf, size_t n)
 {
     int fix = lua_gettop(L);
-    const char *hit = NULL;
+    const char *hit = NULL; /* a string of _G's keys or of a function prototype: it outlives the stack */
     lua_pushglobaltable(L);                                   /* fn _G */
     lua_pushnil(L);
     while (!hit && lua_next(L, -2)) {                         /* fn _G k v */
         if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, fix))
             hit = lua_tostring(L, -2);
-        else
-            lua_pop(L, 1);
-    }
-    if (hit) {
-        snprintf(buf, n, "%s", hit);
-        lua_settop(L, fix);
-        return buf;
+        lua_pop(L, 1);
     }
     lua_settop(L, fix);
     lua_Debug up;
-    for (int level = 1; level <= 4 && lua_getstack(L, level, &up); level++) {
-        const char *var;
-        for (int i = 1; (var = lua_getlocal(L, &up, i)); i++) {
-            int is = holds(L, -1, fix, var);
-            lua_pop(L, 1);
-            if (is) {
-                snprintf(buf, n, "%s", var);
-                return buf;
+    for (int level = 1; !hit && level <= 4 && lua_getstack(L, level, &up); level++) {
+        /* its locals, then the upvalues of its function */
+        int upvalues = 0;
+        for (int i = 1; !hit; i++) {
+            const char *var = upvalues ? lua_getupvalue(L, fix + 1, i) : lua_getlocal(L, &up, i);
+            if (!var && !upvalues && lua_getinfo(L, "f", &up)) {  /* fn f */
+                upvalues = 1;
+                i = 0;
+                continue;
             }
-        }
-        if (!lua_getinfo(L, "f", &up))
-            continue;
-        for (int i = 1; (var = lua_getupvalue(L, -1, i)); i++) { /* fn f upvalue */
-            int is = holds(L, -1, fix, var);
+            if (!var)
+                break;
+            if (holds(L, -1, fix, var))
+                hit = var;
             lua_pop(L, 1);
-            if (is) {
-                snprintf(buf, n, "%s", var);
-                lua_settop(L, fix);
-                return buf;
-            }
         }
         lua_settop(L, fix);
     }
-    return NULL;
+    if (hit)
+        snprintf(buf, n, "%s", hit);
+    return hit ? buf : NULL;
 }
 
 /* The name found for the function defined at source:line before, or NULL. */

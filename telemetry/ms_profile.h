@@ -34,16 +34,22 @@ typedef struct ms_prof_row {
 int ms_profile_rows(sqlite3 *db, int64_t row, ms_prof_row **rows, size_t *n, size_t *cap,
                     ms_buf *arena, char *err, size_t errlen);
 
-/* One function for people: share of the span's (step's) self time, the
- * time, the name padded to `width` columns, and where it is defined
- * ("script.lua:12", "script.lua" for a main chunk, "[C]"), after
- * `indent` spaces. */
-void ms_profile_text_fn(ms_buf *b, int indent, double share, int64_t self_ns, const char *function,
-                        int width, const char *source, int64_t line);
+/* A function of a profile as the views list it: its strings, and its
+ * samples and self time in the span or step listed. */
+typedef struct ms_prof_fn {
+    const char *function, *source;
+    int64_t line, samples, self_ns;
+} ms_prof_fn;
 
-/* The same as a JSON object: {function, source, line, samples, self_ms, share}. */
-void ms_profile_json_fn(ms_buf *b, const char *function, const char *source, int64_t line,
-                        int64_t samples, int64_t self_ns, double share);
+/* Lists fns[0 .. n) (hottest first) for people, after `indent` spaces:
+ * each one's share of `total_ns`, its time, its name, and where it is
+ * defined ("script.lua:12", "script.lua" for a main chunk, "[C]"); the
+ * first MS_PROFILE_TEXT_TOP, then how many more and their time. */
+void ms_profile_text_list(ms_buf *b, int indent, const ms_prof_fn *fns, size_t n, int64_t total_ns);
+
+/* All of them as a JSON array of {function, source, line, samples,
+ * self_ms, share}. */
+void ms_profile_json_list(ms_buf *b, const ms_prof_fn *fns, size_t n, int64_t total_ns);
 
 /* `moonspan report --profile`: the hottest functions per step (span
  * name; a request's own code under its trace's name), over the profiled

@@ -1,5 +1,5 @@
 /* ms_profile_read — one trace's profile rows, and how both profile views
- * write a function (see ms_profile.h). */
+ * list functions (see ms_profile.h). */
 #include "ms_profile.h"
 
 #include "ms_fmt.h"
@@ -40,33 +40,58 @@ int ms_profile_rows(sqlite3 *db, int64_t row, ms_prof_row **rows, size_t *n, siz
     return ret;
 }
 
-void ms_profile_text_fn(ms_buf *b, int indent, double share, int64_t self_ns, const char *function,
-                        int width, const char *source, int64_t line)
+static double share_of(int64_t part, int64_t whole)
 {
-    char pct[16], ms[40];
-    snprintf(pct, sizeof pct, "%.1f%%", 100 * share);
-    ms_buf_printf(b, "%*s", indent, "");
-    ms_fmt_right(b, pct, 6);
-    ms_fmt_right(b, ms_fmt_ms(ms, sizeof ms, (double)self_ns / MS_NS_PER_MS), 11);
-    ms_buf_adds(b, "  ");
-    ms_fmt_padded(b, function, width);
-    ms_buf_adds(b, "  ");
-    ms_fmt_text(b, source, "?");
-    if (line > 0)
-        ms_buf_printf(b, ":%lld", (long long)line);
-    ms_buf_addc(b, '\n');
+    return whole ? (double)part / (double)whole : 0;
 }
 
-void ms_profile_json_fn(ms_buf *b, const char *function, const char *source, int64_t line,
-                        int64_t samples, int64_t self_ns, double share)
+void ms_profile_text_list(ms_buf *b, int indent, const ms_prof_fn *fns, size_t n, int64_t total_ns)
 {
-    int f = 1;
-    ms_buf_addc(b, '{');
-    ms_kv_str(b, &f, "function", function);
-    ms_kv_str(b, &f, "source", source);
-    ms_kv_int(b, &f, "line", line);
-    ms_kv_int(b, &f, "samples", samples);
-    ms_kv_num(b, &f, "self_ms", (double)self_ns / MS_NS_PER_MS);
-    ms_kv_num(b, &f, "share", share);
-    ms_buf_addc(b, '}');
+    char pct[16], ms[40];
+    size_t shown = n < MS_PROFILE_TEXT_TOP ? n : MS_PROFILE_TEXT_TOP;
+    int w = 8;
+    for (size_t k = 0; k < shown; k++) {
+        int cw = ms_fmt_text_cols(fns[k].function);
+        w = cw > w ? cw : w;
+    }
+    w = w > 40 ? 40 : w;
+    int64_t rest = total_ns;
+    for (size_t k = 0; k < shown; k++) {
+        const ms_prof_fn *f = &fns[k];
+        snprintf(pct, sizeof pct, "%.1f%%", 100 * share_of(f->self_ns, total_ns));
+        ms_buf_printf(b, "%*s", indent, "");
+        ms_fmt_right(b, pct, 6);
+        ms_fmt_right(b, ms_fmt_ms(ms, sizeof ms, (double)f->self_ns / MS_NS_PER_MS), 11);
+        ms_buf_adds(b, "  ");
+        ms_fmt_padded(b, f->function, w);
+        ms_buf_adds(b, "  ");
+        ms_fmt_text(b, f->source, "?");
+        if (f->line > 0)
+            ms_buf_printf(b, ":%lld", (long long)f->line);
+        ms_buf_addc(b, '\n');
+        rest -= f->self_ns;
+    }
+    if (n > shown)
+        ms_buf_printf(b, "%*s... and %zu more function%s (%s; --json lists all)\n", indent, "", n - shown,
+                      n - shown == 1 ? "" : "s", ms_fmt_ms(ms, sizeof ms, (double)rest / MS_NS_PER_MS));
+}
+
+void ms_profile_json_list(ms_buf *b, const ms_prof_fn *fns, size_t n, int64_t total_ns)
+{
+    ms_buf_addc(b, '[');
+    for (size_t k = 0; k < n; k++) {
+        const ms_prof_fn *fn = &fns[k];
+        int f = 1;
+        if (k)
+            ms_buf_addc(b, ',');
+        ms_buf_addc(b, '{');
+        ms_kv_str(b, &f, "function", fn->function);
+        ms_kv_str(b, &f, "source", fn->source);
+        ms_kv_int(b, &f, "line", fn->line);
+        ms_kv_int(b, &f, "samples", fn->samples);
+        ms_kv_num(b, &f, "self_ms", (double)fn->self_ns / MS_NS_PER_MS);
+        ms_kv_num(b, &f, "share", share_of(fn->self_ns, total_ns));
+        ms_buf_addc(b, '}');
+    }
+    ms_buf_addc(b, ']');
 }

@@ -10,6 +10,7 @@
 
 #include "ms_fmt.h"
 #include "ms_read.h"
+#include "ms_report_data.h"
 #include "ms_spans.h"
 #include "ms_strmap.h"
 
@@ -26,8 +27,7 @@ typedef struct step_prof {
 
 typedef struct fn_prof {
     size_t step;
-    const char *function, *source; /* owned by the functions map's key */
-    int64_t line, samples, self_ns;
+    ms_prof_fn f;              /* strings owned by the functions map's key */
 } fn_prof;
 
 typedef struct prof_report {
@@ -36,6 +36,7 @@ typedef struct prof_report {
     size_t nsteps, capsteps;
     fn_prof *fns;
     size_t nfns, capfns;
+    ms_prof_fn *listed;        /* fns once sorted, as the lists take them */
     int64_t traces;
     ms_buf key;
     /* the trace being read: its rows and their strings */
@@ -50,6 +51,7 @@ static void prof_report_free(prof_report *p)
     ms_strmap_free(&p->fn_keys);
     free(p->steps);
     free(p->fns);
+    free(p->listed);
     free(p->rows);
     ms_buf_free(&p->key);
     ms_buf_free(&p->arena);
@@ -94,11 +96,10 @@ static int add_row(prof_report *p, long step, const ms_prof_row *r)
             return -1;
         const char *k = p->fn_keys.ent[i].key;
         const char *kf = k + strlen(k) + 1;
-        p->fns[p->nfns++] = (fn_prof){.step = (size_t)step, .function = kf, .source = kf + strlen(kf) + 1,
-                                      .line = r->line};
+        p->fns[p->nfns++] = (fn_prof){(size_t)step, {kf, kf + strlen(kf) + 1, r->line, 0, 0}};
     }
-    p->fns[i].samples += r->samples;
-    p->fns[i].self_ns += r->self_ns;
+    p->fns[i].f.samples += r->samples;
+    p->fns[i].f.self_ns += r->self_ns;
     p->steps[step].samples += r->samples;
     p->steps[step].self_ns += r->self_ns;
     return 0;
@@ -191,10 +192,10 @@ static int cmp_fns(const void *a, const void *b)
     const fn_prof *x = a, *y = b;
     if (x->step != y->step)
         return x->step < y->step ? -1 : 1;
-    if (x->self_ns != y->self_ns)
-        return x->self_ns < y->self_ns ? 1 : -1;
-    int c = strcmp(x->function, y->function);
-    return c ? c : strcmp(x->source, y->source);
+    if (x->f.self_ns != y->f.self_ns)
+        return x->f.self_ns < y->f.self_ns ? 1 : -1;
+    int c = strcmp(x->f.function, y->f.function);
+    return c ? c : strcmp(x->f.source, y->f.source);
 }
 
 static int cmp_steps(const void *a, const void *b)
@@ -207,39 +208,22 @@ static int cmp_steps(const void *a, const void *b)
 }
 
 /* Groups the functions under their step, hottest first, then orders the
- * steps the same way (their fn0 follow them). */
-static void sort_report(prof_report *p)
+ * steps the same way (their fn0 follow them). Returns 0 or -1 (memory). */
+static int sort_report(prof_report *p)
 {
     if (p->nfns)
         qsort(p->fns, p->nfns, sizeof *p->fns, cmp_fns);
+    if (p->nfns && !(p->listed = malloc(p->nfns * sizeof *p->listed)))
+        return -1;
     for (size_t i = 0; i < p->nfns; i++) {
         step_prof *s = &p->steps[p->fns[i].step];
         if (s->nfn++ == 0)
             s->fn0 = i;
+        p->listed[i] = p->fns[i].f;
     }
     if (p->nsteps)
         qsort(p->steps, p->nsteps, sizeof *p->steps, cmp_steps);
-}
-
-static double share_of(int64_t part, int64_t whole)
-{
-    return whole ? (double)part / (double)whole : 0;
-}
-
-static void window_text(const ms_report_opts *o, ms_buf *b)
-{
-    char iso[40];
-    if (o->since_ns) {
-        ms_iso_utc(o->since_ns, iso, sizeof iso);
-        ms_buf_printf(b, " since %s", iso);
-    } else {
-        ms_buf_adds(b, ", all time");
-    }
-    if (o->name_glob) {
-        ms_buf_adds(b, ", name GLOB '");
-        ms_fmt_text(b, o->name_glob, "");
-        ms_buf_addc(b, '\'');
-    }
+    return 0;
 }
 
 static void report_text(const prof_report *p, const ms_report_opts *o, ms_buf *b)
@@ -247,7 +231,7 @@ static void report_text(const prof_report *p, const ms_report_opts *o, ms_buf *b
     char ms[40];
     ms_buf_printf(b, "moonspan report --profile: %lld profiled trace%s", (long long)p->traces,
                   p->traces == 1 ? "" : "s");
-    window_text(o, b);
+    ms_report_window_text(o, b);
     ms_buf_addc(b, '\n');
     if (!p->nsteps) {
         ms_buf_adds(b, "\nno profiles recorded in this window; record some with `moonspan run --profile SCRIPT`\n");
@@ -261,40 +245,17 @@ static void report_text(const prof_report *p, const ms_report_opts *o, ms_buf *b
         ms_buf_printf(b, "%s  %s in %lld span%s (%lld sample%s)\n", s->request ? " (the request's own code)" : "",
                       ms_fmt_ms(ms, sizeof ms, (double)s->self_ns / MS_NS_PER_MS), (long long)s->spans,
                       s->spans == 1 ? "" : "s", (long long)s->samples, s->samples == 1 ? "" : "s");
-        size_t shown = s->nfn < MS_PROFILE_TEXT_TOP ? s->nfn : MS_PROFILE_TEXT_TOP;
-        int w = 8;
-        for (size_t k = 0; k < shown; k++) {
-            int cw = ms_fmt_text_cols(p->fns[s->fn0 + k].function);
-            w = cw > w ? cw : w;
-        }
-        w = w > 40 ? 40 : w;
-        int64_t rest = s->self_ns;
-        for (size_t k = 0; k < shown; k++) {
-            const fn_prof *f = &p->fns[s->fn0 + k];
-            ms_profile_text_fn(b, 2, share_of(f->self_ns, s->self_ns), f->self_ns, f->function, w, f->source,
-                               f->line);
-            rest -= f->self_ns;
-        }
-        if (s->nfn > shown)
-            ms_buf_printf(b, "  ... and %zu more function%s (%s; --json lists all)\n", s->nfn - shown,
-                          s->nfn - shown == 1 ? "" : "s", ms_fmt_ms(ms, sizeof ms, (double)rest / MS_NS_PER_MS));
+        ms_profile_text_list(b, 2, &p->listed[s->fn0], s->nfn, s->self_ns);
     }
 }
 
 static void report_json(const prof_report *p, const ms_report_opts *o, ms_buf *b)
 {
-    char iso[40];
     int f = 1, g = 1;
     ms_buf_addc(b, '{');
     ms_json_key(b, &f, "window");
     ms_buf_addc(b, '{');
-    ms_iso_utc(o->since_ns, iso, sizeof iso);
-    if (o->since_ns)
-        ms_kv_int(b, &g, "since_ns", o->since_ns);
-    else
-        ms_kv_raw(b, &g, "since_ns", NULL);
-    ms_kv_str(b, &g, "since", o->since_ns ? iso : NULL);
-    ms_kv_str(b, &g, "name_glob", o->name_glob);
+    ms_report_window_json(o, b, &g);
     ms_buf_addc(b, '}');
     ms_kv_int(b, &f, "traces", p->traces);
     ms_json_key(b, &f, "steps");
@@ -311,15 +272,8 @@ static void report_json(const prof_report *p, const ms_report_opts *o, ms_buf *b
         ms_kv_int(b, &h, "samples", s->samples);
         ms_kv_num(b, &h, "self_ms", (double)s->self_ns / MS_NS_PER_MS);
         ms_json_key(b, &h, "functions");
-        ms_buf_addc(b, '[');
-        for (size_t k = 0; k < s->nfn; k++) {
-            const fn_prof *fn = &p->fns[s->fn0 + k];
-            if (k)
-                ms_buf_addc(b, ',');
-            ms_profile_json_fn(b, fn->function, fn->source, fn->line, fn->samples, fn->self_ns,
-                               share_of(fn->self_ns, s->self_ns));
-        }
-        ms_buf_adds(b, "]}");
+        ms_profile_json_list(b, &p->listed[s->fn0], s->nfn, s->self_ns);
+        ms_buf_addc(b, '}');
     }
     ms_buf_adds(b, "]}\n");
 }
@@ -336,8 +290,9 @@ int ms_profile_report_write(sqlite3 *db, const ms_report_opts *o, FILE *out, cha
     ret = scan(db, o, &p, err, errlen);
     if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
         ret = -1;
+    if (ret == 0 && sort_report(&p))
+        ret = ms_errf(err, errlen, "out of memory sorting profiles");
     if (ret == 0) {
-        sort_report(&p);
         if (o->json)
             report_json(&p, o, &b);
         else

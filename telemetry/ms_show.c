@@ -50,7 +50,8 @@ typedef struct trace_view {
     span_event *evs;
     size_t nevs, capevs;
     int profile;                /* --profile: rows loaded and shown */
-    ms_prof_row *prof;
+    ms_prof_row *prof;          /* as read, strings in the arena ... */
+    ms_prof_fn *pfns;           /* ... and as listed, once the arena is complete */
     size_t nprof, capprof;
     int64_t prof_samples, prof_ns;
 } trace_view;
@@ -64,6 +65,7 @@ static void trace_view_free(trace_view *v)
     free(v->by_id);
     free(v->evs);
     free(v->prof);
+    free(v->pfns);
 }
 
 /* Sort records carry their keys, because qsort passes no context to get
@@ -566,6 +568,13 @@ static int load_profile(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         v->prof_samples += r->samples;
         v->prof_ns += r->self_ns;
     }
+    if (v->nprof && !(v->pfns = malloc(v->nprof * sizeof *v->pfns)))
+        return ms_errf(err, errlen, "out of memory reading the profile");
+    for (size_t i = 0; i < v->nprof; i++) {
+        const ms_prof_row *r = &v->prof[i];
+        v->pfns[i] = (ms_prof_fn){ms_arena_str(&v->arena, r->function), ms_arena_str(&v->arena, r->source),
+                                  r->line, r->samples, r->self_ns};
+    }
     return 0;
 }
 
@@ -576,27 +585,10 @@ static int load_profile(sqlite3 *db, trace_view *v, char *err, size_t errlen)
 static void show_text_profile(const trace_view *v, const span_node *s, int indent, ms_buf *b)
 {
     char ms[40];
-    size_t shown = s->nprof < MS_PROFILE_TEXT_TOP ? s->nprof : MS_PROFILE_TEXT_TOP;
-    int w = 8;
-    for (size_t k = 0; k < shown; k++) {
-        int cw = ms_fmt_text_cols(A(v->prof[s->prof0 + k].function));
-        w = cw > w ? cw : w;
-    }
-    w = w > 40 ? 40 : w;
     ms_buf_printf(b, "%*sprofile: %s of CPU in its own code (%lld sample%s)\n", indent, "",
                   ms_fmt_ms(ms, sizeof ms, (double)s->prof_ns / MS_NS_PER_MS), (long long)s->prof_samples,
                   s->prof_samples == 1 ? "" : "s");
-    int64_t rest_ns = s->prof_ns;
-    for (size_t k = 0; k < shown; k++) {
-        const ms_prof_row *r = &v->prof[s->prof0 + k];
-        ms_profile_text_fn(b, indent + 2, s->prof_ns ? (double)r->self_ns / (double)s->prof_ns : 0,
-                           r->self_ns, A(r->function), w, A(r->source), r->line);
-        rest_ns -= r->self_ns;
-    }
-    if (s->nprof > shown)
-        ms_buf_printf(b, "%*s... and %zu more function%s (%s; --json lists all)\n", indent + 2, "",
-                      s->nprof - shown, s->nprof - shown == 1 ? "" : "s",
-                      ms_fmt_ms(ms, sizeof ms, (double)rest_ns / MS_NS_PER_MS));
+    ms_profile_text_list(b, indent + 2, &v->pfns[s->prof0], s->nprof, s->prof_ns);
 }
 
 /* Width of the name column: the deepest indented name, capped. */
@@ -744,15 +736,8 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
             ms_kv_int(b, &g, "samples", s->prof_samples);
             ms_kv_num(b, &g, "self_ms", (double)s->prof_ns / MS_NS_PER_MS);
             ms_json_key(b, &g, "functions");
-            ms_buf_addc(b, '[');
-            for (size_t k = 0; k < s->nprof; k++) {
-                const ms_prof_row *r = &v->prof[s->prof0 + k];
-                if (k)
-                    ms_buf_addc(b, ',');
-                ms_profile_json_fn(b, A(r->function), A(r->source), r->line, r->samples, r->self_ns,
-                                   s->prof_ns ? (double)r->self_ns / (double)s->prof_ns : 0);
-            }
-            ms_buf_adds(b, "]}");
+            ms_profile_json_list(b, &v->pfns[s->prof0], s->nprof, s->prof_ns);
+            ms_buf_addc(b, '}');
         } else {
             ms_buf_adds(b, "null");
         }
