@@ -14,7 +14,11 @@
  *     and returns while auto-spans records, nothing otherwise.
  *
  * The interrupt goes first: while it is due, nothing else runs, and the
- * mask stays armed, so a pcall cannot swallow it. */
+ * mask stays armed, so a pcall cannot swallow it. The profiler samples
+ * before auto-spans acts on the same event, so a sample belongs to the
+ * span that was innermost when it was taken.
+ *
+ * Also here: how the profiler and auto-spans name a frame's function. */
 #include "host.h"
 
 #include <stdio.h>
@@ -71,8 +75,6 @@ static void hook(lua_State *L, lua_Debug *ar)
         ms_autospans_hook(L, ar);
     settle(L);
 }
-
-
 
 /* --- naming a frame's function ------------------------------------------- */
 
