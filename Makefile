@@ -41,7 +41,7 @@ BIN      := $(BUILD)/moonspan
 # SQLite through the host's routines.
 EXT      := $(BUILD)/moonspan_sql.so
 EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c telemetry/ms_hist.c \
-            telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
+            telemetry/ms_trace_prof.c telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
 EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 
 # scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
@@ -124,7 +124,13 @@ $(BUILD)/fake_llm: tests/fake_llm/fake_llm.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd) -pthread
 
-bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/fake_llm
+# the profiler's overhead in one process: the binary's profile.c and hook.c, the rest of the host stubbed
+$(BUILD)/bench/bench_profile: tests/bench/bench_profile.c $(BUILD)/host/profile.o $(BUILD)/host/hook.o \
+    $(BUILD)/libmoonspan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # --- fuzzing (tests/fuzz/) ---------------------------------------------------
@@ -164,9 +170,9 @@ $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_pr
     $(BUILD)/gen/prices_builtin.o
 $(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
 $(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
 $(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)

@@ -65,6 +65,7 @@ typedef struct co_state {
     unsigned fold_handle_next; /* the slot a new handle takes */
     /* --fold: how many spans of each name each parent has begun */
     struct sibling_count *siblings;
+    struct ms_autos *autos; /* its open auto spans (autospans.c), or NULL */
     struct co_state *volatile next, *prev; /* the list of threads */
 } co_state;
 
@@ -146,6 +147,8 @@ static int costate_gc(lua_State *L)
         cs->next->prev = cs->prev;
     atomic_signal_fence(memory_order_seq_cst);
     cs->L = NULL;
+    ms_autospans_free(cs->autos);
+    cs->autos = NULL;
     return 0;
 }
 
@@ -237,32 +240,51 @@ static void finish_trace(ms_trace *t)
     ms_host_trace_ended(t);
 }
 
-static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
+/* A new trace named `name`, or NULL when memory ran out. */
+static ms_trace *start_trace(const char *name, size_t len)
 {
     ms_host *h = &ms_the_host;
     ms_trace *t = ms_tracer_acquire(h->tracer);
     if (!t || ms_trace_start(t, name, len, ms_mono_ns(), h->joined ? &h->join_id : NULL, h->join_parent)) {
         if (t)
             ms_tracer_release(h->tracer, t);
-        luaL_error(L, "out of memory starting trace '%s'", name);
+        return NULL;
     }
     t->run_id = h->run_id;
     return t;
 }
 
-/* The run trace, opened on first use, named after the script. */
-static ms_trace *run_trace(lua_State *L, uint32_t *root)
+static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
+{
+    ms_trace *t = start_trace(name, len);
+    if (!t)
+        luaL_error(L, "out of memory starting trace '%s'", name);
+    return t;
+}
+
+/* The run trace, opened on first use, named after the script; NULL when
+ * memory ran out. */
+static ms_trace *open_run_trace(void)
 {
     ms_host *h = &ms_the_host;
     if (!h->implicit) {
         const char *name = h->run_name ? h->run_name : "moonspan";
-        h->implicit = new_trace(L, name, strlen(name));
+        if (!(h->implicit = start_trace(name, strlen(name))))
+            return NULL;
         /* the run trace covers the whole run, not just from its first span */
         if (h->run_start && h->run_start < h->implicit->start)
             h->implicit->start = h->implicit->spans[0].start = h->run_start; /* the root is at 0 */
     }
-    *root = 0;
     return h->implicit;
+}
+
+static ms_trace *run_trace(lua_State *L, uint32_t *root)
+{
+    ms_trace *t = open_run_trace();
+    if (!t)
+        luaL_error(L, "out of memory starting the run trace");
+    *root = 0;
+    return t;
 }
 
 /* --- errors -------------------------------------------------------------- */
@@ -410,6 +432,8 @@ void ms_host_run_failed(lua_State *L, int errix)
         return;
     }
     co_state *cs = costate(L);
+    if (cs->trace == h->implicit && trace_alive(cs))
+        ms_autospans_unwind(L, h->implicit, 0, errix);
     int own = !(cs->trace == h->implicit && trace_alive(cs) && is_propagation(L, cs, 0, errix));
     const char *type, *msg;
     size_t len;
@@ -630,8 +654,10 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
         ms_trace *t = cs->trace;
         int failed = status != LUA_OK && status != LUA_YIELD;
         int own = failed && fold && !ms_is_interrupt(L, -1) && !is_propagation(L, cs, idx, -1);
-        if (failed)
+        if (failed) {
+            ms_autospans_unwind(L, t, idx, lua_gettop(L)); /* calls the error left inside it */
             span_failed(L, cs, idx);
+        }
         const ms_span *sp = ms_trace_span(t, idx);
         if (fold)
             ms_fold_end(t, idx, lua_tointeger(L, msgh - 1), now, own);
@@ -1077,8 +1103,10 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     co_state *cs = costate(L);
     ctx_handle *h = lua_touserdata(L, msgh - 1);
     ms_trace *t = h->t;
-    if (status != LUA_OK && status != LUA_YIELD && cs->trace == t)
+    if (status != LUA_OK && status != LUA_YIELD && cs->trace == t) {
+        ms_autospans_unwind(L, t, 0, lua_gettop(L));
         span_failed(L, cs, 0);
+    }
     /* restore what the coroutine had before trace() */
     cs->trace = h->saved_trace;
     cs->gen = h->saved_gen;
@@ -1105,7 +1133,8 @@ static int l_trace(lua_State *L)
         return luaL_error(L, "trace('%s') cannot fold: a trace is one whole request; fold the "
                              "spans inside it", name);
     co_state *cs = costate(L);
-    if (trace_alive(cs) && (cs->explicit_trace || cs->top != 0))
+    /* depth counts span()s: a function's auto span (--auto-spans) is no step to nest in */
+    if (trace_alive(cs) && (cs->explicit_trace || cs->depth != 0))
         return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "
                              "cannot nest; use span() for the steps inside it", name,
                           cs->explicit_trace ? "trace" : "span",
@@ -1288,6 +1317,87 @@ static int l_level(lua_State *L)
 {
     lua_pushinteger(L, ms_the_host.level);
     return 1;
+}
+
+/* --- spans for the debug hook (profile.c, autospans.c) ------------------ */
+
+int ms_span_current(lua_State *L, ms_trace **t, uint32_t *idx)
+{
+    const co_state *cs = *(co_state **)lua_getextraspace(L);
+    if (cs && trace_alive(cs) && cs->top != MS_NONE) {
+        *t = cs->trace;
+        *idx = cs->top;
+        return 1;
+    }
+    ms_trace *run = ms_the_host.implicit;
+    if (run && atomic_load(&run->state) == MS_TRACE_OPEN) {
+        *t = run;
+        *idx = 0;
+        return 1;
+    }
+    return 0;
+}
+
+uint32_t ms_span_open(lua_State *L, const char *name, size_t len, ms_trace **out)
+{
+    co_state *cs = costate(L);
+    ms_trace *t;
+    uint32_t parent = 0;
+    if (trace_alive(cs)) {
+        t = cs->trace;
+        parent = cs->top;
+    } else {
+        if (!ms_the_host.tracer || !(t = open_run_trace()))
+            return MS_NONE;
+        cs->trace = t;
+        cs->gen = t->generation;
+        cs->explicit_trace = 0;
+    }
+    uint32_t idx = ms_span_begin(t, parent, name, len, ms_mono_ns());
+    if (idx != MS_NONE)
+        cs->top = idx;
+    *out = t;
+    return idx;
+}
+
+void ms_span_close(lua_State *L, ms_trace *t, uint32_t idx, int how)
+{
+    static const char UNWOUND[] = "an error unwound this call (no span saw it: a pcall caught it, "
+                                  "or it ended the coroutine)";
+    co_state *cs = costate(L);
+    int64_t now = ms_mono_ns();
+    if (how > 0) {
+        int top = lua_gettop(L);
+        lua_pushvalue(L, how);                             /* ... err */
+        span_failed(L, cs, idx);
+        lua_settop(L, top);
+    } else if (how == MS_CLOSE_UNWOUND) {
+        if (ms_interrupted) /* what unwinds everything now is the interrupt */
+            ms_span_interrupted(t, idx);
+        else
+            ms_span_fail(t, idx, 0, "error", UNWOUND, sizeof UNWOUND - 1, NULL);
+    }
+    const ms_span *sp = ms_trace_span(t, idx);
+    if (cs->trace == t)
+        cs->top = sp ? sp->parent : 0;
+    ms_span_end(t, idx, now);
+    if (__builtin_expect(ms_trace_wants_cut(t, now), 0))
+        ms_tracer_cut(ms_the_host.tracer, t, now);
+}
+
+struct ms_autos **ms_span_autos(lua_State *L)
+{
+    return &costate(L)->autos;
+}
+
+int ms_called_by_span(lua_State *L)
+{
+    lua_Debug ar;
+    if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "f", &ar))
+        return 0;
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    return f == l_span || f == l_trace;
 }
 
 /* --- registration ------------------------------------------------------- */

@@ -50,6 +50,46 @@ int ms_cli_global(ms_cli *c)
     return ms_cli_value(c, "--db", &c->db) || ms_cli_value(c, "--prices", &c->prices);
 }
 
+/* "--name" (*value NULL) or "--name=V". Returns 1 and advances when
+ * argv[c->i] is either. */
+static int optional_value(ms_cli *c, const char *name, const char **value)
+{
+    const char *a = c->argv[c->i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != 0 && a[n] != '='))
+        return 0;
+    *value = a[n] ? a + n + 1 : NULL;
+    c->i++;
+    return 1;
+}
+
+/* "--name" gives *out the default, "--name=N" a whole number N from 1 to
+ * max; any other N is a usage error saying what N is and where it goes. */
+static int optional_long(ms_cli *c, const char *name, long deflt, long max, const char *what,
+                         const char *alone, long *out)
+{
+    const char *v;
+    if (!optional_value(c, name, &v))
+        return 0;
+    *out = deflt;
+    if (v && ms_parse_long(v, 1, max, out))
+        ms_cli_usage_error(c, "%s=%s is not %s, a whole number from 1 to %ld (%s alone %s %ld)",
+                           name, v, what, max, name, alone, deflt);
+    return 1;
+}
+
+int ms_cli_profile(ms_cli *c, ms_run_opts *o)
+{
+    return optional_long(c, "--profile", MS_PROFILE_HZ_DEFAULT, MS_PROFILE_HZ_MAX,
+                         "a sampling rate; give samples per second of CPU time", "samples at", &o->profile_hz);
+}
+
+int ms_cli_auto_spans(ms_cli *c, ms_run_opts *o)
+{
+    return optional_long(c, "--auto-spans", MS_AUTO_DEPTH_DEFAULT, MS_AUTO_DEPTH_MAX,
+                         "a depth; give how many nested calls to record as spans", "records", &o->auto_depth);
+}
+
 _Noreturn void ms_cli_unknown(ms_cli *c)
 {
     const char *a = c->argv[c->i];

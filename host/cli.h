@@ -75,9 +75,32 @@ int ms_parse_level(const char *v);
 const char *ms_level_name(int level);
 #define MS_LEVEL_NAMES "\"info\", \"debug\" or \"trace\""
 
+/* How a hosted command (run, eval, test) records. */
+typedef struct ms_run_opts {
+    int quiet;          /* nothing at the end: no timeline, no profiler line */
+    int no_timeline;    /* no closing timeline (eval and test print their own) */
+    long profile_hz;    /* --profile: CPU-time samples per second; 0 off */
+    long auto_depth;    /* --auto-spans: nested calls recorded as spans; 0 off */
+} ms_run_opts;
+
+/* 1000 Hz: 1 ms of self time per sample, enough samples for a function
+ * taking 1% of a one-second span to show, at a calibrated cost well under
+ * 1% (the README's figure). Kernels check CPU timers on their tick (250 Hz
+ * on Debian's), so asking more than the tick costs no more signals. */
+#define MS_PROFILE_HZ_DEFAULT 1000
+#define MS_PROFILE_HZ_MAX 10000
+#define MS_AUTO_DEPTH_DEFAULT 10
+#define MS_AUTO_DEPTH_MAX 1000
+
+/* If argv[c->i] is --profile or --profile=HZ (--auto-spans[=DEPTH]),
+ * sets the option in *o, advances and returns 1. A bad value is a usage
+ * error naming the range (exits 2). */
+int ms_cli_profile(ms_cli *c, ms_run_opts *o);
+int ms_cli_auto_spans(ms_cli *c, ms_run_opts *o);
+
 /* What a hosted command runs once the host is up; returns an exit status. */
 typedef int (*ms_body_fn)(struct lua_State *L, void *ud);
-int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
+int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts *o,
                   ms_body_fn body, void *ud);
 
 int ms_cmd_run(ms_cli *c);

@@ -30,6 +30,9 @@ static const char EVAL_HELP[] =
     "                          fails or regresses against the baseline\n"
     "  --record                store every LLM request and response of this run\n"
     "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline\n"
+    "  --profile[=HZ]          sample the Lua stack HZ times per second of CPU time\n"
+    "                          (default 1000): each span's self time per function\n"
+    "                          (`moonspan show --profile`, `moonspan report --profile`)\n"
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
     "\n"
@@ -105,6 +108,7 @@ static int eval_body(lua_State *L, void *ud)
 int ms_cmd_eval(ms_cli *c)
 {
     eval_opts o = {.concurrency = 4, .repeat = 1, .c = c};
+    ms_run_opts ro = {.no_timeline = 1}; /* eval prints its own summary */
     const char *v;
     int files_start = -1;
     /* options and files may mix; files are collected in place */
@@ -116,7 +120,7 @@ int ms_cmd_eval(ms_cli *c)
             printf(EVAL_HELP, MS_RECORD_HELP);
             return 0;
         }
-        if (ms_cli_record(c))
+        if (ms_cli_record(c) || ms_cli_profile(c, &ro))
             continue;
         if (ms_cli_value(c, "--concurrency", &v))
             o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);
@@ -158,5 +162,5 @@ int ms_cmd_eval(ms_cli *c)
     ms_cli_record_done(c);
     o.first_file = files_start;
     o.nfiles = out - files_start;
-    return ms_run_hosted(c, c->argv[files_start], files_start, 1, eval_body, &o);
+    return ms_run_hosted(c, c->argv[files_start], files_start, &ro, eval_body, &o);
 }

@@ -5,13 +5,15 @@
 #include "cli.h"
 #include "ms_clock.h"
 #include "ms_overhead.h"
+#include "ms_profile.h"
 #include "ms_report.h"
 #include "ms_show.h"
 #include "ms_store.h"
 #include "ms_traces.h"
 
 static const char REPORT_HELP[] =
-    "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--json] [--db PATH]\n"
+    "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--profile] [--json]\n"
+    "                       [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
     "per-step latency and share of time, the slowest step, tokens and cost per\n"
@@ -26,7 +28,9 @@ static const char REPORT_HELP[] =
     "  --json            one JSON object instead of text (durations in ms)\n"
     "  --overhead        instead: what recording cost each run (spans kept, folded,\n"
     "                    skipped, sampled out, the script's time in telemetry);\n"
-    "                    --since and --limit N (default 20) choose the runs\n";
+    "                    --since and --limit N (default 20) choose the runs\n"
+    "  --profile         instead: the hottest functions of each step, by self CPU\n"
+    "                    time, over traces recorded with `moonspan run --profile`\n";
 
 static const char TRACES_HELP[] =
     "usage: moonspan traces [--limit N] [--errors] [--json] [--db PATH]\n"
@@ -38,7 +42,7 @@ static const char TRACES_HELP[] =
     "  --json      a JSON array instead of text\n";
 
 static const char SHOW_HELP[] =
-    "usage: moonspan show [--json] [--pick N] [--db PATH] TRACE_ID\n"
+    "usage: moonspan show [--json] [--profile] [--pick N] [--db PATH] TRACE_ID\n"
     "\n"
     "One trace as an indented tree: each span's name, duration, tokens, cost,\n"
     "retries, status and error. TRACE_ID may be a prefix (4+ characters) of an\n"
@@ -47,6 +51,8 @@ static const char SHOW_HELP[] =
     "  --pick N    when several traces match TRACE_ID (the traces of a run that\n"
     "              joined an outer trace through TRACEPARENT share its id), show\n"
     "              the Nth, counted by start time; without it they are listed\n"
+    "  --profile   with each span, its self CPU time and hottest functions (file:line),\n"
+    "              from a run with --profile\n"
     "  --json      a JSON object instead of text\n";
 
 static int help(ms_cli *c, const char *text)
@@ -98,6 +104,7 @@ int ms_cmd_report(ms_cli *c)
     ms_report_opts o = {0};
     ms_overhead_opts ov = {0};
     int overhead = 0;
+    int profile = 0;
     const char *v;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
@@ -119,6 +126,8 @@ int ms_cmd_report(ms_cli *c)
             o.by_month = strcmp(v, "month") == 0;
         } else if (ms_cli_flag(c, "--json")) {
             o.json = 1;
+        } else if (ms_cli_flag(c, "--profile")) {
+            profile = 1;
         } else {
             ms_cli_unknown(c);
         }
@@ -138,6 +147,8 @@ int ms_cmd_report(ms_cli *c)
         ov.since_ns = o.since_ns;
         ov.json = o.json;
         rc = ms_overhead_write(ms_store_db(s), &ov, stdout, err, sizeof err);
+    } else if (profile) {
+        rc = ms_profile_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
     } else {
         rc = ms_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
     }
@@ -182,6 +193,8 @@ int ms_cmd_show(ms_cli *c)
             return 0;
         if (ms_cli_flag(c, "--json")) {
             o.json = 1;
+        } else if (ms_cli_flag(c, "--profile")) {
+            o.profile = 1;
         } else if (ms_cli_value(c, "--pick", &v)) {
             o.pick = ms_cli_long(c, "--pick", v, 1, 1000000000);
         } else if (c->argv[c->i][0] != '-' && !o.id) {

@@ -13,16 +13,23 @@
 #include "host.h"
 
 static const char RUN_HELP[] =
-    "usage: moonspan run [--quiet] [RECORDING OPTIONS] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [RECORDING OPTIONS]\n"
+    "                    [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
     "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
     "database. The run is one trace named after the script unless the script\n"
     "opens its own with trace(). On exit the trace timeline goes to stderr.\n"
     "\n"
-    "  --quiet         do not print the timeline\n"
-    "  --db PATH       the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
-    "  --prices FILE   model prices overriding the built-in table\n"
+    "  --quiet              do not print the timeline nor the profiler's line\n"
+    "  --profile[=HZ]       sample the Lua stack HZ times per second of CPU time\n"
+    "                       (default 1000) and store each span's self time per\n"
+    "                       function; see `moonspan show --profile ID` and\n"
+    "                       `moonspan report --profile`\n"
+    "  --auto-spans[=DEPTH] record every Lua function call as a span, up to\n"
+    "                       DEPTH nested calls (default 10); for short runs\n"
+    "  --db PATH            the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
+    "  --prices FILE        model prices overriding the built-in table\n"
     "\n"
     "Recording options (also on `moonspan eval`):\n"
     "%s"
@@ -43,7 +50,7 @@ static const char TEST_HELP[] =
 /* Starts the host (store, tracer, Lua), runs `body`, then ends the run
  * (lifecycle.c) and returns the exit status. `label` names the run in
  * the runs table; ARGS for it start at argv[first_arg]. */
-int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
+int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts *o,
                   ms_body_fn body, void *ud)
 {
     char err[1024];
@@ -51,12 +58,19 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, int quiet,
         fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
         return MS_EXIT_USAGE;
     }
-    ms_the_host.quiet = quiet;
+    ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
     lua_State *L = ms_runtime_new();
     if (!L)
         return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
-    ms_host_calibrate(L);
+    ms_host_calibrate(L); /* before the hook: what span() costs without auto-spans or samples */
+    if (o->auto_depth)
+        ms_autospans_start(L, (int)o->auto_depth);
+    /* last, so that the profiler's calibration and samples see the hook as the script will */
+    if (o->profile_hz && ms_profile_start(L, o->profile_hz, !o->quiet, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        return ms_lifecycle_end(L, MS_END_ERROR, MS_EXIT_USAGE);
+    }
     int rc = body(L, ud);
     return ms_lifecycle_end(L, ms_interrupted ? MS_END_INTERRUPT : rc ? MS_END_ERROR : MS_END_NORMAL, rc);
 }
@@ -81,12 +95,12 @@ static int run_busted_body(lua_State *L, void *ud)
 
 int ms_cmd_run(ms_cli *c)
 {
-    int quiet = 0;
+    ms_run_opts o = {0};
     while (c->i < c->argc && c->argv[c->i][0] == '-') {
-        if (ms_cli_global(c))
+        if (ms_cli_global(c) || ms_cli_profile(c, &o) || ms_cli_auto_spans(c, &o))
             continue;
         if (ms_cli_flag(c, "--quiet") || ms_cli_flag(c, "-q")) {
-            quiet = 1;
+            o.quiet = 1;
             continue;
         }
         if (ms_cli_record(c))
@@ -104,11 +118,14 @@ int ms_cmd_run(ms_cli *c)
     ms_cli_record_done(c);
     const char *script = c->argv[c->i];
     if (access(script, R_OK) != 0) {
-        fprintf(stderr, "moonspan run: cannot read script %s: %s; check the path\n", script, strerror(errno));
+        /* `--profile 500` reads 500 as the script */
+        int number = script[0] && strspn(script, "0123456789") == strlen(script);
+        fprintf(stderr, "moonspan run: cannot read script %s: %s; check the path%s\n", script, strerror(errno),
+                number ? " (a rate or depth goes after '=': --profile=500, --auto-spans=5)" : "");
         return MS_EXIT_USAGE;
     }
     script_args a = {c, script, c->i + 1};
-    return ms_run_hosted(c, script, c->i + 1, quiet, run_script_body, &a);
+    return ms_run_hosted(c, script, c->i + 1, &o, run_script_body, &a);
 }
 
 int ms_cmd_test(ms_cli *c)
@@ -127,5 +144,6 @@ int ms_cmd_test(ms_cli *c)
     c->argc = out;
     ms_cli_record_done(c); /* test takes none of the options, but $MOONSPAN_LEVEL */
     script_args a = {c, NULL, first};
-    return ms_run_hosted(c, "moonspan-test", first, 1, run_busted_body, &a);
+    ms_run_opts o = {.quiet = 1};
+    return ms_run_hosted(c, "moonspan-test", first, &o, run_busted_body, &a);
 }

@@ -104,6 +104,66 @@ int ms_is_interrupt(lua_State *L, int idx);
 /* Arms the interrupt on coroutine `co` when a signal has arrived (for
  * coroutines that start after it). Async-signal-safe. */
 void ms_arm_interrupt(lua_State *co);
+/* Whether a signal has interrupted the script (and the run is not yet
+ * ending): the hook must raise at every instruction. */
+int ms_interrupt_due(void);
+/* The interrupt's part of the debug hook (hook.c), always first: raises
+ * the interrupt error when it is due, except on entering a C function
+ * (MS_HOOK_WAIT: raise at the next instruction); MS_HOOK_OFF once the run
+ * is ending; else MS_HOOK_GO_ON. */
+enum { MS_HOOK_GO_ON, MS_HOOK_WAIT, MS_HOOK_OFF };
+int ms_interrupt_hook(lua_State *L, lua_Debug *ar);
+
+/* --- hook.c: the one debug hook every coroutine shares -------------------- */
+
+/* Hooks the next instruction, call and return of `co` (a signal has
+ * something for it: the interrupt, a profiler tick). Async-signal-safe. */
+void ms_hook_arm(lua_State *co);
+/* From now on every coroutine hooks its calls and returns (auto-spans);
+ * hooks L's now. */
+void ms_hook_calls(lua_State *L);
+/* The run is ending: calls and returns are no longer hooked, and the
+ * names found for functions are forgotten. */
+void ms_hook_stop(void);
+/* The name of the function of frame `ar` (lua_getinfo "S" done on it):
+ * as its call site names it; else (a function called from C or by a tail
+ * call) the global, or the local or upvalue of a frame below, holding it,
+ * searched once per function; else "main chunk", "function <file:line>"
+ * (as Lua's tracebacks say) or "[C]". May use `buf`; leaves L's stack as
+ * it was. */
+const char *ms_frame_name(lua_State *L, lua_Debug *ar, char *buf, size_t n);
+
+/* --- profile.c: --profile, CPU-time samples of the Lua stack --------------- */
+
+/* Starts sampling L's thread `hz` times per second of its CPU time, after
+ * calibrating what one sample costs. `announce`: print the profiler's
+ * line when the run ends. Returns 0, or -1 with err (no timer). */
+int ms_profile_start(lua_State *L, long hz, int announce, char *err, size_t errlen);
+/* Whether a tick waits for the hook to sample it. Async-signal-safe. */
+int ms_profile_due(void);
+/* The profiler's part of the debug hook: takes the pending sample. */
+void ms_profile_hook(lua_State *L, lua_Debug *ar);
+/* Stops sampling (the run is ending); then ms_profile_finish prints the
+ * profiler's line (samples, overhead) when announced, and frees. */
+void ms_profile_stop(void);
+void ms_profile_finish(void);
+
+/* --- autospans.c: --auto-spans, every Lua call as a span ------------------- */
+
+struct ms_autos; /* a coroutine's open auto spans */
+
+/* Records every Lua function call of the script as a span, up to `depth`
+ * nested calls in each coroutine. */
+void ms_autospans_start(lua_State *L, int depth);
+/* The auto-spans part of the debug hook: a call, tail call or return. */
+void ms_autospans_hook(lua_State *L, lua_Debug *ar);
+/* The error at errix is leaving span `above` of trace t (span_k,
+ * trace_k) or the script (above 0 of the run trace): the auto spans of
+ * L's coroutine opened inside it close first, the error passing through
+ * them. Nothing when auto-spans is off. */
+void ms_autospans_unwind(lua_State *L, const ms_trace *t, uint32_t above, int errix);
+/* Frees a coroutine's auto spans record (its thread is collected). */
+void ms_autospans_free(struct ms_autos *a);
 
 /* --- record.c: how the run records, and what that cost ------------------- */
 
@@ -134,6 +194,33 @@ void ms_each_thread(void (*fn)(lua_State *co));
 /* When the error at errix was raised inside a span of L's coroutine,
  * pushes the traceback taken where it was raised and returns 1; else 0. */
 int ms_push_raise_traceback(lua_State *L, int errix);
+
+/* Spans for the debug hook (profile.c, autospans.c). None of these raise. */
+
+/* The innermost open span of L's coroutine, else the run trace's root
+ * while it is open: 1 with *t and *idx set; 0 when there is none. Never
+ * allocates. */
+int ms_span_current(lua_State *L, ms_trace **t, uint32_t *idx);
+/* Opens span `name` under L's innermost open span (in the run trace when
+ * there is none) and makes it the innermost, as span() does. Returns its
+ * index and trace, or MS_NONE (out of memory). */
+uint32_t ms_span_open(lua_State *L, const char *name, size_t len, ms_trace **t);
+/* How ms_span_close ends a span. */
+enum {
+    MS_CLOSE_OK = 0,       /* its function returned */
+    MS_CLOSE_UNWOUND = -1, /* an error no span saw unwound it (caught by a pcall,
+                            * or it ended the coroutine): status error, not counted */
+};
+/* Ends span idx of the open trace t, opened by ms_span_open in L's
+ * coroutine, and makes its parent the innermost. `how` is MS_CLOSE_OK,
+ * MS_CLOSE_UNWOUND, or the stack index of the error leaving it, recorded
+ * as span() records an error passing through (counted once). */
+void ms_span_close(lua_State *L, ms_trace *t, uint32_t idx, int how);
+/* Where autospans.c keeps L's open auto spans; never NULL. */
+struct ms_autos **ms_span_autos(lua_State *L);
+/* Whether L's running function was called by span() or trace() (a
+ * span's body, which the span itself already records). */
+int ms_called_by_span(lua_State *L);
 
 /* --- http.c: moonspan.http, the libcurl transport ------------------------ */
 

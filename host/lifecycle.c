@@ -6,15 +6,18 @@
  * its open spans), the on_exit functions run, every ended trace is
  * written, the timeline is printed, Lua and the tracer close.
  *
- * Signals. The first SIGINT/SIGTERM arms a debug hook on every coroutine
- * (not just the running one) that raises the interrupt error at the next
- * instruction, and keeps raising it: a pcall in the script, in retry or
+ * Signals. The first SIGINT/SIGTERM arms the debug hook (hook.c, which
+ * the profiler and auto-spans share, the interrupt going first) on every
+ * coroutine (not just the running one) to raise the interrupt error at
+ * the next instruction, and keep raising it: a pcall in the script, in retry or
  * in llm.map's workers cannot swallow it, so the script unwinds through
  * its spans (stored as interrupted) to the end of the run. The second
  * signal wakes a watchdog thread that writes every trace that has ended
  * and leaves at once; the third gets the default action. A signal that
  * lands on another thread (curl's resolver) is passed to the Lua thread,
- * the only one allowed to touch Lua. */
+ * the only one allowed to touch Lua. A profiled run stops its profiler
+ * first thing at the end, and prints the profiler's line after the
+ * timeline. */
 #include "host.h"
 
 #include <errno.h>
@@ -245,28 +248,34 @@ static void describe_interrupt(lua_State *L, int level)
     lua_pop(L, 2);
 }
 
-/* Raises the interrupt at every Lua instruction and call while the
- * script runs. Never on entering a C function: that would raise inside
- * a message handler (an error while handling an error). */
-static void interrupt_hook(lua_State *L, lua_Debug *ar)
+int ms_interrupt_due(void)
 {
-    if (!interrupts_armed) {
-        lua_sethook(L, NULL, 0, 0);
-        return;
-    }
+    return ms_interrupted && interrupts_armed;
+}
+
+/* Raises the interrupt at every Lua instruction and call while the
+ * script runs (the first part of the one debug hook, hook.c). Never on
+ * entering a C function: that would raise inside a message handler (an
+ * error while handling an error). */
+int ms_interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    if (!interrupts_armed)
+        return MS_HOOK_OFF;
+    if (!ms_interrupted)
+        return MS_HOOK_GO_ON;
     if (ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
         if (!lua_getinfo(L, "S", ar) || ar->what[0] == 'C')
-            return;
+            return MS_HOOK_WAIT;
     }
     describe_interrupt(L, 0);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &interrupt_key);
-    lua_error(L);
+    return lua_error(L);
 }
 
 void ms_arm_interrupt(lua_State *co)
 {
-    if (ms_interrupted && interrupts_armed)
-        lua_sethook(co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    if (ms_interrupt_due())
+        ms_hook_arm(co);
 }
 
 static void disarm(lua_State *co)
@@ -508,6 +517,8 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
 {
     ms_host *h = &ms_the_host;
     fflush(stdout); /* the script's output first, then ours */
+    ms_profile_stop();
+    ms_hook_stop();
     interrupts_armed = 0;
     if (L) {
         ms_each_thread(disarm);
@@ -524,6 +535,7 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
         return status;
     ms_tracer_flush(h->tracer, GIVE_UP_NS, NULL);
     print_timeline();
+    ms_profile_finish();
     for (int i = 0; i < MS_RECENT_TRACES; i++) {
         if (h->recent[i])
             ms_tracer_release(h->tracer, h->recent[i]);

@@ -27,10 +27,9 @@
 
 /* --- filters ------------------------------------------------------------ */
 
-/* Binds :since and :glob when the statement names them (the SQL is built
- * with only the filters in use). Returns 0 or -1 with err. */
-static int bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
-                        char *err, size_t errlen)
+/* See ms_report.h (the SQL is built with only the filters in use). */
+int ms_report_bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
+                           char *err, size_t errlen)
 {
     int i = sqlite3_bind_parameter_index(st, ":since");
     if (i > 0 && sqlite3_bind_int64(st, i, o->since_ns) != SQLITE_OK)
@@ -298,7 +297,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
     int ret = -1;
     double *dur = NULL;
     size_t ndur = 0, cap = 0;
-    if (bind_filters(db, st, o, err, errlen))
+    if (ms_report_bind_filters(db, st, o, err, errlen))
         goto done;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -399,7 +398,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
         return -1;
     int ret = -1, rc;
     ms_buf *a = &r->ev_arena;
-    if (bind_filters(db, st, o, err, errlen))
+    if (ms_report_bind_filters(db, st, o, err, errlen))
         goto done;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (ms_grow((void **)&r->evals, &r->capevals, r->nevals, sizeof *r->evals))

@@ -31,4 +31,10 @@ typedef struct ms_report_opts {
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
 
+/* Binds :since and :glob of `st`, when it names them, from the options:
+ * how the report's views (this one, report --profile) filter traces.
+ * Returns 0 or -1 with err. */
+int ms_report_bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
+                           char *err, size_t errlen);
+
 #endif

@@ -1,6 +1,7 @@
 /* ms_report_data — the numbers of one `moonspan report`, as the scans
  * (ms_report.c) leave them for the output (ms_report_out.c). Private to
- * those two files. */
+ * those two files, and `report --profile` (ms_profile_report.c), which
+ * states its window the same way. */
 #ifndef MS_REPORT_DATA_H
 #define MS_REPORT_DATA_H
 
@@ -88,5 +89,11 @@ typedef struct report {
  * --json` promises, appended to b. */
 void ms_report_text(const report *r, const ms_report_opts *o, ms_buf *b);
 void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b);
+
+/* The window of the filters: " since DATE" or ", all time", then
+ * ", name GLOB '...'"; as JSON members since_ns, since, name_glob of the
+ * object being written (`first` its flag, see ms_json_key). */
+void ms_report_window_text(const ms_report_opts *o, ms_buf *b);
+void ms_report_window_json(const ms_report_opts *o, ms_buf *b, int *first);
 
 #endif

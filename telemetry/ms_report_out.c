@@ -38,6 +38,34 @@ static const step_stat *slowest_step(const report *r)
     return best;
 }
 
+void ms_report_window_text(const ms_report_opts *o, ms_buf *b)
+{
+    char iso[40];
+    if (o->since_ns) {
+        ms_iso_utc(o->since_ns, iso, sizeof iso);
+        ms_buf_printf(b, " since %s", iso);
+    } else {
+        ms_buf_adds(b, ", all time");
+    }
+    if (o->name_glob) {
+        ms_buf_adds(b, ", name GLOB '");
+        ms_fmt_text(b, o->name_glob, "");
+        ms_buf_addc(b, '\'');
+    }
+}
+
+void ms_report_window_json(const ms_report_opts *o, ms_buf *b, int *first)
+{
+    char iso[40];
+    ms_iso_utc(o->since_ns, iso, sizeof iso);
+    if (o->since_ns)
+        ms_kv_int(b, first, "since_ns", o->since_ns);
+    else
+        ms_kv_raw(b, first, "since_ns", NULL);
+    ms_kv_str(b, first, "since", o->since_ns ? iso : NULL);
+    ms_kv_str(b, first, "name_glob", o->name_glob);
+}
+
 /* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
 static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
@@ -101,13 +129,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_json_key(b, &f, "window");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_iso_utc(o->since_ns, iso, sizeof iso);
-    if (o->since_ns)
-        ms_kv_int(b, &g, "since_ns", o->since_ns);
-    else
-        ms_kv_raw(b, &g, "since_ns", NULL);
-    ms_kv_str(b, &g, "since", o->since_ns ? iso : NULL);
-    ms_kv_str(b, &g, "name_glob", o->name_glob);
+    ms_report_window_json(o, b, &g);
     ms_kv_str(b, &g, "group_by", o->by_month ? "month" : "day");
     ms_iso_utc(r->first_start, iso, sizeof iso);
     ms_kv_str(b, &g, "first_start", r->requests ? iso : NULL);
@@ -309,17 +331,7 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
 
     ms_buf_printf(b, "moonspan report: %lld request%s", (long long)r->requests,
                   r->requests == 1 ? "" : "s");
-    if (o->since_ns) {
-        ms_iso_utc(o->since_ns, t1, sizeof t1);
-        ms_buf_printf(b, " since %s", t1);
-    } else {
-        ms_buf_adds(b, ", all time");
-    }
-    if (o->name_glob) {
-        ms_buf_adds(b, ", name GLOB '");
-        ms_fmt_text(b, o->name_glob, "");
-        ms_buf_addc(b, '\'');
-    }
+    ms_report_window_text(o, b);
     if (r->requests) {
         ms_iso_utc(r->first_start, t1, sizeof t1);
         ms_iso_utc(r->last_start, t2, sizeof t2);

@@ -26,8 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
   host_version TEXT NOT NULL,
   start_ns     INTEGER NOT NULL,        -- Unix epoch nanoseconds
   pid          INTEGER NOT NULL,
-  -- v5: how the run recorded, and what its telemetry did and cost; NULL
-  -- until the run ends (and for runs of older versions)
+  -- v5: how the run recorded and what its telemetry did and cost
+  -- (NULL until the run ends and for runs of older versions)
   end_ns             INTEGER,           -- Unix epoch nanoseconds
   level              TEXT,              -- 'info' | 'debug' | 'trace' at the start
   fold_above         INTEGER,           -- --fold N; NULL when off
@@ -37,9 +37,9 @@ CREATE TABLE IF NOT EXISTS runs (
   spans_skipped      INTEGER,           -- span() calls below the level: not recorded
   traces_sampled_out INTEGER,           -- traces stored as their summary only
   spans_sampled_out  INTEGER,           -- the spans those traces dropped
-  ns_per_span        REAL,              -- what span() costs the script, measured at the
-  ns_per_fold        REAL,              -- start of the run (recorded, folded, below the
-  ns_per_skip        REAL,              -- level), over a plain call of the body
+  ns_per_span        REAL,              -- what span() costs the script over a plain call
+  ns_per_fold        REAL,              -- of its body (recorded / folded / below the level)
+  ns_per_skip        REAL,              -- as measured when the run started
   telemetry_ns       INTEGER            -- their sum over the run: the script's time in telemetry
 );
 
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS traces (
                                         -- outer one (TRACEPARENT); NULL otherwise
   parts              INTEGER NOT NULL DEFAULT 0, -- v4: its rows in trace_parts (0: none)
   spans              BLOB,              -- v4: the packed spans not in trace_parts (ms_pack.h);
-                                        -- NULL while a trace written in parts is still open,
+                                        -- NULL while a trace written in parts is still open
                                         -- and for a trace sampled out
   sampled_out        INTEGER NOT NULL DEFAULT 0 -- v5: 1 when sampling kept this row only (--sample)
 );
@@ -143,4 +143,23 @@ CREATE TABLE IF NOT EXISTS llm_recordings (
   response  TEXT NOT NULL,              -- JSON
   call_site TEXT,                       -- "file:line" of the llm.call, for error messages
   PRIMARY KEY (eval_run, hash)
+) WITHOUT ROWID;
+
+-- v5: the profiler (`moonspan run --profile`). Self time sampled in each
+-- function while a span was the innermost open span of the running
+-- coroutine: time in a child span is the child's. A trace's rows are
+-- written with its spans, in the same transaction (a span's rows with the
+-- part that holds the span). Only profiled runs have rows.
+CREATE TABLE IF NOT EXISTS span_profiles (
+  trace_row  INTEGER NOT NULL,          -- traces.id
+  span_index INTEGER NOT NULL,          -- spans.span_index of the span (0: the root)
+  function   TEXT NOT NULL,             -- the function's name as the call site names it (a global's
+                                        -- name when called from C), else 'function <file:line>' as
+                                        -- Lua's tracebacks say, 'main chunk', or a C function's name
+                                        -- ('[C]' when it has none)
+  source     TEXT NOT NULL,             -- its chunk as Lua shows it ('script.lua'); '[C]' for C
+  line       INTEGER NOT NULL,          -- the line it is defined on; 0 a main chunk, -1 a C function
+  samples    INTEGER NOT NULL,          -- CPU-time samples that found it running (self time)
+  self_ns    INTEGER NOT NULL,          -- samples x the sampling period
+  PRIMARY KEY (trace_row, span_index, function, source, line)
 ) WITHOUT ROWID;

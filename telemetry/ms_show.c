@@ -4,6 +4,7 @@
 #include "ms_show.h"
 
 #include "ms_fmt.h"
+#include "ms_profile.h"
 #include "ms_read.h"
 #include "ms_spans.h"
 
@@ -23,6 +24,8 @@ typedef struct span_node {
     size_t parent;              /* index of the parent node, MS_NO_STR for the root */
     size_t child0, nchild;      /* children: order[child0 .. child0 + nchild) */
     size_t event0, nevent;      /* events: evs[event0 .. event0 + nevent) */
+    size_t prof0, nprof;        /* profile rows: prof[prof0 .. prof0 + nprof), hottest first */
+    int64_t prof_samples, prof_ns;
 } span_node;
 
 typedef struct span_event {
@@ -46,6 +49,11 @@ typedef struct trace_view {
     struct id_index *by_id;     /* (span_id, node) sorted by span_id */
     span_event *evs;
     size_t nevs, capevs;
+    int profile;                /* --profile: rows loaded and shown */
+    ms_prof_row *prof;          /* as read, strings in the arena ... */
+    ms_prof_fn *pfns;           /* ... and as listed, once the arena is complete */
+    size_t nprof, capprof;
+    int64_t prof_samples, prof_ns;
 } trace_view;
 
 /* Frees what resolve_trace and load_spans filled in. */
@@ -56,6 +64,8 @@ static void trace_view_free(trace_view *v)
     free(v->order);
     free(v->by_id);
     free(v->evs);
+    free(v->prof);
+    free(v->pfns);
 }
 
 /* Sort records carry their keys, because qsort passes no context to get
@@ -529,7 +539,55 @@ done:
     return ret;
 }
 
+/* Reads the trace's profile rows (--profile) and gives each span its
+ * own: rows come by span index, nodes are in span index order. */
+static int load_profile(sqlite3 *db, trace_view *v, char *err, size_t errlen)
+{
+    v->profile = 1;
+    if (ms_profile_rows(db, v->row, &v->prof, &v->nprof, &v->capprof, &v->arena, err, errlen))
+        return -1;
+    for (size_t i = 0; i < v->nprof; i++) {
+        const ms_prof_row *r = &v->prof[i];
+        size_t lo = 0, hi = v->nnodes;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (v->nodes[mid].rowid < r->span_index)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == v->nnodes || v->nodes[lo].rowid != r->span_index)
+            continue; /* a span the trace no longer has (it cannot be shown) */
+        span_node *s = &v->nodes[lo];
+        if (s->nprof++ == 0)
+            s->prof0 = i;
+        s->prof_samples += r->samples;
+        s->prof_ns += r->self_ns;
+        v->prof_samples += r->samples;
+        v->prof_ns += r->self_ns;
+    }
+    if (v->nprof && !(v->pfns = malloc(v->nprof * sizeof *v->pfns)))
+        return ms_errf(err, errlen, "out of memory reading the profile");
+    for (size_t i = 0; i < v->nprof; i++) {
+        const ms_prof_row *r = &v->prof[i];
+        v->pfns[i] = (ms_prof_fn){ms_arena_str(&v->arena, r->function), ms_arena_str(&v->arena, r->source),
+                                  r->line, r->samples, r->self_ns};
+    }
+    return 0;
+}
+
 #define A(off) ms_arena_str(&v->arena, (off))
+
+/* The span's profile under its line: its self CPU time, then its hottest
+ * functions, each with its share of that time. */
+static void show_text_profile(const trace_view *v, const span_node *s, int indent, ms_buf *b)
+{
+    char ms[40];
+    ms_buf_printf(b, "%*sprofile: %s of CPU in its own code (%lld sample%s)\n", indent, "",
+                  ms_fmt_ms(ms, sizeof ms, (double)s->prof_ns / MS_NS_PER_MS), (long long)s->prof_samples,
+                  s->prof_samples == 1 ? "" : "s");
+    ms_profile_text_list(b, indent + 2, &v->pfns[s->prof0], s->nprof, s->prof_ns);
+}
 
 /* Width of the name column: the deepest indented name, capped. */
 static int tree_width(const trace_view *v, size_t i, int depth)
@@ -601,6 +659,8 @@ static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_b
         }
         ms_buf_addc(b, '\n');
     }
+    if (s->nprof)
+        show_text_profile(v, s, 2 * (depth + 1), b);
     for (size_t c = 0; c < s->nchild; c++)
         show_text_span(v, v->order[s->child0 + c], depth + 1, w, b);
 }
@@ -666,6 +726,20 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_buf_addc(b, '}');
     }
     ms_buf_addc(b, ']');
+    if (v->profile) {
+        ms_json_key(b, &f, "profile");
+        if (s->nprof) {
+            int g = 1;
+            ms_buf_addc(b, '{');
+            ms_kv_int(b, &g, "samples", s->prof_samples);
+            ms_kv_num(b, &g, "self_ms", (double)s->prof_ns / MS_NS_PER_MS);
+            ms_json_key(b, &g, "functions");
+            ms_profile_json_list(b, &v->pfns[s->prof0], s->nprof, s->prof_ns);
+            ms_buf_addc(b, '}');
+        } else {
+            ms_buf_adds(b, "null");
+        }
+    }
     ms_json_key(b, &f, "children");
     ms_buf_addc(b, '[');
     for (size_t c = 0; c < s->nchild; c++) {
@@ -700,6 +774,14 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_kv_raw(b, &f, "attrs", A(v->attrs));
     ms_kv_int(b, &f, "pick", v->pick);
     ms_kv_int(b, &f, "matching_traces", v->matches);
+    if (v->profile) {
+        int g = 1;
+        ms_json_key(b, &f, "profile");
+        ms_buf_addc(b, '{');
+        ms_kv_int(b, &g, "samples", v->prof_samples);
+        ms_kv_num(b, &g, "self_ms", (double)v->prof_ns / MS_NS_PER_MS);
+        ms_buf_addc(b, '}');
+    }
     ms_json_key(b, &f, "spans");
     ms_buf_addc(b, '[');
     if (v->nnodes)
@@ -736,7 +818,15 @@ static void show_text(const trace_view *v, ms_buf *b)
     if (v->error_count)
         ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
                       v->error_count == 1 ? "" : "s");
-    ms_buf_adds(b, "\n\n");
+    ms_buf_addc(b, '\n');
+    if (v->profile && v->prof_samples)
+        ms_buf_printf(b, "  profile: %s of CPU sampled in %lld sample%s (each span: its own code, not its"
+                         " child spans)\n", ms_fmt_ms(c1, sizeof c1, (double)v->prof_ns / MS_NS_PER_MS),
+                      (long long)v->prof_samples, v->prof_samples == 1 ? "" : "s");
+    else if (v->profile)
+        ms_buf_adds(b, "  profile: none stored for this trace; record one with `moonspan run --profile"
+                       " SCRIPT`\n");
+    ms_buf_addc(b, '\n');
     if (!v->nnodes) {
         ms_buf_adds(b, "  (no spans stored for this trace)\n");
         return;
@@ -763,6 +853,8 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
     ret = resolve_trace(db, o, &v, &m, err, errlen);
     if (ret == 0)
         ret = load_spans(db, &v, err, errlen);
+    if (ret == 0 && o->profile)
+        ret = load_profile(db, &v, err, errlen);
     if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
         ret = -1;
     if (ret == 0 && v.arena.oom)

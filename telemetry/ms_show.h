@@ -13,10 +13,13 @@ typedef struct ms_show_opts {
     const char *id;  /* a trace id, or a prefix of 4 or more hex characters */
     long pick;       /* which of the traces matching id (1 = earliest); 0: id must match one */
     int json;        /* one JSON object instead of text */
+    int profile;     /* with each span, its self CPU time per function (--profile) */
 } ms_show_opts;
 
 /* One trace as an indented tree: each span's name, duration, tokens,
- * cost, retries, status and error, with its events.
+ * cost, retries, status and error, with its events; with o->profile,
+ * also the self CPU time the profiler sampled in the span (not in its
+ * child spans), hottest function first (ms_profile.h).
  *
  * Several traces can match an id: those of a run that joined an outer
  * trace through TRACEPARENT share its id, and a prefix can start several

@@ -18,7 +18,7 @@ struct ms_store {
     sqlite3 *db;
     char *path;
     /* the writer (write mode only) */
-    sqlite3_stmt *ins_trace, *upd_trace, *ins_part;
+    sqlite3_stmt *ins_trace, *upd_trace, *ins_part, *ins_prof;
     ms_pack_encoder *enc;
     ms_buf blob, scratch;
     char hex[33];               /* the trace id being written, bound without a copy */

@@ -20,12 +20,19 @@ static const char UPD_TRACE[] =
     " cost_usd = ?13, unknown_cost_calls = ?14, attrs = ?15, replayed_cost_usd = ?16, parts = ?19,"
     " spans = ?20 WHERE id = ?21";
 static const char INS_PART[] = "INSERT INTO trace_parts (trace_row, seq, spans) VALUES (?1, ?2, ?3)";
+/* profiler samples; a span already written (one a coroutine went on
+ * sampling in after it ended) adds to its rows */
+static const char INS_PROF[] =
+    "INSERT INTO span_profiles (trace_row, span_index, function, source, line, samples, self_ns)"
+    " VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT DO UPDATE SET samples = samples + excluded.samples,"
+    " self_ns = self_ns + excluded.self_ns";
 
 int ms_store_writer_open_(ms_store *s, char *err, size_t errlen)
 {
     if (sqlite3_prepare_v2(s->db, INS_TRACE, -1, &s->ins_trace, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, UPD_TRACE, -1, &s->upd_trace, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, INS_PART, -1, &s->ins_part, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(s->db, INS_PART, -1, &s->ins_part, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, INS_PROF, -1, &s->ins_prof, NULL) != SQLITE_OK)
         return ms_errf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
     if (!(s->enc = ms_pack_encoder_new()))
         return ms_errf(err, errlen, "out of memory opening %s", s->path);
@@ -37,6 +44,7 @@ void ms_store_writer_close_(ms_store *s)
     sqlite3_finalize(s->ins_trace);
     sqlite3_finalize(s->upd_trace);
     sqlite3_finalize(s->ins_part);
+    sqlite3_finalize(s->ins_prof);
     ms_pack_encoder_free(s->enc);
     ms_buf_free(&s->blob);
     ms_buf_free(&s->scratch);
@@ -193,6 +201,28 @@ static int insert_part(ms_store *s, int64_t row, uint32_t seq)
     return step(s->ins_part);
 }
 
+/* Writes the profiler samples the item carries, for its trace's `row`. */
+static int insert_profile(ms_store *s, const ms_trace *t, int64_t row)
+{
+    sqlite3_stmt *st = s->ins_prof;
+    for (uint32_t i = 0; i < t->nprof; i++) {
+        const ms_prof *p = &t->prof[i];
+        if (!p->samples)
+            continue;
+        sqlite3_bind_int64(st, 1, row);
+        sqlite3_bind_int64(st, 2, p->span);
+        sqlite3_bind_text(st, 3, ms_trace_str(t, p->function), (int)p->function.len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, ms_trace_str(t, p->source), (int)p->source.len, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, p->line);
+        sqlite3_bind_int64(st, 6, p->samples);
+        sqlite3_bind_int64(st, 7, p->self_ns);
+        int rc = step(st);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
 /* Writes one item: a whole trace, a part cut from an open one (its row is
  * made by the first part, kept 'incomplete' and up to date by the next),
  * or the last part of one (the row gets its final state). */
@@ -223,18 +253,22 @@ static int write_item(ms_store *s, const ms_trace *t)
             rc = update_trace(s, t, &t->part_totals, MS_STATUS_INCOMPLETE, so_far, t->part_spans,
                               t->part_seq + 1, 0, row);
         }
-        return rc == SQLITE_OK ? insert_part(s, row, t->part_seq) : rc;
+        if (rc == SQLITE_OK)
+            rc = insert_part(s, row, t->part_seq);
+    } else {
+        ms_trace_totals tot;
+        ms_trace_totals_get(t, &tot);
+        int64_t duration = root ? root->end - root->start : 0;
+        int64_t spans = (int64_t)t->cut_spans + n;
+        if (!row) {
+            rc = insert_trace(s, t, &tot, ms_trace_status(t), duration, spans, t->part_seq, 1, &row);
+        } else {
+            rc = update_trace(s, t, &tot, ms_trace_status(t), duration, spans, t->part_seq, 1, row);
+            if (rc == SQLITE_OK)
+                forget_row(s, t->uid);
+        }
     }
-    ms_trace_totals tot;
-    ms_trace_totals_get(t, &tot);
-    int64_t duration = root ? root->end - root->start : 0;
-    int64_t spans = (int64_t)t->cut_spans + n;
-    if (!row)
-        return insert_trace(s, t, &tot, ms_trace_status(t), duration, spans, t->part_seq, 1, &row);
-    rc = update_trace(s, t, &tot, ms_trace_status(t), duration, spans, t->part_seq, 1, row);
-    if (rc == SQLITE_OK)
-        forget_row(s, t->uid);
-    return rc;
+    return rc == SQLITE_OK && t->nprof ? insert_profile(s, t, row) : rc;
 }
 
 /* One attempt at the whole batch in one transaction. */

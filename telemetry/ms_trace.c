@@ -72,7 +72,8 @@ static ms_str put_cstr(ms_trace *t, const char *s)
 
 void ms_trace_reset(ms_trace *t)
 {
-    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = t->nfolds = 0;
+    t->nspans = t->nattrs = t->nevents = t->nllm = t->nerrors = t->nfolds = t->nprof = 0;
+    t->prof_last = 0;
     t->base = t->npinned = 0;
     t->arena_len = 0;
     memset(&t->manual, 0, sizeof t->manual);
@@ -115,6 +116,7 @@ void ms_trace_free(ms_trace *t)
     for (uint32_t i = 0; i < t->cap_folds; i++)
         ms_hist_free(&t->folds[i].hist);
     free(t->folds);
+    free(t->prof);
     free(t->arena);
     free(t->ids);
     memset(t, 0, sizeof *t);
@@ -521,6 +523,10 @@ static void swap_storage(ms_trace *a, ms_trace *b)
     SWAP(a->folds, b->folds);
     SWAP(a->nfolds, b->nfolds);
     SWAP(a->cap_folds, b->cap_folds);
+    SWAP(a->prof, b->prof);
+    SWAP(a->nprof, b->nprof);
+    SWAP(a->cap_prof, b->cap_prof);
+    SWAP(a->prof_last, b->prof_last);
     SWAP(a->arena, b->arena);
     SWAP(a->arena_len, b->arena_len);
     SWAP(a->arena_cap, b->arena_cap);
@@ -624,6 +630,7 @@ int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now)
     for (uint32_t i = 0; i < part->nspans; i++)
         if (part->spans[i].end == 0)
             pin_span(t, part, &part->spans[i]);
+    ms_trace_prof_keep_open_(t, part);
     ms_trace_totals moved;
     memset(&moved, 0, sizeof moved);
     moved.cost_usd = NAN;

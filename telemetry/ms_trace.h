@@ -125,6 +125,19 @@ typedef struct ms_tokens {
     int64_t input, output, cache_read, cache_write;
 } ms_tokens;
 
+/* Self time the profiler sampled in one function while span `span` was
+ * the innermost open span of the running coroutine (host/profile.c). */
+typedef struct ms_prof {
+    uint64_t key;        /* the function, as the profiler keys it: one key, one function */
+    uint32_t span;       /* gidx */
+    uint32_t samples;    /* 0: moved to another buffer (see ms_trace_cut) */
+    int64_t self_ns;     /* samples x the sampling period */
+    int32_t line;        /* where the function is defined: Lua's linedefined,
+                          * 0 for a main chunk, -1 for a C function */
+    ms_str function;     /* its name, as the profiler labels it */
+    ms_str source;       /* its chunk (Lua's short_src), "[C]" for a C function */
+} ms_prof;
+
 /* Token and cost totals of a trace: its llm spans plus manual accounting. */
 typedef struct ms_trace_totals {
     ms_tokens tokens;
@@ -165,6 +178,9 @@ typedef struct ms_trace {
     uint32_t nerrors, cap_errors;
     ms_fold *folds;            /* slots past nfolds keep their histograms' memory */
     uint32_t nfolds, cap_folds;
+    ms_prof *prof;             /* profiler samples, by (span, function) */
+    uint32_t nprof, cap_prof;
+    uint32_t prof_last;        /* the entry hit last: a hot loop hits it again */
     char *arena;
     uint32_t arena_len, arena_cap;
     /* span ids given from outside (a migrated or imported trace), parallel
@@ -307,6 +323,16 @@ void ms_fold_end(ms_trace *t, uint32_t gidx, int64_t start, int64_t now, int fai
 void ms_span_add_retries(ms_trace *t, uint32_t i, uint32_t retries, int succeeded,
                          int64_t backoff_ns);
 
+/* Adds `n` profiler samples worth `ns` of self time in function `key`
+ * (named `fn`, defined at `src`:`line`, see ms_prof) to span `gidx`. The
+ * strings are copied the first time the trace sees (gidx, key); later
+ * calls with that pair only add. Samples of a span go to the store with
+ * the span: a cut (ms_trace_cut) moves those of ended spans into the part
+ * and keeps those of open ones. Never fails loudly: out of memory marks
+ * the trace oom and drops the samples. */
+void ms_span_add_samples(ms_trace *t, uint32_t gidx, uint64_t key, const char *fn, size_t fnlen,
+                         const char *src, size_t srclen, int32_t line, uint32_t n, int64_t ns);
+
 /* Trace-level accounting (ctx:add_tokens, ctx:add_error). An added error
  * marks the request failed; `type` NULL means "error". */
 void ms_trace_add_tokens(ms_trace *t, const ms_tokens *tok);
@@ -358,6 +384,9 @@ void ms_trace_free(ms_trace *t);
 int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem);
 ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len);
 ms_span *ms_trace_pinned_(const ms_trace *t, uint32_t gidx);
+/* ms_trace_cut's part for profiler samples (ms_trace_prof.c): the entries
+ * of spans still open (pinned in `t`) go back to `t`. */
+void ms_trace_prof_keep_open_(ms_trace *t, ms_trace *part);
 
 static inline ms_span *ms_trace_span(const ms_trace *t, uint32_t gidx)
 {

@@ -112,3 +112,50 @@ describe("a version 2 store", function()
     same(sql_json(db, sql), H.query(db, sql), "sqlite3")
   end)
 end)
+
+-- Version 5 adds a table (span_profiles, the profiler's) and columns
+-- (traces.sampled_out; what each run's telemetry did, on runs). A version
+-- 4 store, made here from a new one by taking them away again:
+describe("a version 4 store", function()
+  local V5_COLUMNS = {
+    traces = {"sampled_out"},
+    runs = {"end_ns", "level", "fold_above", "sample_rate", "spans_kept", "fold_repetitions", "spans_skipped",
+            "traces_sampled_out", "spans_sampled_out", "ns_per_span", "ns_per_fold", "ns_per_skip",
+            "telemetry_ns"},
+  }
+  local function v4_store()
+    local r = H.run_ok([[span("s", function() end)]])
+    local sql = {"DROP TABLE span_profiles;"}
+    for tbl, cols in pairs(V5_COLUMNS) do
+      for _, c in ipairs(cols) do sql[#sql + 1] = "ALTER TABLE " .. tbl .. " DROP COLUMN " .. c .. ";" end
+    end
+    sql[#sql + 1] = "PRAGMA user_version = 4"
+    H.query(r.db, table.concat(sql, " "))
+    return r.db
+  end
+
+  it("is refused by the readers, naming the upgrade, and left as it was", function()
+    local db = v4_store()
+    local r = H.moonspan({"report", "--json"}, {db = db})
+    assert.are.equal(2, r.code)
+    assert.is_truthy(r.err:find("is a store of version 4, older than this moonspan reads (5)", 1, true), r.err)
+    assert.is_truthy(r.err:find("moonspan --db " .. db .. " upgrade", 1, true), r.err)
+    assert.are.equal(4, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
+  end)
+
+  it("is brought to version 5 by the next run, its traces kept", function()
+    local db = v4_store()
+    H.run_ok([[span("t", function() end)]], {db = db})
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
+    assert.are.equal(2, H.scalar(db, "SELECT count(*) FROM traces"))
+    assert.are.equal(0, H.scalar(db, "SELECT sum(sampled_out) FROM traces"))
+    -- the run before the upgrade has no figures; the one after has them
+    assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM runs WHERE end_ns IS NULL"))
+    assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM runs WHERE level = 'info'"))
+    local r = H.moonspan({"report", "--overhead"}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    assert.is_truthy(r.out:find("not recorded", 1, true), r.out)
+  end)
+end)

@@ -145,6 +145,48 @@ static void test_summary_is_a_timeline(void **state)
     ms_trace_free(&t);
 }
 
+/* Profiler samples add up by (span, function); a cut moves those of
+ * ended spans into the part and keeps those of open spans, once each. */
+static void test_samples_follow_their_span_through_a_cut(void **state)
+{
+    (void)state;
+    ms_trace t = {0}, part = {0};
+    assert_int_equal(ms_trace_start(&t, "root", 4, 100, NULL, 0), 0);
+    uint32_t done = ms_span_begin(&t, 0, "done", 4, 110);
+    uint32_t open = ms_span_begin(&t, 0, "open", 4, 120);
+    ms_span_add_samples(&t, done, 7, "hot", 3, "a.lua", 5, 3, 2, 2000000);
+    ms_span_add_samples(&t, done, 7, "hot", 3, "a.lua", 5, 3, 3, 3000000);
+    ms_span_add_samples(&t, done, 8, "cheap", 5, "a.lua", 5, 9, 1, 1000000);
+    ms_span_add_samples(&t, open, 7, "hot", 3, "a.lua", 5, 3, 4, 4000000);
+    assert_int_equal(t.nprof, 3);
+    assert_int_equal(t.prof[0].samples, 5);
+    assert_int_equal(t.prof[0].self_ns, 5000000);
+    ms_span_end(&t, done, 130);
+    assert_int_equal(ms_trace_cut(&t, &part, 140), 0);
+    /* the part writes done's two entries; open's went back to the trace */
+    uint32_t in_part = 0;
+    for (uint32_t i = 0; i < part.nprof; i++) {
+        if (!part.prof[i].samples)
+            continue;
+        in_part += part.prof[i].samples;
+        assert_int_equal(part.prof[i].span, done);
+    }
+    assert_int_equal(in_part, 6);
+    assert_int_equal(t.nprof, 1);
+    assert_int_equal(t.prof[0].span, open);
+    assert_int_equal(t.prof[0].samples, 4);
+    assert_string_equal(ms_trace_str(&t, t.prof[0].function), "hot");
+    assert_string_equal(ms_trace_str(&t, t.prof[0].source), "a.lua");
+    /* more samples of the open span add to the entry it kept */
+    ms_span_add_samples(&t, open, 7, "hot", 3, "a.lua", 5, 3, 1, 1000000);
+    assert_int_equal(t.nprof, 1);
+    assert_int_equal(t.prof[0].samples, 5);
+    ms_trace_reset(&t);
+    assert_int_equal(t.nprof, 0);
+    ms_trace_free(&t);
+    ms_trace_free(&part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_end_closes_open_spans),
         cmocka_unit_test(test_totals_and_status),
         cmocka_unit_test(test_summary_is_a_timeline),
+        cmocka_unit_test(test_samples_follow_their_span_through_a_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
