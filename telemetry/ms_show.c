@@ -245,7 +245,9 @@ static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t cou
             ms_fmt_padded(b, tid ? tid : "?", 32);
             ms_buf_adds(b, "  ");
             ms_fmt_padded(b, name ? name : "?", 20);
-            ms_buf_printf(b, "  %-20s  %10s  ", iso, ms_fmt_ms(ms, sizeof ms, dur));
+            ms_buf_printf(b, "  %-20s  ", iso);
+            ms_fmt_right(b, ms_fmt_ms(ms, sizeof ms, dur), 10);
+            ms_buf_adds(b, "  ");
             ms_fmt_padded(b, status ? status : "?", 11);
             ms_buf_adds(b, "  ");
             ms_fmt_text(b, root, "-");
