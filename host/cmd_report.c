@@ -10,10 +10,12 @@
 #include "ms_traces.h"
 
 static const char REPORT_HELP[] =
-    "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--json] [--db PATH]\n"
+    "usage: moonspan report [--since DURATION] [--name GLOB] [--by path|name] [--steps N|all]\n"
+    "                       [--trend day|month] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
-    "per-step latency and share of time, the slowest step, tokens and cost per\n"
+    "per-step latency, total and self time, tokens and cost, the slowest step,\n"
+    "LLM calls per model (tokens, cost, time to first token), tokens and cost per\n"
     "request and their trend, error rate and most common errors, LLM calls that\n"
     "failed, retry success and time spent in backoff. Requests cut short by a\n"
     "signal or still open when their run ended are counted apart, not as errors,\n"
@@ -21,7 +23,13 @@ static const char REPORT_HELP[] =
     "\n"
     "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
     "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
-    "  --by day|month    group the cost trend by day (default) or month\n"
+    "  --by path|name    group steps by path, the span names from the request down\n"
+    "                    (rerank/tokenize apart from embed/tokenize; the default),\n"
+    "                    or by span name alone\n"
+    "  --steps N|all     list the N heaviest steps (text default 20; --json lists\n"
+    "                    all unless --steps is given)\n"
+    "  --trend day|month group the cost trend by day (default) or month;\n"
+    "                    --by day|month is the older spelling\n"
     "  --json            one JSON object instead of text (durations in ms)\n";
 
 static const char TRACES_HELP[] =
@@ -89,6 +97,16 @@ static int finish_view(ms_cli *c, ms_store *s, int rc, const char *err)
     return rc == 0 ? 0 : 1;
 }
 
+/* --steps N: a whole number of rows, or a usage error naming the fix. */
+static long steps_value(ms_cli *c, const char *v)
+{
+    long n;
+    if (ms_parse_long(v, 1, 1000000000, &n))
+        ms_cli_usage_error(c, "--steps '%s' is not a number of steps; give a whole number from 1"
+                              " (e.g. --steps 50), or --steps all", v);
+    return n;
+}
+
 int ms_cmd_report(ms_cli *c)
 {
     ms_report_opts o = {0};
@@ -104,9 +122,20 @@ int ms_cmd_report(ms_cli *c)
         } else if (ms_cli_value(c, "--name", &v)) {
             o.name_glob = v;
         } else if (ms_cli_value(c, "--by", &v)) {
+            /* day and month are what --by grouped before steps had paths */
+            if (!strcmp(v, "path") || !strcmp(v, "name"))
+                o.steps_by_name = strcmp(v, "name") == 0;
+            else if (!strcmp(v, "day") || !strcmp(v, "month"))
+                o.by_month = strcmp(v, "month") == 0;
+            else
+                ms_cli_usage_error(c, "--by '%s' is not a grouping; use --by path or --by name for"
+                                      " the steps (--trend day or --trend month for the cost trend)", v);
+        } else if (ms_cli_value(c, "--trend", &v)) {
             if (strcmp(v, "day") && strcmp(v, "month"))
-                ms_cli_usage_error(c, "--by '%s' is not a period; use --by day or --by month", v);
+                ms_cli_usage_error(c, "--trend '%s' is not a period; use --trend day or --trend month", v);
             o.by_month = strcmp(v, "month") == 0;
+        } else if (ms_cli_value(c, "--steps", &v)) {
+            o.max_steps = strcmp(v, "all") == 0 ? -1 : steps_value(c, v);
         } else if (ms_cli_flag(c, "--json")) {
             o.json = 1;
         } else {

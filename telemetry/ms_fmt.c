@@ -198,6 +198,34 @@ void ms_fmt_padded(ms_buf *b, const char *s, int width)
         pad(b, width - cols(b->data + start, b->len - start));
 }
 
+void ms_fmt_padded_tail(ms_buf *b, const char *s, int width)
+{
+    ms_buf t = {0};
+    ms_fmt_text(&t, s, "");
+    if (t.oom) {
+        b->oom = 1;
+        return;
+    }
+    const char *p = t.data ? t.data : "";
+    size_t n = t.len;
+    int c = cols(p, n);
+    if (c > width && width > 3) {
+        /* drop whole characters from the front until "..." and the rest fit */
+        while (c > width - 3) {
+            do {
+                p++;
+                n--;
+            } while (n && ((unsigned char)*p & 0xC0) == 0x80);
+            c--;
+        }
+        ms_buf_adds(b, "...");
+        c += 3;
+    }
+    ms_buf_add(b, p, n);
+    pad(b, width - c);
+    ms_buf_free(&t);
+}
+
 void ms_kv_int(ms_buf *b, int *first, const char *k, int64_t v)
 {
     ms_json_key(b, first, k);

@@ -68,6 +68,10 @@ void ms_fmt_left(ms_buf *b, const char *s, int width);
  * columns. */
 void ms_fmt_padded(ms_buf *b, const char *s, int width);
 
+/* The same, but a text wider than `width` keeps its end, "..." marking
+ * the cut: the last names of a path say the most. */
+void ms_fmt_padded_tail(ms_buf *b, const char *s, int width);
+
 /* JSON members "key":value; `first` is the object's "nothing written
  * yet" flag (see ms_json_key). NaN and NULL become null; `raw` is JSON
  * text already. */

@@ -17,8 +17,12 @@ typedef struct ms_report_opts {
     int64_t since_ns;      /* only traces started at or after this epoch ns; 0 = all */
     const char *name_glob; /* only traces whose name matches (SQLite GLOB); NULL = all */
     int by_month;          /* cost_trend grouped by month (YYYY-MM) instead of day */
+    int steps_by_name;     /* steps grouped by span name instead of by path */
+    long max_steps;        /* steps listed: 0 the default (text 20, JSON all), < 0 all */
     int json;              /* JSON instead of text */
 } ms_report_opts;
+
+#define MS_REPORT_TEXT_STEPS 20 /* steps the text lists unless told */
 
 /* Writes the report: the traces within the filters, then the latest
  * finished eval run of each suite started since opts->since_ns (name_glob
