@@ -1,5 +1,6 @@
 /* `moonspan report`, `traces` and `show`: read-only views of the store. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -42,16 +43,22 @@ static const char TRACES_HELP[] =
     "  --json      a JSON array instead of text\n";
 
 static const char SHOW_HELP[] =
-    "usage: moonspan show [--json] [--pick N] [--db PATH] TRACE_ID\n"
+    "usage: moonspan show [--depth N] [--min-ms X] [--all] [--json] [--pick N] [--db PATH] TRACE_ID\n"
     "\n"
     "One trace as an indented tree: each span's name, duration, tokens, cost,\n"
-    "retries, status and error. TRACE_ID may be a prefix (4+ characters) of an\n"
-    "id from `moonspan traces`.\n"
+    "retries, status and error. Sibling spans of one name print as one line:\n"
+    "their count, total, p50, p95 and max (score_doc x1000). TRACE_ID may be a\n"
+    "prefix (4+ characters) of an id from `moonspan traces`.\n"
     "\n"
+    "  --depth N   only spans up to depth N (the request is 0); a line says how\n"
+    "              many spans are below it\n"
+    "  --min-ms X  hide spans shorter than X ms (e.g. 0.5), saying how many under\n"
+    "              each parent\n"
+    "  --all       one line per span, siblings of one name not folded\n"
     "  --pick N    when several traces match TRACE_ID (the traces of a run that\n"
     "              joined an outer trace through TRACEPARENT share its id), show\n"
     "              the Nth, counted by start time; without it they are listed\n"
-    "  --json      a JSON object instead of text\n";
+    "  --json      a JSON object instead of text: always the whole trace\n";
 
 static int help(ms_cli *c, const char *text)
 {
@@ -178,10 +185,21 @@ int ms_cmd_traces(ms_cli *c)
     return finish_view(c, s, rc, err);
 }
 
+/* --min-ms X: milliseconds, 0 or more, or a usage error naming the fix. */
+static double min_ms_value(ms_cli *c, const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0 && x <= 1e12))
+        ms_cli_usage_error(c, "--min-ms '%s' is not a number of milliseconds; give one from 0,"
+                              " e.g. --min-ms 1 or --min-ms 0.05", v);
+    return x;
+}
+
 int ms_cmd_show(ms_cli *c)
 {
     ms_show_opts o = {0};
-    const char *v;
+    const char *v, *shaped = NULL;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
@@ -189,6 +207,15 @@ int ms_cmd_show(ms_cli *c)
             return 0;
         if (ms_cli_flag(c, "--json")) {
             o.json = 1;
+        } else if (ms_cli_value(c, "--depth", &v)) {
+            o.max_depth = (int)ms_cli_long(c, "--depth", v, 1, 1000000);
+            shaped = "--depth";
+        } else if (ms_cli_value(c, "--min-ms", &v)) {
+            o.min_ms = min_ms_value(c, v);
+            shaped = "--min-ms";
+        } else if (ms_cli_flag(c, "--all")) {
+            o.all = 1;
+            shaped = "--all";
         } else if (ms_cli_value(c, "--pick", &v)) {
             o.pick = ms_cli_long(c, "--pick", v, 1, 1000000000);
         } else if (c->argv[c->i][0] != '-' && !o.id) {
@@ -199,6 +226,9 @@ int ms_cmd_show(ms_cli *c)
     }
     if (!o.id)
         ms_cli_usage_error(c, "missing TRACE_ID; list ids with `moonspan traces`");
+    if (o.json && shaped)
+        ms_cli_usage_error(c, "%s shapes the text view, and --json is always the whole trace;"
+                              " drop one of them", shaped);
     size_t n = strspn(o.id, "0123456789abcdefABCDEF");
     if (o.id[n] || n < 4 || n > 32)
         ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "
