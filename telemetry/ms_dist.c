@@ -5,16 +5,11 @@
 #include <stdlib.h>
 
 #include "ms_percentile.h"
+#include "ms_read.h"
 
 int ms_dist_grow_(ms_dist *d)
 {
-    size_t cap = d->cap ? d->cap * 2 : 8;
-    double *v = realloc(d->v, cap * sizeof *v);
-    if (!v)
-        return -1;
-    d->v = v;
-    d->cap = cap;
-    return 0;
+    return ms_grow((void **)&d->v, &d->cap, d->n, sizeof *d->v);
 }
 
 int ms_dist_percentiles(ms_dist *d, const double *qs, size_t nq, double *out, int *approximate)

@@ -215,7 +215,7 @@ int ms_fold_stats_of(const ms_fold *f, const ms_fold_line *l, const ms_fold_node
     out->total_ns = 0;
     for (size_t i = 0; i < l->count; i++) {
         int64_t d = nodes[f->members[l->first + i]].duration_ns;
-        out->total_ns += d;
+        out->total_ns = ms_sat_add(out->total_ns, d);
         v[i] = (double)d;
     }
     static const double qs[3] = {50, 95, 100};

@@ -53,8 +53,8 @@ static int count_call(ms_model *r, const ms_span_rec *sp)
         return -1;
     r->calls++;
     r->failed += sp->status == MS_STATUS_ERROR;
-    r->in_tok += sp->input;
-    r->out_tok += sp->output;
+    r->in_tok = ms_sat_add(r->in_tok, sp->input);
+    r->out_tok = ms_sat_add(r->out_tok, sp->output);
     if (sp->replayed) {
         r->replayed++;
     } else if (isnan(sp->cost_usd)) {

@@ -29,7 +29,9 @@ typedef struct ms_report_opts {
  * does not apply to evals). Latency percentiles, of requests and of steps,
  * are over completed work: traces and spans whose status is interrupted
  * or incomplete are counted apart, and are not errors. Cost is live
- * spend; calls replayed from a recording are reported apart. Works on a
+ * spend; calls replayed from a recording are reported apart. Steps are
+ * grouped by path or by name with their self time and the LLM usage
+ * inside them (ms_steps.h), LLM calls per model (ms_models.h). Works on a
  * store of schema version 1 too (no evals, replays or backoff there).
  * Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,

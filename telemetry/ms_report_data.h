@@ -4,6 +4,7 @@
 #ifndef MS_REPORT_DATA_H
 #define MS_REPORT_DATA_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,9 @@ typedef struct report {
     eval_fail *fails;
     size_t nfails, capfails;
 } report;
+
+/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
+static inline double ms_ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
 /* The "Steps" and "Models" sections (ms_report_steps.c): as text, or as
  * the JSON members steps, steps_omitted and slowest_step / models of the

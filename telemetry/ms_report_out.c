@@ -27,9 +27,6 @@ static void period_name(int64_t key, int by_month, char *out, size_t n)
     }
 }
 
-/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
-static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
-
 /* --- report output ---------------------------------------------------- */
 
 #define EV(off) ms_arena_str(&r->ev_arena, (off))
@@ -127,21 +124,21 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_json_key(b, &f, "tokens");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_kv_num(b, &g, "avg_input", ratio((double)r->in_tok, n));
-    ms_kv_num(b, &g, "avg_output", ratio((double)r->out_tok, n));
-    ms_kv_num(b, &g, "avg_total", ratio((double)(r->in_tok + r->out_tok), n));
+    ms_kv_num(b, &g, "avg_input", ms_ratio((double)r->in_tok, n));
+    ms_kv_num(b, &g, "avg_output", ms_ratio((double)r->out_tok, n));
+    ms_kv_num(b, &g, "avg_total", ms_ratio((double)(r->in_tok + r->out_tok), n));
     ms_kv_int(b, &g, "total_input", r->in_tok);
     ms_kv_int(b, &g, "total_output", r->out_tok);
     ms_kv_int(b, &g, "total_cache_read", r->cache_read);
     ms_kv_int(b, &g, "total_cache_write", r->cache_write);
-    ms_kv_num(b, &g, "estimated_share", ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+    ms_kv_num(b, &g, "estimated_share", ms_ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "cost");
     g = 1;
     ms_buf_addc(b, '{');
     ms_kv_num(b, &g, "total_usd", r->cost_total);
-    ms_kv_num(b, &g, "avg_usd_per_request", ratio(r->cost_total, n));
+    ms_kv_num(b, &g, "avg_usd_per_request", ms_ratio(r->cost_total, n));
     ms_kv_int(b, &g, "unknown_cost_calls", r->unknown_cost_calls);
     ms_kv_int(b, &g, "priced_requests", r->priced_requests);
     ms_kv_num(b, &g, "replayed_usd", r->cost_replayed);
@@ -150,7 +147,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_json_key(b, &f, "errors");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_kv_num(b, &g, "rate", ratio((double)r->error_requests, n));
+    ms_kv_num(b, &g, "rate", ms_ratio((double)r->error_requests, n));
     ms_kv_int(b, &g, "requests", r->error_requests);
     ms_kv_int(b, &g, "count", r->error_count);
     ms_json_key(b, &g, "top");
@@ -173,7 +170,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "count", r->llm_calls);
     ms_kv_int(b, &g, "failed", r->llm_failed);
-    ms_kv_num(b, &g, "failure_rate", ratio((double)r->llm_failed, (double)r->llm_calls));
+    ms_kv_num(b, &g, "failure_rate", ms_ratio((double)r->llm_failed, (double)r->llm_calls));
     ms_buf_addc(b, '}');
 
     ms_report_models_json(r, b, &f);
@@ -183,9 +180,9 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "retried_calls", r->retried);
     ms_kv_int(b, &g, "succeeded", r->retry_ok);
-    ms_kv_num(b, &g, "success_rate", ratio((double)r->retry_ok, (double)r->retried));
+    ms_kv_num(b, &g, "success_rate", ms_ratio((double)r->retry_ok, (double)r->retried));
     ms_kv_num(b, &g, "backoff_ms_total", (double)r->backoff_ns / MS_NS_PER_MS);
-    ms_kv_num(b, &g, "backoff_ms_per_request", ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
+    ms_kv_num(b, &g, "backoff_ms_per_request", ms_ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "cost_trend");
@@ -201,7 +198,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
         ms_kv_str(b, &g, "period", period);
         ms_kv_int(b, &g, "requests", t->requests);
         ms_kv_num(b, &g, "cost_usd", t->cost);
-        ms_kv_num(b, &g, "avg_usd_per_request", ratio(t->cost, (double)t->requests));
+        ms_kv_num(b, &g, "avg_usd_per_request", ms_ratio(t->cost, (double)t->requests));
         ms_kv_int(b, &g, "unknown_cost_calls", t->unknown);
         ms_buf_addc(b, '}');
     }
@@ -315,7 +312,7 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                   (long long)r->in_tok, (long long)r->out_tok);
     if (r->llm_tokens_est > 0)
         ms_buf_printf(b, "; %.1f%% of llm tokens estimated",
-                      100 * ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+                      100 * ms_ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
     ms_buf_addc(b, '\n');
 
     ms_buf_adds(b, "Cost        total ");

@@ -13,9 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
-static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
-
 /* How many steps to list. */
 static size_t steps_listed(const report *r, const ms_report_opts *o)
 {
@@ -78,16 +75,16 @@ void ms_report_steps_json(const report *r, const ms_report_opts *o, ms_buf *b, i
         ms_kv_num(b, &g, "p95_ms", s->p95);
         ms_kv_num(b, &g, "p99_ms", s->p99);
         ms_kv_num(b, &g, "total_ms", s->total.sum / MS_NS_PER_MS);
-        ms_kv_num(b, &g, "share", ratio(s->total.sum, st->total_ns));
+        ms_kv_num(b, &g, "share", ms_ratio(s->total.sum, st->total_ns));
         ms_kv_num(b, &g, "self_ms", (double)s->self_ns / MS_NS_PER_MS);
         ms_kv_num(b, &g, "self_avg_ms", (double)s->self_ns / (double)s->total.count / MS_NS_PER_MS);
-        ms_kv_num(b, &g, "self_share", ratio((double)s->self_ns, st->self_ns));
+        ms_kv_num(b, &g, "self_share", ms_ratio((double)s->self_ns, st->self_ns));
         ms_kv_raw(b, &g, "approximate", s->approximate ? "true" : "false");
-        ms_kv_int(b, &g, "llm_calls", s->llm_calls);
-        ms_kv_int(b, &g, "input_tokens", s->in_tok);
-        ms_kv_int(b, &g, "output_tokens", s->out_tok);
-        ms_kv_num(b, &g, "cost_usd", s->priced_calls ? s->cost : NAN);
-        ms_kv_int(b, &g, "unknown_cost_calls", s->unknown_cost_calls);
+        ms_kv_int(b, &g, "llm_calls", s->llm.calls);
+        ms_kv_int(b, &g, "input_tokens", s->llm.in);
+        ms_kv_int(b, &g, "output_tokens", s->llm.out);
+        ms_kv_num(b, &g, "cost_usd", s->llm.priced ? s->llm.cost : NAN);
+        ms_kv_int(b, &g, "unknown_cost_calls", s->llm.unknown);
         ms_buf_addc(b, '}');
     }
     ms_buf_addc(b, ']');
@@ -180,7 +177,7 @@ void ms_report_steps_text(const report *r, const ms_report_opts *o, ms_buf *b)
         int l = ms_fmt_text_cols(st->steps[i].label);
         if (l > w)
             w = l;
-        llm |= st->steps[i].llm_calls > 0;
+        llm |= st->steps[i].llm.calls > 0;
     }
     if (w > STEP_COL_MAX)
         w = STEP_COL_MAX;
@@ -203,19 +200,19 @@ void ms_report_steps_text(const report *r, const ms_report_opts *o, ms_buf *b)
         ms_cell(b, s->p99, 9);
         ms_cell(b, s->total.sum / MS_NS_PER_MS, 10);
         ms_cell(b, (double)s->self_ns / MS_NS_PER_MS, 10);
-        double share = ratio(s->total.sum, st->total_ns);
+        double share = ms_ratio(s->total.sum, st->total_ns);
         if (isnan(share)) /* every step took 0 ns */
             ms_buf_adds(b, "      -");
         else
             ms_buf_printf(b, " %5.1f%%", 100 * share);
         if (llm) {
-            if (s->llm_calls)
-                snprintf(t1, sizeof t1, "%lld/%lld", (long long)s->in_tok, (long long)s->out_tok);
+            if (s->llm.calls)
+                snprintf(t1, sizeof t1, "%lld/%lld", (long long)s->llm.in, (long long)s->llm.out);
             else
                 snprintf(t1, sizeof t1, "-");
             ms_buf_printf(b, " %15s %11s", t1,
-                          cost_cell(t2, sizeof t2, s->llm_calls, s->priced_calls,
-                                    s->unknown_cost_calls, s->cost));
+                          cost_cell(t2, sizeof t2, s->llm.calls, s->llm.priced,
+                                    s->llm.unknown, s->llm.cost));
         }
         ms_buf_addc(b, '\n');
     }

@@ -135,10 +135,12 @@ static void group_line(const trace_view *v, const ms_fold *f, const ms_fold_line
     for (size_t i = 0; i < l->count; i++) {
         const span_node *s = &v->nodes[f->members[l->first + i]];
         const char *kind = A(s->kind), *status = A(s->status);
-        tokens |= s->has_tokens;
-        est |= s->estimated;
-        in += s->in_tok;
-        out += s->out_tok;
+        if (s->has_tokens) { /* the token fields mean nothing on other spans */
+            tokens = 1;
+            est |= s->estimated;
+            in = ms_sat_add(in, s->in_tok);
+            out = ms_sat_add(out, s->out_tok);
+        }
         if (s->has_cost) {
             priced = 1;
             cost += s->cost;

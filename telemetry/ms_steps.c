@@ -29,11 +29,6 @@ struct ms_steps_node {
     uint8_t step;               /* completed and not the request itself */
 };
 
-typedef struct ms_steps_usage {
-    int64_t in, out, calls, unknown, priced;
-    double cost;
-} ms_steps_usage;
-
 /* (parent path, name id) -> path id: open addressing on a power-of-two
  * table kept at most half full. Path ids are dense, so the map holds
  * only the keys. */
@@ -277,8 +272,8 @@ oom:
 
 static void add_usage(ms_steps_usage *to, const ms_steps_usage *u)
 {
-    to->in += u->in;
-    to->out += u->out;
+    to->in = ms_sat_add(to->in, u->in);
+    to->out = ms_sat_add(to->out, u->out);
     to->calls += u->calls;
     to->unknown += u->unknown;
     to->priced += u->priced;
@@ -314,19 +309,12 @@ int ms_steps_trace_end(ms_steps *s)
                 ms_step *st = &s->steps[n->key];
                 if (ms_dist_add_exact(&st->total, (double)n->dur))
                     ret = -1;
-                st->self_ns += n->dur > n->child_ns ? n->dur - n->child_ns : 0;
-                if (n->usage != MS_NONE) {
-                    const ms_steps_usage *u = &s->usage[n->usage];
-                    st->in_tok += u->in;
-                    st->out_tok += u->out;
-                    st->llm_calls += u->calls;
-                    st->unknown_cost_calls += u->unknown;
-                    st->priced_calls += u->priced;
-                    st->cost += u->cost;
-                }
+                st->self_ns = ms_sat_add(st->self_ns, n->dur > n->child_ns ? n->dur - n->child_ns : 0);
+                if (n->usage != MS_NONE)
+                    add_usage(&st->llm, &s->usage[n->usage]);
             }
             if (p) {
-                p->child_ns += n->dur;
+                p->child_ns = ms_sat_add(p->child_ns, n->dur);
                 if (n->usage != MS_NONE) {
                     if (p->usage == MS_NONE)
                         p->usage = n->usage; /* n is done with it */

@@ -32,6 +32,15 @@
 
 enum ms_steps_by { MS_STEPS_BY_PATH, MS_STEPS_BY_NAME };
 
+/* The LLM calls inside a step: the spans that recorded usage. */
+typedef struct ms_steps_usage {
+    int64_t in, out;            /* tokens */
+    int64_t calls;
+    int64_t unknown;            /* calls with no price */
+    int64_t priced;             /* calls with a price, replayed ones excepted */
+    double cost;                /* live spend: replayed calls left out */
+} ms_steps_usage;
+
 /* One row of the steps table. */
 typedef struct ms_step {
     uint32_t key;               /* its path (MS_STEPS_BY_PATH) or name id */
@@ -39,11 +48,7 @@ typedef struct ms_step {
     uint32_t depth;             /* 1 for a span directly under the request; 0 by name */
     ms_dist total;              /* ns */
     int64_t self_ns;            /* summed: its percentiles would cost as much again */
-    int64_t in_tok, out_tok;    /* of the LLM calls inside it, its own included */
-    int64_t llm_calls;          /* LLM calls inside it */
-    int64_t unknown_cost_calls; /* of those, calls with no price */
-    int64_t priced_calls;       /* calls with a price, replayed ones excepted */
-    double cost;                /* live spend inside it: replayed calls left out */
+    ms_steps_usage llm;         /* the LLM calls inside it, its own included */
     /* filled by ms_steps_finish, in ms, whole ns */
     double p50, p95, p99;
     int approximate;            /* the percentiles are estimates (ms_dist.h) */
@@ -80,7 +85,7 @@ typedef struct ms_steps {
     size_t cap_nodes;
     uint32_t end;               /* 1 + the highest gidx seen */
     int late;                   /* some span came before its parent */
-    struct ms_steps_usage *usage;
+    ms_steps_usage *usage;
     size_t nusage, cap_usage;
     int64_t *name_of_ix;        /* a blob's string index -> name id; -1: not looked up */
     uint32_t cap_ix;
