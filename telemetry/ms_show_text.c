@@ -37,7 +37,7 @@ static int name_width(const trace_view *v, const ms_fold *f)
         if (l->kind == MS_FOLD_HIDDEN)
             continue;
         int c = 2 * (int)l->depth + ms_fmt_text_cols(A(v->nodes[f->members[l->first]].name));
-        if (l->kind == MS_FOLD_GROUP)
+        if (l->kind == MS_FOLD_GROUP) /* " ×N": × is one column, as x is */
             c += snprintf(NULL, 0, " x%zu", l->count);
         if (c > w)
             w = c;

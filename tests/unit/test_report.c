@@ -445,6 +445,23 @@ static void test_report_steps_limit(void **state)
     has(fx->out, "\n  tick ");
 }
 
+/* A damaged blob whose one span claims index 3,000,000,000: the report
+ * says which trace it cannot read, rather than sizing memory by it. */
+static void test_report_refuses_a_span_index_beyond_reason(void **state)
+{
+    fixture *fx = *state;
+    /* format 1, one string "a", one span: gidx 3e9 (zigzag 6e9), no
+     * parent, name 0, start 0, 5 ns, kind span, ok */
+    exec_sql(fx->db, "UPDATE traces SET parts = 0, spans = X'01' || X'0101' || X'61' || X'01'"
+                     " || X'80f882ad16' || X'00000005' || X'01' WHERE id = 1");
+    ms_report_opts o = {.json = 1};
+    err_[0] = 0;
+    CAPTURE(fx, ms_report_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, -1);
+    assert_int_equal(fx->outlen, 0);
+    has(err_, "trace row 1: grouping its steps: a span index far beyond the spans read");
+}
+
 /* --- stores before schema v3 --------------------------------------------- */
 
 static void test_report_reads_an_upgraded_v2_store(void **state)
@@ -491,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_steps_by_name, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_steps_text, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_steps_limit, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_refuses_a_span_index_beyond_reason, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_escapes_hostile_text, hostile_dataset, close_db),
     };
