@@ -1,5 +1,6 @@
 /* `moonspan report`, `traces` and `show`: read-only views of the store. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -12,11 +13,12 @@
 #include "ms_traces.h"
 
 static const char REPORT_HELP[] =
-    "usage: moonspan report [--since DURATION] [--name GLOB] [--by day|month] [--profile] [--json]\n"
-    "                       [--db PATH]\n"
+    "usage: moonspan report [--since DURATION] [--name GLOB] [--by path|name] [--steps N|all]\n"
+    "                       [--trend day|month] [--profile | --overhead] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
-    "per-step latency and share of time, the slowest step, tokens and cost per\n"
+    "per-step latency, total and self time, tokens and cost, the slowest step,\n"
+    "LLM calls per model (tokens, cost, time to first token), tokens and cost per\n"
     "request and their trend, error rate and most common errors, LLM calls that\n"
     "failed, retry success and time spent in backoff. Requests cut short by a\n"
     "signal or still open when their run ended are counted apart, not as errors,\n"
@@ -24,7 +26,13 @@ static const char REPORT_HELP[] =
     "\n"
     "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
     "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
-    "  --by day|month    group the cost trend by day (default) or month\n"
+    "  --by path|name    group steps by path, the span names from the request down\n"
+    "                    (rerank/tokenize apart from embed/tokenize; the default),\n"
+    "                    or by span name alone\n"
+    "  --steps N|all     list the N heaviest steps (text default 20; --json lists\n"
+    "                    all unless --steps is given)\n"
+    "  --trend day|month group the cost trend by day (default) or month;\n"
+    "                    --by day|month is the older spelling\n"
     "  --json            one JSON object instead of text (durations in ms)\n"
     "  --overhead        instead: what recording cost each run (spans kept, folded,\n"
     "                    skipped, sampled out, the script's time in telemetry);\n"
@@ -42,18 +50,25 @@ static const char TRACES_HELP[] =
     "  --json      a JSON array instead of text\n";
 
 static const char SHOW_HELP[] =
-    "usage: moonspan show [--json] [--profile] [--pick N] [--db PATH] TRACE_ID\n"
+    "usage: moonspan show [--depth N] [--min-ms X] [--all] [--profile] [--json] [--pick N] [--db PATH]\n"
+    "                     TRACE_ID\n"
     "\n"
     "One trace as an indented tree: each span's name, duration, tokens, cost,\n"
-    "retries, status and error. TRACE_ID may be a prefix (4+ characters) of an\n"
-    "id from `moonspan traces`.\n"
+    "retries, status and error. Sibling spans of one name print as one line:\n"
+    "their count, total, p50, p95 and max (score_doc x1000). TRACE_ID may be a\n"
+    "prefix (4+ characters) of an id from `moonspan traces`.\n"
     "\n"
+    "  --depth N   only spans up to depth N (the request is 0); a line says how\n"
+    "              many spans are below it\n"
+    "  --min-ms X  hide spans shorter than X ms (e.g. 0.5), saying how many under\n"
+    "              each parent\n"
+    "  --all       one line per span, siblings of one name not folded\n"
     "  --pick N    when several traces match TRACE_ID (the traces of a run that\n"
     "              joined an outer trace through TRACEPARENT share its id), show\n"
     "              the Nth, counted by start time; without it they are listed\n"
     "  --profile   with each span, its self CPU time and hottest functions (file:line),\n"
     "              from a run with --profile\n"
-    "  --json      a JSON object instead of text\n";
+    "  --json      a JSON object instead of text: always the whole trace\n";
 
 static int help(ms_cli *c, const char *text)
 {
@@ -99,6 +114,16 @@ static int finish_view(ms_cli *c, ms_store *s, int rc, const char *err)
     return rc == 0 ? 0 : 1;
 }
 
+/* --steps N: a whole number of rows, or a usage error naming the fix. */
+static long steps_value(ms_cli *c, const char *v)
+{
+    long n;
+    if (ms_parse_long(v, 1, 1000000000, &n))
+        ms_cli_usage_error(c, "--steps '%s' is not a number of steps; give a whole number from 1"
+                              " (e.g. --steps 50), or --steps all", v);
+    return n;
+}
+
 int ms_cmd_report(ms_cli *c)
 {
     ms_report_opts o = {0};
@@ -121,9 +146,20 @@ int ms_cmd_report(ms_cli *c)
         } else if (ms_cli_value(c, "--name", &v)) {
             o.name_glob = v;
         } else if (ms_cli_value(c, "--by", &v)) {
+            /* day and month are what --by grouped before steps had paths */
+            if (!strcmp(v, "path") || !strcmp(v, "name"))
+                o.steps_by_name = strcmp(v, "name") == 0;
+            else if (!strcmp(v, "day") || !strcmp(v, "month"))
+                o.by_month = strcmp(v, "month") == 0;
+            else
+                ms_cli_usage_error(c, "--by '%s' is not a grouping; use --by path or --by name for"
+                                      " the steps (--trend day or --trend month for the cost trend)", v);
+        } else if (ms_cli_value(c, "--trend", &v)) {
             if (strcmp(v, "day") && strcmp(v, "month"))
-                ms_cli_usage_error(c, "--by '%s' is not a period; use --by day or --by month", v);
+                ms_cli_usage_error(c, "--trend '%s' is not a period; use --trend day or --trend month", v);
             o.by_month = strcmp(v, "month") == 0;
+        } else if (ms_cli_value(c, "--steps", &v)) {
+            o.max_steps = strcmp(v, "all") == 0 ? -1 : steps_value(c, v);
         } else if (ms_cli_flag(c, "--json")) {
             o.json = 1;
         } else if (ms_cli_flag(c, "--profile")) {
@@ -182,10 +218,21 @@ int ms_cmd_traces(ms_cli *c)
     return finish_view(c, s, rc, err);
 }
 
+/* --min-ms X: milliseconds, 0 or more, or a usage error naming the fix. */
+static double min_ms_value(ms_cli *c, const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0 && x <= 1e12))
+        ms_cli_usage_error(c, "--min-ms '%s' is not a number of milliseconds; give one from 0,"
+                              " e.g. --min-ms 1 or --min-ms 0.05", v);
+    return x;
+}
+
 int ms_cmd_show(ms_cli *c)
 {
     ms_show_opts o = {0};
-    const char *v;
+    const char *v, *shaped = NULL;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
@@ -195,6 +242,15 @@ int ms_cmd_show(ms_cli *c)
             o.json = 1;
         } else if (ms_cli_flag(c, "--profile")) {
             o.profile = 1;
+        } else if (ms_cli_value(c, "--depth", &v)) {
+            o.max_depth = (int)ms_cli_long(c, "--depth", v, 1, 1000000);
+            shaped = "--depth";
+        } else if (ms_cli_value(c, "--min-ms", &v)) {
+            o.min_ms = min_ms_value(c, v);
+            shaped = "--min-ms";
+        } else if (ms_cli_flag(c, "--all")) {
+            o.all = 1;
+            shaped = "--all";
         } else if (ms_cli_value(c, "--pick", &v)) {
             o.pick = ms_cli_long(c, "--pick", v, 1, 1000000000);
         } else if (c->argv[c->i][0] != '-' && !o.id) {
@@ -205,6 +261,9 @@ int ms_cmd_show(ms_cli *c)
     }
     if (!o.id)
         ms_cli_usage_error(c, "missing TRACE_ID; list ids with `moonspan traces`");
+    if (o.json && shaped)
+        ms_cli_usage_error(c, "%s shapes the text view, and --json is always the whole trace;"
+                              " drop one of them", shaped);
     size_t n = strspn(o.id, "0123456789abcdefABCDEF");
     if (o.id[n] || n < 4 || n > 32)
         ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "

@@ -32,6 +32,7 @@
 #include "ms_buf.h"
 #include "ms_clock.h"
 #include "ms_text.h"
+#include "ms_timeline.h"
 
 #define QUEUE_TRACES 4096
 /* How long the end of a run keeps retrying writes that fail (disk full)
@@ -507,7 +508,7 @@ static void print_timeline(void)
                       h->traces_ended - shown, h->traces_ended - shown == 1 ? "" : "s");
     for (int i = 0; i < MS_RECENT_TRACES; i++)
         if (h->recent[i])
-            ms_trace_summary(h->recent[i], ms_mono_ns(), &b);
+            ms_trace_timeline(h->recent[i], ms_mono_ns(), MS_TIMELINE_LINES, &b);
     if (b.data)
         fputs(b.data, stderr);
     ms_buf_free(&b);

@@ -20,6 +20,7 @@
 #include "host.h"
 #include "lua_fields.h"
 #include "ms_clock.h"
+#include "ms_fmt.h"
 #include "ms_percentile.h"
 #include "ms_text.h"
 
@@ -101,6 +102,15 @@ static int l_percentiles(lua_State *L)
             lua_pushnumber(L, out[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
+}
+
+/* moonspan.fmt_ms(ms): a duration as the report prints it ("370 ms",
+ * "3.00 µs"), so eval output and the views agree on units. */
+static int l_fmt_ms(lua_State *L)
+{
+    char buf[48];
+    lua_pushstring(L, ms_fmt_ms(buf, sizeof buf, (double)luaL_checknumber(L, 1)));
     return 1;
 }
 
@@ -193,7 +203,7 @@ static int init_state(lua_State *L)
     ms_embedded_preload(L);
     static const luaL_Reg host_fns[] = {
         {"sleep_ms", l_sleep_ms}, {"now_ms", l_now_ms}, {"cost", l_cost},
-        {"percentiles", l_percentiles}, {"isatty", l_isatty}, {"escape", l_escape}, {"git_commit", l_git_commit},
+        {"percentiles", l_percentiles}, {"fmt_ms", l_fmt_ms}, {"isatty", l_isatty}, {"escape", l_escape}, {"git_commit", l_git_commit},
         {NULL, NULL}};
     luaL_newlib(L, host_fns);
     lua_pushliteral(L, MOONSPAN_VERSION);

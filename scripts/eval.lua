@@ -680,12 +680,11 @@ local function fmt_pct(x)
 end
 M.fmt_pct = fmt_pct
 
+-- The report's units (ms_fmt_ms): a case of a mock pipeline takes
+-- microseconds, which "%.2f ms" would print as 0.00 ms.
 local function fmt_ms(x)
   if x == nil then return "-" end
-  if x >= 10000 then return string.format("%.1f s", x / 1000) end
-  if x >= 100 then return string.format("%.0f ms", x) end
-  if x < 1 then return string.format("%.2f ms", x) end
-  return string.format("%.1f ms", x)
+  return moonspan.fmt_ms(x)
 end
 M.fmt_ms = fmt_ms
 

@@ -251,8 +251,12 @@ function S.json_field(path, x)
   end}
 end
 
+-- One decimal above a millisecond, so a latency just over its limit reads
+-- as over it ("100.4 ms > 100.0 ms"); below, the report's units, where
+-- "%.1f ms" would print 0.0.
 local function fmt_ms(ms)
   if ms >= 1000 then return string.format("%.2f s", ms / 1000) end
+  if ms < 1 and ms >= 0 then return moonspan.fmt_ms(ms) end
   return string.format("%.1f ms", ms)
 end
 

@@ -35,6 +35,9 @@ void ms_iso_utc(int64_t ns, char *out, size_t n)
         snprintf(out, n, "?");
 }
 
+/* "µs": U+00B5 in UTF-8, one column on a terminal (see pad below). */
+#define MS_MICROS "\xc2\xb5s"
+
 /* Step totals run into millions of ms, hence seconds and hours. */
 /* Writes v / 10^decimals with that many decimals, rounded half up, and
  * the unit: what snprintf("%.*f") gives for these values, without its
@@ -55,6 +58,9 @@ static const char *fixed(char *buf, size_t n, double v, int decimals, const char
 
 const char *ms_fmt_ms(char *buf, size_t n, double ms)
 {
+    /* A fine span takes microseconds: in ms it would print 0.00, so below
+     * a millisecond the unit follows the value. The unit is chosen on the
+     * rounded value, so 999.7 us prints "1.00 ms", never "1000 us". */
     if (isnan(ms))
         snprintf(buf, n, "-");
     else if (ms < 0)
@@ -69,8 +75,16 @@ const char *ms_fmt_ms(char *buf, size_t n, double ms)
         fixed(buf, n, ms, 0, "ms");
     else if (ms >= 10)
         fixed(buf, n, ms, 1, "ms");
-    else
+    else if (ms >= 0.9995)
         fixed(buf, n, ms, 2, "ms");
+    else if (ms >= 0.09995)
+        fixed(buf, n, ms * 1e3, 0, MS_MICROS);
+    else if (ms >= 0.009995)
+        fixed(buf, n, ms * 1e3, 1, MS_MICROS);
+    else if (ms >= 0.0009995)
+        fixed(buf, n, ms * 1e3, 2, MS_MICROS);
+    else
+        fixed(buf, n, ms * 1e6, 0, "ns");
     return buf;
 }
 
@@ -164,16 +178,16 @@ static void pad(ms_buf *b, int n)
 
 void ms_fmt_right(ms_buf *b, const char *s, int width)
 {
-    int n = (int)strlen(s);
-    pad(b, width - n);
-    ms_buf_add(b, s, (size_t)n);
+    size_t n = strlen(s);
+    pad(b, width - cols(s, n));
+    ms_buf_add(b, s, n);
 }
 
 void ms_fmt_left(ms_buf *b, const char *s, int width)
 {
-    int n = (int)strlen(s);
-    ms_buf_add(b, s, (size_t)n);
-    pad(b, width - n);
+    size_t n = strlen(s);
+    ms_buf_add(b, s, n);
+    pad(b, width - cols(s, n));
 }
 
 void ms_fmt_padded(ms_buf *b, const char *s, int width)
@@ -182,6 +196,34 @@ void ms_fmt_padded(ms_buf *b, const char *s, int width)
     ms_fmt_text(b, s, "");
     if (!b->oom)
         pad(b, width - cols(b->data + start, b->len - start));
+}
+
+void ms_fmt_padded_tail(ms_buf *b, const char *s, int width)
+{
+    ms_buf t = {0};
+    ms_fmt_text(&t, s, "");
+    if (t.oom) {
+        b->oom = 1;
+        return;
+    }
+    const char *p = t.data ? t.data : "";
+    size_t n = t.len;
+    int c = cols(p, n);
+    if (c > width && width > 3) {
+        /* drop whole characters from the front until "..." and the rest fit */
+        while (c > width - 3) {
+            do {
+                p++;
+                n--;
+            } while (n && ((unsigned char)*p & 0xC0) == 0x80);
+            c--;
+        }
+        ms_buf_adds(b, "...");
+        c += 3;
+    }
+    ms_buf_add(b, p, n);
+    pad(b, width - c);
+    ms_buf_free(&t);
 }
 
 void ms_kv_int(ms_buf *b, int *first, const char *k, int64_t v)

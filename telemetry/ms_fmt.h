@@ -27,8 +27,11 @@ void ms_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 /* Epoch ns as UTC ISO-8601 to the second ("2024-05-01T12:00:00Z"). */
 void ms_iso_utc(int64_t ns, char *out, size_t n);
 
-/* Milliseconds for people ("0.25 ms", "370 ms", "12.5 s", "3.1 h"); fewer
- * decimals as the value grows. "-" for NaN. Returns buf. */
+/* Milliseconds for people ("370 ms", "12.5 s", "3.1 h"; "250 µs", "3.00
+ * µs" and "400 ns" below a millisecond, where ms would print 0.00): three
+ * significant digits at most, fewer decimals as the value grows. "-" for
+ * NaN. The text holds "µ" (two bytes, one column): align it with
+ * ms_fmt_right / ms_fmt_left, not printf widths. Returns buf. */
 const char *ms_fmt_ms(char *buf, size_t n, double ms);
 
 /* Dollars for people: small values keep six decimals rather than round
@@ -55,14 +58,19 @@ void ms_fmt_text_max(ms_buf *b, const char *s, size_t max, const char *missing);
  * of its escaped form. */
 int ms_fmt_text_cols(const char *s);
 
-/* Plain ASCII `s` (our own numbers and words, nothing from the store)
- * right- or left-aligned in `width` columns. */
+/* `s`, our own numbers and words (nothing from the store: ASCII, and the
+ * "µ", "Σ", "×" of durations and folded spans), right- or left-aligned
+ * in `width` columns, a UTF-8 character counting as one. */
 void ms_fmt_right(ms_buf *b, const char *s, int width);
 void ms_fmt_left(ms_buf *b, const char *s, int width);
 
 /* ms_fmt_text of `s`, left-aligned and padded with spaces to `width`
  * columns. */
 void ms_fmt_padded(ms_buf *b, const char *s, int width);
+
+/* The same, but a text wider than `width` keeps its end, "..." marking
+ * the cut: the last names of a path say the most. */
+void ms_fmt_padded_tail(ms_buf *b, const char *s, int width);
 
 /* JSON members "key":value; `first` is the object's "nothing written
  * yet" flag (see ms_json_key). NaN and NULL become null; `raw` is JSON

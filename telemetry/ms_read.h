@@ -61,6 +61,15 @@ static inline const char *ms_arena_str(const ms_buf *arena, size_t off)
 /* A REAL column, NaN (printed "-", JSON null) when NULL. */
 double ms_col_num(sqlite3_stmt *st, int col);
 
+/* a + b for counts and durations, which are never negative: a blob's
+ * values are checked one by one, not their sums, so a damaged one could
+ * overflow them; the sum stops at INT64_MAX instead. */
+static inline int64_t ms_sat_add(int64_t a, int64_t b)
+{
+    uint64_t c = (uint64_t)a + (uint64_t)b;
+    return c > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)c;
+}
+
 /* Makes room for element n of a growable array of `size`-byte elements
  * whose capacity is *cap (doubling). Returns 0, or -1 on allocation
  * failure with the array unchanged. */

@@ -1,12 +1,12 @@
 /* ms_report — `moonspan report`: reads the traces within the filters into
  * a report (ms_report_data.h), then has ms_report_out.c write it.
  *
- * Two linear scans: the filtered traces once (request latency, tokens,
- * cost, cost trend), and their spans once through the rowid range each
- * trace points at (steps, errors, LLM call failures, retries and their
- * backoff, estimated tokens); manual
- * errors come from span_events, eval runs from their own tables. Steps and
- * errors are grouped in C with an ms_strmap, percentiles found by
+ * One pass over the filtered traces, each row read with its packed spans
+ * (request latency, tokens, cost and cost trend from the row; steps,
+ * models, errors, LLM call failures, retries and their backoff, estimated
+ * tokens from the spans, manual errors from their events); eval runs come
+ * from their own tables. Steps are grouped by ms_steps, models by
+ * ms_models, errors with an ms_strmap; percentiles are found by
  * selection, so no sort of the spans is needed.
  *
  * The store may be of an older schema (read opens never upgrade): what a
@@ -60,15 +60,13 @@ static const char *where_clause(const ms_report_opts *o)
 /* Frees everything a report owns (safe on a partly filled report). */
 static void report_free(report *r)
 {
-    for (size_t i = 0; i < r->nsteps; i++)
-        free(r->steps[i].v);
-    free(r->steps);
+    ms_steps_free(&r->steps);
+    ms_models_free(&r->models);
     free(r->errs);
     free(r->trend);
     free(r->evals);
     free(r->fails);
     ms_buf_free(&r->ev_arena);
-    ms_strmap_free(&r->step_names);
     ms_strmap_free(&r->err_keys);
 }
 
@@ -155,21 +153,6 @@ static int count_error(report *r, ms_buf *key, ms_pstr type, ms_pstr msg)
     return 0;
 }
 
-/* A step's index in r->steps by name, made on first sight. */
-static long step_of(report *r, const ms_span_rec *sp)
-{
-    int created;
-    long i = ms_strmap_get(&r->step_names, sp->name.p, sp->name.len, &created);
-    if (i < 0)
-        return -1;
-    if (created) {
-        if (ms_grow((void **)&r->steps, &r->capsteps, r->nsteps, sizeof *r->steps))
-            return -1;
-        r->steps[r->nsteps++] = (step_stat){.name = r->step_names.ent[i].key};
-    }
-    return i;
-}
-
 typedef struct err_ctx {
     report *r;
     ms_buf *key;
@@ -185,15 +168,10 @@ static int count_event_error(void *ud, const ms_event_rec *e)
     return c->oom;
 }
 
-/* What reading the spans keeps from trace to trace: the walk, and which
- * step each name of the current blob is (names are indexes into a blob's
- * string table; a step is hashed by name only on a blob's first use). */
+/* What reading the spans keeps from trace to trace. */
 typedef struct span_scan {
     ms_spans_walk w;
     ms_buf key;
-    long *step_ix;      /* name_ix -> step of the current blob; -1 unknown */
-    uint32_t cap_ix;
-    uint64_t ix_seq;    /* the blob step_ix is for */
 } span_scan;
 
 /* Adds the spans of trace `row` (its salt, parts and own blob at columns
@@ -210,29 +188,8 @@ static int add_spans(report *r, span_scan *ss, sqlite3_stmt *st, char *err, size
     int got;
     while ((got = ms_spans_walk_next(w, &sp)) == 1) {
         int completed = sp.status == MS_STATUS_OK || sp.status == MS_STATUS_ERROR;
-        /* the root span (kind trace) is the request, not a step */
-        if (completed && sp.kind != MS_KIND_TRACE) {
-            if (w->blob_seq != ss->ix_seq) {
-                if (w->r.nstrings > ss->cap_ix) {
-                    long *n = realloc(ss->step_ix, w->r.nstrings * sizeof *n);
-                    if (!n)
-                        goto oom;
-                    ss->step_ix = n;
-                    ss->cap_ix = w->r.nstrings;
-                }
-                memset(ss->step_ix, 0xff, w->r.nstrings * sizeof *ss->step_ix);
-                ss->ix_seq = w->blob_seq;
-            }
-            long i = ss->step_ix[sp.name_ix];
-            if (i < 0 && (i = ss->step_ix[sp.name_ix] = step_of(r, &sp)) < 0)
-                goto oom;
-            step_stat *s = &r->steps[i];
-            if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
-                goto oom;
-            double d = (double)sp.duration;
-            s->v[s->n++] = d;
-            s->total_ns += d;
-        }
+        if (ms_steps_add(&r->steps, w, &sp) || ms_models_add(&r->models, &sp))
+            goto steps_failed;
         if (sp.has_error && sp.error_own && count_error(r, &ss->key, sp.error_type, sp.error_message))
             goto oom;
         if (sp.nevents) {
@@ -260,13 +217,19 @@ static int add_spans(report *r, span_scan *ss, sqlite3_stmt *st, char *err, size
         }
         r->backoff_ns += sp.backoff_ns;
     }
-    if (got == 0)
+    if (got == 0) {
+        if (ms_steps_trace_end(&r->steps))
+            goto steps_failed;
         return 0;
+    }
 corrupt:
     return ms_errf(err, errlen, "trace row %lld: its stored spans are corrupt (%s); the rest of the"
                    " store reads, this trace cannot", (long long)row, w->error);
 oom:
     return ms_errf(err, errlen, "out of memory reading spans");
+steps_failed:
+    return ms_errf(err, errlen, "trace row %lld: grouping its steps: %s", (long long)row,
+                   r->steps.error ? r->steps.error : "out of memory");
 }
 
 /* One pass over the filtered traces: request latency (over completed
@@ -297,6 +260,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
     int ret = -1;
     double *dur = NULL;
     size_t ndur = 0, cap = 0;
+    ms_steps_init(&r->steps, o->steps_by_name ? MS_STEPS_BY_NAME : MS_STEPS_BY_PATH);
     if (ms_report_bind_filters(db, st, o, err, errlen))
         goto done;
     int rc;
@@ -362,7 +326,6 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
     ret = 0;
 done:
     free(dur);
-    free(ss.step_ix);
     ms_buf_free(&ss.key);
     ms_spans_walk_close(&ss.w);
     sqlite3_finalize(st);
@@ -475,15 +438,6 @@ done:
     return ret;
 }
 
-/* Steps by total time, most first; ties by name, so output is stable. */
-static int cmp_steps(const void *a, const void *b)
-{
-    const step_stat *x = a, *y = b;
-    if (x->total_ns != y->total_ns)
-        return x->total_ns < y->total_ns ? 1 : -1;
-    return strcmp(x->name, y->name);
-}
-
 /* Errors by count, most first; ties by type then message. */
 static int cmp_errs(const void *a, const void *b)
 {
@@ -494,28 +448,13 @@ static int cmp_errs(const void *a, const void *b)
     return c ? c : strcmp(x->message, y->message);
 }
 
-/* Percentiles per step, then the orderings the output wants. The step and
- * error arrays are sorted in place, so their indices no longer match the
- * strmaps afterwards (nothing looks them up again). */
+/* Percentiles per step and model, then the orderings the output wants.
+ * The arrays are sorted in place, so their indices no longer match their
+ * maps afterwards (nothing looks them up again). */
 static int finish_report(report *r, char *err, size_t errlen)
 {
-    static const double qs[3] = {50, 95, 99};
-    for (size_t i = 0; i < r->nsteps; i++) {
-        step_stat *s = &r->steps[i];
-        double out[3];
-        if (ms_percentiles(s->v, s->n, qs, 3, out) != 0)
-            return ms_errf(err, errlen, "percentile computation failed");
-        /* to whole ns first: the inputs are whole ns, finer digits are
-         * interpolation noise (879.99999999999989 instead of 880) */
-        s->p50 = round(out[0]) / MS_NS_PER_MS;
-        s->p95 = round(out[1]) / MS_NS_PER_MS;
-        s->p99 = round(out[2]) / MS_NS_PER_MS;
-        r->steps_total_ns += s->total_ns;
-        free(s->v);
-        s->v = NULL;
-    }
-    if (r->nsteps)
-        qsort(r->steps, r->nsteps, sizeof *r->steps, cmp_steps);
+    if (ms_steps_finish(&r->steps) || ms_models_finish(&r->models))
+        return ms_errf(err, errlen, "out of memory computing the step percentiles");
     if (r->nerrs)
         qsort(r->errs, r->nerrs, sizeof *r->errs, cmp_errs);
     return 0;

@@ -17,15 +17,21 @@ typedef struct ms_report_opts {
     int64_t since_ns;      /* only traces started at or after this epoch ns; 0 = all */
     const char *name_glob; /* only traces whose name matches (SQLite GLOB); NULL = all */
     int by_month;          /* cost_trend grouped by month (YYYY-MM) instead of day */
+    int steps_by_name;     /* steps grouped by span name instead of by path */
+    long max_steps;        /* steps listed: 0 the default (text 20, JSON all), < 0 all */
     int json;              /* JSON instead of text */
 } ms_report_opts;
+
+#define MS_REPORT_TEXT_STEPS 20 /* steps the text lists unless told */
 
 /* Writes the report: the traces within the filters, then the latest
  * finished eval run of each suite started since opts->since_ns (name_glob
  * does not apply to evals). Latency percentiles, of requests and of steps,
  * are over completed work: traces and spans whose status is interrupted
  * or incomplete are counted apart, and are not errors. Cost is live
- * spend; calls replayed from a recording are reported apart. Works on a
+ * spend; calls replayed from a recording are reported apart. Steps are
+ * grouped by path or by name with their self time and the LLM usage
+ * inside them (ms_steps.h), LLM calls per model (ms_models.h). Works on a
  * store of schema version 1 too (no evals, replays or backoff there).
  * Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,

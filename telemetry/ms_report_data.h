@@ -5,20 +5,15 @@
 #ifndef MS_REPORT_DATA_H
 #define MS_REPORT_DATA_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ms_buf.h"
+#include "ms_models.h"
 #include "ms_report.h"
+#include "ms_steps.h"
 #include "ms_strmap.h"
-
-typedef struct step_stat {
-    const char *name;   /* owned by the steps strmap */
-    double *v;          /* durations in ns, freed once the percentiles are known */
-    size_t n, cap;
-    double total_ns;
-    double p50, p95, p99; /* ms */
-} step_stat;
 
 typedef struct err_stat {
     const char *type, *message; /* point into the errors strmap's key */
@@ -47,8 +42,8 @@ typedef struct eval_sum {
     size_t fail0, nfail;        /* report.fails[fail0 .. fail0 + nfail) */
 } eval_sum;
 
-/* Steps and errors are sorted for output once scanned (most first), after
- * which their indices no longer match the strmaps. */
+/* Steps, models and errors are sorted for output once scanned (most
+ * first), after which their indices no longer match their maps. */
 typedef struct report {
     int64_t requests;   /* every trace in the window */
     int64_t interrupted, incomplete; /* of those, not completed */
@@ -60,10 +55,8 @@ typedef struct report {
     int64_t priced_requests, unknown_cost_calls;
     int64_t error_requests, error_count;
 
-    ms_strmap step_names;
-    step_stat *steps;
-    size_t nsteps, capsteps;
-    double steps_total_ns;
+    ms_steps steps;
+    ms_models models;
 
     ms_strmap err_keys;
     err_stat *errs;
@@ -84,6 +77,21 @@ typedef struct report {
     eval_fail *fails;
     size_t nfails, capfails;
 } report;
+
+/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
+static inline double ms_ratio(double a, double b) { return b > 0 ? a / b : NAN; }
+
+/* The "Steps" and "Models" sections (ms_report_steps.c): as text, or as
+ * the JSON members steps, steps_omitted and slowest_step / models of the
+ * object whose "first member" flag is *first. */
+void ms_report_steps_text(const report *r, const ms_report_opts *o, ms_buf *b);
+void ms_report_models_text(const report *r, ms_buf *b);
+void ms_report_steps_json(const report *r, const ms_report_opts *o, ms_buf *b, int *first);
+void ms_report_models_json(const report *r, ms_buf *b, int *first);
+
+/* The step with the highest p95; ties go to the one with more total time
+ * (the earlier in the sorted rows). NULL when there are no steps. */
+const ms_step *ms_report_slowest_step(const report *r);
 
 /* The report as text for people, or as the one JSON object `report
  * --json` promises, appended to b. */

@@ -27,17 +27,6 @@ static void period_name(int64_t key, int by_month, char *out, size_t n)
     }
 }
 
-/* The step with the highest p95; ties go to the one with more total time
- * (the earlier in the sorted array). NULL when there are no steps. */
-static const step_stat *slowest_step(const report *r)
-{
-    const step_stat *best = NULL;
-    for (size_t i = 0; i < r->nsteps; i++)
-        if (!best || r->steps[i].p95 > best->p95)
-            best = &r->steps[i];
-    return best;
-}
-
 void ms_report_window_text(const ms_report_opts *o, ms_buf *b)
 {
     char iso[40];
@@ -65,9 +54,6 @@ void ms_report_window_json(const ms_report_opts *o, ms_buf *b, int *first)
     ms_kv_str(b, first, "since", o->since_ns ? iso : NULL);
     ms_kv_str(b, first, "name_glob", o->name_glob);
 }
-
-/* a / b, or NaN (JSON null, "-" in text) when there is nothing to divide by. */
-static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
 /* --- report output ---------------------------------------------------- */
 
@@ -131,6 +117,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_report_window_json(o, b, &g);
     ms_kv_str(b, &g, "group_by", o->by_month ? "month" : "day");
+    ms_kv_str(b, &g, "steps_by", o->steps_by_name ? "name" : "path");
     ms_iso_utc(r->first_start, iso, sizeof iso);
     ms_kv_str(b, &g, "first_start", r->requests ? iso : NULL);
     ms_iso_utc(r->last_start, iso, sizeof iso);
@@ -154,55 +141,26 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     }
     ms_buf_addc(b, '}');
 
-    ms_json_key(b, &f, "steps");
-    ms_buf_addc(b, '[');
-    for (size_t i = 0; i < r->nsteps; i++) {
-        const step_stat *s = &r->steps[i];
-        if (i)
-            ms_buf_addc(b, ',');
-        g = 1;
-        ms_buf_addc(b, '{');
-        ms_kv_str(b, &g, "name", s->name);
-        ms_kv_int(b, &g, "count", (int64_t)s->n);
-        ms_kv_num(b, &g, "p50_ms", s->p50);
-        ms_kv_num(b, &g, "p95_ms", s->p95);
-        ms_kv_num(b, &g, "p99_ms", s->p99);
-        ms_kv_num(b, &g, "total_ms", s->total_ns / MS_NS_PER_MS);
-        ms_kv_num(b, &g, "share", ratio(s->total_ns, r->steps_total_ns));
-        ms_buf_addc(b, '}');
-    }
-    ms_buf_addc(b, ']');
-
-    ms_json_key(b, &f, "slowest_step");
-    const step_stat *slow = slowest_step(r);
-    if (slow) {
-        g = 1;
-        ms_buf_addc(b, '{');
-        ms_kv_str(b, &g, "name", slow->name);
-        ms_kv_num(b, &g, "p95_ms", slow->p95);
-        ms_buf_addc(b, '}');
-    } else {
-        ms_buf_adds(b, "null");
-    }
+    ms_report_steps_json(r, o, b, &f);
 
     ms_json_key(b, &f, "tokens");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_kv_num(b, &g, "avg_input", ratio((double)r->in_tok, n));
-    ms_kv_num(b, &g, "avg_output", ratio((double)r->out_tok, n));
-    ms_kv_num(b, &g, "avg_total", ratio((double)(r->in_tok + r->out_tok), n));
+    ms_kv_num(b, &g, "avg_input", ms_ratio((double)r->in_tok, n));
+    ms_kv_num(b, &g, "avg_output", ms_ratio((double)r->out_tok, n));
+    ms_kv_num(b, &g, "avg_total", ms_ratio((double)(r->in_tok + r->out_tok), n));
     ms_kv_int(b, &g, "total_input", r->in_tok);
     ms_kv_int(b, &g, "total_output", r->out_tok);
     ms_kv_int(b, &g, "total_cache_read", r->cache_read);
     ms_kv_int(b, &g, "total_cache_write", r->cache_write);
-    ms_kv_num(b, &g, "estimated_share", ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+    ms_kv_num(b, &g, "estimated_share", ms_ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "cost");
     g = 1;
     ms_buf_addc(b, '{');
     ms_kv_num(b, &g, "total_usd", r->cost_total);
-    ms_kv_num(b, &g, "avg_usd_per_request", ratio(r->cost_total, n));
+    ms_kv_num(b, &g, "avg_usd_per_request", ms_ratio(r->cost_total, n));
     ms_kv_int(b, &g, "unknown_cost_calls", r->unknown_cost_calls);
     ms_kv_int(b, &g, "priced_requests", r->priced_requests);
     ms_kv_num(b, &g, "replayed_usd", r->cost_replayed);
@@ -211,7 +169,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_json_key(b, &f, "errors");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_kv_num(b, &g, "rate", ratio((double)r->error_requests, n));
+    ms_kv_num(b, &g, "rate", ms_ratio((double)r->error_requests, n));
     ms_kv_int(b, &g, "requests", r->error_requests);
     ms_kv_int(b, &g, "count", r->error_count);
     ms_json_key(b, &g, "top");
@@ -234,17 +192,19 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "count", r->llm_calls);
     ms_kv_int(b, &g, "failed", r->llm_failed);
-    ms_kv_num(b, &g, "failure_rate", ratio((double)r->llm_failed, (double)r->llm_calls));
+    ms_kv_num(b, &g, "failure_rate", ms_ratio((double)r->llm_failed, (double)r->llm_calls));
     ms_buf_addc(b, '}');
+
+    ms_report_models_json(r, b, &f);
 
     ms_json_key(b, &f, "retries");
     g = 1;
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "retried_calls", r->retried);
     ms_kv_int(b, &g, "succeeded", r->retry_ok);
-    ms_kv_num(b, &g, "success_rate", ratio((double)r->retry_ok, (double)r->retried));
+    ms_kv_num(b, &g, "success_rate", ms_ratio((double)r->retry_ok, (double)r->retried));
     ms_kv_num(b, &g, "backoff_ms_total", (double)r->backoff_ns / MS_NS_PER_MS);
-    ms_kv_num(b, &g, "backoff_ms_per_request", ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
+    ms_kv_num(b, &g, "backoff_ms_per_request", ms_ratio((double)r->backoff_ns / MS_NS_PER_MS, n));
     ms_buf_addc(b, '}');
 
     ms_json_key(b, &f, "cost_trend");
@@ -260,7 +220,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
         ms_kv_str(b, &g, "period", period);
         ms_kv_int(b, &g, "requests", t->requests);
         ms_kv_num(b, &g, "cost_usd", t->cost);
-        ms_kv_num(b, &g, "avg_usd_per_request", ratio(t->cost, (double)t->requests));
+        ms_kv_num(b, &g, "avg_usd_per_request", ms_ratio(t->cost, (double)t->requests));
         ms_kv_int(b, &g, "unknown_cost_calls", t->unknown);
         ms_buf_addc(b, '}');
     }
@@ -356,41 +316,7 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                          " when the run ended); not errors, and not in the percentiles\n",
                       (long long)r->interrupted, (long long)r->incomplete);
 
-    if (r->nsteps) {
-        int w = 4;
-        for (size_t i = 0; i < r->nsteps; i++) {
-            int l = ms_fmt_text_cols(r->steps[i].name);
-            if (l > w)
-                w = l;
-        }
-        if (w > 40)
-            w = 40;
-        ms_buf_adds(b, "\nSteps\n  ");
-        ms_fmt_padded(b, "name", w);
-        ms_buf_printf(b, " %8s %10s %10s %10s %12s %6s\n",
-                      "count", "p50", "p95", "p99", "total", "share");
-        for (size_t i = 0; i < r->nsteps; i++) {
-            const step_stat *s = &r->steps[i];
-            char tot[40];
-            ms_buf_adds(b, "  ");
-            ms_fmt_padded(b, s->name, w);
-            double share = ratio(s->total_ns, r->steps_total_ns);
-            ms_buf_printf(b, " %8zu %10s %10s %10s %12s", s->n,
-                          ms_fmt_ms(t1, sizeof t1, s->p50), ms_fmt_ms(t2, sizeof t2, s->p95),
-                          ms_fmt_ms(t3, sizeof t3, s->p99),
-                          ms_fmt_ms(tot, sizeof tot, s->total_ns / MS_NS_PER_MS));
-            if (isnan(share)) /* every step took 0 ns */
-                ms_buf_adds(b, "      -\n");
-            else
-                ms_buf_printf(b, " %5.1f%%\n", 100 * share);
-        }
-        const step_stat *slow = slowest_step(r);
-        ms_buf_adds(b, "  slowest step: ");
-        ms_fmt_text(b, slow->name, "");
-        ms_buf_printf(b, " (p95 %s)\n", ms_fmt_ms(t1, sizeof t1, slow->p95));
-    } else {
-        ms_buf_adds(b, "\nSteps       none recorded (wrap the work in span(name, fn))\n");
-    }
+    ms_report_steps_text(r, o, b);
 
     ms_buf_printf(b, "\nTokens      per request %.1f in + %.1f out = %.1f;"
                      " total %lld in, %lld out",
@@ -398,7 +324,7 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                   (long long)r->in_tok, (long long)r->out_tok);
     if (r->llm_tokens_est > 0)
         ms_buf_printf(b, "; %.1f%% of llm tokens estimated",
-                      100 * ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
+                      100 * ms_ratio((double)r->llm_tokens_est, (double)r->llm_tokens));
     ms_buf_addc(b, '\n');
 
     ms_buf_adds(b, "Cost        total ");
@@ -441,11 +367,13 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                       ms_fmt_ms(t2, sizeof t2, (double)r->backoff_ns / MS_NS_PER_MS / n));
     ms_buf_addc(b, '\n');
 
+    ms_report_models_text(r, b);
+
     /* a glance, not a dump: the latest periods; --json has them all */
     size_t from = r->ntrend > TREND_TEXT_ROWS ? r->ntrend - TREND_TEXT_ROWS : 0;
     ms_buf_printf(b, "\nCost trend (by %s, UTC)\n", o->by_month ? "month" : "day");
     if (from)
-        ms_buf_printf(b, "  (%zu earlier %s not shown; --by month or --json for all)\n",
+        ms_buf_printf(b, "  (%zu earlier %s not shown; --trend month or --json for all)\n",
                       from, o->by_month ? "months" : "days");
     for (size_t i = from; i < r->ntrend; i++) {
         const trend_row *t = &r->trend[i];

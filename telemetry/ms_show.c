@@ -1,60 +1,21 @@
 /* ms_show — `moonspan show` (see ms_show.h): finds the trace, decodes its
  * packed spans and their events (ms_spans.h), links them into a tree
- * ordered by start, and writes it as indented text or nested JSON. */
+ * ordered by start, and writes it as nested JSON, or has ms_show_text.c
+ * draw it for people. */
 #include "ms_show.h"
 
 #include "ms_fmt.h"
 #include "ms_profile.h"
+#include "ms_show_data.h"
 #include "ms_read.h"
 #include "ms_spans.h"
+#include "ms_strmap.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct span_node {
-    int64_t rowid, span_id, parent_id, start_ns, duration_ns;
-    int has_parent, error_own, has_tokens, estimated, has_cost, retry_succeeded;
-    int has_ttft, replayed;
-    int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
-    double cost;
-    size_t name, kind, status, error_type, error_message, attrs, provider, model;
-    size_t parent;              /* index of the parent node, MS_NO_STR for the root */
-    size_t child0, nchild;      /* children: order[child0 .. child0 + nchild) */
-    size_t event0, nevent;      /* events: evs[event0 .. event0 + nevent) */
-    size_t prof0, nprof;        /* profile rows: prof[prof0 .. prof0 + nprof), hottest first */
-    int64_t prof_samples, prof_ns;
-} span_node;
-
-typedef struct span_event {
-    int64_t span_id, time_ns;
-    size_t node, name, attrs;
-    size_t error_type, error_message; /* a manual error (ctx:add_error); else MS_NO_STR */
-} span_event;
-
-typedef struct trace_view {
-    ms_buf arena;
-    size_t id, name, status, attrs;
-    int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
-    int64_t unknown, error_count, span_count, parts, remote_parent;
-    uint64_t salt;
-    int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
-    int has_cost;
-    double cost;
-    span_node *nodes;
-    size_t nnodes;
-    size_t *order;              /* node indices grouped by parent, by start */
-    struct id_index *by_id;     /* (span_id, node) sorted by span_id */
-    span_event *evs;
-    size_t nevs, capevs;
-    int profile;                /* --profile: rows loaded and shown */
-    ms_prof_row *prof;          /* as read, strings in the arena ... */
-    ms_prof_fn *pfns;           /* ... and as listed, once the arena is complete */
-    size_t nprof, capprof;
-    int64_t prof_samples, prof_ns;
-} trace_view;
 
 /* Frees what resolve_trace and load_spans filled in. */
 static void trace_view_free(trace_view *v)
@@ -255,7 +216,9 @@ static int list_matches(sqlite3 *db, const char *lo, const char *hi, int64_t cou
             ms_fmt_padded(b, tid ? tid : "?", 32);
             ms_buf_adds(b, "  ");
             ms_fmt_padded(b, name ? name : "?", 20);
-            ms_buf_printf(b, "  %-20s  %10s  ", iso, ms_fmt_ms(ms, sizeof ms, dur));
+            ms_buf_printf(b, "  %-20s  ", iso);
+            ms_fmt_right(b, ms_fmt_ms(ms, sizeof ms, dur), 10);
+            ms_buf_adds(b, "  ");
             ms_fmt_padded(b, status ? status : "?", 11);
             ms_buf_adds(b, "  ");
             ms_fmt_text(b, root, "-");
@@ -410,6 +373,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     int ret = -1;
     size_t cap = 0;
     ms_buf attrs = {0};
+    ms_strmap names = {0}; /* the text view folds siblings by name */
     if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read the trace: %s", sqlite3_errmsg(db));
         goto done;
@@ -428,6 +392,11 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_parent = sp.parent != MS_NONE || v->remote_parent;
         s->parent_id = sp.parent != MS_NONE ? (int64_t)ms_spans_walk_parent_id(&w, &sp) : v->remote_parent;
         s->name = ms_arena_put(&v->arena, sp.name.p, sp.name.len);
+        int created;
+        long nid = ms_strmap_get(&names, sp.name.p, sp.name.len, &created);
+        if (nid < 0)
+            goto oom;
+        s->name_id = (uint32_t)nid;
         s->kind = ms_arena_put(&v->arena, ms_kind_name(sp.kind), strlen(ms_kind_name(sp.kind)));
         s->start_ns = v->start_ns + sp.start;
         s->duration_ns = sp.duration;
@@ -533,6 +502,8 @@ corrupt:
 oom:
     ms_errf(err, errlen, "out of memory reading the trace");
 done:
+    v->nnames = (uint32_t)names.n;
+    ms_strmap_free(&names);
     ms_buf_free(&attrs);
     ms_spans_walk_close(&w);
     sqlite3_finalize(st);
@@ -577,93 +548,6 @@ static int load_profile(sqlite3 *db, trace_view *v, char *err, size_t errlen)
 }
 
 #define A(off) ms_arena_str(&v->arena, (off))
-
-/* The span's profile under its line: its self CPU time, then its hottest
- * functions, each with its share of that time. */
-static void show_text_profile(const trace_view *v, const span_node *s, int indent, ms_buf *b)
-{
-    char ms[40];
-    ms_buf_printf(b, "%*sprofile: %s of CPU in its own code (%lld sample%s)\n", indent, "",
-                  ms_fmt_ms(ms, sizeof ms, (double)s->prof_ns / MS_NS_PER_MS), (long long)s->prof_samples,
-                  s->prof_samples == 1 ? "" : "s");
-    ms_profile_text_list(b, indent + 2, &v->pfns[s->prof0], s->nprof, s->prof_ns);
-}
-
-/* Width of the name column: the deepest indented name, capped. */
-static int tree_width(const trace_view *v, size_t i, int depth)
-{
-    const span_node *s = &v->nodes[i];
-    const char *nm = A(s->name);
-    int w = 2 * depth + ms_fmt_text_cols(nm);
-    for (size_t c = 0; c < s->nchild; c++) {
-        int cw = tree_width(v, v->order[s->child0 + c], depth + 1);
-        if (cw > w)
-            w = cw;
-    }
-    return w > 60 ? 60 : w;
-}
-
-/* One span line (name indented by depth, duration, tokens, cost, status,
- * retries, own error), its events, then its children, recursively. */
-static void show_text_span(const trace_view *v, size_t i, int depth, int w, ms_buf *b)
-{
-    const span_node *s = &v->nodes[i];
-    char c1[48], c2[48];
-    for (int d = 0; d < depth; d++)
-        ms_buf_adds(b, "  ");
-    ms_fmt_padded(b, A(s->name) ? A(s->name) : "?", w - 2 * depth);
-    ms_fmt_right(b, ms_fmt_ms(c1, sizeof c1, (double)s->duration_ns / MS_NS_PER_MS), 12);
-    if (s->has_tokens) {
-        snprintf(c1, sizeof c1, "%lld/%lld tok%s", (long long)s->in_tok,
-                 (long long)s->out_tok, s->estimated ? " (est)" : "");
-        ms_fmt_left(b, c1, 24);
-    } else {
-        ms_fmt_left(b, "", 24);
-    }
-    const char *kind = A(s->kind);
-    if (s->has_cost)
-        ms_fmt_left(b, ms_fmt_usd(c2, sizeof c2, s->cost), 13);
-    else
-        ms_fmt_left(b, kind && strcmp(kind, "llm") == 0 ? "cost ?" : "", 13);
-    ms_buf_adds(b, "  ");
-    ms_fmt_text(b, A(s->status), "?");
-    if (s->replayed)
-        ms_buf_adds(b, "  replayed (not spent)");
-    if (s->retries > 0)
-        ms_buf_printf(b, "  retries %lld (%s)", (long long)s->retries,
-                      s->retry_succeeded == 1 ? "succeeded"
-                      : s->retry_succeeded == 0 ? "failed" : "?");
-    if (s->error_own) {
-        ms_buf_adds(b, "  ");
-        ms_fmt_text(b, A(s->error_type), "error");
-        ms_buf_adds(b, ": ");
-        ms_fmt_text(b, A(s->error_message), "");
-    }
-    ms_buf_addc(b, '\n');
-    for (size_t e = 0; e < s->nevent; e++) {
-        const span_event *ev = &v->evs[s->event0 + e];
-        for (int d = 0; d <= depth; d++)
-            ms_buf_adds(b, "  ");
-        if (ev->error_type != MS_NO_STR) { /* as the run timeline shows it */
-            ms_buf_adds(b, "* ERROR (ctx:add_error) ");
-            ms_fmt_text(b, A(ev->error_type), "");
-            ms_buf_adds(b, ": ");
-            ms_fmt_text(b, A(ev->error_message), "");
-        } else {
-            ms_buf_adds(b, "* event ");
-            ms_fmt_text(b, A(ev->name), "?");
-            if (A(ev->attrs)) {
-                ms_buf_addc(b, ' ');
-                ms_fmt_text(b, A(ev->attrs), "");
-            }
-        }
-        ms_buf_addc(b, '\n');
-    }
-    if (s->nprof)
-        show_text_profile(v, s, 2 * (depth + 1), b);
-    for (size_t c = 0; c < s->nchild; c++)
-        show_text_span(v, v->order[s->child0 + c], depth + 1, w, b);
-}
 
 /* One span as a JSON object with its events and a nested "children"
  * array. Token fields appear only on spans that have them (llm spans). */
@@ -789,54 +673,6 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_buf_adds(b, "]}\n");
 }
 
-/* Header (name, id, start, duration, tokens, cost, status), then the tree. */
-static void show_text(const trace_view *v, ms_buf *b)
-{
-    char iso[40], c1[40];
-    ms_iso_utc(v->start_ns, iso, sizeof iso);
-    ms_fmt_text(b, A(v->name), "?");
-    ms_buf_adds(b, "  trace ");
-    ms_fmt_text(b, A(v->id), "?");
-    if (v->matches > 1)
-        ms_buf_printf(b, "  (--pick %lld of %lld matching traces)", (long long)v->pick,
-                      (long long)v->matches);
-    ms_buf_addc(b, '\n');
-    ms_buf_printf(b, "  start %s   duration %s   tokens %lld in / %lld out   cost ",
-                  iso, ms_fmt_ms(c1, sizeof c1, (double)v->duration_ns / MS_NS_PER_MS),
-                  (long long)v->in_tok, (long long)v->out_tok);
-    if (!v->has_cost && v->unknown == 0)
-        ms_buf_adds(b, "-");  /* no priced call: nothing to state as a number */
-    else
-        ms_fmt_cost(b, v->cost, v->has_cost, v->unknown);
-    ms_buf_adds(b, "   status ");
-    ms_fmt_text(b, A(v->status), "?");
-    const char *st = A(v->status);
-    if (st && strcmp(st, "interrupted") == 0)
-        ms_buf_adds(b, " (cut short by SIGINT/SIGTERM; not an error)");
-    else if (st && strcmp(st, "incomplete") == 0)
-        ms_buf_adds(b, " (still open when the run ended)");
-    if (v->error_count)
-        ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
-                      v->error_count == 1 ? "" : "s");
-    ms_buf_addc(b, '\n');
-    if (v->profile && v->prof_samples)
-        ms_buf_printf(b, "  profile: %s of CPU sampled in %lld sample%s (each span: its own code, not its"
-                         " child spans)\n", ms_fmt_ms(c1, sizeof c1, (double)v->prof_ns / MS_NS_PER_MS),
-                      (long long)v->prof_samples, v->prof_samples == 1 ? "" : "s");
-    else if (v->profile)
-        ms_buf_adds(b, "  profile: none stored for this trace; record one with `moonspan run --profile"
-                       " SCRIPT`\n");
-    ms_buf_addc(b, '\n');
-    if (!v->nnodes) {
-        ms_buf_adds(b, "  (no spans stored for this trace)\n");
-        return;
-    }
-    int w = tree_width(v, 0, 0);
-    if (w < 4)
-        w = 4;
-    show_text_span(v, 0, 0, w, b);
-}
-
 #undef A
 
 /* See ms_show.h. All reads in one snapshot; output only on success. */
@@ -863,7 +699,7 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
         if (o->json)
             show_json(&v, &b);
         else
-            show_text(&v, &b);
+            ms_show_text(&v, o, &b);
         ret = ms_buf_write(&b, out, err, errlen);
     } else if (ret == 1 && m.len) {
         /* the message in err stays the one to print */

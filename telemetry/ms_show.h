@@ -14,12 +14,18 @@ typedef struct ms_show_opts {
     long pick;       /* which of the traces matching id (1 = earliest); 0: id must match one */
     int json;        /* one JSON object instead of text */
     int profile;     /* with each span, its self CPU time per function (--profile) */
+    /* the text view only; JSON is always the whole trace */
+    int max_depth;   /* spans up to this depth (the root is 0); 0: all */
+    double min_ms;   /* hide spans shorter than this, counting them under their parent */
+    int all;         /* one line per span: siblings of one name not folded */
 } ms_show_opts;
 
 /* One trace as an indented tree: each span's name, duration, tokens,
- * cost, retries, status and error, with its events; with o->profile,
- * also the self CPU time the profiler sampled in the span (not in its
- * child spans), hottest function first (ms_profile.h).
+ * cost, retries, status and error, with its events. Siblings sharing a
+ * name print as one line with their count, total and spread unless
+ * o->all; o->max_depth and o->min_ms leave spans out, counted. With
+ * o->profile, also the self CPU time the profiler sampled in each span
+ * (not in its child spans), hottest function first (ms_profile.h).
  *
  * Several traces can match an id: those of a run that joined an outer
  * trace through TRACEPARENT share its id, and a prefix can start several

@@ -1,12 +1,9 @@
 #include "ms_trace.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "ms_text.h"
 
 /* Grows *arr to hold at least `need` elements. Returns 0 or ENOMEM. */
 int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem)
@@ -670,125 +667,4 @@ void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out)
         }
     }
     ms_buf_addc(out, '}');
-}
-
-/* --- the timeline ------------------------------------------------------ */
-
-/* Appends a string of the trace for a terminal (see ms_text.h). */
-static void add_str(ms_buf *out, const ms_trace *t, ms_str s)
-{
-    if (s.off != MS_NONE)
-        ms_buf_add_text(out, t->arena + s.off, s.len, 0);
-}
-
-static void summary_span(const ms_trace *t, uint32_t i, int depth, int64_t t0,
-                         int64_t now, const uint32_t *first_child,
-                         const uint32_t *next_sibling, ms_buf *out)
-{
-    const ms_span *s = &t->spans[i];
-    int64_t end = s->end ? s->end : now;
-    ms_buf_printf(out, "  %+10.2f ms %10.2f ms  %*s", (double)(s->start - t0) / 1e6,
-                  (double)(end - s->start) / 1e6, depth * 2, "");
-    add_str(out, t, s->name);
-    if (!s->end)
-        ms_buf_adds(out, "  (open)");
-    if (s->llm != MS_NONE) {
-        const ms_llm *l = &t->llm[s->llm];
-        ms_buf_adds(out, "  [");
-        add_str(out, t, l->provider);
-        ms_buf_addc(out, '/');
-        add_str(out, t, l->model);
-        ms_buf_printf(out, " %" PRId64 " in, %" PRId64 " out%s", l->input, l->output,
-                      l->estimated ? " (estimated)" : "");
-        if (isnan(l->cost_usd))
-            ms_buf_adds(out, ", cost unknown");
-        else
-            ms_buf_printf(out, ", $%.6f", l->cost_usd);
-        ms_buf_adds(out, l->replayed ? ", replayed]" : "]");
-    }
-    if (s->retries)
-        ms_buf_printf(out, "  retries %u (%s)", s->retries,
-                      s->retry_state == MS_RETRY_SUCCEEDED ? "succeeded" : "failed");
-    if (s->error != MS_NONE) {
-        const ms_span_error *e = &t->errors[s->error];
-        if (e->own) {
-            ms_buf_adds(out, "  ERROR ");
-            add_str(out, t, e->type);
-            ms_buf_adds(out, ": ");
-            ms_buf_add_text_max(out, ms_trace_str(t, e->message), e->message.len, 200, 0);
-        } else {
-            ms_buf_adds(out, "  error (raised below)");
-        }
-    } else if (s->status != MS_STATUS_OK) {
-        ms_buf_printf(out, "  %s", ms_status_name(s->status));
-    }
-    ms_buf_addc(out, '\n');
-    for (uint32_t c = first_child[i]; c != MS_NONE; c = next_sibling[c])
-        summary_span(t, c, depth + 1, t0, now, first_child, next_sibling, out);
-}
-
-void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out)
-{
-    if (t->nspans == 0)
-        return;
-    ms_trace_totals tot;
-    ms_trace_totals_get(t, &tot);
-    char hex[33];
-    ms_trace_id_hex(&t->id, hex);
-    const ms_span *root = &t->spans[0];
-    int64_t end = root->end ? root->end : now;
-    int status = ms_trace_status(t);
-    ms_buf_adds(out, "trace ");
-    add_str(out, t, root->name);
-    ms_buf_printf(out, "  %s  %.2f ms  %s\n", hex, (double)(end - root->start) / 1e6,
-                  status == MS_STATUS_ERROR ? "ERROR" : ms_status_name(status));
-    ms_buf_printf(out, "  tokens %" PRId64 " in / %" PRId64 " out", tot.tokens.input, tot.tokens.output);
-    if (tot.tokens.cache_read || tot.tokens.cache_write)
-        ms_buf_printf(out, " (cache %" PRId64 " read, %" PRId64 " written)", tot.tokens.cache_read,
-                      tot.tokens.cache_write);
-    if (!isnan(tot.cost_usd))
-        ms_buf_printf(out, ", cost $%.6f", tot.cost_usd);
-    if (tot.unknown_cost_calls)
-        ms_buf_printf(out, "%s cost unknown for %u call%s", isnan(tot.cost_usd) ? "," : " +",
-                      tot.unknown_cost_calls, tot.unknown_cost_calls == 1 ? "" : "s");
-    ms_buf_printf(out, ", %u error%s\n", tot.errors, tot.errors == 1 ? "" : "s");
-    if (t->cut_spans)
-        ms_buf_printf(out, "  (%u earlier span%s already written: `moonspan show %s`)\n", t->cut_spans,
-                      t->cut_spans == 1 ? "" : "s", hex);
-
-    /* children lists, in start order (spans are appended in start order) */
-    uint32_t n = t->nspans;
-    uint32_t *first_child = malloc(sizeof(uint32_t) * n * 3);
-    if (!first_child) {
-        out->oom = 1;
-        return;
-    }
-    uint32_t *next_sibling = first_child + n, *last_child = first_child + 2 * n;
-    for (uint32_t i = 0; i < n; i++)
-        first_child[i] = next_sibling[i] = last_child[i] = MS_NONE;
-    for (uint32_t i = 1; i < n; i++) {
-        if (t->spans[i].parent == MS_NONE)
-            continue;
-        /* parents are found by gidx; one whose part was cut already: the root */
-        const ms_span *ps = ms_trace_span(t, t->spans[i].parent);
-        uint32_t p = ps ? (uint32_t)(ps - t->spans) : 0;
-        if (last_child[p] == MS_NONE)
-            first_child[p] = i;
-        else
-            next_sibling[last_child[p]] = i;
-        last_child[p] = i;
-    }
-    for (uint32_t c = first_child[0]; c != MS_NONE; c = next_sibling[c])
-        summary_span(t, c, 0, root->start, now, first_child, next_sibling, out);
-    for (uint32_t e = 0; e < t->nevents; e++) {
-        const ms_event *ev = &t->events[e];
-        if (ev->error_type.off == MS_NONE)
-            continue;
-        ms_buf_adds(out, "  ERROR (ctx:add_error) ");
-        add_str(out, t, ev->error_type);
-        ms_buf_adds(out, ": ");
-        ms_buf_add_text_max(out, ms_trace_str(t, ev->error_message), ev->error_message.len, 200, 0);
-        ms_buf_addc(out, '\n');
-    }
-    free(first_child);
 }

@@ -364,8 +364,9 @@ int ms_trace_status(const ms_trace *t);
 /* Writes the span's attributes as a JSON object; nothing when it has none. */
 void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out);
 
-/* Appends the human-readable timeline (ctx:summary(), `moonspan run`'s
- * closing print) to `out`. Works on open and ended traces. */
+/* Appends the human-readable timeline (ctx:summary()) to `out`: every
+ * line, as ms_trace_timeline draws them (ms_timeline.h). Works on open and
+ * ended traces. */
 void ms_trace_summary(const ms_trace *t, int64_t now, ms_buf *out);
 
 /* A string of the arena; "" for an absent string. */

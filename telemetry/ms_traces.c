@@ -141,8 +141,9 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
             ms_fmt_padded(&b, id ? id : "?", 32);
             ms_buf_adds(&b, "  ");
             ms_fmt_padded(&b, nm ? nm : "", w);
-            ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  ", iso,
-                          ms_fmt_ms(c1, sizeof c1, (double)t->duration_ns / MS_NS_PER_MS), tok,
+            ms_buf_printf(&b, "  %-20s  ", iso);
+            ms_fmt_right(&b, ms_fmt_ms(c1, sizeof c1, (double)t->duration_ns / MS_NS_PER_MS), 10);
+            ms_buf_printf(&b, "  %15s  %11s  ", tok,
                           trace_cost_cell(c2, sizeof c2, t->has_cost, t->cost, t->unknown));
             ms_fmt_text(&b, status, "?");
             ms_buf_addc(&b, '\n');

@@ -1,4 +1,5 @@
-/* Unit tests for telemetry/ms_percentile.c.
+/* Unit tests for telemetry/ms_percentile.c and the distribution the
+ * report accumulates through it (ms_dist.c).
  *
  * Expected values are worked out by hand in the comments with the
  * definition from the header: h = (n - 1) * q / 100, k = floor(h),
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "ms_dist.h"
 #include "ms_percentile.h"
 
 /* cmocka 1.1.5 only compares floats; this keeps double precision and
@@ -309,6 +311,35 @@ static void test_hard_patterns(void **state)
     free(data);
 }
 
+/* A distribution of exact values: count, sum, min, max and mean kept as
+ * they come, exact percentiles at the end, and nothing approximate. */
+static void test_dist_exact(void **state)
+{
+    (void)state;
+    ms_dist d = {0};
+    double out[3];
+    int approx = -1;
+    static const double qs[3] = {50, 95, 100};
+    assert_int_equal(ms_dist_percentiles(&d, qs, 3, out, &approx), 0);
+    assert_true(isnan(out[0]) && isnan(ms_dist_mean(&d)));
+    for (int i = 10; i >= 1; i--) /* 10 .. 1 */
+        assert_int_equal(ms_dist_add_exact(&d, i), 0);
+    assert_int_equal(d.count, 10);
+    assert_near(d.sum, 55, 0);
+    assert_near(d.min, 1, 0);
+    assert_near(d.max, 10, 0);
+    assert_near(ms_dist_mean(&d), 5.5, 0);
+    assert_int_equal(ms_dist_percentiles(&d, qs, 3, out, &approx), 0);
+    assert_near(out[0], 5.5, 1e-12);  /* h = 4.5 */
+    assert_near(out[1], 9.55, 1e-12); /* h = 8.55 */
+    assert_near(out[2], 10, 0);
+    assert_int_equal(approx, 0);
+    ms_dist_free(&d);
+    assert_int_equal(d.count, 10); /* the summary outlives the values */
+    assert_near(d.sum, 55, 0);
+    ms_dist_free(&d);                /* twice is fine */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_invalid_q),
         cmocka_unit_test(test_random_vs_sort),
         cmocka_unit_test(test_hard_patterns),
+        cmocka_unit_test(test_dist_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

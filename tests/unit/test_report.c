@@ -12,15 +12,20 @@
 
 #include "ms_report.h"
 
+static int report_with(fixture *fx, const ms_report_opts *o)
+{
+    err_[0] = 0;
+    CAPTURE(fx, ms_report_write(fx->db, o, out, err_, sizeof err_));
+    if (rc_ != 0)
+        fail_msg("report failed: %s", err_);
+    return rc_;
+}
+
 static int report(fixture *fx, int64_t since, const char *glob, int by_month, int json)
 {
     ms_report_opts o = {.since_ns = since, .name_glob = glob, .by_month = by_month,
                         .json = json};
-    err_[0] = 0;
-    CAPTURE(fx, ms_report_write(fx->db, &o, out, err_, sizeof err_));
-    if (rc_ != 0)
-        fail_msg("report failed: %s", err_);
-    return rc_;
+    return report_with(fx, &o);
 }
 
 /* The number after `"key":` that follows `anchor` (NULL = from the start);
@@ -184,7 +189,7 @@ static void test_report_filters(void **state)
     has(j, "\"requests\":{\"count\":0,\"interrupted\":0,\"incomplete\":0,"
            "\"latency_ms\":{\"p50\":null,\"p95\":null,"
            "\"p99\":null,\"max\":null}}");
-    has(j, "\"steps\":[],\"slowest_step\":null");
+    has(j, "\"steps\":[],\"steps_omitted\":0,\"slowest_step\":null");
     has(j, "\"rate\":null");
     report(fx, 0, "nope*", 0, 0);
     has(fx->out, "no traces match");
@@ -198,8 +203,15 @@ static void test_report_text(void **state)
     has(t, "moonspan report: 5 requests, all time");
     has(t, "Requests    p50 300 ms   p95 880 ms   p99 976 ms   max 1000 ms");
     has(t, "slowest step: generate (p95 370 ms)");
-    /* generate: 4 calls, 800 ms of 945 -> 84.7% */
-    has(t, "  generate        4     175 ms     370 ms     394 ms       800 ms  84.7%");
+    /* generate: 4 calls, 800 ms of 945 -> 84.7%, all of it its own; the
+     * LLM calls inside it: 1000/200 tokens, $0.07 and one unpriced */
+    has(t, "Steps by path (total: with the steps inside; self: without its direct children)\n"
+           "  path        count       p50       p95       p99      total       self  share"
+           "   tokens in/out        cost\n"
+           "  generate        4    175 ms    370 ms    394 ms     800 ms     800 ms  84.7%"
+           "        1000/200  $0.0700 +?\n");
+    has(t, "  search          4   25.0 ms   38.5 ms   39.7 ms     100 ms     100 ms  10.6%"
+           "               -           -\n");
     has(t, "unknown for 1 call");
     has(t, "Errors      40.0% of requests (2); 3 errors recorded");
     has(t, "RateLimit: too many requests");
@@ -261,7 +273,7 @@ static void test_report_remote_parent_root(void **state)
     fixture *fx = *state;
     report(fx, 0, NULL, 0, 1);
     hasnt(fx->out, "\"name\":\"joined\"");
-    has(fx->out, "\"steps\":[{\"name\":\"step\",\"count\":1,");
+    has(fx->out, "\"steps\":[{\"name\":\"step\",\"path\":[\"step\"],\"count\":1,");
     /* no priced and no unpriced call: total 0, nothing unknown */
     has(fx->out, "\"total_usd\":0,\"avg_usd_per_request\":0,\"unknown_cost_calls\":0");
 }
@@ -285,9 +297,9 @@ static void test_report_cut_short_work(void **state)
     has(j, "\"errors\":{\"rate\":0.2,\"requests\":1,\"count\":2,\"top\":[{\"type\":\"api_error\","
            "\"message\":\"server down\",\"count\":2}]}");
     /* steps over completed spans: call 40 150 30 50, work 20; no bg */
-    has(j, "{\"name\":\"call\",\"count\":4,");
+    has(j, "{\"name\":\"call\",\"path\":[\"call\"],\"count\":4,");
     NEAR(j, "\"name\":\"call\"", "total_ms", 270);
-    has(j, "{\"name\":\"work\",\"count\":1,");
+    has(j, "{\"name\":\"work\",\"path\":[\"work\"],\"count\":1,");
     NEAR(j, "\"name\":\"work\"", "p99_ms", 20);
     hasnt(j, "\"name\":\"bg\"");
     /* completed llm calls U1 U2 U3 U5, two failed: U5's although its
@@ -307,6 +319,147 @@ static void test_report_cut_short_work(void **state)
     has(t, "LLM calls   4, 2 failed (50.0%, after their retries)\n");
     has(t, "Retries     3 calls retried, 1 succeeded (33.3%); 150 ms waiting in backoff"
            " (30.0 ms per request)\n");
+}
+
+/* --- fine traces: paths, self time, usage per step and per model ---------- */
+
+#define ROW(path) "{\"name\":" path
+
+/* The same name under two parents is two rows by path; the request's own
+ * name is not part of a path, so embed of "request" and of "batch" is one
+ * row. Numbers from nested_dataset in views_fixture.h. */
+static void test_report_steps_by_path(void **state)
+{
+    fixture *fx = *state;
+    ms_report_opts o = {.json = 1};
+    report_with(fx, &o);
+    const char *j = fx->out;
+    has(j, "\"steps_by\":\"path\"");
+    has(j, ROW("\"tokenize\",\"path\":[\"rerank\",\"tokenize\"],\"count\":1,"));
+    has(j, ROW("\"tokenize\",\"path\":[\"embed\",\"tokenize\"],\"count\":3,"));
+    has(j, ROW("\"tokenize\",\"path\":[\"rerank\",\"score_doc\",\"tokenize\"],\"count\":3,"));
+    hasnt(j, "\"request\"");
+    hasnt(j, "\"batch\"");
+    NEAR(j, "[\"embed\",\"tokenize\"]", "total_ms", 11);
+    NEAR(j, "[\"rerank\",\"tokenize\"]", "total_ms", 5);
+    /* self: rerank 60 - (3 x 10 + 5); each score_doc 10 - 2; embed 30 -
+     * (4 + 6 + 10) and 3 - 1 */
+    NEAR(j, "[\"rerank\"]", "self_ms", 25);
+    NEAR(j, "[\"rerank\"]", "total_ms", 60);
+    NEAR(j, "[\"rerank\",\"score_doc\"]", "self_ms", 24);
+    NEAR(j, "[\"rerank\",\"score_doc\"]", "self_avg_ms", 8);
+    NEAR(j, "[\"embed\"]", "count", 2);
+    NEAR(j, "[\"embed\"]", "self_ms", 12);
+    NEAR(j, "[\"embed\"]", "self_avg_ms", 6);
+    /* a and b ran at once, 16 ms inside 10: clamped, not -6 */
+    NEAR(j, "[\"parallel\"]", "self_ms", 0);
+    NEAR(j, "[\"parallel\",\"a\"]", "self_ms", 8);
+    /* every ms of the steps is someone's self time once: 33 + 2 + ... */
+    NEAR(j, "[\"rerank\"]", "self_share", 25.0 / 110.003);
+    /* an LLM call's usage counts in the steps it is inside */
+    NEAR(j, "[\"embed\"]", "input_tokens", 100);
+    NEAR(j, "[\"embed\"]", "output_tokens", 20);
+    NEAR(j, "[\"embed\"]", "cost_usd", 0.01);
+    NEAR(j, "[\"embed\",\"chat mock\"]", "llm_calls", 1);
+    NEAR(j, "[\"chat mock\"]", "cost_usd", 0.02);
+    assert_true(isnan(jnum(j, "[\"rerank\"]", "cost_usd"))); /* no call inside: null, not $0 */
+    has(j, "\"approximate\":false");
+    has(j, "\"steps_omitted\":0,\"slowest_step\":{\"name\":\"rerank\",\"path\":[\"rerank\"],");
+}
+
+/* By name, "tokenize" is one row again: 7 spans, 22 ms. */
+static void test_report_steps_by_name(void **state)
+{
+    fixture *fx = *state;
+    ms_report_opts o = {.json = 1, .steps_by_name = 1};
+    report_with(fx, &o);
+    const char *j = fx->out;
+    has(j, "\"steps_by\":\"name\"");
+    has(j, ROW("\"tokenize\",\"path\":null,\"count\":7,"));
+    NEAR(j, ROW("\"tokenize\""), "total_ms", 22);
+    NEAR(j, ROW("\"tokenize\""), "self_ms", 22);
+    has(j, ROW("\"chat mock\",\"path\":null,\"count\":2,"));
+    NEAR(j, ROW("\"chat mock\""), "cost_usd", 0.03);
+
+    o.json = 0;
+    report_with(fx, &o);
+    has(fx->out, "Steps by name (");
+    has(fx->out, "\n  tokenize         7   2.00 ms   5.70 ms   5.94 ms    22.0 ms    22.0 ms  12.1%");
+}
+
+/* Text: a path per row, a 3 us step in us, the LLM usage inside a step,
+ * and the table of models with the time to first token. */
+static void test_report_steps_text(void **state)
+{
+    fixture *fx = *state;
+    ms_report_opts o = {0};
+    report_with(fx, &o);
+    const char *t = fx->out;
+    has(t, "\n  rerank/score_doc/tokenize        3   2.00 ms   2.00 ms   2.00 ms    6.00 ms"
+           "    6.00 ms   3.3%               -           -\n");
+    has(t, "\n  embed                            2   16.5 ms   28.6 ms   29.7 ms    33.0 ms"
+           "    12.0 ms  18.1%          100/20     $0.0100\n");
+    has(t, "\n  parallel                         1   10.0 ms   10.0 ms   10.0 ms    10.0 ms"
+           "       0 ns   5.5%");
+    has(t, "\n  tick                             1   3.00 \xc2\xb5s   3.00 \xc2\xb5s   3.00 \xc2\xb5s"
+           "    3.00 \xc2\xb5s    3.00 \xc2\xb5s   0.0%");
+    hasnt(t, "more step");
+    has(t, "Models (time to first token over streamed calls)\n"
+           "  provider  model    calls  failed   tokens in/out        cost  TTFT p50  TTFT p95\n"
+           "  mock      mock-1       2       0          150/25     $0.0300   2.00 ms   2.90 ms\n");
+
+    o.json = 1;
+    report_with(fx, &o);
+    has(fx->out, "\"models\":[{\"provider\":\"mock\",\"model\":\"mock-1\",\"calls\":2,\"failed\":0,"
+                 "\"input_tokens\":150,\"output_tokens\":25,\"cost_usd\":0.03,\"unknown_cost_calls\":0,"
+                 "\"replayed_calls\":0,\"streamed_calls\":2,\"ttft_ms\":{\"p50\":2,\"p95\":2.9},"
+                 "\"approximate\":false}]");
+}
+
+/* --steps N: the text lists the N heaviest and says how many it left;
+ * JSON lists all unless told, and says how many it left out. */
+static void test_report_steps_limit(void **state)
+{
+    fixture *fx = *state;
+    ms_report_opts o = {.max_steps = 3};
+    report_with(fx, &o);
+    const char *t = fx->out;
+    has(t, "\n  rerank/score_doc ");
+    hasnt(t, "embed/tokenize");
+    has(t, "  ... 9 more steps (--steps N lists more, --steps all every one)\n"
+           "  slowest step: rerank (p95 60.0 ms)\n");
+
+    o.json = 1;
+    report_with(fx, &o);
+    has(fx->out, "\"steps_omitted\":9,");
+    hasnt(fx->out, "[\"embed\",\"tokenize\"]");
+
+    o.max_steps = 0; /* the default: JSON complete */
+    report_with(fx, &o);
+    has(fx->out, "\"steps_omitted\":0,");
+    has(fx->out, "[\"tick\"]");
+
+    o.max_steps = -1; /* all */
+    o.json = 0;
+    report_with(fx, &o);
+    has(fx->out, "\n  tick ");
+}
+
+/* A damaged blob whose one span claims index 3,000,000,000: the report
+ * says which trace it cannot read, rather than sizing memory by it. */
+static void test_report_refuses_a_span_index_beyond_reason(void **state)
+{
+    fixture *fx = *state;
+    /* format 1, one string "a", one span: gidx 3e9 (zigzag 6e9), no
+     * parent, name 0, start 0, 5 ns, kind span, ok */
+    exec_sql(fx->db, "UPDATE traces SET parts = 0, spans = X'01' || X'0101' || X'61' || X'01'"
+                     " || X'80f882ad16' || X'00000005' || X'01' WHERE id = 1");
+    ms_report_opts o = {.json = 1};
+    err_[0] = 0;
+    CAPTURE(fx, ms_report_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, -1);
+    assert_int_equal(fx->outlen, 0);
+    has(err_, "trace row 1: grouping its steps: a span index far beyond the spans read");
 }
 
 /* --- stores before schema v3 --------------------------------------------- */
@@ -351,6 +504,11 @@ int main(void)
         cmocka_unit_test(test_report_not_a_store),
         cmocka_unit_test_setup_teardown(test_report_remote_parent_root, joined_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_cut_short_work, cut_short_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_steps_by_path, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_steps_by_name, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_steps_text, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_steps_limit, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_refuses_a_span_index_beyond_reason, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_escapes_hostile_text, hostile_dataset, close_db),
     };

@@ -349,6 +349,107 @@ static void test_json_views_escape_hostile_text(void **state)
     has(fx->out, "\"name\":\"step\\u001b]0;pwned\\u0007\\u001b[2J");
 }
 
+/* --- fine traces: folding, --depth, --min-ms, units ------------------ */
+
+#define X "\xc3\x97"  /* the fold mark, × */
+#define SIGMA "\xce\xa3"
+#define MU "\xc2\xb5"
+
+static void show_with(fixture *fx, const char *id, int depth, double min_ms, int all, int json)
+{
+    ms_show_opts o = {.id = id, .max_depth = depth, .min_ms = min_ms, .all = all, .json = json};
+    err_[0] = 0;
+    CAPTURE(fx, ms_show_write(fx->db, &o, out, out, err_, sizeof err_));
+    if (rc_ != 0)
+        fail_msg("show failed: %s", err_);
+}
+
+/* Siblings of one name are one line with their count, total and spread,
+ * placed where the first was; their children merge the same way. */
+static void test_show_folds_repeated_siblings(void **state)
+{
+    fixture *fx = *state;
+    show_with(fx, T1_ID, 0, 0, 0, 0);
+    const char *t = fx->out;
+    has(t, "\n  rerank              60.0 ms                                         ok\n"
+           "    score_doc " X "3    " SIGMA " 30.0 ms                                         "
+           "p50 10.0 ms  p95 10.0 ms  max 10.0 ms\n"
+           "      tokenize " X "3   " SIGMA " 6.00 ms                                         "
+           "p50 2.00 ms  p95 2.00 ms  max 2.00 ms\n"
+           /* rerank's own tokenize is a line of its own */
+           "    tokenize          5.00 ms                                         ok\n");
+    /* embed's two tokenize, 4 and 6 ms: p50 5, p95 4 + 0.95 x 2 */
+    has(t, "\n    tokenize " X "2     " SIGMA " 10.0 ms                                         "
+           "p50 5.00 ms  p95 5.90 ms  max 6.00 ms\n"
+           "    chat mock         10.0 ms  100/20 tok              $0.0100        ok\n");
+    hasnt(t, "\n    score_doc  ");
+
+    /* --all: one line per span */
+    show_with(fx, T1_ID, 0, 0, 1, 0);
+    hasnt(fx->out, X);
+    const char *p = fx->out;
+    int n = 0;
+    while ((p = strstr(p, "\n    score_doc ")))
+        n++, p++;
+    assert_int_equal(n, 3);
+
+    /* JSON stays whole: three score_doc objects */
+    show_with(fx, T1_ID, 0, 0, 0, 1);
+    p = fx->out;
+    n = 0;
+    while ((p = strstr(p, "\"name\":\"score_doc\"")))
+        n++, p++;
+    assert_int_equal(n, 3);
+}
+
+/* --depth N: spans down to depth N (the request is 0), each line saying
+ * how many spans are below it. */
+static void test_show_depth(void **state)
+{
+    fixture *fx = *state;
+    show_with(fx, T1_ID, 1, 0, 0, 0);
+    const char *t = fx->out;
+    has(t, "\n  rerank  ");
+    has(t, "ok  (+7 spans below)\n");
+    has(t, "ok  (+3 spans below)\n");
+    has(t, "ok  (+2 spans below)\n");
+    hasnt(t, "score_doc");
+    hasnt(t, "tokenize");
+    show_with(fx, T1_ID, 2, 0, 0, 0);
+    has(fx->out, "score_doc " X "3");
+    has(fx->out, "(+3 spans below)"); /* the tokenize under the score_docs */
+    hasnt(fx->out, "      tokenize");
+}
+
+/* --min-ms X: shorter spans are counted under their parent, with what
+ * they hold. */
+static void test_show_min_ms(void **state)
+{
+    fixture *fx = *state;
+    show_with(fx, T1_ID, 0, 5, 0, 0);
+    const char *t = fx->out;
+    /* the 2 ms tokenize under the score_docs go; rerank's 5 ms one stays */
+    has(t, "score_doc " X "3");
+    has(t, "\n      ... 3 spans shorter than 5.00 ms hidden\n");
+    has(t, "\n    tokenize         5.00 ms  ");
+    /* embed: 4 ms goes, 6 ms stays */
+    has(t, "\n    tokenize         6.00 ms  ");
+    has(t, "ok\n    ... 1 span shorter than 5.00 ms hidden\n  parallel");
+    /* the whole of rerank, with the 7 spans inside it */
+    show_with(fx, T1_ID, 0, 61, 0, 0);
+    has(fx->out, "\n  ... 3 spans shorter than 61.0 ms hidden (and 12 inside them)\n");
+}
+
+/* A 3 us span is 3.00 us, not 0.00 ms. */
+static void test_show_microseconds(void **state)
+{
+    fixture *fx = *state;
+    show_with(fx, T2_ID, 0, 0, 0, 0);
+    has(fx->out, "\n  tick           3.00 " MU "s  ");
+    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    has(fx->out, "  2024-05-01T00:00:01Z     5.00 ms  ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +464,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_traces_sharing_an_id, shared_id_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_views_escape_hostile_text, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_folds_repeated_siblings, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_depth, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_min_ms, nested_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_microseconds, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,10 +7,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ms_buf.h"
+#include "ms_timeline.h"
 #include "ms_trace.h"
 
 static void test_json_string_escapes(void **state)
@@ -133,10 +135,10 @@ static void test_summary_is_a_timeline(void **state)
     ms_buf b = {0};
     ms_trace_summary(&t, 133000000, &b);
     assert_non_null(strstr(b.data, "trace answer "));
-    assert_non_null(strstr(b.data, "133.00 ms  ok"));
+    assert_non_null(strstr(b.data, "  133 ms  ok\n"));
     assert_non_null(strstr(b.data, "tokens 12 in / 3 out"));
     assert_non_null(strstr(b.data, "cost unknown for 1 call"));
-    assert_non_null(strstr(b.data, "    +1.00 ms      12.00 ms  search\n"));
+    assert_non_null(strstr(b.data, "\n      +1.00 ms    12.0 ms  search\n"));
     assert_non_null(strstr(b.data, "  generate\n"));
     assert_non_null(strstr(b.data, "    chat mock  [mock/mock 12 in, 3 out (estimated), cost unknown]  retries 2 (succeeded)"));
     /* children follow their parent, indented one level more */
@@ -187,6 +189,58 @@ static void test_samples_follow_their_span_through_a_cut(void **state)
     ms_trace_free(&part);
 }
 
+/* The closing timeline of a fine trace: siblings of one name folded
+ * into one line with their spread, times in the unit that fits, and no
+ * more lines than asked for, the rest counted. */
+static void test_timeline_folds_and_stays_bounded(void **state)
+{
+    (void)state;
+    ms_trace t = {0};
+    ms_trace_start(&t, "request", 7, 0, NULL, 0);
+    uint32_t r = ms_span_begin(&t, 0, "rerank", 6, 1000);
+    int64_t at = 1000;
+    for (int i = 0; i < 1000; i++) { /* 2 us each, but every 100th 9 us */
+        uint32_t d = ms_span_begin(&t, r, "score_doc", 9, at);
+        ms_span_end(&t, ms_span_begin(&t, d, "tokenize", 8, at), at + 1000);
+        at += i % 100 == 99 ? 9000 : 2000;
+        ms_span_end(&t, d, at);
+    }
+    ms_span_end(&t, r, at);
+    char name[16];
+    for (int i = 0; i < 100; i++) { /* 100 names: no folding helps */
+        snprintf(name, sizeof name, "tool%d", i);
+        ms_span_end(&t, ms_span_begin(&t, 0, name, strlen(name), at), at + 3000);
+        at += 3000;
+    }
+    ms_trace_end(&t, at);
+
+    ms_buf b = {0};
+    ms_trace_timeline(&t, at, 40, &b);
+    const char *x = b.data;
+    assert_non_null(strstr(x, "\n      +1.00 \xc2\xb5s    2.07 ms  rerank\n"));
+    /* 990 of 2 us and 10 of 9 us: p50 2, p95 2, max 9 */
+    assert_non_null(strstr(x, "\n      +1.00 \xc2\xb5s  \xce\xa3 2.07 ms    score_doc \xc3\x97" "1000"
+                              "  p50 2.00 \xc2\xb5s  p95 2.00 \xc2\xb5s  max 9.00 \xc2\xb5s\n"));
+    assert_non_null(strstr(x, "tokenize \xc3\x97" "1000  p50 1.00 \xc2\xb5s"));
+    assert_non_null(strstr(x, "  tool36\n"));
+    assert_null(strstr(x, "tool37"));
+    /* 3 header lines, 40 of spans, one saying what is left */
+    int lines = 0;
+    for (const char *p = x; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 2 + 40 + 1);
+    assert_non_null(strstr(x, "  ... 63 more spans (`moonspan show "));
+
+    /* ctx:summary() keeps every line, still folded */
+    ms_buf_reset(&b);
+    ms_trace_summary(&t, at, &b);
+    assert_non_null(strstr(b.data, "  tool99\n"));
+    assert_null(strstr(b.data, "more spans"));
+    assert_non_null(strstr(b.data, "score_doc \xc3\x97" "1000"));
+    ms_buf_free(&b);
+    ms_trace_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_totals_and_status),
         cmocka_unit_test(test_summary_is_a_timeline),
         cmocka_unit_test(test_samples_follow_their_span_through_a_cut),
+        cmocka_unit_test(test_timeline_folds_and_stays_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

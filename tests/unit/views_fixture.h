@@ -391,6 +391,72 @@ FIXTURE int v2_dataset(void **state)
     return seal(state);
 }
 
+/* Fine traces: the same name under several parents, nesting with known
+ * self times, concurrent children, an LLM call deep inside, and a step
+ * that took microseconds. All ok.
+ *
+ *  trace  name     dur    spans (parent: children, ms)
+ *  N1     request  100ms  request: rerank 60, embed 30, parallel 10
+ *                         rerank: score_doc 10 x3 (each: tokenize 2), tokenize 5
+ *                         embed: tokenize 4, tokenize 6, chat mock 10 (llm 100/20
+ *                                $0.01, ttft 3 ms)
+ *                         parallel: a 8, b 8 (concurrent: 16 ms inside 10)
+ *  N2     batch    5ms    batch: embed 3 (tokenize 1), chat mock 1 (llm 50/5 $0.02,
+ *                         ttft 1 ms), tick 0.003 (3 us)
+ *
+ * By path (the request's own name left out): rerank 60 (self 60-35 = 25),
+ * rerank/score_doc 3 x 10 (self 3 x 8), rerank/score_doc/tokenize 3 x 2,
+ * rerank/tokenize 5, embed 30 + 3 (self 10 + 2), embed/tokenize 4 6 1,
+ * embed/chat mock 10, parallel 10 (self 0: clamped), parallel/a 8,
+ * parallel/b 8, chat mock 1, tick 0.003. By name: tokenize 7 spans, 22 ms. */
+FIXTURE int nested_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    int64_t s = D1;
+#define NS(id, parent, name, at, dur) \
+    span(db, 1, id, #parent, name, "span", s + (at) * MS, dur, "ok", 0, NULL, NULL, \
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL")
+    span(db, 1, 100, "NULL", "request", "trace", s, 100, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    NS(101, 100, "rerank", 0, 60);
+    NS(102, 101, "score_doc", 1, 10);
+    NS(103, 102, "tokenize", 1, 2);
+    NS(104, 101, "score_doc", 11, 10);
+    NS(105, 104, "tokenize", 11, 2);
+    NS(106, 101, "score_doc", 21, 10);
+    NS(107, 106, "tokenize", 21, 2);
+    NS(108, 101, "tokenize", 31, 5);
+    NS(109, 100, "embed", 60, 30);
+    NS(110, 109, "tokenize", 60, 4);
+    NS(111, 109, "tokenize", 64, 6);
+    span(db, 1, 112, "109", "chat mock", "llm", s + 70 * MS, 10, "ok", 0, NULL, NULL,
+         "100", "20", "0", "0.01", 0, "NULL");
+    NS(113, 100, "parallel", 90, 10);
+    NS(114, 113, "a", 90, 8);
+    NS(115, 113, "b", 91, 8);
+    trace_row(db, 1, T1_ID, "request", s, 100, "ok", 0, 16, 1, 100, 20, "0.01", 0);
+    s = D1 + SEC;
+    span(db, 2, 200, "NULL", "batch", "trace", s, 5, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 2, 201, "200", "embed", "span", s, 3, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 2, 202, "201", "tokenize", "span", s, 1, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    span(db, 2, 203, "200", "chat mock", "llm", s + 3 * MS, 1, "ok", 0, NULL, NULL,
+         "50", "5", "0", "0.02", 0, "NULL");
+    span(db, 2, 204, "200", "tick", "span", s + 4 * MS, 0, "ok", 0, NULL, NULL,
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    trace_row(db, 2, T2_ID, "batch", s, 5, "ok", 0, 5, 17, 50, 5, "0.02", 0);
+    exec_sql(db, "UPDATE spans SET duration_ns = 3000 WHERE span_id = 204;"
+                 "UPDATE spans SET ttft_ns = 3000000 WHERE span_id = 112;"
+                 "UPDATE spans SET ttft_ns = 1000000 WHERE span_id = 203;");
+#undef NS
+    exec_sql(db, "COMMIT");
+    return seal(state);
+}
+
 /* What a script, a model or a server may put in a name or a message: a
  * terminal title (OSC ... BEL), clear screen (CSI 2J), an 8-bit CSI
  * (U+009B) and a right-to-left override (U+202E). */

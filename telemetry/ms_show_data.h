@@ -1,0 +1,61 @@
+/* ms_show_data — one trace as `moonspan show` holds it: its row, its
+ * spans linked into a tree ordered by start, and their events. Private
+ * to ms_show.c, which loads it, and ms_show_text.c, which draws it. */
+#ifndef MS_SHOW_DATA_H
+#define MS_SHOW_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_buf.h"
+#include "ms_profile.h"
+#include "ms_show.h"
+
+typedef struct span_node {
+    int64_t rowid, span_id, parent_id, start_ns, duration_ns;
+    int has_parent, error_own, has_tokens, estimated, has_cost, retry_succeeded;
+    int has_ttft, replayed;
+    int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
+    double cost;
+    size_t name, kind, status, error_type, error_message, attrs, provider, model;
+    uint32_t name_id;           /* equal names, equal ids (names below trace_view.nnames) */
+    size_t parent;              /* index of the parent node, MS_NO_STR for the root */
+    size_t child0, nchild;      /* children: order[child0 .. child0 + nchild) */
+    size_t event0, nevent;      /* events: evs[event0 .. event0 + nevent) */
+    size_t prof0, nprof;        /* profile rows: pfns[prof0 .. prof0 + nprof), hottest first */
+    int64_t prof_samples, prof_ns;
+} span_node;
+
+typedef struct span_event {
+    int64_t span_id, time_ns;
+    size_t node, name, attrs;
+    size_t error_type, error_message; /* a manual error (ctx:add_error); else MS_NO_STR */
+} span_event;
+
+typedef struct trace_view {
+    ms_buf arena;
+    size_t id, name, status, attrs;
+    int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
+    int64_t unknown, error_count, span_count, parts, remote_parent;
+    uint64_t salt;
+    int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
+    int has_cost;
+    double cost;
+    span_node *nodes;
+    size_t nnodes;
+    uint32_t nnames;            /* distinct span names */
+    size_t *order;              /* node indices grouped by parent, by start */
+    struct id_index *by_id;     /* (span_id, node) sorted by span_id */
+    span_event *evs;
+    size_t nevs, capevs;
+    int profile;                /* --profile: rows loaded and shown */
+    ms_prof_row *prof;          /* as read, strings in the arena ... */
+    ms_prof_fn *pfns;           /* ... and as listed, once the arena is complete */
+    size_t nprof, capprof;
+    int64_t prof_samples, prof_ns;
+} trace_view;
+
+/* The trace as text: a header, then the tree (ms_show_text.c). */
+void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b);
+
+#endif
