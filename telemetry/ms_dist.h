@@ -2,19 +2,20 @@
  * model's times to first token): its count, sum, min, max and
  * percentiles.
  *
- * Today every contribution is one exact value (ms_dist_add_exact) and
- * the percentiles are exact, as ms_percentile.h defines them. A folded
- * span record (one stored record standing for N repetitions, with their
- * total, min, max and a histogram) will contribute a value with a weight,
- * or buckets: that is one more add function here, which sets
- * `approximate` (its percentiles can only be estimated). Readers take
- * percentiles through ms_dist_percentiles and pass that flag on, so they
- * need no change when it comes. */
+ * A contribution is one exact value (ms_dist_add_exact), or a histogram
+ * of many (ms_dist_add_hist: a folded span record, standing for N
+ * repetitions with their total, extremes and histogram). With exact values
+ * only, the percentiles are exact, as ms_percentile.h defines them; once a
+ * histogram is in, every value goes into its buckets and the percentiles
+ * are bucket midpoints, within MS_HIST_REL_ERROR (0.78%) of the true
+ * value, and `approximate` says so. Readers pass that flag on. */
 #ifndef MS_DIST_H
 #define MS_DIST_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ms_hist.h"
 
 /* Zero-initialised is an empty distribution. */
 typedef struct ms_dist {
@@ -23,6 +24,7 @@ typedef struct ms_dist {
     uint64_t count;     /* values contributed, weights included */
     double sum, min, max;
     int approximate;    /* some contribution was not an exact value */
+    ms_hist hist;       /* the histograms contributed (ns), when approximate */
 } ms_dist;
 
 int ms_dist_grow_(ms_dist *d);
@@ -42,6 +44,10 @@ static inline int ms_dist_add_exact(ms_dist *d, double x)
     d->sum += x;
     return 0;
 }
+
+/* Adds the `n` values of histogram h (ns), whose sum, min and max are
+ * known exactly. Returns 0, or -1 when memory ran out. */
+int ms_dist_add_hist(ms_dist *d, const ms_hist *h, double sum, double min, double max);
 
 /* The percentiles qs[0..nq) (each in [0, 100]) into out[0..nq): NaN for
  * an empty distribution. Reorders the values. *approximate (when not

@@ -246,7 +246,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
              "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
              " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
              " t.cost_usd, t.unknown_cost_calls, t.replayed_cost_usd,"
-             " t.id, t.span_salt, t.parts, t.spans FROM traces t%s",
+             " t.id, t.span_salt, t.parts, t.spans, t.sampled_out FROM traces t%s",
              where_clause(o));
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
@@ -309,6 +309,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
         tr->priced += priced;
         tr->unknown += unknown;
         tr->cost += cost;
+        r->sampled_out += sqlite3_column_int64(st, 14) != 0;
         if (add_spans(r, &ss, st, err, errlen))
             goto done;
     }

@@ -47,6 +47,7 @@ typedef struct eval_sum {
 typedef struct report {
     int64_t requests;   /* every trace in the window */
     int64_t interrupted, incomplete; /* of those, not completed */
+    int64_t sampled_out; /* of those, stored as their summary only (--sample): no steps */
     double lat[4];      /* p50, p95, p99, max in ms, over completed requests */
     int64_t first_start, last_start;
     int64_t in_tok, out_tok, cache_read, cache_write;

@@ -129,6 +129,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "count", r->requests);
     ms_kv_int(b, &g, "interrupted", r->interrupted);
+    ms_kv_int(b, &g, "sampled_out", r->sampled_out);
     ms_kv_int(b, &g, "incomplete", r->incomplete);
     ms_json_key(b, &g, "latency_ms");
     {

@@ -80,6 +80,8 @@ void ms_report_steps_json(const report *r, const ms_report_opts *o, ms_buf *b, i
         ms_kv_num(b, &g, "self_avg_ms", (double)s->self_ns / (double)s->total.count / MS_NS_PER_MS);
         ms_kv_num(b, &g, "self_share", ms_ratio((double)s->self_ns, st->self_ns));
         ms_kv_raw(b, &g, "approximate", s->approximate ? "true" : "false");
+        /* how far an estimated percentile may be from the true one, relatively */
+        ms_kv_num(b, &g, "relative_error", s->approximate ? MS_HIST_REL_ERROR : 0);
         ms_kv_int(b, &g, "llm_calls", s->llm.calls);
         ms_kv_int(b, &g, "input_tokens", s->llm.in);
         ms_kv_int(b, &g, "output_tokens", s->llm.out);
@@ -89,6 +91,8 @@ void ms_report_steps_json(const report *r, const ms_report_opts *o, ms_buf *b, i
     }
     ms_buf_addc(b, ']');
     ms_kv_int(b, f, "steps_omitted", (int64_t)(st->nsteps - n));
+    /* steps come from the requests that kept their spans (--sample) */
+    ms_kv_int(b, f, "steps_from_requests", r->requests - r->sampled_out);
 
     ms_json_key(b, f, "slowest_step");
     const ms_step *slow = ms_report_slowest_step(r);
@@ -182,8 +186,13 @@ void ms_report_steps_text(const report *r, const ms_report_opts *o, ms_buf *b)
     if (w > STEP_COL_MAX)
         w = STEP_COL_MAX;
     ms_buf_printf(b, "\nSteps by %s (total: with the steps inside; self: without its direct"
-                     " children)\n  ",
+                     " children)\n",
                   st->by == MS_STEPS_BY_NAME ? "name" : "path");
+    if (r->sampled_out)
+        ms_buf_printf(b, "  from the %lld requests that kept their spans; %lld were sampled out (their"
+                         " summary only: in the request figures, not here)\n",
+                      (long long)(r->requests - r->sampled_out), (long long)r->sampled_out);
+    ms_buf_adds(b, "  ");
     ms_fmt_padded(b, st->by == MS_STEPS_BY_NAME ? "name" : "path", w);
     ms_buf_printf(b, " %8s %9s %9s %9s %10s %10s %6s", "count", "p50", "p95", "p99", "total", "self",
                   "share");
@@ -214,8 +223,16 @@ void ms_report_steps_text(const report *r, const ms_report_opts *o, ms_buf *b)
                           cost_cell(t2, sizeof t2, s->llm.calls, s->llm.priced,
                                     s->llm.unknown, s->llm.cost));
         }
+        if (s->approximate)
+            ms_buf_adds(b, "  ~");
         ms_buf_addc(b, '\n');
     }
+    for (size_t i = 0; i < n; i++)
+        if (st->steps[i].approximate) {
+            ms_buf_printf(b, "  ~ percentiles from folded spans' histograms: within %.1f%% of the true value\n",
+                          100 * MS_HIST_REL_ERROR);
+            break;
+        }
     if (n < st->nsteps)
         ms_buf_printf(b, "  ... %zu more step%s (--steps N lists more, --steps all every one)\n",
                       st->nsteps - n, st->nsteps - n == 1 ? "" : "s");

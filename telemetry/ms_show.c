@@ -5,6 +5,7 @@
 #include "ms_show.h"
 
 #include "ms_fmt.h"
+#include "ms_hist.h"
 #include "ms_profile.h"
 #include "ms_show_data.h"
 #include "ms_read.h"
@@ -286,7 +287,7 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
                       "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
                       " span_count, span_salt, input_tokens, output_tokens, cache_read_tokens,"
                       " cache_write_tokens, cost_usd, unknown_cost_calls,"
-                      " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span"
+                      " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span, sampled_out"
                       " FROM traces WHERE id = (SELECT id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
                       " ORDER BY start_ns, id LIMIT 1 OFFSET ?3)",
                       lo, hi, &st, err, errlen))
@@ -320,10 +321,35 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     v->attrs = ms_arena_col(&v->arena, st, 15);
     v->parts = sqlite3_column_int64(st, 16);
     v->remote_parent = sqlite3_column_int64(st, 17);
+    v->sampled_out = sqlite3_column_int64(st, 18);
     ret = 0;
 done:
     sqlite3_finalize(st);
     return ret;
+}
+
+/* A fold's repetitions, with p50 and p95 read from its histogram. */
+static int load_fold(span_node *s, const ms_span_rec *sp)
+{
+    ms_hist h = {0};
+    if (ms_pack_fold_hist(sp, &h)) {
+        ms_hist_free(&h);
+        return -1;
+    }
+    s->is_fold = 1;
+    s->fold_count = (int64_t)sp->fold_count;
+    s->fold_errors = (int64_t)sp->fold_errors;
+    s->fold_total = sp->fold_total;
+    s->fold_min = sp->fold_min;
+    s->fold_max = sp->fold_max;
+    /* a midpoint never strays past the extremes, which are exact */
+    int64_t q[2] = {ms_hist_quantile(&h, 0.5), ms_hist_quantile(&h, 0.95)};
+    for (int i = 0; i < 2; i++)
+        q[i] = q[i] < sp->fold_min ? sp->fold_min : q[i] > sp->fold_max ? sp->fold_max : q[i];
+    s->fold_p50 = q[0];
+    s->fold_p95 = q[1];
+    ms_hist_free(&h);
+    return 0;
 }
 
 typedef struct load_ctx {
@@ -425,6 +451,8 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_ttft = sp.has_llm && sp.ttft_ns >= 0;
         s->ttft_ns = sp.ttft_ns;
         s->replayed = sp.replayed;
+        if (sp.kind == MS_KIND_FOLD && load_fold(s, &sp))
+            goto corrupt;
         if (sp.nevents) {
             load_ctx lc = {v, s->start_ns - sp.start, (uint64_t)s->span_id, 0};
             if (ms_pack_events(&w.r, &sp, load_event, &lc) < 0)
@@ -566,6 +594,20 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
     ms_kv_int(b, &f, "start_ns", s->start_ns);
     ms_kv_num(b, &f, "duration_ms", (double)s->duration_ns / MS_NS_PER_MS);
     ms_kv_str(b, &f, "status", A(s->status));
+    if (s->is_fold) { /* the repetitions it stands for; p50/p95 within relative_error */
+        int g = 1;
+        ms_json_key(b, &f, "fold");
+        ms_buf_addc(b, '{');
+        ms_kv_int(b, &g, "count", s->fold_count);
+        ms_kv_int(b, &g, "errors", s->fold_errors);
+        ms_kv_num(b, &g, "total_ms", (double)s->fold_total / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "min_ms", (double)s->fold_min / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "p50_ms", (double)s->fold_p50 / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "p95_ms", (double)s->fold_p95 / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "max_ms", (double)s->fold_max / MS_NS_PER_MS);
+        ms_kv_num(b, &g, "relative_error", MS_HIST_REL_ERROR);
+        ms_buf_addc(b, '}');
+    }
     ms_json_key(b, &f, "error");
     if (s->error_own) {
         int g = 1;

@@ -24,6 +24,9 @@ typedef struct span_node {
     size_t event0, nevent;      /* events: evs[event0 .. event0 + nevent) */
     size_t prof0, nprof;        /* profile rows: pfns[prof0 .. prof0 + nprof), hottest first */
     int64_t prof_samples, prof_ns;
+    /* a fold (kind "fold"): its repetitions; p50 and p95 from its histogram */
+    int is_fold;
+    int64_t fold_count, fold_errors, fold_total, fold_min, fold_max, fold_p50, fold_p95;
 } span_node;
 
 typedef struct span_event {
@@ -36,7 +39,7 @@ typedef struct trace_view {
     ms_buf arena;
     size_t id, name, status, attrs;
     int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
-    int64_t unknown, error_count, span_count, parts, remote_parent;
+    int64_t unknown, error_count, span_count, parts, remote_parent, sampled_out;
     uint64_t salt;
     int64_t pick, matches;      /* shown: number `pick` of the `matches` traces with the id */
     int has_cost;

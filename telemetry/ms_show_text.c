@@ -6,6 +6,7 @@
 #include "ms_show_data.h"
 
 #include "ms_fmt.h"
+#include "ms_hist.h"
 #include "ms_siblings.h"
 #include "ms_read.h"
 
@@ -39,6 +40,8 @@ static int name_width(const trace_view *v, const ms_siblings *f)
         int c = 2 * (int)l->depth + ms_fmt_text_cols(A(v->nodes[f->members[l->first]].name));
         if (l->kind == MS_SIB_GROUP) /* " ×N": × is one column, as x is */
             c += snprintf(NULL, 0, " x%zu", l->count);
+        else if (v->nodes[f->members[l->first]].is_fold)
+            c += snprintf(NULL, 0, " x%lld", (long long)v->nodes[f->members[l->first]].fold_count);
         if (c > w)
             w = c;
     }
@@ -89,11 +92,50 @@ static void below_note(const ms_sib_line *l, ms_buf *b)
         ms_buf_printf(b, "  (+%zu span%s below)", l->below, l->below == 1 ? "" : "s");
 }
 
+/* A stored fold: "score_doc ×1000  Σ 2.50 ms  p50 ~2.00 µs  p95 ~4.10 µs
+ * max 9.80 µs (±0.8%)", and how many repetitions failed. */
+static void fold_line(const trace_view *v, const ms_sib_line *l, const span_node *s, int w, ms_buf *b)
+{
+    char c1[48], c2[48], c3[48];
+    indent(b, l->depth);
+    size_t start = b->len;
+    ms_fmt_text(b, A(s->name), "?");
+    ms_sib_mark(b, (size_t)s->fold_count);
+    int cols = 0; /* pad by columns: the mark's × is two bytes */
+    for (size_t i = start; i < b->len && !b->oom; i++)
+        cols += ((unsigned char)b->data[i] & 0xC0) != 0x80;
+    for (int i = cols; i < w - 2 * (int)l->depth; i++)
+        ms_buf_addc(b, ' ');
+    snprintf(c1, sizeof c1, "\xce\xa3 %s", ms_fmt_ms(c2, sizeof c2, (double)s->fold_total / MS_NS_PER_MS));
+    ms_fmt_right(b, c1, DUR_COL + 1); /* Σ is two bytes, one column */
+    ms_buf_adds(b, "  ");
+    ms_fmt_left(b, "", TOK_COL + COST_COL);
+    ms_buf_printf(b, "  folded: p50 ~%s  p95 ~%s  max %s (~: within %.1f%%)",
+                  ms_fmt_ms(c1, sizeof c1, (double)s->fold_p50 / MS_NS_PER_MS),
+                  ms_fmt_ms(c2, sizeof c2, (double)s->fold_p95 / MS_NS_PER_MS),
+                  ms_fmt_ms(c3, sizeof c3, (double)s->fold_max / MS_NS_PER_MS), 100 * MS_HIST_REL_ERROR);
+    if (s->fold_errors)
+        ms_buf_printf(b, "  %lld failed", (long long)s->fold_errors);
+    if (s->error_own) {
+        ms_buf_adds(b, "  first error ");
+        ms_fmt_text(b, A(s->error_type), "error");
+        ms_buf_adds(b, ": ");
+        ms_fmt_text_max(b, A(s->error_message), 100, "");
+    }
+    below_note(l, b);
+    ms_buf_addc(b, '\n');
+}
+
 /* One span: name indented by depth, duration, tokens, cost, status,
  * retries, own error; then its events. */
 static void span_line(const trace_view *v, const ms_sib_line *l, const span_node *s, int w, ms_buf *b)
 {
     char c1[48], c2[48];
+    if (s->is_fold) {
+        fold_line(v, l, s, w, b);
+        span_events(v, s, l->depth, b);
+        return;
+    }
     indent(b, l->depth);
     ms_fmt_padded(b, A(s->name) ? A(s->name) : "?", w - 2 * (int)l->depth);
     ms_fmt_right(b, ms_fmt_ms(c1, sizeof c1, (double)s->duration_ns / MS_NS_PER_MS), DUR_COL);
@@ -287,6 +329,11 @@ void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b)
         ms_buf_adds(b, "  profile: none stored for this trace; record one with `moonspan run --profile"
                        " SCRIPT`\n");
     ms_buf_addc(b, '\n');
+    if (!v->nnodes && v->sampled_out) {
+        ms_buf_printf(b, "  sampled out (--sample): its summary only; its %lld span%s were not stored\n",
+                      (long long)v->span_count, v->span_count == 1 ? "" : "s");
+        return;
+    }
     if (!v->nnodes) {
         ms_buf_adds(b, "  (no spans stored for this trace)\n");
         return;

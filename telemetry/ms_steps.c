@@ -20,8 +20,15 @@
 #include "ms_fmt.h"
 #include "ms_read.h"
 
+/* A fold of the trace being read. */
+struct ms_steps_fold {
+    ms_hist hist;
+    int64_t min, max;
+};
+
 struct ms_steps_node {
-    int64_t dur, child_ns;      /* ns; child_ns: its direct children's, summed */
+    int64_t dur, child_ns;      /* ns (a fold's: its total); child_ns: its direct children's, summed */
+    uint32_t fold;              /* s->folds[] when it is a fold; MS_NONE otherwise */
     uint32_t parent;            /* gidx; MS_NONE for the root */
     uint32_t name;              /* name id; MS_NONE: no span of this gidx was read */
     uint32_t key;               /* the group it adds to (pass up) */
@@ -99,6 +106,9 @@ void ms_steps_free(ms_steps *s)
         free(s->path_ids);
     }
     free(s->nodes);
+    for (size_t i = 0; i < s->cap_folds; i++)
+        ms_hist_free(&s->folds[i].hist);
+    free(s->folds);
     free(s->usage);
     free(s->name_of_ix);
     ms_buf_free(&s->labels);
@@ -236,6 +246,30 @@ static int add_llm(ms_steps *s, ms_steps_node *n, const ms_span_rec *sp)
     return 0;
 }
 
+/* Keeps fold sp's histogram for its node: its blob is gone by the
+ * trace's end. A damaged histogram counts as failing to read it. */
+static int add_fold(ms_steps *s, ms_steps_node *n, const ms_span_rec *sp)
+{
+    if (s->nfolds == s->cap_folds) {
+        size_t cap = s->cap_folds ? s->cap_folds * 2 : 8;
+        struct ms_steps_fold *f = realloc(s->folds, cap * sizeof *f);
+        if (!f)
+            return -1;
+        memset(f + s->cap_folds, 0, (cap - s->cap_folds) * sizeof *f);
+        s->folds = f;
+        s->cap_folds = cap;
+    }
+    struct ms_steps_fold *f = &s->folds[s->nfolds];
+    ms_hist_reset(&f->hist);
+    if (ms_pack_fold_hist(sp, &f->hist))
+        return -1;
+    f->min = sp->fold_min;
+    f->max = sp->fold_max;
+    n->fold = (uint32_t)s->nfolds++;
+    n->dur = sp->fold_total;
+    return 0;
+}
+
 int ms_steps_add(ms_steps *s, const ms_spans_walk *w, const ms_span_rec *sp)
 {
     uint32_t g = sp->gidx, parent = sp->parent;
@@ -248,6 +282,9 @@ int ms_steps_add(ms_steps *s, const ms_spans_walk *w, const ms_span_rec *sp)
     n->dur = sp->duration;
     n->parent = parent;
     n->name = name;
+    n->fold = MS_NONE;
+    if (sp->kind == MS_KIND_FOLD && add_fold(s, n, sp))
+        goto oom;
     if (s->by == MS_STEPS_BY_NAME) {
         n->key = name;
     } else if (parent == MS_NONE) {
@@ -307,7 +344,9 @@ int ms_steps_trace_end(ms_steps *s)
                                    ? &nodes[n->parent] : NULL;
             if (n->step) {
                 ms_step *st = &s->steps[n->key];
-                if (ms_dist_add_exact(&st->total, (double)n->dur))
+                const struct ms_steps_fold *f = n->fold != MS_NONE ? &s->folds[n->fold] : NULL;
+                if (f ? ms_dist_add_hist(&st->total, &f->hist, (double)n->dur, (double)f->min, (double)f->max)
+                      : ms_dist_add_exact(&st->total, (double)n->dur))
                     ret = -1;
                 st->self_ns = ms_sat_add(st->self_ns, n->dur > n->child_ns ? n->dur - n->child_ns : 0);
                 if (n->usage != MS_NONE)
@@ -327,6 +366,7 @@ int ms_steps_trace_end(ms_steps *s)
     }
     s->end = 0;
     s->nusage = 0;
+    s->nfolds = 0;
     return ret;
 }
 

@@ -15,6 +15,11 @@
  * their parent). A step's total time, tokens and cost include its nested
  * steps'; its self time does not.
  *
+ * A fold (one record standing for many repetitions of a span) adds every
+ * repetition: its count, its total and its histogram, which makes the
+ * step's percentiles estimates (ms_dist.h); its total, not the time from
+ * its first repetition to its last, is what its parent spent in it.
+ *
  * A span's self time is only known once its children have been read, so
  * the spans of one trace are kept until ms_steps_trace_end. Memory is that
  * of the largest trace (40 bytes a span) plus one value per step span for
@@ -87,6 +92,10 @@ typedef struct ms_steps {
     int late;                   /* some span came before its parent */
     ms_steps_usage *usage;
     size_t nusage, cap_usage;
+    /* the folds of the trace being read: their repetitions' histograms
+     * (slots past nfolds keep their memory) */
+    struct ms_steps_fold *folds;
+    size_t nfolds, cap_folds;
     int64_t *name_of_ix;        /* a blob's string index -> name id; -1: not looked up */
     uint32_t cap_ix;
     uint64_t ix_blob;           /* the blob name_of_ix is for */

@@ -49,9 +49,21 @@ static void span_line(const ms_trace *t, const ms_span *s, uint32_t depth, int64
 {
     char d[48];
     int64_t end = s->end ? s->end : now;
-    time_cells(out, s->start - t0, ms_fmt_ms(d, sizeof d, (double)(end - s->start) / MS_NS_PER_MS));
+    const ms_fold *fold = s->kind == MS_KIND_FOLD ? &t->folds[s->fold] : NULL;
+    /* a fold: the sum of its repetitions, not the time they spread over */
+    int64_t dur = fold ? fold->total : end - s->start;
+    time_cells(out, s->start - t0, ms_fmt_ms(d, sizeof d, (double)dur / MS_NS_PER_MS));
     indent(out, depth);
     add_str(out, t, s->name);
+    if (fold) {
+        char p50[48], max[48];
+        ms_sib_mark(out, (size_t)fold->count);
+        ms_buf_printf(out, "  folded: p50 ~%s  max %s",
+                      ms_fmt_ms(p50, sizeof p50, (double)ms_hist_quantile(&fold->hist, 0.5) / MS_NS_PER_MS),
+                      ms_fmt_ms(max, sizeof max, (double)fold->max / MS_NS_PER_MS));
+        if (fold->errors)
+            ms_buf_printf(out, "  %llu failed", (unsigned long long)fold->errors);
+    }
     if (!s->end)
         ms_buf_adds(out, "  (open)");
     if (s->llm != MS_NONE) {

@@ -329,3 +329,74 @@ describe("report --overhead", function()
     assert.is_truthy(bad.err:find("--limit chooses runs for --overhead", 1, true), bad.err)
   end)
 end)
+
+describe("readers of folds and sampled-out traces", function()
+  local FOLDED = [[
+    local FOLD = {fold = true}
+    for r = 1, 5 do
+      trace("rerank", function()
+        span("loop", function()
+          for i = 1, 200 do
+            pcall(span, "score_doc", FOLD, function()
+              local x = 0
+              for j = 1, (i % 10 == 0) and 5000 or 50 do x = x + j end
+              if i == 7 then error("bad doc") end
+            end)
+          end
+        end)
+      end)
+    end
+  ]]
+
+  it("report counts every repetition, with percentiles marked as estimates", function()
+    local r = H.run_ok(FOLDED)
+    local j = H.json(H.moonspan({"report", "--json"}, {db = r.db}).out)
+    local step
+    for _, s in ipairs(j.steps) do if s.name == "score_doc" then step = s end end
+    assert.are.equal(1000, step.count)
+    assert.is_true(step.approximate)
+    assert.are.equal(1 / 128, step.relative_error)
+    assert.is_true(step.p95_ms > step.p50_ms * 5, "every 10th is ~100x slower") -- p95 sees them
+    local total = H.scalar(r.db, "SELECT sum(fold_total_ns) FROM spans WHERE kind = 'fold'")
+    assert.is_true(math.abs(step.total_ms - total / 1e6) < 1e-6)
+    local text = H.moonspan({"report"}, {db = r.db}).out
+    assert.is_truthy(text:find("loop/score_doc%s+1000"), text)
+    assert.is_truthy(text:find("~ percentiles from folded spans' histograms: within 0.8%", 1, true), text)
+  end)
+
+  it("show draws a fold as one line with its count, total and spread, and JSON gives them all", function()
+    local r = H.run_ok(FOLDED)
+    local id = H.scalar(r.db, "SELECT trace_id FROM traces WHERE name = 'rerank' LIMIT 1")
+    local out = H.moonspan({"show", id}, {db = r.db}).out
+    assert.is_truthy(out:find("score_doc \u{d7}200", 1, true), out)
+    assert.is_truthy(out:find("folded: p50 ~", 1, true), out)
+    assert.is_truthy(out:find("1 failed  first error error: ", 1, true), out)
+    local j = H.json(H.moonspan({"show", "--json", id}, {db = r.db}).out)
+    local fold = j.spans[1].children[1].children[1]
+    assert.are.equal("fold", fold.kind)
+    assert.are.equal(200, fold.fold.count)
+    assert.are.equal(1, fold.fold.errors)
+    assert.is_true(fold.fold.min_ms <= fold.fold.p50_ms and fold.fold.p95_ms <= fold.fold.max_ms)
+  end)
+
+  it("report says its steps come from the traces that kept their spans; show says a trace was sampled out", function()
+    local r = H.run_ok([[
+      for i = 1, 100 do trace("req", function() span("s", function() end) end) end
+    ]], {run_args = {"--sample", "0.2"}})
+    local out_n = H.scalar(r.db, "SELECT count(*) FROM traces WHERE sampled_out = 1")
+    assert.is_true(out_n > 40)
+    local j = H.json(H.moonspan({"report", "--json"}, {db = r.db}).out)
+    assert.are.equal(100, j.requests.count)
+    assert.are.equal(out_n, j.requests.sampled_out)
+    assert.are.equal(100 - out_n, j.steps_from_requests)
+    assert.are.equal(100 - out_n, j.steps[1].count)
+    local text = H.moonspan({"report"}, {db = r.db}).out
+    assert.is_truthy(text:find(string.format("from the %d requests that kept their spans; %d were sampled out",
+                                             100 - out_n, out_n), 1, true), text)
+    local id = H.scalar(r.db, "SELECT trace_id FROM traces WHERE sampled_out = 1 LIMIT 1")
+    local show = H.moonspan({"show", id}, {db = r.db})
+    assert.are.equal(0, show.code, show.err)
+    assert.is_truthy(show.out:find("sampled out (--sample): its summary only; its 2 spans were not stored", 1, true),
+                     show.out)
+  end)
+end)
