@@ -129,8 +129,8 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_buf_addc(b, '{');
     ms_kv_int(b, &g, "count", r->requests);
     ms_kv_int(b, &g, "interrupted", r->interrupted);
-    ms_kv_int(b, &g, "sampled_out", r->sampled_out);
     ms_kv_int(b, &g, "incomplete", r->incomplete);
+    ms_kv_int(b, &g, "sampled_out", r->sampled_out);
     ms_json_key(b, &g, "latency_ms");
     {
         static const char *names[4] = {"p50", "p95", "p99", "max"};

@@ -186,10 +186,10 @@ static void test_report_filters(void **state)
     /* nothing matches: zero counts and nulls, still success */
     report(fx, 0, "nope*", 0, 1);
     j = fx->out;
-    has(j, "\"requests\":{\"count\":0,\"interrupted\":0,\"incomplete\":0,"
+    has(j, "\"requests\":{\"count\":0,\"interrupted\":0,\"incomplete\":0,\"sampled_out\":0,"
            "\"latency_ms\":{\"p50\":null,\"p95\":null,"
            "\"p99\":null,\"max\":null}}");
-    has(j, "\"steps\":[],\"steps_omitted\":0,\"slowest_step\":null");
+    has(j, "\"steps\":[],\"steps_omitted\":0,\"steps_from_requests\":0,\"slowest_step\":null");
     has(j, "\"rate\":null");
     report(fx, 0, "nope*", 0, 0);
     has(fx->out, "no traces match");
@@ -364,7 +364,7 @@ static void test_report_steps_by_path(void **state)
     NEAR(j, "[\"chat mock\"]", "cost_usd", 0.02);
     assert_true(isnan(jnum(j, "[\"rerank\"]", "cost_usd"))); /* no call inside: null, not $0 */
     has(j, "\"approximate\":false");
-    has(j, "\"steps_omitted\":0,\"slowest_step\":{\"name\":\"rerank\",\"path\":[\"rerank\"],");
+    has(j, "\"steps_omitted\":0,\"steps_from_requests\":2,\"slowest_step\":{\"name\":\"rerank\",\"path\":[\"rerank\"],");
 }
 
 /* By name, "tokenize" is one row again: 7 spans, 22 ms. */
