@@ -157,7 +157,6 @@ static void open_frame(lua_State *L, lua_Debug *ar, struct ms_autos **slot, int 
     uint32_t idx = ms_span_open(L, name, strlen(name), &t);
     if (idx == MS_NONE)
         return;
-    /* once span levels exist, these spans are of level "trace": set it here */
     ms_span_set_bool(t, idx, "auto", 4, 1);
     int n = snprintf(src, sizeof src, "%s:%d", ar->short_src, ar->linedefined);
     ms_span_set_str(t, idx, "source", 6, src, (size_t)(n < (int)sizeof src ? n : (int)sizeof src - 1));
@@ -193,7 +192,8 @@ void ms_autospans_hook(lua_State *L, lua_Debug *ar)
         if (ar->event == LUA_HOOKTAILCALL && a->n && a->f[a->n - 1].level == level)
             pop(a, MS_CLOSE_OK);
     }
-    if (rec && (!a || a->n < max_depth))
+    /* auto spans are of level "trace": moonspan.set_level("info") stops them */
+    if (rec && (!a || a->n < max_depth) && ms_the_host.level >= MS_LEVEL_TRACE)
         open_frame(L, ar, slot, level);
 }
 

@@ -115,6 +115,8 @@ int ms_cmd_run(ms_cli *c)
     }
     if (c->i >= c->argc)
         ms_cli_usage_error(c, "missing SCRIPT, the Lua file to run");
+    if (o.auto_depth && c->rec.level < 0)
+        c->rec.level = MS_LEVEL_TRACE; /* auto spans are trace-level: asking for them asks for that */
     ms_cli_record_done(c);
     const char *script = c->argv[c->i];
     if (access(script, R_OK) != 0) {

@@ -217,6 +217,22 @@ describe("--auto-spans", function()
     assert.are.equal("user", parent_name(by_id, by.rec[1]))
   end)
 
+  it("records trace-level spans: --level below trace, or moonspan.set_level, turns them off", function()
+    local src = [[
+      local function f() return 1 end
+      span("user", function() f() end)
+      moonspan.set_level("debug")
+      local function g() return 2 end
+      span("later", function() g() end)
+    ]]
+    local _, by = spans(run(src).db)
+    assert.is_table(by.f)                  -- --auto-spans asks for the trace level
+    assert.is_nil(by.g)                    -- set_level("debug") stopped them
+    _, by = spans(run(src, {"--auto-spans", "--level", "debug"}).db)
+    assert.is_nil(by.f)                    -- an explicit --level wins
+    assert.is_table(by.user)
+  end)
+
   it("lets trace() run inside a recorded function", function()
     local r = run([[
       local function work() return 1 end
