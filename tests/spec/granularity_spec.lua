@@ -400,3 +400,42 @@ describe("readers of folds and sampled-out traces", function()
                      show.out)
   end)
 end)
+
+describe("examples/granularity/pipeline.lua", function()
+  -- What its README says each level shows, on the example itself.
+  local function steps(db)
+    local j = H.json(H.moonspan({"report", "--json"}, {db = db}).out)
+    local by = {}
+    for _, s in ipairs(j.steps) do by[table.concat(s.path, "/")] = s end
+    return by
+  end
+  local example = H.root .. "/examples/granularity/pipeline.lua"
+
+  it("shows rerank alone at info, score_doc at debug, tokenize at trace, and the same folded", function()
+    local dir = H.tmpdir("granularity")
+    local function run(flags)
+      local db = dir .. "/" .. #flags .. ".db"
+      local args = {"run", "--quiet"}
+      for _, f in ipairs(flags) do args[#args + 1] = f end
+      args[#args + 1] = example
+      args[#args + 1] = "6"
+      local r = H.moonspan(args, {db = db})
+      assert.are.equal(0, r.code, r.err)
+      return db
+    end
+    local info = steps(run({}))
+    assert.is_truthy(info.rerank)
+    assert.is_nil(info["rerank/score_doc"])
+    local debug = steps(run({"--level", "debug"}))
+    assert.are.equal(6 * 40, debug["rerank/score_doc"].count)
+    assert.is_nil(debug["rerank/score_doc/tokenize"])
+    local trace = steps(run({"--level", "trace"}))
+    local tok, ovl = trace["rerank/score_doc/tokenize"], trace["rerank/score_doc/overlap"]
+    assert.is_true(tok.total_ms > 5 * ovl.total_ms, "tokenize is where score_doc's time goes")
+    local folded_db = run({"--level", "trace", "--fold", "5"})
+    local folded = steps(folded_db)
+    assert.are.equal(6 * 40, folded["rerank/score_doc"].count)
+    assert.is_true(folded["rerank/score_doc/tokenize"].approximate)
+    assert.is_true(H.scalar(folded_db, "SELECT count(*) FROM spans") < 6 * 40)
+  end)
+end)
