@@ -1476,19 +1476,11 @@ void ms_open_trace(lua_State *L)
     wrap_coroutine_fn(L, "create");
     wrap_coroutine_fn(L, "wrap");
 
+    static const luaL_Reg moonspan_fns[] = {
+        {"current_span", l_current_span}, {"traceparent", l_traceparent}, {"clock", l_clock},
+        {"fold", l_fold}, {"_set_level", l_set_level}, {"_level", l_level}, {NULL, NULL}};
     lua_getglobal(L, "moonspan");
-    lua_pushcfunction(L, l_current_span);
-    lua_setfield(L, -2, "current_span");
-    lua_pushcfunction(L, l_traceparent);
-    lua_setfield(L, -2, "traceparent");
-    lua_pushcfunction(L, l_clock);
-    lua_setfield(L, -2, "clock");
-    lua_pushcfunction(L, l_fold);
-    lua_setfield(L, -2, "fold");
-    lua_pushcfunction(L, l_set_level);
-    lua_setfield(L, -2, "_set_level");
-    lua_pushcfunction(L, l_level);
-    lua_setfield(L, -2, "_level");
+    luaL_setfuncs(L, moonspan_fns, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");
     lua_setfield(L, -2, "_nospan");
     lua_pop(L, 1);
