@@ -114,7 +114,7 @@ for mode in none spans fold skipped rep; do
         label["skipped"] = "every step below the level"; label["rep"] = "every step timed by moonspan.fold"
         printf "    %-52s %7.1f ms  %+5.1f%%\n", label[$1], $2, 100 * ($2 - $3) / $3 }'
 done
-echo "6. the profiler: tests/bench/profile_cpu.lua (CPU-bound spans) without and with --profile"
+echo "7. the profiler: tests/bench/profile_cpu.lua (CPU-bound spans) without and with --profile"
 "$BUILD/bench/bench_profile" tests/bench/profile_cpu.lua 60 60 2>&1 || exit 1
 plain=
 profiled=
