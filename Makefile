@@ -169,10 +169,10 @@ $(BUILD)/fuzz/traceparent: $(BUILD)/tests/fuzz/fuzz_traceparent.o $(BUILD)/telem
 $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_prices.o \
     $(BUILD)/gen/prices_builtin.o
 $(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
-$(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
-$(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(BUILD)/telemetry/ms_buf.o \
-    $(BUILD)/telemetry/ms_trace.o $(BUILD)/telemetry/ms_trace_prof.o $(BUILD)/telemetry/ms_text.o $(BUILD)/telemetry/ms_ids.o
+# What a trace buffer needs to link: the fuzz targets that build traces share it.
+FUZZ_TRACE_OBJS = $(addprefix $(BUILD)/telemetry/,ms_buf.o ms_trace.o ms_trace_prof.o ms_text.o ms_ids.o ms_hist.o)
+$(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(FUZZ_TRACE_OBJS)
+$(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(FUZZ_TRACE_OBJS)
 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CJSON_LIBS) $(LDLIBS)
