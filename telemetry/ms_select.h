@@ -1,0 +1,67 @@
+/* ms_select — which traces a view reads: the one filter `report`,
+ * `report --profile`, `traces` and `diff` share, so `--since`, `--until`,
+ * `--name`, `--run`, `--eval-run`, `--evals` and `--attr` mean the same
+ * thing everywhere.
+ *
+ * A selection becomes a WHERE clause over the traces table (alias `t`)
+ * with named parameters, then is bound to the prepared statement. Only
+ * the filters in use appear, so an unfiltered view still scans in rowid
+ * order. Eval traces are the traces of a process that ran an eval suite
+ * (their traces.run_id is some eval_runs.run_id): production numbers
+ * leave them out unless asked, and a store without eval tables (schema
+ * v1) has none. */
+#ifndef MS_SELECT_H
+#define MS_SELECT_H
+
+#include "ms_buf.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ms_evals_mode {
+    MS_EVALS_DEFAULT = 0, /* EXCLUDE, or INCLUDE when run_id or eval_run is set */
+    MS_EVALS_EXCLUDE,     /* production traces only */
+    MS_EVALS_INCLUDE,     /* both */
+    MS_EVALS_ONLY         /* eval traces only */
+};
+
+#define MS_SELECT_MAX_ATTRS 8
+
+typedef struct ms_select {
+    int64_t since_ns;         /* traces started at or after; 0 = no bound */
+    int64_t until_ns;         /* traces started before; 0 = no bound */
+    const char *name_glob;    /* SQLite GLOB on traces.name; NULL = any */
+    int64_t run_id;           /* traces of this process (runs.id); 0 = any */
+    int64_t eval_run;         /* the case traces of this eval run
+                                 (eval_results.trace_id); 0 = any */
+    enum ms_evals_mode evals;
+    int errors_only;          /* status 'error' only */
+    /* --attr key=value: the root span's attribute `key` (traces.attrs)
+     * equals value, compared as text (5, true and "5" all read as text). */
+    const char *attr_key[MS_SELECT_MAX_ATTRS];
+    const char *attr_value[MS_SELECT_MAX_ATTRS];
+    size_t nattrs;
+} ms_select;
+
+/* Appends the WHERE clause of `s` (" WHERE ...", or nothing when no
+ * filter is in use) to sql. `db` is asked whether the eval tables exist.
+ * Returns 0, or -1 with err (out of memory, an SQL error). */
+int ms_select_where(sqlite3 *db, const ms_select *s, ms_buf *sql, char *err, size_t errlen);
+
+/* Binds the parameters ms_select_where wrote (those `st` names). Returns
+ * 0 or -1 with err. */
+int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err, size_t errlen);
+
+/* Parses one `--attr` value "key=value" into the next free slot of s
+ * (pointers into `kv`, which must outlive s: the key is cut at '=' in
+ * place). Returns 0, or -1 with err naming the fix (no '=', empty key,
+ * more than MS_SELECT_MAX_ATTRS). */
+int ms_select_add_attr(ms_select *s, char *kv, char *err, size_t errlen);
+
+/* A one-line description of the selection for a view's heading, e.g.
+ * "run 12, since 2026-11-20T00:00:00Z, name 'answer_*', evals excluded";
+ * "all traces" when nothing filters. */
+void ms_select_describe(const ms_select *s, ms_buf *out);
+
+#endif
