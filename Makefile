@@ -40,7 +40,7 @@ BIN      := $(BUILD)/moonspan
 # other clients): the decoder's files again, position-independent, calling
 # SQLite through the host's routines.
 EXT      := $(BUILD)/moonspan_sql.so
-EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c telemetry/ms_hist.c \
+EXT_SRC  := telemetry/ms_vtab.c telemetry/ms_spans.c telemetry/ms_pack.c telemetry/ms_trace.c telemetry/ms_digest.c telemetry/ms_hist.c \
             telemetry/ms_trace_prof.c telemetry/ms_buf.c telemetry/ms_ids.c telemetry/ms_text.c telemetry/sqlext/moonspan_sql.c
 EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 
@@ -170,7 +170,7 @@ $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_pr
     $(BUILD)/gen/prices_builtin.o
 $(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
 # What a trace buffer needs to link: the fuzz targets that build traces share it.
-FUZZ_TRACE_OBJS = $(addprefix $(BUILD)/telemetry/,ms_buf.o ms_trace.o ms_trace_prof.o ms_text.o ms_ids.o ms_hist.o)
+FUZZ_TRACE_OBJS = $(addprefix $(BUILD)/telemetry/,ms_buf.o ms_trace.o ms_digest.o ms_trace_prof.o ms_text.o ms_ids.o ms_hist.o)
 $(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(FUZZ_TRACE_OBJS)
 $(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(FUZZ_TRACE_OBJS)
 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):

@@ -19,6 +19,7 @@
 #include "host.h"
 #include "lua_fields.h"
 #include "ms_clock.h"
+#include "ms_digest.h"
 
 #define SPAN_MT "moonspan.span"
 #define CTX_MT "moonspan.ctx"
@@ -251,6 +252,8 @@ static ms_trace *start_trace(const char *name, size_t len)
         return NULL;
     }
     t->run_id = h->run_id;
+    if (h->keep_spans && ms_trace_keep_digest(t))
+        t->oom = 1; /* ctx:spans() says so */
     return t;
 }
 
@@ -1053,6 +1056,13 @@ static int ctx_totals(lua_State *L)
     return 1;
 }
 
+/* ctx:spans() -> the trace's ended spans so far (bind_spans.c). */
+static int ctx_spans(lua_State *L)
+{
+    ctx_handle *h = check_ctx(L);
+    return ms_push_trace_spans(L, h->t, ms_trace_str(h->t, ms_trace_span(h->t, 0)->name));
+}
+
 static int ctx_index(lua_State *L)
 {
     ctx_handle *h = check_ctx(L);
@@ -1313,6 +1323,14 @@ static int l_set_level(lua_State *L)
     return 0;
 }
 
+/* moonspan.keep_spans(on): traces started from now on keep a summary of
+ * every span cut out of their buffer, so ctx:spans() is whole (eval). */
+static int l_keep_spans(lua_State *L)
+{
+    ms_the_host.keep_spans = lua_toboolean(L, 1);
+    return 0;
+}
+
 static int l_level(lua_State *L)
 {
     lua_pushinteger(L, ms_the_host.level);
@@ -1434,7 +1452,7 @@ void ms_open_trace(lua_State *L)
         {"__index", ctx_index}, {"__gc", ctx_gc}, {"__tostring", ctx_tostring}, {NULL, NULL}};
     static const luaL_Reg ctx_methods[] = {
         {"set", ctx_set}, {"add_tokens", ctx_add_tokens}, {"add_error", ctx_add_error},
-        {"summary", ctx_summary}, {"totals", ctx_totals}, {NULL, NULL}};
+        {"summary", ctx_summary}, {"totals", ctx_totals}, {"spans", ctx_spans}, {NULL, NULL}};
     new_class(L, SPAN_MT, span_meta, span_methods);
     new_class(L, CTX_MT, ctx_meta, ctx_methods);
     luaL_newmetatable(L, COSTATE_MT);
@@ -1478,7 +1496,8 @@ void ms_open_trace(lua_State *L)
 
     static const luaL_Reg moonspan_fns[] = {
         {"current_span", l_current_span}, {"traceparent", l_traceparent}, {"clock", l_clock},
-        {"fold", l_fold}, {"_set_level", l_set_level}, {"_level", l_level}, {NULL, NULL}};
+        {"fold", l_fold}, {"_set_level", l_set_level}, {"_level", l_level},
+        {"keep_spans", l_keep_spans}, {NULL, NULL}};
     lua_getglobal(L, "moonspan");
     luaL_setfuncs(L, moonspan_fns, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");

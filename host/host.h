@@ -50,6 +50,7 @@ typedef struct ms_host {
     ms_run_counts counts;
     double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start (ms_host_calibrate) */
     int calibrating;            /* traces ending now are the calibration's: not written */
+    int keep_spans;             /* traces keep a digest of cut spans (ms_digest.h): eval */
 } ms_host;
 
 extern ms_host ms_the_host;
@@ -182,6 +183,11 @@ void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
 
 /* Registers span, trace and the moonspan table's tracing functions. */
 void ms_open_trace(lua_State *L);
+
+/* bind_spans.c: pushes the ended spans of `t` (named `trace_name` in
+ * errors) as a list of plain tables; raises when the list would be
+ * incomplete (cut without a digest, too many spans, out of memory). */
+int ms_push_trace_spans(lua_State *L, const ms_trace *t, const char *trace_name);
 
 /* The script failed at top level with the error at errix (an interrupt
  * included): the run trace records it. */

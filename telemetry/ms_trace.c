@@ -1,5 +1,7 @@
 #include "ms_trace.h"
 
+#include "ms_digest.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -88,6 +90,9 @@ void ms_trace_reset(ms_trace *t)
     t->part_time = 0;
     free(t->ids); /* only migrated or imported traces have them */
     t->ids = NULL;
+    if (t->digest)
+        ms_digest_reset(t->digest);
+    t->keep_digest = 0;
 }
 
 ms_span *ms_trace_pinned_(const ms_trace *t, uint32_t gidx)
@@ -116,6 +121,9 @@ void ms_trace_free(ms_trace *t)
     free(t->prof);
     free(t->arena);
     free(t->ids);
+    if (t->digest)
+        ms_digest_free(t->digest);
+    free(t->digest);
     memset(t, 0, sizeof *t);
 }
 
@@ -616,6 +624,8 @@ static void totals_add(ms_trace_totals *into, const ms_trace_totals *x)
 
 int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now)
 {
+    if (t->keep_digest) /* before the ended spans leave */
+        ms_digest_add_ended(t->digest, t, t->digest);
     swap_storage(t, part);
     part->id = t->id;
     part->salt = t->salt;

@@ -206,6 +206,11 @@ typedef struct ms_trace {
     uint32_t part_spans;       /* spans written with this part and before it */
     int64_t part_time;
 
+    /* ended-span summaries kept across cuts (ms_digest.h), when keep_digest;
+     * the memory stays with the buffer from trace to trace */
+    struct ms_digest *digest;
+    uint8_t keep_digest;
+
     struct ms_trace *next;     /* pool / queue link, owned by ms_tracer */
     struct ms_trace *open_prev, *open_next; /* ms_tracer's list of acquired, unsubmitted traces */
 } ms_trace;
