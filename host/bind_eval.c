@@ -101,7 +101,7 @@ static int l_add_result(lua_State *L)
 }
 
 /* finish_run(id, {cases=, passed=, pass_rate=, p50_ms=, p95_ms=, cost_usd=,
- * replayed_cost_usd=, status=}) */
+ * replayed_cost_usd=, status= [, config_json=]}) */
 static int l_finish_run(lua_State *L)
 {
     sqlite3 *db = check_db(L);
@@ -117,6 +117,7 @@ static int l_finish_run(lua_State *L)
     s.cost_usd = ms_field_num(L, 2, "cost_usd", NAN);
     s.replayed_cost_usd = ms_field_num(L, 2, "replayed_cost_usd", 0);
     s.status = ms_field_str(L, 2, "status", NULL);
+    s.config_json = ms_field_str(L, 2, "config_json", NULL);
     char err[512];
     if (ms_eval_run_finish(db, run, &s, err, sizeof err) != 0)
         return fail(L, err);

@@ -46,6 +46,8 @@ static void push_entry(lua_State *L, const ms_digest *d, const ms_digest_span *e
     lua_createtable(L, 0, 16);
     set_str(L, d, e->name, "name");
     set_str(L, d, e->path, "path");
+    set_int(L, e->gidx, "index"); /* in begin order; 0 is the trace's root */
+    set_int(L, e->parent == MS_NONE ? 0 : e->parent, "parent");
     lua_pushstring(L, ms_kind_name(e->kind));
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, ms_status_name(e->status));

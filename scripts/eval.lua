@@ -8,6 +8,7 @@
 --     run = function(case) return llm.call{...}.text end,
 --     scorers = { contains(case_field "expected"), max_latency_ms(2000) },
 --     threshold = 0.9,                     -- pass rate under which the suite fails (default 1)
+--     gates = { p95_ms("generate", 800) }, -- checks over all cases (moonspan.gates)
 --   }
 --
 -- `moonspan eval` calls main(opts), which installs the DSL as globals
@@ -25,6 +26,7 @@ local sched = require "moonspan.sched"
 local wire = require "moonspan.wire"
 local scorers = require "moonspan.scorers"
 local junit = require "moonspan.junit"
+local gates = require "moonspan.gates"
 
 local M = {}
 M.scorers = scorers
@@ -41,7 +43,8 @@ end
 -- --- the DSL ----------------------------------------------------------------
 
 local SUITE = {__name = "moonspan.suite"}
-local SUITE_FIELDS = {dataset = true, run = true, scorers = true, threshold = true, description = true}
+local SUITE_FIELDS = {dataset = true, run = true, scorers = true, threshold = true, description = true,
+                      gates = true}
 
 function M.is_suite(x)
   return getmetatable(x) == SUITE
@@ -66,7 +69,7 @@ function M.suite(name)
     end
     for k in pairs(def) do
       if not SUITE_FIELDS[k] then
-        fail(string.format("unknown field '%s' (a suite has dataset, run, scorers, threshold, description)",
+        fail(string.format("unknown field '%s' (a suite has dataset, run, scorers, gates, threshold, description)",
                            tostring(k)))
       end
     end
@@ -98,13 +101,20 @@ function M.suite(name)
         fail("scorers must be a list (no holes, no named entries); a nil entry is often a misspelt scorer name")
       end
     end
+    local gate_list, gerr = gates.normalise(def.gates or {}, normalised)
+    if not gate_list then fail(gerr) end
+    if #normalised == 0 and #gate_list == 0 then
+      fail("has no scorers, so every case would pass without being judged; add scorers = { ... } "
+           .. "(e.g. contains(case_field \"expected\"), or a function(output, case, ctx) returning a score) "
+           .. "or gates = { ... }")
+    end
     local threshold = def.threshold
     if threshold == nil then
       threshold = 1
     elseif type(threshold) ~= "number" or threshold < 0 or threshold > 1 then
       fail("threshold must be a pass rate between 0 and 1 (0.9 = 90%), got " .. scorers.short(threshold))
     end
-    return setmetatable({name = name, dataset = ds, run = def.run, scorers = normalised,
+    return setmetatable({name = name, dataset = ds, run = def.run, scorers = normalised, gates = gate_list,
                          threshold = threshold, description = def.description, file = file, line = line}, SUITE)
   end
 end
@@ -113,8 +123,9 @@ M.case_field = scorers.case_field
 
 -- The names main() makes global while suite files load and run.
 function M.globals()
-  local g = {suite = M.suite, case_field = scorers.case_field}
+  local g = {suite = M.suite, case_field = scorers.case_field, spans = scorers.spans}
   for _, n in ipairs(scorers.names) do g[n] = scorers[n] end
+  for _, n in ipairs(gates.names) do g[n] = gates[n] end
   return g
 end
 
@@ -446,6 +457,7 @@ function M.run_case(S, case, k, run_id, opts)
       return S.run(case, {repeat_index = k, trace_id = ctx.id})
     end)
     rec.latency_ms = moonspan.now_ms() - t0
+    rec.gate_steps = gates.collect(S.gates, ctx)
     local before = totals(ctx)
     if not rok then
       rec.error = describe_error(out)
@@ -471,7 +483,9 @@ function M.run_case(S, case, k, run_id, opts)
         return r
       end)
       if not sok then
-        local msg = sc.name .. " raised: " .. describe_error(res)
+        local msg = describe_error(res)
+        -- a scorer that says who it is (llm_judge: could not parse ...) is not prefixed again
+        if msg:sub(1, #sc.name + 2) ~= sc.name .. ": " then msg = sc.name .. " raised: " .. msg end
         res = {name = sc.name, score = 0, reason = msg, pass = false, error = true}
         rec.error = rec.error or msg
       end
@@ -738,9 +752,11 @@ function M.status_line(name, s)
   if s.fail_under and s.fail_under > gate then
     gate, gate_txt = s.fail_under, "--fail-under " .. fmt_pct(s.fail_under)
   end
-  local rel = s.status == "passed" and ">=" or "<"
-  return string.format("%s: %s, pass rate %s (%d/%d) %s %s", shown(name), s.status == "passed" and "passed" or "FAILED",
-                       fmt_pct(s.pass_rate), s.passed, s.cases, rel, gate_txt)
+  local rel = (s.pass_rate ~= nil and s.pass_rate >= gate - 1e-9) and ">=" or "<"
+  local gates_txt = (s.gates_failed or 0) > 0
+                    and string.format("; %d gate%s failed", s.gates_failed, s.gates_failed == 1 and "" or "s") or ""
+  return string.format("%s: %s, pass rate %s (%d/%d) %s %s%s", shown(name), s.status == "passed" and "passed" or "FAILED",
+                       fmt_pct(s.pass_rate), s.passed, s.cases, rel, gate_txt, gates_txt)
 end
 
 -- Lines describing a baseline diff (no trailing newline), indented.
@@ -831,6 +847,7 @@ function M.summary_text(rep)
   if s.errors > 0 then
     out[#out + 1] = string.format("  %d of the failures raised an error", s.errors)
   end
+  for _, l in ipairs(gates.lines(s.gates, "  ")) do out[#out + 1] = shown(l) end
   if (rep.repeat_count or 1) > 1 then
     local k = rep.repeat_count
     local parts = {}
@@ -1100,9 +1117,18 @@ function M.run_plan(plan, o, store)
   progress.finish()
   llm_mod.record_run, llm_mod.replay_run = saved_record, saved_replay
   local s = M.summarize(results, sopts)
+  local gate_results = gates.evaluate(S.gates, results)
+  if #gate_results > 0 then
+    s.gates, s.gates_failed = gate_results, 0
+    for _, g in ipairs(gate_results) do
+      if not g.pass then s.gates_failed = s.gates_failed + 1 end
+    end
+    if s.gates_failed > 0 then s.status = "failed" end
+    config.gates = gate_results
+  end
   store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
                             p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,
-                            status = s.status})
+                            status = s.status, config_json = s.gates and to_json(config) or nil})
   local rep = {suite = S, file = plan.file, run_id = run_id, results = results, summary = s, wall_ms = wall,
                started_at = started_at,
                repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note}
@@ -1133,6 +1159,8 @@ function M.main(opts)
     return 2
   end
   M.install_globals()
+  -- scorers read a case's spans (spans(ctx)) even when its trace was cut into parts
+  if moonspan.keep_spans then moonspan.keep_spans(true) end
 
   -- 1. every suite and its cases, before anything runs
   local plans, selected = {}, 0

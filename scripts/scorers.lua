@@ -12,11 +12,24 @@
 --   max_latency_ms(n)      run() took at most n ms
 --   max_cost_usd(x)        run()'s LLM calls cost at most x dollars (an unknown price fails)
 --   llm_judge{model =, rubric =, pass_at = 0.7, ...}   an LLM grades the output against the
---                          rubric; the other fields go to llm.call (provider, mock, temperature...)
+--                          rubric; the other fields go to llm.call (provider, mock, temperature...).
+--                          A reply it cannot parse is an error of the scorer, not a score of 0.
+--
+-- Span-level scorers judge what the case did, from its spans (moonspan.case_spans); a
+-- step is a span name, or a path when it has a "/" ("retrieve/generate"); a step that
+-- never ran fails, saying so:
+--   span_p95(step, ms)     the p95 duration of the step's spans is at most ms
+--   max_retries(n)         no span retried more than n times (retry() and llm.call record retries)
+--   no_error_spans()       no span of the case failed
+--   max_step_tokens(step, n)   each call of the step used at most n tokens (input + output,
+--                          its LLM calls and those nested in it)
+--   max_step_cost(step, usd)   each call of the step cost at most usd (nested calls included;
+--                          an unknown price fails)
 --   function(output, case, ctx) -> score, reason       your own: score a number in [0, 1] or a
---                          boolean; reason an optional string
+--                          boolean; reason an optional string; named after where it is
+--                          defined ("suite.lua:12")
 --   {name =, pass_at =, score = function(output, case, ctx) ... end}   the same, named, with its
---                          own pass threshold
+--                          own pass threshold (name defaults to where score is defined)
 --
 -- x (and the rubric) may be a value or an accessor, a function(case) -> value, such as
 -- case_field "expected" (a dotted path works too: case_field "meta.city").
@@ -27,9 +40,11 @@
 --
 -- ctx, the third argument of function scorers, holds what the case measured: latency_ms (of
 -- run()), cost_usd (run()'s calls, live plus replayed; nil when unknown), input_tokens,
--- output_tokens, trace_id, repeat_index, and trace (the case's trace context).
+-- output_tokens, trace_id, repeat_index, and trace (the case's trace context); spans(ctx)
+-- lists the case's spans (moonspan.case_spans).
 
 local cjson = require "cjson"
+local case_spans = require "moonspan.case_spans"
 
 local S = {}
 
@@ -292,6 +307,151 @@ function S.max_cost_usd(x)
   end}
 end
 
+-- --- span-level scorers ---------------------------------------------------
+
+local function check_step_arg(name, step, level)
+  if type(step) ~= "string" or step == "" then
+    error(string.format('%s: expected a step, a span name such as "generate" (or a path "retrieve/generate"), '
+                        .. "got %s", name, short(step)), level + 1)
+  end
+end
+
+local function check_limit_arg(name, x, what, level)
+  if type(x) ~= "number" or x ~= x or x < 0 or x == math.huge then
+    error(string.format("%s: expected %s (a number >= 0), got %s", name, what, short(x)), level + 1)
+  end
+end
+
+-- The case's spans; raises (a scorer error) when there are none to read.
+local function spans_of(name, ctx)
+  if not (ctx and ctx.trace) then error(name .. ": the case has no trace to read spans from", 0) end
+  return case_spans.spans(ctx)
+end
+
+S.spans = case_spans.spans
+
+function S.span_p95(step, ms)
+  check_step_arg("span_p95", step, 2)
+  check_limit_arg("span_p95", ms, "a limit in ms", 2)
+  return new{name = "span_p95", pass_at = 1, score = function(_, _, ctx)
+    local list = spans_of("span_p95", ctx)
+    local sel = case_spans.select(list, step)
+    if #sel == 0 then return 0, case_spans.missing(list, step) end
+    local p, approx = case_spans.p95(sel)
+    local slowest = sel[1]
+    for _, s in ipairs(sel) do
+      if (s.max_ms or s.duration_ms) > (slowest.max_ms or slowest.duration_ms) then slowest = s end
+    end
+    local n = 0
+    for _, s in ipairs(sel) do n = n + (s.count or 1) end
+    local what = string.format("%s p95 %s%s over %d span%s", step, approx and "~" or "", fmt_ms(p), n,
+                               n == 1 and "" or "s")
+    if p <= ms then return 1, string.format("%s <= %s", what, fmt_ms(ms)) end
+    return 0, string.format("%s > %s (slowest %s %s)", what, fmt_ms(ms), slowest.path,
+                            fmt_ms(slowest.max_ms or slowest.duration_ms))
+  end}
+end
+
+function S.max_retries(n)
+  if math.type(n) ~= "integer" or n < 0 then
+    error("max_retries: expected a whole number of retries >= 0, got " .. short(n), 2)
+  end
+  return new{name = "max_retries", pass_at = 1, score = function(_, _, ctx)
+    local list = spans_of("max_retries", ctx)
+    local worst, total = nil, 0
+    for _, s in ipairs(list) do
+      total = total + (s.retries or 0)
+      if (s.retries or 0) > 0 and (not worst or s.retries > worst.retries) then worst = s end
+    end
+    if not worst then return 1, "no span retried" end
+    local what = string.format("%s retried %d time%s%s", worst.path, worst.retries, worst.retries == 1 and "" or "s",
+                               worst.retry_succeeded == false and " and still failed" or "")
+    if worst.retries <= n then
+      return 1, string.format("%s <= %d (%d retr%s in all)", what, n, total, total == 1 and "y" or "ies")
+    end
+    return 0, string.format("%s > %d", what, n)
+  end}
+end
+
+function S.no_error_spans()
+  return new{name = "no_error_spans", pass_at = 1, score = function(_, _, ctx)
+    local list = spans_of("no_error_spans", ctx)
+    local failed, first = 0, nil
+    for _, s in ipairs(list) do
+      local bad = s.status == "error" or (s.kind == "fold" and (s.errors or 0) > 0)
+      if bad then
+        failed = failed + 1
+        -- where it was raised reads better than the spans it passed through
+        if not first or (s.error_own and not first.error_own) then first = s end
+      end
+    end
+    if failed == 0 then return 1, string.format("none of %d spans failed", #list) end
+    local what
+    if first.kind == "fold" then
+      what = string.format("%s: %d of %d repetitions failed", first.path, first.errors, first.count)
+    else
+      what = string.format("%s failed: %s", first.path,
+                           short((first.error_type and first.error_type ~= "error" and (first.error_type .. ": ") or "")
+                                 .. (first.error or "?"), 100):gsub('^"(.*)"$', "%1"))
+    end
+    if failed > 1 then what = what .. string.format(" (%d spans failed)", failed) end
+    return 0, what
+  end}
+end
+
+-- The call of the step with the most of metric(usage) (tokens, cost), and
+-- the first call whose metric is unknown (nil: a cost without a price).
+-- Returns nil and a reason when the step never ran.
+local function heaviest(name, step, ctx, metric)
+  local list = spans_of(name, ctx)
+  local sel = case_spans.select(list, step)
+  if #sel == 0 then return nil, case_spans.missing(list, step) end
+  local r = {n = #sel}
+  for _, s in ipairs(sel) do
+    local u = case_spans.usage(list, s)
+    local v = metric(u)
+    if v == nil then
+      r.unknown = r.unknown or {s = s, u = u}
+    elseif not r.s or v > r.v then
+      r.s, r.u, r.v = s, u, v
+    end
+  end
+  return r
+end
+
+function S.max_step_tokens(step, n)
+  check_step_arg("max_step_tokens", step, 2)
+  check_limit_arg("max_step_tokens", n, "a number of tokens", 2)
+  return new{name = "max_step_tokens", pass_at = 1, score = function(_, _, ctx)
+    local r, missing = heaviest("max_step_tokens", step, ctx, function(u) return u.input_tokens + u.output_tokens end)
+    if not r then return 0, missing end
+    local what = string.format("%s used %d tokens (%d in, %d out%s)", r.s.path, r.v, r.u.input_tokens,
+                               r.u.output_tokens, r.u.estimated and ", estimated" or "")
+    if r.u.llm_calls == 0 then what = r.s.path .. " used 0 tokens (no LLM call inside it)" end
+    if r.n > 1 then what = what .. string.format(", the most of its %d calls", r.n) end
+    if r.v <= n then return 1, string.format("%s <= %d", what, n) end
+    return 0, string.format("%s > %d", what, n)
+  end}
+end
+
+function S.max_step_cost(step, usd)
+  check_step_arg("max_step_cost", step, 2)
+  check_limit_arg("max_step_cost", usd, "a limit in dollars", 2)
+  return new{name = "max_step_cost", pass_at = 1, score = function(_, _, ctx)
+    local r, missing = heaviest("max_step_cost", step, ctx, function(u) return u.cost_usd end)
+    if not r then return 0, missing end
+    if r.unknown then
+      return 0, string.format("%s cost unknown (%s has no price), so it cannot be held under %s", r.unknown.s.path,
+                              r.unknown.u.unknown, fmt_usd(usd))
+    end
+    local what = string.format("%s cost %s", r.s.path, fmt_usd(r.v))
+    if r.u.llm_calls == 0 then what = r.s.path .. " cost $0 (no LLM call inside it)" end
+    if r.n > 1 then what = what .. string.format(", the most of its %d calls", r.n) end
+    if r.v <= usd then return 1, string.format("%s <= %s", what, fmt_usd(usd)) end
+    return 0, string.format("%s > %s", what, fmt_usd(usd))
+  end}
+end
+
 -- --- llm_judge ------------------------------------------------------------
 
 local JUDGE_OWN = {rubric = true, pass_at = true, name = true, prompt = true}
@@ -327,24 +487,25 @@ end
 
 -- Parses a judge's reply: {"score": 0..1, "reason": "..."}, possibly in a
 -- ```json fence or with prose around it. Returns score, reason; an
--- unusable reply gives score 0 and a reason saying why.
+-- unusable reply gives nil and what is wrong with it (the scorer raises:
+-- a judge that did not answer has not scored the case 0).
 function S.parse_judgement(text)
-  if type(text) ~= "string" then return 0, "judge gave no text" end
+  if type(text) ~= "string" then return nil, "judge gave no text" end
   local doc
   for _, c in ipairs{text, text:match("```%w*%s*(.-)%s*```") or "", text:match("(%b{})") or ""} do
     local ok, v = pcall(cjson.decode, c)
     if ok and type(v) == "table" then doc = v break end
   end
   if not doc then
-    return 0, "judge reply is not JSON {\"score\", \"reason\"}: " .. short(text, 80)
+    return nil, "it is not JSON {\"score\", \"reason\"}: " .. short(text, 80)
   end
   local score = doc.score
   if type(score) == "string" then score = tonumber(score) end
   if type(score) ~= "number" or score ~= score then
-    return 0, "judge reply has no numeric score: " .. short(text, 80)
+    return nil, "it has no numeric score: " .. short(text, 80)
   end
   if score < 0 or score > 1 then
-    return 0, string.format("judge's score %s is outside 0..1: %s", tostring(score), short(text, 80))
+    return nil, string.format("its score %s is outside 0..1: %s", tostring(score), short(text, 80))
   end
   local reason = doc.reason
   if type(reason) ~= "string" then reason = reason ~= nil and reason ~= cjson.null and tostring(reason) or "" end
@@ -365,7 +526,8 @@ function S.llm_judge(spec)
   if type(pass_at) ~= "number" or pass_at < 0 or pass_at > 1 then
     error("llm_judge: pass_at must be a number in [0, 1], got " .. short(spec.pass_at), 2)
   end
-  return new{name = spec.name or "llm_judge", pass_at = pass_at, judge = true, score = function(output, case)
+  local name = spec.name or "llm_judge"
+  return new{name = name, pass_at = pass_at, judge = true, score = function(output, case)
     local rubric = resolve(spec.rubric, case)
     local req = {model = spec.model, system = S.JUDGE_SYSTEM, temperature = 0,
                  messages = {{role = "user", content = S.judge_prompt(tostring(rubric), case, output)}}}
@@ -373,11 +535,23 @@ function S.llm_judge(spec)
       if not JUDGE_OWN[k] then req[k] = v end
     end
     local resp = (llm or require "moonspan.llm").call(req)
-    return S.parse_judgement(resp.text)
+    local score, reason = S.parse_judgement(resp.text)
+    if score == nil then error(name .. ": could not parse the judge's reply: " .. reason, 0) end
+    return score, reason
   end}
 end
 
 -- --- turning a suite's `scorers` list into scorer objects -----------------
+
+-- Where a function is defined, "suite.lua:12": the name of a scorer that
+-- was given none, so a reason or a report row points at its code.
+local function defined_at(fn)
+  local info = debug.getinfo(fn, "S")
+  if not info or info.what == "C" then return nil end
+  local src = info.short_src:match("([^/]*)$")
+  return string.format("%s:%d", src, info.linedefined)
+end
+S.defined_at = defined_at
 
 -- Normalises one entry of a suite's scorers list; returns the scorer or
 -- nil and a message.
@@ -388,14 +562,18 @@ function S.normalise(entry, i)
       return nil, string.format("scorers[%d] is the constructor %s itself; call it: %s(...)", i,
                                 constructors[entry], constructors[entry])
     end
-    return new{name = "function#" .. i, pass_at = 0.5, custom = true, score = entry}
+    return new{name = defined_at(entry) or ("function#" .. i), pass_at = 0.5, custom = true, score = entry}
   end
   if type(entry) == "table" and type(entry.score) == "function" then
     local pass_at = entry.pass_at or 0.5
     if type(pass_at) ~= "number" or pass_at < 0 or pass_at > 1 then
       return nil, string.format("scorers[%d]: pass_at must be a number in [0, 1]", i)
     end
-    return new{name = type(entry.name) == "string" and entry.name or ("scorer#" .. i), pass_at = pass_at,
+    if entry.name ~= nil and (type(entry.name) ~= "string" or entry.name == "") then
+      return nil, string.format('scorers[%d]: name must be a non-empty string, e.g. {name = "cites_sources", '
+                                .. "score = function(output, case, ctx) ... end}", i)
+    end
+    return new{name = entry.name or defined_at(entry.score) or ("scorer#" .. i), pass_at = pass_at,
                custom = true, score = entry.score}
   end
   return nil, string.format("scorers[%d]: unknown scorer type (%s); use a built-in such as contains(...), "
@@ -428,7 +606,7 @@ function S.apply(scorer, output, case, ctx)
 end
 
 S.names = {"exact", "contains", "regex", "json_valid", "json_field", "max_latency_ms", "max_cost_usd",
-           "llm_judge"}
+           "llm_judge", "span_p95", "max_retries", "no_error_spans", "max_step_tokens", "max_step_cost"}
 for _, n in ipairs(S.names) do constructors[S[n]] = n end
 
 return S

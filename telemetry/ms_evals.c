@@ -171,8 +171,8 @@ int ms_eval_run_finish(sqlite3 *db, int64_t eval_run, const ms_eval_summary *s,
     sqlite3_stmt *st;
     if (prepare(db,
                 "UPDATE eval_runs SET end_ns = ?2, cases = ?3, passed = ?4, pass_rate = ?5,"
-                " p50_ms = ?6, p95_ms = ?7, cost_usd = ?8, replayed_cost_usd = ?9, status = ?10"
-                " WHERE id = ?1",
+                " p50_ms = ?6, p95_ms = ?7, cost_usd = ?8, replayed_cost_usd = ?9, status = ?10,"
+                " config = coalesce(?11, config) WHERE id = ?1",
                 &st, "finish the eval run", err, errlen))
         return -1;
     sqlite3_bind_int64(st, 1, eval_run);
@@ -185,6 +185,7 @@ int ms_eval_run_finish(sqlite3 *db, int64_t eval_run, const ms_eval_summary *s,
     bind_num(st, 8, s->cost_usd);
     bind_num(st, 9, s->replayed_cost_usd);
     bind_text(st, 10, s->status);
+    bind_text(st, 11, s->config_json);
     if (step_done(db, st, "finish the eval run", err, errlen))
         return -1;
     if (sqlite3_changes(db) == 0)

@@ -58,6 +58,8 @@ typedef struct ms_eval_summary {
     double cost_usd;          /* live spend; NaN = unknown (NULL) */
     double replayed_cost_usd; /* recorded cost of replayed calls, not spent */
     const char *status;       /* "passed" | "failed" */
+    const char *config_json;  /* replaces the run's config (with what only the end knows,
+                               * such as the suite's gates); NULL keeps begin_run's */
 } ms_eval_summary;
 
 /* An eval_runs row read back; strings owned by the row, freed with
