@@ -129,16 +129,20 @@ describe("scorers", function()
     -- fenced JSON and prose around it are fine
     assert.are.equal(0.5, S.parse_judgement('Sure.\n```json\n{"score": 0.5, "reason": "meh"}\n```'))
     assert.are.equal(1, S.parse_judgement('My verdict: {"score": 1, "reason": "good"} done'))
-    -- unusable replies score 0 and say why
+    -- unusable replies are no score (nil) and say why; the scorer raises with it
     local s, why = S.parse_judgement("I think it is great")
-    assert.are.equal(0, s)
-    assert.matches("^judge reply is not JSON", why)
+    assert.is_nil(s)
+    assert.matches('^it is not JSON {"score", "reason"}', why)
     s, why = S.parse_judgement('{"score": 7, "reason": "out of ten"}')
-    assert.are.equal(0, s)
+    assert.is_nil(s)
     assert.matches("outside 0..1", why, 1, true)
     s, why = S.parse_judgement('{"reason": "no score"}')
-    assert.are.equal(0, s)
+    assert.is_nil(s)
     assert.matches("no numeric score", why, 1, true)
+    local garbled = S.llm_judge{model = "mock", rubric = "x", mock = {reply = "ten out of ten!"}}
+    assert.has_error(function() score(garbled, "a") end,
+                     "llm_judge: could not parse the judge's reply: it is not JSON {\"score\", \"reason\"}: "
+                     .. '"ten out of ten!"')
     assert.has_error(function() S.llm_judge{rubric = "x"} end)
   end)
 
@@ -158,11 +162,13 @@ describe("scorers", function()
     local spy = S.normalise(function(o, c, x) got = {o, c.id, x.latency_ms} return true end, 1)
     score(spy, "out", {id = "c1"}, {latency_ms = 12})
     assert.are.same({"out", "c1", 12}, got)
-    -- bad scores raise (the runner turns that into a failed case)
+    -- bad scores raise (the runner turns that into a failed case), naming the scorer by where it is
+    -- defined
+    local line = debug.getinfo(1, "l").currentline
     assert.has_error(function() score(S.normalise(function() return 1.5 end, 3)) end,
-                     "function#3 returned 1.5, expected a score in [0, 1] or a boolean")
+                     "eval_dsl_spec.lua:" .. (line + 1) .. " returned 1.5, expected a score in [0, 1] or a boolean")
     assert.has_error(function() score(S.normalise(function() end, 3)) end,
-                     "function#3 returned nothing, expected a score in [0, 1] or a boolean")
+                     "eval_dsl_spec.lua:" .. (line + 3) .. " returned nothing, expected a score in [0, 1] or a boolean")
   end)
 
   it("rejects what is not a scorer, and a constructor that was not called", function()
@@ -183,7 +189,7 @@ describe("the suite DSL", function()
     assert.is_true(E.is_suite(s))
     assert.are.equal(1, s.threshold)
     assert.are.equal("exact", s.scorers[1].name)
-    assert.are.equal("function#2", s.scorers[2].name)
+    assert.matches("^eval_dsl_spec%.lua:%d+$", s.scorers[2].name)
   end)
 
   local function load_err(src, files)
@@ -194,15 +200,15 @@ describe("the suite DSL", function()
   end
 
   it("names the file and line of a suite without run, cases, or with a bad field", function()
-    local err, path = load_err('\n\nreturn suite "s" {\n  dataset = {{id = "a"}},\n}\n')
+    local err, path = load_err('\n\nreturn suite "s" { scorers = {function() return true end},\n  dataset = {{id = "a"}},\n}\n')
     assert.are.equal(path .. ':3: suite "s": run is missing: add run = function(case) ... return output end', err)
-    err, path = load_err('return suite "s" { run = function() end }')
+    err, path = load_err('return suite "s" { scorers = {function() return true end}, run = function() end }')
     assert.matches(path .. ':1: suite "s": has no cases', err, 1, true)
-    err = load_err('return suite "s" { run = function() end, dataset = {} }')
+    err = load_err('return suite "s" { scorers = {function() return true end}, run = function() end, dataset = {} }')
     assert.matches('suite "s": has no cases: the dataset list is empty', err, 1, true)
-    err = load_err('return suite "s" { run = function() end, dataset = {{}}, scorer = {} }')
+    err = load_err('return suite "s" { scorers = {function() return true end}, run = function() end, dataset = {{}}, scorer = {} }')
     assert.matches("unknown field 'scorer'", err, 1, true)
-    err = load_err('return suite "s" { run = function() end, dataset = {{}}, threshold = 90 }')
+    err = load_err('return suite "s" { scorers = {function() return true end}, run = function() end, dataset = {{}}, threshold = 90 }')
     assert.matches("threshold must be a pass rate between 0 and 1", err, 1, true)
     err, path = load_err('return suite "s" {\n run = function() end, dataset = {{}},\n scorers = {{kind = "x"}} }')
     assert.matches(path .. ':1: suite "s": scorers[1]: unknown scorer type', err, 1, true)
@@ -215,7 +221,7 @@ describe("the suite DSL", function()
   end)
 
   it("says so when a suite file returns no suite", function()
-    local err, path = load_err('suite "forgot-return" { run = function() end, dataset = {{}} }')
+    local err, path = load_err('suite "forgot-return" { scorers = {function() return true end}, run = function() end, dataset = {{}} }')
     assert.are.equal(path .. ': returned nil, expected suite "name" { dataset = ..., run = ..., scorers = {...} }'
                      .. " (is the `return` missing?)", err)
     err, path = load_err("return 42")
@@ -228,8 +234,8 @@ describe("the suite DSL", function()
 
   it("loads a list of suites from one file", function()
     local path = suite_file([[return {
-      suite "a" { run = function() return 1 end, dataset = {{}} },
-      suite "b" { run = function() return 2 end, dataset = {{}} } }]])
+      suite "a" { scorers = {function() return true end}, run = function() return 1 end, dataset = {{}} },
+      suite "b" { scorers = {function() return true end}, run = function() return 2 end, dataset = {{}} } }]])
     local suites = assert(E.load_file(path))
     assert.are.same({"a", "b"}, {suites[1].name, suites[2].name})
   end)
@@ -278,7 +284,7 @@ describe("datasets", function()
   end)
 
   it("finds the dataset next to the suite file, else from the current folder; says which is missing", function()
-    local path, dir = suite_file('return suite "s" { dataset = "cases.jsonl", run = function(c) return c.input end }',
+    local path, dir = suite_file('return suite "s" { scorers = {function() return true end}, dataset = "cases.jsonl", run = function(c) return c.input end }',
                                  {["cases.jsonl"] = '{"id": "a"}\n{"input": "no id"}\n{"input": "nor this"}\n'})
     local suites = assert(E.load_file(path))
     local notes = {}
@@ -288,9 +294,9 @@ describe("datasets", function()
     assert.are.equal(dir .. '/cases.jsonl: 2 cases without an "id"; ids derived from line numbers: line-2, line-3',
                      notes[1])
     -- from the current folder (the repository root here)
-    local s2 = suite_file('return suite "s" { dataset = "examples/evals/capitals.jsonl", run = print }')
+    local s2 = suite_file('return suite "s" { scorers = {function() return true end}, dataset = "examples/evals/capitals.jsonl", run = print }')
     assert.are.equal(10, #assert(E.load_cases(assert(E.load_file(s2))[1], print)))
-    local s3 = suite_file('\nreturn suite "s" { dataset = "nope.jsonl", run = print }')
+    local s3 = suite_file('\nreturn suite "s" { scorers = {function() return true end}, dataset = "nope.jsonl", run = print }')
     local _, err = E.load_cases(assert(E.load_file(s3))[1], print)
     assert.are.equal(s3 .. ':2: suite "s": dataset file "nope.jsonl" not found (looked next to ' .. s3
                      .. " and in the current folder)", err)
@@ -488,7 +494,7 @@ describe("moonspan eval (main, in process)", function()
   end)
 
   it("exits 2 naming file and line for a dataset line that is not JSON", function()
-    local path, dir = suite_file('return suite "s" { dataset = "c.jsonl", run = function(c) return c.input end }',
+    local path, dir = suite_file('return suite "s" { scorers = {function() return true end}, dataset = "c.jsonl", run = function(c) return c.input end }',
                                  {["c.jsonl"] = '{"id": "a"}\n{"id": "b"}\n{"id": "c"}\n{"id": "d"}\n{"id": "e"}\n'
                                                .. '{"id": "f"}\n{"id": oops}\n'})
     local r = EH.main{files = {path}}
@@ -498,14 +504,14 @@ describe("moonspan eval (main, in process)", function()
   end)
 
   it("exits 2 for a suite file that returns no suite", function()
-    local path = suite_file('suite "s" { dataset = {{id = "a"}}, run = print }')
+    local path = suite_file('suite "s" { scorers = {function() return true end}, dataset = {{id = "a"}}, run = print }')
     local r = EH.main{files = {path}}
     assert.are.equal(2, r.code)
     assert.matches(path .. ': returned nil, expected suite "name" {', r.err, 1, true)
   end)
 
   it("derives ids from line numbers and says so once per file", function()
-    local path = suite_file('return suite "s" { dataset = "c.jsonl", run = function(c) return c.input end }',
+    local path = suite_file('return suite "s" { scorers = {function() return true end}, dataset = "c.jsonl", run = function(c) return c.input end }',
                             {["c.jsonl"] = '{"input": "a"}\n{"input": "b"}\n{"id": "named", "input": "c"}\n'})
     local r = EH.main{files = {path}}
     assert.are.equal(0, r.code)
@@ -533,13 +539,14 @@ describe("moonspan eval (main, in process)", function()
     local rows = results_of(r)
     assert.is_true(rows[1].pass)
     assert.is_false(rows[2].pass)
-    assert.matches("function#1 raised: .*scorer bug", rows[2].error)
-    assert.matches("function#1 raised: .*scorer bug", rows[2].scores[1].reason)
+    -- the scorer is named where it is defined
+    assert.matches("suite.lua:7 raised: .*scorer bug", rows[2].error)
+    assert.matches("suite.lua:7 raised: .*scorer bug", rows[2].scores[1].reason)
     assert.is_false(rows[3].pass)
     assert.matches("pipeline broke", rows[3].error)
     assert.are.same({}, rows[3].scores)
     assert.matches("%x+", rows[3].trace_id)
-    assert.matches("b%s+function#1 raised: ", r.out)
+    assert.matches("b%s+suite.lua:7 raised: ", r.out)
     assert.matches("c%s+.*pipeline broke", r.out)
   end)
 
@@ -554,7 +561,7 @@ describe("moonspan eval (main, in process)", function()
         }]])
       return EH.main{files = {path}}
     end
-    local plain = run_with("{}")
+    local plain = run_with("{ function() return true end }")
     local judged = run_with([[{ llm_judge{model = "mock", rubric = "Is the sum right?",
                                             mock = {reply = '{"score": 0.9, "reason": "correct"}'}} }]])
     local p, j = results_of(plain)[1], results_of(judged)[1]
@@ -608,7 +615,7 @@ describe("moonspan eval (main, in process)", function()
   it("really overlaps cases: 10 cases of 100 ms at concurrency 10 take about one case's time", function()
     local path = suite_file([[
       local in_flight, max_in_flight = 0, 0
-      return suite "slow" {
+      return suite "slow" { scorers = {function() return true end},
         dataset = {{id = "1"}, {id = "2"}, {id = "3"}, {id = "4"}, {id = "5"},
                    {id = "6"}, {id = "7"}, {id = "8"}, {id = "9"}, {id = "10"}},
         run = function(c)
@@ -675,7 +682,7 @@ describe("moonspan eval (main, in process)", function()
   end)
 
   it("passes --record and --replay through to llm and the store", function()
-    local path = suite_file([[return suite "rr" { dataset = {{id = "a"}},
+    local path = suite_file([[return suite "rr" { scorers = {function() return true end}, dataset = {{id = "a"}},
       run = function() _G.eval_spec_seen = {llm.record_run, llm.replay_run} return "x" end }]])
     local store = EH.fake_store()
     local r = EH.main({files = {path}, record = true}, store)
