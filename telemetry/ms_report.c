@@ -347,15 +347,24 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
     if ((has = ms_schema_has(db, "eval_results", NULL, err, errlen)) <= 0)
         return has;
     const char *since = o->since_ns ? " AND start_ns >= :since" : "";
-    char sql[1024];
+    char sql[2048];
     /* the newest run of each suite by the (suite, start_ns) index; id
-     * breaks ties between runs started in the same nanosecond */
+     * breaks ties between runs started in the same nanosecond. Its gates
+     * (config.gates, when the suite has them): the array, how many, and
+     * the failed ones as "name: reason" pieces split on \x1f. */
     snprintf(sql, sizeof sql,
-             "SELECT e.id, e.suite, e.start_ns, e.cases, e.passed, e.pass_rate, e.threshold,"
-             " e.status, e.p50_ms, e.p95_ms, e.cost_usd, e.replayed_cost_usd"
-             " FROM eval_runs e WHERE e.id = (SELECT id FROM eval_runs WHERE suite = e.suite"
-             " AND status IN ('passed', 'failed')%s ORDER BY start_ns DESC, id DESC LIMIT 1)"
-             " ORDER BY e.suite",
+             "SELECT id, suite, start_ns, cases, passed, pass_rate, threshold,"
+             " status, p50_ms, p95_ms, cost_usd, replayed_cost_usd, gates,"
+             " (SELECT count(*) FROM json_each(gates)),"
+             " (SELECT group_concat(coalesce(json_extract(j.value, '$.name'), 'gate') || ': '"
+             "   || coalesce(json_extract(j.value, '$.reason'), 'failed'), char(31))"
+             "  FROM json_each(gates) j WHERE json_type(j.value) = 'object'"
+             "   AND coalesce(json_extract(j.value, '$.pass'), 0) = 0)"
+             " FROM (SELECT e.*, CASE WHEN json_valid(e.config) THEN CASE WHEN"
+             "   json_type(e.config, '$.gates') = 'array' THEN json_extract(e.config, '$.gates') END END AS gates"
+             "  FROM eval_runs e WHERE e.id = (SELECT id FROM eval_runs WHERE suite = e.suite"
+             "  AND status IN ('passed', 'failed')%s ORDER BY start_ns DESC, id DESC LIMIT 1))"
+             " ORDER BY suite",
              since);
     sqlite3_stmt *st;
     if (ms_read_prepare(db, sql, &st, err, errlen))
@@ -381,6 +390,9 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
         e->p95 = ms_col_num(st, 9);
         e->cost = ms_col_num(st, 10);
         e->replayed = ms_col_num(st, 11);
+        e->gates_json = ms_arena_col(a, st, 12);
+        e->ngates = sqlite3_column_int64(st, 13);
+        e->gates_failed = ms_arena_col(a, st, 14);
     }
     if (rc != SQLITE_DONE) {
         ms_errf(err, errlen, "cannot read eval runs: %s", sqlite3_errmsg(db));

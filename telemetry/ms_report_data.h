@@ -39,6 +39,9 @@ typedef struct eval_sum {
     int64_t id, start_ns, cases, passed;
     double pass_rate, threshold, p50, p95, cost, replayed;
     size_t suite, status;       /* offsets into report.ev_arena */
+    size_t gates_json;          /* the suite's gates (eval_runs.config): a JSON array, or MS_NO_STR */
+    int64_t ngates;
+    size_t gates_failed;        /* "name: reason" of each failed gate, separated by \x1f; MS_NO_STR when none */
     size_t fail0, nfail;        /* report.fails[fail0 .. fail0 + nfail) */
 } eval_sum;
 

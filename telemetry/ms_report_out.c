@@ -83,6 +83,7 @@ static void evals_json(const report *r, ms_buf *b)
         ms_kv_num(b, &g, "p95_ms", e->p95);
         ms_kv_num(b, &g, "cost_usd", e->cost);
         ms_kv_num(b, &g, "replayed_cost_usd", e->replayed);
+        ms_kv_raw(b, &g, "gates", EV(e->gates_json));
         ms_json_key(b, &g, "failing");
         ms_buf_addc(b, '[');
         for (size_t k = 0; k < e->nfail; k++) {
@@ -235,6 +236,35 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
 
 #define EVAL_TEXT_FAILS 10 /* failing cases listed per suite; --json has them all */
 
+/* The suite's gates in one line, then each failed one with its reason:
+ * "    gates: 1 of 4 failed" / "      p95_ms(...): 68.9 ms ... > 50.0 ms". */
+static void gates_text(const report *r, const eval_sum *e, ms_buf *b)
+{
+    if (e->ngates <= 0)
+        return;
+    char *failed = (char *)EV(e->gates_failed); /* our arena's copy: split in place */
+    int64_t nfailed = 0;
+    for (char *p = failed; p && *p; p++)
+        nfailed += *p == '\x1f';
+    nfailed += failed && *failed;
+    if (nfailed == 0) {
+        ms_buf_printf(b, "    gates: all %lld passed\n", (long long)e->ngates);
+        return;
+    }
+    ms_buf_printf(b, "    gates: %lld of %lld failed\n", (long long)nfailed, (long long)e->ngates);
+    for (char *p = failed; p;) {
+        char *sep = strchr(p, '\x1f');
+        if (sep)
+            *sep = 0;
+        ms_buf_adds(b, "      ");
+        ms_fmt_text_max(b, p, 117, "failed");
+        ms_buf_addc(b, '\n');
+        if (sep)
+            *sep = '\x1f'; /* the arena stays as read, should the text be drawn twice */
+        p = sep ? sep + 1 : NULL;
+    }
+}
+
 /* "Evals": per suite its latest run's pass rate and status, then up to
  * EVAL_TEXT_FAILS failing cases, each with the trace id to open. */
 static void evals_text(const report *r, ms_buf *b)
@@ -264,6 +294,7 @@ static void evals_text(const report *r, ms_buf *b)
         if (!isnan(e->replayed) && e->replayed != 0)
             ms_buf_printf(b, " (replayed, not spent: %s)", ms_fmt_usd(t1, sizeof t1, e->replayed));
         ms_buf_addc(b, '\n');
+        gates_text(r, e, b);
         for (size_t k = 0; k < e->nfail && k < EVAL_TEXT_FAILS; k++) {
             const eval_fail *f = &r->fails[e->fail0 + k];
             ms_buf_adds(b, "    ");

@@ -243,6 +243,14 @@ describe("suite gates", function()
     assert.are.same({'p95_ms("generate", 50)', false, 50}, {g[1].name, g[1].pass, g[1].limit})
     assert.is_true(g[1].value > 50)
     assert.are.same({0.75, true}, {g[2].value, g[2].pass})
+    -- moonspan report shows them with the suite's latest run
+    local rep = H.moonspan({"report"}, {db = dir .. "/s.db"})
+    assert.are.equal(0, rep.code, rep.err)
+    assert.matches("\n    gates: 1 of 4 failed\n      p95_ms%(\"generate\", 50%): %d+%.%d ms over 4 spans in 4 cases > 50%.0 ms\n",
+                   rep.out)
+    local js = H.json(H.moonspan({"report", "--json"}, {db = dir .. "/s.db"}).out)
+    assert.are.equal(4, #js.evals[1].gates)
+    assert.are.same({'p95_ms("generate", 50)', false}, {js.evals[1].gates[1].name, js.evals[1].gates[1].pass})
   end)
 
   it("pass the suite when every gate passes", function()
@@ -255,6 +263,7 @@ describe("suite gates", function()
       }]])
     assert.are.equal(0, r.code, r.out .. r.err)
     assert.matches("gates: all 2 passed", r.out, 1, true)
+    assert.matches("\n    gates: all 2 passed\n", H.moonspan({"report"}, {db = dir .. "/s.db"}).out, 1, true)
   end)
 
   it("refuse a gate over a scorer the suite does not have, and what is not a gate: exit 2", function()

@@ -482,7 +482,7 @@ static void test_report_evals_json(void **state)
              "\"evals\":[{\"suite\":\"alpha\",\"eval_run\":%lld,\"start\":\"2024-05-01T01:00:00Z\","
              "\"cases\":4,\"passed\":2,\"pass_rate\":0.5,\"threshold\":0.9,\"status\":\"failed\","
              "\"p50_ms\":120,\"p95_ms\":950.5,\"cost_usd\":0.03125,\"replayed_cost_usd\":0.5,"
-             "\"failing\":[", (long long)a);
+             "\"gates\":null,\"failing\":[", (long long)a);
     has(j, want);
     /* failing in case order; the error first, else the first scorer under 1 */
     has(j, "\"failing\":[{\"case_id\":\"c0\",\"repeat_index\":0,"
@@ -494,7 +494,7 @@ static void test_report_evals_json(void **state)
            "\"trace_id\":\"t3\"}]}");
     has(j, "{\"suite\":\"beta\",");
     has(j, "\"status\":\"passed\",\"p50_ms\":1,\"p95_ms\":1,\"cost_usd\":0,"
-           "\"replayed_cost_usd\":0,\"failing\":[]}");
+           "\"replayed_cost_usd\":0,\"gates\":null,\"failing\":[]}");
     has(j, "{\"suite\":\"gamma\",");
     hasnt(j, "old failure"); /* an older run of alpha */
     hasnt(j, "\"status\":\"running\"");
@@ -639,6 +639,55 @@ static void test_report_without_replays(void **state)
     free(t);
 }
 
+/* A suite's gates, written with the run's end (config.gates): the JSON
+ * report gives them as stored; the text report counts them and lists the
+ * failed ones, escaped; a config that is not JSON gives none. */
+static void test_report_gates(void **state)
+{
+    fixture *fx = *state;
+    sqlite3 *db = fx->db;
+    ms_eval_run_info info = {.suite = "g", .suite_file = "g.lua", .start_ns = D1, .threshold = 0.5,
+                             .config_json = "{\"concurrency\":4}"};
+    int64_t id;
+    if (ms_eval_run_begin(db, &info, &id, err, sizeof err))
+        fail_msg("%s", err);
+    ms_eval_summary s = {.end_ns = D1 + SEC, .cases = 2, .passed = 2, .pass_rate = 1, .p50_ms = 1,
+                         .p95_ms = 1, .cost_usd = 0, .status = "failed",
+                         .config_json = "{\"concurrency\":4,\"gates\":["
+                                        "{\"name\":\"p95_ms(\\\"generate\\\", 50)\",\"value\":68.9,"
+                                        "\"limit\":50,\"pass\":false,\"reason\":\"68.9 ms > 50.0 ms\\u001b[2J\"},"
+                                        "{\"name\":\"pass_rate(0.5)\",\"value\":1,\"limit\":0.5,\"pass\":true,"
+                                        "\"reason\":\"ok\"}]}"};
+    if (ms_eval_run_finish(db, id, &s, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(one_int(db, "SELECT json_extract(config, '$.concurrency') FROM eval_runs"), 4);
+    char *j = report(db, 0, 1);
+    has(j, "\"gates\":[{\"name\":\"p95_ms(\\\"generate\\\", 50)\",\"value\":68.9,\"limit\":50,"
+           "\"pass\":false,");
+    has(j, "{\"name\":\"pass_rate(0.5)\",\"value\":1,\"limit\":0.5,\"pass\":true,\"reason\":\"ok\"}]");
+    free(j);
+    char *t = report(db, 0, 0);
+    has(t, "\n    gates: 1 of 2 failed\n      p95_ms(\"generate\", 50): 68.9 ms > 50.0 ms\\x1b[2J\n");
+    hasnt(t, "pass_rate(0.5)");
+    free(t);
+
+    /* all passed; and a finish without config_json keeps the config */
+    s.config_json = "{\"gates\":[{\"name\":\"pass_rate(0.5)\",\"pass\":true,\"reason\":\"ok\"}]}";
+    if (ms_eval_run_finish(db, id, &s, err, sizeof err))
+        fail_msg("%s", err);
+    s.config_json = NULL;
+    if (ms_eval_run_finish(db, id, &s, err, sizeof err))
+        fail_msg("%s", err);
+    t = report(db, 0, 0);
+    has(t, "\n    gates: all 1 passed\n");
+    free(t);
+    /* a damaged config: no gates, no error */
+    sqlite3_exec(db, "UPDATE eval_runs SET config = 'not json'", NULL, NULL, NULL);
+    j = report(db, 0, 1);
+    has(j, "\"gates\":null");
+    free(j);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, open_store, close_store)
@@ -652,6 +701,7 @@ int main(void)
         T(test_report_evals_text),
         T(test_report_replayed_cost_apart),
         T(test_report_without_replays),
+        T(test_report_gates),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
