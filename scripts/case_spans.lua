@@ -35,6 +35,9 @@ local SCORE = "eval.score:"
 local RUN = "eval.run"
 
 local function handle_of(ctx)
+  if ctx == nil then
+    error("spans: expected the ctx a scorer receives (function(output, case, ctx)), got nil", 3)
+  end
   local h = ctx
   if type(ctx) == "table" then h = ctx.trace end
   if h == nil then

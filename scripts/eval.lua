@@ -980,6 +980,12 @@ function M.junit_suites(reports)
       end
       cases[#cases + 1] = c
     end
+    -- a gate is a test of the suite as a whole: CI shows why a suite whose cases pass failed
+    for _, g in ipairs(rep.summary.gates or {}) do
+      local c = {name = "gate " .. g.name, classname = rep.suite.name, time_s = 0}
+      if not g.pass then c.failure = {message = g.reason, type = "gate", text = g.name .. ": " .. g.reason} end
+      cases[#cases + 1] = c
+    end
     suites[#suites + 1] = {name = rep.suite.name, time_s = (rep.wall_ms or 0) / 1000, cases = cases,
                            timestamp = rep.started_at,
                            properties = {{"eval_run", tostring(rep.run_id)}, {"pass_rate", fmt_pct(rep.summary.pass_rate)},

@@ -228,7 +228,7 @@ describe("suite gates", function()
         scorers = { {name = "not_d", score = function(out) return out ~= "d" end} },
         threshold = 0.5,
         gates = { p95_ms("generate", 50), pass_rate(0.7), mean_score("not_d", 0.7), max_cost_usd_total(1) },
-      }]])
+      }]], {"--junit", dir .. "/junit.xml"})
     assert.are.equal(1, r.code, r.err)
     assert.matches("g: FAILED, pass rate 75.0% (3/4) >= threshold 50.0%; 1 gate failed", r.out, 1, true)
     assert.matches("gates: 1 of 4 failed", r.out, 1, true)
@@ -243,6 +243,12 @@ describe("suite gates", function()
     assert.are.same({'p95_ms("generate", 50)', false, 50}, {g[1].name, g[1].pass, g[1].limit})
     assert.is_true(g[1].value > 50)
     assert.are.same({0.75, true}, {g[2].value, g[2].pass})
+    -- JUnit: each gate a test case of the suite, the failed one failing
+    local xml = H.read(dir .. "/junit.xml")
+    assert.matches('<testsuite name="g" tests="8" failures="2"', xml, 1, true)
+    assert.matches('<testcase name="gate p95_ms%(&quot;generate&quot;, 50%)" classname="g" time="0.000">%s*'
+                   .. '<failure message="%d+%.%d ms over 4 spans in 4 cases &gt; 50%.0 ms" type="gate"', xml)
+    assert.matches('<testcase name="gate pass_rate(0.7)" classname="g" time="0.000"/>', xml, 1, true)
     -- moonspan report shows them with the suite's latest run
     local rep = H.moonspan({"report"}, {db = dir .. "/s.db"})
     assert.are.equal(0, rep.code, rep.err)
