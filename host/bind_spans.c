@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
+#include <string.h>
 
 #include "host.h"
 #include "ms_digest.h"
@@ -88,6 +89,27 @@ static void push_entry(lua_State *L, const ms_digest *d, const ms_digest_span *e
     set_str(L, d, e->attrs_json, "attrs_json");
 }
 
+/* The summaries of the spans still in the buffer live in a userdata
+ * whose __gc frees them: a memory error while the list is built unwinds
+ * without leaking them (ms_digest_free is safe to call twice). */
+static int scratch_gc(lua_State *L)
+{
+    ms_digest_free(lua_touserdata(L, 1));
+    return 0;
+}
+
+static ms_digest *new_scratch(lua_State *L)
+{
+    ms_digest *d = lua_newuserdatauv(L, sizeof *d, 0);
+    memset(d, 0, sizeof *d);
+    if (luaL_newmetatable(L, "moonspan.span_digest")) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return d;
+}
+
 int ms_push_trace_spans(lua_State *L, const ms_trace *t, const char *trace_name)
 {
     const ms_digest *kept = t->keep_digest ? t->digest : NULL;
@@ -96,12 +118,12 @@ int ms_push_trace_spans(lua_State *L, const ms_trace *t, const char *trace_name)
                              "are no longer in memory; call moonspan.keep_spans(true) before the trace "
                              "starts (moonspan eval does) so every span is kept",
                           trace_name, (lua_Integer)t->cut_spans);
-    ms_digest fresh = {0};
-    ms_digest_add_ended(&fresh, t, kept);
-    uint64_t dropped = fresh.dropped + (kept ? kept->dropped : 0);
-    int oom = fresh.oom || (kept && kept->oom) || t->oom;
+    ms_digest *fresh = new_scratch(L);                       /* ... scratch */
+    ms_digest_add_ended(fresh, t, kept);
+    uint64_t dropped = fresh->dropped + (kept ? kept->dropped : 0);
+    int oom = fresh->oom || (kept && kept->oom) || t->oom;
     if (dropped || oom) {
-        ms_digest_free(&fresh);
+        ms_digest_free(fresh);
         if (oom)
             return luaL_error(L, "ctx:spans(): memory ran out while trace '%s' kept its spans; the list "
                                  "would be incomplete", trace_name);
@@ -109,17 +131,18 @@ int ms_push_trace_spans(lua_State *L, const ms_trace *t, const char *trace_name)
                              "repeated spans (span(name, {fold = true}, fn)) so the list stays whole",
                           trace_name, MS_DIGEST_MAX, (lua_Integer)dropped);
     }
-    uint32_t n = (kept ? kept->n : 0) + fresh.n;
-    lua_createtable(L, (int)n, 0);
+    uint32_t n = (kept ? kept->n : 0) + fresh->n;
+    lua_createtable(L, (int)n, 0);                           /* ... scratch list */
     lua_Integer i = 0;
     for (uint32_t k = 0; kept && k < kept->n; k++) {
         push_entry(L, kept, &kept->spans[k]);
         lua_rawseti(L, -2, ++i);
     }
-    for (uint32_t k = 0; k < fresh.n; k++) {
-        push_entry(L, &fresh, &fresh.spans[k]);
+    for (uint32_t k = 0; k < fresh->n; k++) {
+        push_entry(L, fresh, &fresh->spans[k]);
         lua_rawseti(L, -2, ++i);
     }
-    ms_digest_free(&fresh);
+    ms_digest_free(fresh); /* now rather than at the next collection */
+    lua_remove(L, -2);                                       /* ... list */
     return 1;
 }
