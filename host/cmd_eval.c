@@ -18,7 +18,7 @@ static const char EVAL_HELP[] =
     "Runs eval suites: every case of every suite as its own trace\n"
     "(eval:SUITE:CASE), scored, stored next to its spans, and summed up: failed\n"
     "cases with the trace to open with `moonspan show`, pass rate, p50/p95\n"
-    "latency and cost per suite.\n"
+    "latency and cost per suite, and its gates (checks over all its cases).\n"
     "\n"
     "  --concurrency N         cases in flight at once (default 4)\n"
     "  --repeat K              run every case K times; shows per-case flakiness\n"
@@ -36,8 +36,9 @@ static const char EVAL_HELP[] =
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
     "\n"
-    "Exit status: 0 when every suite reached its threshold (and --fail-under),\n"
-    "1 when one did not, 2 for bad usage or a suite/dataset that cannot be read.\n";
+    "Exit status: 0 when every suite reached its threshold (and --fail-under)\n"
+    "and passed its gates, 1 when one did not, 2 for bad usage or a suite/dataset\n"
+    "that cannot be read or is refused (no scorers and no gates, a bad argument).\n";
 
 typedef struct eval_opts {
     int concurrency, repeat, record;
