@@ -69,13 +69,14 @@ function G.p95_ms(step, ms)
   check_limit("p95_ms", ms, "a limit in ms", 2)
   return setmetatable({name = string.format('p95_ms("%s", %s)', step, tostring(ms)), step = step, limit = ms,
                        check = function(results)
-    local values, fold_p95, cases = {}, nil, 0
+    local values, fold_p95, cases, n = {}, nil, 0, 0
     for _, r in ipairs(results) do
       local d = r.gate_steps and r.gate_steps[step]
       if d then
         if #d.values > 0 or d.fold_p95 then cases = cases + 1 end
         for _, v in ipairs(d.values) do values[#values + 1] = v end
         if d.fold_p95 then fold_p95 = math.max(fold_p95 or 0, d.fold_p95) end
+        n = n + #d.values + (d.fold_count or 0)
       end
     end
     if #values == 0 and not fold_p95 then
@@ -85,8 +86,8 @@ function G.p95_ms(step, ms)
     local p = #values > 0 and moonspan.percentiles(values, {95})[1] or 0
     local approx = fold_p95 ~= nil
     if approx then p = math.max(p, fold_p95) end
-    local what = string.format("%s%s over %d span%s in %d case%s", approx and "~" or "", fmt_ms(p), #values,
-                               #values == 1 and "" or "s", cases, cases == 1 and "" or "s")
+    local what = string.format("%s%s over %d span%s in %d case%s", approx and "~" or "", fmt_ms(p), n,
+                               n == 1 and "" or "s", cases, cases == 1 and "" or "s")
     if approx then what = what .. " (with folded spans: an estimate)" end
     local pass = p <= ms
     return p, pass, string.format("%s %s %s", what, pass and "<=" or ">", fmt_ms(ms))
@@ -211,6 +212,7 @@ function G.collect(gates, ctx)
     for _, s in ipairs(case_spans.select(list, step)) do
       if s.kind == "fold" then
         d.fold_p95 = math.max(d.fold_p95 or 0, s.p95_ms)
+        d.fold_count = (d.fold_count or 0) + s.count
       else
         d.values[#d.values + 1] = s.duration_ms
       end

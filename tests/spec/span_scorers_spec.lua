@@ -104,6 +104,36 @@ describe("spans(ctx)", function()
     assert.is_true(H.scalar(dir .. "/s.db", "SELECT count(*) FROM spans WHERE name = 'step'") == 5000)
   end)
 
+  it("gives a fold cut in two while the case ran as one entry, and span_p95 over folds says it is an estimate", function()
+    local dir = H.tmpdir("folds")
+    local r = eval(dir, [[
+      return suite "s" {
+        dataset = {{id = "a"}},
+        run = function()
+          for i = 1, 3 do span("generate", {fold = true}, function() moonspan.sleep_ms(2) end) end
+          moonspan.sleep_ms(250) -- the trace is cut during the wait: the fold's first part is written
+          for i = 1, 2 do span("generate", {fold = true}, function() moonspan.sleep_ms(2) end) end
+          return "ok"
+        end,
+        scorers = { function(out, case, ctx)
+          local list = spans(ctx)
+          local f = list[1]
+          return #list == 1 and f.kind == "fold" and f.count == 5 and f.min_ms >= 2 and f.max_ms >= f.min_ms
+                 and math.abs(f.total_ms - f.duration_ms) < 1e-9,
+                 string.format("%d %s %d", #list, f.kind, f.count)
+        end, span_p95("generate", 1000) },
+        gates = { p95_ms("generate", 1000) },
+      }]])
+    assert.are.equal(0, r.code, r.out .. r.err)
+    local row = results(dir)[1]
+    assert.are.equal("1 fold 5", row.scores[1].reason)
+    assert.matches("^generate p95 ~%d+%.%d+ ms over 5 spans <= 1%.00 s$", row.scores[2].reason)
+    assert.matches('pass p95_ms%("generate", 1000%): ~%d+%.%d+ ms over 5 spans in 1 case %(with folded spans: an '
+                   .. "estimate%) <= 1000 ms", r.out)
+    -- the fold was written in more than one record, as the store shows
+    assert.is_true(H.scalar(dir .. "/s.db", "SELECT count(*) FROM spans WHERE name = 'generate'") >= 2)
+  end)
+
   it("outside moonspan eval, ctx:spans() of a trace cut without a kept list raises instead of answering part", function()
     local r = H.run_script([[
       trace("long", function(ctx)
