@@ -64,7 +64,8 @@ enum ms_direction ms_ci_direction(ms_ci ci);
  * independent samples (q in [0, 100], ms_percentile's definition):
  * `resamples` resamples of each, with replacement. est is the difference
  * of the sample quantiles. Returns 0, or -1 on OOM or bad arguments: q
- * outside [0, 100], resamples < 1, level outside (0, 1), a NaN value.
+ * outside [0, 100], resamples < 1, level outside (0, 1), a value that is
+ * not finite (NaN, an infinity).
  * An empty sample is no error: *out is all NaN. */
 int ms_boot_quantile_diff(const double *a, size_t na, const double *b, size_t nb,
                           double q, int resamples, double level, uint64_t seed,
