@@ -191,6 +191,10 @@ static void test_fisher(void **state)
     assert_near(ms_fisher_exact(5, 10, 5, 10), 1.0, 1e-12);
     assert_rel(ms_fisher_exact(7, 30, 18, 35), ref_fisher(7, 30, 18, 35), 1e-10);
     assert_rel(ms_fisher_exact(40, 120, 61, 110), ref_fisher(40, 120, 61, 110), 1e-9);
+    /* Large tables (long double holds C(4000, 1880) ~ 1e1200); the walk
+     * out from the mode must still find both tails. */
+    assert_rel(ms_fisher_exact(900, 2000, 980, 2000), ref_fisher(900, 2000, 980, 2000), 1e-9);
+    assert_rel(ms_fisher_exact(30, 2000, 3, 1500), ref_fisher(30, 2000, 3, 1500), 1e-9);
     assert_near(ms_fisher_exact(0, 0, 0, 0), 1.0, 0);
     assert_nan(ms_fisher_exact(5, 4, 1, 4));
     assert_nan(ms_fisher_exact(-1, 4, 1, 4));
