@@ -25,6 +25,7 @@ local sched = require "moonspan.sched"
 local wire = require "moonspan.wire"
 local scorers = require "moonspan.scorers"
 local junit = require "moonspan.junit"
+local baseline = require "moonspan.eval_baseline"
 
 local M = {}
 M.scorers = scorers
@@ -892,6 +893,7 @@ function M.summary_text(rep)
     if #parts > 0 then out[#out + 1] = "    passes/runs: " .. table.concat(parts, ", ") end
   end
   if rep.diff then
+    if rep.baseline_text then out[#out + 1] = "  baseline: " .. shown(rep.baseline_text) end
     for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "  ")) do out[#out + 1] = l end
   elseif rep.baseline_note then
     out[#out + 1] = "  baseline: " .. shown(rep.baseline_note)
@@ -1173,6 +1175,7 @@ function M.run_plan(plan, o, store)
   local rep = {suite = S, file = plan.file, run_id = run_id, results = results, summary = s, wall_ms = wall,
                started_at = started_at,
                repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note,
+               baseline_text = plan.baseline_text,
                replay = counts and {of = plan.replay_of, miss = miss, counts = counts, recorded_in = records and run_id}}
   if plan.baseline_id then
     local bok, base = pcall(store.results, plan.baseline_id)
@@ -1246,15 +1249,25 @@ function M.main(opts)
         plan.replay_of = run.id
       end
       if o.baseline then
-        local id, msg = find_run(store, plan.suite.name, o.baseline)
-        if id then
-          plan.baseline_id = id
-        elseif o.baseline == "last" then
-          plan.baseline_note = "no earlier run to compare with (" .. tostring(msg) .. ")"
-          errf('moonspan eval: note: --baseline last: suite "%s": %s', plan.suite.name, plan.baseline_note)
+        local S = plan.suite
+        local sel = baseline.selection(plan.cases, type(S.dataset) == "string" and S.dataset or "inline", o)
+        if o.baseline == "last" then
+          local choice, text = baseline.last(store, S.name, sel)
+          if choice then
+            plan.baseline_id, plan.baseline_text = choice.id, text
+          else
+            plan.baseline_note = text
+            errf('moonspan eval: note: --baseline last: suite "%s": %s', S.name, text)
+          end
         else
-          errf('moonspan eval: --baseline %s: suite "%s": %s', o.baseline, plan.suite.name, msg)
-          return 2
+          local id, msg = find_run(store, S.name, o.baseline)
+          if not id then
+            errf('moonspan eval: --baseline %s: suite "%s": %s', o.baseline, S.name, msg)
+            return 2
+          end
+          local text, warning = baseline.explicit(store, id, sel)
+          plan.baseline_id, plan.baseline_text = id, text
+          if warning then errf('moonspan eval: warning: --baseline %s: suite "%s": %s', o.baseline, S.name, warning) end
         end
       end
     end
