@@ -20,15 +20,27 @@ local function in_task()
 end
 sched.in_task = in_task
 
+-- The host's blocking waits, kept for outside a task and for the
+-- scheduler's own idle wait; moonspan.sleep_ms and moonspan.http.wait
+-- become the yielding versions below.
+local block_sleep = moonspan.sleep_ms
+local block_wait = moonspan.http and moonspan.http.wait
+
+-- A task can yield here unless a C function without a continuation
+-- (a table.sort comparator, a metamethod) is between it and the scheduler.
+local function can_yield()
+  return in_task() and coroutine.isyieldable()
+end
+
 -- Starts an HTTP transfer (moonspan.http.start's request table) and waits
 -- for it; returns the result table and the transfer handle. Raises the
 -- transport error (or an on_chunk error) like h:result().
 function sched.http(req)
   local h = moonspan.http.start(req)
-  if in_task() then
+  if can_yield() then
     coroutine.yield(WAIT, "http", h)
   else
-    moonspan.http.wait(h)
+    block_wait(h)
   end
   return h:result(), h
 end
@@ -36,10 +48,41 @@ end
 -- Waits ms milliseconds, yielding to the scheduler inside a task.
 function sched.sleep(ms)
   if ms <= 0 then return end
-  if in_task() then
+  if can_yield() then
     coroutine.yield(WAIT, "sleep", moonspan.now_ms() + ms)
   else
-    moonspan.sleep_ms(ms)
+    block_sleep(ms)
+  end
+end
+
+-- moonspan.sleep_ms(ms): inside a task (parallel, llm.map, eval cases) it
+-- yields until its deadline, so the other tasks run meanwhile; elsewhere
+-- it is the host's sleep. Arguments are checked as the host checks them.
+function moonspan.sleep_ms(ms)
+  local n = tonumber(ms)
+  if n == nil then
+    error(string.format("bad argument #1 to 'sleep_ms' (number expected, got %s)", ms == nil and "no value" or type(ms)), 2)
+  elseif not (n >= 0 and n < 1e10) then
+    error("bad argument #1 to 'sleep_ms' (milliseconds must be between 0 and 1e10)", 2)
+  end
+  if can_yield() then
+    sched.sleep(n)
+  else
+    block_sleep(n)
+  end
+end
+
+-- moonspan.http.wait(h): inside a task it yields until h's transfer is
+-- done (the scheduler drives every transfer meanwhile); elsewhere it
+-- drives them itself.
+if block_wait then
+  function moonspan.http.wait(h)
+    if not can_yield() then return block_wait(h) end
+    local ok, done = pcall(function() return h.done end)
+    if not (ok and type(h) == "userdata" and type(done) == "function") then
+      return block_wait(h) -- raises the host's error about h
+    end
+    if not h:done() then coroutine.yield(WAIT, "http", h) end
   end
 end
 
@@ -96,7 +139,7 @@ function sched.run(fns)
           end
         end
       else
-        moonspan.sleep_ms(timeout)
+        block_sleep(timeout)
       end
     end
   end
