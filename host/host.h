@@ -246,7 +246,8 @@ void ms_open_sha256(lua_State *L);
 lua_State *ms_runtime_new(void);
 
 /* Runs the chunk in `path` with `args` (arg table as in `lua`), protected,
- * with a traceback. Returns 0 or 1 (error printed to stderr). */
+ * with a traceback. Returns 0, or 1 (error printed to stderr), or
+ * MS_EXIT_USAGE when the file is an eval suite (pointing to `moonspan eval`). */
 int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, int first_arg);
 
 /* Runs busted with argv[first_arg..] as its command line. Returns 0 when
