@@ -229,6 +229,12 @@ void ms_open_http(lua_State *L);
 /* Frees the process-wide curl multi handle (after lua_close). */
 void ms_http_shutdown(void);
 
+/* --- exec.c: subprocesses ------------------------------------------------- */
+
+/* Registers moonspan._exec_start and its handles (done/wait/result); the
+ * moonspan.exec scripts call is scripts/sched.lua's, which yields on it. */
+void ms_open_exec(lua_State *L);
+
 /* --- bind_eval.c: moonspan.eval_store, the eval tables ----------------- */
 
 /* Registers moonspan.eval_store on `db` (a read-write connection of the

@@ -86,6 +86,49 @@ if block_wait then
   end
 end
 
+-- moonspan.exec{"cmd", "arg", ..., stdin = "text", timeout_ms = n}: runs a
+-- command (looked up on PATH; no shell) and returns {status, signal,
+-- stdout, stderr, timed_out, elapsed_ms}. Inside a task it yields while
+-- the command runs, checking it every few milliseconds; elsewhere it
+-- waits. A command that cannot start raises an error saying why.
+local EXEC_FIELDS = {stdin = true, timeout_ms = true}
+if moonspan._exec_start then
+  function moonspan.exec(cmd)
+    if type(cmd) ~= "table" then
+      error('moonspan.exec: expected a table such as moonspan.exec{"ls", "-l", stdin = "...", timeout_ms = 5000}', 2)
+    end
+    for k in pairs(cmd) do
+      if math.type(k) ~= "integer" and not EXEC_FIELDS[k] then
+        error(string.format("moonspan.exec: unknown field '%s' (the fields are stdin and timeout_ms)", tostring(k)), 2)
+      end
+    end
+    if cmd[1] == nil then
+      error('moonspan.exec: the command is missing, e.g. moonspan.exec{"ls", "-l"}', 2)
+    end
+    if cmd.stdin ~= nil and type(cmd.stdin) ~= "string" then
+      error("moonspan.exec: stdin must be a string, got a " .. type(cmd.stdin), 2)
+    end
+    local t = cmd.timeout_ms
+    if t ~= nil and (math.type(t) ~= "integer" or t < 0) then
+      error("moonspan.exec: timeout_ms must be a whole number of milliseconds >= 0 (0: none), got "
+            .. tostring(t), 2)
+    end
+    local argv = table.move(cmd, 1, #cmd, 1, {})
+    local ok, h = pcall(moonspan._exec_start, argv, cmd.stdin, t)
+    if not ok then error(h, 2) end
+    if can_yield() then
+      local pause = 1
+      while not h:done() do
+        sched.sleep(pause)
+        pause = math.min(pause * 2, 10) -- quick commands answer fast, long ones cost little
+      end
+    else
+      h:wait()
+    end
+    return h:result()
+  end
+end
+
 -- Runs the functions concurrently, each as a task, until all have
 -- finished. Returns a list: results[i] = table.pack(ok, ...) of fns[i].
 -- Inside a task (parallel within parallel) it waits by yielding to the
