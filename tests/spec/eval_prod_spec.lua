@@ -269,6 +269,71 @@ describe("waits yield inside a scheduler", function()
   end)
 end)
 
+describe("moonspan.exec", function()
+  it("runs a command with stdin, returning status, stdout and stderr", function()
+    local r = H.run_ok([[
+      local r = moonspan.exec{"sh", "-c", "cat; echo oops >&2; exit 3", stdin = "hello"}
+      io.write(string.format("%d|%s|%s|%s", r.status, r.stdout, r.stderr, tostring(r.timed_out)))
+    ]])
+    assert.are.equal("3|hello|oops\n|false", r.out)
+  end)
+
+  it("three commands of 300 ms in parallel take about 300 ms, not 900", function()
+    local r = H.run_ok([[
+      local function nap() return moonspan.exec{"sleep", "0.3"}.status end
+      local t0 = moonspan.now_ms()
+      local a, b, c = parallel(nap, nap, nap)
+      print(string.format("%d %d %d %d", a, b, c, math.floor(moonspan.now_ms() - t0)))
+    ]])
+    local a, b, c, ms = r.out:match("(%d+) (%d+) (%d+) (%d+)")
+    assert.are.same({"0", "0", "0"}, {a, b, c})
+    assert.is_truthy(tonumber(ms) >= 300 and tonumber(ms) < 700, "took " .. ms .. " ms")
+  end)
+
+  it("kills a command past timeout_ms and says so", function()
+    local r = H.run_ok([[
+      local r = moonspan.exec{"sleep", "10", timeout_ms = 100}
+      print(tostring(r.status), r.signal, tostring(r.timed_out), r.elapsed_ms < 2000)
+    ]])
+    assert.are.equal("nil\tSIGTERM\ttrue\ttrue\n", r.out)
+  end)
+
+  it("survives a command that stops reading its stdin (no SIGPIPE)", function()
+    local r = H.run_ok([[
+      local r = moonspan.exec{"head", "-c", "1", stdin = string.rep("x", 1000000)}
+      print(r.status, r.stdout)
+    ]])
+    assert.are.equal("0\tx\n", r.out)
+  end)
+
+  it("SIGINT ends the run at once and leaves no command running", function()
+    local marker = "4242.5" -- an argument no other process has
+    local r = H.run_bg(string.format([[
+      parallel(function() ready(); moonspan.exec{"sleep", %q} end)
+    ]], marker), "sleep 0.3; kill -INT $pid", {name = "exec_int"})
+    assert.are.equal(130, r.status, r.err)
+    assert.is_truthy(r.seconds < 5, "took " .. r.seconds .. " s")
+    local left = H.sh("pgrep -f '^slee[p] " .. marker .. "'") -- the bracket: not this shell's own command line
+    assert.are.equal("", left.out, "a command outlived the run")
+  end)
+
+  it("bad input: an error naming the problem and the fix", function()
+    local cases = {
+      {'moonspan.exec{}', "the command is missing, e.g. moonspan.exec{\"ls\", \"-l\"}"},
+      {'moonspan.exec{"true", shell = true}', "unknown field 'shell' (the fields are stdin and timeout_ms)"},
+      {'moonspan.exec{"true", timeout_ms = -1}', "timeout_ms must be a whole number of milliseconds >= 0"},
+      {'moonspan.exec{"no-such-command-here"}', "cannot run 'no-such-command-here': No such file or directory (is it installed, and on PATH?)"},
+      {'moonspan.exec{"true", {}}', "argument 2 must be a string, got table"},
+    }
+    for _, c in ipairs(cases) do
+      local r = H.run_script(c[1])
+      assert.are.equal(1, r.code, c[1])
+      assert.is_truthy(r.err:find(c[2], 1, true), c[1] .. " -> " .. r.err)
+      assert.is_truthy(r.err:find("script.lua:1:", 1, true), c[1] .. " -> " .. r.err)
+    end
+  end)
+end)
+
 describe("moonspan show of a case's trace", function()
   local dir, db, failed, passed
   setup(function()
