@@ -701,7 +701,6 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_kv_raw(b, &f, "attrs", A(v->attrs));
     ms_kv_int(b, &f, "pick", v->pick);
     ms_kv_int(b, &f, "matching_traces", v->matches);
-    ms_show_eval_json(v, &f, b);
     if (v->profile) {
         int g = 1;
         ms_json_key(b, &f, "profile");
@@ -714,7 +713,9 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_buf_addc(b, '[');
     if (v->nnodes)
         show_json_span(v, 0, b);
-    ms_buf_adds(b, "]}\n");
+    ms_buf_addc(b, ']');
+    ms_show_eval_json(v, &f, b);
+    ms_buf_adds(b, "}\n");
 }
 
 #undef A
