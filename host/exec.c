@@ -28,7 +28,6 @@
 #include "host.h"
 #include "ms_buf.h"
 #include "ms_clock.h"
-#include "ms_fmt.h"
 
 #define EXEC_MT "moonspan.exec"
 #define MAX_ARGS 4096
@@ -44,6 +43,7 @@ typedef struct proc {
     size_t stdin_len, stdin_off;
     ms_buf stdout_buf, stderr_buf;
     int64_t start, deadline; /* monotonic ns; deadline 0: none */
+    int64_t end;             /* monotonic ns it was found to have exited */
     int64_t killed_at;       /* when SIGTERM was sent for the timeout; 0: not */
     int status;              /* waitpid status, once reaped */
     int reaped, timed_out;
@@ -120,6 +120,7 @@ static int step(proc *p)
         if (r == p->pid || (r < 0 && errno == ECHILD)) {
             p->reaped = 1;
             p->pid = 0;
+            p->end = ms_mono_ns();
         }
     }
     if (!p->reaped && p->deadline) {
@@ -219,7 +220,7 @@ static int proc_result(lua_State *L)
     lua_setfield(L, -2, "stderr");
     lua_pushboolean(L, p->timed_out);
     lua_setfield(L, -2, "timed_out");
-    lua_pushnumber(L, (lua_Number)(ms_mono_ns() - p->start) / 1e6);
+    lua_pushnumber(L, (lua_Number)((p->end ? p->end : ms_mono_ns()) - p->start) / 1e6);
     lua_setfield(L, -2, "elapsed_ms");
     return 1;
 }
