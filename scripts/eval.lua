@@ -14,11 +14,14 @@
 -- (suite, case_field and the scorers of moonspan.scorers) before loading
 -- the suite files; install_globals() does the same for other scripts.
 --
--- Each case (and each repetition of it) runs as its own trace
--- `eval:{suite}:{case id}` with attributes eval_run, case_id and
--- repeat_index: run() is its span `eval.run`, each scorer a span
--- `eval.score:{name}` (so llm_judge's call nests there and its cost
--- counts). Latency is run()'s time; tokens and cost are the whole trace's.
+-- Each case (and each repetition of it) runs as its own trace with
+-- attributes eval_run, case_id and repeat_index (moonspan._case_trace).
+-- run() runs at the trace's root, as a production request does: a
+-- pipeline that opens its own trace() joins the case's trace, which takes
+-- its name (else it is named `eval:{suite}:{case id}`), so a step `generate`
+-- has the path `generate` in both. Each scorer is a span
+-- `eval.score:{name}` after run() (so llm_judge's call nests there and its
+-- cost counts). Latency is run()'s time; tokens and cost are the whole trace's.
 
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
@@ -464,12 +467,10 @@ function M.run_case(S, case, k, run_id, opts)
     end
   end
   local attrs = {case_id = case.id, repeat_index = k, eval_run = run_id}
-  local ok, err = pcall(trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
+  local ok, err = pcall(moonspan._case_trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
     rec.trace_id = ctx.id
     local t0 = moonspan.now_ms()
-    local rok, out = pcall(span, "eval.run", function()
-      return S.run(case, {repeat_index = k, trace_id = ctx.id})
-    end)
+    local rok, out = pcall(S.run, case, {repeat_index = k, trace_id = ctx.id})
     local measured_ms = moonspan.now_ms() - t0
     local latency_note, latency_unknown
     rec.latency_ms, latency_note, latency_unknown = M.replay_latency(measured_ms, take_replay_timing(ctx.id))
@@ -482,7 +483,7 @@ function M.run_case(S, case, k, run_id, opts)
         rec.input_tokens, rec.output_tokens = before.input_tokens, before.output_tokens
         rec.replayed = (before.replayed_calls or 0) > 0
       end
-      error(out, 0) -- the trace records it as failed, with the run span's error
+      error(out, 0) -- the trace records it as failed, with run()'s error
     end
     rec.output = out
     local info = {latency_ms = rec.latency_ms, latency_note = latency_note, latency_unknown = latency_unknown,
