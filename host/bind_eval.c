@@ -167,7 +167,39 @@ static void set_str(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
-/* run(id) -> {id, suite, suite_file, status, cases, passed, pass_rate, ...} | nil, message */
+/* Pushes eval run row (a light userdata) as a table, its config decoded;
+ * runs under lua_pcall when called from inside an SQLite walk (each_run),
+ * so an allocation error cannot jump over SQLite's frames. */
+static int push_run(lua_State *L)
+{
+    const ms_eval_run_row *row = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 18);
+    set_int(L, "id", row->id);
+    set_str(L, "suite", row->suite);
+    set_str(L, "suite_file", row->suite_file);
+    set_str(L, "git_commit", row->git_commit);
+    set_str(L, "status", row->status);
+    set_int(L, "start_ns", row->start_ns);
+    if (row->end_ns)
+        set_int(L, "end_ns", row->end_ns);
+    set_int(L, "cases", row->cases);
+    set_int(L, "passed", row->passed);
+    set_num(L, "pass_rate", row->pass_rate);
+    set_num(L, "threshold", row->threshold);
+    set_num(L, "p50_ms", row->p50_ms);
+    set_num(L, "p95_ms", row->p95_ms);
+    set_num(L, "cost_usd", row->cost_usd);
+    set_num(L, "replayed_cost_usd", row->replayed_cost_usd);
+    lua_pushboolean(L, row->recorded);
+    lua_setfield(L, -2, "recorded");
+    if (row->replay_of)
+        set_int(L, "replay_of", row->replay_of);
+    push_decoded(L, row->config_json);
+    lua_setfield(L, -2, "config");
+    return 1;
+}
+
+/* run(id) -> {id, suite, suite_file, status, cases, passed, pass_rate, ..., config} | nil, message */
 static int l_run(lua_State *L)
 {
     sqlite3 *db = check_db(L);
@@ -183,26 +215,75 @@ static int l_run(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    lua_createtable(L, 0, 16);
-    set_int(L, "id", row.id);
-    set_str(L, "suite", row.suite);
-    set_str(L, "suite_file", row.suite_file);
-    set_str(L, "git_commit", row.git_commit);
-    set_str(L, "status", row.status);
-    set_int(L, "start_ns", row.start_ns);
-    set_int(L, "cases", row.cases);
-    set_int(L, "passed", row.passed);
-    set_num(L, "pass_rate", row.pass_rate);
-    set_num(L, "threshold", row.threshold);
-    set_num(L, "p50_ms", row.p50_ms);
-    set_num(L, "p95_ms", row.p95_ms);
-    set_num(L, "cost_usd", row.cost_usd);
-    set_num(L, "replayed_cost_usd", row.replayed_cost_usd);
-    lua_pushboolean(L, row.recorded);
-    lua_setfield(L, -2, "recorded");
-    if (row.replay_of)
-        set_int(L, "replay_of", row.replay_of);
+    lua_pushcfunction(L, push_run);
+    lua_pushlightuserdata(L, &row);
+    int prc = lua_pcall(L, 1, 1, 0);
     ms_eval_run_row_free(&row);
+    if (prc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
+/* ms_eval_runs_each callback: appends the run to the list on top of the
+ * stack; a Lua error stops the walk, left on the stack (see each_result). */
+static int each_run(void *ud, const ms_eval_run_row *row)
+{
+    lua_State *L = ud;
+    lua_pushcfunction(L, push_run);
+    lua_pushlightuserdata(L, (void *)row);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+        return 1;
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+/* list_runs(suite [, limit]) -> the finished runs of suite, newest first,
+ * as run() gives them (limit 0 or none: all) */
+static int l_list_runs(lua_State *L)
+{
+    sqlite3 *db = check_db(L);
+    const char *suite = luaL_checkstring(L, 1);
+    lua_Integer limit = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, limit >= 0, 2, "limit must be >= 0");
+    lua_newtable(L);
+    char err[512];
+    int rc = ms_eval_runs_each(db, suite, limit, each_run, L, err, sizeof err);
+    if (rc > 0)
+        return lua_error(L);
+    if (rc < 0)
+        return fail(L, err);
+    return 1;
+}
+
+static int push_string(lua_State *L)
+{
+    lua_pushstring(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+static int each_case_id(void *ud, const char *case_id)
+{
+    lua_State *L = ud;
+    lua_pushcfunction(L, push_string);
+    lua_pushlightuserdata(L, (void *)case_id);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+        return 1;
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+/* case_ids(id) -> the distinct case ids of the run's results, sorted */
+static int l_case_ids(lua_State *L)
+{
+    sqlite3 *db = check_db(L);
+    int64_t id = luaL_checkinteger(L, 1);
+    lua_newtable(L);
+    char err[512];
+    int rc = ms_eval_case_ids_each(db, id, each_case_id, L, err, sizeof err);
+    if (rc > 0)
+        return lua_error(L);
+    if (rc < 0)
+        return fail(L, err);
     return 1;
 }
 
@@ -307,7 +388,8 @@ void ms_open_eval_store(lua_State *L, sqlite3 *db, int64_t run_id)
 {
     static const luaL_Reg fns[] = {
         {"begin_run", l_begin_run}, {"add_result", l_add_result}, {"finish_run", l_finish_run},
-        {"find_run", l_find_run}, {"run", l_run}, {"results", l_results},
+        {"find_run", l_find_run}, {"run", l_run}, {"list_runs", l_list_runs},
+        {"case_ids", l_case_ids}, {"results", l_results},
         {"record", l_record}, {"replay", l_replay}, {NULL, NULL}};
     eval_db = db;
     eval_run_id = run_id;

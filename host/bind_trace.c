@@ -30,6 +30,8 @@
  * metatable, the handle of what is not recorded, then the option keys and
  * level names, interned once so that reading options compares pointers. */
 enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
+/* moonspan._case_trace is trace() with one more upvalue, true: see l_trace */
+#define UPV_CASE (UPV_COUNT + 1)
 
 /* Spans nest at most this deep in one coroutine (and the coroutines it
  * starts). Each level of span() is one nested C call, and Lua allows 200
@@ -50,6 +52,9 @@ typedef struct co_state {
     uint32_t top;          /* innermost open span of this coroutine */
     uint32_t depth;        /* spans open here and in the coroutines that started this one */
     int explicit_trace;    /* trace came from trace(), not the run trace */
+    /* the eval case whose trace a pipeline's trace() would join: set at
+     * the case trace's root, NULL inside any trace() body (see l_trace) */
+    struct ctx_handle *case_ctx;
     /* the error last raised out of a span, to tell propagation from a new raise */
     int propagating;
     uint32_t prop_child;
@@ -104,6 +109,10 @@ typedef struct ctx_handle {
     ms_trace *saved_trace;
     uint32_t saved_gen, saved_top, saved_depth;
     int saved_explicit;
+    struct ctx_handle *saved_case_ctx;
+    int joined;            /* a trace() inside an eval case: ctx of the case's trace, which
+                            * this handle neither ends nor aborts */
+    int named;             /* on a case's ctx: a pipeline's trace() has named the trace */
 } ctx_handle;
 
 static char costates_key; /* registry: weak table thread -> co_state userdata */
@@ -177,6 +186,7 @@ static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *fro
         cs->top = from->top;
         cs->depth = from->depth;
         cs->explicit_trace = from->explicit_trace;
+        cs->case_ctx = from->case_ctx;
     }
     lua_pushthread(owner);
     if (owner != L)
@@ -1089,7 +1099,7 @@ static int ctx_gc(lua_State *L)
     h->t = NULL;
     if (!t)
         return 0;
-    if (atomic_load(&t->state) == MS_TRACE_OPEN) {
+    if (!h->joined && atomic_load(&t->state) == MS_TRACE_OPEN) {
         ms_trace_abort(t, ms_mono_ns(), ms_interrupted ? MS_STATUS_INTERRUPTED : MS_STATUS_INCOMPLETE);
         ms_host_trace_ended(t);
     }
@@ -1104,9 +1114,10 @@ static int ctx_tostring(lua_State *L)
     return 1;
 }
 
-/* After the body of trace(): end the trace, restore the caller's state,
- * then return the body's results or raise its error. The context is the
- * stack index of the handler; ctx sits right below it. */
+/* After the body of trace(): end the trace (unless it joined an eval
+ * case's, which the case ends), restore the caller's state, then return
+ * the body's results or raise its error. The context is the stack index
+ * of the handler; ctx sits right below it. */
 static int trace_k(lua_State *L, int status, lua_KContext ctx)
 {
     int msgh = (int)ctx;
@@ -1123,10 +1134,38 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     cs->top = h->saved_top;
     cs->depth = h->saved_depth;
     cs->explicit_trace = h->saved_explicit;
+    cs->case_ctx = h->saved_case_ctx;
     cs->propagating = 0;
-    if (atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
+    if (!h->joined && atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
         finish_trace(t);
     return body_results(L, status, msgh);
+}
+
+/* The eval case whose trace a trace() called here joins, or NULL: the
+ * coroutine sits at the root of a live case trace (no span open). The
+ * case's ctx is alive while its trace is open: its __gc aborts it. */
+static ctx_handle *joinable_case(const co_state *cs)
+{
+    if (!cs->case_ctx || !trace_alive(cs) || cs->top != 0)
+        return NULL;
+    return cs->case_ctx->t == cs->trace ? cs->case_ctx : NULL;
+}
+
+/* A pipeline's trace() inside an eval case: the case's trace becomes the
+ * pipeline's, so its spans sit where production puts them. The first
+ * names the trace (while no part of it has been written); each sets its
+ * attributes on it. */
+static void join_case(lua_State *L, ctx_handle *c, const char *name, size_t len, const span_opts *o)
+{
+    ms_trace *t = c->t;
+    if (!c->named && t->parts == 0) {
+        ms_str s = ms_trace_put_(t, name, len);
+        if (s.off != MS_NONE) /* else out of memory: the case keeps its name */
+            ms_trace_span(t, 0)->name = s;
+    }
+    c->named = 1;
+    if (o->nattrs)
+        set_attrs_table(L, t, 0, 2);
 }
 
 static int l_trace(lua_State *L)
@@ -1143,8 +1182,9 @@ static int l_trace(lua_State *L)
         return luaL_error(L, "trace('%s') cannot fold: a trace is one whole request; fold the "
                              "spans inside it", name);
     co_state *cs = costate(L);
+    ctx_handle *join = joinable_case(cs);
     /* depth counts span()s: a function's auto span (--auto-spans) is no step to nest in */
-    if (trace_alive(cs) && (cs->explicit_trace || cs->depth != 0))
+    if (!join && trace_alive(cs) && (cs->explicit_trace || cs->depth != 0))
         return luaL_error(L, "trace('%s') called inside %s '%s': a trace is one whole request and "
                              "cannot nest; use span() for the steps inside it", name,
                           cs->explicit_trace ? "trace" : "span",
@@ -1160,20 +1200,32 @@ static int l_trace(lua_State *L)
     h->saved_top = cs->top;
     h->saved_depth = cs->depth;
     h->saved_explicit = cs->explicit_trace;
+    h->saved_case_ctx = cs->case_ctx;
+    h->joined = h->named = 0;
     lua_pushvalue(L, lua_upvalueindex(UPV_MT));
     lua_setmetatable(L, -2);
-    ms_trace *t = new_trace(L, name, len);
-    h->t = t;
-    ms_trace_id_hex(&t->id, h->id);
-    ms_tracer_retain(ms_the_host.tracer, t);
-    if (o.nattrs)
-        set_attrs_table(L, t, 0, 2);
-
-    cs->trace = t;
-    cs->gen = t->generation;
-    cs->top = 0;
-    cs->depth = 1;
-    cs->explicit_trace = 1;
+    if (join) {
+        h->t = join->t;
+        h->joined = 1;
+        ms_trace_id_hex(&h->t->id, h->id);
+        ms_tracer_retain(ms_the_host.tracer, h->t);
+        join_case(L, join, name, len, &o);
+        cs->case_ctx = NULL; /* a trace() inside it nests, as in production: an error */
+    } else {
+        ms_trace *t = new_trace(L, name, len);
+        h->t = t;
+        ms_trace_id_hex(&t->id, h->id);
+        ms_tracer_retain(ms_the_host.tracer, t);
+        if (o.nattrs)
+            set_attrs_table(L, t, 0, 2);
+        cs->trace = t;
+        cs->gen = t->generation;
+        cs->top = 0;
+        cs->depth = 1;
+        cs->explicit_trace = 1;
+        /* moonspan._case_trace: trace() calls at its root join it */
+        cs->case_ctx = lua_toboolean(L, lua_upvalueindex(UPV_CASE)) ? h : NULL;
+    }
     cs->propagating = 0;
 
     lua_pushvalue(L, lua_upvalueindex(UPV_MSGH));           /* ... ctx msgh */
@@ -1486,6 +1538,13 @@ void ms_open_trace(lua_State *L)
         lua_pushvalue(L, nospan);
         for (int i = 0; i < 5; i++)
             lua_pushstring(L, names[i]);
+        if (k) { /* moonspan._case_trace: the same upvalues and UPV_CASE */
+            for (int i = 1; i <= UPV_COUNT; i++)
+                lua_pushvalue(L, -UPV_COUNT);
+            lua_pushboolean(L, 1);
+            lua_pushcclosure(L, l_trace, UPV_CASE);
+            lua_setfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
+        }
         lua_pushcclosure(L, k ? l_trace : l_span, UPV_COUNT);
         lua_setglobal(L, k ? "trace" : "span");
     }
@@ -1502,5 +1561,7 @@ void ms_open_trace(lua_State *L)
     luaL_setfuncs(L, moonspan_fns, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");
     lua_setfield(L, -2, "_nospan");
+    lua_getfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
+    lua_setfield(L, -2, "_case_trace");
     lua_pop(L, 1);
 }

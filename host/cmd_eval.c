@@ -23,13 +23,20 @@ static const char EVAL_HELP[] =
     "  --concurrency N         cases in flight at once (default 4)\n"
     "  --repeat K              run every case K times; shows per-case flakiness\n"
     "  --filter GLOB           only cases whose id matches GLOB (* and ?)\n"
-    "  --baseline RUN_ID|last  compare with an earlier run of the same suite\n"
+    "  --baseline RUN_ID|last  compare with an earlier run of the same suite; last =\n"
+    "                          the last one with the same cases (--filter, dataset,\n"
+    "                          case ids), preferring the same --repeat\n"
     "  --fail-under RATE       fail when the pass rate is below RATE (0 to 1)\n"
     "  --junit FILE            write a JUnit XML report\n"
     "  --alert-webhook URL     POST {\"text\": ...} (Slack-compatible) when a suite\n"
     "                          fails or regresses against the baseline\n"
     "  --record                store every LLM request and response of this run\n"
-    "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline\n"
+    "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline; a\n"
+    "                          replayed calls are timed as they were recorded\n"
+    "  --replay-miss fail|live|record\n"
+    "                          with --replay, a call the recording lacks: fails\n"
+    "                          (default), goes to the provider, or goes to the provider\n"
+    "                          and is recorded (this run then replays whole)\n"
     "  --profile[=HZ]          sample the Lua stack HZ times per second of CPU time\n"
     "                          (default 1000): each span's self time per function\n"
     "                          (`moonspan show --profile`, `moonspan report --profile`)\n"
@@ -42,7 +49,7 @@ static const char EVAL_HELP[] =
 
 typedef struct eval_opts {
     int concurrency, repeat, record;
-    const char *filter, *baseline, *junit, *webhook, *replay;
+    const char *filter, *baseline, *junit, *webhook, *replay, *replay_miss;
     double fail_under;
     int has_fail_under;
     int first_file, nfiles;
@@ -92,6 +99,7 @@ static int eval_body(lua_State *L, void *ud)
     set_str(L, "junit", o->junit);
     set_str(L, "alert_webhook", o->webhook);
     set_str(L, "replay", o->replay);
+    set_str(L, "replay_miss", o->replay_miss);
     lua_pushboolean(L, o->record);
     lua_setfield(L, -2, "record");
     if (o->has_fail_under) {
@@ -133,7 +141,11 @@ int ms_cmd_eval(ms_cli *c)
             o.baseline = run_ref(c, "--baseline", v);
         else if (ms_cli_value(c, "--replay", &v))
             o.replay = run_ref(c, "--replay", v);
-        else if (ms_cli_flag(c, "--record"))
+        else if (ms_cli_value(c, "--replay-miss", &v)) {
+            if (strcmp(v, "fail") && strcmp(v, "live") && strcmp(v, "record"))
+                ms_cli_usage_error(c, "--replay-miss '%s' is not fail, live or record", v);
+            o.replay_miss = v;
+        } else if (ms_cli_flag(c, "--record"))
             o.record = 1;
         else if (ms_cli_value(c, "--junit", &v))
             o.junit = v;
@@ -159,7 +171,11 @@ int ms_cmd_eval(ms_cli *c)
     if (files_start < 0)
         ms_cli_usage_error(c, "missing SUITE.lua, the suite file(s) to run");
     if (o.record && o.replay)
-        ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls to record");
+        ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls "
+                              "to record (--replay-miss record records the calls the recording lacks)");
+    if (o.replay_miss && !o.replay)
+        ms_cli_usage_error(c, "--replay-miss %s needs --replay RUN_ID|last: it says what a replayed run does "
+                              "with a call its recording lacks", o.replay_miss);
     ms_cli_record_done(c);
     o.first_file = files_start;
     o.nfiles = out - files_start;

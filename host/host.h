@@ -235,6 +235,12 @@ void ms_open_http(lua_State *L);
 /* Frees the process-wide curl multi handle (after lua_close). */
 void ms_http_shutdown(void);
 
+/* --- exec.c: subprocesses ------------------------------------------------- */
+
+/* Registers moonspan._exec_start and its handles (done/wait/result); the
+ * moonspan.exec scripts call is scripts/sched.lua's, which yields on it. */
+void ms_open_exec(lua_State *L);
+
 /* --- bind_eval.c: moonspan.eval_store, the eval tables ----------------- */
 
 /* Registers moonspan.eval_store on `db` (a read-write connection of the
@@ -245,6 +251,12 @@ void ms_close_eval_store(lua_State *L);
 /* Registers moonspan.sha256(s), used to key recorded LLM requests. */
 void ms_open_sha256(lua_State *L);
 
+/* --- bind_stats.c: moonspan.stats, over telemetry/ms_stats.h ------------ */
+
+/* Registers moonspan.stats (bootstrap_diff, paired_mean, mcnemar, fisher,
+ * wilson, prop_diff, mde_mean, mde_mcnemar) into the moonspan table. */
+void ms_open_stats(lua_State *L);
+
 /* --- runtime.c ----------------------------------------------------------- */
 
 /* A new Lua state with the standard libraries, the embedded scripts/
@@ -252,7 +264,8 @@ void ms_open_sha256(lua_State *L);
 lua_State *ms_runtime_new(void);
 
 /* Runs the chunk in `path` with `args` (arg table as in `lua`), protected,
- * with a traceback. Returns 0 or 1 (error printed to stderr). */
+ * with a traceback. Returns 0, or 1 (error printed to stderr), or
+ * MS_EXIT_USAGE when the file is an eval suite (pointing to `moonspan eval`). */
 int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, int first_arg);
 
 /* Runs busted with argv[first_arg..] as its command line. Returns 0 when

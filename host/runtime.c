@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "embedded.h"
 #include "host.h"
 #include "lua_fields.h"
@@ -211,7 +212,9 @@ static int init_state(lua_State *L)
     lua_setglobal(L, "moonspan");
     ms_open_trace(L);
     ms_open_http(L);
+    ms_open_exec(L);
     ms_open_sha256(L);
+    ms_open_stats(L);
     ms_open_lifecycle(L);
     /* the Lua half of the API: retry, llm, ... */
     lua_getglobal(L, "require");
@@ -280,6 +283,20 @@ static void add_script_dir(lua_State *L, const char *path)
     lua_pop(L, 3);
 }
 
+/* Whether a script failed because it calls suite "name" {...}, which only
+ * `moonspan eval` defines: the first line of its error says so. */
+static int is_eval_suite_error(const char *msg)
+{
+    static const char sig[] = "attempt to call a nil value (global 'suite')";
+    if (!msg)
+        return 0;
+    const char *hit = strstr(msg, sig);
+    if (!hit)
+        return 0;
+    const char *nl = strchr(msg, '\n');
+    return !nl || hit < nl;
+}
+
 int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, int first_arg)
 {
     /* arg as in the lua interpreter: arg[0] the script, arg[1..] its arguments */
@@ -304,6 +321,19 @@ int ms_runtime_run_file(lua_State *L, const char *path, int argc, char **argv, i
     for (int i = first_arg; i < argc; i++)
         lua_pushstring(L, argv[i]);
     int rc = lua_pcall(L, nargs, 0, 1);
+    if (rc != LUA_OK && is_eval_suite_error(lua_tostring(L, -1))) {
+        ms_buf b = {0};
+        ms_buf_adds(&b, "moonspan run: ");
+        ms_buf_add_texts(&b, path, 0);
+        ms_buf_adds(&b, " is an eval suite: run it with `moonspan eval ");
+        ms_buf_add_texts(&b, path, 0);
+        ms_buf_adds(&b, "`\n");
+        if (!b.oom)
+            fputs(b.data, stderr);
+        ms_buf_free(&b);
+        lua_settop(L, 0);
+        return MS_EXIT_USAGE;
+    }
     if (rc != LUA_OK)
         print_error("moonspan", lua_tostring(L, -1));
     lua_settop(L, 0);

@@ -19,9 +19,10 @@
 --   p50_ms, p95_ms (estimates from its histogram).
 --
 -- The eval's own spans are left out, so a case's spans read as the
--- pipeline's do in production: the `eval.run` span around run() (its
--- children's paths start below it) and each scorer's `eval.score:NAME`
--- span with everything inside it (an llm_judge's call).
+-- pipeline's do in production: each scorer's `eval.score:NAME` span with
+-- everything inside it (an llm_judge's call), and an `eval.run` span around
+-- run() where a case trace has one (stores written before run() ran at the
+-- trace's root): its children's paths start below it.
 --
 -- The list is whole even when the trace was written in parts while open
 -- (the host keeps a summary of every span a cut moves out of memory,

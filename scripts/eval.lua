@@ -15,11 +15,14 @@
 -- (suite, case_field and the scorers of moonspan.scorers) before loading
 -- the suite files; install_globals() does the same for other scripts.
 --
--- Each case (and each repetition of it) runs as its own trace
--- `eval:{suite}:{case id}` with attributes eval_run, case_id and
--- repeat_index: run() is its span `eval.run`, each scorer a span
--- `eval.score:{name}` (so llm_judge's call nests there and its cost
--- counts). Latency is run()'s time; tokens and cost are the whole trace's.
+-- Each case (and each repetition of it) runs as its own trace with
+-- attributes eval_run, case_id and repeat_index (moonspan._case_trace).
+-- run() runs at the trace's root, as a production request does: a
+-- pipeline that opens its own trace() joins the case's trace, which takes
+-- its name (else it is named `eval:{suite}:{case id}`), so a step `generate`
+-- has the path `generate` in both. Each scorer is a span
+-- `eval.score:{name}` after run() (so llm_judge's call nests there and its
+-- cost counts). Latency is run()'s time; tokens and cost are the whole trace's.
 
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
@@ -27,6 +30,7 @@ local wire = require "moonspan.wire"
 local scorers = require "moonspan.scorers"
 local junit = require "moonspan.junit"
 local gates = require "moonspan.gates"
+local baseline = require "moonspan.eval_baseline"
 
 local M = {}
 M.scorers = scorers
@@ -436,6 +440,30 @@ local function split_cost(t)
 end
 M.split_cost = split_cost
 
+-- The latency a case would have had live, from its measured time and the
+-- replay timing of its trace (llm.take_replay_timing): each replayed
+-- call's replay time is replaced by its recorded latency. Exact for calls
+-- made one after another; calls a case overlaps (parallel, llm.map) are
+-- counted as if made in turn, an upper bound. Returns the latency and a
+-- note saying so, or nil, nil and why it is unknown (a call recorded
+-- without its latency); the measured time when nothing was replayed.
+function M.replay_latency(measured, t)
+  if not t or t.calls == 0 then return measured end
+  local calls = string.format("%d replayed LLM call%s", t.calls, t.calls == 1 and "" or "s")
+  if t.unknown > 0 then
+    return nil, nil, string.format("%d of its %s %s recorded without its latency (by an older moonspan); "
+                                   .. "record the suite again with --record", t.unknown, calls,
+                                   t.unknown == 1 and "was" or "were")
+  end
+  return math.max(measured - t.replay_ms, 0) + t.recorded_ms,
+         string.format("%s timed as recorded, %s, not as replayed, %s", calls, moonspan.fmt_ms(t.recorded_ms),
+                       moonspan.fmt_ms(t.replay_ms))
+end
+
+local function take_replay_timing(trace_id)
+  return require("moonspan.llm").take_replay_timing(trace_id)
+end
+
 -- Runs one case (repetition k) of suite S as its own trace. Returns the
 -- result record. (A signal is not caught here: the host keeps raising it
 -- until the run has unwound, and its on_exit closes the eval run.)
@@ -450,13 +478,13 @@ function M.run_case(S, case, k, run_id, opts)
     end
   end
   local attrs = {case_id = case.id, repeat_index = k, eval_run = run_id}
-  local ok, err = pcall(trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
+  local ok, err = pcall(moonspan._case_trace, "eval:" .. S.name .. ":" .. case.id, attrs, function(ctx)
     rec.trace_id = ctx.id
     local t0 = moonspan.now_ms()
-    local rok, out = pcall(span, "eval.run", function()
-      return S.run(case, {repeat_index = k, trace_id = ctx.id})
-    end)
-    rec.latency_ms = moonspan.now_ms() - t0
+    local rok, out = pcall(S.run, case, {repeat_index = k, trace_id = ctx.id})
+    local measured_ms = moonspan.now_ms() - t0
+    local latency_note, latency_unknown
+    rec.latency_ms, latency_note, latency_unknown = M.replay_latency(measured_ms, take_replay_timing(ctx.id))
     rec.gate_steps = gates.collect(S.gates, ctx)
     local before = totals(ctx)
     if not rok then
@@ -467,10 +495,11 @@ function M.run_case(S, case, k, run_id, opts)
         rec.input_tokens, rec.output_tokens = before.input_tokens, before.output_tokens
         rec.replayed = (before.replayed_calls or 0) > 0
       end
-      error(out, 0) -- the trace records it as failed, with the run span's error
+      error(out, 0) -- the trace records it as failed, with run()'s error
     end
     rec.output = out
-    local info = {latency_ms = rec.latency_ms, trace_id = ctx.id, trace = ctx, repeat_index = k,
+    local info = {latency_ms = rec.latency_ms, latency_note = latency_note, latency_unknown = latency_unknown,
+                  measured_latency_ms = measured_ms, trace_id = ctx.id, trace = ctx, repeat_index = k,
                   cost_usd = (split_cost(before)), input_tokens = before and before.input_tokens,
                   output_tokens = before and before.output_tokens,
                   cost_note = not before and "this moonspan cannot measure a trace's cost (no ctx:totals)" or nil}
@@ -510,6 +539,7 @@ function M.run_case(S, case, k, run_id, opts)
     rec.error = rec.error or describe_error(err)
     rec.reason = rec.reason or rec.error
   end
+  take_replay_timing(rec.trace_id) -- what the scorers' calls left
   rec.replayed = rec.replayed or (rec.replayed_cost_usd or 0) > 0
   rec.input_json, rec.expected_json = to_json(rec.input), to_json(rec.expected)
   rec.output_json, rec.scores_json = to_json(rec.output), to_json(rec.scores)
@@ -831,6 +861,25 @@ function M.failed_table(reports)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- What a --replay run did with its LLM calls, e.g. "replay of eval run 3:
+-- 9 LLM calls replayed, 1 missed and went live (--replay-miss live)".
+function M.replay_line(r)
+  local c = r.counts
+  local function calls(n) return string.format("%d LLM call%s", n, n == 1 and "" or "s") end
+  local line = string.format("replay of eval run %s: %s replayed", tostring(r.of), calls(c.replayed))
+  if c.missed == 0 then return line .. ", none missed" end
+  local fate
+  if r.miss == "fail" then
+    fate = "failed"
+  elseif r.miss == "record" then
+    fate = string.format("went live and %s recorded in eval run %s", c.live == 1 and "was" or "were",
+                         tostring(r.recorded_in))
+  else
+    fate = "went live"
+  end
+  return string.format("%s, %d missed and %s (--replay-miss %s)", line, c.missed, fate, r.miss)
+end
+
 -- The summary block of one suite report.
 function M.summary_text(rep)
   local s = rep.summary
@@ -844,6 +893,7 @@ function M.summary_text(rep)
   out[#out + 1] = string.format("  latency p50 %s, p95 %s; cost %s%s%s", fmt_ms(s.p50_ms), fmt_ms(s.p95_ms), cost,
                                 rep_cost, (s.input_tokens + s.output_tokens > 0)
                                   and string.format("; tokens %d in, %d out", s.input_tokens, s.output_tokens) or "")
+  if rep.replay then out[#out + 1] = "  " .. M.replay_line(rep.replay) end
   if s.errors > 0 then
     out[#out + 1] = string.format("  %d of the failures raised an error", s.errors)
   end
@@ -861,6 +911,7 @@ function M.summary_text(rep)
     if #parts > 0 then out[#out + 1] = "    passes/runs: " .. table.concat(parts, ", ") end
   end
   if rep.diff then
+    if rep.baseline_text then out[#out + 1] = "  baseline: " .. shown(rep.baseline_text) end
     for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "  ")) do out[#out + 1] = l end
   elseif rep.baseline_note then
     out[#out + 1] = "  baseline: " .. shown(rep.baseline_note)
@@ -1041,6 +1092,8 @@ end
 
 -- --- main -----------------------------------------------------------------------
 
+local REPLAY_MISS = {fail = true, live = true, record = true}
+
 local function check_opts(opts)
   if type(opts) ~= "table" then return nil, "main: expected an options table" end
   local o = {}
@@ -1062,6 +1115,15 @@ local function check_opts(opts)
   if o.filter ~= nil and type(o.filter) ~= "string" then return nil, "--filter must be a glob" end
   if o.baseline ~= nil then o.baseline = tostring(o.baseline) end
   if o.replay ~= nil then o.replay = tostring(o.replay) end
+  if o.replay_miss ~= nil then
+    if o.replay == nil then
+      return nil, "--replay-miss needs --replay RUN_ID|last: it says what a replayed run does with a call "
+                  .. "its recording lacks"
+    end
+    if not REPLAY_MISS[o.replay_miss] then
+      return nil, "--replay-miss must be fail, live or record, got " .. tostring(o.replay_miss)
+    end
+  end
   return o
 end
 
@@ -1085,16 +1147,24 @@ end
 function M.run_plan(plan, o, store)
   local S = plan.suite
   local llm_mod = require "moonspan.llm"
+  -- --replay-miss record makes a replay a recording too: its misses
+  -- answered live, its replayed answers copied, so it replays whole
+  local miss = plan.replay_of and (o.replay_miss or "fail") or nil
+  local records = o.record or miss == "record"
   local config = {concurrency = o.concurrency, repeat_count = o.repeat_count, filter = o.filter,
-                  fail_under = o.fail_under, baseline = o.baseline, replay = o.replay, record = o.record or false,
+                  fail_under = o.fail_under, baseline = o.baseline, replay = o.replay, record = records,
+                  replay_miss = miss,
                   cases = #plan.cases, dataset = type(S.dataset) == "string" and S.dataset or "inline",
                   files = o.files, host_version = moonspan.version}
   local run_id = store.begin_run{suite = S.name, suite_file = plan.file, git_commit = o.git_commit,
                                  config_json = to_json(config),
-                                 threshold = S.threshold, replay_of = plan.replay_of, record = o.record or false}
-  local saved_record, saved_replay = llm_mod.record_run, llm_mod.replay_run
-  if o.record then llm_mod.record_run = run_id end
-  if plan.replay_of then llm_mod.replay_run = plan.replay_of end
+                                 threshold = S.threshold, replay_of = plan.replay_of, record = records}
+  local saved = {llm_mod.record_run, llm_mod.replay_run, llm_mod.replay_miss, llm_mod.replay_counts}
+  local counts = plan.replay_of and {replayed = 0, missed = 0, live = 0} or nil
+  if records then llm_mod.record_run = run_id end
+  if plan.replay_of then
+    llm_mod.replay_run, llm_mod.replay_miss, llm_mod.replay_counts = plan.replay_of, miss, counts
+  end
   local started_at = os.date("!%Y-%m-%dT%H:%M:%S")
   local progress = M.progress(S.name, #plan.cases * o.repeat_count, o)
   local t0 = moonspan.now_ms()
@@ -1121,7 +1191,7 @@ function M.run_plan(plan, o, store)
   cancel()
   local wall = moonspan.now_ms() - t0
   progress.finish()
-  llm_mod.record_run, llm_mod.replay_run = saved_record, saved_replay
+  llm_mod.record_run, llm_mod.replay_run, llm_mod.replay_miss, llm_mod.replay_counts = table.unpack(saved, 1, 4)
   local s = M.summarize(results, sopts)
   local gate_results = gates.evaluate(S.gates, results)
   if #gate_results > 0 then
@@ -1137,7 +1207,9 @@ function M.run_plan(plan, o, store)
                             status = s.status, config_json = s.gates and to_json(config) or nil})
   local rep = {suite = S, file = plan.file, run_id = run_id, results = results, summary = s, wall_ms = wall,
                started_at = started_at,
-               repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note}
+               repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note,
+               baseline_text = plan.baseline_text,
+               replay = counts and {of = plan.replay_of, miss = miss, counts = counts, recorded_in = records and run_id}}
   if plan.baseline_id then
     local bok, base = pcall(store.results, plan.baseline_id)
     if bok and type(base) == "table" then
@@ -1212,15 +1284,25 @@ function M.main(opts)
         plan.replay_of = run.id
       end
       if o.baseline then
-        local id, msg = find_run(store, plan.suite.name, o.baseline)
-        if id then
-          plan.baseline_id = id
-        elseif o.baseline == "last" then
-          plan.baseline_note = "no earlier run to compare with (" .. tostring(msg) .. ")"
-          errf('moonspan eval: note: --baseline last: suite "%s": %s', plan.suite.name, plan.baseline_note)
+        local S = plan.suite
+        local sel = baseline.selection(plan.cases, type(S.dataset) == "string" and S.dataset or "inline", o)
+        if o.baseline == "last" then
+          local choice, text = baseline.last(store, S.name, sel)
+          if choice then
+            plan.baseline_id, plan.baseline_text = choice.id, text
+          else
+            plan.baseline_note = text
+            errf('moonspan eval: note: --baseline last: suite "%s": %s', S.name, text)
+          end
         else
-          errf('moonspan eval: --baseline %s: suite "%s": %s', o.baseline, plan.suite.name, msg)
-          return 2
+          local id, msg = find_run(store, S.name, o.baseline)
+          if not id then
+            errf('moonspan eval: --baseline %s: suite "%s": %s', o.baseline, S.name, msg)
+            return 2
+          end
+          local text, warning = baseline.explicit(store, id, sel)
+          plan.baseline_id, plan.baseline_text = id, text
+          if warning then errf('moonspan eval: warning: --baseline %s: suite "%s": %s', o.baseline, S.name, warning) end
         end
       end
     end

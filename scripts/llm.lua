@@ -286,7 +286,16 @@ end
 --
 -- A request is keyed by the SHA-256 of its canonical JSON: the fields that
 -- decide the answer, object keys sorted, so the same request always hashes
--- the same. llm.record_run / llm.replay_run are set by the eval runner.
+-- the same. The eval runner sets llm.record_run / llm.replay_run, and
+-- under --replay llm.replay_miss ("fail", "live" or "record": what a
+-- request with no recorded answer does) and llm.replay_counts
+-- ({replayed =, missed =, live =}, counted here).
+--
+-- A recording keeps the call's latency (latency_ms, retries and backoff
+-- included), so a replayed case can be timed as it would have run: each
+-- replayed call adds its recorded latency and its replay time to
+-- llm.replay_timing[trace id], which the runner takes with
+-- llm.take_replay_timing.
 
 local function canonical(v, out)
   local t = type(v)
@@ -329,7 +338,8 @@ local function request_key(provider, req)
   return moonspan.sha256(json), json
 end
 
-local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings"}
+local RECORDED_FIELDS = {"text", "model", "finish_reason", "usage", "tool_calls", "cost_usd", "timings",
+                         "latency_ms"}
 
 local function record(c, resp)
   local hash, json = request_key(c.provider, c.req)
@@ -340,29 +350,88 @@ local function record(c, resp)
                              S.redact(cjson.encode(kept), secrets), caller(true) or "?")
 end
 
-local function replayed(provider, req)
-  local hash = request_key(provider, req)
-  local json = moonspan.eval_store.replay(llm.replay_run, hash)
-  if not json then
-    error(S.error(provider, {type = "replay_miss", retryable = false, message = string.format(
-      "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
-      .. "was never made); run the suite again with --record", caller(true) or "?", llm.replay_run)}), 0)
-  end
-  local resp = cjson.decode(json)
-  resp.replayed = true
-  return resp
+local function count(what)
+  local c = llm.replay_counts
+  if c then c[what] = (c[what] or 0) + 1 end
 end
 
-local function replay(s, provider, req, t0)
-  local resp = replayed(provider, req)
+-- Per trace id: {calls =, replay_ms =, recorded_ms =, unknown =} of the
+-- replayed calls made in it (unknown: recorded without their latency, by
+-- a moonspan before recordings kept it).
+llm.replay_timing = {}
+
+-- Returns and forgets the replay timing of a trace (nil when none of its
+-- calls was replayed).
+function llm.take_replay_timing(trace_id)
+  local t = trace_id and llm.replay_timing[trace_id]
+  if trace_id then llm.replay_timing[trace_id] = nil end
+  return t
+end
+
+local function add_timing(s, replay_ms, recorded_ms)
+  local ok, tid = pcall(function() return s.trace_id end)
+  if not ok or not tid then return end
+  local t = llm.replay_timing[tid]
+  if not t then
+    t = {calls = 0, replay_ms = 0, recorded_ms = 0, unknown = 0}
+    llm.replay_timing[tid] = t
+  end
+  t.calls = t.calls + 1
+  t.replay_ms = t.replay_ms + replay_ms
+  if type(recorded_ms) == "number" then
+    t.recorded_ms = t.recorded_ms + recorded_ms
+  else
+    t.unknown = t.unknown + 1
+  end
+end
+
+-- The recorded answer to call c as {resp, json}, or nil on a miss that
+-- goes live (--replay-miss live|record). A miss under --replay-miss fail
+-- raises replay_miss, naming the call site.
+local function replayed(c)
+  local hash = request_key(c.provider, c.req)
+  local json = moonspan.eval_store.replay(llm.replay_run, hash)
+  if not json then
+    count("missed")
+    local mode = llm.replay_miss or "fail"
+    if mode ~= "fail" then
+      count("live")
+      return nil
+    end
+    error(S.error(c.provider, {type = "replay_miss", retryable = false, message = string.format(
+      "llm.call at %s: eval run %d recorded no answer for this request (it changed since, or "
+      .. "was never made); run the suite again with --record, or let such calls go to the provider "
+      .. "with --replay-miss live (or record)", caller(true) or "?", llm.replay_run)}), 0)
+  end
+  count("replayed")
+  local resp = cjson.decode(json)
+  resp.replayed = true
+  return resp, json
+end
+
+-- Answers call c from the recording; nil when it has no answer and the
+-- call is to go live. Under --replay-miss record the recorded answer is
+-- copied into this run's recordings, so that this run replays whole.
+local function replay(c, s, t0)
+  local resp, json = replayed(c)
+  if not resp then return nil end
+  local provider, req = c.provider, c.req
   s:set("llm.replayed", true)
   local u = resp.usage or {}
   s:record_llm{provider = provider, model = resp.model or req.model, replayed = true,
                input_tokens = u.input_tokens, output_tokens = u.output_tokens,
                cache_read_tokens = u.cache_read_tokens, cache_write_tokens = u.cache_write_tokens,
                estimated = u.estimated, cost_usd = resp.cost_usd}
+  local recorded_ms = type(resp.latency_ms) == "number" and resp.latency_ms or nil
+  if recorded_ms then s:set("llm.recorded_latency_ms", recorded_ms) end
+  if llm.record_run then
+    local hash, req_json = request_key(provider, req)
+    moonspan.eval_store.record(llm.record_run, hash, S.redact(req_json, secrets_of(c)), json, caller(true) or "?")
+  end
   resp.retries, resp.provider = 0, provider
+  resp.recorded_latency_ms = recorded_ms
   resp.latency_ms = moonspan.now_ms() - t0
+  add_timing(s, resp.latency_ms, recorded_ms)
   return resp
 end
 
@@ -400,9 +469,14 @@ local function run_call(s, req)
     s:set("server.address", S.host(base))
   end
   local t0 = moonspan.now_ms()
-  if llm.replay_run then return replay(s, provider, req, t0) end
   local c = {req = req, adapter = adapter, provider = provider, base = base, key = key,
              retries = retries, stream = req.stream or req.on_token ~= nil}
+  if llm.replay_run then
+    local resp = replay(c, s, t0)
+    if resp then return resp end
+    -- no recording, and --replay-miss lets it go to the provider: live spend
+    s:set("llm.replay_miss", llm.replay_miss)
+  end
   local waited = 0 -- ms spent in backoff, stored with the retries
   for attempt = 1, retries + 1 do
     local ok, resp

@@ -41,7 +41,9 @@
 -- ctx, the third argument of function scorers, holds what the case measured: latency_ms (of
 -- run()), cost_usd (run()'s calls, live plus replayed; nil when unknown), input_tokens,
 -- output_tokens, trace_id, repeat_index, and trace (the case's trace context); spans(ctx)
--- lists the case's spans (moonspan.case_spans).
+-- lists the case's spans (moonspan.case_spans). Under --replay latency_ms is the latency
+-- the case would have had live (replayed calls timed as recorded), latency_note says so,
+-- and latency_unknown says why it is nil when it cannot be.
 
 local cjson = require "cjson"
 local case_spans = require "moonspan.case_spans"
@@ -280,9 +282,13 @@ function S.max_latency_ms(n)
   return new{name = "max_latency_ms", pass_at = 1, score = function(_, case, ctx)
     local limit = resolve(n, case)
     local ms = ctx and ctx.latency_ms
-    if type(ms) ~= "number" then error("max_latency_ms: the case's latency is unknown", 0) end
-    if ms <= limit then return 1, string.format("latency %s <= %s", fmt_ms(ms), fmt_ms(limit)) end
-    return 0, string.format("latency %s > %s", fmt_ms(ms), fmt_ms(limit))
+    if type(ms) ~= "number" then
+      local why = ctx and ctx.latency_unknown
+      error("max_latency_ms: the case's latency is unknown" .. (why and (": " .. why) or ""), 0)
+    end
+    local note = ctx.latency_note and (" (" .. ctx.latency_note .. ")") or ""
+    if ms <= limit then return 1, string.format("latency %s <= %s%s", fmt_ms(ms), fmt_ms(limit), note) end
+    return 0, string.format("latency %s > %s%s", fmt_ms(ms), fmt_ms(limit), note)
   end}
 end
 

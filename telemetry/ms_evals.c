@@ -285,52 +285,122 @@ void ms_eval_run_row_free(ms_eval_run_row *row)
     row->suite = row->suite_file = row->git_commit = row->config_json = row->status = NULL;
 }
 
+/* The eval_runs columns read_run_row reads, in its order. */
+#define RUN_COLUMNS                                                                   \
+    "id, run_id, suite, suite_file, git_commit, config, status, start_ns, end_ns,"   \
+    " cases, passed, pass_rate, threshold, p50_ms, p95_ms, cost_usd,"                \
+    " replayed_cost_usd, replay_of, recorded"
+
+/* Fills *out (zeroed first) from the current row of a statement selecting
+ * RUN_COLUMNS. Returns 0, or -1 (out of memory) with *out freed. */
+static int read_run_row(sqlite3_stmt *st, ms_eval_run_row *out)
+{
+    int oom = 0;
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    out->run_id = sqlite3_column_int64(st, 1);
+    out->suite = col_dup(st, 2, &oom);
+    out->suite_file = col_dup(st, 3, &oom);
+    out->git_commit = col_dup(st, 4, &oom);
+    out->config_json = col_dup(st, 5, &oom);
+    out->status = col_dup(st, 6, &oom);
+    out->start_ns = sqlite3_column_int64(st, 7);
+    out->end_ns = sqlite3_column_int64(st, 8);
+    out->cases = sqlite3_column_int64(st, 9);
+    out->passed = sqlite3_column_int64(st, 10);
+    out->pass_rate = col_num(st, 11);
+    out->threshold = col_num(st, 12);
+    out->p50_ms = col_num(st, 13);
+    out->p95_ms = col_num(st, 14);
+    out->cost_usd = col_num(st, 15);
+    out->replayed_cost_usd = col_num(st, 16);
+    out->replay_of = sqlite3_column_int64(st, 17);
+    out->recorded = sqlite3_column_int(st, 18);
+    if (oom) {
+        ms_eval_run_row_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 int ms_eval_run_get(sqlite3 *db, int64_t id, ms_eval_run_row *out, char *err, size_t errlen)
 {
     assert(db && out);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    if (prepare(db,
-                "SELECT id, run_id, suite, suite_file, git_commit, config, status, start_ns,"
-                " end_ns, cases, passed, pass_rate, threshold, p50_ms, p95_ms, cost_usd,"
-                " replayed_cost_usd, replay_of, recorded FROM eval_runs WHERE id = ?1",
+    if (prepare(db, "SELECT " RUN_COLUMNS " FROM eval_runs WHERE id = ?1",
                 &st, "read the eval run", err, errlen))
         return -1;
     sqlite3_bind_int64(st, 1, id);
-    int ret = -1, oom = 0;
+    int ret = -1;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         ms_errf(err, errlen, "no eval run %lld in this store", (long long)id);
         ret = 1;
     } else if (rc != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read eval run %lld: %s", (long long)id, sqlite3_errmsg(db));
+    } else if (read_run_row(st, out) != 0) {
+        ms_errf(err, errlen, "out of memory reading eval run %lld", (long long)id);
     } else {
-        out->id = sqlite3_column_int64(st, 0);
-        out->run_id = sqlite3_column_int64(st, 1);
-        out->suite = col_dup(st, 2, &oom);
-        out->suite_file = col_dup(st, 3, &oom);
-        out->git_commit = col_dup(st, 4, &oom);
-        out->config_json = col_dup(st, 5, &oom);
-        out->status = col_dup(st, 6, &oom);
-        out->start_ns = sqlite3_column_int64(st, 7);
-        out->end_ns = sqlite3_column_int64(st, 8);
-        out->cases = sqlite3_column_int64(st, 9);
-        out->passed = sqlite3_column_int64(st, 10);
-        out->pass_rate = col_num(st, 11);
-        out->threshold = col_num(st, 12);
-        out->p50_ms = col_num(st, 13);
-        out->p95_ms = col_num(st, 14);
-        out->cost_usd = col_num(st, 15);
-        out->replayed_cost_usd = col_num(st, 16);
-        out->replay_of = sqlite3_column_int64(st, 17);
-        out->recorded = sqlite3_column_int(st, 18);
-        if (oom) {
-            ms_eval_run_row_free(out);
-            ms_errf(err, errlen, "out of memory reading eval run %lld", (long long)id);
-        } else {
-            ret = 0;
-        }
+        ret = 0;
     }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int ms_eval_runs_each(sqlite3 *db, const char *suite, int64_t limit,
+                      int (*cb)(void *ud, const ms_eval_run_row *row), void *ud,
+                      char *err, size_t errlen)
+{
+    assert(db && suite && cb);
+    sqlite3_stmt *st;
+    /* id breaks ties between runs started in the same nanosecond */
+    if (prepare(db,
+                "SELECT " RUN_COLUMNS " FROM eval_runs WHERE suite = ?1"
+                " AND status IN ('passed', 'failed') ORDER BY start_ns DESC, id DESC LIMIT ?2",
+                &st, "look up eval runs", err, errlen))
+        return -1;
+    bind_text(st, 1, suite);
+    sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+    int ret = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ms_eval_run_row row;
+        if (read_run_row(st, &row) != 0) {
+            ret = ms_errf(err, errlen, "out of memory reading the eval runs of suite %s", suite);
+            break;
+        }
+        ret = cb(ud, &row);
+        ms_eval_run_row_free(&row);
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = ms_errf(err, errlen, "cannot look up the eval runs of suite %s: %s", suite,
+                      sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int ms_eval_case_ids_each(sqlite3 *db, int64_t eval_run,
+                          int (*cb)(void *ud, const char *case_id), void *ud,
+                          char *err, size_t errlen)
+{
+    assert(db && cb);
+    sqlite3_stmt *st;
+    if (prepare(db,
+                "SELECT DISTINCT case_id FROM eval_results WHERE eval_run = ?1 ORDER BY case_id",
+                &st, "read eval results", err, errlen))
+        return -1;
+    sqlite3_bind_int64(st, 1, eval_run);
+    int ret = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if ((ret = cb(ud, id ? id : "")) != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = ms_errf(err, errlen, "cannot read the case ids of eval run %lld: %s",
+                      (long long)eval_run, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ret;
 }

@@ -112,6 +112,24 @@ int ms_eval_run_get(sqlite3 *db, int64_t id, ms_eval_run_row *out,
 /* Frees the strings of a row filled by ms_eval_run_get; safe to call twice. */
 void ms_eval_run_row_free(ms_eval_run_row *row);
 
+/* Calls cb for each finished run (status passed or failed) of `suite`,
+ * newest first (by start, then id), at most `limit` of them (0 = all):
+ * the candidates for a baseline. The row lives until cb returns. cb
+ * returns 0 to go on, non-zero to stop (then this returns that value).
+ * Returns 0 when every row was visited, -1 with err on an SQL error or
+ * out of memory. */
+int ms_eval_runs_each(sqlite3 *db, const char *suite, int64_t limit,
+                      int (*cb)(void *ud, const ms_eval_run_row *row), void *ud,
+                      char *err, size_t errlen);
+
+/* Calls cb with each distinct case id of run `eval_run`, in byte order
+ * (what the run covered, whatever its --repeat). The string lives until cb
+ * returns; cb returns as for ms_eval_runs_each. Returns 0, the value of a
+ * cb that stopped, or -1 with err. A run with no results visits nothing. */
+int ms_eval_case_ids_each(sqlite3 *db, int64_t eval_run,
+                          int (*cb)(void *ud, const char *case_id), void *ud,
+                          char *err, size_t errlen);
+
 /* Calls cb for each result of run `eval_run`, ordered by case_id then
  * repeat_index. The result's strings live until cb returns. cb returns 0
  * to go on, non-zero to stop (then this returns that value). Returns 0

@@ -28,6 +28,7 @@ static void trace_view_free(trace_view *v)
     free(v->evs);
     free(v->prof);
     free(v->pfns);
+    ms_show_eval_free(&v->eval);
 }
 
 /* Sort records carry their keys, because qsort passes no context to get
@@ -712,7 +713,9 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_buf_addc(b, '[');
     if (v->nnodes)
         show_json_span(v, 0, b);
-    ms_buf_adds(b, "]}\n");
+    ms_buf_addc(b, ']');
+    ms_show_eval_json(v, &f, b);
+    ms_buf_adds(b, "}\n");
 }
 
 #undef A
@@ -733,6 +736,8 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
         ret = load_spans(db, &v, err, errlen);
     if (ret == 0 && o->profile)
         ret = load_profile(db, &v, err, errlen);
+    if (ret == 0)
+        ret = ms_show_eval_load(db, &v, err, errlen);
     if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
         ret = -1;
     if (ret == 0 && v.arena.oom)

@@ -35,6 +35,27 @@ typedef struct span_event {
     size_t error_type, error_message; /* a manual error (ctx:add_error); else MS_NO_STR */
 } span_event;
 
+/* One scorer's result of an eval case (eval_results.scores). */
+typedef struct eval_score {
+    size_t name, reason;        /* arena offsets */
+    double score;               /* NaN when absent */
+    int pass, error;            /* error: the scorer raised */
+} eval_score;
+
+/* The eval result of a case's trace (eval_results by trace id): `found`
+ * is 0 for a trace that is not a case. Texts are arena offsets; input,
+ * expected, output and scores hold JSON text (a stored value that is not
+ * JSON as a JSON string). */
+typedef struct show_eval {
+    int found;
+    int64_t result_row, eval_run, repeat_index;
+    int pass, replayed;
+    double latency_ms, cost_usd; /* NaN when unknown */
+    size_t suite, case_id, input, expected, output, scores, error;
+    eval_score *list;
+    size_t nlist, caplist;
+} show_eval;
+
 typedef struct trace_view {
     ms_buf arena;
     size_t id, name, status, attrs;
@@ -56,9 +77,28 @@ typedef struct trace_view {
     ms_prof_fn *pfns;           /* ... and as listed, once the arena is complete */
     size_t nprof, capprof;
     int64_t prof_samples, prof_ns;
+    show_eval eval;             /* the eval result when the trace is an eval case */
 } trace_view;
 
 /* The trace as text: a header, then the tree (ms_show_text.c). */
 void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b);
+
+/* --- ms_show_eval.c ------------------------------------------------------ */
+
+/* Reads the eval result of the trace v (v->id, v->attrs read) into
+ * v->eval. A case's trace carries its eval run in the attribute
+ * eval_run, so the lookup uses the index on eval_results(eval_run)
+ * rather than scanning for the trace id. A trace that is no case, or a
+ * store without eval tables, leaves found 0. Returns 0 or -1 with err. */
+int ms_show_eval_load(sqlite3 *db, trace_view *v, char *err, size_t errlen);
+
+/* The member "eval": the result object, or null when the trace is no case. */
+void ms_show_eval_json(const trace_view *v, int *first, ms_buf *b);
+
+/* The text block under the header: the case, its verdict, input,
+ * expected, output, each scorer and the error. Nothing when no case. */
+void ms_show_eval_text(const trace_view *v, ms_buf *b);
+
+void ms_show_eval_free(show_eval *e);
 
 #endif

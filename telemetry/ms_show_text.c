@@ -313,7 +313,9 @@ void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b)
     ms_buf_adds(b, "   status ");
     ms_fmt_text(b, A(v->status), "?");
     const char *st = A(v->status);
-    if (st && strcmp(st, "interrupted") == 0)
+    if (v->eval.found && !v->eval.pass && st && strcmp(st, "ok") == 0)
+        ms_buf_adds(b, " (it raised no error, but the eval case FAILED)");
+    else if (st && strcmp(st, "interrupted") == 0)
         ms_buf_adds(b, " (cut short by SIGINT/SIGTERM; not an error)");
     else if (st && strcmp(st, "incomplete") == 0)
         ms_buf_adds(b, " (still open when the run ended)");
@@ -321,6 +323,7 @@ void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b)
         ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
                       v->error_count == 1 ? "" : "s");
     ms_buf_addc(b, '\n');
+    ms_show_eval_text(v, b);
     if (v->profile && v->prof_samples)
         ms_buf_printf(b, "  profile: %s of CPU sampled in %lld sample%s (each span: its own code, not its"
                          " child spans)\n", ms_fmt_ms(c1, sizeof c1, (double)v->prof_ns / MS_NS_PER_MS),

@@ -29,7 +29,8 @@ function EH.fake_store()
     assert(type(t) == "table" and type(t.suite) == "string", "begin_run needs {suite = ...}")
     local id = #st.runs + 1
     st.runs[id] = {id = id, suite = t.suite, begin = roundtrip(t), start_ns = id,
-                   recorded = t.record or false, replay_of = t.replay_of}
+                   recorded = t.record or false, replay_of = t.replay_of, git_commit = t.git_commit,
+                   config = t.config_json and EH.roundtrip(cjson.decode(t.config_json)) or {}}
     st.rows[id] = {}
     log("begin_run", id, t)
     return id
@@ -68,6 +69,23 @@ function EH.fake_store()
     local id = math.tointeger(tonumber(which))
     if id and st.runs[id] and st.runs[id].suite == suite then return id end
     return nil, string.format('no eval run %s of suite "%s"', tostring(which), suite)
+  end
+  -- finished runs of a suite, newest first, as the host lists them
+  function st.list_runs(suite, limit)
+    local out = {}
+    for id = #st.runs, 1, -1 do
+      local r = st.runs[id]
+      if r.suite == suite and r.finish and (limit == nil or limit == 0 or #out < limit) then out[#out + 1] = r end
+    end
+    return out
+  end
+  function st.case_ids(id)
+    local seen, out = {}, {}
+    for _, r in ipairs(st.rows[id] or {}) do
+      if not seen[r.case_id] then seen[r.case_id] = true; out[#out + 1] = r.case_id end
+    end
+    table.sort(out)
+    return out
   end
   function st.results(id)
     local out = {}

@@ -74,6 +74,30 @@ describe("spans(ctx)", function()
     assert.is_true(by.score_doc.max_ms >= by.score_doc.min_ms)
   end)
 
+  it("sees the spans of a pipeline that opens its own trace(), with production's paths", function()
+    local dir = H.tmpdir("own-trace")
+    local r = eval(dir, [[
+      local function rag(q)
+        return trace("rag_answer", function()
+          span("retrieve", function() end)
+          return span("generate", function() return q end)
+        end)
+      end
+      return suite "s" {
+        dataset = {{id = "a", input = "q"}},
+        run = function(c) return rag(c.input) end,
+        scorers = { function(out, case, ctx)
+          local paths = {}
+          for _, s in ipairs(spans(ctx)) do paths[#paths + 1] = s.path end
+          return true, table.concat(paths, ",")
+        end, span_p95("generate", 1000) },
+      }]])
+    assert.are.equal(0, r.code, r.out .. r.err)
+    local row = results(dir)[1]
+    assert.are.equal("retrieve,generate", row.scores[1].reason)
+    assert.is_true(row.scores[2].pass)
+  end)
+
   it("is whole when the trace was written in parts while the case ran", function()
     local dir = H.tmpdir("cut")
     -- 5,000 spans pass the cut size (4,096), and a 250 ms wait its age:

@@ -361,6 +361,92 @@ static void test_find_run(void **state)
     }
 }
 
+/* Collects what ms_eval_runs_each / ms_eval_case_ids_each visit. */
+typedef struct visited {
+    int n, stop_after;
+    int64_t ids[8];
+    char cfg[8][64];
+    char case_ids[8][16];
+} visited;
+
+static int see_run(void *ud, const ms_eval_run_row *row)
+{
+    visited *s = ud;
+    assert_true(s->n < 8);
+    s->ids[s->n] = row->id;
+    snprintf(s->cfg[s->n], sizeof s->cfg[0], "%s", row->config_json ? row->config_json : "(null)");
+    s->n++;
+    return s->stop_after && s->n == s->stop_after ? 7 : 0;
+}
+
+static int see_case(void *ud, const char *case_id)
+{
+    visited *s = ud;
+    assert_true(s->n < 8);
+    snprintf(s->case_ids[s->n++], sizeof s->case_ids[0], "%s", case_id);
+    return 0;
+}
+
+static void add_result(sqlite3 *db, int64_t run_id, const char *case_id, int64_t repeat)
+{
+    ms_eval_result r = {.case_id = case_id, .repeat_index = repeat, .pass = 1, .latency_ms = 1,
+                        .cost_usd = NAN};
+    if (ms_eval_result_add(db, run_id, &r, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+static void test_runs_each_and_case_ids(void **state)
+{
+    fixture *fx = *state;
+    sqlite3 *db = fx->db;
+    visited s = {0};
+    assert_int_equal(ms_eval_runs_each(db, "capitals", 0, see_run, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 0);
+
+    ms_eval_run_info info = {.suite = "capitals", .suite_file = "s.lua", .start_ns = D1,
+                             .config_json = "{\"filter\":\"case1\"}", .threshold = NAN};
+    int64_t with_cfg;
+    if (ms_eval_run_begin(db, &info, &with_cfg, err, sizeof err))
+        fail_msg("%s", err);
+    ms_eval_summary done = {.end_ns = D1 + SEC, .pass_rate = NAN, .p50_ms = NAN, .p95_ms = NAN,
+                            .cost_usd = NAN, .status = "passed"};
+    if (ms_eval_run_finish(db, with_cfg, &done, err, sizeof err))
+        fail_msg("%s", err);
+    int64_t newer = run(db, "capitals", D1 + 20, "failed");
+    int64_t tie = run(db, "capitals", D1 + 20, "passed"); /* same start: the later id first */
+    run(db, "rivers", D1 + 30, "passed");                 /* another suite */
+    run(db, "capitals", D1 + 40, NULL);                   /* still running: no baseline */
+
+    assert_int_equal(ms_eval_runs_each(db, "capitals", 0, see_run, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.ids[0], tie);
+    assert_int_equal(s.ids[1], newer);
+    assert_int_equal(s.ids[2], with_cfg);
+    assert_string_equal(s.cfg[2], "{\"filter\":\"case1\"}");
+    assert_string_equal(s.cfg[0], "{}");
+
+    memset(&s, 0, sizeof s);
+    assert_int_equal(ms_eval_runs_each(db, "capitals", 2, see_run, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 2); /* the limit */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 1;
+    assert_int_equal(ms_eval_runs_each(db, "capitals", 0, see_run, &s, err, sizeof err), 7);
+    assert_int_equal(s.n, 1); /* the callback's non-zero stops the walk and is returned */
+
+    add_result(db, newer, "paris", 0);
+    add_result(db, newer, "lima", 0);
+    add_result(db, newer, "paris", 1); /* a repeat: one id */
+    add_result(db, tie, "oslo", 0);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(ms_eval_case_ids_each(db, newer, see_case, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.case_ids[0], "lima");
+    assert_string_equal(s.case_ids[1], "paris");
+    memset(&s, 0, sizeof s);
+    assert_int_equal(ms_eval_case_ids_each(db, with_cfg, see_case, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 0);
+}
+
 /* --- recordings ------------------------------------------------------- */
 
 static void test_record_and_replay(void **state)
@@ -696,6 +782,7 @@ int main(void)
         T(test_run_errors),
         T(test_results_add_and_each),
         T(test_find_run),
+        T(test_runs_each_and_case_ids),
         T(test_record_and_replay),
         T(test_report_evals_json),
         T(test_report_evals_text),

@@ -117,7 +117,10 @@ static void test_show_json(void **state)
     has(j, "\"provider\":\"mock\",\"model\":\"mock-1\",\"input_tokens\":100,"
            "\"output_tokens\":20");
     assert_true(strstr(j, "\"name\":\"search\"") < strstr(j, "\"name\":\"generate\""));
-    assert_string_equal(j + strlen(j) - 3, "]}\n");
+    /* the spans, then the eval result: null, as this is no eval case */
+    const char *tail = "],\"eval\":null}\n";
+    assert_true(strlen(j) > strlen(tail));
+    assert_string_equal(j + strlen(j) - strlen(tail), tail);
 }
 
 static void test_show_lookup_errors(void **state)
@@ -335,6 +338,68 @@ static void test_views_escape_hostile_text(void **state)
     has(fx->out, "\\u{009b}2J \\u{202e}");
 }
 
+/* HOSTILE as a script's result is stored: in JSON, whose strings escape C0
+ * controls (as cjson does) and keep C1 and bidi characters. */
+#define JHOSTILE "\\u001b]0;pwned\\u0007\\u001b[2J\xc2\x9b" "2J\xe2\x80\xae"
+#define JHOSTILE_SHOWN "\\u001b]0;pwned\\u0007\\u001b[2J\\u{009b}2J\\u{202e}"
+
+/* The hostile trace made an eval case: its attributes name the eval run
+ * (how show finds the result), and every text of the result is hostile. */
+static void make_hostile_case(fixture *fx)
+{
+    exec_sql(fx->db, "UPDATE traces SET attrs = '{\"eval_run\":1,\"case_id\":\"c\"}'");
+    exec_sql(fx->db, "UPDATE eval_results SET repeat_index = 2,"
+                     " input = '{\"q\":\"in" JHOSTILE "\"}', expected = '\"exp" JHOSTILE "\"',"
+                     " output = 'not json" HOSTILE "', latency_ms = 12.5, cost_usd = NULL,"
+                     " scores = '[{\"name\":\"exact" JHOSTILE "\",\"score\":0.25,\"pass\":false,"
+                     "\"reason\":\"why" JHOSTILE "\"},{\"name\":\"ok\",\"score\":1,\"pass\":true}]'");
+}
+
+static void test_show_eval_case(void **state)
+{
+    fixture *fx = *state;
+    make_hostile_case(fx);
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *t = fx->out;
+    no_terminal_controls(t, fx->outlen, "show of a case");
+    has(t, "  eval case FAILED: suite suite" HOSTILE_SHOWN ", case case" HOSTILE_SHOWN
+           ", repeat 2, eval run 1\n");
+    has(t, "    input     {\"q\":\"in" JHOSTILE_SHOWN "\"}\n");
+    has(t, "    expected  \"exp" JHOSTILE_SHOWN "\"\n");
+    /* a stored output that is not JSON is shown as a JSON string */
+    has(t, "    output    \"not json" JHOSTILE_SHOWN "\"\n");
+    has(t, "    score     exact" HOSTILE_SHOWN "  FAIL  0.25  why" HOSTILE_SHOWN "\n");
+    has(t, "    score     ok  pass  1\n");
+    has(t, "    error     boom" HOSTILE_SHOWN "\n");
+    /* the result comes before the tree */
+    assert_true(strstr(t, "eval case FAILED") < strstr(t, "  step"));
+
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    no_c0_controls(fx->out, fx->outlen, "show --json of a case");
+    has(fx->out, ",\"eval\":{\"suite\":\"suite\\u001b]0;pwned");
+    has(fx->out, "\"eval_run\":1,\"case_id\":\"case\\u001b");
+    has(fx->out, "\"repeat_index\":2,\"pass\":false,\"input\":{\"q\":\"in\\u001b");
+    has(fx->out, "\"output\":\"not json\\u001b");
+    has(fx->out, "\"scores\":[{\"name\":\"exact\\u001b");
+    has(fx->out, "\"error\":\"boom\\u001b");
+    has(fx->out, "\"latency_ms\":12.5,\"cost_usd\":null,\"replayed\":false}}\n");
+}
+
+/* A result whose trace does not name its eval run is not looked for:
+ * show stays one query away from scanning eval_results. */
+static void test_show_eval_needs_the_run_attribute(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 0, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    hasnt(fx->out, "eval case");
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, ",\"eval\":null}\n");
+}
+
 static void test_json_views_escape_hostile_text(void **state)
 {
     fixture *fx = *state;
@@ -469,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_show_min_ms, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_microseconds, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_json_views_escape_hostile_text, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_eval_case, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_eval_needs_the_run_attribute, hostile_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
