@@ -443,7 +443,8 @@ int ms_steps_finish(ms_steps *s)
         st->p50 = round(out[0]) / MS_NS_PER_MS;
         st->p95 = round(out[1]) / MS_NS_PER_MS;
         st->p99 = round(out[2]) / MS_NS_PER_MS;
-        ms_dist_free(&st->total);
+        if (!s->keep_values)
+            ms_dist_free(&st->total);
         s->total_ns += st->total.sum;
         s->self_ns += (double)st->self_ns;
         label_off[i] = s->labels.len;

@@ -82,6 +82,8 @@ typedef struct ms_steps {
     ms_step *steps;             /* by key; after ms_steps_finish, the rows sorted */
     size_t nsteps, cap_steps;
     double total_ns, self_ns;   /* over every step */
+    int keep_values;            /* ms_steps_finish leaves each step's values in
+                                   its `total` (diff resamples them); set after init */
     ms_buf labels;              /* the rows' labels */
     const char *error;          /* why ms_steps_add or ms_steps_trace_end failed */
 
@@ -115,7 +117,9 @@ int ms_steps_trace_end(ms_steps *s);
 
 /* Computes the percentiles and sorts the rows by total time, most first
  * (ties by path or name): afterwards steps[0 .. nsteps) are the groups
- * that have at least one span, and nothing may be added. Returns 0, or -1
+ * that have at least one span, and nothing may be added. Their values
+ * are freed unless keep_values is set: then an exact step's are in
+ * total.v[0 .. total.n) (reordered), an approximate one's in total.hist. Returns 0, or -1
  * when memory ran out. */
 int ms_steps_finish(ms_steps *s);
 

@@ -1,0 +1,712 @@
+/* ms_diff — `moonspan diff A B`: reads both sides' traces, then compares
+ * them row by row (see ms_diff.h); ms_diff_out.c writes the result.
+ *
+ * Each side is read like the report reads a store (ms_report.c): one pass
+ * over the traces of its selection, request numbers from each row, steps
+ * (ms_steps) and LLM call failures from its packed spans. The steps keep
+ * their values, since the bootstrap needs them, not only percentiles.
+ * Both sides are read in one snapshot. */
+#include "ms_diff.h"
+
+#include "ms_diff_data.h"
+#include "ms_fmt.h"
+#include "ms_percentile.h"
+#include "ms_read.h"
+#include "ms_spans.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A folded step's repetitions are a histogram, not values: the bootstrap
+ * gets at most this many values spread evenly over it, so memory and
+ * time stay bounded whatever the fold counts. */
+#define FOLD_VALUES_MAX 100000
+
+/* a / b, or NaN ("-", null) when there is nothing to divide by */
+static double ratio(double a, double b) { return b > 0 ? a / b : NAN; }
+
+/* --- the sides ------------------------------------------------------------- */
+
+static int bad_side(char *err, size_t errlen, const char *fmt, const char *which,
+                    const char *arg, const char *fix)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, which, arg);
+    ms_errf(err, errlen, "%s; %s", msg, fix);
+    return MS_DIFF_BAD_SIDE;
+}
+
+/* The id of the run `back` runs before the newest, or 0 when the store
+ * has fewer runs. Returns 0 or -1 with err. */
+static int nth_last_run(sqlite3 *db, int64_t back, int64_t *id, int64_t *nruns,
+                        char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (ms_read_prepare(db, "SELECT (SELECT id FROM runs ORDER BY start_ns DESC, id DESC"
+                            " LIMIT 1 OFFSET ?1), (SELECT count(*) FROM runs)", &st, err, errlen))
+        return -1;
+    sqlite3_bind_int64(st, 1, back);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *nruns = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return ms_errf(err, errlen, "cannot read runs: %s", sqlite3_errmsg(db));
+    return 0;
+}
+
+/* Whether the run and eval run a side names exist (ms_select_check).
+ * Returns 0, MS_DIFF_ERROR or MS_DIFF_BAD_SIDE with err. */
+static int check_ids(sqlite3 *db, const ms_select *s, const char *which, const char *arg,
+                     char *err, size_t errlen)
+{
+    char why[512];
+    int rc = ms_select_check(db, s, why, sizeof why);
+    if (rc < 0) {
+        ms_errf(err, errlen, "%s", why);
+        return MS_DIFF_ERROR;
+    }
+    if (rc > 0) {
+        ms_errf(err, errlen, "side %s '%s': %s", which, arg, why);
+        return MS_DIFF_BAD_SIDE;
+    }
+    return 0;
+}
+
+/* The selection of side `sd`: the shared narrowing with the side's own
+ * filter added. A filter given both ways (a run side and --run) is a
+ * clash, refused rather than one silently winning; windows intersect.
+ * Returns 0, MS_DIFF_ERROR or MS_DIFF_BAD_SIDE with err. */
+static int side_select(sqlite3 *db, const ms_diff_side *sd, const char *which,
+                       const ms_select *narrow, ms_select *out, char *err, size_t errlen)
+{
+    *out = *narrow;
+    int64_t id = sd->id;
+    switch (sd->kind) {
+    case MS_SIDE_LAST: {
+        int64_t nruns = 0;
+        if (nth_last_run(db, sd->id, &id, &nruns, err, errlen))
+            return MS_DIFF_ERROR;
+        if (id == 0) {
+            char fix[160];
+            snprintf(fix, sizeof fix, "the store holds %lld run%s; `moonspan runs` lists them",
+                     (long long)nruns, nruns == 1 ? "" : "s");
+            return bad_side(err, errlen, "side %s '%s' names no run", which, sd->arg, fix);
+        }
+        __attribute__((fallthrough)); /* a run by its id now */
+    }
+    case MS_SIDE_RUN:
+        if (narrow->run_id)
+            return bad_side(err, errlen, "side %s '%s' is a run and --run names one too", which,
+                            sd->arg, "drop --run, or give the sides as windows or globs");
+        out->run_id = id;
+        return check_ids(db, out, which, sd->arg, err, errlen);
+    case MS_SIDE_EVAL:
+        if (narrow->eval_run)
+            return bad_side(err, errlen, "side %s '%s' is an eval run and --eval-run names one too",
+                            which, sd->arg, "drop --eval-run");
+        out->eval_run = id;
+        return check_ids(db, out, which, sd->arg, err, errlen);
+    case MS_SIDE_WINDOW:
+        if (sd->since_ns && sd->since_ns > out->since_ns)
+            out->since_ns = sd->since_ns;
+        if (sd->until_ns && (!out->until_ns || sd->until_ns < out->until_ns))
+            out->until_ns = sd->until_ns;
+        return 0;
+    case MS_SIDE_GLOB:
+        if (narrow->name_glob)
+            return bad_side(err, errlen, "side %s '%s' is a trace-name glob and --name gives another",
+                            which, sd->arg, "put the whole pattern in the side, or give the sides"
+                            " as runs or windows and keep --name");
+        out->name_glob = sd->arg;
+        return 0;
+    }
+    return ms_errf(err, errlen, "side %s: unknown kind", which);
+}
+
+/* --- reading a side -------------------------------------------------------- */
+
+static int vals_add(diff_vals *s, double x)
+{
+    if (ms_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v))
+        return -1;
+    s->v[s->n++] = x;
+    return 0;
+}
+
+static void reqs_free(diff_reqs *r)
+{
+    free(r->dur.v);
+    free(r->tokens.v);
+    free(r->cost.v);
+}
+
+static void side_free(diff_side *s)
+{
+    reqs_free(&s->all);
+    for (size_t i = 0; i < s->names.n; i++)
+        reqs_free(&s->by_name[i]);
+    free(s->by_name);
+    ms_strmap_free(&s->names);
+    ms_steps_free(&s->steps);
+    ms_buf_free(&s->desc);
+}
+
+/* The requests of trace name n[0..len), made when new. NULL on OOM. */
+static diff_reqs *reqs_of(diff_side *s, const char *n, size_t len)
+{
+    int created;
+    long i = ms_strmap_get(&s->names, n, len, &created);
+    if (i < 0)
+        return NULL;
+    if (created) {
+        if (ms_grow((void **)&s->by_name, &s->cap_names, (size_t)i, sizeof *s->by_name))
+            return NULL; /* the name stays in the map with no row: the read fails anyway */
+        memset(&s->by_name[i], 0, sizeof *s->by_name);
+    }
+    return &s->by_name[i];
+}
+
+static inline int is(const unsigned char *s, const char *w)
+{
+    return s && strcmp((const char *)s, w) == 0;
+}
+
+/* What one trace row adds to a request group. llm/llm_failed come from
+ * its spans. Returns 0 or -1 (OOM). */
+static int reqs_add(diff_reqs *r, sqlite3_stmt *st, int64_t llm, int64_t llm_failed)
+{
+    const unsigned char *status = sqlite3_column_text(st, 2);
+    r->requests++;
+    r->sampled_out += sqlite3_column_int64(st, 11) != 0;
+    r->llm_calls += llm;
+    r->llm_failed += llm_failed;
+    if (is(status, "interrupted")) {
+        r->interrupted++;
+        return 0;
+    }
+    if (is(status, "incomplete")) {
+        r->incomplete++;
+        return 0;
+    }
+    r->completed++;
+    r->errors += is(status, "error");
+    if (vals_add(&r->dur, (double)sqlite3_column_int64(st, 1)) ||
+        vals_add(&r->tokens, (double)(sqlite3_column_int64(st, 3) + sqlite3_column_int64(st, 4))))
+        return -1;
+    if (sqlite3_column_type(st, 5) == SQLITE_NULL) {
+        r->unpriced++;
+        return 0;
+    }
+    /* live spend, as the report counts it: replayed calls cost nothing */
+    double cost = sqlite3_column_double(st, 5);
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+        cost -= sqlite3_column_double(st, 6);
+    return vals_add(&r->cost, cost);
+}
+
+/* The spans of the current row: steps, and the completed LLM calls with
+ * how many failed. Returns 0 or -1 with err. */
+static int read_spans(diff_side *s, ms_spans_walk *w, sqlite3_stmt *st, int64_t *llm,
+                      int64_t *llm_failed, char *err, size_t errlen)
+{
+    int64_t row = sqlite3_column_int64(st, 7);
+    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 9), (uint64_t)sqlite3_column_int64(st, 8),
+                        sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10));
+    ms_span_rec sp;
+    int got;
+    while ((got = ms_spans_walk_next(w, &sp)) == 1) {
+        if (ms_steps_add(&s->steps, w, &sp))
+            goto steps_failed;
+        if (sp.has_llm && sp.kind == MS_KIND_LLM &&
+            (sp.status == MS_STATUS_OK || sp.status == MS_STATUS_ERROR)) {
+            (*llm)++;
+            *llm_failed += sp.status == MS_STATUS_ERROR;
+        }
+    }
+    if (got < 0)
+        return ms_errf(err, errlen, "trace row %lld: its stored spans are corrupt (%s); the rest of"
+                       " the store reads, this trace cannot", (long long)row, w->error);
+    if (ms_steps_trace_end(&s->steps))
+        goto steps_failed;
+    return 0;
+steps_failed:
+    return ms_errf(err, errlen, "trace row %lld: grouping its steps: %s", (long long)row,
+                   s->steps.error ? s->steps.error : "out of memory");
+}
+
+/* A column of traces that an older schema may lack, or `fallback`. */
+static int column_or(sqlite3 *db, const char *col, const char *fallback, ms_buf *sql,
+                     char *err, size_t errlen)
+{
+    int has = ms_schema_has(db, "traces", col, err, errlen);
+    if (has < 0)
+        return -1;
+    ms_buf_printf(sql, ", %s%s", has ? "t." : "", has ? col : fallback);
+    return 0;
+}
+
+/* Reads the traces of side s (its selection set) and groups its steps.
+ * Returns 0 or -1 with err. */
+static int read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t errlen)
+{
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT t.name, t.duration_ns, t.status, t.input_tokens, t.output_tokens,"
+                      " t.cost_usd");
+    if (column_or(db, "replayed_cost_usd", "NULL", &sql, err, errlen))
+        goto fail_sql;
+    ms_buf_adds(&sql, ", t.id, t.span_salt, t.parts, t.spans");
+    if (column_or(db, "sampled_out", "0", &sql, err, errlen))
+        goto fail_sql;
+    ms_buf_adds(&sql, " FROM traces t");
+    if (ms_select_where(db, &s->sel, &sql, err, errlen))
+        goto fail_sql;
+    if (sql.oom) {
+        ms_errf(err, errlen, "out of memory");
+        goto fail_sql;
+    }
+    sqlite3_stmt *st;
+    if (ms_read_prepare(db, sql.data, &st, err, errlen))
+        goto fail_sql;
+    ms_buf_free(&sql);
+    ms_spans_walk w;
+    if (ms_spans_walk_open(&w, db, err, errlen)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int ret = -1, rc;
+    ms_steps_init(&s->steps, by_name ? MS_STEPS_BY_NAME : MS_STEPS_BY_PATH);
+    s->steps.keep_values = 1;
+    if (ms_select_bind(db, st, &s->sel, err, errlen))
+        goto done;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t llm = 0, llm_failed = 0;
+        if (read_spans(s, &w, st, &llm, &llm_failed, err, errlen))
+            goto done;
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        diff_reqs *r = reqs_of(s, name ? name : "", (size_t)sqlite3_column_bytes(st, 0));
+        if (!r || reqs_add(r, st, llm, llm_failed) || reqs_add(&s->all, st, llm, llm_failed)) {
+            ms_errf(err, errlen, "out of memory reading traces");
+            goto done;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    if (ms_steps_finish(&s->steps)) {
+        ms_errf(err, errlen, "out of memory computing the step percentiles");
+        goto done;
+    }
+    ret = 0;
+done:
+    ms_spans_walk_close(&w);
+    sqlite3_finalize(st);
+    return ret;
+fail_sql:
+    ms_buf_free(&sql);
+    return -1;
+}
+
+/* --- comparisons ----------------------------------------------------------- */
+
+/* The verdict of difference d of a statistic whose value on side A is
+ * `base`: a direction when the interval excludes 0, unless the change is
+ * under min_change of |base| (then negligible). */
+static enum diff_verdict verdict_of(ms_ci d, double base, double min_change)
+{
+    enum ms_direction dir = ms_ci_direction(d);
+    if (dir == MS_NO_EVIDENCE)
+        return V_NONE;
+    if (!isnan(base) && fabs(d.est) < min_change * fabs(base))
+        return V_SMALL;
+    return dir == MS_UP ? V_WORSE : V_BETTER;
+}
+
+/* Quantile q of two samples (reordered) and the bootstrap interval of
+ * their difference, all times `scale`. Returns 0 or -1 (OOM). */
+static int cmp_quantile(double *a, size_t na, double *b, size_t nb, double q, double scale,
+                        const ms_diff_opts *o, diff_cmp *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ca = (int64_t)na;
+    c->cb = (int64_t)nb;
+    c->p = NAN;
+    c->a = c->b = NAN;
+    c->d = (ms_ci){NAN, NAN, NAN};
+    if (na && ms_percentiles(a, na, &q, 1, &c->a))
+        return -1;
+    if (nb && ms_percentiles(b, nb, &q, 1, &c->b))
+        return -1;
+    /* whole ns first, as the report rounds step percentiles */
+    c->a = round(c->a) * scale;
+    c->b = round(c->b) * scale;
+    if (na < MS_DIFF_MIN_N || nb < MS_DIFF_MIN_N) {
+        c->v = V_FEW;
+        c->d.est = c->b - c->a;
+        return 0;
+    }
+    ms_ci ci;
+    if (ms_boot_quantile_diff(a, na, b, nb, q, o->resamples, MS_STATS_LEVEL, o->seed, &ci))
+        return -1;
+    c->d = (ms_ci){ci.est * scale, ci.lo * scale, ci.hi * scale};
+    c->v = verdict_of(c->d, c->a, o->min_change);
+    return 0;
+}
+
+/* The means of two samples and the bootstrap interval of their
+ * difference. Returns 0 or -1 (OOM). */
+static int cmp_mean(const diff_vals *a, const diff_vals *b, const ms_diff_opts *o, diff_cmp *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ca = (int64_t)a->n;
+    c->cb = (int64_t)b->n;
+    c->p = NAN;
+    double sa = 0, sb = 0;
+    for (size_t i = 0; i < a->n; i++)
+        sa += a->v[i];
+    for (size_t i = 0; i < b->n; i++)
+        sb += b->v[i];
+    c->a = a->n ? sa / (double)a->n : NAN;
+    c->b = b->n ? sb / (double)b->n : NAN;
+    c->d = (ms_ci){c->b - c->a, NAN, NAN};
+    if (a->n < MS_DIFF_MIN_N || b->n < MS_DIFF_MIN_N) {
+        c->v = V_FEW;
+        return 0;
+    }
+    if (ms_boot_mean_diff(a->v, a->n, b->v, b->n, o->resamples, MS_STATS_LEVEL, o->seed, &c->d))
+        return -1;
+    c->v = verdict_of(c->d, c->a, o->min_change);
+    return 0;
+}
+
+/* k of n against k of n: Newcombe's interval of the difference, Fisher's
+ * exact p. */
+static void cmp_rate(int64_t ka, int64_t na, int64_t kb, int64_t nb, diff_cmp *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ka = ka, c->na = na, c->kb = kb, c->nb = nb;
+    c->ca = na, c->cb = nb;
+    c->a = ratio((double)ka, (double)na);
+    c->b = ratio((double)kb, (double)nb);
+    c->p = NAN;
+    c->d = (ms_ci){c->b - c->a, NAN, NAN};
+    if (na < MS_DIFF_MIN_N || nb < MS_DIFF_MIN_N) {
+        c->v = V_FEW;
+        return;
+    }
+    c->d = ms_prop_diff(ka, na, kb, nb, MS_STATS_LEVEL);
+    c->p = ms_fisher_exact(ka, na, kb, nb);
+    c->v = verdict_of(c->d, NAN, 0); /* every real change of a rate counts */
+}
+
+/* One verdict of two measures: worse when either is, better when either
+ * is and neither is worse, too few or negligible when both are. */
+static enum diff_verdict combine(enum diff_verdict x, enum diff_verdict y)
+{
+    if (x == V_WORSE || y == V_WORSE)
+        return V_WORSE;
+    if (x == V_BETTER || y == V_BETTER)
+        return V_BETTER;
+    return x == y ? x : V_NONE;
+}
+
+static int compare_reqs(diff_req_row *row, const ms_diff_opts *o)
+{
+    diff_reqs *a = (diff_reqs *)row->r[0], *b = (diff_reqs *)row->r[1];
+    if (cmp_quantile(a->dur.v, a->dur.n, b->dur.v, b->dur.n, 50, 1 / MS_NS_PER_MS, o, &row->p50) ||
+        cmp_quantile(a->dur.v, a->dur.n, b->dur.v, b->dur.n, 95, 1 / MS_NS_PER_MS, o, &row->p95) ||
+        cmp_mean(&a->tokens, &b->tokens, o, &row->tokens) ||
+        cmp_mean(&a->cost, &b->cost, o, &row->cost))
+        return -1;
+    cmp_rate(a->errors, a->completed, b->errors, b->completed, &row->err_rate);
+    cmp_rate(a->llm_failed, a->llm_calls, b->llm_failed, b->llm_calls, &row->llm_rate);
+    row->time = combine(row->p50.v, row->p95.v);
+    row->money = combine(row->tokens.v, row->cost.v);
+    row->errors = combine(row->err_rate.v, row->llm_rate.v);
+    return 0;
+}
+
+static int add_req_row(diff *d, const char *name, const diff_reqs *a, const diff_reqs *b,
+                       const ms_diff_opts *o)
+{
+    if (ms_grow((void **)&d->reqs, &d->cap_reqs, d->nreqs, sizeof *d->reqs))
+        return -1;
+    diff_req_row *row = &d->reqs[d->nreqs++];
+    memset(row, 0, sizeof *row);
+    row->name = name;
+    row->r[0] = a;
+    row->r[1] = b;
+    return compare_reqs(row, o);
+}
+
+static int cmp_names(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* All requests; then, when a side holds more than one kind of request,
+ * each name both sides have, by name. */
+static int request_rows(diff *d, const ms_diff_opts *o)
+{
+    diff_side *a = &d->side[0], *b = &d->side[1];
+    if (add_req_row(d, NULL, &a->all, &b->all, o))
+        return -1;
+    if (a->names.n <= 1 && b->names.n <= 1)
+        return 0;
+    const char **names = malloc((a->names.n + 1) * sizeof *names);
+    if (!names)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < a->names.n; i++) {
+        const ms_strmap_ent *e = &a->names.ent[i];
+        int created = 0;
+        /* a lookup of a name b has allocates nothing; one it lacks is
+         * added to its map with no row, and never read */
+        for (size_t j = 0; j < b->names.n; j++)
+            if (b->names.ent[j].klen == e->klen && memcmp(b->names.ent[j].key, e->key, e->klen) == 0) {
+                created = 1;
+                break;
+            }
+        if (created)
+            names[n++] = e->key;
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+    int ret = 0;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        int created;
+        long ia = ms_strmap_get(&a->names, names[i], strlen(names[i]), &created);
+        long ib = ms_strmap_get(&b->names, names[i], strlen(names[i]), &created);
+        if (ia < 0 || ib < 0 || add_req_row(d, names[i], &a->by_name[ia], &b->by_name[ib], o))
+            ret = -1;
+    }
+    free(names);
+    return ret;
+}
+
+/* The values of a step for the bootstrap: its exact values, or, for a
+ * step with folds, up to FOLD_VALUES_MAX values laid evenly over its
+ * histogram (bucket midpoints, clamped to its exact extremes). `tmp`
+ * holds the latter. NULL and *n 0 for no step. */
+static double *step_values(const ms_step *s, diff_vals *tmp, size_t *n)
+{
+    *n = 0;
+    if (!s)
+        return NULL;
+    if (!s->approximate) {
+        *n = s->total.n;
+        return s->total.v;
+    }
+    const ms_hist *h = &s->total.hist;
+    uint64_t total = ms_hist_total(h);
+    uint64_t m = total < FOLD_VALUES_MAX ? total : FOLD_VALUES_MAX;
+    tmp->n = 0;
+    uint64_t cum = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        uint64_t c = h->counts[i];
+        if (!c)
+            continue;
+        /* copies of this bucket: its share of m, rounded so they add up */
+        uint64_t from = (uint64_t)((double)cum * (double)m / (double)total);
+        cum += c;
+        uint64_t to = (uint64_t)((double)cum * (double)m / (double)total);
+        double v = (double)ms_hist_bucket_mid(h->lo + i);
+        v = v < s->total.min ? s->total.min : v > s->total.max ? s->total.max : v;
+        for (uint64_t k = from; k < to; k++)
+            if (vals_add(tmp, v))
+                return NULL;
+    }
+    *n = tmp->n;
+    return tmp->v;
+}
+
+/* The key pairing a step across sides: its names from the request down,
+ * each ended by a NUL (a name may hold '/', so the label will not do). */
+static void key_name(void *ud, const char *name)
+{
+    ms_buf *k = ud;
+    ms_buf_adds(k, name);
+    ms_buf_addc(k, 0);
+}
+
+static int step_row_of(diff *d, ms_strmap *keys, const ms_steps *st, const ms_step *s, ms_buf *k)
+{
+    ms_buf_reset(k);
+    ms_buf_addc(k, 1); /* never empty */
+    ms_steps_path_each(st, s, key_name, k);
+    if (k->oom)
+        return -1;
+    int created;
+    long i = ms_strmap_get(keys, k->data, k->len, &created);
+    if (i < 0)
+        return -1;
+    if (created) {
+        if (ms_grow((void **)&d->steps, &d->cap_steps, d->nsteps, sizeof *d->steps))
+            return -1;
+        memset(&d->steps[d->nsteps++], 0, sizeof *d->steps);
+    }
+    return (int)i;
+}
+
+/* Steps with evidence first (slower, then faster), then by how much
+ * their p95 moved, the largest first; ties by label. */
+static int cmp_step_rows(const void *x, const void *y)
+{
+    const diff_step_row *a = x, *b = y;
+    int ea = a->time == V_WORSE ? 0 : a->time == V_BETTER ? 1 : 2;
+    int eb = b->time == V_WORSE ? 0 : b->time == V_BETTER ? 1 : 2;
+    if (ea != eb)
+        return ea - eb;
+    if (a->size != b->size)
+        return a->size < b->size ? 1 : -1;
+    const ms_step *sa = a->s[0] ? a->s[0] : a->s[1], *sb = b->s[0] ? b->s[0] : b->s[1];
+    return strcmp(sa->label, sb->label);
+}
+
+static int step_rows(diff *d, const ms_diff_opts *o)
+{
+    ms_strmap keys = {0};
+    ms_buf k = {0};
+    diff_vals ta = {0}, tb = {0};
+    int ret = -1;
+    for (int side = 0; side < 2; side++) {
+        const ms_steps *st = &d->side[side].steps;
+        for (size_t i = 0; i < st->nsteps; i++) {
+            int r = step_row_of(d, &keys, st, &st->steps[i], &k);
+            if (r < 0)
+                goto done;
+            d->steps[r].s[side] = &st->steps[i];
+            if (!d->steps[r].of)
+                d->steps[r].of = st;
+        }
+    }
+    for (size_t i = 0; i < d->nsteps; i++) {
+        diff_step_row *row = &d->steps[i];
+        size_t na, nb;
+        double *a = step_values(row->s[0], &ta, &na), *b = step_values(row->s[1], &tb, &nb);
+        if ((row->s[0] && !a && na) || (row->s[1] && !b && nb))
+            goto done;
+        row->approximate = (row->s[0] && row->s[0]->approximate) || (row->s[1] && row->s[1]->approximate);
+        if (cmp_quantile(a, na, b, nb, 50, 1 / MS_NS_PER_MS, o, &row->p50) ||
+            cmp_quantile(a, na, b, nb, 95, 1 / MS_NS_PER_MS, o, &row->p95))
+            goto done;
+        /* counted in repetitions, not in the values a fold was spread to */
+        row->p50.ca = row->p95.ca = row->s[0] ? (int64_t)row->s[0]->total.count : 0;
+        row->p50.cb = row->p95.cb = row->s[1] ? (int64_t)row->s[1]->total.count : 0;
+        row->time = combine(row->p50.v, row->p95.v);
+        double moved = fabs(row->p95.d.est);
+        row->size = isnan(moved) ? (isnan(row->p95.a) ? row->p95.b : row->p95.a) : moved;
+        if (isnan(row->size))
+            row->size = 0;
+    }
+    if (d->nsteps)
+        qsort(d->steps, d->nsteps, sizeof *d->steps, cmp_step_rows);
+    ret = 0;
+done:
+    free(ta.v);
+    free(tb.v);
+    ms_buf_free(&k);
+    ms_strmap_free(&keys);
+    return ret;
+}
+
+/* --- verdicts against --fail-if ---------------------------------------------- */
+
+int ms_diff_req_fails(const diff_req_row *r, int fail_if)
+{
+    return ((fail_if & MS_DIFF_FAIL_SLOWER) && r->time == V_WORSE ? MS_DIFF_FAIL_SLOWER : 0) |
+           ((fail_if & MS_DIFF_FAIL_COSTLIER) && r->money == V_WORSE ? MS_DIFF_FAIL_COSTLIER : 0) |
+           ((fail_if & MS_DIFF_FAIL_ERRORS) && r->errors == V_WORSE ? MS_DIFF_FAIL_ERRORS : 0);
+}
+
+int ms_diff_step_fails(const diff_step_row *s, int fail_if)
+{
+    return (fail_if & MS_DIFF_FAIL_SLOWER) && s->time == V_WORSE ? MS_DIFF_FAIL_SLOWER : 0;
+}
+
+/* --- the entry point --------------------------------------------------------- */
+
+static void diff_free(diff *d)
+{
+    side_free(&d->side[0]);
+    side_free(&d->side[1]);
+    free(d->reqs);
+    free(d->steps);
+}
+
+/* Both sides read, checked for emptiness and compared. Returns 0,
+ * MS_DIFF_ERROR or MS_DIFF_BAD_SIDE. */
+static int build(sqlite3 *db, const ms_diff_opts *o, diff *d, char *err, size_t errlen)
+{
+    static const char *const which[2] = {"A", "B"};
+    char why[512];
+    int rc = ms_select_check(db, &o->narrow, why, sizeof why);
+    if (rc) {
+        ms_errf(err, errlen, "%s", why);
+        return rc < 0 ? MS_DIFF_ERROR : MS_DIFF_BAD_SIDE;
+    }
+    for (int i = 0; i < 2; i++) {
+        rc = side_select(db, &o->side[i], which[i], &o->narrow, &d->side[i].sel, err, errlen);
+        if (rc)
+            return rc;
+        ms_select_describe(&d->side[i].sel, &d->side[i].desc);
+        if (d->side[i].desc.oom)
+            return ms_errf(err, errlen, "out of memory");
+        if (ms_select_evals_left_out(db, &d->side[i].sel, &d->side[i].evals_left_out, err, errlen))
+            return MS_DIFF_ERROR;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (read_side(db, &d->side[i], o->steps_by_name, err, errlen))
+            return MS_DIFF_ERROR;
+        if (d->side[i].all.requests == 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "side %s '%s' has no traces (%s)", which[i],
+                     o->side[i].arg, d->side[i].desc.data ? d->side[i].desc.data : "");
+            if (d->side[i].evals_left_out)
+                ms_errf(err, errlen, "%s but %lld eval traces, left out by default; add --evals"
+                        " include or only", msg, (long long)d->side[i].evals_left_out);
+            else
+                ms_errf(err, errlen, "%s; check it with `moonspan traces` and the same filters,"
+                        " or widen it", msg);
+            return MS_DIFF_BAD_SIDE;
+        }
+    }
+    if (request_rows(d, o) || step_rows(d, o))
+        return ms_errf(err, errlen, "out of memory comparing the sides");
+    for (size_t i = 0; i < d->nreqs; i++)
+        d->failed |= ms_diff_req_fails(&d->reqs[i], o->fail_if) != 0;
+    for (size_t i = 0; i < d->nsteps; i++)
+        d->failed |= ms_diff_step_fails(&d->steps[i], o->fail_if) != 0;
+    return 0;
+}
+
+int ms_diff_write(sqlite3 *db, const ms_diff_opts *o, FILE *out, int *failed,
+                  char *err, size_t errlen)
+{
+    assert(db && o && out && failed);
+    *failed = 0;
+    diff d;
+    memset(&d, 0, sizeof d);
+    ms_buf b = {0};
+    int own = 0;
+    int ret = ms_read_begin(db, &own, err, errlen) ? MS_DIFF_ERROR : 0;
+    if (ret == 0)
+        ret = build(db, o, &d, err, errlen);
+    if (ms_read_end(db, own, ret == 0 ? err : NULL, errlen) && ret == 0)
+        ret = MS_DIFF_ERROR;
+    if (ret == 0) {
+        if (o->json)
+            ms_diff_json(&d, o, &b);
+        else
+            ms_diff_text(&d, o, &b);
+        ret = ms_buf_write(&b, out, err, errlen) ? MS_DIFF_ERROR : 0;
+        *failed = ret == 0 && d.failed;
+    }
+    ms_buf_free(&b);
+    diff_free(&d);
+    return ret;
+}
