@@ -300,13 +300,13 @@ static void fail_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
         } else {
             ms_buf_adds(b, "(all)");
         }
-        const char *sep = ": ";
+        const char *joint = ": ";
         if (f & MS_DIFF_FAIL_SLOWER)
-            ms_buf_adds(b, ": slower"), sep = ", ";
+            ms_buf_printf(b, "%sslower", joint), joint = ", ";
         if (f & MS_DIFF_FAIL_COSTLIER)
-            ms_buf_printf(b, "%scostlier", sep), sep = ", ";
+            ms_buf_printf(b, "%scostlier", joint), joint = ", ";
         if (f & MS_DIFF_FAIL_ERRORS)
-            ms_buf_printf(b, "%smore errors", sep);
+            ms_buf_printf(b, "%smore errors", joint);
         ms_buf_addc(b, '\n');
     }
     for (size_t i = 0; i < d->nsteps; i++)
