@@ -302,3 +302,60 @@ describe("moonspan diff", function()
     assert.matches("x\\x1b[2J", r.out, 1, true)
   end)
 end)
+
+describe("moonspan diff on folded and sampled runs", function()
+  -- 20 requests, each with 50 repetitions of "rep" recorded as one fold;
+  -- run with --sample, the requests keep their summary rows only
+  local FOLDED = [=[
+    for i = 1, 20 do
+      trace("folded", function()
+        span("outer", function()
+          for k = 1, 50 do span("rep", {fold = true}, function() end) end
+        end)
+      end)
+    end
+  ]=]
+  local store = H.once(function()
+    local dir = H.tmpdir("diff_fold")
+    local db = dir .. "/s.db"
+    H.run_ok(FOLDED, {dir = dir, db = db, name = "folded"})
+    H.run_ok(FOLDED, {dir = dir, db = db, name = "folded"})
+    H.run_ok(FOLDED, {dir = dir, db = db, name = "folded", run_args = {"--sample", "0.000001"}})
+    return db
+  end)
+
+  it("counts a fold's repetitions, and marks its percentiles approximate", function()
+    local r = H.moonspan({"diff", "--json", "1", "2"}, {db = store()})
+    assert.are.equal(0, r.code, r.err)
+    local j = H.json(r.out)
+    local rep
+    for _, s in ipairs(j.steps) do
+      if s.name == "rep" then rep = s end
+    end
+    assert.is_truthy(rep, r.out)
+    assert.are.same({"outer", "rep"}, rep.path)
+    assert.are.equal(1000, rep.count_a)
+    assert.are.equal(1000, rep.count_b)
+    assert.is_true(rep.approximate)
+    assert.is_number(rep.p50_ms.lo)
+    local text = H.moonspan({"diff", "1", "2"}, {db = store()}).out
+    assert.matches("outer/rep%s*~", text)
+    assert.matches("~ folded spans", text, 1, true)
+  end)
+
+  it("takes request numbers from sampled-out summaries, and says the steps came from fewer", function()
+    local r = H.moonspan({"diff", "--json", "1", "3"}, {db = store()})
+    assert.are.equal(0, r.code, r.err)
+    local j = H.json(r.out)
+    assert.are.equal(20, j.b.requests)
+    assert.are.equal(0, j.b.steps_from_requests)
+    assert.are.equal(20, j.requests[1].count_b.sampled_out)
+    assert.are.equal(20, j.requests[1].p50_ms.n_b)
+    for _, s in ipairs(j.steps) do
+      assert.are.equal(0, s.count_b, s.name)
+      assert.are.equal("gone in B", s.verdict, s.name)
+    end
+    local text = H.moonspan({"diff", "1", "3"}, {db = store()}).out
+    assert.matches("steps from 20 of 20 requests in A, 0 of 20 in B", text, 1, true)
+  end)
+end)
