@@ -118,6 +118,7 @@ int ms_cmd_eval(ms_cli *c);
 int ms_cmd_test(ms_cli *c);
 int ms_cmd_report(ms_cli *c);
 int ms_cmd_traces(ms_cli *c);
+int ms_cmd_runs(ms_cli *c);
 int ms_cmd_show(ms_cli *c);
 int ms_cmd_sql(ms_cli *c);
 int ms_cmd_upgrade(ms_cli *c);

@@ -7,11 +7,18 @@
 
 /* --- traces ----------------------------------------------------------- */
 
+/* `moonspan traces --limit N [--errors] [--json]` as the command runs it. */
+static int traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out)
+{
+    ms_traces_opts o = {.sel = {.errors_only = errors_only}, .limit = limit, .json = json};
+    return ms_traces_write(db, &o, out, err_, sizeof err_);
+}
+
 static void test_traces_list(void **state)
 {
     fixture *fx = *state;
     err_[0] = 0;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     const char *t = fx->out;
     /* newest first */
@@ -27,13 +34,13 @@ static void test_traces_list(void **state)
     has(t, T4_ID "  batch_eval       2024-06-15T00:00:00Z      400 ms              0/0"
            "            -  error\n");
 
-    CAPTURE(fx, ms_traces_write(fx->db, 2, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 2, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, T5_ID);
     has(fx->out, T4_ID);
     hasnt(fx->out, T3_ID);
 
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 1, 1, out));
     assert_int_equal(rc_, 0);
     const char *j = fx->out;
     assert_int_equal(j[0], '[');
@@ -50,10 +57,10 @@ static void test_traces_list(void **state)
 static void test_traces_empty(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "no traces recorded yet");
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 1, out));
     assert_int_equal(rc_, 0);
     assert_string_equal(fx->out, "[]\n");
 }
@@ -201,13 +208,13 @@ static void test_show_and_traces_cut_short(void **state)
     assert_int_equal(rc_, 0);
     has(fx->out, "\"status\":\"incomplete\",\"error_count\":0");
 
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "dddd0003000000000000000000000003  u     2024-05-01T00:00:02Z     5000 ms"
                  "             10/1    $0.001000  interrupted\n");
     has(fx->out, "  incomplete\n");
     /* --errors lists failed requests: interruptions are not failures */
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 1, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "dddd0002");
     hasnt(fx->out, "dddd0003");
@@ -320,7 +327,7 @@ static void test_show_traces_sharing_an_id(void **state)
 static void test_views_escape_hostile_text(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     no_terminal_controls(fx->out, fx->outlen, "traces");
     has(fx->out, "req" HOSTILE_SHOWN);
@@ -338,7 +345,7 @@ static void test_views_escape_hostile_text(void **state)
 static void test_json_views_escape_hostile_text(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 1, out));
     assert_int_equal(rc_, 0);
     no_c0_controls(fx->out, fx->outlen, "traces --json");
     has(fx->out, "\"name\":\"req\\u001b]0;pwned\\u0007\\u001b[2J");
@@ -446,7 +453,7 @@ static void test_show_microseconds(void **state)
     fixture *fx = *state;
     show_with(fx, T2_ID, 0, 0, 0, 0);
     has(fx->out, "\n  tick           3.00 " MU "s  ");
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     has(fx->out, "  2024-05-01T00:00:01Z     5.00 ms  ");
 }
 
