@@ -153,8 +153,8 @@ static void measure_line(ms_buf *b, const char *what, const diff_cmp *c, enum un
     }
     ms_buf_adds(b, "  ");
     ms_fmt_left(b, what, 15);
-    ms_fmt_right(b, a, 13);
-    ms_fmt_right(b, bb, 13);
+    ms_fmt_right(b, a, 16);
+    ms_fmt_right(b, bb, 16);
     ms_buf_adds(b, "   ");
     ms_fmt_left(b, d, 44);
     ms_buf_adds(b, "  ");
@@ -195,8 +195,8 @@ static void reqs_text(const diff_req_row *row, ms_buf *b)
                   verdict_word(row->errors, M_ERRORS));
     ms_buf_adds(b, "  ");
     ms_fmt_left(b, "", 15);
-    ms_fmt_right(b, "A", 13);
-    ms_fmt_right(b, "B", 13);
+    ms_fmt_right(b, "A", 16);
+    ms_fmt_right(b, "B", 16);
     ms_buf_adds(b, "   ");
     ms_fmt_left(b, "B - A [95% interval]", 44);
     ms_buf_adds(b, "  verdict\n");
