@@ -142,12 +142,14 @@ static int valid_level(double level)
     return level > 0.0 && level < 1.0; /* false for NaN */
 }
 
+/* Finite values only: one infinity makes a mean, and the differences
+ * of resampled quantiles (inf - inf), NaN. */
 static int valid_sample(const double *v, size_t n)
 {
     if (n > 0 && !v)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (isnan(v[i]))
+        if (!isfinite(v[i]))
             return 0;
     return 1;
 }

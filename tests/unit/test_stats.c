@@ -383,6 +383,9 @@ static void test_bootstrap_estimates_and_edges(void **state)
     assert_nan(ci.hi);
     /* Bad arguments. */
     double with_nan[] = {1, NAN, 3};
+    double with_inf[] = {1, INFINITY, 3};
+    assert_int_equal(ms_boot_mean_diff(with_inf, 3, b, 6, 100, 0.95, 1, &ci), -1);
+    assert_int_equal(ms_boot_quantile_diff(a, 5, with_inf, 3, 50, 100, 0.95, 1, &ci), -1);
     assert_int_equal(ms_boot_mean_diff(a, 5, b, 6, 0, 0.95, 1, &ci), -1);
     assert_int_equal(ms_boot_mean_diff(a, 5, b, 6, 100, 1.0, 1, &ci), -1);
     assert_int_equal(ms_boot_quantile_diff(a, 5, b, 6, 101, 100, 0.95, 1, &ci), -1);
