@@ -159,15 +159,15 @@ static void side_free(diff_side *s)
 /* The requests of trace name n[0..len), made when new. NULL on OOM. */
 static diff_reqs *reqs_of(diff_side *s, const char *n, size_t len)
 {
+    /* room first, so a name in the map always has its row */
+    if (ms_grow((void **)&s->by_name, &s->cap_names, s->names.n, sizeof *s->by_name))
+        return NULL;
     int created;
     long i = ms_strmap_get(&s->names, n, len, &created);
     if (i < 0)
         return NULL;
-    if (created) {
-        if (ms_grow((void **)&s->by_name, &s->cap_names, (size_t)i, sizeof *s->by_name))
-            return NULL; /* the name stays in the map with no row: the read fails anyway */
+    if (created)
         memset(&s->by_name[i], 0, sizeof *s->by_name);
-    }
     return &s->by_name[i];
 }
 
@@ -460,13 +460,20 @@ static int add_req_row(diff *d, const char *name, const diff_reqs *a, const diff
     return compare_reqs(row, o);
 }
 
-static int cmp_names(const void *x, const void *y)
+/* A name both sides have: its row index on each. */
+typedef struct name_pair {
+    const char *name;
+    size_t a, b;
+} name_pair;
+
+static int cmp_pairs(const void *x, const void *y)
 {
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
+    return strcmp(((const name_pair *)x)->name, ((const name_pair *)y)->name);
 }
 
 /* All requests; then, when a side holds more than one kind of request,
- * each name both sides have, by name. */
+ * each name both sides have, by name. Names are few (kinds of request),
+ * so finding them on the other side is a scan. */
 static int request_rows(diff *d, const ms_diff_opts *o)
 {
     diff_side *a = &d->side[0], *b = &d->side[1];
@@ -474,33 +481,25 @@ static int request_rows(diff *d, const ms_diff_opts *o)
         return -1;
     if (a->names.n <= 1 && b->names.n <= 1)
         return 0;
-    const char **names = malloc((a->names.n + 1) * sizeof *names);
-    if (!names)
+    name_pair *pairs = malloc(a->names.n * sizeof *pairs);
+    if (!pairs)
         return -1;
     size_t n = 0;
     for (size_t i = 0; i < a->names.n; i++) {
         const ms_strmap_ent *e = &a->names.ent[i];
-        int created = 0;
-        /* a lookup of a name b has allocates nothing; one it lacks is
-         * added to its map with no row, and never read */
-        for (size_t j = 0; j < b->names.n; j++)
-            if (b->names.ent[j].klen == e->klen && memcmp(b->names.ent[j].key, e->key, e->klen) == 0) {
-                created = 1;
+        for (size_t j = 0; j < b->names.n; j++) {
+            const ms_strmap_ent *f = &b->names.ent[j];
+            if (f->klen == e->klen && memcmp(f->key, e->key, e->klen) == 0) {
+                pairs[n++] = (name_pair){e->key, i, j};
                 break;
             }
-        if (created)
-            names[n++] = e->key;
+        }
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    qsort(pairs, n, sizeof *pairs, cmp_pairs);
     int ret = 0;
-    for (size_t i = 0; i < n && ret == 0; i++) {
-        int created;
-        long ia = ms_strmap_get(&a->names, names[i], strlen(names[i]), &created);
-        long ib = ms_strmap_get(&b->names, names[i], strlen(names[i]), &created);
-        if (ia < 0 || ib < 0 || add_req_row(d, names[i], &a->by_name[ia], &b->by_name[ib], o))
-            ret = -1;
-    }
-    free(names);
+    for (size_t i = 0; i < n && ret == 0; i++)
+        ret = add_req_row(d, pairs[i].name, &a->by_name[pairs[i].a], &b->by_name[pairs[i].b], o);
+    free(pairs);
     return ret;
 }
 

@@ -290,6 +290,29 @@ describe("moonspan diff", function()
     assert.matches("--fail-if", r.out, 1, true)
   end)
 
+  it("adds a row for each request name both sides have", function()
+    local dir = H.tmpdir("diff_names")
+    local db = dir .. "/s.db"
+    local src = [[
+      for i = 1, 6 do trace("beta", function() end) trace("alpha", function() end) end
+      if arg[1] == "more" then for i = 1, 6 do trace("gamma", function() end) end end
+    ]]
+    H.run_ok(src, {dir = dir, db = db})
+    H.run_ok(src, {dir = dir, db = db, args = {"more"}})
+    local r = H.moonspan({"diff", "--json", "1", "2"}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    local j = H.json(r.out)
+    assert.are.equal(3, #j.requests)
+    assert.is_nil(j.requests[1].name)
+    assert.are.equal(12, j.requests[1].count_a.requests)
+    assert.are.equal(18, j.requests[1].count_b.requests)
+    assert.are.equal("alpha", j.requests[2].name)
+    assert.are.equal("beta", j.requests[3].name)
+    assert.are.equal(6, j.requests[3].count_b.requests)
+    local text = H.moonspan({"diff", "1", "2"}, {db = db}).out
+    assert.matches("Requests: 'alpha' (6 completed in A, 6 in B)", text, 1, true)
+  end)
+
   it("escapes the names it prints", function()
     local dir = H.tmpdir("diff_esc")
     local db = dir .. "/s.db"
