@@ -472,8 +472,11 @@ static int cmp_pairs(const void *x, const void *y)
 }
 
 /* All requests; then, when a side holds more than one kind of request,
- * each name both sides have, by name. Names are few (kinds of request),
- * so finding them on the other side is a scan. */
+ * each name both sides have with at least MS_DIFF_MIN_N completed
+ * requests, by name (an eval names each case's trace after the case: a
+ * row of "too few" per case would bury the rest; d->names_few counts
+ * them). Names are few (kinds of request), so finding them on the other
+ * side is a scan. */
 static int request_rows(diff *d, const ms_diff_opts *o)
 {
     diff_side *a = &d->side[0], *b = &d->side[1];
@@ -490,7 +493,10 @@ static int request_rows(diff *d, const ms_diff_opts *o)
         for (size_t j = 0; j < b->names.n; j++) {
             const ms_strmap_ent *f = &b->names.ent[j];
             if (f->klen == e->klen && memcmp(f->key, e->key, e->klen) == 0) {
-                pairs[n++] = (name_pair){e->key, i, j};
+                if (a->by_name[i].completed >= MS_DIFF_MIN_N && b->by_name[j].completed >= MS_DIFF_MIN_N)
+                    pairs[n++] = (name_pair){e->key, i, j};
+                else
+                    d->names_few++;
                 break;
             }
         }

@@ -83,6 +83,7 @@ typedef struct diff {
     diff_side side[2];
     diff_req_row *reqs;
     size_t nreqs, cap_reqs;
+    int64_t names_few;          /* names on both sides left without a row: too few */
     diff_step_row *steps;
     size_t nsteps, cap_steps;
     int failed;                 /* a row with evidence matched --fail-if */

@@ -330,6 +330,10 @@ void ms_diff_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
                   o->resamples, (unsigned long long)o->seed, o->min_change * 100, MS_DIFF_MIN_N);
     for (size_t i = 0; i < d->nreqs; i++)
         reqs_text(&d->reqs[i], b);
+    if (d->names_few)
+        ms_buf_printf(b, "  (%lld request name%s on both sides with fewer than %d completed on a"
+                      " side: no row of %s own)\n", (long long)d->names_few,
+                      d->names_few == 1 ? "" : "s", MS_DIFF_MIN_N, d->names_few == 1 ? "its" : "their");
     steps_text(d, o, b);
     if (o->fail_if)
         fail_text(d, o, b);
@@ -453,6 +457,7 @@ void ms_diff_json(const diff *d, const ms_diff_opts *o, ms_buf *b)
         ms_buf_addc(b, '}');
     }
     ms_buf_addc(b, ']');
+    ms_kv_int(b, &f, "names_too_few", d->names_few);
 
     size_t n = steps_listed(d, o);
     ms_json_key(b, &f, "steps");

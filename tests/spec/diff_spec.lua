@@ -290,11 +290,12 @@ describe("moonspan diff", function()
     assert.matches("--fail-if", r.out, 1, true)
   end)
 
-  it("adds a row for each request name both sides have", function()
+  it("adds a row for each request name both sides have often enough", function()
     local dir = H.tmpdir("diff_names")
     local db = dir .. "/s.db"
     local src = [[
       for i = 1, 6 do trace("beta", function() end) trace("alpha", function() end) end
+      for i = 1, 2 do trace("delta", function() end) end
       if arg[1] == "more" then for i = 1, 6 do trace("gamma", function() end) end end
     ]]
     H.run_ok(src, {dir = dir, db = db})
@@ -304,13 +305,16 @@ describe("moonspan diff", function()
     local j = H.json(r.out)
     assert.are.equal(3, #j.requests)
     assert.is_nil(j.requests[1].name)
-    assert.are.equal(12, j.requests[1].count_a.requests)
-    assert.are.equal(18, j.requests[1].count_b.requests)
+    assert.are.equal(14, j.requests[1].count_a.requests)
+    assert.are.equal(20, j.requests[1].count_b.requests)
+    -- delta, on both sides but 2 a side, gets no row of its own; gamma is in B only
+    assert.are.equal(1, j.names_too_few)
     assert.are.equal("alpha", j.requests[2].name)
     assert.are.equal("beta", j.requests[3].name)
     assert.are.equal(6, j.requests[3].count_b.requests)
     local text = H.moonspan({"diff", "1", "2"}, {db = db}).out
     assert.matches("Requests: 'alpha' (6 completed in A, 6 in B)", text, 1, true)
+    assert.matches("(1 request name on both sides with fewer than 5 completed on a side", text, 1, true)
   end)
 
   it("escapes the names it prints", function()
