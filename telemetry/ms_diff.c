@@ -358,43 +358,44 @@ static int cmp_quantile(double *a, size_t na, double *b, size_t nb, double q, do
     return 0;
 }
 
-static int constant(const diff_vals *s)
+static int constant(const double *v, size_t n)
 {
-    for (size_t i = 1; i < s->n; i++)
-        if (s->v[i] != s->v[0])
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[0])
             return 0;
     return 1;
 }
 
 /* The means of two samples and the bootstrap interval of their
  * difference. Returns 0 or -1 (OOM). */
-static int cmp_mean(const diff_vals *a, const diff_vals *b, const ms_diff_opts *o, diff_cmp *c)
+static int cmp_mean(const double *a, size_t na, const double *b, size_t nb,
+                    const ms_diff_opts *o, diff_cmp *c)
 {
     memset(c, 0, sizeof *c);
-    c->ca = (int64_t)a->n;
-    c->cb = (int64_t)b->n;
+    c->ca = (int64_t)na;
+    c->cb = (int64_t)nb;
     c->p = NAN;
     double sa = 0, sb = 0;
-    for (size_t i = 0; i < a->n; i++)
-        sa += a->v[i];
-    for (size_t i = 0; i < b->n; i++)
-        sb += b->v[i];
-    c->a = a->n ? sa / (double)a->n : NAN;
-    c->b = b->n ? sb / (double)b->n : NAN;
+    for (size_t i = 0; i < na; i++)
+        sa += a[i];
+    for (size_t i = 0; i < nb; i++)
+        sb += b[i];
+    c->a = na ? sa / (double)na : NAN;
+    c->b = nb ? sb / (double)nb : NAN;
     c->d = (ms_ci){c->b - c->a, NAN, NAN};
-    if (a->n < MS_DIFF_MIN_N || b->n < MS_DIFF_MIN_N) {
+    if (na < MS_DIFF_MIN_N || nb < MS_DIFF_MIN_N) {
         c->v = V_FEW;
         return 0;
     }
-    if (constant(a) && constant(b)) {
+    if (constant(a, na) && constant(b, nb)) {
         /* every resample's mean is the mean: the interval is the point
-         * (tokens of requests that make no LLM call), and resampling
-         * 2 x 100k values 2000 times to find that costs a second */
+         * (tokens of requests that make no LLM call), found without
+         * resampling */
         c->d.lo = c->d.hi = c->d.est;
         c->v = verdict_of(c->d, c->a, o->min_change);
         return 0;
     }
-    if (ms_boot_mean_diff(a->v, a->n, b->v, b->n, o->resamples, MS_STATS_LEVEL, o->seed, &c->d))
+    if (ms_boot_mean_diff(a, na, b, nb, o->resamples, MS_STATS_LEVEL, o->seed, &c->d))
         return -1;
     c->v = verdict_of(c->d, c->a, o->min_change);
     return 0;
@@ -436,8 +437,8 @@ static int compare_reqs(diff_req_row *row, const ms_diff_opts *o)
     diff_reqs *a = (diff_reqs *)row->r[0], *b = (diff_reqs *)row->r[1];
     if (cmp_quantile(a->dur.v, a->dur.n, b->dur.v, b->dur.n, 50, 1 / MS_NS_PER_MS, o, &row->p50) ||
         cmp_quantile(a->dur.v, a->dur.n, b->dur.v, b->dur.n, 95, 1 / MS_NS_PER_MS, o, &row->p95) ||
-        cmp_mean(&a->tokens, &b->tokens, o, &row->tokens) ||
-        cmp_mean(&a->cost, &b->cost, o, &row->cost))
+        cmp_mean(a->tokens.v, a->tokens.n, b->tokens.v, b->tokens.n, o, &row->tokens) ||
+        cmp_mean(a->cost.v, a->cost.n, b->cost.v, b->cost.n, o, &row->cost))
         return -1;
     cmp_rate(a->errors, a->completed, b->errors, b->completed, &row->err_rate);
     cmp_rate(a->llm_failed, a->llm_calls, b->llm_failed, b->llm_calls, &row->llm_rate);
@@ -573,13 +574,21 @@ static int step_row_of(diff *d, ms_strmap *keys, const ms_steps *st, const ms_st
     return (int)i;
 }
 
-/* Steps with evidence first (slower, then faster), then by how much
+/* 0 for a step with evidence of worse (slower or costlier), 1 of
+ * better, 2 for none. */
+static int evidence(const diff_step_row *s)
+{
+    if (s->time == V_WORSE || s->money == V_WORSE)
+        return 0;
+    return s->time == V_BETTER || s->money == V_BETTER ? 1 : 2;
+}
+
+/* Steps with evidence first (worse, then better), then by how much
  * their p95 moved, the largest first; ties by label. */
 static int cmp_step_rows(const void *x, const void *y)
 {
     const diff_step_row *a = x, *b = y;
-    int ea = a->time == V_WORSE ? 0 : a->time == V_BETTER ? 1 : 2;
-    int eb = b->time == V_WORSE ? 0 : b->time == V_BETTER ? 1 : 2;
+    int ea = evidence(a), eb = evidence(b);
     if (ea != eb)
         return ea - eb;
     if (a->size != b->size)
@@ -619,6 +628,16 @@ static int step_rows(diff *d, const ms_diff_opts *o)
         row->p50.ca = row->p95.ca = row->s[0] ? (int64_t)row->s[0]->total.count : 0;
         row->p50.cb = row->p95.cb = row->s[1] ? (int64_t)row->s[1]->total.count : 0;
         row->time = combine(row->p50.v, row->p95.v);
+        const ms_step *sa = row->s[0], *sb = row->s[1];
+        row->has_llm = (sa && sa->llm.calls) || (sb && sb->llm.calls);
+        if (row->has_llm) {
+            if (cmp_mean(sa ? sa->tokens.v : NULL, sa ? sa->tokens.n : 0, sb ? sb->tokens.v : NULL,
+                         sb ? sb->tokens.n : 0, o, &row->tokens) ||
+                cmp_mean(sa ? sa->cost.v : NULL, sa ? sa->cost.n : 0, sb ? sb->cost.v : NULL,
+                         sb ? sb->cost.n : 0, o, &row->cost))
+                goto done;
+            row->money = combine(row->tokens.v, row->cost.v);
+        }
         double moved = fabs(row->p95.d.est);
         row->size = isnan(moved) ? (isnan(row->p95.a) ? row->p95.b : row->p95.a) : moved;
         if (isnan(row->size))
@@ -646,7 +665,8 @@ int ms_diff_req_fails(const diff_req_row *r, int fail_if)
 
 int ms_diff_step_fails(const diff_step_row *s, int fail_if)
 {
-    return (fail_if & MS_DIFF_FAIL_SLOWER) && s->time == V_WORSE ? MS_DIFF_FAIL_SLOWER : 0;
+    return ((fail_if & MS_DIFF_FAIL_SLOWER) && s->time == V_WORSE ? MS_DIFF_FAIL_SLOWER : 0) |
+           ((fail_if & MS_DIFF_FAIL_COSTLIER) && s->money == V_WORSE ? MS_DIFF_FAIL_COSTLIER : 0);
 }
 
 /* --- the entry point --------------------------------------------------------- */

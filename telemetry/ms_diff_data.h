@@ -75,6 +75,11 @@ typedef struct diff_step_row {
     const ms_steps *of;         /* whose names spell its path */
     diff_cmp p50, p95;
     enum diff_verdict time;
+    /* the LLM calls inside each span of the step (has_llm: some were made
+     * on a side): mean tokens and live cost per span */
+    int has_llm;
+    diff_cmp tokens, cost;
+    enum diff_verdict money;
     int approximate;            /* some side's values came from folds */
     double size;                /* the ordering key: how much it changed */
 } diff_step_row;

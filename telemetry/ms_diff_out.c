@@ -211,6 +211,49 @@ static void reqs_text(const diff_req_row *row, ms_buf *b)
                       " known cost\n", (long long)row->r[0]->unpriced, (long long)row->r[1]->unpriced);
 }
 
+/* The LLM calls inside the listed steps that made any: tokens and cost
+ * per span of the step. */
+static void usage_text(const diff *d, size_t n, ms_buf *b)
+{
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        const diff_step_row *s = &d->steps[i];
+        if (!s->has_llm)
+            continue;
+        if (!any) {
+            ms_buf_adds(b, "\nLLM calls inside the steps, per span of the step (nested steps' included)\n  ");
+            ms_fmt_left(b, "step", 24);
+            ms_fmt_right(b, "tokens A", 10);
+            ms_fmt_right(b, "tokens B", 10);
+            ms_buf_adds(b, "  ");
+            ms_fmt_left(b, "B - A [95%]", 24);
+            ms_fmt_right(b, "cost A", 12);
+            ms_fmt_right(b, "cost B", 12);
+            ms_buf_adds(b, "  ");
+            ms_fmt_left(b, "B - A [95%]", 34);
+            ms_buf_adds(b, "  verdict\n");
+            any = 1;
+        }
+        char c[64], v[160];
+        ms_buf_adds(b, "  ");
+        ms_fmt_padded_tail(b, step_label(s), 24);
+        const diff_cmp *q[2] = {&s->tokens, &s->cost};
+        const enum unit u[2] = {U_COUNT, U_USD};
+        for (int k = 0; k < 2; k++) {
+            fmt_value(c, sizeof c, q[k]->a, u[k], 0);
+            ms_fmt_right(b, c, k ? 12 : 10);
+            fmt_value(c, sizeof c, q[k]->b, u[k], 0);
+            ms_fmt_right(b, c, k ? 12 : 10);
+            fmt_delta(v, sizeof v, q[k], u[k]);
+            ms_buf_adds(b, "  ");
+            ms_fmt_left(b, v, k ? 34 : 24);
+        }
+        ms_buf_adds(b, "  ");
+        ms_buf_adds(b, verdict_word(s->money, M_MONEY));
+        ms_buf_addc(b, '\n');
+    }
+}
+
 static void steps_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
 {
     const diff_reqs *a = &d->side[0].all, *bb = &d->side[1].all;
@@ -270,6 +313,7 @@ static void steps_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
     if (approx)
         ms_buf_adds(b, "  ~ folded spans: percentiles from their histograms (within 0.8%), each"
                        " repetition counted as one value\n");
+    usage_text(d, n, b);
 }
 
 static void fail_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
@@ -309,12 +353,16 @@ static void fail_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
             ms_buf_printf(b, "%smore errors", joint);
         ms_buf_addc(b, '\n');
     }
-    for (size_t i = 0; i < d->nsteps; i++)
-        if (ms_diff_step_fails(&d->steps[i], o->fail_if)) {
-            ms_buf_adds(b, "  step '");
-            ms_fmt_text(b, step_label(&d->steps[i]), "");
-            ms_buf_adds(b, "': slower\n");
-        }
+    for (size_t i = 0; i < d->nsteps; i++) {
+        int f = ms_diff_step_fails(&d->steps[i], o->fail_if);
+        if (!f)
+            continue;
+        ms_buf_adds(b, "  step '");
+        ms_fmt_text(b, step_label(&d->steps[i]), "");
+        ms_buf_printf(b, "': %s%s%s\n", f & MS_DIFF_FAIL_SLOWER ? "slower" : "",
+                      f == (MS_DIFF_FAIL_SLOWER | MS_DIFF_FAIL_COSTLIER) ? ", " : "",
+                      f & MS_DIFF_FAIL_COSTLIER ? "costlier" : "");
+    }
 }
 
 void ms_diff_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
@@ -486,6 +534,15 @@ void ms_diff_json(const diff *d, const ms_diff_opts *o, ms_buf *b)
         cmp_json(b, &g, "p95_ms", &s->p95, M_TIME, 0);
         ms_kv_str(b, &g, "verdict", !s->s[0] ? "new in B" : !s->s[1] ? "gone in B"
                                                                     : verdict_word(s->time, M_TIME));
+        if (s->has_llm) {
+            cmp_json(b, &g, "tokens_per_span", &s->tokens, M_MONEY, 0);
+            cmp_json(b, &g, "cost_usd_per_span", &s->cost, M_MONEY, 0);
+            ms_kv_str(b, &g, "cost", verdict_word(s->money, M_MONEY));
+        } else {
+            ms_kv_raw(b, &g, "tokens_per_span", "null");
+            ms_kv_raw(b, &g, "cost_usd_per_span", "null");
+            ms_kv_raw(b, &g, "cost", "null");
+        }
         ms_kv_raw(b, &g, "fails", ms_diff_step_fails(s, o->fail_if) ? "true" : "false");
         ms_buf_addc(b, '}');
     }

@@ -54,6 +54,10 @@ typedef struct ms_step {
     ms_dist total;              /* ns */
     int64_t self_ns;            /* summed: its percentiles would cost as much again */
     ms_steps_usage llm;         /* the LLM calls inside it, its own included */
+    /* with keep_values, per completed span that is not a fold: the tokens
+     * (input + output) of the LLM calls inside it, and their live cost in
+     * USD when every one was priced (0 for a span with no call) */
+    ms_dist tokens, cost;
     /* filled by ms_steps_finish, in ms, whole ns */
     double p50, p95, p99;
     int approximate;            /* the percentiles are estimates (ms_dist.h) */
@@ -83,7 +87,8 @@ typedef struct ms_steps {
     size_t nsteps, cap_steps;
     double total_ns, self_ns;   /* over every step */
     int keep_values;            /* ms_steps_finish leaves each step's values in
-                                   its `total` (diff resamples them); set after init */
+                                   its `total`, and `tokens` and `cost` are filled
+                                   (diff resamples them); set after init */
     ms_buf labels;              /* the rows' labels */
     const char *error;          /* why ms_steps_add or ms_steps_trace_end failed */
 

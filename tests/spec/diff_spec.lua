@@ -189,8 +189,24 @@ describe("moonspan diff", function()
       assert.is_true(math.abs(row.c - req.cost_usd_per_request[side]) < 1e-12)
     end
     assert.is_true(req.tokens_per_request.lo > 0)
+    -- the step that got costlier is the LLM call's: its tokens per span are
+    -- the calls' own, and a step with no call inside has no usage row
+    local call = step(j, "chat mock")
+    assert.are.equal("costlier", call.cost)
+    assert.are.equal("costlier", call.tokens_per_span.verdict)
+    for side, run in pairs{a = 2, b = 6} do
+      local row = H.query(store(), "SELECT avg(s.input_tokens + s.output_tokens) AS t FROM spans s"
+                          .. " JOIN traces t ON t.id = s.trace_row WHERE t.run_id = " .. run
+                          .. " AND s.kind = 'llm'")[1]
+      assert.is_true(math.abs(row.t - call.tokens_per_span[side]) < 1e-9, side)
+    end
+    assert.is_true(call.fails)
+    assert.is_nil(step(j, "slow").tokens_per_span)
+    assert.is_nil(step(j, "slow").cost)
     local r = diff({"diff", "run:2", "run:6", "--fail-if", "costlier"}, 1)
     assert.matches("requests (all): costlier", r.out, 1, true)
+    assert.matches("step 'chat mock': costlier", r.out, 1, true)
+    assert.matches("LLM calls inside the steps, per span of the step", r.out, 1, true)
   end)
 
   it("gives the sides and the method in --json, and lists steps with their paths", function()
