@@ -323,6 +323,13 @@ static void add_usage(ms_steps_usage *to, const ms_steps_usage *u)
 /* The tokens and cost inside one span of step st (u NULL: no LLM call). */
 static int keep_usage(ms_step *st, const ms_steps_usage *u)
 {
+    if (!u && st->tokens.count == 0) {
+        st->no_llm++; /* most steps never call: no value kept per span */
+        return 0;
+    }
+    for (; u && st->no_llm; st->no_llm--)
+        if (ms_dist_add_exact(&st->tokens, 0) || ms_dist_add_exact(&st->cost, 0))
+            return -1;
     if (ms_dist_add_exact(&st->tokens, u ? (double)ms_sat_add(u->in, u->out) : 0))
         return -1;
     if (u && u->unknown)

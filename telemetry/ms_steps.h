@@ -56,8 +56,11 @@ typedef struct ms_step {
     ms_steps_usage llm;         /* the LLM calls inside it, its own included */
     /* with keep_values, per completed span that is not a fold: the tokens
      * (input + output) of the LLM calls inside it, and their live cost in
-     * USD when every one was priced (0 for a span with no call) */
+     * USD when every one was priced (0 for a span with no call). A step
+     * with no call inside any of its spans keeps no values: no_llm counts
+     * its spans until the first call, then they join as zeros. */
     ms_dist tokens, cost;
+    uint64_t no_llm;
     /* filled by ms_steps_finish, in ms, whole ns */
     double p50, p95, p99;
     int approximate;            /* the percentiles are estimates (ms_dist.h) */

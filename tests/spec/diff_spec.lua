@@ -335,6 +335,34 @@ describe("moonspan diff", function()
     assert.matches("(1 request name on both sides with fewer than 5 completed on a side", text, 1, true)
   end)
 
+  it("counts a step span with no LLM call inside as 0 tokens, even before the first call", function()
+    local dir = H.tmpdir("diff_maybe")
+    local db = dir .. "/s.db"
+    -- "maybe" calls the model in the 7th to 10th request only
+    local src = [[
+      for i = 1, 10 do
+        trace("req", function()
+          span("maybe", function()
+            if i > 6 then llm.call{model = "mock", messages = {{role = "user", content = "q" .. i}}} end
+          end)
+        end)
+      end
+    ]]
+    H.run_ok(src, {dir = dir, db = db})
+    H.run_ok(src, {dir = dir, db = db})
+    local r = H.moonspan({"diff", "--json", "1", "2"}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    local maybe
+    for _, s in ipairs(H.json(r.out).steps) do
+      if s.name == "maybe" then maybe = s end
+    end
+    local row = H.query(db, "SELECT sum(s.input_tokens + s.output_tokens) AS t FROM spans s JOIN traces t"
+                        .. " ON t.id = s.trace_row WHERE t.run_id = 1 AND s.kind = 'llm'")[1]
+    assert.is_true(row.t > 0)
+    assert.are.equal(10, maybe.tokens_per_span.n_a)
+    assert.is_true(math.abs(row.t / 10 - maybe.tokens_per_span.a) < 1e-9)
+  end)
+
   it("counts requests cut short apart, in no sample", function()
     local dir = H.tmpdir("diff_cut")
     local db = dir .. "/s.db"
