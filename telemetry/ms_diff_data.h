@@ -1,9 +1,10 @@
-/* ms_diff_data — the numbers of one `moonspan diff`, as the scans and
- * comparisons (ms_diff.c) leave them for the output (ms_diff_out.c).
- * Private to those two files. */
+/* ms_diff_data — the numbers of one `moonspan diff`, as the reading
+ * (ms_diff_read.c) and comparisons (ms_diff.c) leave them for the output
+ * (ms_diff_out.c). Private to those three files. */
 #ifndef MS_DIFF_DATA_H
 #define MS_DIFF_DATA_H
 
+#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +94,28 @@ typedef struct diff {
     size_t nsteps, cap_steps;
     int failed;                 /* a row with evidence matched --fail-if */
 } diff;
+
+/* --- ms_diff_read.c ---------------------------------------------------- */
+
+/* The selection of side `sd` ("A" or "B" in messages): the shared
+ * narrowing with the side's own filter added; `last~N` is resolved and
+ * ids are checked against the store. A filter given both ways (a run side
+ * and --run) is refused; windows intersect. Returns 0, MS_DIFF_ERROR or
+ * MS_DIFF_BAD_SIDE with err. */
+int ms_diff_side_select(sqlite3 *db, const ms_diff_side *sd, const char *which,
+                        const ms_select *narrow, ms_select *out, char *err, size_t errlen);
+
+/* Reads the traces of side s (s->sel set) and groups its steps, by span
+ * name when by_name. Returns 0 or -1 with err. */
+int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t errlen);
+
+/* Frees what a side holds (safe on a side partly read or never read). */
+void ms_diff_side_free(diff_side *s);
+
+/* Appends x to a sample. Returns 0, or -1 on OOM (nothing added). */
+int ms_diff_vals_add(diff_vals *s, double x);
+
+/* --- ms_diff_out.c ------------------------------------------------------ */
 
 /* The diff as text for people, or as the one JSON object `diff --json`
  * promises, appended to b. */
