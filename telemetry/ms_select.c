@@ -186,8 +186,8 @@ int ms_select_check(sqlite3 *db, const ms_select *s, char *err, size_t errlen)
     return 0;
 }
 
-int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, int64_t *n, char *err,
-                             size_t errlen)
+int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, const char *also, int64_t *n,
+                             char *err, size_t errlen)
 {
     assert(db && s && n);
     *n = 0;
@@ -199,6 +199,12 @@ int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, int64_t *n, char *
     ms_buf sql = {0};
     ms_buf_adds(&sql, "SELECT count(*) FROM traces t");
     int ret = where_mode(db, s, MS_EVALS_ONLY, &sql, err, errlen);
+    if (also) {
+        ms_buf_adds(&sql, " AND ");   /* ONLY always writes a WHERE */
+        ms_buf_adds(&sql, also);
+    }
+    if (ret == 0 && sql.oom)
+        ret = ms_errf(err, errlen, "out of memory building a query");
     sqlite3_stmt *st = NULL;
     if (ret == 0 && (ret = ms_read_prepare(db, sql.data, &st, err, errlen)) == 0 &&
         (ret = ms_select_bind(db, st, s, err, errlen)) == 0) {

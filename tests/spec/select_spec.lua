@@ -286,3 +286,28 @@ describe("moonspan traces with a selection", function()
     assert.is_truthy(ms({"runs", "--help"}).out:find("--limit", 1, true))
   end)
 end)
+
+describe("report --profile's selection", function()
+  it("leaves profiled eval traces out by default and says how many", function()
+    local dir = H.tmpdir("select-prof")
+    local db = dir .. "/x.db"
+    H.write(dir .. "/busy.lua", [[
+return suite "busy" {
+  dataset = {{id = "c1", input = 1}, {id = "c2", input = 2}},
+  run = function(case)
+    local x = 0
+    for i = 1, 3e6 do x = x + i % 7 end
+    return x
+  end,
+  scorers = {max_latency_ms(60000)},
+}]])
+    local r = H.moonspan({"eval", "--profile", dir .. "/busy.lua"}, {db = db})
+    assert.are.equal(0, r.code, r.err)
+    local d = H.json(H.moonspan({"report", "--profile", "--json"}, {db = db}).out)
+    assert.are.equal(0, d.traces)
+    assert.are.equal(2, d.window.evals_left_out)
+    local t = H.moonspan({"report", "--profile"}, {db = db})
+    assert.is_truthy(t.out:find("0 profiled traces, all time, evals excluded\n2 eval traces left out", 1, true), t.out)
+    assert.are.equal(2, H.json(H.moonspan({"report", "--profile", "--json", "--evals", "include"}, {db = db}).out).traces)
+  end)
+end)
