@@ -450,7 +450,7 @@ int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
     if (ms_read_begin(db, &own, err, errlen))
         goto done;
     if (scan_traces(db, opts, &r, err, errlen) == 0 &&
-        ms_select_evals_left_out(db, &opts->sel, &r.evals_left_out, err, errlen) == 0 &&
+        ms_select_evals_left_out(db, &opts->sel, NULL, &r.evals_left_out, err, errlen) == 0 &&
         scan_evals(db, opts, &r, err, errlen) == 0 &&
         finish_report(&r, err, errlen) == 0)
         ret = 0;

@@ -186,8 +186,8 @@ int ms_select_check(sqlite3 *db, const ms_select *s, char *err, size_t errlen)
     return 0;
 }
 
-int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, int64_t *n, char *err,
-                             size_t errlen)
+int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, const char *also, int64_t *n,
+                             char *err, size_t errlen)
 {
     assert(db && s && n);
     *n = 0;
@@ -196,9 +196,28 @@ int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, int64_t *n, char *
     int has = ms_schema_has(db, "eval_runs", NULL, err, errlen);
     if (has <= 0)
         return has;
+    int has_end = ms_schema_has(db, "runs", "end_ns", err, errlen);
+    if (has_end < 0)
+        return -1;
+    /* Counted per eval process over the traces started while it ran (a
+     * process's traces start after its run row and before its end_ns, on
+     * one clock): the start_ns index reads the eval processes' windows
+     * only, where a scan of every row's run_id would read the whole
+     * store. CROSS JOIN keeps the few eval processes as the outer loop. */
     ms_buf sql = {0};
-    ms_buf_adds(&sql, "SELECT count(*) FROM traces t");
-    int ret = where_mode(db, s, MS_EVALS_ONLY, &sql, err, errlen);
+    ms_buf_adds(&sql, "SELECT count(*) FROM runs r CROSS JOIN traces t");
+    size_t bare = sql.len;
+    int ret = where_mode(db, s, MS_EVALS_INCLUDE, &sql, err, errlen);
+    ms_buf_adds(&sql, sql.len > bare ? " AND " : " WHERE ");
+    ms_buf_adds(&sql, "r.id IN " EVAL_RUN_IDS " AND t.start_ns >= r.start_ns AND t.run_id = r.id");
+    if (has_end)
+        ms_buf_adds(&sql, " AND t.start_ns <= coalesce(r.end_ns, 9223372036854775807)");
+    if (also) {
+        ms_buf_adds(&sql, " AND ");
+        ms_buf_adds(&sql, also);
+    }
+    if (ret == 0 && sql.oom)
+        ret = ms_errf(err, errlen, "out of memory building a query");
     sqlite3_stmt *st = NULL;
     if (ret == 0 && (ret = ms_read_prepare(db, sql.data, &st, err, errlen)) == 0 &&
         (ret = ms_select_bind(db, st, s, err, errlen)) == 0) {

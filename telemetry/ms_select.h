@@ -66,9 +66,12 @@ int ms_select_check(sqlite3 *db, const ms_select *s, char *err, size_t errlen);
 /* How many eval traces the selection's default left out: the traces that
  * match every other filter and are eval traces, when ms_select_evals is
  * EXCLUDE because nothing asked for evals (s->evals DEFAULT); 0
- * otherwise. Lets a view say what it did not count and how to count it.
- * Returns 0 with *n, or -1 with err. */
-int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, int64_t *n,
+ * otherwise. `also`, when not NULL, is one more condition over `t` the
+ * view itself applies (SQL text of the view's, never user input; e.g.
+ * "t.id IN (SELECT trace_row FROM span_profiles)"). Lets a view say what
+ * it did not count and how to count it. Returns 0 with *n, or -1 with
+ * err. */
+int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, const char *also, int64_t *n,
                              char *err, size_t errlen);
 
 /* Parses one `--attr` value "key=value" into the next free slot of s

@@ -124,7 +124,7 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         ms_errf(err, errlen, "out of memory reading traces");
         goto done;
     }
-    if (!o->json && ms_select_evals_left_out(db, sel, &left_out, err, errlen))
+    if (!o->json && ms_select_evals_left_out(db, sel, NULL, &left_out, err, errlen))
         goto done;
 
     char iso[40], c1[40], c2[40];

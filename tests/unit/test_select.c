@@ -283,16 +283,19 @@ static void left_out(void **state)
     fixture *fx = *state;
     int64_t n = -1;
     ms_select s = {0};
-    assert_int_equal(ms_select_evals_left_out(fx->db, &s, &n, err, sizeof err), 0);
+    assert_int_equal(ms_select_evals_left_out(fx->db, &s, NULL, &n, err, sizeof err), 0);
     assert_int_equal(n, 2);
     s.errors_only = 1; /* the other filters apply to what is counted */
-    assert_int_equal(ms_select_evals_left_out(fx->db, &s, &n, err, sizeof err), 0);
+    assert_int_equal(ms_select_evals_left_out(fx->db, &s, NULL, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    s = (ms_select){0}; /* the view's own condition applies too */
+    assert_int_equal(ms_select_evals_left_out(fx->db, &s, "t.name GLOB '*c2'", &n, err, sizeof err), 0);
     assert_int_equal(n, 1);
     s = (ms_select){.evals = MS_EVALS_EXCLUDE}; /* asked for: nothing to point out */
-    assert_int_equal(ms_select_evals_left_out(fx->db, &s, &n, err, sizeof err), 0);
+    assert_int_equal(ms_select_evals_left_out(fx->db, &s, NULL, &n, err, sizeof err), 0);
     assert_int_equal(n, 0);
     s = (ms_select){.run_id = 2};
-    assert_int_equal(ms_select_evals_left_out(fx->db, &s, &n, err, sizeof err), 0);
+    assert_int_equal(ms_select_evals_left_out(fx->db, &s, NULL, &n, err, sizeof err), 0);
     assert_int_equal(n, 0);
 }
 
@@ -344,7 +347,7 @@ static void store_without_evals(void **state)
     assert_int_equal(ms_select_check(db, &s, err, sizeof err), 1);
     int64_t n = -1;
     s = (ms_select){0};
-    assert_int_equal(ms_select_evals_left_out(db, &s, &n, err, sizeof err), 0);
+    assert_int_equal(ms_select_evals_left_out(db, &s, NULL, &n, err, sizeof err), 0);
     assert_int_equal(n, 0);
     sqlite3_close(db);
 }

@@ -14,6 +14,36 @@ static int traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE 
     return ms_traces_write(db, &o, out, err_, sizeof err_);
 }
 
+/* The ids of `traces --json` in order, each cut to its 8-character
+ * prefix, comma-separated. */
+static const char *order_of(fixture *fx, enum ms_traces_sort sort, const char *glob)
+{
+    static char ids[128];
+    ms_traces_opts o = {.sel = {.name_glob = glob}, .limit = 10, .sort = sort, .json = 1};
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    if (rc_)
+        fail_msg("traces: %s", err_);
+    ids[0] = 0;
+    for (const char *p = fx->out; (p = strstr(p, "\"trace_id\":\"")); p += 12)
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%.8s", ids[0] ? "," : "", p + 12);
+    return ids;
+}
+
+/* --sort cost: T1..T5 cost 0.01, 0.02, unknown, unknown, 0.04. (Their
+ * durations grow with their start, so --sort duration is checked where
+ * they do not: select_spec.lua.) */
+static void test_traces_sort(void **state)
+{
+    fixture *fx = *state;
+    assert_string_equal(order_of(fx, MS_TRACES_BY_START, NULL),
+                        "cccc4444,bbbb3333,abcd2222,aaaa1111,aaaa0000");
+    /* unknown cost last, newest first among them */
+    assert_string_equal(order_of(fx, MS_TRACES_BY_COST, "answer*"),
+                        "cccc4444,aaaa1111,aaaa0000,abcd2222");
+    assert_string_equal(order_of(fx, MS_TRACES_BY_COST, NULL),
+                        "cccc4444,aaaa1111,aaaa0000,bbbb3333,abcd2222");
+}
+
 static void test_traces_list(void **state)
 {
     fixture *fx = *state;
@@ -461,6 +491,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_traces_list, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_traces_sort, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
         cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
