@@ -407,7 +407,8 @@ static int build(sqlite3 *db, const ms_diff_opts *o, diff *d, char *err, size_t 
         ms_select_describe(&d->side[i].sel, &d->side[i].desc);
         if (d->side[i].desc.oom)
             return ms_errf(err, errlen, "out of memory");
-        if (ms_select_evals_left_out(db, &d->side[i].sel, &d->side[i].evals_left_out, err, errlen))
+        if (ms_select_evals_left_out(db, &d->side[i].sel, NULL, &d->side[i].evals_left_out, err,
+                                     errlen))
             return MS_DIFF_ERROR;
     }
     for (int i = 0; i < 2; i++) {
