@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ms_sample.h"
+#include "ms_select.h"
 
 struct lua_State;
 
@@ -47,6 +48,15 @@ int ms_cli_record(ms_cli *c);
 void ms_cli_record_done(ms_cli *c);
 /* The lines of --help that describe those options. */
 extern const char MS_RECORD_HELP[];
+/* Handles --since, --until, --name, --run, --eval-run, --evals and
+ * --attr (repeatable) into *s (cli_select.c): returns 1 when argv[c->i]
+ * was one of them. Bad values and contradictions (--until not after
+ * --since, --eval-run with --evals exclude) are usage errors (exit 2).
+ * Whether --run/--eval-run name existing runs is for the view to ask
+ * (ms_select_check) once the store is open. */
+int ms_cli_select(ms_cli *c, ms_select *s);
+/* The lines of --help that describe those options. */
+extern const char MS_SELECT_HELP[];
 /* Reports an unknown option or unexpected argument and exits 2. */
 _Noreturn void ms_cli_unknown(ms_cli *c);
 /* Prints "moonspan VERB: message; see `moonspan VERB --help`" and exits 2. */
@@ -108,8 +118,10 @@ int ms_cmd_eval(ms_cli *c);
 int ms_cmd_test(ms_cli *c);
 int ms_cmd_report(ms_cli *c);
 int ms_cmd_traces(ms_cli *c);
+int ms_cmd_runs(ms_cli *c);
 int ms_cmd_show(ms_cli *c);
 int ms_cmd_sql(ms_cli *c);
 int ms_cmd_upgrade(ms_cli *c);
+int ms_cmd_diff(ms_cli *c);
 
 #endif

@@ -13,8 +13,10 @@
 #include "ms_traces.h"
 
 static const char REPORT_HELP[] =
-    "usage: moonspan report [--since DURATION] [--name GLOB] [--by path|name] [--steps N|all]\n"
-    "                       [--trend day|month] [--profile | --overhead] [--json] [--db PATH]\n"
+    "usage: moonspan report [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
+    "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
+    "                       [--by path|name] [--steps N|all] [--trend day|month]\n"
+    "                       [--profile | --overhead] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
     "per-step latency, total and self time, tokens and cost, the slowest step,\n"
@@ -22,10 +24,12 @@ static const char REPORT_HELP[] =
     "request and their trend, error rate and most common errors, LLM calls that\n"
     "failed, retry success and time spent in backoff. Requests cut short by a\n"
     "signal or still open when their run ended are counted apart, not as errors,\n"
-    "and left out of the latency percentiles.\n"
-    "\n"
-    "  --since DURATION  only traces started within DURATION (30m, 24h, 7d, 2w)\n"
-    "  --name GLOB       only traces whose name matches GLOB (e.g. 'answer_*')\n"
+    "and left out of the latency percentiles. Eval traces (of `moonspan eval`)\n"
+    "are left out unless asked for; a line says how many. Then the latest run\n"
+    "of each eval suite.\n"
+    "\n";
+
+static const char REPORT_HELP_OPTIONS[] =
     "  --by path|name    group steps by path, the span names from the request down\n"
     "                    (rerank/tokenize apart from embed/tokenize; the default),\n"
     "                    or by span name alone\n"
@@ -38,16 +42,29 @@ static const char REPORT_HELP[] =
     "                    skipped, sampled out, the script's time in telemetry);\n"
     "                    --since and --limit N (default 20) choose the runs\n"
     "  --profile         instead: the hottest functions of each step, by self CPU\n"
-    "                    time, over traces recorded with `moonspan run --profile`\n";
+    "                    time, over traces recorded with `moonspan run --profile`\n"
+    "\n"
+    "An unknown --run or --eval-run id is an error (exit 2).\n";
 
 static const char TRACES_HELP[] =
-    "usage: moonspan traces [--limit N] [--errors] [--json] [--db PATH]\n"
+    "usage: moonspan traces [--limit N] [--errors] [--sort start|duration|cost]\n"
+    "                       [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
+    "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
+    "                       [--json] [--db PATH]\n"
     "\n"
-    "The newest traces, one line each: id, name, start, duration, tokens, cost, status.\n"
+    "Traces one line each, newest first: id, name, start, duration, tokens, cost,\n"
+    "status. Eval traces (of `moonspan eval`) are left out unless asked for; a\n"
+    "last line says how many.\n"
+    "\n";
+
+static const char TRACES_HELP_OPTIONS[] =
+    "  --limit N         how many (default 20)\n"
+    "  --errors          only traces whose status is error (an interrupted one is not)\n"
+    "  --sort ORDER      start: newest first (default); duration: slowest first;\n"
+    "                    cost: costliest first, unknown cost last\n"
+    "  --json            a JSON array instead of text\n"
     "\n"
-    "  --limit N   how many (default 20)\n"
-    "  --errors    only traces whose status is error (an interrupted one is not)\n"
-    "  --json      a JSON array instead of text\n";
+    "An unknown --run or --eval-run id is an error (exit 2).\n";
 
 static const char SHOW_HELP[] =
     "usage: moonspan show [--depth N] [--min-ms X] [--all] [--profile] [--json] [--pick N] [--db PATH]\n"
@@ -81,6 +98,17 @@ static int help(ms_cli *c, const char *text)
     return 0;
 }
 
+/* --help of a view that selects traces: its text, the selection's
+ * options, then its own. */
+static int help_select(ms_cli *c, const char *text, const char *options)
+{
+    if (!help(c, text))
+        return 0;
+    fputs(MS_SELECT_HELP, stdout);
+    fputs(options, stdout);
+    return 1;
+}
+
 /* Costs are priced when a call is recorded and stored as they were; a
  * reader has nothing to apply prices to, and accepting --prices here would
  * let someone believe the report was repriced. */
@@ -101,6 +129,24 @@ static ms_store *open_read(ms_cli *c)
         return NULL;
     }
     return s;
+}
+
+/* Opens the store and checks that --run and --eval-run name runs it has:
+ * an unknown id is a wrong command line (exit 2), not an empty view. */
+static ms_store *open_selected(ms_cli *c, const ms_select *sel, int *status)
+{
+    ms_store *s = open_read(c);
+    *status = MS_EXIT_USAGE;
+    if (!s)
+        return NULL;
+    char err[1024];
+    int rc = ms_select_check(ms_store_db(s), sel, err, sizeof err);
+    if (rc == 0)
+        return s;
+    fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+    ms_store_close(s);
+    *status = rc > 0 ? MS_EXIT_USAGE : 1;
+    return NULL;
 }
 
 /* Runs a view and turns its result into an exit status. */
@@ -136,17 +182,14 @@ int ms_cmd_report(ms_cli *c)
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
-        if (help(c, REPORT_HELP))
+        if (help_select(c, REPORT_HELP, REPORT_HELP_OPTIONS))
             return 0;
         if (ms_cli_flag(c, "--overhead")) {
             overhead = 1;
         } else if (ms_cli_value(c, "--limit", &v)) {
             ov.limit = ms_cli_long(c, "--limit", v, 1, 1000000);
-        } else if (ms_cli_value(c, "--since", &v)) {
-            ms_clock_init();
-            o.since_ns = ms_epoch_ns() - ms_cli_duration(c, "--since", v);
-        } else if (ms_cli_value(c, "--name", &v)) {
-            o.name_glob = v;
+        } else if (ms_cli_select(c, &o.sel)) {
+            continue;
         } else if (ms_cli_value(c, "--by", &v)) {
             /* day and month are what --by grouped before steps had paths */
             if (!strcmp(v, "path") || !strcmp(v, "name"))
@@ -174,15 +217,19 @@ int ms_cmd_report(ms_cli *c)
     if (ov.limit && !overhead)
         ms_cli_usage_error(c, "--limit chooses runs for --overhead; the report covers every trace "
                               "(narrow it with --since or --name)");
-    if (overhead && (o.name_glob || o.by_month))
-        ms_cli_usage_error(c, "--overhead reports runs, not traces: --name and --by do not apply");
-    ms_store *s = open_read(c);
+    const ms_select *sel = &o.sel;
+    if (overhead && (sel->name_glob || sel->until_ns || sel->run_id || sel->eval_run || sel->nattrs ||
+                     sel->evals || o.by_month))
+        ms_cli_usage_error(c, "--overhead reports runs, not traces: only --since and --limit apply"
+                              " (--name, --until, --run, --eval-run, --evals, --attr and --by do not)");
+    int status;
+    ms_store *s = open_selected(c, sel, &status);
     if (!s)
-        return MS_EXIT_USAGE;
+        return status;
     char err[1024];
     int rc;
     if (overhead) {
-        ov.since_ns = o.since_ns;
+        ov.since_ns = sel->since_ns;
         ov.json = o.json;
         rc = ms_overhead_write(ms_store_db(s), &ov, stdout, err, sizeof err);
     } else if (profile) {
@@ -195,28 +242,40 @@ int ms_cmd_report(ms_cli *c)
 
 int ms_cmd_traces(ms_cli *c)
 {
-    int limit = 20, errors = 0, json = 0;
+    ms_traces_opts o = {.limit = 20};
     const char *v;
     while (c->i < c->argc) {
         if (ms_cli_global(c))
             continue;
-        if (help(c, TRACES_HELP))
+        if (help_select(c, TRACES_HELP, TRACES_HELP_OPTIONS))
             return 0;
-        if (ms_cli_value(c, "--limit", &v))
-            limit = (int)ms_cli_long(c, "--limit", v, 1, 1000000);
-        else if (ms_cli_flag(c, "--errors"))
-            errors = 1;
-        else if (ms_cli_flag(c, "--json"))
-            json = 1;
-        else
+        if (ms_cli_value(c, "--limit", &v)) {
+            o.limit = (int)ms_cli_long(c, "--limit", v, 1, 1000000);
+        } else if (ms_cli_flag(c, "--errors")) {
+            o.sel.errors_only = 1;
+        } else if (ms_cli_flag(c, "--json")) {
+            o.json = 1;
+        } else if (ms_cli_value(c, "--sort", &v)) {
+            if (!strcmp(v, "start"))
+                o.sort = MS_TRACES_BY_START;
+            else if (!strcmp(v, "duration"))
+                o.sort = MS_TRACES_BY_DURATION;
+            else if (!strcmp(v, "cost"))
+                o.sort = MS_TRACES_BY_COST;
+            else
+                ms_cli_usage_error(c, "--sort '%s' is not an order; use --sort start (newest first),"
+                                      " duration (slowest first) or cost (costliest first)", v);
+        } else if (!ms_cli_select(c, &o.sel)) {
             ms_cli_unknown(c);
+        }
     }
     refuse_prices(c);
-    ms_store *s = open_read(c);
+    int status;
+    ms_store *s = open_selected(c, &o.sel, &status);
     if (!s)
-        return MS_EXIT_USAGE;
+        return status;
     char err[1024];
-    int rc = ms_traces_write(ms_store_db(s), limit, errors, json, stdout, err, sizeof err);
+    int rc = ms_traces_write(ms_store_db(s), &o, stdout, err, sizeof err);
     return finish_view(c, s, rc, err);
 }
 

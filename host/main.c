@@ -13,7 +13,9 @@ static const char USAGE[] =
     "  run SCRIPT [ARGS...]   run a Lua pipeline, tracing every span into the store\n"
     "  report                 the production checklist over stored traces\n"
     "  traces                 the newest traces, one line each\n"
+    "  runs                   the runs and eval runs that recorded, with their ids\n"
     "  show TRACE_ID          one trace as a tree of spans\n"
+    "  diff A B               is B slower, costlier or failing more than A, with evidence\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
@@ -54,7 +56,8 @@ int main(int argc, char **argv)
     } verbs[] = {
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
         {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval},
-        {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade},
+        {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade}, {"runs", ms_cmd_runs},
+        {"diff", ms_cmd_diff},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -63,7 +66,8 @@ int main(int argc, char **argv)
             return verbs[v].fn(&c);
         }
     }
-    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, show, sql, upgrade, test "
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, runs, show, diff, sql,"
+                    " upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

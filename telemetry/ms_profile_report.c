@@ -38,6 +38,7 @@ typedef struct prof_report {
     size_t nfns, capfns;
     ms_prof_fn *listed;        /* fns once sorted, as the lists take them */
     int64_t traces;
+    int64_t evals_left_out;    /* profiled eval traces the selection's default left out */
     ms_buf key;
     /* the trace being read: its rows and their strings */
     ms_prof_row *rows;
@@ -156,26 +157,39 @@ static int add_trace(sqlite3 *db, prof_report *p, ms_spans_walk *w, sqlite3_stmt
     return 0;
 }
 
-/* Every profiled trace within the filters, in one read snapshot. */
+#define PROFILED "t.id IN (SELECT DISTINCT trace_row FROM span_profiles)"
+
+/* Every profiled trace within the filters, in one read snapshot, and how
+ * many profiled eval traces the default left out. */
 static int scan(sqlite3 *db, const ms_report_opts *o, prof_report *p, char *err, size_t errlen)
 {
     int has = ms_schema_has(db, "span_profiles", NULL, err, errlen);
     if (has <= 0)
         return has;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT t.id, t.span_salt, t.parts, t.spans FROM traces t"
-             " WHERE t.id IN (SELECT DISTINCT trace_row FROM span_profiles)%s%s ORDER BY t.id",
-             o->since_ns ? " AND t.start_ns >= :since" : "", o->name_glob ? " AND t.name GLOB :glob" : "");
-    sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql, &st, err, errlen))
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT t.id, t.span_salt, t.parts, t.spans FROM traces t");
+    size_t bare = sql.len;
+    sqlite3_stmt *st = NULL;
+    int ok = ms_select_where(db, &o->sel, &sql, err, errlen) == 0;
+    if (ok) {
+        ms_buf_adds(&sql, sql.len > bare ? " AND " : " WHERE ");
+        ms_buf_adds(&sql, PROFILED " ORDER BY t.id");
+        ok = !sql.oom && ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
+        if (sql.oom)
+            ms_errf(err, errlen, "out of memory building a query");
+    }
+    ms_buf_free(&sql);
+    if (!ok)
         return -1;
     ms_spans_walk w;
     if (ms_spans_walk_open(&w, db, err, errlen)) {
         sqlite3_finalize(st);
         return -1;
     }
-    int ret = ms_report_bind_filters(db, st, o, err, errlen), rc = SQLITE_DONE;
+    int ret = ms_select_evals_left_out(db, &o->sel, PROFILED, &p->evals_left_out, err, errlen);
+    int rc = SQLITE_DONE;
+    if (ret == 0)
+        ret = ms_select_bind(db, st, &o->sel, err, errlen);
     while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
         ret = add_trace(db, p, &w, st, err, errlen);
     if (ret == 0 && rc != SQLITE_DONE)
@@ -231,8 +245,9 @@ static void report_text(const prof_report *p, const ms_report_opts *o, ms_buf *b
     char ms[40];
     ms_buf_printf(b, "moonspan report --profile: %lld profiled trace%s", (long long)p->traces,
                   p->traces == 1 ? "" : "s");
-    ms_report_window_text(o, b);
+    ms_report_window_text(&o->sel, b);
     ms_buf_addc(b, '\n');
+    ms_report_left_out_text(p->evals_left_out, b);
     if (!p->nsteps) {
         ms_buf_adds(b, "\nno profiles recorded in this window; record some with `moonspan run --profile SCRIPT`\n");
         return;
@@ -255,7 +270,7 @@ static void report_json(const prof_report *p, const ms_report_opts *o, ms_buf *b
     ms_buf_addc(b, '{');
     ms_json_key(b, &f, "window");
     ms_buf_addc(b, '{');
-    ms_report_window_json(o, b, &g);
+    ms_report_window_json(&o->sel, p->evals_left_out, b, &g);
     ms_buf_addc(b, '}');
     ms_kv_int(b, &f, "traces", p->traces);
     ms_json_key(b, &f, "steps");

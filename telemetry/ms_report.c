@@ -25,36 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- filters ------------------------------------------------------------ */
-
-/* See ms_report.h (the SQL is built with only the filters in use). */
-int ms_report_bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
-                           char *err, size_t errlen)
-{
-    int i = sqlite3_bind_parameter_index(st, ":since");
-    if (i > 0 && sqlite3_bind_int64(st, i, o->since_ns) != SQLITE_OK)
-        return ms_errf(err, errlen, "cannot bind --since: %s", sqlite3_errmsg(db));
-    i = sqlite3_bind_parameter_index(st, ":glob");
-    if (i > 0 && sqlite3_bind_text(st, i, o->name_glob, -1, SQLITE_STATIC) != SQLITE_OK)
-        return ms_errf(err, errlen, "cannot bind --name: %s", sqlite3_errmsg(db));
-    return 0;
-}
-
-/* The WHERE clause over traces `t` for the filters in use, "" when none.
- * Only the used filters appear, so an unfiltered report scans traces in
- * rowid order instead of walking the start_ns index. */
-static const char *where_clause(const ms_report_opts *o)
-{
-    int since = o->since_ns != 0, glob = o->name_glob != NULL;
-    if (since && glob)
-        return " WHERE t.start_ns >= :since AND t.name GLOB :glob";
-    if (since)
-        return " WHERE t.start_ns >= :since";
-    if (glob)
-        return " WHERE t.name GLOB :glob";
-    return "";
-}
-
 /* --- scans --------------------------------------------------------------- */
 
 /* Frees everything a report owns (safe on a partly filled report). */
@@ -241,15 +211,16 @@ steps_failed:
 static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
                        char *err, size_t errlen)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
-             " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
-             " t.cost_usd, t.unknown_cost_calls, t.replayed_cost_usd,"
-             " t.id, t.span_salt, t.parts, t.spans, t.sampled_out FROM traces t%s",
-             where_clause(o));
-    sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql, &st, err, errlen))
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT t.start_ns, t.duration_ns, t.status, t.input_tokens,"
+                      " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
+                      " t.cost_usd, t.unknown_cost_calls, t.replayed_cost_usd,"
+                      " t.id, t.span_salt, t.parts, t.spans, t.sampled_out FROM traces t");
+    sqlite3_stmt *st = NULL;
+    int prepared = ms_select_where(db, &o->sel, &sql, err, errlen) == 0 &&
+                   ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
+    ms_buf_free(&sql);
+    if (!prepared)
         return -1;
     span_scan ss;
     memset(&ss, 0, sizeof ss);
@@ -261,7 +232,7 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
     double *dur = NULL;
     size_t ndur = 0, cap = 0;
     ms_steps_init(&r->steps, o->steps_by_name ? MS_STEPS_BY_NAME : MS_STEPS_BY_PATH);
-    if (ms_report_bind_filters(db, st, o, err, errlen))
+    if (ms_select_bind(db, st, &o->sel, err, errlen))
         goto done;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -334,7 +305,7 @@ done:
 }
 
 /* The evals section: the latest finished run of each suite (started at or
- * after --since; --name is about trace names and does not apply), and its
+ * after --since; the other filters are about traces and do not apply), and its
  * failing results with a reason each: the error when the case raised, else
  * the first scorer that scored under 1, as "name: reason". Nothing when
  * the store predates eval tables. Returns 0 or -1 with err. */
@@ -346,7 +317,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
         return has;
     if ((has = ms_schema_has(db, "eval_results", NULL, err, errlen)) <= 0)
         return has;
-    const char *since = o->since_ns ? " AND start_ns >= :since" : "";
+    const char *since = o->sel.since_ns ? " AND start_ns >= :sel_since" : "";
     char sql[2048];
     /* the newest run of each suite by the (suite, start_ns) index; id
      * breaks ties between runs started in the same nanosecond. Its gates
@@ -371,7 +342,7 @@ static int scan_evals(sqlite3 *db, const ms_report_opts *o, report *r,
         return -1;
     int ret = -1, rc;
     ms_buf *a = &r->ev_arena;
-    if (ms_report_bind_filters(db, st, o, err, errlen))
+    if (ms_select_bind(db, st, &o->sel, err, errlen))
         goto done;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (ms_grow((void **)&r->evals, &r->capevals, r->nevals, sizeof *r->evals))
@@ -491,6 +462,7 @@ int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
     if (ms_read_begin(db, &own, err, errlen))
         goto done;
     if (scan_traces(db, opts, &r, err, errlen) == 0 &&
+        ms_select_evals_left_out(db, &opts->sel, NULL, &r.evals_left_out, err, errlen) == 0 &&
         scan_evals(db, opts, &r, err, errlen) == 0 &&
         finish_report(&r, err, errlen) == 0)
         ret = 0;

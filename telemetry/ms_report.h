@@ -8,14 +8,16 @@
 #ifndef MS_REPORT_H
 #define MS_REPORT_H
 
+#include "ms_select.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 typedef struct ms_report_opts {
-    int64_t since_ns;      /* only traces started at or after this epoch ns; 0 = all */
-    const char *name_glob; /* only traces whose name matches (SQLite GLOB); NULL = all */
+    ms_select sel;         /* the traces reported (ms_select.h): eval traces left out
+                              unless sel asks for them */
     int by_month;          /* cost_trend grouped by month (YYYY-MM) instead of day */
     int steps_by_name;     /* steps grouped by span name instead of by path */
     long max_steps;        /* steps listed: 0 the default (text 20, JSON all), < 0 all */
@@ -24,9 +26,10 @@ typedef struct ms_report_opts {
 
 #define MS_REPORT_TEXT_STEPS 20 /* steps the text lists unless told */
 
-/* Writes the report: the traces within the filters, then the latest
- * finished eval run of each suite started since opts->since_ns (name_glob
- * does not apply to evals). Latency percentiles, of requests and of steps,
+/* Writes the report: the traces opts->sel selects, with how many eval
+ * traces its default left out, then the latest finished eval run of each
+ * suite started since opts->sel.since_ns (the other filters are about
+ * traces and do not apply to that section). Latency percentiles, of requests and of steps,
  * are over completed work: traces and spans whose status is interrupted
  * or incomplete are counted apart, and are not errors. Cost is live
  * spend; calls replayed from a recording are reported apart. Steps are
@@ -36,11 +39,5 @@ typedef struct ms_report_opts {
  * Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
-
-/* Binds :since and :glob of `st`, when it names them, from the options:
- * how the report's views (this one, report --profile) filter traces.
- * Returns 0 or -1 with err. */
-int ms_report_bind_filters(sqlite3 *db, sqlite3_stmt *st, const ms_report_opts *o,
-                           char *err, size_t errlen);
 
 #endif

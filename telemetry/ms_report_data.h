@@ -51,6 +51,7 @@ typedef struct report {
     int64_t requests;   /* every trace in the window */
     int64_t interrupted, incomplete; /* of those, not completed */
     int64_t sampled_out; /* of those, stored as their summary only (--sample): no steps */
+    int64_t evals_left_out; /* eval traces the selection's default left out */
     double lat[4];      /* p50, p95, p99, max in ms, over completed requests */
     int64_t first_start, last_start;
     int64_t in_tok, out_tok, cache_read, cache_write;
@@ -102,10 +103,18 @@ const ms_step *ms_report_slowest_step(const report *r);
 void ms_report_text(const report *r, const ms_report_opts *o, ms_buf *b);
 void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b);
 
-/* The window of the filters: " since DATE" or ", all time", then
- * ", name GLOB '...'"; as JSON members since_ns, since, name_glob of the
- * object being written (`first` its flag, see ms_json_key). */
-void ms_report_window_text(const ms_report_opts *o, ms_buf *b);
-void ms_report_window_json(const ms_report_opts *o, ms_buf *b, int *first);
+/* The selection (ms_select.h) for a heading: " since DATE" (and " until
+ * DATE") or ", all time", then the other filters as ms_select_describe
+ * words them (", name 'answer_*', evals excluded"). As JSON members of the
+ * object being written (`first` its flag, see ms_json_key): since_ns,
+ * since, until_ns, until, name_glob, run_id, eval_run, evals ("exclude",
+ * "include" or "only"), attrs (an object), evals_left_out and
+ * description. */
+void ms_report_window_text(const ms_select *s, ms_buf *b);
+void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b, int *first);
+
+/* A line saying how many eval traces the default left out and how to
+ * count them; nothing when n is 0. */
+void ms_report_left_out_text(int64_t n, ms_buf *b);
 
 #endif

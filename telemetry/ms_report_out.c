@@ -27,32 +27,80 @@ static void period_name(int64_t key, int by_month, char *out, size_t n)
     }
 }
 
-void ms_report_window_text(const ms_report_opts *o, ms_buf *b)
+void ms_report_window_text(const ms_select *s, ms_buf *b)
 {
     char iso[40];
-    if (o->since_ns) {
-        ms_iso_utc(o->since_ns, iso, sizeof iso);
+    if (s->since_ns) {
+        ms_iso_utc(s->since_ns, iso, sizeof iso);
         ms_buf_printf(b, " since %s", iso);
-    } else {
+    }
+    if (s->until_ns) {
+        ms_iso_utc(s->until_ns, iso, sizeof iso);
+        ms_buf_printf(b, " until %s", iso);
+    }
+    if (!s->since_ns && !s->until_ns)
         ms_buf_adds(b, ", all time");
+    /* the rest as the selection words it, the times said above */
+    ms_select rest = *s;
+    rest.since_ns = rest.until_ns = 0;
+    ms_buf words = {0};
+    ms_select_describe(&rest, &words);
+    if (words.len && strcmp(words.data, "all traces") != 0) {
+        ms_buf_adds(b, ", ");
+        ms_buf_add(b, words.data, words.len);
     }
-    if (o->name_glob) {
-        ms_buf_adds(b, ", name GLOB '");
-        ms_fmt_text(b, o->name_glob, "");
-        ms_buf_addc(b, '\'');
-    }
+    if (words.oom)
+        b->oom = 1;
+    ms_buf_free(&words);
 }
 
-void ms_report_window_json(const ms_report_opts *o, ms_buf *b, int *first)
+void ms_report_left_out_text(int64_t n, ms_buf *b)
 {
+    if (n > 0)
+        ms_buf_printf(b, "%lld eval trace%s left out (`--evals include` counts them,"
+                         " `--evals only` reports them alone)\n",
+                      (long long)n, n == 1 ? "" : "s");
+}
+
+void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b, int *first)
+{
+    static const char *const modes[] = {"exclude", "exclude", "include", "only"};
     char iso[40];
-    ms_iso_utc(o->since_ns, iso, sizeof iso);
-    if (o->since_ns)
-        ms_kv_int(b, first, "since_ns", o->since_ns);
+    if (s->since_ns)
+        ms_kv_int(b, first, "since_ns", s->since_ns);
     else
         ms_kv_raw(b, first, "since_ns", NULL);
-    ms_kv_str(b, first, "since", o->since_ns ? iso : NULL);
-    ms_kv_str(b, first, "name_glob", o->name_glob);
+    ms_iso_utc(s->since_ns, iso, sizeof iso);
+    ms_kv_str(b, first, "since", s->since_ns ? iso : NULL);
+    if (s->until_ns)
+        ms_kv_int(b, first, "until_ns", s->until_ns);
+    else
+        ms_kv_raw(b, first, "until_ns", NULL);
+    ms_iso_utc(s->until_ns, iso, sizeof iso);
+    ms_kv_str(b, first, "until", s->until_ns ? iso : NULL);
+    ms_kv_str(b, first, "name_glob", s->name_glob);
+    if (s->run_id)
+        ms_kv_int(b, first, "run_id", s->run_id);
+    else
+        ms_kv_raw(b, first, "run_id", NULL);
+    if (s->eval_run)
+        ms_kv_int(b, first, "eval_run", s->eval_run);
+    else
+        ms_kv_raw(b, first, "eval_run", NULL);
+    ms_kv_str(b, first, "evals", modes[ms_select_evals(s)]);
+    ms_json_key(b, first, "attrs");
+    int g = 1;
+    ms_buf_addc(b, '{');
+    for (size_t i = 0; i < s->nattrs; i++)
+        ms_kv_str(b, &g, s->attr_key[i], s->attr_value[i]);
+    ms_buf_addc(b, '}');
+    ms_kv_int(b, first, "evals_left_out", evals_left_out);
+    ms_buf desc = {0};
+    ms_select_describe(s, &desc);
+    ms_kv_str(b, first, "description", desc.data);
+    if (desc.oom)
+        b->oom = 1;
+    ms_buf_free(&desc);
 }
 
 /* --- report output ---------------------------------------------------- */
@@ -116,7 +164,7 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_json_key(b, &f, "window");
     g = 1;
     ms_buf_addc(b, '{');
-    ms_report_window_json(o, b, &g);
+    ms_report_window_json(&o->sel, r->evals_left_out, b, &g);
     ms_kv_str(b, &g, "group_by", o->by_month ? "month" : "day");
     ms_kv_str(b, &g, "steps_by", o->steps_by_name ? "name" : "path");
     ms_iso_utc(r->first_start, iso, sizeof iso);
@@ -323,18 +371,23 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
 
     ms_buf_printf(b, "moonspan report: %lld request%s", (long long)r->requests,
                   r->requests == 1 ? "" : "s");
-    ms_report_window_text(o, b);
+    ms_report_window_text(&o->sel, b);
     if (r->requests) {
         ms_iso_utc(r->first_start, t1, sizeof t1);
         ms_iso_utc(r->last_start, t2, sizeof t2);
         ms_buf_printf(b, " (%s .. %s)", t1, t2);
     }
     ms_buf_addc(b, '\n');
+    ms_report_left_out_text(r->evals_left_out, b);
 
     if (r->requests == 0) {
-        if (o->since_ns || o->name_glob)
-            ms_buf_adds(b, "\nno traces match this window (widen --since or --name;"
-                           " list traces with `moonspan traces`)\n");
+        const ms_select *s = &o->sel;
+        if (r->evals_left_out)
+            ms_buf_adds(b, "\nno production traces match; the eval traces above are left out\n");
+        else if (s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run ||
+                 s->nattrs || s->evals == MS_EVALS_ONLY)
+            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr"
+                           " or --evals; list traces with `moonspan traces`)\n");
         else
             ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
         return;

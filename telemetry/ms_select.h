@@ -44,6 +44,10 @@ typedef struct ms_select {
     size_t nattrs;
 } ms_select;
 
+/* The mode a selection resolves to: MS_EVALS_DEFAULT becomes INCLUDE
+ * when run_id or eval_run picks traces, EXCLUDE otherwise. */
+enum ms_evals_mode ms_select_evals(const ms_select *s);
+
 /* Appends the WHERE clause of `s` (" WHERE ...", or nothing when no
  * filter is in use) to sql. `db` is asked whether the eval tables exist.
  * Returns 0, or -1 with err (out of memory, an SQL error). */
@@ -52,6 +56,23 @@ int ms_select_where(sqlite3 *db, const ms_select *s, ms_buf *sql, char *err, siz
 /* Binds the parameters ms_select_where wrote (those `st` names). Returns
  * 0 or -1 with err. */
 int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err, size_t errlen);
+
+/* Whether run_id and eval_run (when set) name rows of runs and
+ * eval_runs. Returns 0; 1 with err naming the fix when one does not
+ * ("no run 99 in moonspan.db; `moonspan runs` lists them"); -1 with err
+ * on an SQL error. */
+int ms_select_check(sqlite3 *db, const ms_select *s, char *err, size_t errlen);
+
+/* How many eval traces the selection's default left out: the traces that
+ * match every other filter and are eval traces, when ms_select_evals is
+ * EXCLUDE because nothing asked for evals (s->evals DEFAULT); 0
+ * otherwise. `also`, when not NULL, is one more condition over `t` the
+ * view itself applies (SQL text of the view's, never user input; e.g.
+ * "t.id IN (SELECT trace_row FROM span_profiles)"). Lets a view say what
+ * it did not count and how to count it. Returns 0 with *n, or -1 with
+ * err. */
+int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, const char *also, int64_t *n,
+                             char *err, size_t errlen);
 
 /* Parses one `--attr` value "key=value" into the next free slot of s
  * (pointers into `kv`, which must outlive s: the key is cut at '=' in

@@ -95,8 +95,11 @@ void ms_steps_init(ms_steps *s, enum ms_steps_by by)
 
 void ms_steps_free(ms_steps *s)
 {
-    for (size_t i = 0; i < s->nsteps; i++)
+    for (size_t i = 0; i < s->nsteps; i++) {
         ms_dist_free(&s->steps[i].total);
+        ms_dist_free(&s->steps[i].tokens);
+        ms_dist_free(&s->steps[i].cost);
+    }
     free(s->steps);
     ms_strmap_free(&s->names);
     free(s->paths);
@@ -317,6 +320,23 @@ static void add_usage(ms_steps_usage *to, const ms_steps_usage *u)
     to->cost += u->cost;
 }
 
+/* The tokens and cost inside one span of step st (u NULL: no LLM call). */
+static int keep_usage(ms_step *st, const ms_steps_usage *u)
+{
+    if (!u && st->tokens.count == 0) {
+        st->no_llm++; /* most steps never call: no value kept per span */
+        return 0;
+    }
+    for (; u && st->no_llm; st->no_llm--)
+        if (ms_dist_add_exact(&st->tokens, 0) || ms_dist_add_exact(&st->cost, 0))
+            return -1;
+    if (ms_dist_add_exact(&st->tokens, u ? (double)ms_sat_add(u->in, u->out) : 0))
+        return -1;
+    if (u && u->unknown)
+        return 0;
+    return ms_dist_add_exact(&st->cost, u ? u->cost : 0);
+}
+
 int ms_steps_trace_end(ms_steps *s)
 {
     ms_steps_node *nodes = s->nodes;
@@ -351,6 +371,8 @@ int ms_steps_trace_end(ms_steps *s)
                 st->self_ns = ms_sat_add(st->self_ns, n->dur > n->child_ns ? n->dur - n->child_ns : 0);
                 if (n->usage != MS_NONE)
                     add_usage(&st->llm, &s->usage[n->usage]);
+                if (s->keep_values && !f && keep_usage(st, n->usage != MS_NONE ? &s->usage[n->usage] : NULL))
+                    ret = -1;
             }
             if (p) {
                 p->child_ns = ms_sat_add(p->child_ns, n->dur);
@@ -426,6 +448,8 @@ int ms_steps_finish(ms_steps *s)
         ms_step st = s->steps[i];
         if (st.total.count == 0) {
             ms_dist_free(&st.total);
+            ms_dist_free(&st.tokens);
+            ms_dist_free(&st.cost);
             continue;
         }
         s->steps[n++] = st;
@@ -443,7 +467,8 @@ int ms_steps_finish(ms_steps *s)
         st->p50 = round(out[0]) / MS_NS_PER_MS;
         st->p95 = round(out[1]) / MS_NS_PER_MS;
         st->p99 = round(out[2]) / MS_NS_PER_MS;
-        ms_dist_free(&st->total);
+        if (!s->keep_values)
+            ms_dist_free(&st->total);
         s->total_ns += st->total.sum;
         s->self_ns += (double)st->self_ns;
         label_off[i] = s->labels.len;

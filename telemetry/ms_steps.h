@@ -54,6 +54,13 @@ typedef struct ms_step {
     ms_dist total;              /* ns */
     int64_t self_ns;            /* summed: its percentiles would cost as much again */
     ms_steps_usage llm;         /* the LLM calls inside it, its own included */
+    /* with keep_values, per completed span that is not a fold: the tokens
+     * (input + output) of the LLM calls inside it, and their live cost in
+     * USD when every one was priced (0 for a span with no call). A step
+     * with no call inside any of its spans keeps no values: no_llm counts
+     * its spans until the first call, then they join as zeros. */
+    ms_dist tokens, cost;
+    uint64_t no_llm;
     /* filled by ms_steps_finish, in ms, whole ns */
     double p50, p95, p99;
     int approximate;            /* the percentiles are estimates (ms_dist.h) */
@@ -82,6 +89,9 @@ typedef struct ms_steps {
     ms_step *steps;             /* by key; after ms_steps_finish, the rows sorted */
     size_t nsteps, cap_steps;
     double total_ns, self_ns;   /* over every step */
+    int keep_values;            /* ms_steps_finish leaves each step's values in
+                                   its `total`, and `tokens` and `cost` are filled
+                                   (diff resamples them); set after init */
     ms_buf labels;              /* the rows' labels */
     const char *error;          /* why ms_steps_add or ms_steps_trace_end failed */
 
@@ -115,7 +125,9 @@ int ms_steps_trace_end(ms_steps *s);
 
 /* Computes the percentiles and sorts the rows by total time, most first
  * (ties by path or name): afterwards steps[0 .. nsteps) are the groups
- * that have at least one span, and nothing may be added. Returns 0, or -1
+ * that have at least one span, and nothing may be added. Their values
+ * are freed unless keep_values is set: then an exact step's are in
+ * total.v[0 .. total.n) (reordered), an approximate one's in total.hist. Returns 0, or -1
  * when memory ran out. */
 int ms_steps_finish(ms_steps *s);
 

@@ -1,5 +1,6 @@
-/* ms_traces — `moonspan traces` (see ms_traces.h): newest first, the rows
- * buffered so the name column fits the longest name shown. */
+/* ms_traces — `moonspan traces` (see ms_traces.h): one query over the
+ * selected rows, the rows buffered so the name column fits the longest
+ * name shown. */
 #include "ms_traces.h"
 
 #include "ms_fmt.h"
@@ -34,27 +35,64 @@ static const char *trace_cost_cell(char *buf, size_t n, int has_cost, double cos
     return buf;
 }
 
-/* See ms_traces.h. The rows are buffered first so the name column can be
- * sized to the longest name shown. `limit` <= 0 means no limit. */
-int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out,
-                    char *err, size_t errlen)
+/* ORDER BY of each sort: newest first breaks ties (the rowid last, for
+ * traces started in the same nanosecond). Newest first walks the
+ * (start_ns, trace_id) index; the others scan the rows with a sorter
+ * bounded by the limit. */
+static const char *order_by(enum ms_traces_sort sort)
 {
-    assert(db && out);
-    const char *sql = errors_only
-        ? "SELECT trace_id, name, start_ns, duration_ns, input_tokens, output_tokens,"
-          " cost_usd, unknown_cost_calls, status, error_count, span_count"
-          " FROM traces WHERE status = 'error' ORDER BY start_ns DESC, id DESC LIMIT ?1"
-        : "SELECT trace_id, name, start_ns, duration_ns, input_tokens, output_tokens,"
-          " cost_usd, unknown_cost_calls, status, error_count, span_count"
-          " FROM traces ORDER BY start_ns DESC, id DESC LIMIT ?1";
-    sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql, &st, err, errlen))
+    switch (sort) {
+    case MS_TRACES_BY_DURATION:
+        return " ORDER BY t.duration_ns DESC, t.start_ns DESC, t.id DESC";
+    case MS_TRACES_BY_COST:
+        return " ORDER BY t.cost_usd IS NULL, t.cost_usd DESC, t.start_ns DESC, t.id DESC";
+    case MS_TRACES_BY_START:
+        break;
+    }
+    return " ORDER BY t.start_ns DESC, t.id DESC";
+}
+
+/* Whether any filter but the default evals one is in use: an empty list
+ * then says "nothing matches" rather than "nothing recorded". */
+static int filtered(const ms_select *s)
+{
+    return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
+           s->evals == MS_EVALS_ONLY;
+}
+
+/* See ms_traces.h. The rows are buffered first so the name column can be
+ * sized to the longest name shown. */
+int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, size_t errlen)
+{
+    assert(db && o && out);
+    const ms_select *sel = &o->sel;
+    int64_t left_out = 0;
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.input_tokens,"
+                      " t.output_tokens, t.cost_usd, t.unknown_cost_calls, t.status, t.error_count,"
+                      " t.span_count FROM traces t");
+    sqlite3_stmt *st = NULL;
+    int ok = ms_select_where(db, sel, &sql, err, errlen) == 0;
+    ms_buf_adds(&sql, order_by(o->sort));
+    ms_buf_adds(&sql, " LIMIT :limit");
+    if (ok && sql.oom)
+        ok = ms_errf(err, errlen, "out of memory building a query") == 0;
+    ok = ok && ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
+    ms_buf_free(&sql);
+    if (!ok)
         return -1;
     int ret = -1;
     ms_buf arena = {0}, b = {0};
     trace_row *rows = NULL;
     size_t n = 0, cap = 0;
-    if (sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1) != SQLITE_OK) {
+    /* one snapshot: the count of what was left out agrees with the list */
+    int own = 0;
+    if (ms_read_begin(db, &own, err, errlen))
+        goto done;
+    if (ms_select_bind(db, st, sel, err, errlen))
+        goto done;
+    if (sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"),
+                           o->limit > 0 ? o->limit : -1) != SQLITE_OK) {
         ms_errf(err, errlen, "cannot bind --limit: %s", sqlite3_errmsg(db));
         goto done;
     }
@@ -86,9 +124,11 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
         ms_errf(err, errlen, "out of memory reading traces");
         goto done;
     }
+    if (!o->json && ms_select_evals_left_out(db, sel, NULL, &left_out, err, errlen))
+        goto done;
 
     char iso[40], c1[40], c2[40];
-    if (json) {
+    if (o->json) {
         ms_buf_addc(&b, '[');
         for (size_t i = 0; i < n; i++) {
             const trace_row *t = &rows[i];
@@ -113,8 +153,13 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
         }
         ms_buf_adds(&b, "]\n");
     } else if (n == 0) {
-        ms_buf_adds(&b, errors_only ? "no traces with errors\n"
-                                    : "no traces recorded yet (run a script with `moonspan run`)\n");
+        if (filtered(sel))
+            ms_buf_adds(&b, "no traces match this selection (widen --since, --until, --name, --attr"
+                            " or --evals)\n");
+        else if (sel->errors_only)
+            ms_buf_adds(&b, "no traces with errors\n");
+        else if (!left_out)
+            ms_buf_adds(&b, "no traces recorded yet (run a script with `moonspan run`)\n");
     } else {
         int w = 4;
         for (size_t i = 0; i < n; i++) {
@@ -149,8 +194,17 @@ int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out
             ms_buf_addc(&b, '\n');
         }
     }
+    if (!o->json && left_out > 0)
+        ms_buf_printf(&b, "%lld eval trace%s left out (`--evals include` lists them too,"
+                          " `--evals only` alone)\n",
+                      (long long)left_out, left_out == 1 ? "" : "s");
+    if (ms_read_end(db, own, err, errlen))
+        goto done;
+    own = 0;
     ret = ms_buf_write(&b, out, err, errlen);
 done:
+    if (own)
+        ms_read_end(db, own, NULL, 0);
     sqlite3_finalize(st);
     free(rows);
     ms_buf_free(&arena);

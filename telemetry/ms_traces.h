@@ -1,18 +1,35 @@
-/* ms_traces — `moonspan traces`: the newest traces of a store, one line
- * (or one JSON object) each.
+/* ms_traces — `moonspan traces`: the traces a selection picks (ms_select.h),
+ * newest, slowest or costliest first, one line (or one JSON object) each.
  *
  * Read-only; output is built whole and written once, nothing on error. */
 #ifndef MS_TRACES_H
 #define MS_TRACES_H
 
+#include "ms_select.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdio.h>
 
-/* The newest `limit` traces (<= 0: all; only those with status error when
- * errors_only), newest first: id, name, start, duration, tokens, cost,
- * status. Returns 0 or -1 with err. */
-int ms_traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out,
-                    char *err, size_t errlen);
+enum ms_traces_sort {
+    MS_TRACES_BY_START = 0, /* newest first */
+    MS_TRACES_BY_DURATION,  /* slowest first */
+    MS_TRACES_BY_COST       /* costliest first; unknown cost last */
+};
+
+typedef struct ms_traces_opts {
+    ms_select sel;             /* which traces; errors_only for --errors */
+    int limit;                 /* how many; <= 0: all */
+    enum ms_traces_sort sort;  /* ties: newest first */
+    int json;                  /* a JSON array instead of text */
+} ms_traces_opts;
+
+/* The first o->limit traces that o->sel picks in o->sort order: id,
+ * name, start, duration, tokens, cost, status. The text ends with a line
+ * saying how many eval traces the selection's default left out, when
+ * any (the JSON array is the traces alone). Sorting by duration or cost
+ * reads the trace rows' columns only, never their packed spans. Returns
+ * 0 or -1 with err. */
+int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, size_t errlen);
 
 #endif

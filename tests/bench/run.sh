@@ -5,7 +5,8 @@
 #  2. one trace of 1,000,000 spans: ns per span, peak memory; bytes stored per span
 #  3. spans/s sustained into SQLite by the telemetry core's writer, and how
 #     flat that stays up to a 10,000,000-span store
-#  4. `moonspan report` over 1,000,000 stored spans, `show` of a 20,000-span trace
+#  4. `moonspan report` over 1,000,000 stored spans, `show` of a 20,000-span trace,
+#     `diff` of two runs of 100,000 traces x 10 spans
 #  5. llm.call against tests/fake_llm on loopback: host overhead per call,
 #     calls/s on one connection, llm.map at concurrency 1, 10, 50
 #  6. granularity: what span() costs below the level, folded, recorded,
@@ -85,6 +86,10 @@ rm -f "$tmp/long.db"*
 id=$("$BIN" --db "$tmp/long.db" sql --csv "SELECT trace_id FROM traces" | tail -1 | tr -d '\r')
 ms=$(best_ms "$BIN" --db "$tmp/long.db" show "$id")
 echo "moonspan show of a 20,000-span trace:                 $ms ms (best of 3)"
+# ten.db holds one run of 100,000 ten-span traces from section 1: a second
+"$BIN" --db "$tmp/ten.db" run --quiet tests/bench/ten_span_traces.lua 100000 || exit 1
+ms=$(best_ms "$BIN" --db "$tmp/ten.db" diff 1 2)
+echo "moonspan diff of two runs of 100,000 traces x 10 spans: $ms ms (best of 3)"
 
 echo
 echo "5. llm.call"

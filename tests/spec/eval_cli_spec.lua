@@ -224,7 +224,7 @@ describe("--record and --replay", function()
       assert.are.equal(1, b[i].replayed)
     end
     assert.are.equal(10, H.scalar(db, "SELECT count(*) FROM spans WHERE replayed = 1"))
-    local report = H.json(H.moonspan({"report", "--json"}, {db = db}).out)
+    local report = H.json(H.moonspan({"report", "--json", "--evals", "only"}, {db = db}).out)
     assert.is_true(report.cost.replayed_usd > 0)
     -- live spend is the recorded run's only
     local live = H.scalar(db, "SELECT sum(cost_usd) FROM spans WHERE kind = 'llm' AND replayed IS NULL")

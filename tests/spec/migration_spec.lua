@@ -71,10 +71,15 @@ describe("a version 2 store", function()
 
   it("reports what it reported before", function()
     local db = upgraded().db
-    -- report.json was written when steps were grouped by name alone
-    local r = H.moonspan({"report", "--json", "--by", "name"}, {db = db})
+    -- report.json was written when steps were grouped by name alone, and
+    -- when the report counted eval traces with the others
+    local r = H.moonspan({"report", "--json", "--by", "name", "--evals", "include"}, {db = db})
     assert.are.equal(0, r.code, r.err)
     same(H.json(H.read(FIX .. "report.json")), H.json(r.out), "report")
+    -- by default the suite's 10 case traces are left out, and said to be
+    local d = H.json(H.moonspan({"report", "--json"}, {db = db}).out)
+    assert.are.equal(10, d.requests.count)
+    assert.are.equal(10, d.window.evals_left_out)
   end)
 
   it("keeps every span as it was stored: ids, parents, times, fields, errors, attributes", function()

@@ -505,7 +505,7 @@ static char *report(sqlite3 *db, int64_t since, int json)
     size_t len;
     FILE *out = open_memstream(&text, &len);
     assert_non_null(out);
-    ms_report_opts o = {.since_ns = since, .json = json};
+    ms_report_opts o = {.sel = {.since_ns = since}, .json = json};
     int rc = ms_report_write(db, &o, out, err, sizeof err);
     fclose(out);
     if (rc)

@@ -7,11 +7,48 @@
 
 /* --- traces ----------------------------------------------------------- */
 
+/* `moonspan traces --limit N [--errors] [--json]` as the command runs it. */
+static int traces_write(sqlite3 *db, int limit, int errors_only, int json, FILE *out)
+{
+    ms_traces_opts o = {.sel = {.errors_only = errors_only}, .limit = limit, .json = json};
+    return ms_traces_write(db, &o, out, err_, sizeof err_);
+}
+
+/* The ids of `traces --json` in order, each cut to its 8-character
+ * prefix, comma-separated. */
+static const char *order_of(fixture *fx, enum ms_traces_sort sort, const char *glob)
+{
+    static char ids[128];
+    ms_traces_opts o = {.sel = {.name_glob = glob}, .limit = 10, .sort = sort, .json = 1};
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    if (rc_)
+        fail_msg("traces: %s", err_);
+    ids[0] = 0;
+    for (const char *p = fx->out; (p = strstr(p, "\"trace_id\":\"")); p += 12)
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%.8s", ids[0] ? "," : "", p + 12);
+    return ids;
+}
+
+/* --sort cost: T1..T5 cost 0.01, 0.02, unknown, unknown, 0.04. (Their
+ * durations grow with their start, so --sort duration is checked where
+ * they do not: select_spec.lua.) */
+static void test_traces_sort(void **state)
+{
+    fixture *fx = *state;
+    assert_string_equal(order_of(fx, MS_TRACES_BY_START, NULL),
+                        "cccc4444,bbbb3333,abcd2222,aaaa1111,aaaa0000");
+    /* unknown cost last, newest first among them */
+    assert_string_equal(order_of(fx, MS_TRACES_BY_COST, "answer*"),
+                        "cccc4444,aaaa1111,aaaa0000,abcd2222");
+    assert_string_equal(order_of(fx, MS_TRACES_BY_COST, NULL),
+                        "cccc4444,aaaa1111,aaaa0000,bbbb3333,abcd2222");
+}
+
 static void test_traces_list(void **state)
 {
     fixture *fx = *state;
     err_[0] = 0;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     const char *t = fx->out;
     /* newest first */
@@ -27,13 +64,13 @@ static void test_traces_list(void **state)
     has(t, T4_ID "  batch_eval       2024-06-15T00:00:00Z      400 ms              0/0"
            "            -  error\n");
 
-    CAPTURE(fx, ms_traces_write(fx->db, 2, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 2, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, T5_ID);
     has(fx->out, T4_ID);
     hasnt(fx->out, T3_ID);
 
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 1, 1, out));
     assert_int_equal(rc_, 0);
     const char *j = fx->out;
     assert_int_equal(j[0], '[');
@@ -50,10 +87,10 @@ static void test_traces_list(void **state)
 static void test_traces_empty(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "no traces recorded yet");
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 1, out));
     assert_int_equal(rc_, 0);
     assert_string_equal(fx->out, "[]\n");
 }
@@ -204,13 +241,13 @@ static void test_show_and_traces_cut_short(void **state)
     assert_int_equal(rc_, 0);
     has(fx->out, "\"status\":\"incomplete\",\"error_count\":0");
 
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "dddd0003000000000000000000000003  u     2024-05-01T00:00:02Z     5000 ms"
                  "             10/1    $0.001000  interrupted\n");
     has(fx->out, "  incomplete\n");
     /* --errors lists failed requests: interruptions are not failures */
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 1, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 1, 0, out));
     assert_int_equal(rc_, 0);
     has(fx->out, "dddd0002");
     hasnt(fx->out, "dddd0003");
@@ -323,7 +360,7 @@ static void test_show_traces_sharing_an_id(void **state)
 static void test_views_escape_hostile_text(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     assert_int_equal(rc_, 0);
     no_terminal_controls(fx->out, fx->outlen, "traces");
     has(fx->out, "req" HOSTILE_SHOWN);
@@ -403,7 +440,7 @@ static void test_show_eval_needs_the_run_attribute(void **state)
 static void test_json_views_escape_hostile_text(void **state)
 {
     fixture *fx = *state;
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 1, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 1, out));
     assert_int_equal(rc_, 0);
     no_c0_controls(fx->out, fx->outlen, "traces --json");
     has(fx->out, "\"name\":\"req\\u001b]0;pwned\\u0007\\u001b[2J");
@@ -511,7 +548,7 @@ static void test_show_microseconds(void **state)
     fixture *fx = *state;
     show_with(fx, T2_ID, 0, 0, 0, 0);
     has(fx->out, "\n  tick           3.00 " MU "s  ");
-    CAPTURE(fx, ms_traces_write(fx->db, 10, 0, 0, out, err_, sizeof err_));
+    CAPTURE(fx, traces_write(fx->db, 10, 0, 0, out));
     has(fx->out, "  2024-05-01T00:00:01Z     5.00 ms  ");
 }
 
@@ -519,6 +556,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_traces_list, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_traces_sort, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
         cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
