@@ -35,7 +35,7 @@ typedef struct ms_eval_run_info {
  * call (ms_eval_result_add) or for the callback (ms_eval_results_each). */
 typedef struct ms_eval_result {
     const char *case_id;
-    int64_t repeat_index;     /* 0-based */
+    int64_t repeat_index;     /* 1 for the first run of the case, up to K with --repeat K */
     const char *input_json;   /* JSON texts; NULL stored as NULL */
     const char *expected_json;
     const char *output_json;

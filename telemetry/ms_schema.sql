@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS eval_results (
   id            INTEGER PRIMARY KEY,
   eval_run      INTEGER NOT NULL REFERENCES eval_runs(id),
   case_id       TEXT NOT NULL,
-  repeat_index  INTEGER NOT NULL,       -- 0-based, with --repeat
+  repeat_index  INTEGER NOT NULL,       -- 1 for a case's first run; K with --repeat K
   input         TEXT,                   -- JSON
   expected      TEXT,                   -- JSON
   output        TEXT,                   -- JSON
