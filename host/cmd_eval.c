@@ -25,6 +25,10 @@ static const char EVAL_HELP[] =
     "  --filter GLOB           only cases whose id matches GLOB (* and ?)\n"
     "  --baseline RUN_ID|last  compare with an earlier run of the same suite\n"
     "  --fail-under RATE       fail when the pass rate is below RATE (0 to 1)\n"
+    "  --fail-if-regressed[=pass,scores,latency,cost|all]\n"
+    "                          with --baseline: exit 1 when a paired test shows\n"
+    "                          a regression against it (default: pass,scores);\n"
+    "                          a change within noise does not fail\n"
     "  --junit FILE            write a JUnit XML report\n"
     "  --alert-webhook URL     POST {\"text\": ...} (Slack-compatible) when a suite\n"
     "                          fails or regresses against the baseline\n"
@@ -36,12 +40,14 @@ static const char EVAL_HELP[] =
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
     "\n"
-    "Exit status: 0 when every suite reached its threshold (and --fail-under),\n"
-    "1 when one did not, 2 for bad usage or a suite/dataset that cannot be read.\n";
+    "Exit status: 0 when every suite reached its threshold (and --fail-under)\n"
+    "and, with --fail-if-regressed, did not regress; 1 when one did not; 2 for\n"
+    "bad usage or a suite/dataset that cannot be read.\n";
 
 typedef struct eval_opts {
     int concurrency, repeat, record;
     const char *filter, *baseline, *junit, *webhook, *replay;
+    const char *fail_if_regressed; /* "" for the default metrics; NULL: off */
     double fail_under;
     int has_fail_under;
     int first_file, nfiles;
@@ -91,6 +97,7 @@ static int eval_body(lua_State *L, void *ud)
     set_str(L, "junit", o->junit);
     set_str(L, "alert_webhook", o->webhook);
     set_str(L, "replay", o->replay);
+    set_str(L, "fail_if_regressed", o->fail_if_regressed);
     lua_pushboolean(L, o->record);
     lua_setfield(L, -2, "record");
     if (o->has_fail_under) {
@@ -132,6 +139,10 @@ int ms_cmd_eval(ms_cli *c)
             o.baseline = run_ref(c, "--baseline", v);
         else if (ms_cli_value(c, "--replay", &v))
             o.replay = run_ref(c, "--replay", v);
+        else if (ms_cli_flag(c, "--fail-if-regressed"))
+            o.fail_if_regressed = "";
+        else if (strncmp(c->argv[c->i], "--fail-if-regressed=", 20) == 0)
+            o.fail_if_regressed = c->argv[c->i++] + 20; /* the list is checked by the runner */
         else if (ms_cli_flag(c, "--record"))
             o.record = 1;
         else if (ms_cli_value(c, "--junit", &v))
@@ -157,6 +168,9 @@ int ms_cmd_eval(ms_cli *c)
     }
     if (files_start < 0)
         ms_cli_usage_error(c, "missing SUITE.lua, the suite file(s) to run");
+    if (o.fail_if_regressed && !o.baseline)
+        ms_cli_usage_error(c, "--fail-if-regressed needs a run to compare with: add --baseline last"
+                              " (or --baseline RUN_ID)");
     if (o.record && o.replay)
         ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls to record");
     ms_cli_record_done(c);
