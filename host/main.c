@@ -15,6 +15,7 @@ static const char USAGE[] =
     "  traces                 the newest traces, one line each\n"
     "  show TRACE_ID          one trace as a tree of spans\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
+    "  evals flaky SUITE      the flake ledger: each case's failure rate over recent runs\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
         int (*fn)(ms_cli *);
     } verbs[] = {
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
-        {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval},
+        {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval}, {"evals", ms_cmd_evals},
         {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
             return verbs[v].fn(&c);
         }
     }
-    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, show, sql, upgrade, test "
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, show, sql, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }
