@@ -39,6 +39,13 @@ local function stats()
   return s
 end
 
+-- Scores come back from the store as JSON text with 14 significant
+-- digits, the current run's straight from the scorer: a difference that
+-- small is no difference.
+local function same(a, b)
+  return math.abs(a - b) <= 1e-9 * math.max(1, math.abs(a), math.abs(b))
+end
+
 local function pair_key(r)
   return tostring(r.case_id) .. "\0" .. tostring(r.repeat_index or 1)
 end
@@ -176,9 +183,11 @@ function M.paired(current, baseline)
     for i = 1, #pairs_ do
       local a, b = base_scores[i][name], cur_scores[i][name]
       if a ~= nil and b ~= nil then
-        d[#d + 1] = b - a
+        d[#d + 1] = same(a, b) and 0 or b - a
         if (a ~= 0 and a ~= 1) or (b ~= 0 and b ~= 1) then binary = false end
-        if b < a then worse = worse + 1 elseif b > a then better = better + 1 end
+        if not same(a, b) then
+          if b < a then worse = worse + 1 else better = better + 1 end
+        end
       end
     end
     local row = paired(d, false)
@@ -212,7 +221,7 @@ function M.paired(current, baseline)
     else
       for _, name in ipairs(order) do
         local a, b = base_scores[i][name], cur_scores[i][name]
-        if a ~= nil and b ~= nil and b < a then
+        if a ~= nil and b ~= nil and b < a and not same(a, b) then
           why = string.format("%s %.3g -> %.3g", name, a, b)
           break
         end
