@@ -106,10 +106,37 @@ describe("eval --baseline with statistics", function()
                    true)
     -- the binary scorer is tested like the pass rate
     assert.matches("score exact: mean ", r.out, 1, true)
-    -- counted metrics only: latency alone does not fail it
-    r = eval({"--baseline", "1", "--fail-if-regressed=latency", suite}, db, env)
-    assert.matches("--fail-if-regressed=latency: ", r.out, 1, true)
-    assert.are.equal(r.out:find("fail-if-regressed=latency: FAILED", 1, true) and 1 or 0, r.code)
+    -- the verdicts reach the JUnit report's properties
+    r = eval({"--baseline", "1", "--junit", dir .. "/j.xml", suite}, db, env)
+    local xml = H.read(dir .. "/j.xml")
+    assert.matches('<property name="pass_rate_verdict" value="regressed"', xml, 1, true)
+    assert.matches('<property name="baseline_run" value="1"', xml, 1, true)
+    assert.matches('<property name="regressed" value="true"', xml, 1, true)
+  end)
+
+  it("counts latency only when asked: --fail-if-regressed=latency", function()
+    local dir = H.tmpdir("latency")
+    local db, suite = dir .. "/x.db", dir .. "/s.lua"
+    H.write(suite, [[
+      local wait = tonumber(os.getenv("WAIT_MS"))
+      local cases = {}
+      for i = 1, 12 do cases[i] = {id = "w" .. i} end
+      return suite "waits" {
+        dataset = cases,
+        run = function(case) if wait > 0 then moonspan.sleep_ms(wait) end return "ok" end,
+        scorers = { exact("ok") },
+        threshold = 0,
+      }]])
+    assert.are.equal(0, eval({"--concurrency", "1", suite}, db, {WAIT_MS = "0"}).code)
+    -- 5 ms more in every case: the interval of the paired differences excludes 0
+    local r = eval({"--concurrency", "1", "--baseline", "1", "--fail-if-regressed", suite}, db, {WAIT_MS = "5"})
+    assert.are.equal(0, r.code, r.out .. r.err)
+    assert.matches("latency per case: %+[%d.]+ ms %[%+[%d.]+ ms, %+[%d.]+ ms%] %(95%% CI%): regressed", r.out)
+    assert.matches("--fail-if-regressed=pass,scores: passed", r.out, 1, true)
+    r = eval({"--concurrency", "1", "--baseline", "1", "--fail-if-regressed=pass,latency", suite}, db,
+             {WAIT_MS = "5"})
+    assert.are.equal(1, r.code, r.out .. r.err)
+    assert.matches("--fail-if-regressed=pass,latency: FAILED, regressed against eval run 1: latency", r.out, 1, true)
   end)
 
   it("shows every scorer's mean, with or without a baseline, and tests a numeric score by its interval", function()
