@@ -239,6 +239,12 @@ void ms_close_eval_store(lua_State *L);
 /* Registers moonspan.sha256(s), used to key recorded LLM requests. */
 void ms_open_sha256(lua_State *L);
 
+/* --- bind_stats.c: moonspan.stats, over telemetry/ms_stats.h ------------ */
+
+/* Registers moonspan.stats (bootstrap_diff, paired_mean, mcnemar, fisher,
+ * wilson, prop_diff, mde_mean, mde_mcnemar) into the moonspan table. */
+void ms_open_stats(lua_State *L);
+
 /* --- runtime.c ----------------------------------------------------------- */
 
 /* A new Lua state with the standard libraries, the embedded scripts/

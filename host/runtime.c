@@ -212,6 +212,7 @@ static int init_state(lua_State *L)
     ms_open_trace(L);
     ms_open_http(L);
     ms_open_sha256(L);
+    ms_open_stats(L);
     ms_open_lifecycle(L);
     /* the Lua half of the API: retry, llm, ... */
     lua_getglobal(L, "require");
