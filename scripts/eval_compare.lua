@@ -164,7 +164,7 @@ function M.paired(current, baseline)
   local pass = {pass_to_fail = pf, fail_to_pass = fp, n = #pairs_,
                 before = #pairs_ > 0 and pb / #pairs_ or nil, after = #pairs_ > 0 and pa / #pairs_ or nil}
   pass.verdict, pass.p = mcnemar_verdict(pf, fp)
-  pass.mde = stats().mde_mcnemar(#pairs_, M.LEVEL)
+  pass.mde = #pairs_ > 0 and stats().mde_mcnemar(#pairs_, M.LEVEL) or nil
   c.pass = pass
 
   -- scorers, in the order the current run lists them
