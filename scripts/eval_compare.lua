@@ -22,6 +22,8 @@
 -- The statistics are moonspan.stats (C, telemetry/ms_stats.c), seeded:
 -- the same two runs always give the same verdicts.
 
+local scorers = require "moonspan.scorers"
+
 local M = {}
 
 M.ALPHA = 0.05
@@ -295,7 +297,7 @@ local function signed(x, fmt)
 end
 
 local function ms(x) return moonspan.fmt_ms(x) end
-local function usd(x) return string.format("$%.6f", x) end
+local usd = scorers.fmt_usd
 
 local function pvalue(p)
   if p == nil then return "-" end
