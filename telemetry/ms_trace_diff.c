@@ -204,8 +204,15 @@ done:
 static int load(sqlite3 *db, ms_spans_walk *w, const char *id, dtrace *t, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    if (ms_read_prepare(db, "SELECT id, parts, span_salt, spans FROM traces WHERE trace_id = ?1"
-                            " ORDER BY start_ns DESC, id DESC LIMIT 1", &st, err, errlen))
+    /* sampled_out came with schema 5; older stores kept every trace whole */
+    int sampling = ms_schema_has(db, "traces", "sampled_out", err, errlen);
+    if (sampling < 0)
+        return -1;
+    if (ms_read_prepare(db, sampling ? "SELECT id, parts, span_salt, spans, sampled_out FROM traces"
+                                       " WHERE trace_id = ?1 ORDER BY start_ns DESC, id DESC LIMIT 1"
+                                     : "SELECT id, parts, span_salt, spans, 0 FROM traces"
+                                       " WHERE trace_id = ?1 ORDER BY start_ns DESC, id DESC LIMIT 1",
+                        &st, err, errlen))
         return -1;
     int ret = -1;
     if (sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
@@ -219,6 +226,13 @@ static int load(sqlite3 *db, ms_spans_walk *w, const char *id, dtrace *t, char *
     }
     if (rc != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    if (sqlite3_column_int64(st, 4)) {
+        /* its spans were dropped: comparing nothing with something would
+         * blame every step */
+        ms_errf(err, errlen, "trace %s was sampled out (only its summary was kept), so its spans cannot"
+                " be compared; record evals without --sample", id);
         goto done;
     }
     ms_spans_walk_trace(w, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),

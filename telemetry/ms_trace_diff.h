@@ -45,8 +45,8 @@ typedef struct ms_trace_change {
 /* Compares trace `before_id` with trace `after_id` (full 32-hex ids; of
  * several traces sharing an id, the latest). Returns 0 with the first
  * change in *out; 1 when no compared span changed (err says so); -1 with
- * err when a trace is not in the store, its spans are corrupt, or on an
- * SQL or memory error. */
+ * err when a trace is not in the store or was sampled out (its spans not
+ * kept), its spans are corrupt, or on an SQL or memory error. */
 int ms_trace_first_change(sqlite3 *db, const char *before_id, const char *after_id,
                           ms_trace_change *out, char *err, size_t errlen);
 

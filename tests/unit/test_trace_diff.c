@@ -146,6 +146,10 @@ static void test_unknown_trace_is_an_error(void **state)
     char err[512] = "";
     assert_int_equal(ms_trace_first_change(db, ID("01"), ID("99"), &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "no trace " ID("99") " in the store"));
+    /* a sampled-out trace kept no spans: never read as "every step is gone" */
+    exec_sql(db, "UPDATE traces SET sampled_out = 1 WHERE trace_id = '" ID("02") "'");
+    assert_int_equal(ms_trace_first_change(db, ID("01"), ID("02"), &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "trace " ID("02") " was sampled out"));
 }
 
 int main(void)
