@@ -6,8 +6,8 @@
 -- test. Over the pairs:
 --   pass/fail      the exact McNemar test on the discordant pairs
 --                  (pass -> fail, fail -> pass), two-sided
---   each scorer    its mean in both runs and a paired bootstrap interval
---                  of the mean difference; a scorer whose every score is 0
+--   each scorer    its mean in both runs (over the pairs) and a paired
+--                  bootstrap interval of the mean difference; a scorer whose every score is 0
 --                  or 1 is pass/fail and is tested like the pass rate
 --                  (McNemar), as a bootstrap over a few discordant pairs
 --                  is too narrow
@@ -176,15 +176,15 @@ function M.paired(current, baseline)
     cur_scores[i] = scores_by_name(p.cur, order, seen)
     base_scores[i] = scores_by_name(p.base, order, seen)
   end
-  local means_cur, means_base = {}, {}
-  for _, m in ipairs(M.scorer_means(current)) do means_cur[m.name] = m.mean end
-  for _, m in ipairs(M.scorer_means(baseline)) do means_base[m.name] = m.mean end
   c.scorers = {}
   for _, name in ipairs(order) do
-    local d, binary, worse, better = {}, true, 0, 0
+    -- the means over the pairs that have the score in both runs, so that
+    -- "mean a -> b" and the difference's interval speak of the same cases
+    local d, binary, worse, better, sum_a, sum_b = {}, true, 0, 0, 0, 0
     for i = 1, #pairs_ do
       local a, b = base_scores[i][name], cur_scores[i][name]
       if a ~= nil and b ~= nil then
+        sum_a, sum_b = sum_a + a, sum_b + b
         d[#d + 1] = same(a, b) and 0 or b - a
         if (a ~= 0 and a ~= 1) or (b ~= 0 and b ~= 1) then binary = false end
         if not same(a, b) then
@@ -193,7 +193,8 @@ function M.paired(current, baseline)
       end
     end
     local row = paired(d, false)
-    row.name, row.before, row.after = name, means_base[name], means_cur[name]
+    row.name = name
+    if #d > 0 then row.before, row.after = sum_a / #d, sum_b / #d end
     row.binary = binary and #d > 0
     if row.binary then
       row.b, row.c = worse, better
