@@ -130,7 +130,7 @@ $(BUILD)/bench/bench_profile: tests/bench/bench_profile.c $(BUILD)/host/profile.
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/fake_llm
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/bench/bench_stats $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # --- fuzzing (tests/fuzz/) ---------------------------------------------------

@@ -142,12 +142,14 @@ static int valid_level(double level)
     return level > 0.0 && level < 1.0; /* false for NaN */
 }
 
+/* Finite values only: one infinity makes a mean, and the differences
+ * of resampled quantiles (inf - inf), NaN. */
 static int valid_sample(const double *v, size_t n)
 {
     if (n > 0 && !v)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (isnan(v[i]))
+        if (!isfinite(v[i]))
             return 0;
     return 1;
 }
@@ -623,11 +625,28 @@ double ms_fisher_exact(int64_t k1, int64_t n1, int64_t k2, int64_t n2)
     /* "No likelier than the one seen", with R's relative slack so tables
      * equally likely in exact arithmetic are not lost to rounding. */
     double bound = hyper_pmf(k1, n1, n2, k) * (1.0 + 1e-7);
+    /* The hypergeometric is unimodal: walking out from its mode on each
+     * side, the terms fall, so the tables counted on a side are the ones
+     * past some point, and once a counted term no longer moves that
+     * side's sum, none further out will. O(distance + sd), not O(range):
+     * a million requests a side take milliseconds, not a second. */
+    int64_t mode = (int64_t)(((double)n1 + 1.0) * ((double)k + 1.0) / ((double)(n1 + n2) + 2.0));
+    if (mode < lo)
+        mode = lo;
+    if (mode > hi)
+        mode = hi;
     double p = 0.0;
-    for (int64_t x = lo; x <= hi; x++) {
-        double px = hyper_pmf(x, n1, n2, k);
-        if (px <= bound)
-            p += px;
+    for (int step = -1; step <= 1; step += 2) {
+        double side = 0.0;
+        for (int64_t x = step < 0 ? mode : mode + 1; x >= lo && x <= hi; x += step) {
+            double px = hyper_pmf(x, n1, n2, k);
+            if (px > bound)
+                continue;
+            side += px;
+            if (px <= side * 1e-17)
+                break;
+        }
+        p += side;
     }
     return p < 1.0 ? p : 1.0;
 }

@@ -12,6 +12,8 @@
 #     and a fine pipeline (2,000 steps a request) against no spans
 #  7. the profiler: a CPU-bound script without and with --profile (1000 Hz),
 #     the overhead measured and the profiler's own calibrated estimate
+#  8. statistics: bootstrap intervals (p50, p95, mean) of two samples of
+#     100,000 values, as `moonspan diff` computes them for one row
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -132,3 +134,7 @@ echo "  whole process, best of 5: $plain ms without, $profiled ms with --profile
 rm -f "$tmp/cpu.db"*
 "$BIN" --db "$tmp/cpu.db" run --profile tests/bench/profile_cpu.lua 1500 2>"$tmp/prof.err" >/dev/null || exit 1
 echo "  the profiler's own estimate: $(grep '^profiler:' "$tmp/prof.err")"
+echo
+
+echo "8. statistics: bootstrap intervals of a diff row (2 x 100,000 latencies, 2,000 resamples)"
+"$BUILD/bench/bench_stats" 100000 2000 || exit 1

@@ -191,6 +191,10 @@ static void test_fisher(void **state)
     assert_near(ms_fisher_exact(5, 10, 5, 10), 1.0, 1e-12);
     assert_rel(ms_fisher_exact(7, 30, 18, 35), ref_fisher(7, 30, 18, 35), 1e-10);
     assert_rel(ms_fisher_exact(40, 120, 61, 110), ref_fisher(40, 120, 61, 110), 1e-9);
+    /* Large tables (long double holds C(4000, 1880) ~ 1e1200); the walk
+     * out from the mode must still find both tails. */
+    assert_rel(ms_fisher_exact(900, 2000, 980, 2000), ref_fisher(900, 2000, 980, 2000), 1e-9);
+    assert_rel(ms_fisher_exact(30, 2000, 3, 1500), ref_fisher(30, 2000, 3, 1500), 1e-9);
     assert_near(ms_fisher_exact(0, 0, 0, 0), 1.0, 0);
     assert_nan(ms_fisher_exact(5, 4, 1, 4));
     assert_nan(ms_fisher_exact(-1, 4, 1, 4));
@@ -383,6 +387,9 @@ static void test_bootstrap_estimates_and_edges(void **state)
     assert_nan(ci.hi);
     /* Bad arguments. */
     double with_nan[] = {1, NAN, 3};
+    double with_inf[] = {1, INFINITY, 3};
+    assert_int_equal(ms_boot_mean_diff(with_inf, 3, b, 6, 100, 0.95, 1, &ci), -1);
+    assert_int_equal(ms_boot_quantile_diff(a, 5, with_inf, 3, 50, 100, 0.95, 1, &ci), -1);
     assert_int_equal(ms_boot_mean_diff(a, 5, b, 6, 0, 0.95, 1, &ci), -1);
     assert_int_equal(ms_boot_mean_diff(a, 5, b, 6, 100, 1.0, 1, &ci), -1);
     assert_int_equal(ms_boot_quantile_diff(a, 5, b, 6, 101, 100, 0.95, 1, &ci), -1);
@@ -443,6 +450,57 @@ static void test_quantile_matches_plain_bootstrap(void **state)
         assert_near(ci.lo, lo, 0.08 * width);
         assert_near(ci.hi, hi, 0.08 * width);
     }
+}
+
+/* For a sample of 4 the bootstrap distribution is known exactly: all
+ * 4^4 = 256 resamples, equally likely. Where that distribution's CDF is
+ * not within 2 points of a percentile the interval reads, 20,000 draws
+ * must land on exactly its value: the order-statistic draw has to be the
+ * resampling distribution itself (a rank off by one moves it by 20+). */
+static void test_quantile_is_exact_bootstrap_distribution(void **state)
+{
+    (void)state;
+    const double sample[4] = {0, 1, 3, 7};
+    const double zero[1] = {0};
+    static const double qs[] = {50, 90, 25};
+    static const double levels[] = {0.2, 0.4, 0.5, 0.6, 0.8, 0.9};
+    int checked = 0;
+    for (size_t qi = 0; qi < 3; qi++) {
+        double dist[256];
+        for (int r = 0; r < 256; r++) {
+            double v[4];
+            for (int i = 0; i < 4; i++)
+                v[i] = sample[(r >> (2 * i)) & 3];
+            qsort(v, 4, sizeof *v, cmp_double);
+            dist[r] = ref_percentile_sorted(v, 4, qs[qi]);
+        }
+        qsort(dist, 256, sizeof *dist, cmp_double);
+        for (size_t li = 0; li < 6; li++) {
+            ms_ci ci;
+            assert_int_equal(ms_boot_quantile_diff(zero, 1, sample, 4, qs[qi], 20000, levels[li],
+                                                   9, &ci), 0);
+            double ends[2] = {0.5 * (1 - levels[li]), 0.5 * (1 + levels[li])};
+            double got[2] = {ci.lo, ci.hi};
+            for (int e = 0; e < 2; e++) {
+                /* The value at CDF position ends[e], and how close the
+                 * CDF comes to it. */
+                int idx = (int)(ends[e] * 256);
+                double below = 0, above = 0;
+                while (idx > 0 && dist[idx - 1] == dist[idx])
+                    idx--;
+                below = idx / 256.0;
+                int j = idx;
+                while (j < 256 && dist[j] == dist[idx])
+                    j++;
+                above = j / 256.0;
+                if (ends[e] - below < 0.02 || above - ends[e] < 0.02)
+                    continue;
+                assert_near(got[e], dist[idx], 0);
+                checked++;
+            }
+        }
+    }
+    assert_true(checked >= 12);
 }
 
 /* The plain bootstrap of a mean: `reps` resample means of v[0..n),
@@ -604,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_bootstrap_determinism),
         cmocka_unit_test(test_bootstrap_estimates_and_edges),
         cmocka_unit_test(test_quantile_matches_plain_bootstrap),
+        cmocka_unit_test(test_quantile_is_exact_bootstrap_distribution),
         cmocka_unit_test(test_large_mean_matches_plain_bootstrap),
         cmocka_unit_test(test_coverage_mean_lognormal),
         cmocka_unit_test(test_coverage_median_normal),
