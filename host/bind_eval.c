@@ -14,6 +14,7 @@
 #include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_sha256.h"
+#include "ms_trace_diff.h"
 
 static sqlite3 *eval_db;    /* the host's own connection; NULL outside `moonspan eval` */
 static int64_t eval_run_id; /* runs.id of this process */
@@ -373,6 +374,31 @@ static int l_replay(lua_State *L)
     return 1;
 }
 
+/* first_change(before_trace_id, after_trace_id) -> {path, what, before,
+ * after, text} | nil, why (no span changed; a trace not in the store).
+ * Which span of a case changed against its baseline (ms_trace_diff.h). */
+static int l_first_change(lua_State *L)
+{
+    sqlite3 *db = check_db(L);
+    const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
+    ms_trace_change c;
+    char err[512];
+    int rc = ms_trace_first_change(db, a, b, &c, err, sizeof err);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 5);
+    set_str(L, "path", c.path);
+    set_str(L, "what", c.what);
+    set_str(L, "before", c.before);
+    set_str(L, "after", c.after);
+    lua_pushfstring(L, "%s: %s %s -> %s", c.path, c.what, c.before, c.after);
+    lua_setfield(L, -2, "text");
+    return 1;
+}
+
 /* moonspan.sha256(s) -> 64 hex characters */
 static int l_sha256(lua_State *L)
 {
@@ -389,8 +415,8 @@ void ms_open_eval_store(lua_State *L, sqlite3 *db, int64_t run_id)
     static const luaL_Reg fns[] = {
         {"begin_run", l_begin_run}, {"add_result", l_add_result}, {"finish_run", l_finish_run},
         {"find_run", l_find_run}, {"run", l_run}, {"list_runs", l_list_runs},
-        {"case_ids", l_case_ids}, {"results", l_results},
-        {"record", l_record}, {"replay", l_replay}, {NULL, NULL}};
+        {"case_ids", l_case_ids}, {"results", l_results}, {"record", l_record},
+        {"replay", l_replay}, {"first_change", l_first_change}, {NULL, NULL}};
     eval_db = db;
     eval_run_id = run_id;
     lua_getglobal(L, "require");

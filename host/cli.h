@@ -115,6 +115,7 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
 
 int ms_cmd_run(ms_cli *c);
 int ms_cmd_eval(ms_cli *c);
+int ms_cmd_evals(ms_cli *c);
 int ms_cmd_test(ms_cli *c);
 int ms_cmd_report(ms_cli *c);
 int ms_cmd_traces(ms_cli *c);

@@ -25,13 +25,20 @@ static const char EVAL_HELP[] =
     "  --filter GLOB           only cases whose id matches GLOB (* and ?)\n"
     "  --baseline RUN_ID|last  compare with an earlier run of the same suite; last =\n"
     "                          the last one with the same cases (--filter, dataset,\n"
-    "                          case ids), preferring the same --repeat\n"
+    "                          case ids), preferring the same --repeat. Cases are\n"
+    "                          paired by id and repeat: McNemar on pass/fail,\n"
+    "                          bootstrap intervals of score, latency and cost\n"
+    "                          differences; regressed / improved / no evidence\n"
     "  --fail-under RATE       fail when the pass rate is below RATE (0 to 1)\n"
+    "  --fail-if-regressed[=pass,scores,latency,cost|all]\n"
+    "                          with --baseline: exit 1 when a paired test shows\n"
+    "                          a regression against it (default: pass,scores);\n"
+    "                          a change within noise does not fail\n"
     "  --junit FILE            write a JUnit XML report\n"
     "  --alert-webhook URL     POST {\"text\": ...} (Slack-compatible) when a suite\n"
     "                          fails or regresses against the baseline\n"
     "  --record                store every LLM request and response of this run\n"
-    "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline; a\n"
+    "  --replay RUN_ID|last    answer LLM calls from a recorded run, offline;\n"
     "                          replayed calls are timed as they were recorded\n"
     "  --replay-miss fail|live|record\n"
     "                          with --replay, a call the recording lacks: fails\n"
@@ -44,12 +51,14 @@ static const char EVAL_HELP[] =
     "%s"
     "\n"
     "Exit status: 0 when every suite reached its threshold (and --fail-under)\n"
-    "and passed its gates, 1 when one did not, 2 for bad usage or a suite/dataset\n"
-    "that cannot be read or is refused (no scorers and no gates, a bad argument).\n";
+    "and passed its gates and, with --fail-if-regressed, did not regress; 1 when\n"
+    "one did not; 2 for bad usage or a suite/dataset that cannot be read or is\n"
+    "refused (no scorers and no gates, a bad argument).\n";
 
 typedef struct eval_opts {
     int concurrency, repeat, record;
     const char *filter, *baseline, *junit, *webhook, *replay, *replay_miss;
+    const char *fail_if_regressed; /* "" for the default metrics; NULL: off */
     double fail_under;
     int has_fail_under;
     int first_file, nfiles;
@@ -100,6 +109,7 @@ static int eval_body(lua_State *L, void *ud)
     set_str(L, "alert_webhook", o->webhook);
     set_str(L, "replay", o->replay);
     set_str(L, "replay_miss", o->replay_miss);
+    set_str(L, "fail_if_regressed", o->fail_if_regressed);
     lua_pushboolean(L, o->record);
     lua_setfield(L, -2, "record");
     if (o->has_fail_under) {
@@ -145,7 +155,11 @@ int ms_cmd_eval(ms_cli *c)
             if (strcmp(v, "fail") && strcmp(v, "live") && strcmp(v, "record"))
                 ms_cli_usage_error(c, "--replay-miss '%s' is not fail, live or record", v);
             o.replay_miss = v;
-        } else if (ms_cli_flag(c, "--record"))
+        } else if (ms_cli_flag(c, "--fail-if-regressed"))
+            o.fail_if_regressed = "";
+        else if (strncmp(c->argv[c->i], "--fail-if-regressed=", 20) == 0)
+            o.fail_if_regressed = c->argv[c->i++] + 20; /* the list is checked by the runner */
+        else if (ms_cli_flag(c, "--record"))
             o.record = 1;
         else if (ms_cli_value(c, "--junit", &v))
             o.junit = v;
@@ -170,6 +184,9 @@ int ms_cmd_eval(ms_cli *c)
     }
     if (files_start < 0)
         ms_cli_usage_error(c, "missing SUITE.lua, the suite file(s) to run");
+    if (o.fail_if_regressed && !o.baseline)
+        ms_cli_usage_error(c, "--fail-if-regressed needs a run to compare with: add --baseline last"
+                              " (or --baseline RUN_ID)");
     if (o.record && o.replay)
         ms_cli_usage_error(c, "--record and --replay exclude each other: a replayed run makes no new calls "
                               "to record (--replay-miss record records the calls the recording lacks)");

@@ -17,6 +17,7 @@ static const char USAGE[] =
     "  show TRACE_ID          one trace as a tree of spans\n"
     "  diff A B               is B slower, costlier or failing more than A, with evidence\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
+    "  evals flaky SUITE      the flake ledger: each case's failure rate over recent runs\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
@@ -55,7 +56,7 @@ int main(int argc, char **argv)
         int (*fn)(ms_cli *);
     } verbs[] = {
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
-        {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval},
+        {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval}, {"evals", ms_cmd_evals},
         {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade}, {"runs", ms_cmd_runs},
         {"diff", ms_cmd_diff},
     };
@@ -66,8 +67,8 @@ int main(int argc, char **argv)
             return verbs[v].fn(&c);
         }
     }
-    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, report, traces, runs, show, diff, sql,"
-                    " upgrade, test "
+    fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, runs, show,"
+                    " diff, sql, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

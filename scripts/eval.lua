@@ -31,10 +31,12 @@ local scorers = require "moonspan.scorers"
 local junit = require "moonspan.junit"
 local gates = require "moonspan.gates"
 local baseline = require "moonspan.eval_baseline"
+local compare = require "moonspan.eval_compare"
 
 local M = {}
 M.scorers = scorers
 M.junit = junit
+M.compare = compare
 M.stdout, M.stderr = io.stdout, io.stderr -- swapped by specs
 
 -- Messages name suites, files and cases, which come from the suite and
@@ -712,7 +714,10 @@ function M.diff(current, baseline, opts)
   end
   local bc, ac = per_case(before), per_case(after)
   d.cost_before, d.cost_after, d.cost_delta_usd = bc, ac, delta(bc, ac)
-  d.regressed = #d.newly_failing > 0 or (d.pass_rate_delta ~= nil and d.pass_rate_delta < -1e-9)
+  -- a regression is what the statistics say it is (eval_compare.lua):
+  -- a case that newly fails may well be noise
+  d.stats = compare.paired(current, baseline)
+  d.regressed = compare.regressed(d.stats, opts.gate)
   return d
 end
 
@@ -789,22 +794,25 @@ function M.status_line(name, s)
                        fmt_pct(s.pass_rate), s.passed, s.cases, rel, gate_txt, gates_txt)
 end
 
--- Lines describing a baseline diff (no trailing newline), indented.
+-- Lines describing a baseline diff (no trailing newline), indented: the
+-- paired statistics (eval_compare.lua), the descriptive figures, which
+-- cases changed outcome (said to be within noise when the McNemar test
+-- finds no evidence), and the pairs that got worse with the first span
+-- that changed against their baseline trace (d.first_changes, when the
+-- runner found them).
 function M.diff_lines(d, baseline_id, indent)
   indent = indent or "  "
-  local lines = {}
+  local lines = compare.lines(d.stats, baseline_id, indent, {shown = shown})
   local b, a = d.before, d.after
-  lines[#lines + 1] = string.format("%svs eval run %s: pass rate %s -> %s (%s pts), p50 %s -> %s, p95 %s -> %s, "
-                                    .. "cost per case %s -> %s", indent, tostring(baseline_id), fmt_pct(b.pass_rate),
-                                    fmt_pct(a.pass_rate),
-                                    d.pass_rate_delta and string.format("%+.1f", d.pass_rate_delta * 100) or "n/a",
+  lines[#lines + 1] = string.format("%s  p50 %s -> %s, p95 %s -> %s, cost per case %s -> %s", indent,
                                     fmt_ms(b.p50_ms), fmt_ms(a.p50_ms), fmt_ms(b.p95_ms), fmt_ms(a.p95_ms),
                                     fmt_usd(d.cost_before), fmt_usd(d.cost_after))
+  local noise = d.stats.pass.verdict == compare.NONE and " (within noise: no evidence of change)" or ""
   if #d.newly_failing > 0 then
-    lines[#lines + 1] = indent .. "  newly failing: " .. shown(M.list_ids(d.newly_failing, 20))
+    lines[#lines + 1] = indent .. "  newly failing" .. noise .. ": " .. shown(M.list_ids(d.newly_failing, 20))
   end
   if #d.newly_passing > 0 then
-    lines[#lines + 1] = indent .. "  newly passing: " .. shown(M.list_ids(d.newly_passing, 20))
+    lines[#lines + 1] = indent .. "  newly passing" .. noise .. ": " .. shown(M.list_ids(d.newly_passing, 20))
   end
   if #d.added > 0 then lines[#lines + 1] = indent .. "  new cases: " .. shown(M.list_ids(d.added, 20)) end
   if #d.removed > 0 then
@@ -812,6 +820,10 @@ function M.diff_lines(d, baseline_id, indent)
   end
   if #d.newly_failing == 0 and #d.newly_passing == 0 then
     lines[#lines + 1] = indent .. "  no case changed outcome"
+  end
+  for _, w in ipairs(d.first_changes or {}) do
+    lines[#lines + 1] = string.format("%s  worse: %s (%s): %s", indent, shown(w.label, 60), shown(w.why, 60),
+                                      shown(w.text, 160))
   end
   return lines
 end
@@ -910,12 +922,18 @@ function M.summary_text(rep)
                                   #s.always_failing, #s.per_case - #s.flaky - #s.always_failing)
     if #parts > 0 then out[#out + 1] = "    passes/runs: " .. table.concat(parts, ", ") end
   end
+  local means = {}
+  for _, m in ipairs(compare.scorer_means(rep.results)) do
+    means[#means + 1] = string.format("%s %s", shown(m.name, 60), m.mean and string.format("%.3f", m.mean) or "-")
+  end
+  if #means > 0 then out[#out + 1] = "  scorer means: " .. table.concat(means, ", ") end
   if rep.diff then
     if rep.baseline_text then out[#out + 1] = "  baseline: " .. shown(rep.baseline_text) end
     for _, l in ipairs(M.diff_lines(rep.diff, rep.baseline_id, "  ")) do out[#out + 1] = l end
   elseif rep.baseline_note then
     out[#out + 1] = "  baseline: " .. shown(rep.baseline_note)
   end
+  if rep.gate_text then out[#out + 1] = "  " .. rep.gate_text end
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -1041,6 +1059,18 @@ function M.junit_suites(reports)
                            timestamp = rep.started_at,
                            properties = {{"eval_run", tostring(rep.run_id)}, {"pass_rate", fmt_pct(rep.summary.pass_rate)},
                                          {"threshold", tostring(rep.summary.threshold)}, {"status", rep.summary.status}}}
+    -- the baseline's verdicts, for CI dashboards that read properties
+    local props = suites[#suites].properties
+    if rep.diff then
+      local st = rep.diff.stats
+      props[#props + 1] = {"baseline_run", tostring(rep.baseline_id)}
+      props[#props + 1] = {"pass_rate_verdict", st.pass.verdict}
+      props[#props + 1] = {"pass_rate_mcnemar_p", string.format("%.4g", st.pass.p)}
+      for _, sc in ipairs(st.scorers) do props[#props + 1] = {"score_verdict:" .. sc.name, sc.verdict} end
+      props[#props + 1] = {"latency_verdict", st.latency.verdict}
+      props[#props + 1] = {"cost_verdict", st.cost.verdict}
+      props[#props + 1] = {"regressed", tostring(rep.diff.regressed)}
+    end
   end
   return suites
 end
@@ -1114,6 +1144,14 @@ local function check_opts(opts)
   end
   if o.filter ~= nil and type(o.filter) ~= "string" then return nil, "--filter must be a glob" end
   if o.baseline ~= nil then o.baseline = tostring(o.baseline) end
+  if o.fail_if_regressed ~= nil and o.fail_if_regressed ~= false then
+    local gate, gerr = compare.parse_gate(o.fail_if_regressed)
+    if not gate then return nil, gerr end
+    if o.baseline == nil then
+      return nil, "--fail-if-regressed needs a run to compare with: add --baseline last (or --baseline RUN_ID)"
+    end
+    o.gate = gate
+  end
   if o.replay ~= nil then o.replay = tostring(o.replay) end
   if o.replay_miss ~= nil then
     if o.replay == nil then
@@ -1213,12 +1251,64 @@ function M.run_plan(plan, o, store)
   if plan.baseline_id then
     local bok, base = pcall(store.results, plan.baseline_id)
     if bok and type(base) == "table" then
-      rep.diff = M.diff(results, base)
+      rep.diff = M.diff(results, base, {gate = o.gate})
+      rep.diff.first_changes = M.first_changes(rep.diff.stats, store, o.repeat_count)
     else
       rep.baseline_note = "cannot read eval run " .. tostring(plan.baseline_id) .. ": " .. describe_error(base)
     end
   end
+  if o.gate then
+    local names = {}
+    for _, m in ipairs(compare.METRICS) do
+      if o.gate[m] then names[#names + 1] = m end
+    end
+    local what = table.concat(names, ",")
+    if not rep.diff then
+      rep.gate_text = string.format("--fail-if-regressed=%s: nothing to compare with, not failed", what)
+    elseif rep.diff.regressed then
+      local hit = {}
+      for _, m in ipairs(compare.METRICS) do
+        if o.gate[m] and rep.diff.stats.regressed_metrics[m] then hit[#hit + 1] = m end
+      end
+      rep.gate_failed = true
+      rep.gate_text = string.format("--fail-if-regressed=%s: FAILED, regressed against eval run %s: %s", what,
+                                    tostring(rep.baseline_id), table.concat(hit, ", "))
+    else
+      rep.gate_text = string.format("--fail-if-regressed=%s: passed, no evidence of change for the worse against "
+                                    .. "eval run %s", what, tostring(rep.baseline_id))
+    end
+  end
   return rep
+end
+
+-- For the pairs that got worse (at most FIRST_CHANGES of them), the
+-- first span of the case's trace that changed against its baseline
+-- trace (store.first_change, telemetry/ms_trace_diff.c): {{label, why,
+-- text}}. Nothing when this moonspan's store cannot tell.
+M.FIRST_CHANGES = 10
+function M.first_changes(st, store, repeat_count)
+  local out = {}
+  if not store.first_change or #st.worse == 0 then return out end
+  if moonspan.flush then pcall(moonspan.flush) end -- this run's traces, committed
+  for _, w in ipairs(st.worse) do
+    if #out >= M.FIRST_CHANGES then break end
+    local label = case_label(w.current, repeat_count)
+    local text
+    if w.baseline.trace_id and w.current.trace_id then
+      local ok, ch, msg = pcall(store.first_change, w.baseline.trace_id, w.current.trace_id)
+      if not ok then
+        text = "cannot compare the traces: " .. describe_error(ch)
+      elseif ch then
+        text = "first change: " .. ch.text
+      else -- the whole rule is in the README; once per case is enough here
+        text = msg and msg:match("^no span changed beyond noise") or msg or "no span changed beyond noise"
+      end
+    else
+      text = "no trace to compare"
+    end
+    out[#out + 1] = {label = label, why = w.why, text = text}
+  end
+  return out
 end
 
 -- moonspan eval. opts: files, concurrency, repeat_count, filter, baseline,
@@ -1326,6 +1416,7 @@ function M.main(opts)
   local code = 0
   for _, rep in ipairs(reports) do
     if rep.summary.status == "failed" then code = 1 end
+    if rep.gate_failed then code = 1 end
   end
   if o.junit then
     local ok, jerr = junit.write(o.junit, junit.xml(M.junit_suites(reports)))

@@ -376,7 +376,11 @@ describe("summaries", function()
     assert.is_true(math.abs(d.pass_rate_delta - (0.5 - 2 / 3)) < 1e-12)
     assert.are.equal(25, d.p50_delta_ms) -- 35 - 10
     assert.is_true(math.abs(d.cost_delta_usd - 0.001) < 1e-12) -- per case run
-    assert.is_true(d.regressed)
+    -- one pair went each way: the exact McNemar test sees no evidence
+    assert.are.same({1, 1, 1, "no evidence of change"}, {d.stats.pass.pass_to_fail, d.stats.pass.fail_to_pass,
+                                                         d.stats.pass.p, d.stats.pass.verdict})
+    assert.are.same({3, 1, 1}, {d.stats.pairs, d.stats.unpaired_current, d.stats.unpaired_baseline})
+    assert.is_false(d.regressed)
     -- a case failing in one of its repeats is failing
     d = E.diff({res("a", true, 1, 0, 1), res("a", false, 1, 0, 2)}, {res("a", true, 1, 0)})
     assert.are.same({"a"}, d.newly_failing)
@@ -385,9 +389,23 @@ describe("summaries", function()
     assert.is_false(d.regressed)
     assert.are.same({}, d.newly_failing)
     local lines = table.concat(E.diff_lines(E.diff(cur, base), 7), "\n")
-    assert.matches("vs eval run 7: pass rate 66.7% -> 50.0% (-16.7 pts)", lines, 1, true)
-    assert.matches("newly failing: b", lines, 1, true)
-    assert.matches("newly passing: c", lines, 1, true)
+    assert.matches("vs eval run 7: 3 pairs by case and repeat (unpaired, left out: 1 of this run, 1 of the baseline)",
+                   lines, 1, true)
+    assert.matches("pass rate 66.7% -> 66.7% (+0.0 pts): 1 pass->fail, 1 fail->pass, McNemar p = 1.000: "
+                   .. "no evidence of change", lines, 1, true)
+    assert.matches("newly failing (within noise: no evidence of change): b", lines, 1, true)
+    assert.matches("newly passing (within noise: no evidence of change): c", lines, 1, true)
+    -- eight cases that all went pass -> fail are no noise: 2 * 0.5^8 < 0.05
+    local was, now = {}, {}
+    for i = 1, 8 do
+      was[i], now[i] = res("k" .. i, true, 1, 0), res("k" .. i, false, 1, 0)
+    end
+    d = E.diff(now, was)
+    assert.are.equal("regressed", d.stats.pass.verdict)
+    assert.is_true(math.abs(d.stats.pass.p - 2 * 0.5 ^ 8) < 1e-12)
+    assert.is_true(d.regressed)
+    lines = table.concat(E.diff_lines(d, 7), "\n")
+    assert.matches("newly failing: k1, k2", lines, 1, true)
   end)
 
   it("builds the alert text only for suites that failed or regressed", function()
@@ -403,10 +421,17 @@ describe("summaries", function()
     assert.matches("*bad-suite* failed its gate (eval run 12, commit 0123456789ab)", text, 1, true)
     assert.matches('- x<1>: contains: no "Paris" (moonspan show abcd1234)', text, 1, true)
     assert.not_matches("ok-suite", text, 1, true)
-    local regressed = rep("drift", "passed", E.diff({res("a", false, 1, 0)}, {res("a", true, 1, 0)}))
+    -- one case that newly fails is noise, not a regression
+    assert.is_nil(E.alert_text({rep("drift", "passed", E.diff({res("a", false, 1, 0)}, {res("a", true, 1, 0)}))}))
+    local was, now = {}, {}
+    for i = 1, 8 do
+      was[i], now[i] = res("a" .. i, true, 1, 0), res("a" .. i, false, 1, 0)
+    end
+    local regressed = rep("drift", "passed", E.diff(now, was))
     text = E.alert_text({regressed})
     assert.matches("*drift* regressed against eval run 11", text, 1, true)
-    assert.matches("newly failing: a", text, 1, true)
+    assert.matches("newly failing: a1", text, 1, true)
+    assert.matches("McNemar p = 0.008: regressed", text, 1, true)
     local body = cjson.decode(E.alert_body(text))
     assert.are.equal(text, body.text)
     local n = 0
@@ -656,9 +681,10 @@ describe("moonspan eval (main, in process)", function()
     local r = EH.main({files = {path}, baseline = "last"}, store)
     _G.eval_spec_answers = nil
     assert.are.equal(0, r.code)
-    assert.matches("vs eval run 1: pass rate 66.7% -> 66.7% (+0.0 pts)", r.out, 1, true)
-    assert.matches("newly failing: b", r.out, 1, true)
-    assert.matches("newly passing: c", r.out, 1, true)
+    assert.matches("vs eval run 1: 3 pairs by case and repeat", r.out, 1, true)
+    assert.matches("pass rate 66.7% -> 66.7% (+0.0 pts): 1 pass->fail, 1 fail->pass", r.out, 1, true)
+    assert.matches("newly failing (within noise: no evidence of change): b", r.out, 1, true)
+    assert.matches("newly passing (within noise: no evidence of change): c", r.out, 1, true)
     -- an explicit run id that does not exist is bad input, found before anything runs
     local n = #store.runs
     r = EH.main({files = {path}, baseline = "99"}, store)
