@@ -4,10 +4,8 @@
  * "same" of 5 ms in every request, and 5 of the new requests failing. The
  * sides are globs, so no run rows are needed.
  *
- * JSON is read as in test_report.c: a number after an anchor and a key. */
+ * JSON is read with jnum and NEAR (checks.h): a number after an anchor and a key. */
 #include "views_fixture.h"
-
-#include <math.h>
 
 #include "ms_diff.h"
 #include "ms_stats.h"
@@ -47,34 +45,6 @@ static int diff_dataset(void **state)
     exec_sql(db, "COMMIT");
     return seal(state);
 }
-
-static double jnum(const char *doc, const char *anchor, const char *key)
-{
-    const char *p = anchor ? strstr(doc, anchor) : doc;
-    if (!p)
-        fail_msg("anchor %s not in %s", anchor, doc);
-    char k[96];
-    snprintf(k, sizeof k, "\"%s\":", key);
-    p = strstr(p, k);
-    if (!p)
-        fail_msg("key %s not after %s in %s", key, anchor ? anchor : "start", doc);
-    p += strlen(k);
-    if (strncmp(p, "null", 4) == 0)
-        return NAN;
-    char *end;
-    double v = strtod(p, &end);
-    if (end == p)
-        fail_msg("no number for %s after %s: %.40s", key, anchor ? anchor : "start", p);
-    return v;
-}
-
-static void near(double got, double want, const char *what)
-{
-    if (!(fabs(got - want) <= 1e-9 * fmax(1, fabs(want))))
-        fail_msg("%s: got %.17g, want %.17g", what, got, want);
-}
-
-#define NEAR(doc, anchor, key, want) near(jnum(doc, anchor, key), want, anchor " " key)
 
 static int failed_;
 

@@ -1,14 +1,10 @@
 /* test_report — `moonspan report` over the hand-made stores of
  * views_fixture.h, every number worked out by hand.
  *
- * The JSON is checked by looking up a key after an anchor string and
- * reading the number with strtod, compared with a tolerance: percentiles
- * go through floating point (e.g. 370.00000000000006), so exact text
- * matching would test the last ulp, not the report. Integral values print
- * without a fraction (ms_json_num), which the exact fragment checks rely on. */
+ * JSON numbers are read with jnum and compared with NEAR (checks.h).
+ * Integral values print without a fraction (ms_json_num), which the exact
+ * fragment checks rely on. */
 #include "views_fixture.h"
-
-#include <math.h>
 
 #include "ms_report.h"
 
@@ -27,36 +23,6 @@ static int report(fixture *fx, int64_t since, const char *glob, int by_month, in
                         .json = json};
     return report_with(fx, &o);
 }
-
-/* The number after `"key":` that follows `anchor` (NULL = from the start);
- * NaN for null. Fails the test when either is missing. */
-static double jnum(const char *doc, const char *anchor, const char *key)
-{
-    const char *p = anchor ? strstr(doc, anchor) : doc;
-    if (!p)
-        fail_msg("anchor %s not in %s", anchor, doc);
-    char k[96];
-    snprintf(k, sizeof k, "\"%s\":", key);
-    p = strstr(p, k);
-    if (!p)
-        fail_msg("key %s not after %s in %s", key, anchor ? anchor : "start", doc);
-    p += strlen(k);
-    if (strncmp(p, "null", 4) == 0)
-        return NAN;
-    char *end;
-    double v = strtod(p, &end);
-    if (end == p)
-        fail_msg("no number for %s after %s: %.40s", key, anchor ? anchor : "start", p);
-    return v;
-}
-
-static void near(double got, double want, const char *what)
-{
-    if (!(fabs(got - want) <= 1e-9 * fmax(1, fabs(want))))
-        fail_msg("%s: got %.17g, want %.17g", what, got, want);
-}
-
-#define NEAR(doc, anchor, key, want) near(jnum(doc, anchor, key), want, anchor " " key)
 
 /* --- report ----------------------------------------------------------- */
 

@@ -20,24 +20,12 @@
 #ifndef VIEWS_FIXTURE_H
 #define VIEWS_FIXTURE_H
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "checks.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "ms_store.h"
 #include "ms_vtab.h"
-
-/* each test file uses most of these, not all */
-#define FIXTURE static __attribute__((unused))
 
 #define SEC INT64_C(1000000000)
 #define MS INT64_C(1000000)
@@ -77,15 +65,6 @@ FIXTURE char *read_schema(void)
     fclose(f);
     assert_int_equal(fclose(m), 0);
     return text;
-}
-
-FIXTURE void exec_sql(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("sql failed: %s\n%s", msg ? msg : "?", sql);
-    sqlite3_free(msg);
 }
 
 FIXTURE int open_db(void **state)
@@ -263,23 +242,6 @@ FIXTURE int empty_dataset(void **state)
 
 static int rc_;
 static char err_[512];
-
-/* The document goes to stderr in full: cmocka truncates long messages. */
-FIXTURE void has(const char *doc, const char *needle)
-{
-    if (!strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("missing \"%s\"", needle);
-    }
-}
-
-FIXTURE void hasnt(const char *doc, const char *needle)
-{
-    if (strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("unexpected \"%s\"", needle);
-    }
-}
 
 
 /* A run joined through TRACEPARENT: the root has a parent id from the
