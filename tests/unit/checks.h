@@ -27,6 +27,11 @@
 /* each test file uses most of these, not all */
 #define FIXTURE static __attribute__((unused))
 
+/* The fixtures' times: stores are filled on 2024-05-01 (UTC) and after. */
+#define SEC INT64_C(1000000000)
+#define MS INT64_C(1000000)
+#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
+
 /* The document goes to stderr in full: cmocka truncates long messages. */
 FIXTURE void has(const char *doc, const char *needle)
 {

@@ -4,66 +4,21 @@
  *
  * Costs in the replay tests are binary fractions (0.25, 0.0625) so sums and
  * differences are exact and the JSON can be matched as text. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "store_fixture.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_report.h"
 #include "ms_show.h"
 #include "ms_traces.h"
 #include "ms_sha256.h"
-#include "ms_store.h"
 #include "ms_tracer.h"
-
-#define SEC INT64_C(1000000000)
-#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
-
-typedef struct fixture {
-    char path[64];
-    ms_store *store;
-    sqlite3 *db;
-} fixture;
 
 static char err[512];
 
 static int open_store(void **state)
 {
-    ms_clock_init();
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    snprintf(fx->path, sizeof fx->path, "/tmp/ms_test_evals_XXXXXX");
-    int fd = mkstemp(fx->path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(fx->path); /* a new store, made by ms_store_open */
-    if (ms_store_open(fx->path, MS_STORE_WRITE, &fx->store, err, sizeof err))
-        fail_msg("%s", err);
-    fx->db = ms_store_db(fx->store);
+    fixture *fx = store_fixture_open("evals");
     *state = fx;
-    return 0;
-}
-
-static int close_store(void **state)
-{
-    fixture *fx = *state;
-    ms_store_close(fx->store);
-    char p[96];
-    unlink(fx->path);
-    snprintf(p, sizeof p, "%s-wal", fx->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", fx->path);
-    unlink(p);
-    free(fx);
     return 0;
 }
 
@@ -82,42 +37,6 @@ static void err_has(const char *needle)
 {
     if (!strstr(err, needle))
         fail_msg("error '%s' does not mention '%s'", err, needle);
-}
-
-/* The document goes to stderr in full: cmocka truncates long messages. */
-static void has(const char *doc, const char *needle)
-{
-    if (!strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("missing \"%s\"", needle);
-    }
-}
-
-static void hasnt(const char *doc, const char *needle)
-{
-    if (strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("unexpected \"%s\"", needle);
-    }
-}
-
-/* A run of `suite` started at `start_ns`; finished with `status` unless
- * status is NULL (left running). */
-static int64_t run(sqlite3 *db, const char *suite, int64_t start_ns, const char *status)
-{
-    ms_eval_run_info info = {.run_id = 0, .suite = suite, .suite_file = "suite.lua",
-                             .start_ns = start_ns, .threshold = 0.9};
-    int64_t id;
-    if (ms_eval_run_begin(db, &info, &id, err, sizeof err))
-        fail_msg("%s", err);
-    if (status) {
-        ms_eval_summary s = {.end_ns = start_ns + SEC, .cases = 1, .passed = 1, .pass_rate = 1,
-                             .p50_ms = 1, .p95_ms = 1, .cost_usd = 0, .replayed_cost_usd = 0,
-                             .status = status};
-        if (ms_eval_run_finish(db, id, &s, err, sizeof err))
-            fail_msg("%s", err);
-    }
-    return id;
 }
 
 /* --- runs ------------------------------------------------------------- */
@@ -205,7 +124,7 @@ static void test_run_errors(void **state)
     ms_eval_summary s = {.status = "passed", .pass_rate = 1};
     assert_int_equal(ms_eval_run_finish(db, 42, &s, err, sizeof err), -1);
     err_has("cannot finish eval run 42: there is no such run");
-    id = run(db, "s", D1, NULL);
+    id = eval_run(db, "s", D1, NULL);
     s.status = "done";
     assert_int_equal(ms_eval_run_finish(db, id, &s, err, sizeof err), -1);
     err_has("status must be \"passed\" or \"failed\", not \"done\"");
@@ -251,7 +170,7 @@ static void test_results_add_and_each(void **state)
 {
     fixture *fx = *state;
     sqlite3 *db = fx->db;
-    int64_t a = run(db, "s", D1, NULL), b = run(db, "s", D1 + 1, NULL);
+    int64_t a = eval_run(db, "s", D1, NULL), b = eval_run(db, "s", D1 + 1, NULL);
     ms_eval_result r = {.case_id = "paris", .repeat_index = 1, .input_json = "\"capital of France?\"",
                         .expected_json = "\"Paris\"", .output_json = "\"Paris.\"",
                         .scores_json = "[{\"name\":\"contains\",\"score\":1}]", .pass = 1,
@@ -321,11 +240,11 @@ static void test_find_run(void **state)
     err_has("no earlier run of suite capitals to compare with; run it once without --baseline");
     assert_int_equal(out, 0);
 
-    int64_t r1 = run(db, "capitals", D1, "passed");
-    int64_t r2 = run(db, "capitals", D1 + 10, "failed");
-    int64_t other = run(db, "rivers", D1 + 20, "passed");
-    int64_t running = run(db, "capitals", D1 + 30, NULL); /* not finished: never "last" */
-    int64_t tie = run(db, "capitals", D1 + 10, "passed"); /* same start as r2, later id */
+    int64_t r1 = eval_run(db, "capitals", D1, "passed");
+    int64_t r2 = eval_run(db, "capitals", D1 + 10, "failed");
+    int64_t other = eval_run(db, "rivers", D1 + 20, "passed");
+    int64_t running = eval_run(db, "capitals", D1 + 30, NULL); /* not finished: never "last" */
+    int64_t tie = eval_run(db, "capitals", D1 + 10, "passed"); /* same start as r2, later id */
 
     assert_int_equal(ms_eval_find_run(db, "capitals", "last", running, &out, err, sizeof err), 0);
     assert_int_equal(out, tie);
@@ -387,14 +306,6 @@ static int see_case(void *ud, const char *case_id)
     return 0;
 }
 
-static void add_result(sqlite3 *db, int64_t run_id, const char *case_id, int64_t repeat)
-{
-    ms_eval_result r = {.case_id = case_id, .repeat_index = repeat, .pass = 1, .latency_ms = 1,
-                        .cost_usd = NAN};
-    if (ms_eval_result_add(db, run_id, &r, err, sizeof err))
-        fail_msg("%s", err);
-}
-
 static void test_runs_each_and_case_ids(void **state)
 {
     fixture *fx = *state;
@@ -412,10 +323,10 @@ static void test_runs_each_and_case_ids(void **state)
                             .cost_usd = NAN, .status = "passed"};
     if (ms_eval_run_finish(db, with_cfg, &done, err, sizeof err))
         fail_msg("%s", err);
-    int64_t newer = run(db, "capitals", D1 + 20, "failed");
-    int64_t tie = run(db, "capitals", D1 + 20, "passed"); /* same start: the later id first */
-    run(db, "rivers", D1 + 30, "passed");                 /* another suite */
-    run(db, "capitals", D1 + 40, NULL);                   /* still running: no baseline */
+    int64_t newer = eval_run(db, "capitals", D1 + 20, "failed");
+    int64_t tie = eval_run(db, "capitals", D1 + 20, "passed"); /* same start: the later id first */
+    eval_run(db, "rivers", D1 + 30, "passed");                 /* another suite */
+    eval_run(db, "capitals", D1 + 40, NULL);                   /* still running: no baseline */
 
     assert_int_equal(ms_eval_runs_each(db, "capitals", 0, see_run, &s, err, sizeof err), 0);
     assert_int_equal(s.n, 3);
@@ -433,10 +344,10 @@ static void test_runs_each_and_case_ids(void **state)
     assert_int_equal(ms_eval_runs_each(db, "capitals", 0, see_run, &s, err, sizeof err), 7);
     assert_int_equal(s.n, 1); /* the callback's non-zero stops the walk and is returned */
 
-    add_result(db, newer, "paris", 0);
-    add_result(db, newer, "lima", 0);
-    add_result(db, newer, "paris", 1); /* a repeat: one id */
-    add_result(db, tie, "oslo", 0);
+    eval_result(db, newer, "paris", 0, 1);
+    eval_result(db, newer, "lima", 0, 1);
+    eval_result(db, newer, "paris", 1, 1); /* a repeat: one id */
+    eval_result(db, tie, "oslo", 0, 1);
     memset(&s, 0, sizeof s);
     assert_int_equal(ms_eval_case_ids_each(db, newer, see_case, &s, err, sizeof err), 0);
     assert_int_equal(s.n, 2);
@@ -453,7 +364,7 @@ static void test_record_and_replay(void **state)
 {
     fixture *fx = *state;
     sqlite3 *db = fx->db;
-    int64_t rec = run(db, "s", D1, "passed"), other = run(db, "s", D1 + 1, "passed");
+    int64_t rec = eval_run(db, "s", D1, "passed"), other = eval_run(db, "s", D1 + 1, "passed");
     const char *req = "{\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"model\":\"mock\"}";
     char hash[65], hash2[65];
     ms_sha256_hex(req, strlen(req), hash);
@@ -528,7 +439,7 @@ static void result(sqlite3 *db, int64_t run_id, const char *case_id, int64_t rep
  * still running (not shown); gamma: only before --since. */
 static void eval_dataset(sqlite3 *db, int64_t *alpha_latest)
 {
-    int64_t old = run(db, "alpha", D1, "passed");
+    int64_t old = eval_run(db, "alpha", D1, "passed");
     result(db, old, "c1", 0, 0, NULL, "old failure", "0ld0");
     ms_eval_run_info info = {.suite = "alpha", .suite_file = "alpha.lua", .start_ns = D1 + 3600 * SEC,
                              .threshold = 0.9};
@@ -551,10 +462,10 @@ static void eval_dataset(sqlite3 *db, int64_t *alpha_latest)
     if (ms_eval_run_finish(db, a, &s, err, sizeof err))
         fail_msg("%s", err);
 
-    int64_t b = run(db, "beta", D1 + 7200 * SEC, "passed");
+    int64_t b = eval_run(db, "beta", D1 + 7200 * SEC, "passed");
     result(db, b, "only", 0, 1, "[]", NULL, "tb");
-    run(db, "beta", D1 + 9000 * SEC, NULL);
-    run(db, "gamma", D1 - 86400 * SEC, "passed");
+    eval_run(db, "beta", D1 + 9000 * SEC, NULL);
+    eval_run(db, "gamma", D1 - 86400 * SEC, "passed");
 }
 
 static void test_report_evals_json(void **state)
@@ -608,7 +519,7 @@ static void test_report_evals_text(void **state)
     int64_t a;
     eval_dataset(fx->db, &a);
     /* a dozen more failures on beta's latest finished run, to see the cut */
-    int64_t b = run(fx->db, "beta", D1 + 8000 * SEC, "failed");
+    int64_t b = eval_run(fx->db, "beta", D1 + 8000 * SEC, "failed");
     for (int i = 0; i < 12; i++) {
         char id[16];
         snprintf(id, sizeof id, "case%02d", i);
@@ -776,7 +687,7 @@ static void test_report_gates(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, open_store, close_store)
+#define T(f) cmocka_unit_test_setup_teardown(f, open_store, store_fixture_close)
     const struct CMUnitTest tests[] = {
         T(test_run_begin_finish_get),
         T(test_run_errors),

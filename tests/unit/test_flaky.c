@@ -9,95 +9,29 @@
  *   odd    F F     F F     F F        always failing
  *   mixed  P F     P F     P F        flaky all along
  *   turned P P     P P     P F        newly flaky: only once run 3 counts */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "store_fixture.h"
 
 #include "ms_evals.h"
 #include "ms_flaky.h"
-#include "ms_store.h"
-
-typedef struct fixture {
-    char path[64];
-    ms_store *store;
-    sqlite3 *db;
-    char *out;
-    size_t outlen;
-} fixture;
 
 static char err[1024];
 
-static int64_t add_run(sqlite3 *db, const char *suite, int64_t start, int finish)
-{
-    ms_eval_run_info info = {.suite = suite, .suite_file = "s.lua", .start_ns = start, .threshold = NAN};
-    int64_t id;
-    if (ms_eval_run_begin(db, &info, &id, err, sizeof err))
-        fail_msg("%s", err);
-    if (finish) {
-        ms_eval_summary s = {.end_ns = start + 1, .pass_rate = NAN, .p50_ms = NAN, .p95_ms = NAN,
-                             .cost_usd = NAN, .status = "passed"};
-        if (ms_eval_run_finish(db, id, &s, err, sizeof err))
-            fail_msg("%s", err);
-    }
-    return id;
-}
-
-static void add(sqlite3 *db, int64_t run, const char *case_id, int repeat, int pass)
-{
-    ms_eval_result r = {.case_id = case_id, .repeat_index = repeat, .pass = pass, .latency_ms = 1,
-                        .cost_usd = NAN};
-    if (ms_eval_result_add(db, run, &r, err, sizeof err))
-        fail_msg("%s", err);
-}
-
 static int ledger_store(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    snprintf(fx->path, sizeof fx->path, "/tmp/ms_test_flaky_XXXXXX");
-    int fd = mkstemp(fx->path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(fx->path);
-    if (ms_store_open(fx->path, MS_STORE_WRITE, &fx->store, err, sizeof err))
-        fail_msg("%s", err);
-    fx->db = ms_store_db(fx->store);
+    fixture *fx = store_fixture_open("flaky");
     for (int k = 1; k <= 3; k++) {
-        int64_t run = add_run(fx->db, "s", k * 1000, 1);
+        int64_t run = eval_run(fx->db, "s", k * 1000, "passed");
         for (int rep = 0; rep < 2; rep++) {
-            add(fx->db, run, "even", rep, 1);
-            add(fx->db, run, "odd", rep, 0);
-            add(fx->db, run, "mixed", rep, rep == 0);
-            add(fx->db, run, "turned", rep, !(k == 3 && rep == 1));
+            eval_result(fx->db, run, "even", rep, 1);
+            eval_result(fx->db, run, "odd", rep, 0);
+            eval_result(fx->db, run, "mixed", rep, rep == 0);
+            eval_result(fx->db, run, "turned", rep, !(k == 3 && rep == 1));
         }
     }
-    int64_t running = add_run(fx->db, "s", 9000, 0); /* not finished: not counted */
-    add(fx->db, running, "even", 0, 0);
-    add(fx->db, add_run(fx->db, "other\x1b[2J", 100, 1), "x", 0, 1);
+    int64_t running = eval_run(fx->db, "s", 9000, NULL); /* not finished: not counted */
+    eval_result(fx->db, running, "even", 0, 0);
+    eval_result(fx->db, eval_run(fx->db, "other\x1b[2J", 100, "passed"), "x", 0, 1);
     *state = fx;
-    return 0;
-}
-
-static int close_store(void **state)
-{
-    fixture *fx = *state;
-    ms_store_close(fx->store);
-    unlink(fx->path);
-    char p[96];
-    snprintf(p, sizeof p, "%s-wal", fx->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", fx->path);
-    unlink(p);
-    free(fx->out);
-    free(fx);
     return 0;
 }
 
@@ -114,14 +48,6 @@ static int ledger(fixture *fx, const char *suite, int runs, int json)
     return rc;
 }
 
-static void has(const char *doc, const char *needle)
-{
-    if (!strstr(doc, needle)) {
-        fprintf(stderr, "---- output ----\n%s\n----------------\n", doc);
-        fail_msg("missing \"%s\"", needle);
-    }
-}
-
 /* Wilson's interval, from its formula, z for 95%. */
 static void wilson(int k, int n, double *lo, double *hi)
 {
@@ -135,14 +61,9 @@ static void wilson(int k, int n, double *lo, double *hi)
 /* The number after "key": in the object of case `id`. */
 static double field(const char *doc, const char *id, const char *key)
 {
-    char pat[96];
-    snprintf(pat, sizeof pat, "{\"case_id\":\"%s\"", id);
-    const char *c = strstr(doc, pat);
-    assert_non_null(c);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *k = strstr(c, pat);
-    assert_non_null(k);
-    return strtod(k + strlen(pat), NULL);
+    char anchor[96];
+    snprintf(anchor, sizeof anchor, "{\"case_id\":\"%s\"", id);
+    return jnum(doc, anchor, key);
 }
 
 static void test_counts_and_intervals(void **state)
@@ -214,9 +135,9 @@ static void test_store_without_eval_tables(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_counts_and_intervals, ledger_store, close_store),
-        cmocka_unit_test_setup_teardown(test_window, ledger_store, close_store),
-        cmocka_unit_test_setup_teardown(test_text_escapes_and_unknown_suites, ledger_store, close_store),
+        cmocka_unit_test_setup_teardown(test_counts_and_intervals, ledger_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(test_window, ledger_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(test_text_escapes_and_unknown_suites, ledger_store, store_fixture_close),
         cmocka_unit_test(test_store_without_eval_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,40 +7,11 @@
  *                                                                           6 "qb" running
  *  3    moonspan-test  D1+20s NULL    -                                     -
  *  4    old.lua        D1-1d  D1-1d   ok                                    -   (before --since D1) */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "store_fixture.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "ms_clock.h"
 #include "ms_runs.h"
-#include "ms_store.h"
-
-#define SEC INT64_C(1000000000)
-#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
-
-typedef struct fixture {
-    char path[64];
-    ms_store *store;
-    sqlite3 *db;
-    char *out;
-    size_t outlen;
-} fixture;
 
 static char err[512];
-
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
 
 static void run_row(sqlite3 *db, int id, const char *script, int64_t start, int64_t end)
 {
@@ -48,7 +19,7 @@ static void run_row(sqlite3 *db, int id, const char *script, int64_t start, int6
     snprintf(end_s, sizeof end_s, end ? "%lld" : "NULL", (long long)end);
     snprintf(sql, sizeof sql, "INSERT INTO runs (id, script, args, host_version, start_ns, pid, end_ns)"
              " VALUES (%d, '%s', '[\"x\"]', '0.1.0', %lld, 77, %s)", id, script, (long long)start, end_s);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 static void trace_row(sqlite3 *db, int id, int run, int64_t start, const char *status)
@@ -59,22 +30,12 @@ static void trace_row(sqlite3 *db, int id, int run, int64_t start, const char *s
              " span_count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
              " unknown_cost_calls) VALUES (%d, printf('%%032x', %d), %d, 't', %lld, 1, '%s', 0, 1, 0, 0,"
              " 0, 0, 0)", id, id, run, (long long)start, status);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 static int open_store(void **state)
 {
-    ms_clock_init();
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    snprintf(fx->path, sizeof fx->path, "/tmp/ms_test_runs_XXXXXX");
-    int fd = mkstemp(fx->path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(fx->path);
-    if (ms_store_open(fx->path, MS_STORE_WRITE, &fx->store, err, sizeof err))
-        fail_msg("%s", err);
-    fx->db = ms_store_db(fx->store);
+    fixture *fx = store_fixture_open("runs");
     run_row(fx->db, 1, "a.lua", D1, D1 + 2 * SEC);
     run_row(fx->db, 2, "suite.lua", D1 + 10 * SEC, D1 + 11 * SEC);
     run_row(fx->db, 3, "moonspan-test", D1 + 20 * SEC, 0);
@@ -86,27 +47,12 @@ static int open_store(void **state)
     trace_row(fx->db, 5, 2, D1 + 10 * SEC + 1, "ok");
     trace_row(fx->db, 6, 2, D1 + 10 * SEC + 2, "ok");
     trace_row(fx->db, 7, 4, D1 - 86400 * SEC + 1, "ok");
-    exec(fx->db,
+    exec_sql(fx->db,
          "INSERT INTO eval_runs (id, run_id, suite, suite_file, start_ns, config, cases, passed, pass_rate,"
          " status, recorded) VALUES"
          " (5, 2, 'qa', 'suite.lua', 1, '{}', 2, 1, 0.5, 'failed', 0),"
          " (6, 2, 'qb', 'suite.lua', 2, '{}', NULL, NULL, NULL, 'running', 0)");
     *state = fx;
-    return 0;
-}
-
-static int close_store(void **state)
-{
-    fixture *fx = *state;
-    ms_store_close(fx->store);
-    char p[96];
-    unlink(fx->path);
-    snprintf(p, sizeof p, "%s-wal", fx->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", fx->path);
-    unlink(p);
-    free(fx->out);
-    free(fx);
     return 0;
 }
 
@@ -121,12 +67,6 @@ static const char *runs(fixture *fx, long limit, int64_t since, int json)
         fail_msg("runs: %s", err);
     assert_int_equal(fclose(f), 0);
     return fx->out;
-}
-
-static void has(const char *doc, const char *want)
-{
-    if (!strstr(doc, want))
-        fail_msg("missing %s in:\n%s", want, doc);
 }
 
 static void json_fields(void **state)
@@ -178,9 +118,9 @@ static void text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(json_fields, open_store, close_store),
-        cmocka_unit_test_setup_teardown(limit_and_all, open_store, close_store),
-        cmocka_unit_test_setup_teardown(text, open_store, close_store),
+        cmocka_unit_test_setup_teardown(json_fields, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(limit_and_all, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(text, open_store, store_fixture_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

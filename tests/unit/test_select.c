@@ -11,38 +11,11 @@
  *  6    orphan        NULL D1+60s   ok      not JSON
  *
  * Run 2 ran eval runs 7 and 8, so rows 3 and 4 are eval traces. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "store_fixture.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "ms_clock.h"
 #include "ms_select.h"
-#include "ms_store.h"
-
-#define SEC INT64_C(1000000000)
-#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
-
-typedef struct fixture {
-    char path[64];
-    ms_store *store;
-    sqlite3 *db;
-} fixture;
 
 static char err[512];
-
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
 
 static void trace_row(sqlite3 *db, int id, const char *name, int run, int sec, const char *status,
                       const char *attrs)
@@ -59,27 +32,17 @@ static void trace_row(sqlite3 *db, int id, const char *name, int run, int sec, c
              " cache_write_tokens, unknown_cost_calls, attrs)"
              " VALUES (%d, printf('%%032x', %d), %s, '%s', %lld, 1000, '%s', 0, 1, 0, 0, 0, 0, 0, %s)",
              id, id, run_s, name, (long long)(D1 + sec * SEC), status, attrs_s);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 static int open_store(void **state)
 {
-    ms_clock_init();
-    fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    snprintf(fx->path, sizeof fx->path, "/tmp/ms_test_select_XXXXXX");
-    int fd = mkstemp(fx->path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(fx->path);
-    if (ms_store_open(fx->path, MS_STORE_WRITE, &fx->store, err, sizeof err))
-        fail_msg("%s", err);
-    fx->db = ms_store_db(fx->store);
+    fixture *fx = store_fixture_open("select");
     for (int r = 1; r <= 3; r++) {
         char sql[256];
         snprintf(sql, sizeof sql, "INSERT INTO runs (id, script, args, host_version, start_ns, pid)"
                  " VALUES (%d, 'r%d.lua', '[]', 'test', %lld, 1)", r, r, (long long)D1);
-        exec(fx->db, sql);
+        exec_sql(fx->db, sql);
     }
     trace_row(fx->db, 1, "answer", 1, 10, "ok",
               "{\"user\":\"alice\",\"n\":5,\"flag\":true,\"a.b\":\"dot\",\"q\\\"k\":\"quote\"}");
@@ -88,26 +51,12 @@ static int open_store(void **state)
     trace_row(fx->db, 4, "eval:s:c2", 2, 40, "error", NULL);
     trace_row(fx->db, 5, "batch", 3, 50, "ok", "{\"n\":\"5\"}");
     trace_row(fx->db, 6, "orphan", 0, 60, "ok", "not JSON");
-    exec(fx->db,
+    exec_sql(fx->db,
          "INSERT INTO eval_runs (id, run_id, suite, suite_file, start_ns, config, status, recorded)"
          " VALUES (7, 2, 's', 's.lua', 0, '{}', 'passed', 0), (8, 2, 't', 't.lua', 0, '{}', 'failed', 0);"
          "INSERT INTO eval_results (eval_run, case_id, repeat_index, pass, trace_id, replayed)"
          " VALUES (7, 'c1', 0, 1, printf('%032x', 3), 0), (8, 'c2', 0, 0, printf('%032x', 4), 0)");
     *state = fx;
-    return 0;
-}
-
-static int close_store(void **state)
-{
-    fixture *fx = *state;
-    ms_store_close(fx->store);
-    char p[96];
-    unlink(fx->path);
-    snprintf(p, sizeof p, "%s-wal", fx->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", fx->path);
-    unlink(p);
-    free(fx);
     return 0;
 }
 
@@ -333,7 +282,7 @@ static void store_without_evals(void **state)
     (void)state;
     sqlite3 *db;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-    exec(db, "CREATE TABLE runs (id INTEGER PRIMARY KEY);"
+    exec_sql(db, "CREATE TABLE runs (id INTEGER PRIMARY KEY);"
              "CREATE TABLE traces (id INTEGER PRIMARY KEY, trace_id TEXT, run_id INTEGER, name TEXT,"
              " start_ns INTEGER, status TEXT, attrs TEXT);"
              "INSERT INTO runs VALUES (1);"
@@ -355,14 +304,14 @@ static void store_without_evals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(evals_modes, open_store, close_store),
-        cmocka_unit_test_setup_teardown(unfiltered_has_no_where, open_store, close_store),
-        cmocka_unit_test_setup_teardown(run_and_eval_run, open_store, close_store),
-        cmocka_unit_test_setup_teardown(time_name_errors, open_store, close_store),
-        cmocka_unit_test_setup_teardown(attrs_as_text, open_store, close_store),
+        cmocka_unit_test_setup_teardown(evals_modes, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(unfiltered_has_no_where, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(run_and_eval_run, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(time_name_errors, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(attrs_as_text, open_store, store_fixture_close),
         cmocka_unit_test(attr_errors),
-        cmocka_unit_test_setup_teardown(check_ids, open_store, close_store),
-        cmocka_unit_test_setup_teardown(left_out, open_store, close_store),
+        cmocka_unit_test_setup_teardown(check_ids, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(left_out, open_store, store_fixture_close),
         cmocka_unit_test(describe),
         cmocka_unit_test(store_without_evals),
     };

@@ -27,9 +27,6 @@
 #include "ms_store.h"
 #include "ms_vtab.h"
 
-#define SEC INT64_C(1000000000)
-#define MS INT64_C(1000000)
-#define D1 (INT64_C(1714521600) * SEC) /* 2024-05-01T00:00:00Z */
 #define D2 (INT64_C(1714608000) * SEC) /* 2024-05-02T00:00:00Z */
 #define D3 (INT64_C(1718409600) * SEC) /* 2024-06-15T00:00:00Z */
 
