@@ -211,6 +211,32 @@ static void reqs_text(const diff_req_row *row, ms_buf *b)
                       " known cost\n", (long long)row->r[0]->unpriced, (long long)row->r[1]->unpriced);
 }
 
+/* The header of one comparison's columns: "<what> A" and "<what> B"
+ * right-aligned in `width`, then the difference left-aligned in
+ * `delta_width`; cmp_cells writes the cells under it. */
+static void cmp_heads(ms_buf *b, const char *what, int width, int delta_width)
+{
+    char h[32];
+    snprintf(h, sizeof h, "%s A", what);
+    ms_fmt_right(b, h, width);
+    snprintf(h, sizeof h, "%s B", what);
+    ms_fmt_right(b, h, width);
+    ms_buf_adds(b, "  ");
+    ms_fmt_left(b, "B - A [95%]", delta_width);
+}
+
+static void cmp_cells(ms_buf *b, const diff_cmp *q, enum unit u, int width, int delta_width)
+{
+    char c[64], v[160];
+    fmt_value(c, sizeof c, q->a, u, 0);
+    ms_fmt_right(b, c, width);
+    fmt_value(c, sizeof c, q->b, u, 0);
+    ms_fmt_right(b, c, width);
+    fmt_delta(v, sizeof v, q, u);
+    ms_buf_adds(b, "  ");
+    ms_fmt_left(b, v, delta_width);
+}
+
 /* The LLM calls inside the listed steps that made any: tokens and cost
  * per span of the step. */
 static void usage_text(const diff *d, size_t n, ms_buf *b)
@@ -223,31 +249,15 @@ static void usage_text(const diff *d, size_t n, ms_buf *b)
         if (!any) {
             ms_buf_adds(b, "\nLLM calls inside the steps, per span of the step (nested steps' included)\n  ");
             ms_fmt_left(b, "step", 24);
-            ms_fmt_right(b, "tokens A", 10);
-            ms_fmt_right(b, "tokens B", 10);
-            ms_buf_adds(b, "  ");
-            ms_fmt_left(b, "B - A [95%]", 24);
-            ms_fmt_right(b, "cost A", 12);
-            ms_fmt_right(b, "cost B", 12);
-            ms_buf_adds(b, "  ");
-            ms_fmt_left(b, "B - A [95%]", 34);
+            cmp_heads(b, "tokens", 10, 24);
+            cmp_heads(b, "cost", 12, 34);
             ms_buf_adds(b, "  verdict\n");
             any = 1;
         }
-        char c[64], v[160];
         ms_buf_adds(b, "  ");
         ms_fmt_padded_tail(b, step_label(s), 24);
-        const diff_cmp *q[2] = {&s->tokens, &s->cost};
-        const enum unit u[2] = {U_COUNT, U_USD};
-        for (int k = 0; k < 2; k++) {
-            fmt_value(c, sizeof c, q[k]->a, u[k], 0);
-            ms_fmt_right(b, c, k ? 12 : 10);
-            fmt_value(c, sizeof c, q[k]->b, u[k], 0);
-            ms_fmt_right(b, c, k ? 12 : 10);
-            fmt_delta(v, sizeof v, q[k], u[k]);
-            ms_buf_adds(b, "  ");
-            ms_fmt_left(b, v, k ? 34 : 24);
-        }
+        cmp_cells(b, &s->tokens, U_COUNT, 10, 24);
+        cmp_cells(b, &s->cost, U_USD, 12, 34);
         ms_buf_adds(b, "  ");
         ms_buf_adds(b, verdict_word(s->money, M_MONEY));
         ms_buf_addc(b, '\n');
@@ -270,19 +280,13 @@ static void steps_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
     ms_fmt_left(b, "step", 24);
     ms_fmt_right(b, "n A", 7);
     ms_fmt_right(b, "n B", 7);
-    ms_fmt_right(b, "p50 A", 10);
-    ms_fmt_right(b, "p50 B", 10);
-    ms_buf_adds(b, "  ");
-    ms_fmt_left(b, "B - A [95%]", 27);
-    ms_fmt_right(b, "p95 A", 10);
-    ms_fmt_right(b, "p95 B", 10);
-    ms_buf_adds(b, "  ");
-    ms_fmt_left(b, "B - A [95%]", 27);
+    cmp_heads(b, "p50", 10, 27);
+    cmp_heads(b, "p95", 10, 27);
     ms_buf_adds(b, "  verdict\n");
     int approx = 0;
     for (size_t i = 0; i < n; i++) {
         const diff_step_row *s = &d->steps[i];
-        char c[64], v[160];
+        char c[64];
         ms_buf_adds(b, "  ");
         ms_fmt_padded_tail(b, step_label(s), s->approximate ? 23 : 24);
         if (s->approximate) {
@@ -293,16 +297,8 @@ static void steps_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
         ms_fmt_right(b, c, 7);
         snprintf(c, sizeof c, "%lld", (long long)s->p50.cb);
         ms_fmt_right(b, c, 7);
-        const diff_cmp *q[2] = {&s->p50, &s->p95};
-        for (int k = 0; k < 2; k++) {
-            fmt_value(c, sizeof c, q[k]->a, U_MS, 0);
-            ms_fmt_right(b, c, 10);
-            fmt_value(c, sizeof c, q[k]->b, U_MS, 0);
-            ms_fmt_right(b, c, 10);
-            fmt_delta(v, sizeof v, q[k], U_MS);
-            ms_buf_adds(b, "  ");
-            ms_fmt_left(b, v, 27);
-        }
+        cmp_cells(b, &s->p50, U_MS, 10, 27);
+        cmp_cells(b, &s->p95, U_MS, 10, 27);
         ms_buf_adds(b, "  ");
         ms_buf_adds(b, !s->s[0] ? "new in B" : !s->s[1] ? "gone in B" : verdict_word(s->time, M_TIME));
         ms_buf_addc(b, '\n');
