@@ -25,6 +25,7 @@
 -- them in its eval_runs.config under "gates".
 
 local case_spans = require "moonspan.case_spans"
+local scorers = require "moonspan.scorers"
 
 local G = {}
 
@@ -34,16 +35,10 @@ function G.is_gate(x)
   return getmetatable(x) == GATE
 end
 
-local function short(v)
-  if type(v) == "string" then return '"' .. v .. '"' end
-  return tostring(v)
-end
-
-local function check_limit(name, x, what, level)
-  if type(x) ~= "number" or x ~= x or x < 0 or x == math.huge then
-    error(string.format("%s: expected %s (a number >= 0), got %s", name, what, short(x)), level + 1)
-  end
-end
+-- the scorers' renderings and argument checks, so a gate's errors and
+-- reasons read as a scorer's do
+local short, fmt_usd = scorers.short, scorers.fmt_usd
+local check_step, check_limit = scorers.check_step_arg, scorers.check_limit_arg
 
 local function check_rate(name, x, level)
   if type(x) ~= "number" or x ~= x or x < 0 or x > 1 then
@@ -55,17 +50,8 @@ local function fmt_ms(x)
   return moonspan.fmt_ms(x)
 end
 
-local function fmt_usd(x)
-  if x == 0 then return "$0" end
-  if x >= 0.01 then return string.format("$%.4f", x) end
-  return string.format("$%.6f", x)
-end
-
 function G.p95_ms(step, ms)
-  if type(step) ~= "string" or step == "" then
-    error('p95_ms: expected a step, a span name such as "generate" (or a path "retrieve/generate"), got '
-          .. short(step), 2)
-  end
+  check_step("p95_ms", step, 2)
   check_limit("p95_ms", ms, "a limit in ms", 2)
   return setmetatable({name = string.format('p95_ms("%s", %s)', step, tostring(ms)), step = step, limit = ms,
                        check = function(results)

@@ -315,18 +315,22 @@ end
 
 -- --- span-level scorers ---------------------------------------------------
 
+-- The argument checks of the span-level scorers, shared with the suite
+-- gates (moonspan.gates): each raises at `level` above its caller.
 local function check_step_arg(name, step, level)
   if type(step) ~= "string" or step == "" then
     error(string.format('%s: expected a step, a span name such as "generate" (or a path "retrieve/generate"), '
                         .. "got %s", name, short(step)), level + 1)
   end
 end
+S.check_step_arg = check_step_arg
 
 local function check_limit_arg(name, x, what, level)
   if type(x) ~= "number" or x ~= x or x < 0 or x == math.huge then
     error(string.format("%s: expected %s (a number >= 0), got %s", name, what, short(x)), level + 1)
   end
 end
+S.check_limit_arg = check_limit_arg
 
 -- The case's spans; raises (a scorer error) when there are none to read.
 local function spans_of(name, ctx)

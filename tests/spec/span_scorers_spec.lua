@@ -341,6 +341,20 @@ describe("suite gates", function()
     assert.are.equal(2, r.code)
     assert.matches("pass_rate: expected a number between 0 and 1 (0.9 = 90%), got 90", r.err, 1, true)
   end)
+
+  it("refuse bad arguments with the scorers' checks: exit 2, the suite's line, the fix", function()
+    for src, msg in pairs{
+      ['p95_ms(500, 1)'] = 'p95_ms: expected a step, a span name such as "generate" (or a path "retrieve/generate"), got 500',
+      ['p95_ms("generate")'] = "p95_ms: expected a limit in ms (a number >= 0), got nil",
+      ['max_cost_usd_total(-1)'] = "max_cost_usd_total: expected a limit in dollars (a number >= 0), got -1",
+    } do
+      local d = H.tmpdir("gates-args")
+      local rr = eval(d, 'return suite "g" { dataset = {{id = "a"}}, run = print, gates = { ' .. src .. ' } }')
+      assert.are.equal(2, rr.code, src)
+      assert.matches(msg, rr.err, 1, true)
+      assert.matches("suite.lua:1:", rr.err, 1, true)
+    end
+  end)
 end)
 
 describe("scorer names and suites without scorers", function()
