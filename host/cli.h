@@ -57,6 +57,23 @@ extern const char MS_RECORD_HELP[];
 int ms_cli_select(ms_cli *c, ms_select *s);
 /* The lines of --help that describe those options. */
 extern const char MS_SELECT_HELP[];
+/* The steps every read-only view (report, traces, show, diff, runs, evals,
+ * sql) takes around its writer (cli_view.c). */
+
+/* Refuses --prices (exit 2): costs are priced when a call is recorded and
+ * stored as they were; accepting it here would let someone believe the
+ * view was repriced. */
+void ms_cli_refuse_prices(ms_cli *c);
+
+/* Opens c->db read-only, never upgrading it. On failure prints
+ * "moonspan VERB: why" and returns NULL; the verb then exits 2. */
+struct ms_store *ms_cli_open_read(ms_cli *c);
+
+/* After a view's writer returned rc (err its message when rc != 0):
+ * prints the message, closes s and flushes stdout. Returns 0 when the
+ * view was written whole, else 1 (a write error to stdout included). */
+int ms_cli_finish_view(ms_cli *c, struct ms_store *s, int rc, const char *err);
+
 /* Reports an unknown option or unexpected argument and exits 2. */
 _Noreturn void ms_cli_unknown(ms_cli *c);
 /* Prints "moonspan VERB: message; see `moonspan VERB --help`" and exits 2. */

@@ -195,28 +195,18 @@ int ms_cmd_diff(ms_cli *c)
     if (nsides < 2)
         ms_cli_usage_error(c, "diff needs two sides, A and B, and got %d; %s (e.g. `moonspan diff"
                               " run:3 run:4`)", nsides, SIDES);
-    if (c->prices)
-        ms_cli_usage_error(c, "--prices applies when traces are recorded; stored costs stay as"
-                              " they were recorded, so drop --prices here");
+    ms_cli_refuse_prices(c);
     ms_clock_init();
     int64_t now = ms_epoch_ns();
     parse_side(c, "A", sides[0], now, &o.side[0]);
     parse_side(c, "B", sides[1], now, &o.side[1]);
 
-    char err[1024];
-    ms_store *s;
-    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan diff: %s\n", err);
+    ms_store *s = ms_cli_open_read(c);
+    if (!s)
         return MS_EXIT_USAGE;
-    }
+    char err[1024];
     int failed = 0;
     int rc = ms_diff_write(ms_store_db(s), &o, stdout, &failed, err, sizeof err);
-    if (rc != 0)
-        fprintf(stderr, "moonspan diff: %s\n", err);
-    ms_store_close(s);
-    if (fflush(stdout) != 0) {
-        perror("moonspan: writing output");
-        return 1;
-    }
-    return rc == MS_DIFF_BAD_SIDE ? MS_EXIT_USAGE : rc != 0 ? 1 : failed;
+    int status = ms_cli_finish_view(c, s, rc, err);
+    return rc == MS_DIFF_BAD_SIDE ? MS_EXIT_USAGE : status != 0 ? status : failed;
 }

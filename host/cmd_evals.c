@@ -60,19 +60,13 @@ int ms_cmd_evals(ms_cli *c)
         ms_cli_usage_error(c, "unknown subcommand '%s'; the one there is: flaky (moonspan evals flaky SUITE)", sub);
     if (!o.suite || !*o.suite)
         ms_cli_usage_error(c, "missing SUITE, the suite's name as in suite \"NAME\" (moonspan evals flaky NAME)");
-    if (c->prices)
-        ms_cli_usage_error(c, "--prices applies when traces are recorded (moonspan run, eval, test); drop it here");
-    char err[2048];
-    ms_store *s;
-    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan evals: %s\n", err);
+    ms_cli_refuse_prices(c);
+    ms_store *s = ms_cli_open_read(c);
+    if (!s)
         return MS_EXIT_USAGE;
-    }
+    char err[2048];
     int rc = ms_flaky_write(ms_store_db(s), &o, stdout, err, sizeof err);
-    ms_store_close(s);
-    if (rc != 0)
-        fprintf(stderr, "moonspan evals flaky: %s\n", err);
-    if (rc == 1)
-        return MS_EXIT_USAGE; /* the suite named is not there: bad input */
-    return rc == 0 ? 0 : 1;
+    c->verb = "evals flaky"; /* its messages name the subcommand, as before */
+    int status = ms_cli_finish_view(c, s, rc, err);
+    return rc == 1 ? MS_EXIT_USAGE : status; /* rc 1: the suite named is not there, bad input */
 }

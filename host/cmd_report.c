@@ -109,33 +109,11 @@ static int help_select(ms_cli *c, const char *text, const char *options)
     return 1;
 }
 
-/* Costs are priced when a call is recorded and stored as they were; a
- * reader has nothing to apply prices to, and accepting --prices here would
- * let someone believe the report was repriced. */
-static void refuse_prices(ms_cli *c)
-{
-    if (c->prices)
-        ms_cli_usage_error(c, "--prices applies when traces are recorded (moonspan run, eval, test);"
-                              " stored costs stay as they were recorded, so drop --prices here and"
-                              " pass it to the run that records");
-}
-
-static ms_store *open_read(ms_cli *c)
-{
-    char err[1024];
-    ms_store *s;
-    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
-        return NULL;
-    }
-    return s;
-}
-
 /* Opens the store and checks that --run and --eval-run name runs it has:
  * an unknown id is a wrong command line (exit 2), not an empty view. */
 static ms_store *open_selected(ms_cli *c, const ms_select *sel, int *status)
 {
-    ms_store *s = open_read(c);
+    ms_store *s = ms_cli_open_read(c);
     *status = MS_EXIT_USAGE;
     if (!s)
         return NULL;
@@ -147,19 +125,6 @@ static ms_store *open_selected(ms_cli *c, const ms_select *sel, int *status)
     ms_store_close(s);
     *status = rc > 0 ? MS_EXIT_USAGE : 1;
     return NULL;
-}
-
-/* Runs a view and turns its result into an exit status. */
-static int finish_view(ms_cli *c, ms_store *s, int rc, const char *err)
-{
-    if (rc != 0)
-        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
-    ms_store_close(s);
-    if (fflush(stdout) != 0) {
-        perror("moonspan: writing output");
-        return 1;
-    }
-    return rc == 0 ? 0 : 1;
 }
 
 /* --steps N: a whole number of rows, or a usage error naming the fix. */
@@ -213,7 +178,7 @@ int ms_cmd_report(ms_cli *c)
             ms_cli_unknown(c);
         }
     }
-    refuse_prices(c);
+    ms_cli_refuse_prices(c);
     if (ov.limit && !overhead)
         ms_cli_usage_error(c, "--limit chooses runs for --overhead; the report covers every trace "
                               "(narrow it with --since or --name)");
@@ -237,7 +202,7 @@ int ms_cmd_report(ms_cli *c)
     } else {
         rc = ms_report_write(ms_store_db(s), &o, stdout, err, sizeof err);
     }
-    return finish_view(c, s, rc, err);
+    return ms_cli_finish_view(c, s, rc, err);
 }
 
 int ms_cmd_traces(ms_cli *c)
@@ -269,14 +234,14 @@ int ms_cmd_traces(ms_cli *c)
             ms_cli_unknown(c);
         }
     }
-    refuse_prices(c);
+    ms_cli_refuse_prices(c);
     int status;
     ms_store *s = open_selected(c, &o.sel, &status);
     if (!s)
         return status;
     char err[1024];
     int rc = ms_traces_write(ms_store_db(s), &o, stdout, err, sizeof err);
-    return finish_view(c, s, rc, err);
+    return ms_cli_finish_view(c, s, rc, err);
 }
 
 /* --min-ms X: milliseconds, 0 or more, or a usage error naming the fix. */
@@ -329,12 +294,12 @@ int ms_cmd_show(ms_cli *c)
     if (o.id[n] || n < 4 || n > 32)
         ms_cli_usage_error(c, "TRACE_ID '%s' must be 4 to 32 hex characters (an id or its prefix "
                               "from `moonspan traces`)", o.id);
-    refuse_prices(c);
-    ms_store *s = open_read(c);
+    ms_cli_refuse_prices(c);
+    ms_store *s = ms_cli_open_read(c);
     if (!s)
         return MS_EXIT_USAGE;
     char err[1024];
     /* several matches are the answer of --json; for people they explain the error */
     int rc = ms_show_write(ms_store_db(s), &o, stdout, o.json ? stdout : stderr, err, sizeof err);
-    return finish_view(c, s, rc, err);
+    return ms_cli_finish_view(c, s, rc, err);
 }

@@ -41,22 +41,11 @@ int ms_cmd_runs(ms_cli *c)
             ms_cli_unknown(c);
         }
     }
-    if (c->prices)
-        ms_cli_usage_error(c, "--prices applies when traces are recorded (moonspan run, eval, test);"
-                              " drop it here");
-    char err[1024];
-    ms_store *s;
-    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan runs: %s\n", err);
+    ms_cli_refuse_prices(c);
+    ms_store *s = ms_cli_open_read(c);
+    if (!s)
         return MS_EXIT_USAGE;
-    }
+    char err[1024];
     int rc = ms_runs_write(ms_store_db(s), &o, stdout, err, sizeof err);
-    if (rc != 0)
-        fprintf(stderr, "moonspan runs: %s\n", err);
-    ms_store_close(s);
-    if (fflush(stdout) != 0) {
-        perror("moonspan: writing output");
-        return 1;
-    }
-    return rc == 0 ? 0 : 1;
+    return ms_cli_finish_view(c, s, rc, err);
 }

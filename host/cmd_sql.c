@@ -61,19 +61,13 @@ int ms_cmd_sql(ms_cli *c)
     }
     if (!sql)
         ms_cli_usage_error(c, "missing the SQL statement, e.g. \"SELECT count(*) FROM spans\"");
-    if (c->prices)
-        ms_cli_usage_error(c, "--prices applies when traces are recorded, not to a query");
-    char err[1024];
-    ms_store *s;
-    if (ms_store_open(c->db, MS_STORE_READ, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan sql: %s\n", err);
+    ms_cli_refuse_prices(c);
+    ms_store *s = ms_cli_open_read(c);
+    if (!s)
         return MS_EXIT_USAGE;
-    }
+    char err[1024];
     int rc = ms_query_write(ms_store_db(s), sql, format, stdout, err, sizeof err);
-    ms_store_close(s);
-    if (rc != 0)
-        fprintf(stderr, "moonspan sql: %s\n", err);
-    return rc == 0 ? 0 : 1;
+    return ms_cli_finish_view(c, s, rc, err);
 }
 
 int ms_cmd_upgrade(ms_cli *c)

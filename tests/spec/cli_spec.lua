@@ -166,6 +166,11 @@ describe("bad command lines", function()
     {{"report", "--prices", "prices.tsv"}, "--prices applies when traces are recorded"},
     {{"--prices", "prices.tsv", "traces"}, "--prices"},
     {{"show", "abcd", "--prices=prices.tsv"}, "--prices"},
+    -- every read-only view refuses it with the same fix (host/cli_view.c)
+    {{"runs", "--prices", "prices.tsv"}, "so drop --prices here and pass it to the run that records"},
+    {{"sql", "--prices", "prices.tsv", "SELECT 1"}, "so drop --prices here and pass it to the run that records"},
+    {{"evals", "flaky", "s", "--prices", "prices.tsv"}, "so drop --prices here and pass it to the run that records"},
+    {{"diff", "1", "1", "--prices", "prices.tsv"}, "so drop --prices here and pass it to the run that records"},
     {{"show", "abcd", "--pick", "first"}, "--pick"},
     {{"run"}, "SCRIPT"},
     {{"run", "--bogus", "x.lua"}, "--bogus"},
