@@ -437,10 +437,10 @@ static void side_json(ms_buf *b, int *f, const char *key, const ms_diff_side *sd
     ms_kv_str(b, &g, "arg", sd->arg);
     ms_kv_str(b, &g, "kind", kinds[sd->kind]);
     ms_kv_str(b, &g, "selection", s->desc.data ? s->desc.data : "all traces");
-    ms_kv_num(b, &g, "run_id", s->sel.run_id ? (double)s->sel.run_id : NAN);
-    ms_kv_num(b, &g, "eval_run", s->sel.eval_run ? (double)s->sel.eval_run : NAN);
-    ms_kv_num(b, &g, "since_ns", s->sel.since_ns ? (double)s->sel.since_ns : NAN);
-    ms_kv_num(b, &g, "until_ns", s->sel.until_ns ? (double)s->sel.until_ns : NAN);
+    ms_kv_int_or_null(b, &g, "run_id", s->sel.run_id != 0, s->sel.run_id);
+    ms_kv_int_or_null(b, &g, "eval_run", s->sel.eval_run != 0, s->sel.eval_run);
+    ms_kv_int_or_null(b, &g, "since_ns", s->sel.since_ns != 0, s->sel.since_ns);
+    ms_kv_int_or_null(b, &g, "until_ns", s->sel.until_ns != 0, s->sel.until_ns);
     ms_kv_str(b, &g, "name_glob", s->sel.name_glob);
     ms_kv_int(b, &g, "requests", s->all.requests);
     ms_kv_int(b, &g, "evals_left_out", s->evals_left_out);

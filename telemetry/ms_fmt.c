@@ -232,6 +232,14 @@ void ms_kv_int(ms_buf *b, int *first, const char *k, int64_t v)
     ms_json_int(b, v);
 }
 
+void ms_kv_int_or_null(ms_buf *b, int *first, const char *k, int has, int64_t v)
+{
+    if (has)
+        ms_kv_int(b, first, k, v);
+    else
+        ms_kv_raw(b, first, k, NULL);
+}
+
 void ms_kv_num(ms_buf *b, int *first, const char *k, double v)
 {
     ms_json_key(b, first, k);

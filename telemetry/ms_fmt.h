@@ -80,6 +80,10 @@ void ms_kv_num(ms_buf *b, int *first, const char *k, double v);
 void ms_kv_str(ms_buf *b, int *first, const char *k, const char *s);
 void ms_kv_raw(ms_buf *b, int *first, const char *k, const char *raw);
 
+/* "key":v when `has`, else "key":null: an id or a time that may be
+ * missing, where 0 would read as a value. */
+void ms_kv_int_or_null(ms_buf *b, int *first, const char *k, int has, int64_t v);
+
 /* Writes the finished output to `out` in one go and flushes it. Returns
  * 0, or -1 with err when the buffer ran out of memory (nothing written)
  * or the write failed. */

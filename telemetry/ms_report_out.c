@@ -66,27 +66,15 @@ void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b
 {
     static const char *const modes[] = {"exclude", "exclude", "include", "only"};
     char iso[40];
-    if (s->since_ns)
-        ms_kv_int(b, first, "since_ns", s->since_ns);
-    else
-        ms_kv_raw(b, first, "since_ns", NULL);
+    ms_kv_int_or_null(b, first, "since_ns", s->since_ns != 0, s->since_ns);
     ms_iso_utc(s->since_ns, iso, sizeof iso);
     ms_kv_str(b, first, "since", s->since_ns ? iso : NULL);
-    if (s->until_ns)
-        ms_kv_int(b, first, "until_ns", s->until_ns);
-    else
-        ms_kv_raw(b, first, "until_ns", NULL);
+    ms_kv_int_or_null(b, first, "until_ns", s->until_ns != 0, s->until_ns);
     ms_iso_utc(s->until_ns, iso, sizeof iso);
     ms_kv_str(b, first, "until", s->until_ns ? iso : NULL);
     ms_kv_str(b, first, "name_glob", s->name_glob);
-    if (s->run_id)
-        ms_kv_int(b, first, "run_id", s->run_id);
-    else
-        ms_kv_raw(b, first, "run_id", NULL);
-    if (s->eval_run)
-        ms_kv_int(b, first, "eval_run", s->eval_run);
-    else
-        ms_kv_raw(b, first, "eval_run", NULL);
+    ms_kv_int_or_null(b, first, "run_id", s->run_id != 0, s->run_id);
+    ms_kv_int_or_null(b, first, "eval_run", s->eval_run != 0, s->eval_run);
     ms_kv_str(b, first, "evals", modes[ms_select_evals(s)]);
     ms_json_key(b, first, "attrs");
     int g = 1;

@@ -218,10 +218,7 @@ static void json_view(const runs_view *v, ms_buf *b)
         ms_kv_int(b, &f, "start_ns", r->start_ns);
         ms_iso_utc(r->start_ns, iso, sizeof iso);
         ms_kv_str(b, &f, "start", iso);
-        if (r->has_end)
-            ms_kv_int(b, &f, "end_ns", r->end_ns);
-        else
-            ms_kv_raw(b, &f, "end_ns", NULL);
+        ms_kv_int_or_null(b, &f, "end_ns", r->has_end, r->end_ns);
         ms_kv_num(b, &f, "duration_ms", r->has_end ? (double)(r->end_ns - r->start_ns) / MS_NS_PER_MS : NAN);
         ms_kv_int(b, &f, "traces", r->traces);
         ms_kv_int(b, &f, "errors", r->errors);

@@ -177,6 +177,19 @@ static void test_diff_min_change(void **state)
     has(w, "\"fails\":false");
 }
 
+/* A window side's bounds are whole nanoseconds in the JSON, as in the
+ * report's window: 2^53 < D1, so a double would round them. */
+static void test_diff_window_bounds_exact(void **state)
+{
+    fixture *fx = *state;
+    ms_diff_opts o = opts("old_*", "new_*", 1);
+    o.side[0] = (ms_diff_side){.kind = MS_SIDE_WINDOW, .since_ns = D1 + 1, .until_ns = D2 - 1,
+                               .arg = "window"};
+    run(fx, &o);
+    has(fx->out, "\"since_ns\":1714521600000000001,\"until_ns\":1714607999999999999,");
+    has(fx->out, "\"run_id\":null,\"eval_run\":null,");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_diff_text, diff_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_diff_bad_sides, diff_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_diff_min_change, diff_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_diff_window_bounds_exact, diff_dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

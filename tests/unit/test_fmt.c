@@ -65,12 +65,28 @@ static void test_cells_count_columns_not_bytes(void **state)
     ms_buf_free(&b);
 }
 
+/* A missing id or time is null, never 0; a present 0 stays 0. */
+static void test_int_or_null(void **state)
+{
+    (void)state;
+    ms_buf b = {0};
+    int first = 1;
+    ms_buf_addc(&b, '{');
+    ms_kv_int_or_null(&b, &first, "run_id", 1, 7);
+    ms_kv_int_or_null(&b, &first, "end_ns", 0, 123);
+    ms_kv_int_or_null(&b, &first, "zero", 1, 0);
+    ms_buf_addc(&b, '}');
+    assert_string_equal(b.data, "{\"run_id\":7,\"end_ns\":null,\"zero\":0}");
+    ms_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_milliseconds_and_up_as_before),
         cmocka_unit_test(test_below_a_millisecond_the_unit_follows),
         cmocka_unit_test(test_cells_count_columns_not_bytes),
+        cmocka_unit_test(test_int_or_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
