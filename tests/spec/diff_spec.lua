@@ -20,13 +20,7 @@ local SCRIPT = [=[
   end
 ]=]
 
-local function pct(sorted, p)
-  local n = #sorted
-  local h = (n - 1) * p / 100
-  local lo = math.floor(h)
-  local a, b = sorted[lo + 1], sorted[math.min(lo + 2, n)]
-  return a + (b - a) * (h - lo)
-end
+local pct = H.pct
 
 -- Fisher's exact two-sided p for k1 of n1 against k2 of n2, worked out
 -- here from the hypergeometric distribution.

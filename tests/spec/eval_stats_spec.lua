@@ -249,15 +249,7 @@ describe("moonspan evals flaky", function()
     end
   end)
 
-  -- Wilson's score interval, worked out here
-  local function wilson(k, n)
-    local z = 1.959963984540054
-    local p = k / n
-    local den = 1 + z * z / n
-    local mid = (p + z * z / (2 * n)) / den
-    local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return math.max(0, mid - half), math.min(1, mid + half)
-  end
+  local wilson = H.wilson -- Wilson's score interval, worked out in helpers.lua
 
   it("counts each case over the runs, with Wilson intervals, most flaky first", function()
     local r = H.moonspan({"evals", "flaky", "flk", "--json"}, {db = db})

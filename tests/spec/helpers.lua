@@ -286,6 +286,42 @@ function H.is_root()
   return capture("id -u"):match("^%s*0%s*$") ~= nil
 end
 
+-- --- reference values, worked out here to check moonspan's own ---------------
+
+-- The p-th percentile (0-100) of a sorted list, by linear interpolation
+-- between closest ranks (numpy's default, the definition moonspan states).
+function H.pct(sorted, p)
+  local n = #sorted
+  local h = (n - 1) * p / 100
+  local lo = math.floor(h)
+  local a, b = sorted[lo + 1], sorted[math.min(lo + 2, n)]
+  return a + (b - a) * (h - lo)
+end
+
+-- Wilson's score interval of k successes in n, from its formula; z
+-- defaults to the 0.975 normal quantile (a 95% interval). Returns lo, hi.
+function H.wilson(k, n, z)
+  z = z or 1.959963984540054
+  local p = k / n
+  local den = 1 + z * z / n
+  local mid = (p + z * z / (2 * n)) / den
+  local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+  return math.max(0, mid - half), math.min(1, mid + half)
+end
+
+-- Raises unless `got` is a number within tol of expected (default: 1e-9
+-- absolute plus 1e-9 relative); `what` names it in the message. (Plain
+-- error: busted's assert belongs to the spec files, not to this one.)
+function H.close_to(expected, got, what, tol)
+  if type(got) ~= "number" then
+    error(string.format("%s: expected a number, got %s", what or "value", tostring(got)), 2)
+  end
+  tol = tol or (1e-9 + 1e-9 * math.abs(expected))
+  if not (math.abs(expected - got) <= tol) then
+    error(string.format("%s: expected %.12g, got %.12g", what or "value", expected, got), 2)
+  end
+end
+
 -- Memoizes a function of no arguments (to build a database once per file).
 function H.once(fn)
   local done, value

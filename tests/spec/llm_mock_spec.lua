@@ -10,10 +10,9 @@ local function msgs(text)
   return {{role = "user", content = text}}
 end
 
+-- within 1e-12 absolute plus 1e-9 relative
 local function close_to(expected, got, what)
-  assert.is_number(got, what)
-  assert.is_truthy(math.abs(expected - got) <= 1e-12 + 1e-9 * math.abs(expected),
-                   string.format("%s: expected %.12g, got %.12g", what or "value", expected, got))
+  H.close_to(expected, got, what, 1e-12 + 1e-9 * math.abs(expected))
 end
 
 describe("llm.call with the mock provider", function()

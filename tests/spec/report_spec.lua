@@ -43,20 +43,9 @@ local SCRIPT = [=[
   print(cjson.encode(exp))
 ]=]
 
-local function pct(sorted, p)
-  local n = #sorted
-  local h = (n - 1) * p / 100
-  local lo = math.floor(h)
-  local a, b = sorted[lo + 1], sorted[math.min(lo + 2, n)]
-  return a + (b - a) * (h - lo)
-end
+local pct = H.pct
 
-local function close_to(expected, got, what, tol)
-  assert.is_number(got, what)
-  tol = tol or (1e-9 + 1e-9 * math.abs(expected))
-  assert.is_truthy(math.abs(expected - got) <= tol,
-                   string.format("%s: expected %.12g, got %.12g", what or "value", expected, got))
-end
+local close_to = H.close_to
 
 describe("moonspan report", function()
   local built = H.once(function()

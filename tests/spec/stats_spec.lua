@@ -25,12 +25,9 @@ local function binom_cdf(k, n, p)
   return s
 end
 
+-- k / n and Wilson's interval (helpers.lua)
 local function wilson(k, n, z)
-  local p = k / n
-  local d = 1 + z * z / n
-  local c = (p + z * z / (2 * n)) / d
-  local h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-  return p, math.max(0, c - h), math.min(1, c + h)
+  return k / n, H.wilson(k, n, z)
 end
 
 local function errmsg(fn, ...)
