@@ -723,10 +723,7 @@ end
 
 -- --- formatting ---------------------------------------------------------------
 
-local function fmt_pct(x)
-  if x == nil then return "-" end
-  return string.format("%.1f%%", x * 100)
-end
+local fmt_pct = compare.fmt_pct
 M.fmt_pct = fmt_pct
 
 -- The report's units (ms_fmt_ms): a case of a mock pipeline takes

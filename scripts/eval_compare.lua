@@ -288,10 +288,12 @@ end
 
 -- --- text ------------------------------------------------------------------
 
+-- a rate as a percentage, "-" when there is none (eval.lua's fmt_pct too)
 local function pct(x)
   if x == nil then return "-" end
   return string.format("%.1f%%", x * 100)
 end
+M.fmt_pct = pct
 
 local function num(x)
   if x == nil or x ~= x then return "-" end
