@@ -2,7 +2,7 @@
  * absent in an output, a JSON number read after an anchor and compared
  * with a tolerance, and SQL run on a fixture's store. Header-only, so
  * every tests/unit/test_*.c stays one program (see the Makefile); included
- * through views_fixture.h or store_fixture.h.
+ * directly or through views_fixture.h or store_fixture.h.
  *
  * JSON is checked by looking up a key after an anchor string and reading
  * the number with strtod, compared with a tolerance: percentiles go
@@ -70,6 +70,15 @@ FIXTURE double jnum(const char *doc, const char *anchor, const char *key)
         fail_msg("no number for %s after %s: %.40s", key, anchor ? anchor : "start", p);
     return v;
 }
+
+/* cmocka 1.1.5 only compares floats; this keeps double precision and
+ * reports both values. */
+#define assert_near(a, b, eps)                                              \
+    do {                                                                    \
+        double a_ = (a), b_ = (b);                                          \
+        if (!(fabs(a_ - b_) <= (eps)))                                      \
+            fail_msg("%.17g != %.17g (eps %g)", a_, b_, (double)(eps));     \
+    } while (0)
 
 /* Equal to within 1e-9, relative above 1 and absolute below. */
 FIXTURE void near(double got, double want, const char *what)

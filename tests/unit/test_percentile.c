@@ -15,17 +15,10 @@
 
 #include <cmocka.h>
 
+#include "checks.h"
+
 #include "ms_dist.h"
 #include "ms_percentile.h"
-
-/* cmocka 1.1.5 only compares floats; this keeps double precision and
- * reports both values. */
-#define assert_near(a, b, eps)                                              \
-    do {                                                                    \
-        double a_ = (a), b_ = (b);                                          \
-        if (!(fabs(a_ - b_) <= (eps)))                                      \
-            fail_msg("%.17g != %.17g (eps %g)", a_, b_, (double)(eps));     \
-    } while (0)
 
 /* Bit-for-bit equality, for results that must match the reference. */
 #define assert_same(a, b)                                                   \

@@ -16,14 +16,9 @@
 
 #include <cmocka.h>
 
-#include "ms_stats.h"
+#include "checks.h"
 
-#define assert_near(a, b, eps)                                              \
-    do {                                                                    \
-        double a_ = (a), b_ = (b);                                          \
-        if (!(fabs(a_ - b_) <= (eps)))                                      \
-            fail_msg("%.17g != %.17g (eps %g)", a_, b_, (double)(eps));     \
-    } while (0)
+#include "ms_stats.h"
 
 /* Relative closeness, for probabilities spanning many magnitudes. */
 #define assert_rel(a, b, rel)                                               \
