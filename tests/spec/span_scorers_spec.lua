@@ -13,6 +13,18 @@ local function eval(dir, body, args)
   return H.moonspan(all, {db = dir .. "/s.db"})
 end
 
+-- Each `src` put in the suite's `field` list (scorers or gates) must stop
+-- the suite as it loads: exit 2, its message, and the suite's own line.
+local function refused_at_load(field, cases)
+  for src, msg in pairs(cases) do
+    local d = H.tmpdir("bad")
+    local rr = eval(d, 'return suite "s" { dataset = {{id = "a"}}, run = print, ' .. field .. ' = { ' .. src .. ' } }')
+    assert.are.equal(2, rr.code, src)
+    assert.matches(msg, rr.err, 1, true)
+    assert.matches("suite.lua:1:", rr.err, 1, true)
+  end
+end
+
 local function results(dir)
   local rows = H.query(dir .. "/s.db", "SELECT case_id, pass, error, scores FROM eval_results ORDER BY id")
   for _, r in ipairs(rows) do r.scores = cjson.decode(r.scores) end
@@ -253,19 +265,13 @@ describe("span-level scorers", function()
   end)
 
   it("refuse bad arguments when the suite loads: exit 2 with the fix", function()
-    for src, msg in pairs{
+    refused_at_load("scorers", {
       ['span_p95(500)'] = 'span_p95: expected a step, a span name such as "generate"',
       ['span_p95("generate")'] = "span_p95: expected a limit in ms (a number >= 0), got nil",
       ['max_retries(1.5)'] = "max_retries: expected a whole number of retries >= 0, got 1.5",
       ['max_step_tokens("generate", -1)'] = "max_step_tokens: expected a number of tokens (a number >= 0), got -1",
       ['max_step_cost("g", "cheap")'] = 'max_step_cost: expected a limit in dollars (a number >= 0), got "cheap"',
-    } do
-      local d = H.tmpdir("bad")
-      local rr = eval(d, 'return suite "s" { dataset = {{id = "a"}}, run = print, scorers = { ' .. src .. ' } }')
-      assert.are.equal(2, rr.code, src)
-      assert.matches(msg, rr.err, 1, true)
-      assert.matches("suite.lua:1:", rr.err, 1, true)
-    end
+    })
   end)
 end)
 
@@ -343,17 +349,11 @@ describe("suite gates", function()
   end)
 
   it("refuse bad arguments with the scorers' checks: exit 2, the suite's line, the fix", function()
-    for src, msg in pairs{
+    refused_at_load("gates", {
       ['p95_ms(500, 1)'] = 'p95_ms: expected a step, a span name such as "generate" (or a path "retrieve/generate"), got 500',
       ['p95_ms("generate")'] = "p95_ms: expected a limit in ms (a number >= 0), got nil",
       ['max_cost_usd_total(-1)'] = "max_cost_usd_total: expected a limit in dollars (a number >= 0), got -1",
-    } do
-      local d = H.tmpdir("gates-args")
-      local rr = eval(d, 'return suite "g" { dataset = {{id = "a"}}, run = print, gates = { ' .. src .. ' } }')
-      assert.are.equal(2, rr.code, src)
-      assert.matches(msg, rr.err, 1, true)
-      assert.matches("suite.lua:1:", rr.err, 1, true)
-    end
+    })
   end)
 end)
 
