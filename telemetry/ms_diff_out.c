@@ -179,16 +179,23 @@ static void side_text(ms_buf *b, const char *which, const ms_diff_side *sd, cons
     ms_buf_addc(b, '\n');
 }
 
+/* A request row's name, quoted and escaped; `all` for the row of every
+ * request (name NULL). */
+static void request_name(ms_buf *b, const char *name, const char *all)
+{
+    if (name) {
+        ms_buf_addc(b, '\'');
+        ms_fmt_text(b, name, "");
+        ms_buf_addc(b, '\'');
+    } else {
+        ms_buf_adds(b, all);
+    }
+}
+
 static void reqs_text(const diff_req_row *row, ms_buf *b)
 {
     ms_buf_adds(b, "\nRequests: ");
-    if (row->name) {
-        ms_buf_addc(b, '\'');
-        ms_fmt_text(b, row->name, "");
-        ms_buf_addc(b, '\'');
-    } else {
-        ms_buf_adds(b, "all");
-    }
+    request_name(b, row->name, "all");
     ms_buf_printf(b, " (%lld completed in A, %lld in B): time %s; cost %s; errors %s\n",
                   (long long)row->r[0]->completed, (long long)row->r[1]->completed,
                   verdict_word(row->time, M_TIME), verdict_word(row->money, M_MONEY),
@@ -333,13 +340,7 @@ static void fail_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
         if (!f)
             continue;
         ms_buf_adds(b, "  requests ");
-        if (r->name) {
-            ms_buf_addc(b, '\'');
-            ms_fmt_text(b, r->name, "");
-            ms_buf_addc(b, '\'');
-        } else {
-            ms_buf_adds(b, "(all)");
-        }
+        request_name(b, r->name, "(all)");
         const char *joint = ": ";
         if (f & MS_DIFF_FAIL_SLOWER)
             ms_buf_printf(b, "%sslower", joint), joint = ", ";
