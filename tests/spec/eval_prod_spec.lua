@@ -30,6 +30,15 @@ local function eval(dir, args, db)
   return H.moonspan(all, {db = db or (dir .. "/e.db"), cwd = dir})
 end
 
+-- A new folder holding PIPELINE (as pipeline.lua) and `suite_src` (as
+-- suite.lua), evaluated there into e.db. Returns dir, db and the eval's result.
+local function eval_with_pipeline(tag, suite_src)
+  local dir = H.tmpdir(tag)
+  H.write(dir .. "/pipeline.lua", PIPELINE)
+  H.write(dir .. "/suite.lua", suite_src)
+  return dir, dir .. "/e.db", eval(dir, {"suite.lua"})
+end
+
 -- (name, parent name) of every span of a trace row, sorted, scorer spans left out.
 local function shape(db, trace_id)
   local rows = H.query(db, "SELECT s.name, p.name AS parent FROM spans s JOIN traces t ON s.trace_row = t.id"
@@ -46,10 +55,7 @@ end
 describe("a pipeline that opens its own trace() inside an eval case", function()
   local dir, db, r, prod
   setup(function()
-    dir = H.tmpdir("own-trace")
-    db = dir .. "/e.db"
-    H.write(dir .. "/pipeline.lua", PIPELINE)
-    H.write(dir .. "/suite.lua", [[
+    dir, db, r = eval_with_pipeline("own-trace", [[
       local pipeline = require "pipeline"
       return suite "reuse" {
         dataset = {{id = "a", input = "x", expected = "answer:x"}, {id = "b", input = "y", expected = "nope"}},
@@ -57,7 +63,6 @@ describe("a pipeline that opens its own trace() inside an eval case", function()
         scorers = { exact(case_field "expected") },
       }
     ]])
-    r = eval(dir, {"suite.lua"})
     H.write(dir .. "/prod.lua", 'require("pipeline").answer("x")\n')
     prod = H.moonspan({"run", "--quiet", "prod.lua"}, {db = dir .. "/prod.db", cwd = dir})
   end)
@@ -107,10 +112,7 @@ end)
 describe("case traces, whatever the pipeline does with trace()", function()
   local dir, db, r
   setup(function()
-    dir = H.tmpdir("trace-shapes")
-    db = dir .. "/e.db"
-    H.write(dir .. "/pipeline.lua", PIPELINE)
-    H.write(dir .. "/suite.lua", [[
+    dir, db, r = eval_with_pipeline("trace-shapes", [[
       local pipeline = require "pipeline"
       local one = {{id = "c", input = "x"}}
       return {
@@ -131,7 +133,6 @@ describe("case traces, whatever the pipeline does with trace()", function()
         end },
       }
     ]])
-    r = eval(dir, {"suite.lua"})
   end)
 
   local function case_trace(suite)
@@ -337,10 +338,7 @@ end)
 describe("moonspan show of a case's trace", function()
   local dir, db, failed, passed
   setup(function()
-    dir = H.tmpdir("show-case")
-    db = dir .. "/e.db"
-    H.write(dir .. "/pipeline.lua", PIPELINE)
-    H.write(dir .. "/suite.lua", [[
+    dir, db = eval_with_pipeline("show-case", [[
       local pipeline = require "pipeline"
       return suite "reuse" {
         dataset = {{id = "good", input = "x", expected = "answer:x"},
@@ -352,7 +350,6 @@ describe("moonspan show of a case's trace", function()
         scorers = { exact(case_field "expected"), contains("answer") },
       }
     ]])
-    eval(dir, {"suite.lua"})
     failed = H.scalar(db, "SELECT trace_id FROM eval_results WHERE case_id = 'bad'")
     passed = H.scalar(db, "SELECT trace_id FROM eval_results WHERE case_id = 'good'")
   end)
