@@ -28,6 +28,16 @@ local function openai_suite(dir, b_question)
     }]], b_question))
 end
 
+-- A new folder whose store x.db holds eval run 1, recorded from the suite
+-- asking "first"; the fake server's counts reset after it. Returns dir, db.
+local function recorded_first(tag)
+  local dir = H.tmpdir(tag)
+  local db = dir .. "/x.db"
+  assert.are.equal(0, eval({"--record", openai_suite(dir, "first")}, {db = db, env = fake.env()}).code)
+  fake.reset()
+  return dir, db
+end
+
 local function llm_spans(db, eval_run)
   return H.query(db, "SELECT s.attrs, s.replayed, s.cost_usd FROM spans s JOIN traces t ON t.id = s.trace_row"
                      .. " JOIN eval_results r ON r.trace_id = t.trace_id"
@@ -51,10 +61,7 @@ describe("--replay-miss", function()
   end)
 
   it("fail (the default): the missed call fails its case, and the summary counts it", function()
-    local dir = H.tmpdir("miss-fail")
-    local db = dir .. "/x.db"
-    assert.are.equal(0, eval({"--record", openai_suite(dir, "first")}, {db = db, env = fake.env()}).code)
-    fake.reset()
+    local dir, db = recorded_first("miss-fail")
     local r = eval({"--replay", "1", openai_suite(dir, "second")}, {db = db, env = fake.env()})
     assert.are.equal(1, r.code, r.err)
     assert.are.equal(0, fake.stats().requests)
@@ -64,10 +71,7 @@ describe("--replay-miss", function()
   end)
 
   it("live: the missed call goes to the provider, marked on its span and counted as live spend", function()
-    local dir = H.tmpdir("miss-live")
-    local db = dir .. "/x.db"
-    assert.are.equal(0, eval({"--record", openai_suite(dir, "first")}, {db = db, env = fake.env()}).code)
-    fake.reset()
+    local dir, db = recorded_first("miss-live")
     local r = eval({"--replay", "1", "--replay-miss", "live", openai_suite(dir, "second")},
                    {db = db, env = fake.env()})
     assert.are.equal(0, r.code, r.err)
@@ -91,10 +95,7 @@ describe("--replay-miss", function()
   end)
 
   it("record: the missed call goes live and is recorded, so a replay of this run needs no provider", function()
-    local dir = H.tmpdir("miss-record")
-    local db = dir .. "/x.db"
-    assert.are.equal(0, eval({"--record", openai_suite(dir, "first")}, {db = db, env = fake.env()}).code)
-    fake.reset()
+    local dir, db = recorded_first("miss-record")
     local f = openai_suite(dir, "second")
     local r = eval({"--replay", "1", "--replay-miss", "record", f}, {db = db, env = fake.env()})
     assert.are.equal(0, r.code, r.err)
