@@ -21,7 +21,6 @@
 #include "ms_digest.h"
 
 #define NOSPAN_MT "moonspan.nospan"
-#define COSTATE_MT "moonspan.costate"
 
 /* Upvalues of span() and trace(): the message handler, the handle's
  * metatable, the handle of what is not recorded, then the option keys and
@@ -37,41 +36,6 @@ enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBU
  * "C stack overflow". */
 #define MAX_SPAN_DEPTH 150
 
-#define FOLD_HANDLES 4
-
-/* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
- * keyed registry table (thread -> co_state), so it dies with its thread;
- * it is also on a list of every thread, for signals (ms_each_thread). */
-typedef struct co_state {
-    lua_State *L;          /* the thread this state belongs to */
-    ms_trace *trace;       /* trace of the innermost open span, or NULL */
-    uint32_t gen;          /* trace->generation when `trace` was set */
-    uint32_t top;          /* innermost open span of this coroutine */
-    uint32_t depth;        /* spans open here and in the coroutines that started this one */
-    int explicit_trace;    /* trace came from trace(), not the run trace */
-    /* the eval case whose trace a pipeline's trace() would join: set at
-     * the case trace's root, NULL inside any trace() body (see l_trace) */
-    struct ctx_handle *case_ctx;
-    /* the error last raised out of a span, to tell propagation from a new raise */
-    int propagating;
-    uint32_t prop_child;
-    /* the fold last used here, so a loop finds it without a search */
-    ms_trace *fold_trace;
-    uint32_t fold_gen, fold_idx;
-    /* the handles the bodies of the last folds used here got, so every
-     * repetition of a fold gets the same one: nested folds alternate */
-    struct fold_handle {
-        int ref;               /* in the registry; LUA_NOREF: empty */
-        const ms_trace *t;
-        uint32_t gen, idx;
-    } fold_handles[FOLD_HANDLES];
-    unsigned fold_handle_next; /* the slot a new handle takes */
-    /* --fold: how many spans of each name each parent has begun */
-    struct sibling_count *siblings;
-    struct ms_autos *autos; /* its open auto spans (autospans.c), or NULL */
-    struct co_state *volatile next, *prev; /* the list of threads */
-} co_state;
-
 /* A (trace, parent, name) and the spans of that name begun under that
  * parent so far; SIBLING_SLOTS of them per coroutine, a new key taking
  * its slot from an older one (which then counts from 1 again: at worst
@@ -82,142 +46,6 @@ typedef struct sibling_count {
     uint64_t hash;
 } sibling_count;
 #define SIBLING_SLOTS 256
-
-/* User values of a co_state userdata. */
-enum {
-    UV_PROPAGATING = 1, /* the error passing out of span prop_child */
-    UV_RAISED,          /* the error last raised inside a span here ... */
-    UV_TRACEBACK,       /* ... and the traceback taken where it was raised */
-    UV_THREAD,          /* the thread, so that cs->L outlives it until __gc unlinks cs */
-    UV_COUNT = UV_THREAD
-};
-
-static char costates_key; /* registry: weak table thread -> co_state userdata */
-static co_state *threads;  /* every co_state, newest first */
-
-/* --- coroutine state ----------------------------------------------------- */
-
-static int trace_alive(const co_state *cs)
-{
-    return cs->trace && cs->trace->generation == cs->gen &&
-           atomic_load(&cs->trace->state) == MS_TRACE_OPEN;
-}
-
-/* Links cs at the head of the thread list in one store, so a signal
- * handler walking the list sees it whole or not at all. */
-static void threads_link(co_state *cs)
-{
-    cs->prev = NULL;
-    cs->next = threads;
-    if (threads)
-        threads->prev = cs;
-    atomic_signal_fence(memory_order_seq_cst);
-    threads = cs;
-}
-
-static int costate_gc(lua_State *L)
-{
-    co_state *cs = lua_touserdata(L, 1);
-    free(cs->siblings);
-    cs->siblings = NULL;
-    for (int i = 0; i < FOLD_HANDLES; i++) {
-        luaL_unref(L, LUA_REGISTRYINDEX, cs->fold_handles[i].ref);
-        cs->fold_handles[i].ref = LUA_NOREF;
-    }
-    if (!cs->L)
-        return 0;
-    if (cs->prev)
-        cs->prev->next = cs->next;
-    else
-        threads = cs->next;
-    if (cs->next)
-        cs->next->prev = cs->prev;
-    atomic_signal_fence(memory_order_seq_cst);
-    cs->L = NULL;
-    ms_autospans_free(cs->autos);
-    cs->autos = NULL;
-    return 0;
-}
-
-void ms_each_thread(void (*fn)(lua_State *co))
-{
-    for (co_state *cs = threads; cs; cs = cs->next)
-        if (cs->L)
-            fn(cs->L);
-}
-
-/* Creates L's co_state, starting where `from` is (its trace and open span). */
-static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *from)
-{
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);          /* costates */
-    co_state *cs = lua_newuserdatauv(L, sizeof *cs, UV_COUNT);  /* costates cs */
-    memset(cs, 0, sizeof *cs);
-    for (int i = 0; i < FOLD_HANDLES; i++)
-        cs->fold_handles[i].ref = LUA_NOREF;
-    luaL_setmetatable(L, COSTATE_MT);
-    cs->L = owner;
-    cs->top = MS_NONE;
-    if (from && trace_alive(from)) {
-        cs->trace = from->trace;
-        cs->gen = from->gen;
-        cs->top = from->top;
-        cs->depth = from->depth;
-        cs->explicit_trace = from->explicit_trace;
-        cs->case_ctx = from->case_ctx;
-    }
-    lua_pushthread(owner);
-    if (owner != L)
-        lua_xmove(owner, L, 1);                                 /* costates cs thread */
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, -3, UV_THREAD);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);                                          /* costates cs */
-    lua_pop(L, 2);
-    *(co_state **)lua_getextraspace(owner) = cs;
-    threads_link(cs);
-    ms_arm_interrupt(owner); /* started after a signal: interrupted like the rest */
-    return cs;
-}
-
-/* The calling coroutine's state. A thread not created through our
- * coroutine.create/wrap starts from the main thread's state, whose pointer
- * Lua copied into its extra space. */
-static inline co_state *costate(lua_State *L)
-{
-    co_state *cs = *(co_state **)lua_getextraspace(L);
-    if (__builtin_expect(cs && cs->L == L, 1))
-        return cs;
-    return costate_new(L, L, cs);
-}
-
-/* Pushes the co_state userdata of L (for its error slot). */
-static void push_costate_ud(lua_State *L)
-{
-    costate(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-}
-
-/* coroutine.create/wrap wrappers: the new coroutine's spans nest under the
- * span open in its creator. Upvalue 1 is the original function. */
-static int co_create(lua_State *L)
-{
-    int n = lua_gettop(L);
-    co_state *mine = costate(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 1);
-    if (lua_isthread(L, 1)) {
-        costate_new(L, lua_tothread(L, 1), mine);
-    } else if (lua_getupvalue(L, 1, 1)) { /* coroutine.wrap: a closure over the thread */
-        if (lua_isthread(L, -1))
-            costate_new(L, lua_tothread(L, -1), mine);
-        lua_pop(L, 1);
-    }
-    return 1;
-}
 
 /* --- the run trace ----------------------------------------------------- */
 
@@ -287,7 +115,7 @@ static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
     if (!child || child->parent != idx)
         return 0;
     errix = lua_absindex(L, errix);
-    push_costate_ud(L);
+    ms_push_costate_ud_(L);
     lua_getiuservalue(L, -1, UV_PROPAGATING);
     int same = lua_rawequal(L, -1, errix);
     lua_pop(L, 2);
@@ -356,7 +184,7 @@ static int span_msgh(lua_State *L)
         ms_describe_error_(L, 1, &type, &msg, &len);
         luaL_traceback(L, L, NULL, 1);
         ms_span_fail(cs->trace, cs->top, 1, type, msg, len, lua_tostring(L, -1));
-        push_costate_ud(L);                                  /* ... tb cs */
+        ms_push_costate_ud_(L);                                  /* ... tb cs */
         lua_pushvalue(L, -2);
         lua_setiuservalue(L, -2, UV_TRACEBACK);
         lua_pushvalue(L, 1);
@@ -369,7 +197,7 @@ static int span_msgh(lua_State *L)
 int ms_push_raise_traceback(lua_State *L, int errix)
 {
     errix = lua_absindex(L, errix);
-    push_costate_ud(L);
+    ms_push_costate_ud_(L);
     lua_getiuservalue(L, -1, UV_RAISED);
     if (lua_isnil(L, -1) || !lua_rawequal(L, -1, errix)) {
         lua_pop(L, 2);
@@ -400,7 +228,7 @@ static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
         ms_span_fail(t, idx, own, type, msg, len, NULL);
         lua_settop(L, errix);
     }
-    push_costate_ud(L);
+    ms_push_costate_ud_(L);
     lua_pushvalue(L, errix);
     lua_setiuservalue(L, -2, UV_PROPAGATING);
     lua_pop(L, 1);
@@ -1119,30 +947,10 @@ int ms_called_by_span(lua_State *L)
 
 /* --- registration ------------------------------------------------------- */
 
-static void wrap_coroutine_fn(lua_State *L, const char *field)
-{
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, field);
-    lua_pushcclosure(L, co_create, 1);
-    lua_setfield(L, -2, field);
-    lua_pop(L, 1);
-}
-
 void ms_open_trace(lua_State *L)
 {
     ms_open_handles_(L);
-    luaL_newmetatable(L, COSTATE_MT);
-    lua_pushcfunction(L, costate_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    lua_newtable(L);                                          /* costates */
-    lua_newtable(L);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &costates_key);
-    costate_new(L, L, NULL);                                  /* main thread */
+    ms_open_costates_(L);
 
     static const luaL_Reg nospan_meta[] = {
         {"__index", nospan_index}, {"__tostring", nospan_tostring}, {NULL, NULL}};
@@ -1173,9 +981,6 @@ void ms_open_trace(lua_State *L)
         lua_setglobal(L, k ? "trace" : "span");
     }
     lua_setfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle"); /* for moonspan._nospan */
-
-    wrap_coroutine_fn(L, "create");
-    wrap_coroutine_fn(L, "wrap");
 
     static const luaL_Reg moonspan_fns[] = {
         {"current_span", l_current_span}, {"traceparent", l_traceparent}, {"clock", l_clock},

@@ -4,6 +4,7 @@
  *   bind_trace.c    span() and trace() themselves, the run trace, the
  *                   spans the debug hook opens, and the registration
  *   bind_handles.c  the handles their bodies get (span s, trace ctx)
+ *   bind_costate.c  the tracing state of each coroutine (co_state)
  *
  * Nothing else includes this: the rest of the host sees host.h. Names
  * ending in _ are shared only among these files. */
@@ -41,6 +42,88 @@ typedef struct ctx_handle {
                             * this handle neither ends nor aborts */
     int named;             /* on a case's ctx: a pipeline's trace() has named the trace */
 } ctx_handle;
+
+/* The handles of the last folds a coroutine used (co_state.fold_handles). */
+#define FOLD_HANDLES 4
+
+/* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
+ * keyed registry table (thread -> co_state), so it dies with its thread;
+ * it is also on a list of every thread, for signals (ms_each_thread). */
+typedef struct co_state {
+    lua_State *L;          /* the thread this state belongs to */
+    ms_trace *trace;       /* trace of the innermost open span, or NULL */
+    uint32_t gen;          /* trace->generation when `trace` was set */
+    uint32_t top;          /* innermost open span of this coroutine */
+    uint32_t depth;        /* spans open here and in the coroutines that started this one */
+    int explicit_trace;    /* trace came from trace(), not the run trace */
+    /* the eval case whose trace a pipeline's trace() would join: set at
+     * the case trace's root, NULL inside any trace() body (see l_trace) */
+    struct ctx_handle *case_ctx;
+    /* the error last raised out of a span, to tell propagation from a new raise */
+    int propagating;
+    uint32_t prop_child;
+    /* the fold last used here, so a loop finds it without a search */
+    ms_trace *fold_trace;
+    uint32_t fold_gen, fold_idx;
+    /* the handles the bodies of the last folds used here got, so every
+     * repetition of a fold gets the same one: nested folds alternate */
+    struct fold_handle {
+        int ref;               /* in the registry; LUA_NOREF: empty */
+        const ms_trace *t;
+        uint32_t gen, idx;
+    } fold_handles[FOLD_HANDLES];
+    unsigned fold_handle_next; /* the slot a new handle takes */
+    /* --fold: how many spans of each name each parent has begun */
+    struct sibling_count *siblings;
+    struct ms_autos *autos; /* its open auto spans (autospans.c), or NULL */
+    struct co_state *volatile next, *prev; /* the list of threads */
+} co_state;
+
+/* User values of a co_state userdata. */
+enum {
+    UV_PROPAGATING = 1, /* the error passing out of span prop_child */
+    UV_RAISED,          /* the error last raised inside a span here ... */
+    UV_TRACEBACK,       /* ... and the traceback taken where it was raised */
+    UV_THREAD,          /* the thread, so that cs->L outlives it until __gc unlinks cs */
+    UV_COUNT = UV_THREAD
+};
+
+/* --- bind_costate.c -------------------------------------------------------- */
+
+/* Creates the co_state of `owner` (pushing nothing on L, which may be
+ * owner), starting where `from` is when its trace is alive: its trace,
+ * open span, depth and eval case. Raises only when memory runs out. */
+co_state *ms_costate_new_(lua_State *L, lua_State *owner, const co_state *from);
+
+/* Pushes the co_state userdata of L, whose user values (UV_*) hold the
+ * errors a span keeps (bind_trace.c). */
+void ms_push_costate_ud_(lua_State *L);
+
+/* Registers the co_state metatable and the registry table of states,
+ * makes the main thread's, and wraps coroutine.create/wrap so a new
+ * coroutine starts from its creator's state. */
+void ms_open_costates_(lua_State *L);
+
+/* Whether cs's trace is the one it was set to and still open: a trace
+ * ended (or recycled) under a coroutine leaves it at no trace. Inline:
+ * every span() asks it. */
+static inline int trace_alive(const co_state *cs)
+{
+    return cs->trace && cs->trace->generation == cs->gen &&
+           atomic_load(&cs->trace->state) == MS_TRACE_OPEN;
+}
+
+/* The calling coroutine's state. A thread not created through our
+ * coroutine.create/wrap starts from the main thread's state, whose pointer
+ * Lua copied into its extra space. Inline: every span() calls it, and the
+ * first time a thread calls it is the rare case. */
+static inline co_state *costate(lua_State *L)
+{
+    co_state *cs = *(co_state **)lua_getextraspace(L);
+    if (__builtin_expect(cs && cs->L == L, 1))
+        return cs;
+    return ms_costate_new_(L, L, cs);
+}
 
 /* --- bind_trace.c ---------------------------------------------------------- */
 
