@@ -105,160 +105,6 @@ static ms_trace *run_trace(lua_State *L, uint32_t *root)
     return t;
 }
 
-/* --- errors -------------------------------------------------------------- */
-
-/* Is the error at `errix` one that a child span of `idx` raised (so it is
- * passing through, already counted), rather than a new raise? */
-static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
-{
-    const ms_span *child = cs->propagating ? ms_trace_span(cs->trace, cs->prop_child) : NULL;
-    if (!child || child->parent != idx)
-        return 0;
-    errix = lua_absindex(L, errix);
-    ms_push_costate_ud_(L);
-    lua_getiuservalue(L, -1, UV_PROPAGATING);
-    int same = lua_rawequal(L, -1, errix);
-    lua_pop(L, 2);
-    return same;
-}
-
-void ms_describe_error_(lua_State *L, int errix, const char **type, const char **msg, size_t *len)
-{
-    errix = lua_absindex(L, errix);
-    *type = "error";
-    *msg = NULL;
-    *len = 0;
-    if (lua_type(L, errix) == LUA_TSTRING) {
-        *msg = lua_tolstring(L, errix, len);
-        return;
-    }
-    if (lua_type(L, errix) == LUA_TTABLE) {
-        *type = "table";
-        if (lua_getfield(L, errix, "type") == LUA_TSTRING)
-            *type = lua_tostring(L, -1);
-        lua_pop(L, 1); /* the table keeps the string alive */
-        if (lua_getfield(L, errix, "message") == LUA_TSTRING) {
-            *msg = lua_tolstring(L, -1, len);
-            lua_pop(L, 1);
-            return;
-        }
-        lua_pop(L, 1);
-    } else {
-        *type = luaL_typename(L, errix);
-    }
-    /* no message field: tostring, protected, since a __tostring may raise */
-    if (!luaL_getmetafield(L, errix, "__tostring")) {
-        if (lua_type(L, errix) == LUA_TTABLE || lua_type(L, errix) >= LUA_TFUNCTION)
-            lua_pushfstring(L, "%s: %p", luaL_typename(L, errix), lua_topointer(L, errix));
-        else /* nil, boolean, number: their value is the message */
-            luaL_tolstring(L, errix, NULL);
-    } else {
-        lua_pushvalue(L, errix);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushstring(L, "(error object whose __tostring failed)");
-        }
-    }
-    /* left on the stack until the caller's frame ends: keeps msg alive */
-    *msg = lua_tolstring(L, -1, len);
-}
-
-/* Message handler of every span's pcall: runs where the error was raised,
- * so this is where the traceback is taken (kept for the console too, see
- * ms_push_raise_traceback). Returns the error unchanged. An interrupt is
- * not an error of the span: it marks it interrupted. */
-static int span_msgh(lua_State *L)
-{
-    co_state *cs = costate(L);
-    if (!trace_alive(cs) || cs->top == MS_NONE)
-        return 1;
-    if (ms_is_interrupt(L, 1)) {
-        ms_span_interrupted(cs->trace, cs->top);
-        return 1;
-    }
-    const ms_span *open = ms_trace_span(cs->trace, cs->top);
-    if (open && open->error == MS_NONE && !is_propagation(L, cs, cs->top, 1)) {
-        const char *type, *msg;
-        size_t len;
-        int top = lua_gettop(L);
-        ms_describe_error_(L, 1, &type, &msg, &len);
-        luaL_traceback(L, L, NULL, 1);
-        ms_span_fail(cs->trace, cs->top, 1, type, msg, len, lua_tostring(L, -1));
-        ms_push_costate_ud_(L);                                  /* ... tb cs */
-        lua_pushvalue(L, -2);
-        lua_setiuservalue(L, -2, UV_TRACEBACK);
-        lua_pushvalue(L, 1);
-        lua_setiuservalue(L, -2, UV_RAISED);
-        lua_settop(L, top);
-    }
-    return 1;
-}
-
-int ms_push_raise_traceback(lua_State *L, int errix)
-{
-    errix = lua_absindex(L, errix);
-    ms_push_costate_ud_(L);
-    lua_getiuservalue(L, -1, UV_RAISED);
-    if (lua_isnil(L, -1) || !lua_rawequal(L, -1, errix)) {
-        lua_pop(L, 2);
-        return 0;
-    }
-    lua_getiuservalue(L, -2, UV_TRACEBACK);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-    return 1;
-}
-
-/* Records the error on top of the stack on span idx and remembers it, so
- * the enclosing span sees it pass through rather than count it again. */
-static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
-{
-    ms_trace *t = cs->trace;
-    int errix = lua_gettop(L);
-    if (ms_is_interrupt(L, errix)) {
-        ms_span_interrupted(t, idx);
-        return;
-    }
-    const ms_span *sp = ms_trace_span(t, idx);
-    if (sp && sp->error == MS_NONE) {
-        const char *type, *msg;
-        size_t len;
-        int own = !is_propagation(L, cs, idx, errix);
-        ms_describe_error_(L, errix, &type, &msg, &len);
-        ms_span_fail(t, idx, own, type, msg, len, NULL);
-        lua_settop(L, errix);
-    }
-    ms_push_costate_ud_(L);
-    lua_pushvalue(L, errix);
-    lua_setiuservalue(L, -2, UV_PROPAGATING);
-    lua_pop(L, 1);
-    cs->propagating = 1;
-    cs->prop_child = idx;
-}
-
-/* The script failed at top level: the run trace failed with it. The error
- * is counted here only if no span counted it on the way out. */
-void ms_host_run_failed(lua_State *L, int errix)
-{
-    ms_host *h = &ms_the_host;
-    if (!h->implicit || ms_trace_span(h->implicit, 0)->status != MS_STATUS_OK)
-        return;
-    if (ms_is_interrupt(L, errix)) {
-        ms_span_interrupted(h->implicit, 0);
-        return;
-    }
-    co_state *cs = costate(L);
-    if (cs->trace == h->implicit && trace_alive(cs))
-        ms_autospans_unwind(L, h->implicit, 0, errix);
-    int own = !(cs->trace == h->implicit && trace_alive(cs) && is_propagation(L, cs, 0, errix));
-    const char *type, *msg;
-    size_t len;
-    int top = lua_gettop(L);
-    ms_describe_error_(L, errix, &type, &msg, &len);
-    ms_span_fail(h->implicit, 0, own, type, msg, len, NULL);
-    lua_settop(L, top);
-}
-
 /* --- span() -------------------------------------------------------------- */
 
 /* Raises unless kix/vix hold a string key and a scalar value, the only
@@ -469,10 +315,10 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
     if (alive) {
         ms_trace *t = cs->trace;
         int failed = status != LUA_OK && status != LUA_YIELD;
-        int own = failed && fold && !ms_is_interrupt(L, -1) && !is_propagation(L, cs, idx, -1);
+        int own = failed && fold && !ms_is_interrupt(L, -1) && !ms_is_propagation_(L, cs, idx, -1);
         if (failed) {
             ms_autospans_unwind(L, t, idx, lua_gettop(L)); /* calls the error left inside it */
-            span_failed(L, cs, idx);
+            ms_span_failed_(L, cs, idx);
         }
         const ms_span *sp = ms_trace_span(t, idx);
         if (fold)
@@ -601,7 +447,7 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     ms_trace *t = h->t;
     if (status != LUA_OK && status != LUA_YIELD && cs->trace == t) {
         ms_autospans_unwind(L, t, 0, lua_gettop(L));
-        span_failed(L, cs, 0);
+        ms_span_failed_(L, cs, 0);
     }
     /* restore what the coroutine had before trace() */
     cs->trace = h->saved_trace;
@@ -914,7 +760,7 @@ void ms_span_close(lua_State *L, ms_trace *t, uint32_t idx, int how)
     if (how > 0) {
         int top = lua_gettop(L);
         lua_pushvalue(L, how);                             /* ... err */
-        span_failed(L, cs, idx);
+        ms_span_failed_(L, cs, idx);
         lua_settop(L, top);
     } else if (how == MS_CLOSE_UNWOUND) {
         if (ms_interrupted) /* what unwinds everything now is the interrupt */
@@ -965,7 +811,7 @@ void ms_open_trace(lua_State *L)
 
     static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
     for (int k = 0; k < 2; k++) {
-        lua_pushcfunction(L, span_msgh);
+        lua_pushcfunction(L, ms_span_msgh_);
         luaL_getmetatable(L, k ? CTX_MT : SPAN_MT);
         lua_pushvalue(L, nospan);
         for (int i = 0; i < 5; i++)

@@ -5,6 +5,7 @@
  *                   spans the debug hook opens, and the registration
  *   bind_handles.c  the handles their bodies get (span s, trace ctx)
  *   bind_costate.c  the tracing state of each coroutine (co_state)
+ *   bind_errors.c   what a span records of an error leaving it
  *
  * Nothing else includes this: the rest of the host sees host.h. Names
  * ending in _ are shared only among these files. */
@@ -131,6 +132,24 @@ static inline co_state *costate(lua_State *L)
  * attrs, fn) does; raises unless the key is a string and the value a
  * string, number or boolean. Shared with s:set and ctx:set. */
 void ms_set_attr_(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix);
+
+/* --- bind_errors.c -------------------------------------------------------- */
+
+/* Message handler of every span's pcall (an upvalue of span() and
+ * trace()): runs where the error was raised, so this is where the
+ * traceback is taken (kept for the console too, see
+ * ms_push_raise_traceback). Returns the error unchanged. An interrupt is
+ * not an error of the span: it marks it interrupted. */
+int ms_span_msgh_(lua_State *L);
+
+/* Records the error on top of the stack on span idx of cs's trace and
+ * remembers it, so the enclosing span sees it pass through rather than
+ * count it again. Leaves the stack as it found it. */
+void ms_span_failed_(lua_State *L, co_state *cs, uint32_t idx);
+
+/* Is the error at `errix` one that a child span of `idx` raised (so it is
+ * passing through, already counted), rather than a new raise? */
+int ms_is_propagation_(lua_State *L, co_state *cs, uint32_t idx, int errix);
 
 /* Error type and message of the value at errix, as the report groups them:
  * a table's `type`/`message` fields (LLM errors), else Lua's type names.
