@@ -1,4 +1,8 @@
-/* bind_trace — span() and trace() for Lua (the handles their bodies get are in bind_handles.c).
+/* bind_trace — span() and trace() for Lua, the run trace, and the spans
+ * the debug hook opens (autospans.c). The handles their bodies get are in
+ * bind_handles.c, each coroutine's state in bind_costate.c, what a span
+ * records of an error in bind_errors.c, levels and folds in bind_levels.c;
+ * they share bind_trace_impl.h.
  *
  * The stack of open spans belongs to the coroutine that opened them: each
  * Lua thread has a co_state (found through lua_getextraspace) holding its
@@ -20,15 +24,6 @@
 #include "ms_clock.h"
 #include "ms_digest.h"
 
-#define NOSPAN_MT "moonspan.nospan"
-
-/* Upvalues of span() and trace(): the message handler, the handle's
- * metatable, the handle of what is not recorded, then the option keys and
- * level names, interned once so that reading options compares pointers. */
-enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
-/* moonspan._case_trace is trace() with one more upvalue, true: see l_trace */
-#define UPV_CASE (UPV_COUNT + 1)
-
 /* Spans nest at most this deep in one coroutine (and the coroutines it
  * starts). Each level of span() is one nested C call, and Lua allows 200
  * in all (LUAI_MAXCCALLS): the rest is left for pcall, coroutines and the
@@ -47,7 +42,7 @@ typedef struct sibling_count {
 } sibling_count;
 #define SIBLING_SLOTS 256
 
-/* --- the run trace ----------------------------------------------------- */
+/* --- the run trace ------------------------------------------------------- */
 
 /* Ends `t` normally and hands it to the writer. */
 static void finish_trace(ms_trace *t)
@@ -80,9 +75,7 @@ static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
     return t;
 }
 
-/* The run trace, opened on first use, named after the script; NULL when
- * memory ran out. */
-static ms_trace *open_run_trace(void)
+ms_trace *ms_open_run_trace_(void)
 {
     ms_host *h = &ms_the_host;
     if (!h->implicit) {
@@ -96,16 +89,7 @@ static ms_trace *open_run_trace(void)
     return h->implicit;
 }
 
-static ms_trace *run_trace(lua_State *L, uint32_t *root)
-{
-    ms_trace *t = open_run_trace();
-    if (!t)
-        luaL_error(L, "out of memory starting the run trace");
-    *root = 0;
-    return t;
-}
-
-/* --- span() -------------------------------------------------------------- */
+/* --- arguments of span() and trace(): attributes and options ------------- */
 
 /* Raises unless kix/vix hold a string key and a scalar value, the only
  * attributes a span stores. */
@@ -171,7 +155,6 @@ static int level_of(lua_State *L, int ix)
     return -1;
 }
 
-
 /* Records an attrs table already checked by check_body_args. */
 static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
 {
@@ -230,45 +213,7 @@ static int check_body_args(lua_State *L, const char **name, size_t *len, span_op
     return fix;
 }
 
-/* --- below the level: the body alone ------------------------------------ */
-
-static int skip_k(lua_State *L, int status, lua_KContext fix)
-{
-    (void)status;
-    return lua_gettop(L) - (int)fix + 1;
-}
-
-/* Runs the body at fix with a handle that records nothing, unprotected:
- * its errors pass through untouched, and spans inside it nest under the
- * span open here (the nearest recorded ancestor). */
-static int run_unrecorded(lua_State *L, int fix)
-{
-    ms_the_host.counts.skipped++;
-    lua_pushvalue(L, lua_upvalueindex(UPV_NOSPAN));
-    lua_insert(L, fix + 1);
-    lua_callk(L, lua_gettop(L) - fix, LUA_MULTRET, fix, skip_k);
-    return skip_k(L, LUA_OK, fix);
-}
-
-/* --- folds ---------------------------------------------------------------- */
-
-/* The fold for `name` under `parent`: the one this coroutine used last
- * when it is that one and still in the buffer, else found or made. */
-static uint32_t fold_for(co_state *cs, ms_trace *t, uint32_t parent, const char *name, size_t len,
-                         int64_t now)
-{
-    if (cs->fold_trace == t && cs->fold_gen == t->generation) {
-        const ms_span *s = ms_trace_span(t, cs->fold_idx);
-        if (s && s->kind == MS_KIND_FOLD && s->parent == parent && s->name.len == len &&
-            memcmp(t->arena + s->name.off, name, len) == 0)
-            return cs->fold_idx;
-    }
-    uint32_t idx = ms_fold_open(t, parent, name, len, now);
-    cs->fold_trace = t;
-    cs->fold_gen = t->generation;
-    cs->fold_idx = idx;
-    return idx;
-}
+/* --- --fold N: a span past the Nth sibling of its name folds ------------- */
 
 /* --fold N: whether this span is past the Nth of its name that its
  * parent has begun in `t`. */
@@ -288,6 +233,8 @@ static int past_fold_threshold(co_state *cs, const ms_trace *t, uint32_t parent,
     }
     return c->count > ms_the_host.fold_above;
 }
+
+/* --- span() itself ------------------------------------------------------- */
 
 /* The end of span_k and trace_k: the body's results, or its error again. */
 static int body_results(lua_State *L, int status, int msgh)
@@ -372,7 +319,7 @@ static int l_span(lua_State *L)
     span_opts o;
     int fix = check_body_args(L, &name, &len, &o);
     if (__builtin_expect(o.level > ms_the_host.level, 0))
-        return run_unrecorded(L, fix);
+        return ms_run_unrecorded_(L, fix);
     int nargs = lua_gettop(L);
     co_state *cs = costate(L);
     int nextra = nargs - fix;
@@ -397,7 +344,7 @@ static int l_span(lua_State *L)
     int64_t now = ms_mono_ns();
     uint32_t idx;
     if (fold) {
-        idx = fold_for(cs, t, parent, name, len, now);
+        idx = ms_fold_for_(cs, t, parent, name, len, now);
         if (idx != MS_NONE)
             ms_fold_begin(t, idx);
         ms_the_host.counts.folded++;
@@ -433,7 +380,7 @@ static int l_span(lua_State *L)
     return span_k(L, lua_pcallk(L, want_handle + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
 }
 
-/* --- trace() ------------------------------------------------------------ */
+/* --- trace() ------------------------------------------------------------- */
 
 /* After the body of trace(): end the trace (unless it joined an eval
  * case's, which the case ends), restore the caller's state, then return
@@ -497,7 +444,7 @@ static int l_trace(lua_State *L)
     int fix = check_body_args(L, &name, &len, &o);
     if (o.level > ms_the_host.level) {
         lua_settop(L, fix); /* the body gets ctx only, as a recorded trace's does */
-        return run_unrecorded(L, fix);
+        return ms_run_unrecorded_(L, fix);
     }
     if (o.fold)
         return luaL_error(L, "trace('%s') cannot fold: a trace is one whole request; fold the "
@@ -587,130 +534,7 @@ static int l_traceparent(lua_State *L)
     return 1;
 }
 
-/* --- folds timed by the script ------------------------------------------- */
-
-/* moonspan.clock() -> monotonic nanoseconds, an integer: the start of a
- * repetition for a function made by moonspan.fold. */
-static int l_clock(lua_State *L)
-{
-    lua_pushinteger(L, ms_mono_ns());
-    return 1;
-}
-
-/* A function made by moonspan.fold(name): rep(t0) adds one repetition,
- * from t0 (moonspan.clock()) to now, to the fold `name` under the span
- * open in the calling coroutine, and returns now: the start of the next
- * repetition when they follow each other. Upvalue 1 is the name. It never
- * calls back into Lua: one native call a repetition. */
-static int l_fold_rep(lua_State *L)
-{
-    int64_t now = ms_mono_ns();
-    lua_Integer t0 = luaL_checkinteger(L, 1);
-    co_state *cs = costate(L);
-    if (!trace_alive(cs)) { /* outside any trace: the run trace, as for span() */
-        uint32_t root;
-        cs->trace = run_trace(L, &root);
-        cs->gen = cs->trace->generation;
-        cs->top = root;
-        cs->explicit_trace = 0;
-    }
-    size_t len;
-    const char *name = lua_tolstring(L, lua_upvalueindex(1), &len);
-    ms_trace *t = cs->trace;
-    uint32_t idx = fold_for(cs, t, cs->top, name, len, t0);
-    if (idx == MS_NONE)
-        return luaL_error(L, "out of memory recording fold '%s'", name);
-    ms_fold_end(t, idx, t0, now, 0);
-    ms_the_host.counts.folded++;
-    lua_pushinteger(L, now);
-    return 1;
-}
-
-/* moonspan.fold(name) -> rep: see l_fold_rep. */
-static int l_fold(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    lua_settop(L, 1);
-    lua_pushcclosure(L, l_fold_rep, 1);
-    return 1;
-}
-
-/* --- the handle of what is not recorded ---------------------------------- */
-
-/* Methods of a span or ctx below the level: they do what they would on a
- * recorded one, minus the recording, so a body runs the same at any
- * level. Those that read return what an empty trace would. */
-static int nospan_self(lua_State *L)
-{
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int nospan_nil(lua_State *L)
-{
-    lua_pushnil(L);
-    return 1;
-}
-
-static int nospan_totals(lua_State *L)
-{
-    lua_newtable(L);
-    return 1;
-}
-
-static int nospan_summary(lua_State *L)
-{
-    lua_pushliteral(L, "");
-    return 1;
-}
-
-static int nospan_index(lua_State *L)
-{
-    const char *k = lua_tostring(L, 2);
-    lua_CFunction fn = nospan_self;
-    if (!k || strcmp(k, "id") == 0 || strcmp(k, "trace_id") == 0)
-        return nospan_nil(L);
-    if (strcmp(k, "record_llm") == 0)
-        fn = nospan_nil;
-    else if (strcmp(k, "totals") == 0)
-        fn = nospan_totals;
-    else if (strcmp(k, "summary") == 0)
-        fn = nospan_summary;
-    lua_pushcfunction(L, fn);
-    return 1;
-}
-
-static int nospan_tostring(lua_State *L)
-{
-    lua_pushliteral(L, "span (not recorded: below the level)");
-    return 1;
-}
-
-/* moonspan._set_level(rank) and moonspan._level(): the host's level, for
- * scripts/levels.lua, which keeps its own copy for span_at. */
-static int l_set_level(lua_State *L)
-{
-    lua_Integer r = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, r >= MS_LEVEL_INFO && r <= MS_LEVEL_TRACE, 1, "not a level");
-    ms_the_host.level = (int)r;
-    return 0;
-}
-
-/* moonspan.keep_spans(on): traces started from now on keep a summary of
- * every span cut out of their buffer, so ctx:spans() is whole (eval). */
-static int l_keep_spans(lua_State *L)
-{
-    ms_the_host.keep_spans = lua_toboolean(L, 1);
-    return 0;
-}
-
-static int l_level(lua_State *L)
-{
-    lua_pushinteger(L, ms_the_host.level);
-    return 1;
-}
-
-/* --- spans for the debug hook (profile.c, autospans.c) ------------------ */
+/* --- spans for the debug hook (profile.c, autospans.c) ------------------- */
 
 int ms_span_current(lua_State *L, ms_trace **t, uint32_t *idx)
 {
@@ -738,7 +562,7 @@ uint32_t ms_span_open(lua_State *L, const char *name, size_t len, ms_trace **out
         t = cs->trace;
         parent = cs->top;
     } else {
-        if (!ms_the_host.tracer || !(t = open_run_trace()))
+        if (!ms_the_host.tracer || !(t = ms_open_run_trace_()))
             return MS_NONE;
         cs->trace = t;
         cs->gen = t->generation;
@@ -791,22 +615,14 @@ int ms_called_by_span(lua_State *L)
     return f == l_span || f == l_trace;
 }
 
-/* --- registration ------------------------------------------------------- */
+/* --- registration -------------------------------------------------------- */
 
 void ms_open_trace(lua_State *L)
 {
     ms_open_handles_(L);
     ms_open_costates_(L);
 
-    static const luaL_Reg nospan_meta[] = {
-        {"__index", nospan_index}, {"__tostring", nospan_tostring}, {NULL, NULL}};
-    luaL_newmetatable(L, NOSPAN_MT);
-    luaL_setfuncs(L, nospan_meta, 0);
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-    lua_newuserdatauv(L, 1, 0); /* the one handle every unrecorded span and trace gets */
-    luaL_setmetatable(L, NOSPAN_MT);
+    ms_open_levels_(L);                                       /* ... nospan */
     int nospan = lua_gettop(L);
 
     static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
@@ -826,16 +642,12 @@ void ms_open_trace(lua_State *L)
         lua_pushcclosure(L, k ? l_trace : l_span, UPV_COUNT);
         lua_setglobal(L, k ? "trace" : "span");
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle"); /* for moonspan._nospan */
+    lua_pop(L, 1);
 
     static const luaL_Reg moonspan_fns[] = {
-        {"current_span", l_current_span}, {"traceparent", l_traceparent}, {"clock", l_clock},
-        {"fold", l_fold}, {"_set_level", l_set_level}, {"_level", l_level},
-        {"keep_spans", l_keep_spans}, {NULL, NULL}};
+        {"current_span", l_current_span}, {"traceparent", l_traceparent}, {NULL, NULL}};
     lua_getglobal(L, "moonspan");
     luaL_setfuncs(L, moonspan_fns, 0);
-    lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");
-    lua_setfield(L, -2, "_nospan");
     lua_getfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
     lua_setfield(L, -2, "_case_trace");
     lua_pop(L, 1);

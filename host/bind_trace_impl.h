@@ -6,12 +6,14 @@
  *   bind_handles.c  the handles their bodies get (span s, trace ctx)
  *   bind_costate.c  the tracing state of each coroutine (co_state)
  *   bind_errors.c   what a span records of an error leaving it
+ *   bind_levels.c   how much span() records: levels, folds, moonspan.fold
  *
  * Nothing else includes this: the rest of the host sees host.h. Names
  * ending in _ are shared only among these files. */
 #ifndef MS_BIND_TRACE_IMPL_H
 #define MS_BIND_TRACE_IMPL_H
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +45,13 @@ typedef struct ctx_handle {
                             * this handle neither ends nor aborts */
     int named;             /* on a case's ctx: a pipeline's trace() has named the trace */
 } ctx_handle;
+
+/* Upvalues of span() and trace(): the message handler, the handle's
+ * metatable, the handle of what is not recorded, then the option keys and
+ * level names, interned once so that reading options compares pointers. */
+enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
+/* moonspan._case_trace is trace() with one more upvalue, true: see l_trace */
+#define UPV_CASE (UPV_COUNT + 1)
 
 /* The handles of the last folds a coroutine used (co_state.fold_handles). */
 #define FOLD_HANDLES 4
@@ -89,7 +98,7 @@ enum {
     UV_COUNT = UV_THREAD
 };
 
-/* --- bind_costate.c -------------------------------------------------------- */
+/* --- bind_costate.c ------------------------------------------------------ */
 
 /* Creates the co_state of `owner` (pushing nothing on L, which may be
  * owner), starting where `from` is when its trace is alive: its trace,
@@ -97,7 +106,7 @@ enum {
 co_state *ms_costate_new_(lua_State *L, lua_State *owner, const co_state *from);
 
 /* Pushes the co_state userdata of L, whose user values (UV_*) hold the
- * errors a span keeps (bind_trace.c). */
+ * errors a span keeps (bind_errors.c). */
 void ms_push_costate_ud_(lua_State *L);
 
 /* Registers the co_state metatable and the registry table of states,
@@ -126,14 +135,30 @@ static inline co_state *costate(lua_State *L)
     return ms_costate_new_(L, L, cs);
 }
 
-/* --- bind_trace.c ---------------------------------------------------------- */
+/* --- bind_trace.c -------------------------------------------------------- */
+
+/* The run trace (named after the script), opened on first use; NULL when
+ * memory ran out. Shared with moonspan.fold's repetitions outside any
+ * trace. */
+ms_trace *ms_open_run_trace_(void);
+
+/* The run trace with *root its root span; raises when memory ran out.
+ * Inline, as it was in span(), which needs it once a run. */
+static inline ms_trace *run_trace(lua_State *L, uint32_t *root)
+{
+    ms_trace *t = ms_open_run_trace_();
+    if (!t)
+        luaL_error(L, "out of memory starting the run trace");
+    *root = 0;
+    return t;
+}
 
 /* Records the attribute at (kix, vix) on span idx of t, as span(name,
  * attrs, fn) does; raises unless the key is a string and the value a
  * string, number or boolean. Shared with s:set and ctx:set. */
 void ms_set_attr_(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix);
 
-/* --- bind_errors.c -------------------------------------------------------- */
+/* --- bind_errors.c ------------------------------------------------------- */
 
 /* Message handler of every span's pcall (an upvalue of span() and
  * trace()): runs where the error was raised, so this is where the
@@ -157,7 +182,29 @@ int ms_is_propagation_(lua_State *L, co_state *cs, uint32_t idx, int errix);
  * restores its stack top when done. Shared with ctx:add_error. */
 void ms_describe_error_(lua_State *L, int errix, const char **type, const char **msg, size_t *len);
 
-/* --- bind_handles.c -------------------------------------------------------- */
+/* --- bind_levels.c ------------------------------------------------------- */
+
+/* Runs the body at stack index fix of span() or trace() (the running C
+ * function, whose UPV_NOSPAN it passes) below the run's level: with the
+ * handle that records nothing, unprotected, so its errors pass through
+ * untouched and spans inside it nest under the span open here (the
+ * nearest recorded ancestor). Returns the body's results, as a
+ * lua_CFunction does. */
+int ms_run_unrecorded_(lua_State *L, int fix);
+
+/* The fold for `name` under `parent` in t: the one cs used last when it
+ * is that one and still in the buffer, else found or made (ms_fold_open).
+ * MS_NONE when memory ran out. Shared by span(name, {fold = true}, fn)
+ * and moonspan.fold's repetitions. */
+uint32_t ms_fold_for_(co_state *cs, ms_trace *t, uint32_t parent, const char *name, size_t len,
+                      int64_t now);
+
+/* Registers the metatable of the handle of what is not recorded, and
+ * moonspan.clock, fold, _set_level, _level, keep_spans and _nospan; leaves
+ * that handle on the stack, an upvalue of span() and trace(). */
+void ms_open_levels_(lua_State *L);
+
+/* --- bind_handles.c ------------------------------------------------------ */
 
 /* Registers the metatables SPAN_MT and CTX_MT (with their methods), which
  * span() and trace() take as an upvalue: call before making them. */
