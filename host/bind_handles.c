@@ -18,7 +18,7 @@
 #include "lua_fields.h"
 #include "ms_clock.h"
 
-/* --- span handle methods ------------------------------------------------ */
+/* --- span handle methods ------------------------------------------------- */
 
 /* The handle's span, or an error when its trace is over. */
 static span_handle *check_span(lua_State *L)
@@ -189,7 +189,7 @@ static int span_tostring(lua_State *L)
     return 1;
 }
 
-/* --- ctx, the handle of trace() --------------------------------------------- */
+/* --- ctx, the handle of trace() ------------------------------------------ */
 
 static ctx_handle *check_ctx(lua_State *L)
 {
@@ -348,7 +348,7 @@ static int ctx_tostring(lua_State *L)
     return 1;
 }
 
-/* --- registration ------------------------------------------------------- */
+/* --- registration -------------------------------------------------------- */
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
 {
