@@ -1,4 +1,8 @@
-/* bind_trace — span(), trace() and their handles, for Lua.
+/* bind_trace — span() and trace() for Lua, the run trace, and the spans
+ * the debug hook opens (autospans.c). The handles their bodies get are in
+ * bind_handles.c, each coroutine's state in bind_costate.c, what a span
+ * records of an error in bind_errors.c, levels and folds in bind_levels.c;
+ * they share bind_trace_impl.h.
  *
  * The stack of open spans belongs to the coroutine that opened them: each
  * Lua thread has a co_state (found through lua_getextraspace) holding its
@@ -11,27 +15,14 @@
  * out: recorded on the span, then raised again unchanged. */
 #include <lauxlib.h>
 #include <lua.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bind_trace_impl.h"
 #include "cli.h"
 #include "host.h"
-#include "lua_fields.h"
 #include "ms_clock.h"
 #include "ms_digest.h"
-
-#define SPAN_MT "moonspan.span"
-#define CTX_MT "moonspan.ctx"
-#define NOSPAN_MT "moonspan.nospan"
-#define COSTATE_MT "moonspan.costate"
-
-/* Upvalues of span() and trace(): the message handler, the handle's
- * metatable, the handle of what is not recorded, then the option keys and
- * level names, interned once so that reading options compares pointers. */
-enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
-/* moonspan._case_trace is trace() with one more upvalue, true: see l_trace */
-#define UPV_CASE (UPV_COUNT + 1)
 
 /* Spans nest at most this deep in one coroutine (and the coroutines it
  * starts). Each level of span() is one nested C call, and Lua allows 200
@@ -39,41 +30,6 @@ enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBU
  * test runner, so that a deep recursion gets this clear error instead of
  * "C stack overflow". */
 #define MAX_SPAN_DEPTH 150
-
-#define FOLD_HANDLES 4
-
-/* Per-coroutine tracing state. Lives in a userdata kept alive by a weak-
- * keyed registry table (thread -> co_state), so it dies with its thread;
- * it is also on a list of every thread, for signals (ms_each_thread). */
-typedef struct co_state {
-    lua_State *L;          /* the thread this state belongs to */
-    ms_trace *trace;       /* trace of the innermost open span, or NULL */
-    uint32_t gen;          /* trace->generation when `trace` was set */
-    uint32_t top;          /* innermost open span of this coroutine */
-    uint32_t depth;        /* spans open here and in the coroutines that started this one */
-    int explicit_trace;    /* trace came from trace(), not the run trace */
-    /* the eval case whose trace a pipeline's trace() would join: set at
-     * the case trace's root, NULL inside any trace() body (see l_trace) */
-    struct ctx_handle *case_ctx;
-    /* the error last raised out of a span, to tell propagation from a new raise */
-    int propagating;
-    uint32_t prop_child;
-    /* the fold last used here, so a loop finds it without a search */
-    ms_trace *fold_trace;
-    uint32_t fold_gen, fold_idx;
-    /* the handles the bodies of the last folds used here got, so every
-     * repetition of a fold gets the same one: nested folds alternate */
-    struct fold_handle {
-        int ref;               /* in the registry; LUA_NOREF: empty */
-        const ms_trace *t;
-        uint32_t gen, idx;
-    } fold_handles[FOLD_HANDLES];
-    unsigned fold_handle_next; /* the slot a new handle takes */
-    /* --fold: how many spans of each name each parent has begun */
-    struct sibling_count *siblings;
-    struct ms_autos *autos; /* its open auto spans (autospans.c), or NULL */
-    struct co_state *volatile next, *prev; /* the list of threads */
-} co_state;
 
 /* A (trace, parent, name) and the spans of that name begun under that
  * parent so far; SIBLING_SLOTS of them per coroutine, a new key taking
@@ -86,163 +42,7 @@ typedef struct sibling_count {
 } sibling_count;
 #define SIBLING_SLOTS 256
 
-/* User values of a co_state userdata. */
-enum {
-    UV_PROPAGATING = 1, /* the error passing out of span prop_child */
-    UV_RAISED,          /* the error last raised inside a span here ... */
-    UV_TRACEBACK,       /* ... and the traceback taken where it was raised */
-    UV_THREAD,          /* the thread, so that cs->L outlives it until __gc unlinks cs */
-    UV_COUNT = UV_THREAD
-};
-
-typedef struct span_handle {
-    ms_trace *t;
-    uint32_t gen;
-    uint32_t idx;
-} span_handle;
-
-/* ctx, the handle trace() gives its body. It also keeps what the calling
- * coroutine had open before trace(), to restore when the trace ends. */
-typedef struct ctx_handle {
-    ms_trace *t;           /* retained; released by __gc */
-    char id[33];
-    ms_trace *saved_trace;
-    uint32_t saved_gen, saved_top, saved_depth;
-    int saved_explicit;
-    struct ctx_handle *saved_case_ctx;
-    int joined;            /* a trace() inside an eval case: ctx of the case's trace, which
-                            * this handle neither ends nor aborts */
-    int named;             /* on a case's ctx: a pipeline's trace() has named the trace */
-} ctx_handle;
-
-static char costates_key; /* registry: weak table thread -> co_state userdata */
-static co_state *threads;  /* every co_state, newest first */
-
-/* --- coroutine state ----------------------------------------------------- */
-
-static int trace_alive(const co_state *cs)
-{
-    return cs->trace && cs->trace->generation == cs->gen &&
-           atomic_load(&cs->trace->state) == MS_TRACE_OPEN;
-}
-
-/* Links cs at the head of the thread list in one store, so a signal
- * handler walking the list sees it whole or not at all. */
-static void threads_link(co_state *cs)
-{
-    cs->prev = NULL;
-    cs->next = threads;
-    if (threads)
-        threads->prev = cs;
-    atomic_signal_fence(memory_order_seq_cst);
-    threads = cs;
-}
-
-static int costate_gc(lua_State *L)
-{
-    co_state *cs = lua_touserdata(L, 1);
-    free(cs->siblings);
-    cs->siblings = NULL;
-    for (int i = 0; i < FOLD_HANDLES; i++) {
-        luaL_unref(L, LUA_REGISTRYINDEX, cs->fold_handles[i].ref);
-        cs->fold_handles[i].ref = LUA_NOREF;
-    }
-    if (!cs->L)
-        return 0;
-    if (cs->prev)
-        cs->prev->next = cs->next;
-    else
-        threads = cs->next;
-    if (cs->next)
-        cs->next->prev = cs->prev;
-    atomic_signal_fence(memory_order_seq_cst);
-    cs->L = NULL;
-    ms_autospans_free(cs->autos);
-    cs->autos = NULL;
-    return 0;
-}
-
-void ms_each_thread(void (*fn)(lua_State *co))
-{
-    for (co_state *cs = threads; cs; cs = cs->next)
-        if (cs->L)
-            fn(cs->L);
-}
-
-/* Creates L's co_state, starting where `from` is (its trace and open span). */
-static co_state *costate_new(lua_State *L, lua_State *owner, const co_state *from)
-{
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);          /* costates */
-    co_state *cs = lua_newuserdatauv(L, sizeof *cs, UV_COUNT);  /* costates cs */
-    memset(cs, 0, sizeof *cs);
-    for (int i = 0; i < FOLD_HANDLES; i++)
-        cs->fold_handles[i].ref = LUA_NOREF;
-    luaL_setmetatable(L, COSTATE_MT);
-    cs->L = owner;
-    cs->top = MS_NONE;
-    if (from && trace_alive(from)) {
-        cs->trace = from->trace;
-        cs->gen = from->gen;
-        cs->top = from->top;
-        cs->depth = from->depth;
-        cs->explicit_trace = from->explicit_trace;
-        cs->case_ctx = from->case_ctx;
-    }
-    lua_pushthread(owner);
-    if (owner != L)
-        lua_xmove(owner, L, 1);                                 /* costates cs thread */
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, -3, UV_THREAD);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);                                          /* costates cs */
-    lua_pop(L, 2);
-    *(co_state **)lua_getextraspace(owner) = cs;
-    threads_link(cs);
-    ms_arm_interrupt(owner); /* started after a signal: interrupted like the rest */
-    return cs;
-}
-
-/* The calling coroutine's state. A thread not created through our
- * coroutine.create/wrap starts from the main thread's state, whose pointer
- * Lua copied into its extra space. */
-static inline co_state *costate(lua_State *L)
-{
-    co_state *cs = *(co_state **)lua_getextraspace(L);
-    if (__builtin_expect(cs && cs->L == L, 1))
-        return cs;
-    return costate_new(L, L, cs);
-}
-
-/* Pushes the co_state userdata of L (for its error slot). */
-static void push_costate_ud(lua_State *L)
-{
-    costate(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &costates_key);
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
-}
-
-/* coroutine.create/wrap wrappers: the new coroutine's spans nest under the
- * span open in its creator. Upvalue 1 is the original function. */
-static int co_create(lua_State *L)
-{
-    int n = lua_gettop(L);
-    co_state *mine = costate(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 1);
-    if (lua_isthread(L, 1)) {
-        costate_new(L, lua_tothread(L, 1), mine);
-    } else if (lua_getupvalue(L, 1, 1)) { /* coroutine.wrap: a closure over the thread */
-        if (lua_isthread(L, -1))
-            costate_new(L, lua_tothread(L, -1), mine);
-        lua_pop(L, 1);
-    }
-    return 1;
-}
-
-/* --- the run trace ----------------------------------------------------- */
+/* --- the run trace ------------------------------------------------------- */
 
 /* Ends `t` normally and hands it to the writer. */
 static void finish_trace(ms_trace *t)
@@ -275,9 +75,7 @@ static ms_trace *new_trace(lua_State *L, const char *name, size_t len)
     return t;
 }
 
-/* The run trace, opened on first use, named after the script; NULL when
- * memory ran out. */
-static ms_trace *open_run_trace(void)
+ms_trace *ms_open_run_trace_(void)
 {
     ms_host *h = &ms_the_host;
     if (!h->implicit) {
@@ -291,172 +89,7 @@ static ms_trace *open_run_trace(void)
     return h->implicit;
 }
 
-static ms_trace *run_trace(lua_State *L, uint32_t *root)
-{
-    ms_trace *t = open_run_trace();
-    if (!t)
-        luaL_error(L, "out of memory starting the run trace");
-    *root = 0;
-    return t;
-}
-
-/* --- errors -------------------------------------------------------------- */
-
-/* Is the error at `errix` one that a child span of `idx` raised (so it is
- * passing through, already counted), rather than a new raise? */
-static int is_propagation(lua_State *L, co_state *cs, uint32_t idx, int errix)
-{
-    const ms_span *child = cs->propagating ? ms_trace_span(cs->trace, cs->prop_child) : NULL;
-    if (!child || child->parent != idx)
-        return 0;
-    errix = lua_absindex(L, errix);
-    push_costate_ud(L);
-    lua_getiuservalue(L, -1, UV_PROPAGATING);
-    int same = lua_rawequal(L, -1, errix);
-    lua_pop(L, 2);
-    return same;
-}
-
-/* Error type and message of the value at errix, as the report groups them:
- * a table's `type`/`message` fields (LLM errors), else Lua's type names. */
-static void describe_error(lua_State *L, int errix, const char **type, const char **msg, size_t *len)
-{
-    errix = lua_absindex(L, errix);
-    *type = "error";
-    *msg = NULL;
-    *len = 0;
-    if (lua_type(L, errix) == LUA_TSTRING) {
-        *msg = lua_tolstring(L, errix, len);
-        return;
-    }
-    if (lua_type(L, errix) == LUA_TTABLE) {
-        *type = "table";
-        if (lua_getfield(L, errix, "type") == LUA_TSTRING)
-            *type = lua_tostring(L, -1);
-        lua_pop(L, 1); /* the table keeps the string alive */
-        if (lua_getfield(L, errix, "message") == LUA_TSTRING) {
-            *msg = lua_tolstring(L, -1, len);
-            lua_pop(L, 1);
-            return;
-        }
-        lua_pop(L, 1);
-    } else {
-        *type = luaL_typename(L, errix);
-    }
-    /* no message field: tostring, protected, since a __tostring may raise */
-    if (!luaL_getmetafield(L, errix, "__tostring")) {
-        if (lua_type(L, errix) == LUA_TTABLE || lua_type(L, errix) >= LUA_TFUNCTION)
-            lua_pushfstring(L, "%s: %p", luaL_typename(L, errix), lua_topointer(L, errix));
-        else /* nil, boolean, number: their value is the message */
-            luaL_tolstring(L, errix, NULL);
-    } else {
-        lua_pushvalue(L, errix);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushstring(L, "(error object whose __tostring failed)");
-        }
-    }
-    /* left on the stack until the caller's frame ends: keeps msg alive */
-    *msg = lua_tolstring(L, -1, len);
-}
-
-/* Message handler of every span's pcall: runs where the error was raised,
- * so this is where the traceback is taken (kept for the console too, see
- * ms_push_raise_traceback). Returns the error unchanged. An interrupt is
- * not an error of the span: it marks it interrupted. */
-static int span_msgh(lua_State *L)
-{
-    co_state *cs = costate(L);
-    if (!trace_alive(cs) || cs->top == MS_NONE)
-        return 1;
-    if (ms_is_interrupt(L, 1)) {
-        ms_span_interrupted(cs->trace, cs->top);
-        return 1;
-    }
-    const ms_span *open = ms_trace_span(cs->trace, cs->top);
-    if (open && open->error == MS_NONE && !is_propagation(L, cs, cs->top, 1)) {
-        const char *type, *msg;
-        size_t len;
-        int top = lua_gettop(L);
-        describe_error(L, 1, &type, &msg, &len);
-        luaL_traceback(L, L, NULL, 1);
-        ms_span_fail(cs->trace, cs->top, 1, type, msg, len, lua_tostring(L, -1));
-        push_costate_ud(L);                                  /* ... tb cs */
-        lua_pushvalue(L, -2);
-        lua_setiuservalue(L, -2, UV_TRACEBACK);
-        lua_pushvalue(L, 1);
-        lua_setiuservalue(L, -2, UV_RAISED);
-        lua_settop(L, top);
-    }
-    return 1;
-}
-
-int ms_push_raise_traceback(lua_State *L, int errix)
-{
-    errix = lua_absindex(L, errix);
-    push_costate_ud(L);
-    lua_getiuservalue(L, -1, UV_RAISED);
-    if (lua_isnil(L, -1) || !lua_rawequal(L, -1, errix)) {
-        lua_pop(L, 2);
-        return 0;
-    }
-    lua_getiuservalue(L, -2, UV_TRACEBACK);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-    return 1;
-}
-
-/* Records the error on top of the stack on span idx and remembers it, so
- * the enclosing span sees it pass through rather than count it again. */
-static void span_failed(lua_State *L, co_state *cs, uint32_t idx)
-{
-    ms_trace *t = cs->trace;
-    int errix = lua_gettop(L);
-    if (ms_is_interrupt(L, errix)) {
-        ms_span_interrupted(t, idx);
-        return;
-    }
-    const ms_span *sp = ms_trace_span(t, idx);
-    if (sp && sp->error == MS_NONE) {
-        const char *type, *msg;
-        size_t len;
-        int own = !is_propagation(L, cs, idx, errix);
-        describe_error(L, errix, &type, &msg, &len);
-        ms_span_fail(t, idx, own, type, msg, len, NULL);
-        lua_settop(L, errix);
-    }
-    push_costate_ud(L);
-    lua_pushvalue(L, errix);
-    lua_setiuservalue(L, -2, UV_PROPAGATING);
-    lua_pop(L, 1);
-    cs->propagating = 1;
-    cs->prop_child = idx;
-}
-
-/* The script failed at top level: the run trace failed with it. The error
- * is counted here only if no span counted it on the way out. */
-void ms_host_run_failed(lua_State *L, int errix)
-{
-    ms_host *h = &ms_the_host;
-    if (!h->implicit || ms_trace_span(h->implicit, 0)->status != MS_STATUS_OK)
-        return;
-    if (ms_is_interrupt(L, errix)) {
-        ms_span_interrupted(h->implicit, 0);
-        return;
-    }
-    co_state *cs = costate(L);
-    if (cs->trace == h->implicit && trace_alive(cs))
-        ms_autospans_unwind(L, h->implicit, 0, errix);
-    int own = !(cs->trace == h->implicit && trace_alive(cs) && is_propagation(L, cs, 0, errix));
-    const char *type, *msg;
-    size_t len;
-    int top = lua_gettop(L);
-    describe_error(L, errix, &type, &msg, &len);
-    ms_span_fail(h->implicit, 0, own, type, msg, len, NULL);
-    lua_settop(L, top);
-}
-
-/* --- span() -------------------------------------------------------------- */
+/* --- arguments of span() and trace(): attributes and options ------------- */
 
 /* Raises unless kix/vix hold a string key and a scalar value, the only
  * attributes a span stores. */
@@ -493,7 +126,7 @@ static void put_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
     }
 }
 
-static void set_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
+void ms_set_attr_(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
 {
     check_attr(L, kix, vix);
     put_attr(L, t, idx, kix, vix);
@@ -521,7 +154,6 @@ static int level_of(lua_State *L, int ix)
         return MS_LEVEL_TRACE;
     return -1;
 }
-
 
 /* Records an attrs table already checked by check_body_args. */
 static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
@@ -581,45 +213,7 @@ static int check_body_args(lua_State *L, const char **name, size_t *len, span_op
     return fix;
 }
 
-/* --- below the level: the body alone ------------------------------------ */
-
-static int skip_k(lua_State *L, int status, lua_KContext fix)
-{
-    (void)status;
-    return lua_gettop(L) - (int)fix + 1;
-}
-
-/* Runs the body at fix with a handle that records nothing, unprotected:
- * its errors pass through untouched, and spans inside it nest under the
- * span open here (the nearest recorded ancestor). */
-static int run_unrecorded(lua_State *L, int fix)
-{
-    ms_the_host.counts.skipped++;
-    lua_pushvalue(L, lua_upvalueindex(UPV_NOSPAN));
-    lua_insert(L, fix + 1);
-    lua_callk(L, lua_gettop(L) - fix, LUA_MULTRET, fix, skip_k);
-    return skip_k(L, LUA_OK, fix);
-}
-
-/* --- folds ---------------------------------------------------------------- */
-
-/* The fold for `name` under `parent`: the one this coroutine used last
- * when it is that one and still in the buffer, else found or made. */
-static uint32_t fold_for(co_state *cs, ms_trace *t, uint32_t parent, const char *name, size_t len,
-                         int64_t now)
-{
-    if (cs->fold_trace == t && cs->fold_gen == t->generation) {
-        const ms_span *s = ms_trace_span(t, cs->fold_idx);
-        if (s && s->kind == MS_KIND_FOLD && s->parent == parent && s->name.len == len &&
-            memcmp(t->arena + s->name.off, name, len) == 0)
-            return cs->fold_idx;
-    }
-    uint32_t idx = ms_fold_open(t, parent, name, len, now);
-    cs->fold_trace = t;
-    cs->fold_gen = t->generation;
-    cs->fold_idx = idx;
-    return idx;
-}
+/* --- --fold N: a span past the Nth sibling of its name folds ------------- */
 
 /* --fold N: whether this span is past the Nth of its name that its
  * parent has begun in `t`. */
@@ -639,6 +233,8 @@ static int past_fold_threshold(co_state *cs, const ms_trace *t, uint32_t parent,
     }
     return c->count > ms_the_host.fold_above;
 }
+
+/* --- span() itself ------------------------------------------------------- */
 
 /* The end of span_k and trace_k: the body's results, or its error again. */
 static int body_results(lua_State *L, int status, int msgh)
@@ -666,10 +262,10 @@ static int span_k(lua_State *L, int status, lua_KContext ctx)
     if (alive) {
         ms_trace *t = cs->trace;
         int failed = status != LUA_OK && status != LUA_YIELD;
-        int own = failed && fold && !ms_is_interrupt(L, -1) && !is_propagation(L, cs, idx, -1);
+        int own = failed && fold && !ms_is_interrupt(L, -1) && !ms_is_propagation_(L, cs, idx, -1);
         if (failed) {
             ms_autospans_unwind(L, t, idx, lua_gettop(L)); /* calls the error left inside it */
-            span_failed(L, cs, idx);
+            ms_span_failed_(L, cs, idx);
         }
         const ms_span *sp = ms_trace_span(t, idx);
         if (fold)
@@ -723,7 +319,7 @@ static int l_span(lua_State *L)
     span_opts o;
     int fix = check_body_args(L, &name, &len, &o);
     if (__builtin_expect(o.level > ms_the_host.level, 0))
-        return run_unrecorded(L, fix);
+        return ms_run_unrecorded_(L, fix);
     int nargs = lua_gettop(L);
     co_state *cs = costate(L);
     int nextra = nargs - fix;
@@ -748,7 +344,7 @@ static int l_span(lua_State *L)
     int64_t now = ms_mono_ns();
     uint32_t idx;
     if (fold) {
-        idx = fold_for(cs, t, parent, name, len, now);
+        idx = ms_fold_for_(cs, t, parent, name, len, now);
         if (idx != MS_NONE)
             ms_fold_begin(t, idx);
         ms_the_host.counts.folded++;
@@ -784,335 +380,7 @@ static int l_span(lua_State *L)
     return span_k(L, lua_pcallk(L, want_handle + nextra, LUA_MULTRET, msgh, ctx, span_k), ctx);
 }
 
-/* --- span handle methods ------------------------------------------------ */
-
-/* The handle's span, or an error when its trace is over. */
-static span_handle *check_span(lua_State *L)
-{
-    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
-    if (h->t->generation != h->gen || atomic_load(&h->t->state) != MS_TRACE_OPEN)
-        luaL_error(L, "this span's trace has ended; record on a span while its trace is open");
-    if (!ms_trace_span(h->t, h->idx))
-        luaL_error(L, "this span has ended and was written already (a long trace is written as it "
-                      "goes); record on a span while it is open");
-    return h;
-}
-
-static int span_set(lua_State *L)
-{
-    span_handle *h = check_span(L);
-    luaL_checkany(L, 3);
-    set_attr(L, h->t, h->idx, 2, 3);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* Encodes the table at ix as a JSON object of scalar values. */
-static void attrs_to_json(lua_State *L, int ix, ms_buf *b)
-{
-    int first = 1;
-    ms_buf_addc(b, '{');
-    lua_pushnil(L);
-    while (lua_next(L, ix)) {
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            lua_pop(L, 2);
-            ms_buf_free(b);
-            luaL_error(L, "event attribute keys must be strings");
-        }
-        size_t n;
-        const char *k = lua_tolstring(L, -2, &n);
-        ms_json_key(b, &first, k);
-        switch (lua_type(L, -1)) {
-        case LUA_TSTRING: {
-            const char *v = lua_tolstring(L, -1, &n);
-            ms_json_str(b, v, n);
-            break;
-        }
-        case LUA_TNUMBER:
-            if (lua_isinteger(L, -1))
-                ms_json_int(b, lua_tointeger(L, -1));
-            else
-                ms_json_num(b, lua_tonumber(L, -1));
-            break;
-        case LUA_TBOOLEAN: ms_buf_adds(b, lua_toboolean(L, -1) ? "true" : "false"); break;
-        default:
-            lua_pop(L, 2);
-            ms_buf_free(b);
-            luaL_error(L, "event attribute '%s' must be a string, number or boolean", k);
-        }
-        lua_pop(L, 1);
-    }
-    ms_buf_addc(b, '}');
-}
-
-static int span_event(lua_State *L)
-{
-    span_handle *h = check_span(L);
-    size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    ms_buf b = {0};
-    if (!lua_isnoneornil(L, 3)) {
-        luaL_checktype(L, 3, LUA_TTABLE);
-        attrs_to_json(L, 3, &b);
-    }
-    ms_span_event(h->t, h->idx, ms_mono_ns(), name, len, b.len ? b.data : NULL, b.len);
-    ms_buf_free(&b);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int64_t opt_tokens(lua_State *L, int ix, const char *field)
-{
-    return ms_field_int(L, ix, field, 0, 0, MS_TOKENS_MAX);
-}
-
-/* s:record_llm{provider=, model=, input_tokens=, output_tokens=,
- * cache_read_tokens=, cache_write_tokens=, estimated=, cost_usd=, ttft_ms=}
- * Makes the span an llm span. Cost comes from the price table unless
- * given (providers that know their own cost, e.g. local models at $0). */
-static int span_record_llm(lua_State *L)
-{
-    span_handle *h = check_span(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    ms_llm_usage u = {0};
-    u.provider = ms_field_str(L, 2, "provider", "unknown");
-    u.model = ms_field_str(L, 2, "model", "unknown");
-    u.input = opt_tokens(L, 2, "input_tokens");
-    u.output = opt_tokens(L, 2, "output_tokens");
-    u.cache_read = opt_tokens(L, 2, "cache_read_tokens");
-    u.cache_write = opt_tokens(L, 2, "cache_write_tokens");
-    u.estimated = ms_field_bool(L, 2, "estimated");
-    u.replayed = ms_field_bool(L, 2, "replayed");
-    double ttft_ms = ms_field_num(L, 2, "ttft_ms", -1);
-    u.ttft_ns = ttft_ms >= 0 && ttft_ms < 1e12 ? (int64_t)(ttft_ms * 1e6) : -1;
-    u.cost_usd = ms_field_num(L, 2, "cost_usd", NAN);
-    int given = lua_getfield(L, 2, "cost_usd") != LUA_TNIL; /* a given NaN is refused, not "unknown" */
-    lua_pop(L, 1);
-    if (given && !(u.cost_usd >= 0 && u.cost_usd < 1e12))
-        return luaL_error(L, "cost_usd must be a finite number of dollars >= 0, got %f", u.cost_usd);
-    if (!given) {
-        const ms_price *p = ms_the_host.prices ? ms_prices_find(ms_the_host.prices, u.model) : NULL;
-        u.cost_usd = p ? ms_price_cost(p, u.input, u.output, u.cache_read, u.cache_write) : NAN;
-    }
-    ms_span_set_llm(h->t, h->idx, &u);
-    if (isnan(u.cost_usd))
-        lua_pushnil(L);
-    else
-        lua_pushnumber(L, u.cost_usd);
-    return 1;
-}
-
-/* s:add_retries(n, succeeded [, backoff_ms]) — used by retry() and
- * llm.call; backoff_ms is the time spent waiting between the attempts. */
-static int span_add_retries(lua_State *L)
-{
-    span_handle *h = check_span(L);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 2, "retries must be a non-negative integer");
-    lua_Number wait = luaL_optnumber(L, 4, 0);
-    luaL_argcheck(L, wait >= 0 && wait < 1e12, 4, "backoff_ms must be a finite number >= 0");
-    ms_span_add_retries(h->t, h->idx, (uint32_t)n, lua_toboolean(L, 3), (int64_t)(wait * 1e6));
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int span_index(lua_State *L)
-{
-    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
-    const char *k = lua_tostring(L, 2);
-    if (k && strcmp(k, "id") == 0) {
-        char hex[17];
-        if (h->t->generation != h->gen)
-            return luaL_error(L, "this span's trace has ended; read s.id inside the span");
-        ms_span_id_hex(ms_span_id(h->t, h->idx), hex);
-        lua_pushstring(L, hex);
-        return 1;
-    }
-    if (k && strcmp(k, "trace_id") == 0) {
-        char hex[33];
-        if (h->t->generation != h->gen)
-            return luaL_error(L, "this span's trace has ended; read s.trace_id inside the span");
-        ms_trace_id_hex(&h->t->id, hex);
-        lua_pushstring(L, hex);
-        return 1;
-    }
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "methods");
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
-}
-
-static int span_tostring(lua_State *L)
-{
-    span_handle *h = luaL_checkudata(L, 1, SPAN_MT);
-    if (h->t->generation != h->gen)
-        lua_pushliteral(L, "span (ended)");
-    else if (!ms_trace_span(h->t, h->idx))
-        lua_pushliteral(L, "span (written)");
-    else
-        lua_pushfstring(L, "span '%s'", ms_trace_str(h->t, ms_trace_span(h->t, h->idx)->name));
-    return 1;
-}
-
-/* --- trace() ------------------------------------------------------------ */
-
-static ctx_handle *check_ctx(lua_State *L)
-{
-    return luaL_checkudata(L, 1, CTX_MT);
-}
-
-static ms_trace *check_open_ctx(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    if (atomic_load(&h->t->state) != MS_TRACE_OPEN)
-        luaL_error(L, "trace %s has ended; only ctx:summary() and ctx.id work after it ends", h->id);
-    return h->t;
-}
-
-static int ctx_set(lua_State *L)
-{
-    ms_trace *t = check_open_ctx(L);
-    luaL_checkany(L, 3);
-    set_attr(L, t, 0, 2, 3);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int ctx_add_tokens(lua_State *L)
-{
-    ms_trace *t = check_open_ctx(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    ms_tokens tok = {
-        .input = opt_tokens(L, 2, "input"),
-        .output = opt_tokens(L, 2, "output"),
-        .cache_read = opt_tokens(L, 2, "cache_read"),
-        .cache_write = opt_tokens(L, 2, "cache_write"),
-    };
-    ms_trace_add_tokens(t, &tok);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* ctx:add_error(message [, type]) or ctx:add_error(err) with err a table
- * such as an llm.call error ({type =, message =}): the request failed,
- * without raising. The type defaults to "error", as for a raised string. */
-static int ctx_add_error(lua_State *L)
-{
-    ms_trace *t = check_open_ctx(L);
-    const char *type = luaL_optstring(L, 3, NULL), *msg;
-    size_t len;
-    if (lua_type(L, 2) == LUA_TTABLE) {
-        const char *ttype;
-        describe_error(L, 2, &ttype, &msg, &len);
-        if (!type)
-            type = ttype;
-    } else {
-        msg = luaL_tolstring(L, 2, &len);
-    }
-    ms_trace_add_error(t, ms_mono_ns(), type, msg, len);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int ctx_summary(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    ms_buf b = {0};
-    ms_trace_summary(h->t, ms_mono_ns(), &b);
-    if (b.oom) {
-        ms_buf_free(&b);
-        return luaL_error(L, "out of memory building the summary");
-    }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    ms_buf_free(&b);
-    return 1;
-}
-
-/* ctx:totals() -> {duration_ms, input_tokens, output_tokens,
- * cache_read_tokens, cache_write_tokens, cost_usd (nil when unknown),
- * llm_calls, errors} — the trace so far, or as it ended. */
-static int ctx_totals(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    ms_trace *t = h->t;
-    ms_trace_totals tot;
-    ms_trace_totals_get(t, &tot);
-    const ms_span *root = ms_trace_span(t, 0);
-    int64_t end = root->end ? root->end : ms_mono_ns();
-    lua_createtable(L, 0, 8);
-    lua_pushnumber(L, (double)(end - root->start) / 1e6);
-    lua_setfield(L, -2, "duration_ms");
-    lua_pushinteger(L, tot.tokens.input);
-    lua_setfield(L, -2, "input_tokens");
-    lua_pushinteger(L, tot.tokens.output);
-    lua_setfield(L, -2, "output_tokens");
-    lua_pushinteger(L, tot.tokens.cache_read);
-    lua_setfield(L, -2, "cache_read_tokens");
-    lua_pushinteger(L, tot.tokens.cache_write);
-    lua_setfield(L, -2, "cache_write_tokens");
-    if (!isnan(tot.cost_usd)) {
-        lua_pushnumber(L, tot.cost_usd);
-        lua_setfield(L, -2, "cost_usd");
-    }
-    lua_pushinteger(L, tot.llm_calls);
-    lua_setfield(L, -2, "llm_calls");
-    lua_pushnumber(L, tot.replayed_cost_usd);
-    lua_setfield(L, -2, "replayed_cost_usd");
-    lua_pushinteger(L, tot.replayed_calls);
-    lua_setfield(L, -2, "replayed_calls");
-    lua_pushinteger(L, tot.errors);
-    lua_setfield(L, -2, "errors");
-    return 1;
-}
-
-/* ctx:spans() -> the trace's ended spans so far (bind_spans.c). */
-static int ctx_spans(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    return ms_push_trace_spans(L, h->t, ms_trace_str(h->t, ms_trace_span(h->t, 0)->name));
-}
-
-static int ctx_index(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    const char *k = lua_tostring(L, 2);
-    if (k && strcmp(k, "id") == 0) {
-        lua_pushstring(L, h->id);
-        return 1;
-    }
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "methods");
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
-}
-
-/* The last reference to ctx is gone. If its trace is still open, the
- * coroutine running the body was abandoned (never resumed, or cut off):
- * the trace can never end by itself, so it ends here, incomplete, and is
- * written. */
-static int ctx_gc(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    ms_trace *t = h->t;
-    h->t = NULL;
-    if (!t)
-        return 0;
-    if (!h->joined && atomic_load(&t->state) == MS_TRACE_OPEN) {
-        ms_trace_abort(t, ms_mono_ns(), ms_interrupted ? MS_STATUS_INTERRUPTED : MS_STATUS_INCOMPLETE);
-        ms_host_trace_ended(t);
-    }
-    ms_tracer_release(ms_the_host.tracer, t);
-    return 0;
-}
-
-static int ctx_tostring(lua_State *L)
-{
-    ctx_handle *h = check_ctx(L);
-    lua_pushfstring(L, "trace %s", h->id);
-    return 1;
-}
+/* --- trace() ------------------------------------------------------------- */
 
 /* After the body of trace(): end the trace (unless it joined an eval
  * case's, which the case ends), restore the caller's state, then return
@@ -1126,7 +394,7 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     ms_trace *t = h->t;
     if (status != LUA_OK && status != LUA_YIELD && cs->trace == t) {
         ms_autospans_unwind(L, t, 0, lua_gettop(L));
-        span_failed(L, cs, 0);
+        ms_span_failed_(L, cs, 0);
     }
     /* restore what the coroutine had before trace() */
     cs->trace = h->saved_trace;
@@ -1176,7 +444,7 @@ static int l_trace(lua_State *L)
     int fix = check_body_args(L, &name, &len, &o);
     if (o.level > ms_the_host.level) {
         lua_settop(L, fix); /* the body gets ctx only, as a recorded trace's does */
-        return run_unrecorded(L, fix);
+        return ms_run_unrecorded_(L, fix);
     }
     if (o.fold)
         return luaL_error(L, "trace('%s') cannot fold: a trace is one whole request; fold the "
@@ -1266,130 +534,7 @@ static int l_traceparent(lua_State *L)
     return 1;
 }
 
-/* --- folds timed by the script ------------------------------------------- */
-
-/* moonspan.clock() -> monotonic nanoseconds, an integer: the start of a
- * repetition for a function made by moonspan.fold. */
-static int l_clock(lua_State *L)
-{
-    lua_pushinteger(L, ms_mono_ns());
-    return 1;
-}
-
-/* A function made by moonspan.fold(name): rep(t0) adds one repetition,
- * from t0 (moonspan.clock()) to now, to the fold `name` under the span
- * open in the calling coroutine, and returns now: the start of the next
- * repetition when they follow each other. Upvalue 1 is the name. It never
- * calls back into Lua: one native call a repetition. */
-static int l_fold_rep(lua_State *L)
-{
-    int64_t now = ms_mono_ns();
-    lua_Integer t0 = luaL_checkinteger(L, 1);
-    co_state *cs = costate(L);
-    if (!trace_alive(cs)) { /* outside any trace: the run trace, as for span() */
-        uint32_t root;
-        cs->trace = run_trace(L, &root);
-        cs->gen = cs->trace->generation;
-        cs->top = root;
-        cs->explicit_trace = 0;
-    }
-    size_t len;
-    const char *name = lua_tolstring(L, lua_upvalueindex(1), &len);
-    ms_trace *t = cs->trace;
-    uint32_t idx = fold_for(cs, t, cs->top, name, len, t0);
-    if (idx == MS_NONE)
-        return luaL_error(L, "out of memory recording fold '%s'", name);
-    ms_fold_end(t, idx, t0, now, 0);
-    ms_the_host.counts.folded++;
-    lua_pushinteger(L, now);
-    return 1;
-}
-
-/* moonspan.fold(name) -> rep: see l_fold_rep. */
-static int l_fold(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    lua_settop(L, 1);
-    lua_pushcclosure(L, l_fold_rep, 1);
-    return 1;
-}
-
-/* --- the handle of what is not recorded ---------------------------------- */
-
-/* Methods of a span or ctx below the level: they do what they would on a
- * recorded one, minus the recording, so a body runs the same at any
- * level. Those that read return what an empty trace would. */
-static int nospan_self(lua_State *L)
-{
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int nospan_nil(lua_State *L)
-{
-    lua_pushnil(L);
-    return 1;
-}
-
-static int nospan_totals(lua_State *L)
-{
-    lua_newtable(L);
-    return 1;
-}
-
-static int nospan_summary(lua_State *L)
-{
-    lua_pushliteral(L, "");
-    return 1;
-}
-
-static int nospan_index(lua_State *L)
-{
-    const char *k = lua_tostring(L, 2);
-    lua_CFunction fn = nospan_self;
-    if (!k || strcmp(k, "id") == 0 || strcmp(k, "trace_id") == 0)
-        return nospan_nil(L);
-    if (strcmp(k, "record_llm") == 0)
-        fn = nospan_nil;
-    else if (strcmp(k, "totals") == 0)
-        fn = nospan_totals;
-    else if (strcmp(k, "summary") == 0)
-        fn = nospan_summary;
-    lua_pushcfunction(L, fn);
-    return 1;
-}
-
-static int nospan_tostring(lua_State *L)
-{
-    lua_pushliteral(L, "span (not recorded: below the level)");
-    return 1;
-}
-
-/* moonspan._set_level(rank) and moonspan._level(): the host's level, for
- * scripts/levels.lua, which keeps its own copy for span_at. */
-static int l_set_level(lua_State *L)
-{
-    lua_Integer r = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, r >= MS_LEVEL_INFO && r <= MS_LEVEL_TRACE, 1, "not a level");
-    ms_the_host.level = (int)r;
-    return 0;
-}
-
-/* moonspan.keep_spans(on): traces started from now on keep a summary of
- * every span cut out of their buffer, so ctx:spans() is whole (eval). */
-static int l_keep_spans(lua_State *L)
-{
-    ms_the_host.keep_spans = lua_toboolean(L, 1);
-    return 0;
-}
-
-static int l_level(lua_State *L)
-{
-    lua_pushinteger(L, ms_the_host.level);
-    return 1;
-}
-
-/* --- spans for the debug hook (profile.c, autospans.c) ------------------ */
+/* --- spans for the debug hook (profile.c, autospans.c) ------------------- */
 
 int ms_span_current(lua_State *L, ms_trace **t, uint32_t *idx)
 {
@@ -1417,7 +562,7 @@ uint32_t ms_span_open(lua_State *L, const char *name, size_t len, ms_trace **out
         t = cs->trace;
         parent = cs->top;
     } else {
-        if (!ms_the_host.tracer || !(t = open_run_trace()))
+        if (!ms_the_host.tracer || !(t = ms_open_run_trace_()))
             return MS_NONE;
         cs->trace = t;
         cs->gen = t->generation;
@@ -1439,7 +584,7 @@ void ms_span_close(lua_State *L, ms_trace *t, uint32_t idx, int how)
     if (how > 0) {
         int top = lua_gettop(L);
         lua_pushvalue(L, how);                             /* ... err */
-        span_failed(L, cs, idx);
+        ms_span_failed_(L, cs, idx);
         lua_settop(L, top);
     } else if (how == MS_CLOSE_UNWOUND) {
         if (ms_interrupted) /* what unwinds everything now is the interrupt */
@@ -1470,70 +615,19 @@ int ms_called_by_span(lua_State *L)
     return f == l_span || f == l_trace;
 }
 
-/* --- registration ------------------------------------------------------- */
-
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "methods");
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
-
-static void wrap_coroutine_fn(lua_State *L, const char *field)
-{
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, field);
-    lua_pushcclosure(L, co_create, 1);
-    lua_setfield(L, -2, field);
-    lua_pop(L, 1);
-}
+/* --- registration -------------------------------------------------------- */
 
 void ms_open_trace(lua_State *L)
 {
-    static const luaL_Reg span_meta[] = {
-        {"__index", span_index}, {"__tostring", span_tostring}, {NULL, NULL}};
-    static const luaL_Reg span_methods[] = {
-        {"set", span_set}, {"event", span_event}, {"record_llm", span_record_llm},
-        {"add_retries", span_add_retries}, {NULL, NULL}};
-    static const luaL_Reg ctx_meta[] = {
-        {"__index", ctx_index}, {"__gc", ctx_gc}, {"__tostring", ctx_tostring}, {NULL, NULL}};
-    static const luaL_Reg ctx_methods[] = {
-        {"set", ctx_set}, {"add_tokens", ctx_add_tokens}, {"add_error", ctx_add_error},
-        {"summary", ctx_summary}, {"totals", ctx_totals}, {"spans", ctx_spans}, {NULL, NULL}};
-    new_class(L, SPAN_MT, span_meta, span_methods);
-    new_class(L, CTX_MT, ctx_meta, ctx_methods);
-    luaL_newmetatable(L, COSTATE_MT);
-    lua_pushcfunction(L, costate_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ms_open_handles_(L);
+    ms_open_costates_(L);
 
-    lua_newtable(L);                                          /* costates */
-    lua_newtable(L);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &costates_key);
-    costate_new(L, L, NULL);                                  /* main thread */
-
-    static const luaL_Reg nospan_meta[] = {
-        {"__index", nospan_index}, {"__tostring", nospan_tostring}, {NULL, NULL}};
-    luaL_newmetatable(L, NOSPAN_MT);
-    luaL_setfuncs(L, nospan_meta, 0);
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-    lua_newuserdatauv(L, 1, 0); /* the one handle every unrecorded span and trace gets */
-    luaL_setmetatable(L, NOSPAN_MT);
+    ms_open_levels_(L);                                       /* ... nospan */
     int nospan = lua_gettop(L);
 
     static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
     for (int k = 0; k < 2; k++) {
-        lua_pushcfunction(L, span_msgh);
+        lua_pushcfunction(L, ms_span_msgh_);
         luaL_getmetatable(L, k ? CTX_MT : SPAN_MT);
         lua_pushvalue(L, nospan);
         for (int i = 0; i < 5; i++)
@@ -1548,19 +642,12 @@ void ms_open_trace(lua_State *L)
         lua_pushcclosure(L, k ? l_trace : l_span, UPV_COUNT);
         lua_setglobal(L, k ? "trace" : "span");
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle"); /* for moonspan._nospan */
-
-    wrap_coroutine_fn(L, "create");
-    wrap_coroutine_fn(L, "wrap");
+    lua_pop(L, 1);
 
     static const luaL_Reg moonspan_fns[] = {
-        {"current_span", l_current_span}, {"traceparent", l_traceparent}, {"clock", l_clock},
-        {"fold", l_fold}, {"_set_level", l_set_level}, {"_level", l_level},
-        {"keep_spans", l_keep_spans}, {NULL, NULL}};
+        {"current_span", l_current_span}, {"traceparent", l_traceparent}, {NULL, NULL}};
     lua_getglobal(L, "moonspan");
     luaL_setfuncs(L, moonspan_fns, 0);
-    lua_getfield(L, LUA_REGISTRYINDEX, NOSPAN_MT ".handle");
-    lua_setfield(L, -2, "_nospan");
     lua_getfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
     lua_setfield(L, -2, "_case_trace");
     lua_pop(L, 1);

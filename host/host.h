@@ -179,7 +179,7 @@ void ms_host_calibrate(lua_State *L);
 /* The run's figures for its runs row. */
 void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
 
-/* --- bind_trace.c: span(), trace(), handles ------------------------------ */
+/* --- bind_trace.c and its files: span(), trace(), handles ----------------- */
 
 /* Registers span, trace and the moonspan table's tracing functions. */
 void ms_open_trace(lua_State *L);
@@ -189,19 +189,22 @@ void ms_open_trace(lua_State *L);
  * incomplete (cut without a digest, too many spans, out of memory). */
 int ms_push_trace_spans(lua_State *L, const ms_trace *t, const char *trace_name);
 
-/* The script failed at top level with the error at errix (an interrupt
- * included): the run trace records it. */
+/* bind_errors.c: the script failed at top level with the error at errix
+ * (an interrupt included): the run trace records it. */
 void ms_host_run_failed(lua_State *L, int errix);
 
-/* Calls fn on every Lua thread the host knows (the main thread and every
- * coroutine); safe inside a signal handler on the Lua thread. */
+/* bind_costate.c: calls fn on every Lua thread the host knows (the main
+ * thread and every coroutine); safe inside a signal handler on the Lua
+ * thread. */
 void ms_each_thread(void (*fn)(lua_State *co));
 
-/* When the error at errix was raised inside a span of L's coroutine,
- * pushes the traceback taken where it was raised and returns 1; else 0. */
+/* bind_errors.c: when the error at errix was raised inside a span of L's
+ * coroutine, pushes the traceback taken where it was raised and returns 1;
+ * else 0. */
 int ms_push_raise_traceback(lua_State *L, int errix);
 
-/* Spans for the debug hook (profile.c, autospans.c). None of these raise. */
+/* bind_trace.c: spans for the debug hook (profile.c, autospans.c). None of
+ * these raise. */
 
 /* The innermost open span of L's coroutine, else the run trace's root
  * while it is open: 1 with *t and *idx set; 0 when there is none. Never

@@ -818,9 +818,21 @@ function M.diff_lines(d, baseline_id, indent)
   if #d.newly_failing == 0 and #d.newly_passing == 0 then
     lines[#lines + 1] = indent .. "  no case changed outcome"
   end
+  -- A case whose trace names a changed span gets a line of its own; the
+  -- rest share one line per reason, so noise does not read as findings.
+  local quiet, reasons = {}, {}
   for _, w in ipairs(d.first_changes or {}) do
-    lines[#lines + 1] = string.format("%s  worse: %s (%s): %s", indent, shown(w.label, 60), shown(w.why, 60),
-                                      shown(w.text, 160))
+    if w.text:match("^first change: ") then
+      lines[#lines + 1] = string.format("%s  worse: %s (%s): %s", indent, shown(w.label, 60), shown(w.why, 60),
+                                        shown(w.text, 160))
+    else
+      if not quiet[w.text] then quiet[w.text], reasons[#reasons + 1] = {}, w.text end
+      table.insert(quiet[w.text], w.label)
+    end
+  end
+  for _, why in ipairs(reasons) do
+    lines[#lines + 1] = string.format("%s  worse, %s: %s", indent, shown(why, 160),
+                                      shown(table.concat(quiet[why], ", "), 400))
   end
   return lines
 end
