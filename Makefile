@@ -93,12 +93,24 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoonspan.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) -lcmocka $(LDLIBS)
 
 # Installs the Debian packages that are missing (needs root or sudo).
+# Node is looked for as commands, not packages: a machine with node from
+# elsewhere keeps it, a fresh Debian 12 gets Debian's nodejs and npm.
+NODE_TESTS := tests/otel
+
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+	@# the npm packages the OTLP tests use (tests/otel/package.json), when the lock file changed
+	@if [ ! -f $(NODE_TESTS)/node_modules/.package-lock.json ] || \
+	    [ $(NODE_TESTS)/package-lock.json -nt $(NODE_TESTS)/node_modules/.package-lock.json ]; then \
+	  echo "npm ci in $(NODE_TESTS)"; \
+	  (cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error); \
 	fi
 
 demo: deps
