@@ -19,4 +19,6 @@ void ms_clock_init(void) { pthread_once(&once, init_offset); }
 
 int64_t ms_mono_to_epoch(int64_t mono_ns) { return mono_ns + epoch_minus_mono; }
 
+int64_t ms_epoch_to_mono(int64_t epoch_ns) { return epoch_ns - epoch_minus_mono; }
+
 int64_t ms_epoch_ns(void) { return ms_mono_to_epoch(ms_mono_ns()); }

@@ -26,6 +26,11 @@ void ms_clock_init(void);
 /* Converts a ms_mono_ns() reading to Unix epoch nanoseconds. */
 int64_t ms_mono_to_epoch(int64_t mono_ns);
 
+/* The inverse of ms_mono_to_epoch: the monotonic reading that converts
+ * to `epoch_ns` (for traces imported from elsewhere, whose times are
+ * epoch). Exact, so ms_mono_to_epoch gives `epoch_ns` back. */
+int64_t ms_epoch_to_mono(int64_t epoch_ns);
+
 /* Current Unix epoch nanoseconds, on the same timeline as ms_mono_to_epoch. */
 int64_t ms_epoch_ns(void);
 

@@ -1,0 +1,221 @@
+/* serve_otlp — the OTLP/HTTP trace receiver, one request at a time
+ * (serve_otlp.h). Decoding is telemetry/'s (ms_otlp_in, ms_otlp_json);
+ * this file speaks HTTP's part: media types, gzip, limits, replies. */
+#include "serve_otlp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "ms_otlp_in.h"
+#include "ms_otlp_json.h"
+
+enum { FMT_NONE, FMT_PROTOBUF, FMT_JSON };
+/* google.rpc.Code values the Collector uses in its error bodies */
+enum { RPC_INVALID_ARGUMENT = 3, RPC_RESOURCE_EXHAUSTED = 8, RPC_UNIMPLEMENTED = 12, RPC_UNAVAILABLE = 14 };
+
+/* The media type without parameters, compared without case. */
+static int format_of(const char *content_type)
+{
+    if (!content_type)
+        return FMT_NONE;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strcspn(content_type, ";");
+    while (n && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    if (n == 22 && !strncasecmp(content_type, "application/x-protobuf", n))
+        return FMT_PROTOBUF;
+    if (n == 16 && !strncasecmp(content_type, "application/json", n))
+        return FMT_JSON;
+    return FMT_NONE;
+}
+
+/* 1 gzip, 0 none, -1 an encoding this receiver does not take */
+static int gzip_of(const char *enc)
+{
+    if (!enc || !*enc || !strcasecmp(enc, "identity"))
+        return 0;
+    return !strcasecmp(enc, "gzip") ? 1 : -1;
+}
+
+static void put_varint(ms_buf *b, uint64_t v)
+{
+    do {
+        uint8_t c = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        ms_buf_addc(b, (char)(c | (v ? 0x80 : 0)));
+    } while (v);
+}
+
+/* A google.rpc.Status{code, message} in the request's encoding. */
+static void error_reply(ms_otlp_receiver *r, ms_http_reply *out, int status, int fmt, int code, const char *msg)
+{
+    r->refused++;
+    out->status = status;
+    ms_buf_reset(&out->body);
+    if (fmt == FMT_PROTOBUF) {
+        out->content_type = "application/x-protobuf";
+        ms_buf_addc(&out->body, 0x08);
+        put_varint(&out->body, (uint64_t)code);
+        ms_buf_addc(&out->body, 0x12);
+        put_varint(&out->body, strlen(msg));
+        ms_buf_adds(&out->body, msg);
+    } else {
+        out->content_type = "application/json";
+        ms_buf_printf(&out->body, "{\"code\":%d,\"message\":", code);
+        ms_json_str(&out->body, msg, strlen(msg));
+        ms_buf_addc(&out->body, '}');
+    }
+}
+
+int ms_otlp_refuse(ms_otlp_receiver *r, const char *method, const char *path, const char *content_type,
+                   const char *content_encoding, int64_t content_length, ms_http_reply *out)
+{
+    char msg[256];
+    int fmt = format_of(content_type);
+    if (strcmp(path, MS_OTLP_PATH) != 0) {
+        snprintf(msg, sizeof msg, "no such path; this receiver takes OTLP traces at POST %s", MS_OTLP_PATH);
+        error_reply(r, out, 404, fmt, RPC_UNIMPLEMENTED, msg);
+    } else if (strcmp(method, "POST") != 0) {
+        error_reply(r, out, 405, fmt, RPC_UNIMPLEMENTED, "OTLP traces are sent with POST");
+    } else if (fmt == FMT_NONE) {
+        error_reply(r, out, 415, FMT_JSON, RPC_INVALID_ARGUMENT,
+                    "unsupported Content-Type; send application/x-protobuf or application/json");
+    } else if (gzip_of(content_encoding) < 0) {
+        error_reply(r, out, 415, fmt, RPC_INVALID_ARGUMENT,
+                    "unsupported Content-Encoding; send gzip or no encoding");
+    } else if (content_length > 0 && (uint64_t)content_length > r->max_body) {
+        snprintf(msg, sizeof msg, "the body is over %zu bytes; send smaller batches or raise serve --max-body",
+                 r->max_body);
+        error_reply(r, out, 413, fmt, RPC_RESOURCE_EXHAUSTED, msg);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Inflates gzip `in` into out, at most `max` bytes. 0, 1 over max, -1 not gzip. */
+static int gunzip(const uint8_t *in, size_t len, size_t max, ms_buf *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 16) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    unsigned char chunk[16384];
+    int rc;
+    do {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        rc = inflate(&z, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END)
+            break;
+        size_t got = sizeof chunk - z.avail_out;
+        if (out->len + got > max) {
+            inflateEnd(&z);
+            return 1;
+        }
+        ms_buf_add(out, chunk, got);
+    } while (rc == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+    inflateEnd(&z);
+    /* the whole body must be one complete gzip stream */
+    return rc == Z_STREAM_END && z.avail_in == 0 && !out->oom ? 0 : -1;
+}
+
+static ms_trace *sink_acquire(void *ud) { return ms_tracer_acquire(ud); }
+static void sink_submit(void *ud, ms_trace *t) { ms_tracer_submit(ud, t); }
+
+void ms_otlp_handle(ms_otlp_receiver *r, const char *content_type, const char *content_encoding,
+                    const uint8_t *body, size_t len, int too_big, ms_http_reply *out)
+{
+    int fmt = format_of(content_type);
+    char msg[512];
+    r->requests++;
+    out->retry_after = NULL;
+    if (too_big) {
+        snprintf(msg, sizeof msg, "the body is over %zu bytes; send smaller batches or raise serve --max-body",
+                 r->max_body);
+        error_reply(r, out, 413, fmt, RPC_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    ms_buf inflated = {0}, transcoded = {0};
+    if (gzip_of(content_encoding) == 1) {
+        int g = gunzip(body, len, r->max_body, &inflated);
+        if (g) {
+            if (g > 0)
+                snprintf(msg, sizeof msg, "the body inflates to over %zu bytes; send smaller batches or raise"
+                                          " serve --max-body", r->max_body);
+            error_reply(r, out, g > 0 ? 413 : 400, fmt, g > 0 ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT,
+                        g > 0 ? msg : "Content-Encoding is gzip but the body is not a complete gzip stream");
+            ms_buf_free(&inflated);
+            return;
+        }
+        body = (const uint8_t *)inflated.data;
+        len = inflated.len;
+    }
+    if (fmt == FMT_JSON) {
+        char err[256];
+        if (ms_otlp_json_to_protobuf((const char *)body, len, &transcoded, err, sizeof err) != 0) {
+            snprintf(msg, sizeof msg, "the body is not OTLP JSON: %s", err);
+            error_reply(r, out, 400, fmt, RPC_INVALID_ARGUMENT, msg);
+            ms_buf_free(&inflated);
+            ms_buf_free(&transcoded);
+            return;
+        }
+        body = (const uint8_t *)transcoded.data;
+        len = transcoded.len;
+    }
+    size_t failed_before = ms_tracer_failed(r->tracer);
+    ms_otlp_sink sink = {sink_acquire, sink_submit, r->tracer};
+    ms_otlp_result res;
+    int rc = ms_otlp_traces_ingest(body ? body : (const uint8_t *)"", len, r->prices, &sink, &res);
+    ms_buf_free(&inflated);
+    ms_buf_free(&transcoded);
+    if (rc < 0) {
+        snprintf(msg, sizeof msg, "the body is not an OTLP ExportTraceServiceRequest: %s", res.message);
+        error_reply(r, out, 400, fmt, RPC_INVALID_ARGUMENT, msg);
+        return;
+    }
+    /* a 200 promises the spans are stored: wait for the writer */
+    ms_tracer_flush(r->tracer, 0, NULL);
+    if (rc == ENOMEM || ms_tracer_failed(r->tracer) > failed_before) {
+        const char *why = rc == ENOMEM ? "out of memory" : ms_tracer_last_error(r->tracer);
+        snprintf(msg, sizeof msg, "the spans could not be stored (%s); retry later", why ? why : "write failed");
+        error_reply(r, out, 503, fmt, RPC_UNAVAILABLE, msg);
+        out->retry_after = "5";
+        return;
+    }
+    r->spans += res.spans;
+    r->rejected += res.rejected;
+    out->status = 200;
+    ms_buf_reset(&out->body);
+    if (fmt == FMT_PROTOBUF) {
+        out->content_type = "application/x-protobuf";
+        if (res.rejected) { /* ExportTraceServiceResponse{partial_success=1{rejected_spans=1, error_message=2}} */
+            ms_buf part = {0};
+            ms_buf_addc(&part, 0x08);
+            put_varint(&part, res.rejected);
+            ms_buf_addc(&part, 0x12);
+            put_varint(&part, strlen(res.message));
+            ms_buf_adds(&part, res.message);
+            ms_buf_addc(&out->body, 0x0a);
+            put_varint(&out->body, part.len);
+            ms_buf_add(&out->body, part.data, part.len);
+            ms_buf_free(&part);
+        }
+    } else {
+        out->content_type = "application/json";
+        if (res.rejected) {
+            ms_buf_printf(&out->body, "{\"partialSuccess\":{\"rejectedSpans\":\"%llu\",\"errorMessage\":",
+                          (unsigned long long)res.rejected);
+            ms_json_str(&out->body, res.message, strlen(res.message));
+            ms_buf_adds(&out->body, "}}");
+        } else {
+            ms_buf_adds(&out->body, "{}");
+        }
+    }
+}
