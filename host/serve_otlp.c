@@ -176,7 +176,8 @@ void ms_otlp_handle(ms_otlp_receiver *r, const char *content_type, const char *c
     ms_buf_free(&inflated);
     ms_buf_free(&transcoded);
     if (rc < 0) {
-        snprintf(msg, sizeof msg, "the body is not an OTLP ExportTraceServiceRequest: %s", res.message);
+        snprintf(msg, sizeof msg, "the body is not an OTLP ExportTraceServiceRequest (%s); send one encoded as"
+                                  " the Content-Type says", res.message);
         error_reply(r, out, 400, fmt, RPC_INVALID_ARGUMENT, msg);
         return;
     }

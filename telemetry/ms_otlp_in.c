@@ -1016,7 +1016,7 @@ int ms_otlp_traces_ingest(const uint8_t *body, size_t len, const ms_prices *pric
             break;
     }
     if (rc < 0 && !res->message[0])
-        fail(&rd, "the body is not an ExportTraceServiceRequest (cut short or a bad tag)");
+        fail(&rd, "a field is cut short or has a bad tag");
     uint32_t *order = NULL, *byid = NULL;
     if (rc == 0 && rd.n) {
         order = malloc(rd.n * sizeof *order);

@@ -1,7 +1,8 @@
 // Sends one GenAI trace to moonspan serve with the official OpenTelemetry JS
 // SDK: an agent root, a chat span with usage, a tool span, a failing chat.
 // usage: node send_genai.js URL proto|json [gzip]
-// Prints the trace id; exits 0 only when the exporter reports success.
+// Prints one JSON line: {traceId, spans: {name: {spanId, parentSpanId, startNs, endNs}}}
+// (times as decimal strings); exits 0 only when the exporter reports success.
 'use strict';
 const { BasicTracerProvider, SimpleSpanProcessor, InMemorySpanExporter } = require('@opentelemetry/sdk-trace-base');
 const { Resource } = require('@opentelemetry/resources');
@@ -59,6 +60,11 @@ otlp.export(memory.getFinishedSpans(), (result) => {
     console.error('export failed:', result.error && result.error.message);
     process.exit(1);
   }
-  console.log(root.spanContext().traceId);
+  const ns = (t) => (BigInt(t[0]) * 1000000000n + BigInt(t[1])).toString();
+  const spans = {};
+  for (const s of memory.getFinishedSpans())
+    spans[s.name] = { spanId: s.spanContext().spanId, parentSpanId: s.parentSpanId || '',
+                      startNs: ns(s.startTime), endNs: ns(s.endTime) };
+  console.log(JSON.stringify({ traceId: root.spanContext().traceId, spans }));
   otlp.shutdown().then(() => process.exit(0));
 });
