@@ -635,7 +635,10 @@ static int64_t parse_iso(pb s)
     if (p != e)
         return -1;
     int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-    return secs * 1000000000 + frac;
+    int64_t ns;
+    if (__builtin_mul_overflow(secs, INT64_C(1000000000), &ns) || __builtin_add_overflow(ns, frac, &ns))
+        return -1; /* past 2262: not a time a span can hold */
+    return ns;
 }
 
 /* An epoch time as the trace buffer's monotonic clock. */
@@ -897,6 +900,7 @@ static int build_row(builder *b, uint32_t r)
     ospan *root = &sp[r];
     int rc = ms_trace_start(t, (const char *)root->name.p, pb_len(root->name), mono(root->start), &root->trace,
                             root->parent);
+    t->salt = 0; /* ids are the sender's (t->ids); readers take a salt of 0 to mean so */
     /* depth first, children in start order: a parent always precedes its children */
     uint32_t n = 0;
     for (uint32_t i = r; rc == 0 && i != MS_NONE;) {

@@ -19,6 +19,9 @@ local function need_node()
          "tests/otel/node_modules is missing: run `make deps`")
 end
 
+-- servers started and not yet stopped: a failing test's are stopped after it
+local running = {}
+
 -- Starts `moonspan serve --otlp 127.0.0.1:0` into db; returns the server:
 -- {pid, url, db, err (its stderr file)}.
 local function serve(db, extra)
@@ -26,6 +29,7 @@ local function serve(db, extra)
   local out, err = d .. "/out", d .. "/err"
   local pid = H.spawn(string.format("exec %s --db %s serve --otlp 127.0.0.1:0 %s >%s 2>%s", q(H.bin), q(db),
                                     extra or "", q(out), q(err)))
+  running[pid] = true
   local port
   local deadline = moonspan.now_ms() + 10000
   while not port and moonspan.now_ms() < deadline do
@@ -41,6 +45,7 @@ end
 local function stop(s)
   os.execute("kill -TERM " .. s.pid)
   assert(H.wait_gone(s.pid, 15), "serve did not stop on SIGTERM")
+  running[s.pid] = nil
   return H.read(s.err) or ""
 end
 
@@ -105,6 +110,13 @@ end
 
 describe("moonspan serve --otlp", function()
   local prices
+
+  after_each(function()
+    for pid in pairs(running) do
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+      running[pid] = nil
+    end
+  end)
 
   setup(function()
     need_node()
