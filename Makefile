@@ -11,10 +11,10 @@ BUILD   ?= build
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS     := lua5.4 libcurl sqlite3
+PKGS     := lua5.4 libcurl sqlite3 libmicrohttpd
 DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
-            clang libclang-rt-14-dev
+            clang libclang-rt-14-dev prometheus
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
