@@ -1,0 +1,213 @@
+-- Prometheus /metrics: `moonspan serve --metrics` (from the store) and
+-- `run --metrics-addr` (live), checked with promtool, and scraped by a real
+-- Prometheus server whose HTTP API must give back what the store says.
+-- promtool and prometheus come from Debian's `prometheus` package (make
+-- deps): missing, these tests fail.
+local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers.lua")
+local q = H.q
+
+-- A few traces with known counts: 6 requests (one failing), LLM calls on
+-- the priced mock model, a step whose name needs escaping.
+local PIPELINE = [[
+for i = 1, 6 do
+  pcall(trace, "answer", function()
+    span('step "quoted"\nline2 \\ end', function() end)
+    llm.call{model = "mock", messages = {{role = "user", content = "question " .. i}}}
+    if i == 4 then error({type = "bad_input", message = "no"}) end
+  end)
+end
+]]
+
+-- Starts `cmd` (a shell command line for the binary, its stderr to a file)
+-- in the background; returns its pid and the port it printed.
+local function start_server(cmd, dir)
+  local errf = dir .. "/server.err"
+  local pid = H.spawn("exec " .. cmd .. " 2>" .. q(errf))
+  local port
+  local deadline = moonspan.now_ms() + 10000
+  while not port and moonspan.now_ms() < deadline do
+    port = (H.read(errf) or ""):match("http://127%.0%.0%.1:(%d+)/metrics")
+    if not port then moonspan.sleep_ms(20) end
+  end
+  assert(port, "the server printed no port: " .. (H.read(errf) or ""))
+  return pid, tonumber(port), errf
+end
+
+local function stop(pid)
+  os.execute("kill " .. pid .. " 2>/dev/null")
+  assert.is_true(H.wait_gone(pid, 10), "process " .. pid .. " did not stop")
+end
+
+local function http_get(url)
+  local r = H.sh("curl -sS -D - --max-time 10 " .. q(url))
+  assert.are.equal(0, r.code, "curl " .. url .. ": " .. r.err)
+  local head, body = r.out:match("^(.-)\r\n\r\n(.*)$")
+  return {status = tonumber(head:match("^HTTP/%S+ (%d+)")), head = head, body = body}
+end
+
+-- Samples of an exposition: key "name{labels}" -> number.
+local function samples(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:sub(1, 1) ~= "#" then
+      local key, v = line:match("^(.-) (%S+)$")
+      out[key] = tonumber(v) or (v == "+Inf" and math.huge) or v
+    end
+  end
+  return out
+end
+
+local function promtool_ok(text, dir)
+  local f = H.write(dir .. "/metrics.txt", text)
+  local r = H.sh("promtool check metrics < " .. q(f))
+  assert.are.equal(0, r.code, "promtool check metrics: " .. r.out .. r.err .. "\n" .. text)
+end
+
+-- Every histogram's +Inf bucket equals its _count, and buckets are cumulative.
+local function histograms_consistent(text)
+  local last, counts, infs = {}, {}, {}
+  for line in text:gmatch("[^\n]+") do
+    local name, labels, v = line:match("^([%w_]+)_bucket{(.*)} (%d+)$")
+    if name then
+      local series = name .. "{" .. labels:gsub(',?le="[^"]*"', "") .. "}"
+      assert.is_true(tonumber(v) >= (last[series] or 0), "buckets not cumulative: " .. line)
+      last[series] = tonumber(v)
+      if labels:match('le="%+Inf"') then infs[series] = tonumber(v) end
+    end
+    local cname, clabels, cv = line:match("^([%w_]+)_count{(.*)} (%d+)$")
+    if cname then counts[cname .. "{" .. clabels .. "}"] = tonumber(cv) end
+  end
+  local n = 0
+  for series, c in pairs(counts) do
+    assert.are.equal(c, infs[series], "+Inf bucket of " .. series)
+    n = n + 1
+  end
+  assert.is_true(n > 0, "no histogram in the exposition")
+end
+
+describe("moonspan serve --metrics", function()
+  it("serves the store's metrics, valid for promtool, equal to the store, and new traces at the next scrape",
+     function()
+    local r = H.run_script(PIPELINE)
+    assert.are.equal(0, r.code, r.err)
+    local pid, port = start_server(q(H.bin) .. " --db " .. q(r.db) .. " serve --metrics 127.0.0.1:0", r.dir)
+    local ok, err = pcall(function()
+      local res = http_get("http://127.0.0.1:" .. port .. "/metrics")
+      assert.are.equal(200, res.status)
+      assert.truthy(res.head:lower():find("content-type: text/plain; version=0.0.4; charset=utf-8", 1, true))
+      promtool_ok(res.body, r.dir)
+      histograms_consistent(res.body)
+      local s = samples(res.body)
+      assert.are.equal(5, s['moonspan_requests_total{trace_name="answer",status="ok"}'])
+      assert.are.equal(1, s['moonspan_requests_total{trace_name="answer",status="error"}'])
+      assert.are.equal(1, s['moonspan_errors_total{error_type="bad_input"}'])
+      assert.are.equal(6, s['moonspan_step_duration_seconds_count{span_name="step \\"quoted\\"\\nline2 \\\\ end"}'])
+      local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+      assert.are.equal(6, s["gen_ai_client_operation_duration_seconds_count{" .. llm .. "}"])
+      local cost = H.scalar(r.db, "SELECT sum(cost_usd) FROM traces")
+      H.close_to(cost, s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock"}'],
+                 "cost", 1e-9)
+      local input = H.scalar(r.db, "SELECT sum(input_tokens + cache_read_tokens + cache_write_tokens) FROM traces")
+      assert.are.equal(input, s["gen_ai_client_token_usage_sum{" .. llm .. ',gen_ai_token_type="input"}'])
+      assert.is_nil(res.body:find("moonspan_writer_queue_depth", 1, true)) -- live only
+
+      -- the same store grows while served: the next scrape has the new traces
+      local r2 = H.run_script(PIPELINE, {db = r.db})
+      assert.are.equal(0, r2.code, r2.err)
+      local s2 = samples(http_get("http://127.0.0.1:" .. port .. "/metrics").body)
+      assert.are.equal(10, s2['moonspan_requests_total{trace_name="answer",status="ok"}'])
+      assert.are.equal(12, s2["gen_ai_client_operation_duration_seconds_count{" .. llm .. "}"])
+
+      assert.are.equal(404, http_get("http://127.0.0.1:" .. port .. "/other").status)
+    end)
+    stop(pid)
+    assert(ok, err)
+  end)
+
+  it("refuses bad usage with exit 2 and a message naming the fix", function()
+    local d = H.tmpdir("serve-usage")
+    local cases = {
+      {{"serve"}, "give %-%-metrics HOST:PORT"},
+      {{"serve", "--metrics", "9464"}, "not HOST:PORT; give e%.g%. 127%.0%.0%.1:9464"},
+      {{"serve", "--metrics", "127.0.0.1:99999"}, "port must be a number from 0 to 65535"},
+      {{"serve", "--metrics", "example.com:9464"}, "not an IPv4 address"},
+      {{"serve", "--metrics", "127.0.0.1:0", "--db", d .. "/none.db"}, "no moonspan database"},
+      {{"serve", "--bogus"}, "bogus"},
+    }
+    for _, c in ipairs(cases) do
+      local r = H.moonspan(c[1])
+      assert.are.equal(2, r.code, table.concat(c[1], " "))
+      assert.matches(c[2], r.err)
+      assert.are.equal("", r.out)
+      assert.are.equal(1, H.lines(r.err), r.err)
+    end
+    local h = H.moonspan({"serve", "--help"})
+    assert.are.equal(0, h.code)
+    assert.matches("%-%-metrics HOST:PORT", h.out)
+  end)
+
+  it("exits 2 when the port is taken", function()
+    local r = H.run_script(PIPELINE)
+    local pid, port = start_server(q(H.bin) .. " --db " .. q(r.db) .. " serve --metrics 127.0.0.1:0", r.dir)
+    local again = H.moonspan({"serve", "--metrics", "127.0.0.1:" .. port}, {db = r.db})
+    local run = H.run_script("span('x', function() end)", {run_args = {"--metrics-addr", "127.0.0.1:" .. port}})
+    stop(pid)
+    assert.are.equal(2, again.code)
+    assert.matches("cannot listen on 127%.0%.0%.1:" .. port .. ".*choose another", again.err)
+    assert.are.equal(2, run.code)
+    assert.matches("%-%-metrics%-addr: cannot listen", run.err)
+  end)
+end)
+
+-- A script that records 8 traces, flushes them, says it is ready, then
+-- waits (at most 30 s) for the test to create GO before it ends.
+local LIVE = [[
+for i = 1, 8 do
+  trace("live", function()
+    span("work", function() end)
+    llm.call{model = "mock", messages = {{role = "user", content = "q" .. i}}}
+  end)
+end
+moonspan.flush()
+ready()
+local go = READY:gsub("ready$", "go")
+for _ = 1, 1500 do
+  local f = io.open(go) if f then f:close() break end
+  moonspan.sleep_ms(20)
+end
+]]
+
+-- Starts LIVE under `moonspan run --metrics-addr 127.0.0.1:0` in dir;
+-- returns once it is ready: its pid (a shell that writes the exit status
+-- to dir/status), the port, and the paths of go and status.
+local function start_live(dir, db)
+  local script = H.write(dir .. "/live.lua", string.format(
+    "READY = %q\nfunction ready() io.open(READY, 'w'):close() end\n", dir .. "/ready") .. LIVE)
+  local pid, port = start_server(string.format("sh -c %s", q(string.format(
+    "%s --db %s run --quiet --metrics-addr 127.0.0.1:0 %s; echo $? > %s", q(H.bin), q(db), q(script),
+    q(dir .. "/status")))), dir)
+  assert.is_true(H.wait_file(dir .. "/ready", 30), "the script never became ready")
+  return pid, port, dir .. "/go", dir .. "/status"
+end
+
+describe("run --metrics-addr", function()
+  it("serves the running process's metrics, valid for promtool, with the writer's queue depth", function()
+    local dir = H.tmpdir("live")
+    local db = dir .. "/x.db"
+    local pid, port, go, status = start_live(dir, db)
+    local ok, res = pcall(http_get, "http://127.0.0.1:" .. port .. "/metrics")
+    H.write(go, "")
+    assert.is_true(H.wait_gone(pid, 30), "the run did not end")
+    assert(ok, res)
+    assert.are.equal("0", (H.read(status) or ""):match("%d+"), H.read(dir .. "/server.err"))
+    assert.are.equal(200, res.status)
+    promtool_ok(res.body, dir)
+    histograms_consistent(res.body)
+    local s = samples(res.body)
+    assert.are.equal(8, s['moonspan_requests_total{trace_name="live",status="ok"}'])
+    assert.are.equal(8, s['moonspan_step_duration_seconds_count{span_name="work"}'])
+    H.close_to(H.scalar(db, "SELECT sum(cost_usd) FROM traces"),
+               s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock"}'], "cost", 1e-9)
+    assert.are.equal(0, s["moonspan_writer_queue_depth"])
+  end)
+end)
