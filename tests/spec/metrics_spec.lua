@@ -211,3 +211,81 @@ describe("run --metrics-addr", function()
     assert.are.equal(0, s["moonspan_writer_queue_depth"])
   end)
 end)
+
+-- A real Prometheus (Debian's 2.42) as a plain process on a loopback port,
+-- scraping `targets` (job name -> port) every second.
+local function start_prometheus(dir, targets)
+  local cfg = {"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"}
+  for job, port in pairs(targets) do
+    cfg[#cfg + 1] = string.format("  - job_name: %s\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n",
+                                  job, port)
+  end
+  H.write(dir .. "/prometheus.yml", table.concat(cfg))
+  for _ = 1, 3 do -- a port another process holds: another try on another port
+    local port = math.random(20000, 60000)
+    local pid = H.spawn(string.format("exec prometheus --config.file=%s --storage.tsdb.path=%s "
+      .. "--web.listen-address=127.0.0.1:%d --log.level=warn 2>%s", q(dir .. "/prometheus.yml"),
+      q(dir .. "/data"), port, q(dir .. "/prometheus.log")))
+    local deadline = moonspan.now_ms() + 20000
+    while moonspan.now_ms() < deadline and not H.wait_gone(pid, 0) do
+      local r = H.sh("curl -sf --max-time 2 http://127.0.0.1:" .. port .. "/-/ready")
+      if r.code == 0 then return pid, port end
+      moonspan.sleep_ms(100)
+    end
+    stop(pid)
+  end
+  error("prometheus did not start: " .. (H.read(dir .. "/prometheus.log") or "no log"))
+end
+
+-- The value of instant query `expr` once Prometheus has it (it scrapes
+-- every second); nil after 20 s.
+local function query_value(port, expr)
+  local deadline = moonspan.now_ms() + 20000
+  while moonspan.now_ms() < deadline do
+    local r = H.sh("curl -sS --max-time 5 -G --data-urlencode " .. q("query=" .. expr)
+                   .. " http://127.0.0.1:" .. port .. "/api/v1/query")
+    if r.code == 0 and r.out ~= "" then
+      local res = H.json(r.out)
+      local v = res.status == "success" and res.data.result[1]
+      if v then return tonumber(v.value[2]) end
+    end
+    moonspan.sleep_ms(200)
+  end
+  return nil
+end
+
+describe("a real Prometheus server", function()
+  it("scrapes serve --metrics and a live run, and its query API gives back what the store says", function()
+    local r = H.run_script(PIPELINE)
+    assert.are.equal(0, r.code, r.err)
+    local live_dir = H.tmpdir("live-prom")
+    local pids, go = {}, live_dir .. "/go"
+    local ok, err = pcall(function()
+      local serve_pid, serve_port = start_server(q(H.bin) .. " --db " .. q(r.db)
+                                                 .. " serve --metrics 127.0.0.1:0", r.dir)
+      pids[#pids + 1] = serve_pid
+      local live_pid, live_port = start_live(live_dir, live_dir .. "/x.db")
+      pids[#pids + 1] = live_pid
+      local prom_pid, prom_port = start_prometheus(r.dir, {store = serve_port, live = live_port})
+      pids[#pids + 1] = prom_pid
+
+      local requests = H.scalar(r.db, "SELECT count(*) FROM traces WHERE status = 'ok'")
+      assert.are.equal(requests, query_value(prom_port, 'moonspan_requests_total{job="store",status="ok"}'))
+      H.close_to(H.scalar(r.db, "SELECT sum(cost_usd) FROM traces"),
+                 query_value(prom_port, 'sum(moonspan_cost_usd_total{job="store"})'), "store cost", 1e-9)
+      assert.are.equal(6, query_value(prom_port,
+        'sum(gen_ai_client_operation_duration_seconds_count{job="store",gen_ai_request_model="mock"})'))
+
+      assert.are.equal(8, query_value(prom_port, 'moonspan_requests_total{job="live",trace_name="live"}'))
+      local live_cost = query_value(prom_port, 'sum(moonspan_cost_usd_total{job="live"})')
+      H.write(go, "")
+      assert.is_true(H.wait_gone(live_pid, 30), "the live run did not end")
+      H.close_to(H.scalar(live_dir .. "/x.db", "SELECT sum(cost_usd) FROM traces"), live_cost, "live cost", 1e-9)
+      local up = query_value(prom_port, 'sum(up{job="store"})')
+      assert.are.equal(1, up)
+    end)
+    H.write(go, "") -- the live run ends by itself then, on failure too
+    for _, pid in ipairs(pids) do stop(pid) end
+    assert(ok, err)
+  end)
+end)
