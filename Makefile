@@ -142,7 +142,8 @@ $(BUILD)/bench/bench_profile: tests/bench/bench_profile.c $(BUILD)/host/profile.
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/bench/bench_stats $(BUILD)/fake_llm
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/bench/bench_stats \
+       $(BUILD)/bench/bench_metrics $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # --- fuzzing (tests/fuzz/) ---------------------------------------------------

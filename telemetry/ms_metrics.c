@@ -26,6 +26,7 @@ typedef struct series {
     double value;          /* a counter's value; a histogram's sum */
     uint64_t count;        /* a histogram's observations */
     uint64_t *buckets;     /* per bucket (not cumulative), nb of them */
+    char *labels;          /* `name="value",...` as exposed; NULL: not made yet */
 } series;
 
 typedef struct family {
@@ -34,7 +35,8 @@ typedef struct family {
     const double *bounds;
     size_t nb;
     const char *const *labels; /* label names, NULL-terminated */
-    ms_strmap keys;            /* rendered label set -> series index */
+    ms_strmap keys;            /* label values, length-prefixed -> series index */
+    long last;                 /* the series found last; -1 none */
     series *s;
     size_t cap;
 } family;
@@ -56,6 +58,7 @@ struct ms_metrics {
     pthread_mutex_t lock;
     family f[NFAM];
     ms_buf key;            /* scratch: the label set being looked up */
+    ms_buf raw;            /* scratch: its values, length-prefixed, unescaped */
     double (*queue_fn)(void *ud);
     void *queue_ud;
 };
@@ -91,6 +94,7 @@ ms_metrics *ms_metrics_new(void)
     };
     for (int i = 0; i < NFAM; i++) {
         m->f[i] = init[i];
+        m->f[i].last = -1;
     }
     return m;
 }
@@ -100,12 +104,15 @@ void ms_metrics_free(ms_metrics *m)
     if (!m)
         return;
     for (int i = 0; i < NFAM; i++) {
-        for (size_t k = 0; k < m->f[i].keys.n; k++)
+        for (size_t k = 0; k < m->f[i].keys.n && k < m->f[i].cap; k++) {
             free(m->f[i].s[k].buckets);
+            free(m->f[i].s[k].labels);
+        }
         free(m->f[i].s);
         ms_strmap_free(&m->f[i].keys);
     }
     ms_buf_free(&m->key);
+    ms_buf_free(&m->raw);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -173,43 +180,92 @@ static void render(ms_buf *b, const family *f, const ms_mstr *values, int other)
     }
 }
 
+/* The raw key of the series that takes label sets past the bound: raw
+ * keys of label sets begin with a size_t length, never with this byte. */
+static const char OTHER_RAW[] = "\xff_other";
+
 /* The series of label set `values` in f, created when new; past
- * MS_METRICS_MAX_SERIES the "_other" series. NULL when memory ran out
- * (the observation is lost, the registry stays consistent). */
+ * MS_METRICS_MAX_SERIES the "_other" series. Looked up by the values as
+ * they are (length-prefixed): escaping is done once, when a series is
+ * made. NULL when memory ran out (the observation is lost, the registry
+ * stays consistent). */
 static series *find(ms_metrics *m, family *f, const ms_mstr *values)
 {
-    render(&m->key, f, values, 0);
-    if (m->key.oom)
-        return NULL;
-    int created = 0;
-    long ix = ms_strmap_find(&f->keys, m->key.data ? m->key.data : "", m->key.len);
-    if (ix < 0 && f->keys.n >= MS_METRICS_MAX_SERIES) { /* full: a new label set counts as _other */
-        render(&m->key, f, values, 1);
-        if (m->key.oom)
+    /* the key in a stack buffer when it fits (labels are short) */
+    char small[256];
+    size_t klen = 0;
+    for (size_t i = 0; f->labels[i]; i++)
+        klen += sizeof(size_t) + (values[i].p ? values[i].len : 0);
+    const char *key = small;
+    if (klen > sizeof small) {
+        ms_buf_reset(&m->raw);
+        for (size_t i = 0; f->labels[i]; i++) {
+            size_t len = values[i].p ? values[i].len : SIZE_MAX;
+            ms_buf_add(&m->raw, &len, sizeof len);
+            if (values[i].p)
+                ms_buf_add(&m->raw, values[i].p, values[i].len);
+        }
+        if (m->raw.oom)
             return NULL;
+        key = m->raw.data;
+    } else {
+        char *w = small;
+        for (size_t i = 0; f->labels[i]; i++) {
+            size_t len = values[i].p ? values[i].len : SIZE_MAX;
+            memcpy(w, &len, sizeof len);
+            w += sizeof len;
+            if (values[i].p) {
+                memcpy(w, values[i].p, values[i].len);
+                w += values[i].len;
+            }
+        }
     }
+    /* the label set looked up last: an LLM call's families see the same one
+     * call after call */
+    if (f->last >= 0) {
+        const ms_strmap_ent *e = &f->keys.ent[f->last];
+        if (e->klen == klen && memcmp(e->key, key, klen) == 0 && f->s[f->last].labels)
+            return &f->s[f->last];
+    }
+    int other = 0;
+    long ix = ms_strmap_find(&f->keys, key, klen);
+    if (ix < 0 && f->keys.n >= MS_METRICS_MAX_SERIES) { /* full: a new label set counts as _other */
+        key = OTHER_RAW;
+        klen = sizeof OTHER_RAW - 1;
+        other = 1;
+    }
+    int created = 0;
     if (ix < 0)
-        ix = ms_strmap_get(&f->keys, m->key.data ? m->key.data : "", m->key.len, &created);
+        ix = ms_strmap_get(&f->keys, key, klen, &created);
     if (ix < 0)
         return NULL;
     if ((size_t)ix >= f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 16;
         series *ns = realloc(f->s, cap * sizeof *ns);
         if (!ns)
-            return NULL;
+            return NULL; /* the key stays without a series: created again below next time */
         memset(ns + f->cap, 0, (cap - f->cap) * sizeof *ns);
         f->s = ns;
         f->cap = cap;
     }
     series *s = &f->s[ix];
-    if (created && f->nb && !(s->buckets = calloc(f->nb, sizeof *s->buckets)))
-        return NULL;
+    if (!s->labels) {
+        render(&m->key, f, values, other);
+        if (m->key.oom || !(s->labels = strdup(m->key.data ? m->key.data : "")))
+            return NULL;
+        if (f->nb && !(s->buckets = calloc(f->nb, sizeof *s->buckets))) {
+            free(s->labels);
+            s->labels = NULL;
+            return NULL;
+        }
+    }
+    f->last = ix;
     return s;
 }
 
 static void observe(family *f, series *s, double v, uint64_t count)
 {
-    if (!s || (f->nb && !s->buckets))
+    if (!s)
         return;
     s->value += v * (double)count;
     s->count += count;
@@ -317,7 +373,9 @@ static void write_family(ms_buf *b, const family *f)
     ms_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
                   f->type == HISTOGRAM ? "histogram" : "counter");
     for (size_t k = 0; k < f->keys.n; k++) {
-        const char *labels = f->keys.ent[k].key;
+        if (k >= f->cap || !f->s[k].labels)
+            continue;
+        const char *labels = f->s[k].labels;
         const series *s = &f->s[k];
         if (f->type == COUNTER) {
             sample_name(b, f->name, "", labels, NULL);
