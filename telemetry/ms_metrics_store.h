@@ -7,8 +7,9 @@
  * was written since the previous scrape, not the size of the store. The
  * first update reads the whole store once.
  *
- * A store older than schema v4 (spans in a table, not packed) gives the
- * request families only; its steps and LLM calls are not read. */
+ * The store's readers open only the current schema (ms_store refuses an
+ * older one with the upgrade to run); should that change, a store older
+ * than v4 (spans in a table, not packed) gives the request families only. */
 #ifndef MS_METRICS_STORE_H
 #define MS_METRICS_STORE_H
 
