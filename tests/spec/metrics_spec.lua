@@ -124,6 +124,63 @@ describe("moonspan serve --metrics", function()
     assert(ok, err)
   end)
 
+  it("counts a trace written in parts once, with all its spans, when it ends", function()
+    local dir = H.tmpdir("serve-parts")
+    local db = dir .. "/x.db"
+    -- 300 steps end, then a wait long enough for them to be written as a
+    -- part while the trace is still open; the test scrapes, then lets it end
+    local script = H.write(dir .. "/long.lua", string.format([[
+      trace("long", function()
+        for i = 1, 300 do span("early", function() end) end
+        moonspan.sleep_ms(400)
+        io.open(%q, "w"):close()
+        for _ = 1, 1500 do
+          local f = io.open(%q) if f then f:close() break end
+          moonspan.sleep_ms(20)
+        end
+        span("late", function() end)
+      end)]], dir .. "/ready", dir .. "/go"))
+    local run_pid = H.spawn(string.format("exec %s --db %s run --quiet %s", q(H.bin), q(db), q(script)))
+    local pid, port
+    local ok, err = pcall(function()
+      assert.is_true(H.wait_file(dir .. "/ready", 30), "the script never became ready")
+      assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM trace_parts"))
+      pid, port = start_server(q(H.bin) .. " --db " .. q(db) .. " serve --metrics 127.0.0.1:0", dir)
+      local s = samples(http_get("http://127.0.0.1:" .. port .. "/metrics").body)
+      assert.is_nil(s['moonspan_requests_total{trace_name="long",status="ok"}']) -- still open:
+      assert.is_nil(s['moonspan_requests_total{trace_name="long",status="incomplete"}']) -- not counted yet
+      assert.is_nil(s['moonspan_step_duration_seconds_count{span_name="early"}'])
+      H.write(dir .. "/go", "")
+      assert.is_true(H.wait_gone(run_pid, 30), "the run did not end")
+      s = samples(http_get("http://127.0.0.1:" .. port .. "/metrics").body)
+      assert.are.equal(1, s['moonspan_requests_total{trace_name="long",status="ok"}'])
+      assert.are.equal(300, s['moonspan_step_duration_seconds_count{span_name="early"}'])
+      assert.are.equal(1, s['moonspan_step_duration_seconds_count{span_name="late"}'])
+      s = samples(http_get("http://127.0.0.1:" .. port .. "/metrics").body) -- and only once
+      assert.are.equal(1, s['moonspan_requests_total{trace_name="long",status="ok"}'])
+    end)
+    H.write(dir .. "/go", "")
+    if pid then stop(pid) end
+    stop(run_pid)
+    assert(ok, err)
+  end)
+
+  it("ends with status 0 on SIGINT and SIGTERM, and refuses an oversized request body with 413", function()
+    local r = H.run_script(PIPELINE)
+    local big = H.write(r.dir .. "/big.bin", string.rep("x", 5 * 1024 * 1024))
+    for _, sig in ipairs({"INT", "TERM"}) do
+      local res = H.sh(string.format(
+        "%s --db %s serve --metrics 127.0.0.1:0 2>%s & pid=$!; i=0; " ..
+        "while ! grep -q /metrics %s 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done; " ..
+        "port=$(sed -n 's|.*127.0.0.1:\\([0-9]*\\)/metrics.*|\\1|p' %s); " ..
+        "curl -s -o /dev/null -w 'big=%%{http_code}\n' -X GET --data-binary @%s http://127.0.0.1:$port/metrics; " ..
+        "kill -%s $pid; wait $pid; echo \"status=$?\"",
+        q(H.bin), q(r.db), q(r.dir .. "/e"), q(r.dir .. "/e"), q(r.dir .. "/e"), q(big), sig))
+      assert.are.equal("0", res.out:match("status=(%d+)"), res.out .. res.err)
+      assert.are.equal("413", res.out:match("big=(%d+)"), res.out)
+    end
+  end)
+
   it("refuses bad usage with exit 2 and a message naming the fix", function()
     local d = H.tmpdir("serve-usage")
     local cases = {
@@ -144,6 +201,14 @@ describe("moonspan serve --metrics", function()
     local h = H.moonspan({"serve", "--help"})
     assert.are.equal(0, h.code)
     assert.matches("%-%-metrics HOST:PORT", h.out)
+    for _, verb in ipairs({"run", "eval"}) do
+      local bad = H.moonspan({verb, "--metrics-addr", "localhost", "x.lua"})
+      assert.are.equal(2, bad.code, verb)
+      assert.matches("^moonspan " .. verb .. ": %-%-metrics%-addr 'localhost' is not HOST:PORT; give e%.g%. "
+                     .. "127%.0%.0%.1:9464", bad.err)
+      assert.are.equal(1, H.lines(bad.err), bad.err)
+      assert.matches("%-%-metrics%-addr HOST:PORT", H.moonspan({verb, "--help"}).out)
+    end
   end)
 
   it("exits 2 when the port is taken", function()
