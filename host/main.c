@@ -19,7 +19,7 @@ static const char USAGE[] =
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
     "  evals flaky SUITE      the flake ledger: each case's failure rate over recent runs\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
-    "  serve --otlp ADDR      receive OpenTelemetry traces (OTLP/HTTP) from other services\n"
+    "  serve --otlp/--metrics  receive OpenTelemetry traces (OTLP/HTTP); serve the store's Prometheus metrics\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
     "\n"
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, runs, show,"
-                    " diff, serve, sql, upgrade, test "
+                    " diff, sql, serve, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

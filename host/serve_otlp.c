@@ -51,7 +51,7 @@ static void put_varint(ms_buf *b, uint64_t v)
 }
 
 /* A google.rpc.Status{code, message} in the request's encoding. */
-static void error_reply(ms_otlp_receiver *r, ms_http_reply *out, int status, int fmt, int code, const char *msg)
+static void error_reply(ms_otlp_receiver *r, ms_serve_reply *out, int status, int fmt, int code, const char *msg)
 {
     r->refused++;
     out->status = status;
@@ -69,32 +69,6 @@ static void error_reply(ms_otlp_receiver *r, ms_http_reply *out, int status, int
         ms_json_str(&out->body, msg, strlen(msg));
         ms_buf_addc(&out->body, '}');
     }
-}
-
-int ms_otlp_refuse(ms_otlp_receiver *r, const char *method, const char *path, const char *content_type,
-                   const char *content_encoding, int64_t content_length, ms_http_reply *out)
-{
-    char msg[256];
-    int fmt = format_of(content_type);
-    if (strcmp(path, MS_OTLP_PATH) != 0) {
-        snprintf(msg, sizeof msg, "no such path; this receiver takes OTLP traces at POST %s", MS_OTLP_PATH);
-        error_reply(r, out, 404, fmt, RPC_UNIMPLEMENTED, msg);
-    } else if (strcmp(method, "POST") != 0) {
-        error_reply(r, out, 405, fmt, RPC_UNIMPLEMENTED, "OTLP traces are sent with POST");
-    } else if (fmt == FMT_NONE) {
-        error_reply(r, out, 415, FMT_JSON, RPC_INVALID_ARGUMENT,
-                    "unsupported Content-Type; send application/x-protobuf or application/json");
-    } else if (gzip_of(content_encoding) < 0) {
-        error_reply(r, out, 415, fmt, RPC_INVALID_ARGUMENT,
-                    "unsupported Content-Encoding; send gzip or no encoding");
-    } else if (content_length > 0 && (uint64_t)content_length > r->max_body) {
-        snprintf(msg, sizeof msg, "the body is over %zu bytes; send smaller batches or raise serve --max-body",
-                 r->max_body);
-        error_reply(r, out, 413, fmt, RPC_RESOURCE_EXHAUSTED, msg);
-    } else {
-        return 0;
-    }
-    return 1;
 }
 
 /* Inflates gzip `in` into out, at most `max` bytes. 0, 1 over max, -1 not gzip. */
@@ -129,21 +103,26 @@ static int gunzip(const uint8_t *in, size_t len, size_t max, ms_buf *out)
 static ms_trace *sink_acquire(void *ud) { return ms_tracer_acquire(ud); }
 static void sink_submit(void *ud, ms_trace *t) { ms_tracer_submit(ud, t); }
 
-void ms_otlp_handle(ms_otlp_receiver *r, const char *content_type, const char *content_encoding,
-                    const uint8_t *body, size_t len, int too_big, ms_http_reply *out)
+void ms_otlp_route(void *ud, const ms_serve_request *req, ms_serve_reply *out)
 {
-    int fmt = format_of(content_type);
+    ms_otlp_receiver *r = ud;
+    const uint8_t *body = (const uint8_t *)req->body;
+    size_t len = req->body_len;
+    int fmt = format_of(req->content_type);
     char msg[512];
     r->requests++;
-    out->retry_after = NULL;
-    if (too_big) {
-        snprintf(msg, sizeof msg, "the body is over %zu bytes; send smaller batches or raise serve --max-body",
-                 r->max_body);
-        error_reply(r, out, 413, fmt, RPC_RESOURCE_EXHAUSTED, msg);
+    if (fmt == FMT_NONE) {
+        error_reply(r, out, 415, FMT_JSON, RPC_INVALID_ARGUMENT,
+                    "unsupported Content-Type; send application/x-protobuf or application/json");
+        return;
+    }
+    int gz = gzip_of(req->content_encoding);
+    if (gz < 0) {
+        error_reply(r, out, 415, fmt, RPC_INVALID_ARGUMENT, "unsupported Content-Encoding; send gzip or none");
         return;
     }
     ms_buf inflated = {0}, transcoded = {0};
-    if (gzip_of(content_encoding) == 1) {
+    if (gz) {
         int g = gunzip(body, len, r->max_body, &inflated);
         if (g) {
             if (g > 0)
@@ -187,7 +166,6 @@ void ms_otlp_handle(ms_otlp_receiver *r, const char *content_type, const char *c
         const char *why = rc == ENOMEM ? "out of memory" : ms_tracer_last_error(r->tracer);
         snprintf(msg, sizeof msg, "the spans could not be stored (%s); retry later", why ? why : "write failed");
         error_reply(r, out, 503, fmt, RPC_UNAVAILABLE, msg);
-        out->retry_after = "5";
         return;
     }
     r->spans += res.spans;

@@ -1,13 +1,16 @@
-/* serve_otlp — the OTLP/HTTP trace receiver of `moonspan serve --otlp`,
- * apart from any HTTP server: the server glue (cmd_serve.c) asks
- * ms_otlp_refuse once the headers are in, collects the body (at most
- * max_body bytes), and hands it to ms_otlp_handle; each gives a whole
- * reply. Statuses are the OpenTelemetry Collector's: 405 not POST, 404
- * another path, 415 another media type or encoding, 413 a body over the
- * limit (gzip counted inflated), 400 a malformed body, 503 when the store
- * could not be written (retryable), else 200 with an
- * ExportTraceServiceResponse in the request's encoding, partial_success
- * saying how many spans were rejected and why. A 200 is sent once the
+/* serve_otlp — the OTLP/HTTP trace receiver of `moonspan serve --otlp`:
+ * the route POST /v1/traces of the host's HTTP server (serve.h), which
+ * has read the body whole (at most max_body bytes, else 413) and answers
+ * 404 for other paths and 405 for other methods, as the OpenTelemetry
+ * Collector does. This route answers:
+ * - 415 for another media type or Content-Encoding;
+ * - 413 for a gzip body that inflates past max_body;
+ * - 400 for a body that is not an ExportTraceServiceRequest;
+ * - 503 when the store could not be written (a client may retry);
+ * - else 200 with an ExportTraceServiceResponse in the request's encoding,
+ *   its partial_success saying how many spans were rejected and why.
+ * Errors carry a google.rpc.Status (code, message) in the request's
+ * encoding (JSON when the media type is unknown). A 200 is sent once the
  * spans are committed to the store. */
 #ifndef MS_SERVE_OTLP_H
 #define MS_SERVE_OTLP_H
@@ -15,37 +18,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ms_buf.h"
 #include "ms_prices.h"
 #include "ms_tracer.h"
+#include "serve.h"
 
 #define MS_OTLP_PATH "/v1/traces"
-/* The Collector's own default limit is 20 MiB of decoded body. */
+/* The Collector's own default limit: 20 MiB. */
 #define MS_OTLP_MAX_BODY_DEFAULT (20u << 20)
 
 typedef struct ms_otlp_receiver {
     ms_tracer *tracer;
     const ms_prices *prices;
-    size_t max_body;           /* bytes, after inflating */
-    uint64_t requests, spans, rejected, refused; /* refused: requests answered 4xx/5xx */
+    size_t max_body;           /* bytes, after inflating; the server's bound too */
+    uint64_t requests, spans, rejected, refused; /* refused: requests this route answered 4xx/5xx */
 } ms_otlp_receiver;
 
-typedef struct ms_http_reply {
-    int status;
-    const char *content_type;  /* static */
-    const char *retry_after;   /* seconds, or NULL */
-    ms_buf body;
-} ms_http_reply;
-
-/* After the headers: a reply (1) when the request is refused before its
- * body is read (wrong method, path, media type or encoding, or a declared
- * length over the limit), else 0. content_length is -1 when not given. */
-int ms_otlp_refuse(ms_otlp_receiver *r, const char *method, const char *path, const char *content_type,
-                   const char *content_encoding, int64_t content_length, ms_http_reply *out);
-
-/* The whole request: body (as received, maybe gzip) and its headers.
- * `too_big` says the server stopped collecting past max_body. */
-void ms_otlp_handle(ms_otlp_receiver *r, const char *content_type, const char *content_encoding,
-                    const uint8_t *body, size_t len, int too_big, ms_http_reply *out);
+/* The route (an ms_serve_fn); ud is the receiver. Requests come one at a
+ * time (serve.h), so the receiver needs no lock. */
+void ms_otlp_route(void *ud, const ms_serve_request *req, ms_serve_reply *out);
 
 #endif
