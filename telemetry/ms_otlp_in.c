@@ -12,79 +12,7 @@
 
 #include "ms_buf.h"
 #include "ms_clock.h"
-
-/* --- protobuf reading ------------------------------------------------------ */
-
-/* A slice of the body. */
-typedef struct pb {
-    const uint8_t *p, *end;
-} pb;
-
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
-
-/* One field: its number, wire type and value (a slice for WT_LEN). */
-typedef struct pb_field {
-    uint32_t num;
-    int wt;
-    uint64_t v;
-    pb s;
-} pb_field;
-
-static int pb_varint(pb *r, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end)
-            return -1;
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* The next field of message r: 1, 0 at its end, -1 when malformed. */
-static int pb_next(pb *r, pb_field *f)
-{
-    if (r->p >= r->end)
-        return 0;
-    uint64_t tag;
-    if (pb_varint(r, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
-        return -1;
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (int)(tag & 7);
-    switch (f->wt) {
-    case WT_VARINT:
-        return pb_varint(r, &f->v) ? -1 : 1;
-    case WT_I64:
-    case WT_I32: {
-        size_t n = f->wt == WT_I64 ? 8 : 4;
-        if ((size_t)(r->end - r->p) < n)
-            return -1;
-        f->v = 0;
-        for (size_t k = 0; k < n; k++)
-            f->v |= (uint64_t)r->p[k] << (8 * k);
-        r->p += n;
-        return 1;
-    }
-    case WT_LEN: {
-        uint64_t n;
-        if (pb_varint(r, &n) || n > (uint64_t)(r->end - r->p))
-            return -1;
-        f->s.p = r->p;
-        f->s.end = r->p + n;
-        r->p += n;
-        return 1;
-    }
-    default:
-        return -1; /* groups (3, 4) are not in the OTLP schema; 6, 7 do not exist */
-    }
-}
-
-static size_t pb_len(pb s) { return (size_t)(s.end - s.p); }
+#include "ms_otlp_pb.h"
 
 /* --- what the first pass keeps of each span ---------------------------------- */
 
@@ -425,222 +353,6 @@ static uint32_t find_id(const ospan *sp, const uint32_t *byid, uint32_t n, uint6
     return lo < n && sp[byid[lo]].id == id ? byid[lo] : MS_NONE;
 }
 
-/* --- one attribute view, for the mapping ---------------------------------- */
-
-enum { AV_NONE, AV_STR, AV_BOOL, AV_INT, AV_DOUBLE, AV_ARRAY, AV_OTHER };
-
-typedef struct oattr {
-    pb key;
-    int type;
-    pb s;        /* AV_STR, AV_ARRAY (the ArrayValue) */
-    int64_t i;   /* AV_INT, AV_BOOL */
-    double d;    /* AV_DOUBLE */
-} oattr;
-
-static void read_any(pb v, oattr *a)
-{
-    a->type = AV_NONE;
-    pb_field f;
-    while (pb_next(&v, &f) > 0) {
-        switch (f.num) {
-        case 1: if (f.wt == WT_LEN) { a->type = AV_STR; a->s = f.s; } break;
-        case 2: if (f.wt == WT_VARINT) { a->type = AV_BOOL; a->i = f.v != 0; } break;
-        case 3: if (f.wt == WT_VARINT) { a->type = AV_INT; a->i = (int64_t)f.v; } break;
-        case 4:
-            if (f.wt == WT_I64) {
-                a->type = AV_DOUBLE;
-                memcpy(&a->d, &f.v, sizeof a->d);
-            }
-            break;
-        case 5: if (f.wt == WT_LEN) { a->type = AV_ARRAY; a->s = f.s; } break;
-        default: a->type = AV_OTHER; break;
-        }
-    }
-}
-
-static void read_kv(pb kv, oattr *a)
-{
-    memset(a, 0, sizeof *a);
-    pb_field f;
-    while (pb_next(&kv, &f) > 0) {
-        if (f.num == 1 && f.wt == WT_LEN)
-            a->key = f.s;
-        else if (f.num == 2 && f.wt == WT_LEN)
-            read_any(f.s, a);
-    }
-}
-
-/* The attributes of one span, for looking keys up. */
-typedef struct attrs {
-    oattr *a;
-    uint32_t n, cap;
-} attrs;
-
-static int collect_attrs(attrs *as, pb m, uint32_t kvnum)
-{
-    as->n = 0;
-    pb_field f;
-    while (pb_next(&m, &f) > 0) {
-        if (f.num != kvnum || f.wt != WT_LEN)
-            continue;
-        if (as->n == as->cap) {
-            uint32_t cap = as->cap ? as->cap * 2 : 32;
-            oattr *p = realloc(as->a, cap * sizeof *p);
-            if (!p)
-                return ENOMEM;
-            as->a = p;
-            as->cap = cap;
-        }
-        read_kv(f.s, &as->a[as->n]);
-        if (as->a[as->n].key.p)
-            as->n++;
-    }
-    return 0;
-}
-
-static const oattr *attr(const attrs *as, const char *key)
-{
-    size_t klen = strlen(key);
-    for (uint32_t i = as->n; i-- > 0;) /* the last of a repeated key wins */
-        if (pb_len(as->a[i].key) == klen && memcmp(as->a[i].key.p, key, klen) == 0 &&
-            as->a[i].type != AV_NONE)
-            return &as->a[i];
-    return NULL;
-}
-
-static int str_is(pb s, const char *v)
-{
-    size_t n = strlen(v);
-    return pb_len(s) == n && memcmp(s.p, v, n) == 0;
-}
-
-/* A string attribute's value, or NULL. */
-static const oattr *str_attr(const attrs *as, const char *key)
-{
-    const oattr *a = attr(as, key);
-    return a && a->type == AV_STR ? a : NULL;
-}
-
-/* The first of `keys` that holds a whole number (an int, an integral
- * double or a decimal string); 1 when found. */
-static int int_attr(const attrs *as, const char *const *keys, int64_t *out)
-{
-    for (; *keys; keys++) {
-        const oattr *a = attr(as, *keys);
-        if (!a)
-            continue;
-        if (a->type == AV_INT && a->i >= 0) {
-            *out = a->i;
-            return 1;
-        }
-        if (a->type == AV_DOUBLE && a->d >= 0 && a->d <= 9e15 && a->d == floor(a->d)) {
-            *out = (int64_t)a->d;
-            return 1;
-        }
-        if (a->type == AV_STR && pb_len(a->s) > 0 && pb_len(a->s) < 19) {
-            int64_t v = 0;
-            const uint8_t *p = a->s.p;
-            for (; p < a->s.end && *p >= '0' && *p <= '9'; p++)
-                v = v * 10 + (*p - '0');
-            if (p == a->s.end) {
-                *out = v;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-static int num_attr(const attrs *as, const char *const *keys, double *out)
-{
-    for (; *keys; keys++) {
-        const oattr *a = attr(as, *keys);
-        if (a && a->type == AV_DOUBLE && isfinite(a->d) && a->d >= 0) {
-            *out = a->d;
-            return 1;
-        }
-        if (a && a->type == AV_INT && a->i >= 0) {
-            *out = (double)a->i;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Copies a string value into buf (NUL-terminated, cut at n - 1). */
-static const char *cstr(pb s, char *buf, size_t n)
-{
-    size_t len = pb_len(s) < n - 1 ? pb_len(s) : n - 1;
-    memcpy(buf, s.p, len);
-    buf[len] = 0;
-    return buf;
-}
-
-/* --- time ------------------------------------------------------------------ */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const uint8_t **p, const uint8_t *end, int n, int *out)
-{
-    int v = 0;
-    for (int k = 0; k < n; k++, (*p)++) {
-        if (*p >= end || **p < '0' || **p > '9')
-            return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* An ISO-8601 date-time ("2026-01-01T10:00:00.250Z", an offset instead of
- * Z allowed) as Unix epoch ns; -1 when it is not one. Langfuse's
- * completion_start_time. */
-static int64_t parse_iso(pb s)
-{
-    const uint8_t *p = s.p, *e = s.end;
-    int y, mo, d, h, mi, sec;
-    if (digits(&p, e, 4, &y) || p >= e || *p++ != '-' || digits(&p, e, 2, &mo) || p >= e || *p++ != '-' ||
-        digits(&p, e, 2, &d) || p >= e || (*p != 'T' && *p != 't' && *p != ' ') || !++p ||
-        digits(&p, e, 2, &h) || p >= e || *p++ != ':' || digits(&p, e, 2, &mi) || p >= e || *p++ != ':' ||
-        digits(&p, e, 2, &sec))
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
-        return -1;
-    int64_t frac = 0, scale = 1000000000;
-    if (p < e && *p == '.') {
-        p++;
-        for (; p < e && *p >= '0' && *p <= '9'; p++)
-            if (scale > 1) {
-                scale /= 10;
-                frac += (*p - '0') * scale;
-            }
-    }
-    int64_t offset = 0;
-    if (p < e && (*p == 'Z' || *p == 'z')) {
-        p++;
-    } else if (p < e && (*p == '+' || *p == '-')) {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (digits(&p, e, 2, &oh) || (p < e && *p == ':' && !++p) || digits(&p, e, 2, &om))
-            return -1;
-        offset = sign * ((int64_t)oh * 3600 + om * 60);
-    }
-    if (p != e)
-        return -1;
-    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-    int64_t ns;
-    if (__builtin_mul_overflow(secs, INT64_C(1000000000), &ns) || __builtin_add_overflow(ns, frac, &ns))
-        return -1; /* past 2262: not a time a span can hold */
-    return ns;
-}
-
 /* An epoch time as the trace buffer's monotonic clock. */
 static int64_t mono(uint64_t epoch) { return ms_epoch_to_mono((int64_t)epoch); }
 
@@ -650,7 +362,7 @@ typedef struct builder {
     reader *rd;
     const ms_prices *prices;
     const ms_otlp_sink *sink;
-    attrs as, evattrs;
+    ms_otlp_attrs as, evattrs;
     ms_buf json;
 } builder;
 
@@ -663,8 +375,8 @@ static void array_json(pb arr, ms_buf *out)
     while (pb_next(&arr, &f) > 0) {
         if (f.num != 1 || f.wt != WT_LEN)
             continue;
-        oattr v;
-        read_any(f.s, &v);
+        ms_otlp_attr v;
+        ms_otlp_read_any_(f.s, &v);
         if (!first)
             ms_buf_addc(out, ',');
         first = 0;
@@ -679,7 +391,7 @@ static void array_json(pb arr, ms_buf *out)
     ms_buf_addc(out, ']');
 }
 
-static void put_attr(builder *b, ms_trace *t, uint32_t gidx, const oattr *a)
+static void put_attr(builder *b, ms_trace *t, uint32_t gidx, const ms_otlp_attr *a)
 {
     const char *k = (const char *)a->key.p;
     size_t kl = pb_len(a->key);
@@ -707,7 +419,7 @@ static const char *event_json(builder *b, size_t *len)
     ms_buf_addc(&b->json, '{');
     int first = 1;
     for (uint32_t i = 0; i < b->evattrs.n; i++) {
-        const oattr *a = &b->evattrs.a[i];
+        const ms_otlp_attr *a = &b->evattrs.a[i];
         if (a->type == AV_NONE || a->type == AV_OTHER)
             continue;
         if (!first)
@@ -730,98 +442,11 @@ static const char *event_json(builder *b, size_t *len)
 
 static const char *const KIND_NAMES[] = {NULL, "internal", "server", "client", "producer", "consumer"};
 
-/* Whether the span is an LLM call, by its own words first. */
-static int is_llm(const attrs *as)
-{
-    const oattr *a;
-    if ((a = str_attr(as, "langfuse.observation.type")))
-        return str_is(a->s, "generation") || str_is(a->s, "GENERATION") || str_is(a->s, "embedding") ||
-               str_is(a->s, "EMBEDDING");
-    if ((a = str_attr(as, "openinference.span.kind")))
-        return str_is(a->s, "LLM") || str_is(a->s, "EMBEDDING");
-    if ((a = str_attr(as, "gen_ai.operation.name")))
-        return str_is(a->s, "chat") || str_is(a->s, "text_completion") || str_is(a->s, "generate_content") ||
-               str_is(a->s, "embeddings") || str_is(a->s, "completion") || str_is(a->s, "generate");
-    static const char *const tokens[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
-                                         "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
-                                         "llm.token_count.prompt", "llm.token_count.completion", NULL};
-    int64_t n;
-    return int_attr(as, tokens, &n) || str_attr(as, "gen_ai.request.model") || str_attr(as, "llm.model_name");
-}
-
-static void map_llm(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
-{
-    const attrs *as = &b->as;
-    static const char *const model_keys[] = {"langfuse.observation.model.name", "gen_ai.response.model",
-                                             "gen_ai.request.model", "llm.response.model", "llm.model_name",
-                                             "model", NULL};
-    static const char *const provider_keys[] = {"gen_ai.provider.name", "gen_ai.system", "llm.provider",
-                                                "llm.system", NULL};
-    static const char *const in_keys[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                          "llm.token_count.prompt", NULL};
-    static const char *const out_keys[] = {"gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                           "llm.token_count.completion", NULL};
-    static const char *const cr_keys[] = {"gen_ai.usage.cache_read.input_tokens",
-                                          "llm.token_count.prompt_details.cache_read", NULL};
-    static const char *const cw_keys[] = {"gen_ai.usage.cache_creation.input_tokens",
-                                          "gen_ai.usage.cache_write.input_tokens",
-                                          "llm.token_count.prompt_details.cache_write", NULL};
-    static const char *const cost_keys[] = {"gen_ai.usage.cost", "llm.cost.total", NULL};
-    static const char *const ttft_keys[] = {"gen_ai.response.time_to_first_chunk", NULL};
-    char model[256] = "", provider[128] = "";
-    const oattr *a;
-    for (const char *const *k = model_keys; *k; k++)
-        if ((a = str_attr(as, *k)) && pb_len(a->s)) {
-            cstr(a->s, model, sizeof model);
-            break;
-        }
-    for (const char *const *k = provider_keys; *k; k++)
-        if ((a = str_attr(as, *k)) && pb_len(a->s)) {
-            cstr(a->s, provider, sizeof provider);
-            break;
-        }
-    int64_t in = 0, out = 0, cr = 0, cw = 0;
-    int has_in = int_attr(as, in_keys, &in), has_out = int_attr(as, out_keys, &out);
-    int_attr(as, cr_keys, &cr);
-    int_attr(as, cw_keys, &cw);
-    if (in > MS_TOKENS_MAX) in = MS_TOKENS_MAX;
-    if (out > MS_TOKENS_MAX) out = MS_TOKENS_MAX;
-    if (cr > MS_TOKENS_MAX) cr = MS_TOKENS_MAX;
-    if (cw > MS_TOKENS_MAX) cw = MS_TOKENS_MAX;
-    /* the conventions count cached tokens in the input; moonspan's input excludes them */
-    in = in - cr - cw > 0 ? in - cr - cw : 0;
-    ms_llm_usage u = {
-        .provider = provider[0] ? provider : NULL,
-        .model = model[0] ? model : NULL,
-        .input = in, .output = out, .cache_read = cr, .cache_write = cw,
-        .cost_usd = NAN, .ttft_ns = -1,
-        .estimated = !has_in && !has_out, /* no usage sent: the zeros are not facts */
-    };
-    double v;
-    if (num_attr(as, cost_keys, &v)) {
-        u.cost_usd = v;
-    } else if (b->prices && model[0]) {
-        const ms_price *p = ms_prices_find(b->prices, model);
-        if (p && !u.estimated)
-            u.cost_usd = ms_price_cost(p, in, out, cr, cw);
-    }
-    if (num_attr(as, ttft_keys, &v) && v < 1e6) {
-        u.ttft_ns = (int64_t)llround(v * 1e9);
-    } else if ((a = str_attr(as, "langfuse.observation.completion_start_time"))) {
-        int64_t at = parse_iso(a->s);
-        if (at >= (int64_t)o->start && at <= (int64_t)o->end)
-            u.ttft_ns = at - (int64_t)o->start;
-    }
-    int kind = ms_trace_span(t, gidx)->kind;
-    ms_span_set_llm(t, gidx, &u);
-    if (gidx == 0)
-        ms_trace_span(t, gidx)->kind = (uint8_t)kind; /* a root stays the trace's */
-}
 
 /* Fills span gidx from span o: attributes, events, llm usage, error. */
 static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
 {
-    if (collect_attrs(&b->as, o->body, 9))
+    if (ms_otlp_collect_attrs_(&b->as, o->body, 9))
         return ENOMEM;
     for (uint32_t i = 0; i < b->as.n; i++)
         put_attr(b, t, gidx, &b->as.a[i]);
@@ -831,8 +456,15 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
         pb sv = b->rd->services[o->resource];
         ms_span_set_str(t, 0, "service.name", 12, (const char *)sv.p, pb_len(sv));
     }
-    if (is_llm(&b->as))
-        map_llm(b, t, gidx, o);
+    if (ms_otlp_is_llm_(&b->as)) {
+        char model[256], provider[128];
+        ms_llm_usage u;
+        ms_otlp_usage_(&b->as, o->start, o->end, b->prices, &u, model, sizeof model, provider, sizeof provider);
+        int kind = ms_trace_span(t, gidx)->kind;
+        ms_span_set_llm(t, gidx, &u);
+        if (gidx == 0)
+            ms_trace_span(t, gidx)->kind = (uint8_t)kind; /* a root stays the trace's */
+    }
     /* events, and the exception event that types an error */
     pb exc_type = {NULL, NULL}, exc_msg = {NULL, NULL}, exc_stack = {NULL, NULL};
     pb body = o->body;
@@ -849,15 +481,15 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
             else if (g.num == 2 && g.wt == WT_LEN)
                 name = g.s;
         }
-        if (collect_attrs(&b->evattrs, f.s, 3))
+        if (ms_otlp_collect_attrs_(&b->evattrs, f.s, 3))
             return ENOMEM;
         if (name.p && str_is(name, "exception") && !exc_type.p && !exc_msg.p) {
-            const oattr *a;
-            if ((a = str_attr(&b->evattrs, "exception.type")))
+            const ms_otlp_attr *a;
+            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.type")))
                 exc_type = a->s;
-            if ((a = str_attr(&b->evattrs, "exception.message")))
+            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.message")))
                 exc_msg = a->s;
-            if ((a = str_attr(&b->evattrs, "exception.stacktrace")))
+            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.stacktrace")))
                 exc_stack = a->s;
         }
         if (time < o->start || time > (uint64_t)INT64_MAX)
@@ -869,7 +501,7 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
     }
     if (o->status == 2) {
         char type[128], stack[4096];
-        const oattr *et = str_attr(&b->as, "error.type");
+        const ms_otlp_attr *et = ms_otlp_str_attr_(&b->as, "error.type");
         const char *ty = et && pb_len(et->s) ? cstr(et->s, type, sizeof type)
                          : exc_type.p ? cstr(exc_type, type, sizeof type) : "error";
         pb msg = pb_len(o->status_msg) ? o->status_msg : exc_msg;

@@ -442,7 +442,8 @@ static int value(jr *r, const field *f, ms_buf *out)
 static const field *find_field(const field *fields, const char *key, size_t n)
 {
     for (const field *f = fields; f->json; f++)
-        if ((strlen(f->json) == n && !memcmp(f->json, key, n)) || (strlen(f->snake) == n && !memcmp(f->snake, key, n)))
+        if ((strlen(f->json) == n && !memcmp(f->json, key, n)) ||
+            (strlen(f->snake) == n && !memcmp(f->snake, key, n)))
             return f;
     return NULL;
 }
