@@ -1,5 +1,5 @@
 /* serve_otlp — the OTLP/HTTP trace receiver, one request at a time
- * (serve_otlp.h). Decoding is telemetry/'s (ms_otlp_in, ms_otlp_json);
+ * (serve_otlp.h). Decoding is telemetry/'s (ms_otlp_in, ms_otlp_in_json);
  * this file speaks HTTP's part: media types, gzip, limits, replies. */
 #include "serve_otlp.h"
 
@@ -10,7 +10,7 @@
 #include <zlib.h>
 
 #include "ms_otlp_in.h"
-#include "ms_otlp_json.h"
+#include "ms_otlp_in_json.h"
 
 enum { FMT_NONE, FMT_PROTOBUF, FMT_JSON };
 /* google.rpc.Code values the Collector uses in its error bodies */
@@ -138,7 +138,7 @@ void ms_otlp_route(void *ud, const ms_serve_request *req, ms_serve_reply *out)
     }
     if (fmt == FMT_JSON) {
         char err[256];
-        if (ms_otlp_json_to_protobuf((const char *)body, len, &transcoded, err, sizeof err) != 0) {
+        if (ms_otlp_in_json_to_protobuf((const char *)body, len, &transcoded, err, sizeof err) != 0) {
             snprintf(msg, sizeof msg, "the body is not OTLP JSON: %s", err);
             error_reply(r, out, 400, fmt, RPC_INVALID_ARGUMENT, msg);
             ms_buf_free(&inflated);

@@ -12,7 +12,7 @@
 
 #include "ms_buf.h"
 #include "ms_clock.h"
-#include "ms_otlp_pb.h"
+#include "ms_otlp_in_pb.h"
 
 /* --- what the first pass keeps of each span ---------------------------------- */
 
@@ -362,7 +362,7 @@ typedef struct builder {
     reader *rd;
     const ms_prices *prices;
     const ms_otlp_sink *sink;
-    ms_otlp_attrs as, evattrs;
+    ms_otlpin_attrs as, evattrs;
     ms_buf json;
 } builder;
 
@@ -375,8 +375,8 @@ static void array_json(pb arr, ms_buf *out)
     while (pb_next(&arr, &f) > 0) {
         if (f.num != 1 || f.wt != WT_LEN)
             continue;
-        ms_otlp_attr v;
-        ms_otlp_read_any_(f.s, &v);
+        ms_otlpin_attr v;
+        ms_otlpin_read_any_(f.s, &v);
         if (!first)
             ms_buf_addc(out, ',');
         first = 0;
@@ -391,7 +391,7 @@ static void array_json(pb arr, ms_buf *out)
     ms_buf_addc(out, ']');
 }
 
-static void put_attr(builder *b, ms_trace *t, uint32_t gidx, const ms_otlp_attr *a)
+static void put_attr(builder *b, ms_trace *t, uint32_t gidx, const ms_otlpin_attr *a)
 {
     const char *k = (const char *)a->key.p;
     size_t kl = pb_len(a->key);
@@ -419,7 +419,7 @@ static const char *event_json(builder *b, size_t *len)
     ms_buf_addc(&b->json, '{');
     int first = 1;
     for (uint32_t i = 0; i < b->evattrs.n; i++) {
-        const ms_otlp_attr *a = &b->evattrs.a[i];
+        const ms_otlpin_attr *a = &b->evattrs.a[i];
         if (a->type == AV_NONE || a->type == AV_OTHER)
             continue;
         if (!first)
@@ -446,7 +446,7 @@ static const char *const KIND_NAMES[] = {NULL, "internal", "server", "client", "
 /* Fills span gidx from span o: attributes, events, llm usage, error. */
 static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
 {
-    if (ms_otlp_collect_attrs_(&b->as, o->body, 9))
+    if (ms_otlpin_collect_attrs_(&b->as, o->body, 9))
         return ENOMEM;
     for (uint32_t i = 0; i < b->as.n; i++)
         put_attr(b, t, gidx, &b->as.a[i]);
@@ -456,10 +456,10 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
         pb sv = b->rd->services[o->resource];
         ms_span_set_str(t, 0, "service.name", 12, (const char *)sv.p, pb_len(sv));
     }
-    if (ms_otlp_is_llm_(&b->as)) {
+    if (ms_otlpin_is_llm_(&b->as)) {
         char model[256], provider[128];
         ms_llm_usage u;
-        ms_otlp_usage_(&b->as, o->start, o->end, b->prices, &u, model, sizeof model, provider, sizeof provider);
+        ms_otlpin_usage_(&b->as, o->start, o->end, b->prices, &u, model, sizeof model, provider, sizeof provider);
         int kind = ms_trace_span(t, gidx)->kind;
         ms_span_set_llm(t, gidx, &u);
         if (gidx == 0)
@@ -481,15 +481,15 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
             else if (g.num == 2 && g.wt == WT_LEN)
                 name = g.s;
         }
-        if (ms_otlp_collect_attrs_(&b->evattrs, f.s, 3))
+        if (ms_otlpin_collect_attrs_(&b->evattrs, f.s, 3))
             return ENOMEM;
         if (name.p && str_is(name, "exception") && !exc_type.p && !exc_msg.p) {
-            const ms_otlp_attr *a;
-            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.type")))
+            const ms_otlpin_attr *a;
+            if ((a = ms_otlpin_str_attr_(&b->evattrs, "exception.type")))
                 exc_type = a->s;
-            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.message")))
+            if ((a = ms_otlpin_str_attr_(&b->evattrs, "exception.message")))
                 exc_msg = a->s;
-            if ((a = ms_otlp_str_attr_(&b->evattrs, "exception.stacktrace")))
+            if ((a = ms_otlpin_str_attr_(&b->evattrs, "exception.stacktrace")))
                 exc_stack = a->s;
         }
         if (time < o->start || time > (uint64_t)INT64_MAX)
@@ -501,7 +501,7 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
     }
     if (o->status == 2) {
         char type[128], stack[4096];
-        const ms_otlp_attr *et = ms_otlp_str_attr_(&b->as, "error.type");
+        const ms_otlpin_attr *et = ms_otlpin_str_attr_(&b->as, "error.type");
         const char *ty = et && pb_len(et->s) ? cstr(et->s, type, sizeof type)
                          : exc_type.p ? cstr(exc_type, type, sizeof type) : "error";
         pb msg = pb_len(o->status_msg) ? o->status_msg : exc_msg;

@@ -20,7 +20,7 @@
  * Mapping. Every attribute is kept on its span (arrays as JSON text;
  * key-value lists and bytes are dropped). An LLM call is recognised and
  * made an llm span (tokens, model, provider, cost, TTFT) from the GenAI,
- * OpenInference and Langfuse attributes (ms_otlp_genai.c); an ERROR status makes the span
+ * OpenInference and Langfuse attributes (ms_otlp_in_genai.c); an ERROR status makes the span
  * failed, typed from error.type or its exception event. The README's
  * "moonspan serve --otlp" section lists each attribute read. */
 #ifndef MS_OTLP_IN_H

@@ -1,5 +1,5 @@
 /* fuzz_otlp — the OTLP trace receiver's decoders (telemetry/ms_otlp_in.c,
- * telemetry/ms_otlp_json.c): what `moonspan serve --otlp` does with a body
+ * telemetry/ms_otlp_in_json.c): what `moonspan serve --otlp` does with a body
  * from the network, without the HTTP around it.
  *
  * The first byte picks the encoding: even, the rest is a protobuf
@@ -13,7 +13,7 @@
 
 #include "fuzz.h"
 #include "ms_otlp_in.h"
-#include "ms_otlp_json.h"
+#include "ms_otlp_in_json.h"
 #include "ms_pack.h"
 
 static ms_trace trace_buf;
@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     if (data[0] & 1) {
         char err[256];
-        if (ms_otlp_json_to_protobuf((const char *)body, len, &pbody, err, sizeof err) != 0) {
+        if (ms_otlp_in_json_to_protobuf((const char *)body, len, &pbody, err, sizeof err) != 0) {
             FUZZ_CHECK(err[0], "a JSON error without a reason");
             ms_buf_free(&pbody);
             return 0;

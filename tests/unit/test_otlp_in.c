@@ -1,5 +1,5 @@
 /* Unit tests for telemetry/ms_otlp_in.c (OTLP protobuf into trace buffers)
- * and telemetry/ms_otlp_json.c (OTLP/JSON to that protobuf). Requests are
+ * and telemetry/ms_otlp_in_json.c (OTLP/JSON to that protobuf). Requests are
  * written as OTLP/JSON and transcoded, except where the protobuf bytes
  * themselves are the point. */
 #include <errno.h>
@@ -16,7 +16,7 @@
 
 #include "ms_clock.h"
 #include "ms_otlp_in.h"
-#include "ms_otlp_json.h"
+#include "ms_otlp_in_json.h"
 
 #define MAX_TRACES 8
 
@@ -51,7 +51,7 @@ static int ingest_json(const char *json, const ms_prices *prices, keep *k, ms_ot
 {
     ms_buf pb = {0};
     char err[256];
-    if (ms_otlp_json_to_protobuf(json, strlen(json), &pb, err, sizeof err) != 0)
+    if (ms_otlp_in_json_to_protobuf(json, strlen(json), &pb, err, sizeof err) != 0)
         fail_msg("transcoding failed: %s", err);
     ms_otlp_sink sink = {acquire, submit, k};
     int rc = ms_otlp_traces_ingest((const uint8_t *)pb.data, pb.len, prices, &sink, res);
@@ -240,7 +240,7 @@ static void json_fails(const char *json, const char *why)
 {
     ms_buf out = {0};
     char err[256] = "";
-    int rc = ms_otlp_json_to_protobuf(json, strlen(json), &out, err, sizeof err);
+    int rc = ms_otlp_in_json_to_protobuf(json, strlen(json), &out, err, sizeof err);
     ms_buf_free(&out);
     if (rc != -1)
         fail_msg("accepted: %s", json);
@@ -269,7 +269,7 @@ static void test_json_strict(void **state)
     ms_buf out = {0};
     char err[256];
     const char *ok = "{\"resource_spans\":[{\"unknown\":{\"a\":[1,2,{\"b\":null}]},\"resource\":null}]}";
-    assert_int_equal(ms_otlp_json_to_protobuf(ok, strlen(ok), &out, err, sizeof err), 0);
+    assert_int_equal(ms_otlp_in_json_to_protobuf(ok, strlen(ok), &out, err, sizeof err), 0);
     /* one resource_spans (field 1) holding nothing: 0a, then the padded length 0 */
     assert_int_equal(out.len, 6);
     assert_memory_equal(out.data, "\x0a\x80\x80\x80\x80\x00", 6);

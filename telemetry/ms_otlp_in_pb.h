@@ -1,9 +1,9 @@
-/* ms_otlp_pb — what the OTLP receiver's files share (ms_otlp_in.c reads
- * requests and builds traces, ms_otlp_genai.c reads what the attributes
+/* ms_otlp_in_pb — what the OTLP receiver's files share (ms_otlp_in.c reads
+ * requests and builds traces, ms_otlp_in_genai.c reads what the attributes
  * say about an LLM call): a bounds-checked protobuf reader over a slice of
  * the body, and a view of a message's attributes. Private to them. */
-#ifndef MS_OTLP_PB_H
-#define MS_OTLP_PB_H
+#ifndef MS_OTLP_IN_PB_H
+#define MS_OTLP_IN_PB_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -86,38 +86,38 @@ static inline size_t pb_len(pb s) { return (size_t)(s.end - s.p); }
 
 enum { AV_NONE, AV_STR, AV_BOOL, AV_INT, AV_DOUBLE, AV_ARRAY, AV_OTHER };
 
-typedef struct ms_otlp_attr {
+typedef struct ms_otlpin_attr {
     pb key;
     int type;
     pb s;        /* AV_STR, AV_ARRAY (the ArrayValue) */
     int64_t i;   /* AV_INT, AV_BOOL */
     double d;    /* AV_DOUBLE */
-} ms_otlp_attr;
+} ms_otlpin_attr;
 
 /* The attributes of one span, for looking keys up. */
-typedef struct ms_otlp_attrs {
-    ms_otlp_attr *a;
+typedef struct ms_otlpin_attrs {
+    ms_otlpin_attr *a;
     uint32_t n, cap;
-} ms_otlp_attrs;
+} ms_otlpin_attrs;
 
 /* Reads the KeyValue fields numbered kvnum of message m into as (reusing
  * its memory). Returns 0 or ENOMEM. */
-int ms_otlp_collect_attrs_(ms_otlp_attrs *as, pb m, uint32_t kvnum);
+int ms_otlpin_collect_attrs_(ms_otlpin_attrs *as, pb m, uint32_t kvnum);
 /* Reads an AnyValue into a (its key untouched). */
-void ms_otlp_read_any_(pb v, ms_otlp_attr *a);
+void ms_otlpin_read_any_(pb v, ms_otlpin_attr *a);
 /* The value of attribute `key` (the last when repeated), or NULL. */
-const ms_otlp_attr *ms_otlp_attr_(const ms_otlp_attrs *as, const char *key);
+const ms_otlpin_attr *ms_otlpin_attr_(const ms_otlpin_attrs *as, const char *key);
 /* The same, only when the value is a string. */
-const ms_otlp_attr *ms_otlp_str_attr_(const ms_otlp_attrs *as, const char *key);
+const ms_otlpin_attr *ms_otlpin_str_attr_(const ms_otlpin_attrs *as, const char *key);
 
 /* Whether the attributes make the span an LLM call (GenAI, OpenInference,
  * Langfuse; the README's table). */
-int ms_otlp_is_llm_(const ms_otlp_attrs *as);
+int ms_otlpin_is_llm_(const ms_otlpin_attrs *as);
 /* The call's usage from the attributes of a span from `start` to `end`
  * (Unix epoch ns): provider and model (written into the buffers given,
  * cut to fit), tokens with cached ones out of the input, cost (the span's
  * own, else `prices`, else NaN), TTFT (-1 when none). */
-void ms_otlp_usage_(const ms_otlp_attrs *as, uint64_t start, uint64_t end, const ms_prices *prices,
+void ms_otlpin_usage_(const ms_otlpin_attrs *as, uint64_t start, uint64_t end, const ms_prices *prices,
                     ms_llm_usage *u, char *model, size_t model_len, char *provider, size_t provider_len);
 
 static inline int str_is(pb s, const char *v)

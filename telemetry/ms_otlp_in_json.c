@@ -1,6 +1,6 @@
-/* ms_otlp_json — OTLP/JSON trace requests as protobuf (ms_otlp_json.h).
+/* ms_otlp_in_json — OTLP/JSON trace requests as protobuf (ms_otlp_in_json.h).
  * A strict JSON reader driven by a table of the trace messages' fields. */
-#include "ms_otlp_json.h"
+#include "ms_otlp_in_json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,9 +22,9 @@ typedef struct field {
 
 /* AnyValue and KeyValue nest in each other: declared before defined, so
  * not static (C has no static forward declaration of an array) */
-extern const field ms_otlpj_any_value_[], ms_otlpj_key_value_[];
-#define ANY_VALUE ms_otlpj_any_value_
-#define KEY_VALUE ms_otlpj_key_value_
+extern const field ms_otlp_in_json_any_value_[], ms_otlp_in_json_key_value_[];
+#define ANY_VALUE ms_otlp_in_json_any_value_
+#define KEY_VALUE ms_otlp_in_json_key_value_
 static const field ARRAY_VALUE[] = {{"values", "values", 1, F_MSG, 1, ANY_VALUE}, {0}};
 static const field KV_LIST[] = {{"values", "values", 1, F_MSG, 1, KEY_VALUE}, {0}};
 const field ANY_VALUE[] = {
@@ -225,7 +225,7 @@ static int skip_value(jr *r);
 
 static int skip_container(jr *r, char open, char close)
 {
-    if (++r->depth > MS_OTLP_JSON_DEPTH)
+    if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
         return bad(r, "nesting too deep");
     r->p++;
     ws(r);
@@ -453,7 +453,7 @@ static int message(jr *r, const field *fields, ms_buf *out)
 {
     if (r->p >= r->end || *r->p != '{')
         return bad(r, "expected an object");
-    if (++r->depth > MS_OTLP_JSON_DEPTH)
+    if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
         return bad(r, "nesting too deep");
     r->p++;
     ws(r);
@@ -479,7 +479,7 @@ static int message(jr *r, const field *fields, ms_buf *out)
         } else if (f->repeated) {
             if (r->p >= r->end || *r->p != '[')
                 return bad(r, "expected an array");
-            if (++r->depth > MS_OTLP_JSON_DEPTH)
+            if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
                 return bad(r, "nesting too deep");
             r->p++;
             ws(r);
@@ -521,7 +521,7 @@ static int message(jr *r, const field *fields, ms_buf *out)
     }
 }
 
-int ms_otlp_json_to_protobuf(const char *json, size_t len, ms_buf *out, char *err, size_t errlen)
+int ms_otlp_in_json_to_protobuf(const char *json, size_t len, ms_buf *out, char *err, size_t errlen)
 {
     jr r = {.start = json, .p = json, .end = json + len, .err = err, .errlen = errlen};
     ws(&r);

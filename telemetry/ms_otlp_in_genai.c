@@ -1,4 +1,4 @@
-/* ms_otlp_genai — what a received span's attributes say about an LLM call:
+/* ms_otlp_in_genai — what a received span's attributes say about an LLM call:
  * whether it is one, its model, provider, tokens, cost and time to first
  * token, read from the OpenTelemetry GenAI conventions (v1.41.0), OpenInference
  * (Phoenix) and Langfuse attributes, in the priority Langfuse uses. The
@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ms_otlp_pb.h"
+#include "ms_otlp_in_pb.h"
 
 /* --- the attribute view ---------------------------------------------------- */
 
-void ms_otlp_read_any_(pb v, ms_otlp_attr *a)
+void ms_otlpin_read_any_(pb v, ms_otlpin_attr *a)
 {
     a->type = AV_NONE;
     pb_field f;
@@ -33,7 +33,7 @@ void ms_otlp_read_any_(pb v, ms_otlp_attr *a)
     }
 }
 
-static void read_kv(pb kv, ms_otlp_attr *a)
+static void read_kv(pb kv, ms_otlpin_attr *a)
 {
     memset(a, 0, sizeof *a);
     pb_field f;
@@ -41,11 +41,11 @@ static void read_kv(pb kv, ms_otlp_attr *a)
         if (f.num == 1 && f.wt == WT_LEN)
             a->key = f.s;
         else if (f.num == 2 && f.wt == WT_LEN)
-            ms_otlp_read_any_(f.s, a);
+            ms_otlpin_read_any_(f.s, a);
     }
 }
 
-int ms_otlp_collect_attrs_(ms_otlp_attrs *as, pb m, uint32_t kvnum)
+int ms_otlpin_collect_attrs_(ms_otlpin_attrs *as, pb m, uint32_t kvnum)
 {
     as->n = 0;
     pb_field f;
@@ -54,7 +54,7 @@ int ms_otlp_collect_attrs_(ms_otlp_attrs *as, pb m, uint32_t kvnum)
             continue;
         if (as->n == as->cap) {
             uint32_t cap = as->cap ? as->cap * 2 : 32;
-            ms_otlp_attr *p = realloc(as->a, cap * sizeof *p);
+            ms_otlpin_attr *p = realloc(as->a, cap * sizeof *p);
             if (!p)
                 return ENOMEM;
             as->a = p;
@@ -67,7 +67,7 @@ int ms_otlp_collect_attrs_(ms_otlp_attrs *as, pb m, uint32_t kvnum)
     return 0;
 }
 
-const ms_otlp_attr *ms_otlp_attr_(const ms_otlp_attrs *as, const char *key)
+const ms_otlpin_attr *ms_otlpin_attr_(const ms_otlpin_attrs *as, const char *key)
 {
     size_t klen = strlen(key);
     for (uint32_t i = as->n; i-- > 0;) /* the last of a repeated key wins */
@@ -78,18 +78,18 @@ const ms_otlp_attr *ms_otlp_attr_(const ms_otlp_attrs *as, const char *key)
 }
 
 /* A string attribute's value, or NULL. */
-const ms_otlp_attr *ms_otlp_str_attr_(const ms_otlp_attrs *as, const char *key)
+const ms_otlpin_attr *ms_otlpin_str_attr_(const ms_otlpin_attrs *as, const char *key)
 {
-    const ms_otlp_attr *a = ms_otlp_attr_(as, key);
+    const ms_otlpin_attr *a = ms_otlpin_attr_(as, key);
     return a && a->type == AV_STR ? a : NULL;
 }
 
 /* The first of `keys` that holds a whole number (an int, an integral
  * double or a decimal string); 1 when found. */
-static int int_attr(const ms_otlp_attrs *as, const char *const *keys, int64_t *out)
+static int int_attr(const ms_otlpin_attrs *as, const char *const *keys, int64_t *out)
 {
     for (; *keys; keys++) {
-        const ms_otlp_attr *a = ms_otlp_attr_(as, *keys);
+        const ms_otlpin_attr *a = ms_otlpin_attr_(as, *keys);
         if (!a)
             continue;
         if (a->type == AV_INT && a->i >= 0) {
@@ -114,10 +114,10 @@ static int int_attr(const ms_otlp_attrs *as, const char *const *keys, int64_t *o
     return 0;
 }
 
-static int num_attr(const ms_otlp_attrs *as, const char *const *keys, double *out)
+static int num_attr(const ms_otlpin_attrs *as, const char *const *keys, double *out)
 {
     for (; *keys; keys++) {
-        const ms_otlp_attr *a = ms_otlp_attr_(as, *keys);
+        const ms_otlpin_attr *a = ms_otlpin_attr_(as, *keys);
         if (a && a->type == AV_DOUBLE && isfinite(a->d) && a->d >= 0) {
             *out = a->d;
             return 1;
@@ -199,26 +199,26 @@ static int64_t parse_iso(pb s)
 /* --- the call -------------------------------------------------------------- */
 
 /* Whether the span is an LLM call, by its own words first. */
-int ms_otlp_is_llm_(const ms_otlp_attrs *as)
+int ms_otlpin_is_llm_(const ms_otlpin_attrs *as)
 {
-    const ms_otlp_attr *a;
-    if ((a = ms_otlp_str_attr_(as, "langfuse.observation.type")))
+    const ms_otlpin_attr *a;
+    if ((a = ms_otlpin_str_attr_(as, "langfuse.observation.type")))
         return str_is(a->s, "generation") || str_is(a->s, "GENERATION") || str_is(a->s, "embedding") ||
                str_is(a->s, "EMBEDDING");
-    if ((a = ms_otlp_str_attr_(as, "openinference.span.kind")))
+    if ((a = ms_otlpin_str_attr_(as, "openinference.span.kind")))
         return str_is(a->s, "LLM") || str_is(a->s, "EMBEDDING");
-    if ((a = ms_otlp_str_attr_(as, "gen_ai.operation.name")))
+    if ((a = ms_otlpin_str_attr_(as, "gen_ai.operation.name")))
         return str_is(a->s, "chat") || str_is(a->s, "text_completion") || str_is(a->s, "generate_content") ||
                str_is(a->s, "embeddings") || str_is(a->s, "completion") || str_is(a->s, "generate");
     static const char *const tokens[] = {"gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
                                          "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
                                          "llm.token_count.prompt", "llm.token_count.completion", NULL};
     int64_t n;
-    return int_attr(as, tokens, &n) || ms_otlp_str_attr_(as, "gen_ai.request.model") ||
-           ms_otlp_str_attr_(as, "llm.model_name");
+    return int_attr(as, tokens, &n) || ms_otlpin_str_attr_(as, "gen_ai.request.model") ||
+           ms_otlpin_str_attr_(as, "llm.model_name");
 }
 
-void ms_otlp_usage_(const ms_otlp_attrs *as, uint64_t start, uint64_t end, const ms_prices *prices,
+void ms_otlpin_usage_(const ms_otlpin_attrs *as, uint64_t start, uint64_t end, const ms_prices *prices,
                     ms_llm_usage *usage, char *model, size_t model_len, char *provider, size_t provider_len)
 {
     static const char *const model_keys[] = {"langfuse.observation.model.name", "gen_ai.response.model",
@@ -238,14 +238,14 @@ void ms_otlp_usage_(const ms_otlp_attrs *as, uint64_t start, uint64_t end, const
     static const char *const cost_keys[] = {"gen_ai.usage.cost", "llm.cost.total", NULL};
     static const char *const ttft_keys[] = {"gen_ai.response.time_to_first_chunk", NULL};
     model[0] = provider[0] = 0;
-    const ms_otlp_attr *a;
+    const ms_otlpin_attr *a;
     for (const char *const *k = model_keys; *k; k++)
-        if ((a = ms_otlp_str_attr_(as, *k)) && pb_len(a->s)) {
+        if ((a = ms_otlpin_str_attr_(as, *k)) && pb_len(a->s)) {
             cstr(a->s, model, model_len);
             break;
         }
     for (const char *const *k = provider_keys; *k; k++)
-        if ((a = ms_otlp_str_attr_(as, *k)) && pb_len(a->s)) {
+        if ((a = ms_otlpin_str_attr_(as, *k)) && pb_len(a->s)) {
             cstr(a->s, provider, provider_len);
             break;
         }
@@ -276,7 +276,7 @@ void ms_otlp_usage_(const ms_otlp_attrs *as, uint64_t start, uint64_t end, const
     }
     if (num_attr(as, ttft_keys, &v) && v < 1e6) {
         u.ttft_ns = (int64_t)llround(v * 1e9);
-    } else if ((a = ms_otlp_str_attr_(as, "langfuse.observation.completion_start_time"))) {
+    } else if ((a = ms_otlpin_str_attr_(as, "langfuse.observation.completion_start_time"))) {
         int64_t at = parse_iso(a->s);
         if (at >= (int64_t)start && at <= (int64_t)end)
             u.ttft_ns = at - (int64_t)start;
