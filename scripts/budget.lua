@@ -116,9 +116,15 @@ function budget.guard(llm, c, s, refuse)
   end
   if #ledgers == 0 then return nil end
   local req = c.req
-  local g = setmetatable({ledgers = ledgers, s = s, refuse = refuse, held = nil}, Guard)
+  local m = req.max_tokens
+  if m ~= nil and (math.type(m) ~= "integer" and not (type(m) == "number" and m == math.floor(m))
+                   or m < 1 or m > S.TOKENS_MAX) then
+    refuse("invalid_request_error", "llm.call: max_tokens must be a whole number >= 1 (the most output "
+      .. "tokens to pay for), got " .. tostring(m))
+  end
+  local g = setmetatable({ledgers = ledgers, s = s, held = nil}, Guard)
   g.input = llm.estimate_tokens(prompt_text(req)) + 4 * #req.messages
-  g.max_tokens = req.max_tokens or c.adapter.default_max_tokens
+  g.max_tokens = math.tointeger(m) or c.adapter.default_max_tokens
   if c.adapter.free then
     g.worst = 0
   elseif g.max_tokens ~= nil then

@@ -266,6 +266,21 @@ describe("a run budget: --budget-usd X", function()
     assert.is_truthy(text:find("\nBudgets     2 calls stopped before sending: call 1, request 1\n", 1, true), text)
   end)
 
+  it("request=X covers the run's own trace too (a script that opens no trace)", function()
+    local est = worst("mock", {"hi"}, 100)
+    local r = run(string.format([[
+      for i = 1, 3 do
+        ask(tostring(i), {model = "mock", max_tokens = 100, messages = msgs("hi"), mock = {reply = string.rep("w ", 100)}})
+      end
+      ask("bad_max", {model = "mock", max_tokens = 2.5, messages = msgs("hi")})
+    ]]), {run_args = {"--budget-usd", string.format("request=%.17g", est * 2.5)}})
+    assert.is_true(r.by["1"].ok and r.by["2"].ok)
+    assert.are.equal("request", r.by["3"].kind)
+    -- under a budget, max_tokens must be a count
+    assert.are.equal("invalid_request_error", r.by.bad_max.type)
+    assert.is_truthy(r.by.bad_max.message:find("max_tokens must be a whole number >= 1", 1, true))
+  end)
+
   it("holds the worst case of calls in flight, so concurrent calls cannot overshoot together", function()
     local est = worst("mock", {"hi"}, 100)
     local r = run(string.format([[
