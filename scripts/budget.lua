@@ -96,9 +96,10 @@ end
 local Guard = {}
 Guard.__index = Guard
 
--- Releases a hold taken for an attempt that was never sent (an interrupt
--- during the wait before a retry), however the call ends.
-Guard.__close = function(g) g:settle(0) end
+-- However the call ends, a hold still taken (an error or an interrupt
+-- between admitting an attempt and settling it) counts as spent, at its
+-- worst case: it may have been sent.
+Guard.__close = function(g) g:settle(nil) end
 
 -- The guard of call c (c.req, c.adapter, c.provider) in span s, or nil
 -- when no budget applies. llm is the llm module (estimate_tokens,
