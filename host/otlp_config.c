@@ -207,7 +207,9 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     } else {
         u = env("OTEL_EXPORTER_OTLP_ENDPOINT");
         from = u ? "OTEL_EXPORTER_OTLP_ENDPOINT" : "the default";
-        c->url = join_traces(u ? u : MS_OTLP_DEFAULT_ENDPOINT);
+        if (!u)
+            u = MS_OTLP_DEFAULT_ENDPOINT;
+        c->url = join_traces(u);
     }
     if (!c->url)
         return ms_errf(err, errlen, "out of memory");

@@ -21,7 +21,7 @@
 #include "otlp_config.h"
 
 #define MS_OTLP_ATTEMPTS 5
-#define MS_OTLP_BACKOFF_MS 500             /* first wait; doubles, jittered */
+#define MS_OTLP_BACKOFF_MS 250             /* first wait; doubles, jittered */
 #define MS_OTLP_MAX_BACKOFF_MS 8000
 #define MS_OTLP_MAX_RETRY_AFTER_MS 60000   /* a longer Retry-After waits this long */
 

@@ -3,7 +3,7 @@
 //   node receiver.js --port-file F --log F [--answers LIST] [--phoenix]
 //
 // Listens on 127.0.0.1 (a free port, written to --port-file once it
-// listens), takes POST /v1/traces, gunzips, and decodes the body with the
+// listens), takes POSTs on any path (the log says which), gunzips, and decodes the body with the
 // official OTLP schema (@opentelemetry/otlp-transformer's generated
 // protobuf root) or JSON.parse, by Content-Type. Each request is logged as
 // one JSON line: {status, contentType, contentEncoding, authorization,
@@ -16,7 +16,8 @@
 //   partial:N    200 with partial_success {rejected_spans N, error_message}
 //   langfuse     200 with a JSON body whatever was sent (Langfuse does so)
 // --phoenix answers 415 unless Content-Type is exactly application/x-protobuf.
-// The process ends after 120 s whatever happens.
+// The process ends when its stdin closes (the spec that started it through
+// io.popen ended, however it ended), or after 120 s whatever happens.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -124,7 +125,7 @@ const server = http.createServer((req, res) => {
     let token = answers[Math.min(served, answers.length - 1)];
     served++;
     try {
-      if (req.method !== 'POST' || req.url !== '/v1/traces') throw Object.assign(new Error('not POST /v1/traces'), {status: 404});
+      if (req.method !== 'POST') throw Object.assign(new Error('not a POST'), {status: 405});
       if (args.phoenix && entry.contentType !== 'application/x-protobuf') throw Object.assign(new Error('415'), {status: 415});
       if (!json && !entry.contentType.startsWith('application/x-protobuf')) throw Object.assign(new Error('bad type'), {status: 415});
       if (entry.contentEncoding === 'gzip') raw = zlib.gunzipSync(raw);
@@ -147,3 +148,5 @@ server.listen(0, '127.0.0.1', () => {
   fs.renameSync(args['port-file'] + '.tmp', args['port-file']);
 });
 setTimeout(() => process.exit(0), 120000).unref();
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
