@@ -451,7 +451,8 @@ describe("moonspan export otlp", function()
     local stored = H.query(db, "SELECT fold_count, printf('%016x', span_id) AS id FROM spans WHERE kind = 'fold'")[1]
     assert.are.equal(stored.id, fold.spanId)
     assert.are.equal(int(stored.fold_count), fold.attributes["moonspan.fold.count"])
-    local out_rows = H.query(db, "SELECT trace_id, span_count, CAST(start_ns AS TEXT) AS start_ns FROM traces"
+    local out_rows = H.query(db, "SELECT trace_id, span_count, CAST(start_ns AS TEXT) AS start_ns,"
+                                 .. " CAST(start_ns + duration_ns AS TEXT) AS end_ns FROM traces"
                                  .. " WHERE sampled_out = 1")
     assert.is_true(#out_rows > 0, "no trace was sampled out")
     local summaries = {}
@@ -464,7 +465,10 @@ describe("moonspan export otlp", function()
       assert.are.equal("sampled", s.name)
       assert.are.equal("", s.parentSpanId)
       assert.are.equal(row.start_ns, s.startTimeUnixNano)
+      assert.are.equal(row.end_ns, s.endTimeUnixNano)
       assert.are.equal(int(row.span_count), s.attributes["moonspan.span_count"])
+      assert.matches("^%x+$", s.spanId)
+      assert.are_not.equal("0000000000000000", s.spanId)
     end
   end)
 end)
