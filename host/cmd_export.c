@@ -125,8 +125,8 @@ int ms_cmd_export(ms_cli *c)
     rc = ms_otlp_export(ms_store_db(s), &sel, &o, ms_otlp_sender_send, &snd, &tot, err, sizeof err);
     char url[512];
     ms_otlp_url_for_people(cfg.url, url, sizeof url);
-    printf("%lld spans of %lld traces to %s (%s%s) in %lld request%s: %lld sent, %lld rejected, %lld failed",
-           (long long)tot.spans, (long long)tot.traces, url, cfg.json ? "http/json" : "http/protobuf",
+    printf("%lld span%s of %lld trace%s to %s (%s%s) in %lld request%s: %lld sent, %lld rejected, %lld failed",
+           (long long)tot.spans, tot.spans == 1 ? "" : "s", (long long)tot.traces, tot.traces == 1 ? "" : "s", url, cfg.json ? "http/json" : "http/protobuf",
            cfg.gzip ? ", gzip" : "", (long long)tot.requests, tot.requests == 1 ? "" : "s",
            (long long)snd.sent, (long long)snd.rejected, (long long)snd.failed);
     if (snd.retries)
@@ -138,9 +138,10 @@ int ms_cmd_export(ms_cli *c)
         status = 1;
     }
     if (snd.rejected || snd.failed) {
-        fprintf(stderr, "moonspan export: %lld spans were not delivered; they are still in the store:"
+        int64_t lost = snd.rejected + snd.failed;
+        fprintf(stderr, "moonspan export: %lld span%s not delivered; %s still in the store:"
                         " run the same command again once the receiver accepts them\n",
-                (long long)(snd.rejected + snd.failed));
+                (long long)lost, lost == 1 ? " was" : "s were", lost == 1 ? "it is" : "they are");
         status = 1;
     }
     ms_otlp_sender_free(&snd);

@@ -279,13 +279,13 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
         int again = rc != CURLE_OK ? 1 : retryable(status);
         if (!again || attempt >= attempts) {
             if (rc != CURLE_OK) {
-                snprintf(why, sizeof why, "%lld spans not sent after %d attempt%s: %s", (long long)n, attempt,
+                snprintf(why, sizeof why, "%lld span%s not sent after %d attempt%s: %s", (long long)n, n == 1 ? "" : "s", attempt,
                          attempt == 1 ? "" : "s", *errbuf ? errbuf : curl_easy_strerror(rc));
                 s->down = 1;
                 log_line(s, why, NULL, 0);
             } else {
-                snprintf(why, sizeof why, "%lld spans not sent after %d attempt%s: HTTP %ld", (long long)n,
-                         attempt, attempt == 1 ? "" : "s", status);
+                snprintf(why, sizeof why, "%lld span%s not sent after %d attempt%s: HTTP %ld", (long long)n,
+                         n == 1 ? "" : "s", attempt, attempt == 1 ? "" : "s", status);
                 size_t first = strcspn(s->answer.data ? s->answer.data : "", "\n");
                 log_line(s, why, s->answer.data, first);
             }

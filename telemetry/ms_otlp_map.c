@@ -220,8 +220,7 @@ static int events(ms_otlp_mapper *m, const ms_otlp_trace_row *t, const ms_spans_
         }
         if (ev.attrs_json.len)
             new_ev_attr(m, "moonspan.attrs", ev.attrs_json.p, ev.attrs_json.len);
-        e = &m->evs[m->nevs - 1]; /* new_ev_attr may not move evs, but keep it plain */
-        e->nattrs = m->nev_attrs - e->attr0;
+        e->nattrs = m->nev_attrs - e->attr0; /* new_ev_attr grows ev_attrs, never evs */
     }
     return m->oom ? -2 : 0;
 }
