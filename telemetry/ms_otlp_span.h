@@ -14,6 +14,7 @@
 
 #include "ms_buf.h"
 #include "ms_otlp.h"
+#include "ms_otlp_schema.h"
 
 enum ms_otlp_val { MS_OTLP_STR, MS_OTLP_INT, MS_OTLP_DOUBLE, MS_OTLP_BOOL, MS_OTLP_STR_ARRAY1 };
 
