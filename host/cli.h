@@ -156,5 +156,6 @@ int ms_cmd_show(ms_cli *c);
 int ms_cmd_sql(ms_cli *c);
 int ms_cmd_upgrade(ms_cli *c);
 int ms_cmd_diff(ms_cli *c);
+int ms_cmd_export(ms_cli *c);
 
 #endif
