@@ -15,7 +15,8 @@
 static const char REPORT_HELP[] =
     "usage: moonspan report [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
     "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
-    "                       [--by path|name] [--steps N|all] [--trend day|month]\n"
+    "                       [--user ID] [--session ID] [--tag TAG]...\n"
+    "                       [--by path|name|user|session] [--steps N|all] [--trend day|month]\n"
     "                       [--profile | --overhead] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
@@ -50,7 +51,7 @@ static const char TRACES_HELP[] =
     "usage: moonspan traces [--limit N] [--errors] [--sort start|duration|cost]\n"
     "                       [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
     "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
-    "                       [--json] [--db PATH]\n"
+    "                       [--user ID] [--session ID] [--tag TAG]... [--json] [--db PATH]\n"
     "\n"
     "Traces one line each, newest first: id, name, start, duration, tokens, cost,\n"
     "status. Eval traces (of `moonspan eval`) are left out unless asked for; a\n"
@@ -184,9 +185,10 @@ int ms_cmd_report(ms_cli *c)
                               "(narrow it with --since or --name)");
     const ms_select *sel = &o.sel;
     if (overhead && (sel->name_glob || sel->until_ns || sel->run_id || sel->eval_run || sel->nattrs ||
-                     sel->evals || o.by_month))
+                     sel->evals || o.by_month || sel->user || sel->session || sel->ntags))
         ms_cli_usage_error(c, "--overhead reports runs, not traces: only --since and --limit apply"
-                              " (--name, --until, --run, --eval-run, --evals, --attr and --by do not)");
+                              " (--name, --until, --run, --eval-run, --evals, --attr, --user, --session,"
+                              " --tag and --by do not)");
     int status;
     ms_store *s = open_selected(c, sel, &status);
     if (!s)

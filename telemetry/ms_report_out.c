@@ -82,6 +82,16 @@ void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b
     for (size_t i = 0; i < s->nattrs; i++)
         ms_kv_str(b, &g, s->attr_key[i], s->attr_value[i]);
     ms_buf_addc(b, '}');
+    ms_kv_str(b, first, "user", s->user);
+    ms_kv_str(b, first, "session", s->session);
+    ms_json_key(b, first, "tags");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < s->ntags; i++) {
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_json_str(b, s->tags[i], strlen(s->tags[i]));
+    }
+    ms_buf_addc(b, ']');
     ms_kv_int(b, first, "evals_left_out", evals_left_out);
     ms_buf desc = {0};
     ms_select_describe(s, &desc);
