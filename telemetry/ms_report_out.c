@@ -382,10 +382,9 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
         const ms_select *s = &o->sel;
         if (r->evals_left_out)
             ms_buf_adds(b, "\nno production traces match; the eval traces above are left out\n");
-        else if (s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run ||
-                 s->nattrs || s->evals == MS_EVALS_ONLY)
-            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr"
-                           " or --evals; list traces with `moonspan traces`)\n");
+        else if (ms_select_narrows(s))
+            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr,"
+                           " --user, --session, --tag or --evals; list traces with `moonspan traces`)\n");
         else
             ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
         return;

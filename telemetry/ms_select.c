@@ -289,6 +289,12 @@ int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen)
     return 0;
 }
 
+int ms_select_narrows(const ms_select *s)
+{
+    return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
+           s->user || s->session || s->ntags || s->evals == MS_EVALS_ONLY;
+}
+
 /* Appends ", " between the parts of a description. */
 static void part(ms_buf *out, int *n)
 {

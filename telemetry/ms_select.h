@@ -93,6 +93,10 @@ int ms_select_add_attr(ms_select *s, char *kv, char *err, size_t errlen);
  * MS_SELECT_MAX_TAGS). */
 int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen);
 
+/* Whether anything but the default evals mode narrows the selection
+ * (errors_only aside): for a view's "nothing matches" line. */
+int ms_select_narrows(const ms_select *s);
+
 /* A one-line description of the selection for a view's heading, e.g.
  * "run 12, since 2026-11-20T00:00:00Z, name 'answer_*', evals excluded";
  * "all traces" when nothing filters. */
