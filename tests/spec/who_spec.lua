@@ -155,6 +155,61 @@ describe("trace() with session, user and tags", function()
   end)
 end)
 
+describe("who a trace was for, whichever way it was written", function()
+  it("follows a trace written in parts while open: its final row has the last values", function()
+    local r = H.run_script([[
+trace("long", {user = "first", tags = {"a"}}, function(ctx)
+  span("step", function() end)
+  moonspan.sleep_ms(400) -- the ended step waits past 200 ms: a part is written
+  ctx:set("user", "second")
+  ctx:set("session", "s9")
+end)
+]], {name = "parts"})
+    assert.are.equal(0, r.code, r.err)
+    local row = H.query(r.db, "SELECT parts, user_id, session, tags FROM traces WHERE name = 'long'")[1]
+    assert.is_true(row.parts >= 1, "the trace was not written in parts")
+    assert.are.equal("second", row.user_id)
+    assert.are.equal("s9", row.session)
+    assert.are.equal('["a"]', row.tags)
+  end)
+
+  it("comes from the pipeline's trace() inside an eval case", function()
+    local dir = H.tmpdir("who-eval")
+    H.write(dir .. "/s.lua", [[
+return suite "who" {
+  dataset = {{id = "c1", input = "x", expected = "x"}},
+  run = function(case)
+    return trace("pipeline", {user = "evaluator", tags = {"eval"}}, function() return case.input end)
+  end,
+  scorers = {exact(case_field "expected")},
+}]])
+    local r = H.moonspan({"eval", dir .. "/s.lua"}, {db = dir .. "/x.db"})
+    assert.are.equal(0, r.code, r.err)
+    local row = H.query(dir .. "/x.db", "SELECT name, user_id, tags FROM traces")[1]
+    assert.are.equal("evaluator", row.user_id)
+    assert.are.equal('["eval"]', row.tags)
+    local rep = ok_json({"report", "--by", "user", "--json", "--evals", "only"}, dir .. "/x.db")
+    assert.are.equal("evaluator", rep.groups[1].user)
+  end)
+
+  it("is escaped where a terminal shows it", function()
+    local r = H.run_script([[
+trace("t", {user = "evil\27[31m\n", session = "s\7", tags = {"x\27]0;"}}, function() end)
+]], {name = "hostile"})
+    assert.are.equal(0, r.code, r.err)
+    local id = H.scalar(r.db, "SELECT trace_id FROM traces")
+    for _, args in ipairs({{"traces"}, {"report", "--by", "user"}, {"report", "--by", "session"}, {"show", id}}) do
+      local out = ms(args, r.db)
+      assert.are.equal(0, out.code, out.err)
+      assert.is_falsy(out.out:find("\27", 1, true), table.concat(args, " ") .. ": " .. out.out)
+      assert.is_falsy(out.out:find("\7", 1, true), table.concat(args, " "))
+      assert.is_falsy(out.out:find("evil\n", 1, true), table.concat(args, " "))
+    end
+    local t = ok_json({"traces", "--json"}, r.db)[1]
+    assert.are.equal("evil\27[31m\n", t.user)
+  end)
+end)
+
 describe("report --by user and --by session", function()
   it("gives each user's requests, errors, p50/p95, tokens and cost as SQL computes them", function()
     local rep = check_groups(store().db, "user", "user_id")
