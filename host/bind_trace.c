@@ -228,6 +228,8 @@ typedef struct span_opts {
     int level;  /* enum ms_level */
     int fold;
     int nattrs; /* keys of the table that are attributes */
+    int has_budget;
+    double budget_usd; /* budget_usd: an attribute, and trace()'s request budget */
 } span_opts;
 
 /* Reads the table at tix in one pass: `level` and `fold` into *o, every
@@ -250,6 +252,14 @@ static void read_table(lua_State *L, int tix, span_opts *o, int is_trace)
             o->nattrs++;
         } else {
             check_attr(L, -2, -1);
+            if (is_upvalue(L, -2, UPV_BUDGET)) {
+                double v = lua_tonumber(L, -1);
+                if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 1e12))
+                    luaL_error(L, "budget_usd must be an amount of US dollars >= 0, e.g. budget_usd = 0.05, "
+                                  "got %s", luaL_tolstring(L, -1, NULL));
+                o->has_budget = 1;
+                o->budget_usd = v;
+            }
             o->nattrs++;
         }
         lua_pop(L, 1);
@@ -265,6 +275,7 @@ static int check_body_args(lua_State *L, const char **name, size_t *len, span_op
     o->level = MS_LEVEL_INFO;
     o->fold = 0;
     o->nattrs = 0;
+    o->has_budget = 0;
     int fix = 2;
     if (lua_type(L, 2) == LUA_TTABLE) {
         fix = 3;
@@ -379,6 +390,10 @@ static int l_span(lua_State *L)
     const char *name;
     span_opts o;
     int fix = check_body_args(L, &name, &len, &o, 0);
+    if (__builtin_expect(o.has_budget, 0))
+        return luaL_error(L, "span('%s'): budget_usd is the budget of a whole request; give it to "
+                             "trace(name, {budget_usd = ...}, fn), or to one call as llm.call{budget_usd = ...}",
+                          name);
     if (__builtin_expect(o.level > ms_the_host.level, 0))
         return ms_run_unrecorded_(L, fix);
     int nargs = lua_gettop(L);
@@ -443,6 +458,38 @@ static int l_span(lua_State *L)
 
 /* --- trace() ------------------------------------------------------------- */
 
+/* The request budgets of the open traces, by trace id (hex): a table
+ * {limit = USD} per trace under a budget (its own budget_usd, else the
+ * run's --budget-usd request=X), made when trace() starts and dropped
+ * when its body ends, in which llm.call keeps the request's spend
+ * (scripts/budget.lua reads it as moonspan._request_budgets). */
+#define REQUEST_BUDGETS "moonspan.request_budgets"
+
+/* Gives trace `id` the request budget `usd`: a new ledger, or a new
+ * limit on the one it has (a pipeline's trace() inside an eval case). */
+static void set_request_budget(lua_State *L, const char *id, double usd)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);   /* ... budgets */
+    if (lua_getfield(L, -1, id) != LUA_TTABLE) {            /* ... budgets ledger|nil */
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, id);
+    }
+    lua_pushnumber(L, usd);
+    lua_setfield(L, -2, "limit");
+    lua_pop(L, 2);
+}
+
+/* Drops the ledger of trace `id`: its request is over. */
+static void drop_request_budget(lua_State *L, const char *id)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
+    lua_pushnil(L);
+    lua_setfield(L, -2, id);
+    lua_pop(L, 1);
+}
+
 /* After the body of trace(): end the trace (unless it joined an eval
  * case's, which the case ends), restore the caller's state, then return
  * the body's results or raise its error. The context is the stack index
@@ -465,6 +512,10 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     cs->explicit_trace = h->saved_explicit;
     cs->case_ctx = h->saved_case_ctx;
     cs->propagating = 0;
+    if (h->budgeted && !h->joined) {
+        h->budgeted = 0;
+        drop_request_budget(L, h->id);
+    }
     if (!h->joined && atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
         finish_trace(t);
     return body_results(L, status, msgh);
@@ -530,7 +581,7 @@ static int l_trace(lua_State *L)
     h->saved_depth = cs->depth;
     h->saved_explicit = cs->explicit_trace;
     h->saved_case_ctx = cs->case_ctx;
-    h->joined = h->named = 0;
+    h->joined = h->named = h->budgeted = 0;
     lua_pushvalue(L, lua_upvalueindex(UPV_MT));
     lua_setmetatable(L, -2);
     if (join) {
@@ -556,6 +607,11 @@ static int l_trace(lua_State *L)
         cs->case_ctx = lua_toboolean(L, lua_upvalueindex(UPV_CASE)) ? h : NULL;
     }
     cs->propagating = 0;
+    if (o.has_budget || (!join && ms_the_host.has_request_budget)) {
+        set_request_budget(L, h->id, o.has_budget ? o.budget_usd : ms_the_host.request_budget_usd);
+        /* a joined case's ledger is the case's: dropped when the case ends */
+        (join ? join : h)->budgeted = 1;
+    }
 
     lua_pushvalue(L, lua_upvalueindex(UPV_MSGH));           /* ... ctx msgh */
     int msgh = lua_gettop(L);
@@ -686,12 +742,16 @@ void ms_open_trace(lua_State *L)
     ms_open_levels_(L);                                       /* ... nospan */
     int nospan = lua_gettop(L);
 
-    static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
+    static const char *const names[] = {"level", "fold", "info", "debug", "trace", "budget_usd"};
+    enum { NNAMES = sizeof names / sizeof *names };
+    _Static_assert(NNAMES == UPV_COUNT - UPV_LEVEL + 1, "one name per option upvalue");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
     for (int k = 0; k < 2; k++) {
         lua_pushcfunction(L, ms_span_msgh_);
         luaL_getmetatable(L, k ? CTX_MT : SPAN_MT);
         lua_pushvalue(L, nospan);
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NNAMES; i++)
             lua_pushstring(L, names[i]);
         if (k) { /* moonspan._case_trace: the same upvalues and UPV_CASE */
             for (int i = 1; i <= UPV_COUNT; i++)
@@ -711,5 +771,7 @@ void ms_open_trace(lua_State *L)
     luaL_setfuncs(L, moonspan_fns, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
     lua_setfield(L, -2, "_case_trace");
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
+    lua_setfield(L, -2, "_request_budgets");
     lua_pop(L, 1);
 }

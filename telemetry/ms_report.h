@@ -47,6 +47,10 @@ typedef struct ms_report_opts {
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
 
+/* The kinds of budget llm.call enforces (scripts/budget.lua), in the
+ * report's order. */
+#define MS_BUDGET_KINDS {"call", "request", "run"}
+
 /* `report --by user` or `--by session` (opts->by_who): the requests
  * opts->sel selects grouped by their user or session, costliest first,
  * the group of traces without one named null ("(none)" in text). Each

@@ -69,6 +69,10 @@ typedef struct report {
 
     int64_t llm_tokens, llm_tokens_est;
     int64_t llm_calls, llm_failed; /* llm spans that completed, of them status error */
+    /* calls a budget stopped before sending (own errors of type
+     * budget_exceeded), by the budget's kind (their llm.budget.kind):
+     * MS_BUDGET_KINDS, then any other or missing kind */
+    int64_t budget_stops, budget_by_kind[4];
     int64_t retried, retry_ok;
     int64_t backoff_ns;  /* waited between retry attempts */
 
