@@ -126,8 +126,64 @@ static void put_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
     }
 }
 
+/* --- tags: the one attribute a trace's root takes as a list ---------------- */
+
+/* Whether kix/vix hold `tags` = a table: a trace's tags (ms_who.h). */
+static int is_tags(lua_State *L, int kix, int vix)
+{
+    return lua_type(L, vix) == LUA_TTABLE && lua_type(L, kix) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, kix), "tags") == 0;
+}
+
+/* Raises unless the table at vix is a list of strings. */
+static void check_tags(lua_State *L, int vix)
+{
+    vix = lua_absindex(L, vix);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vix), keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, vix)) {
+        keys++;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
+            lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "tags must be a list of strings, e.g. tags = {\"beta\", \"eu\"}; found a %s "
+                          "value at key %s", luaL_typename(L, -1), lua_tostring(L, -2) ? lua_tostring(L, -2)
+                                                                                         : luaL_typename(L, -2));
+        lua_pop(L, 1);
+    }
+    if (keys != n)
+        luaL_error(L, "tags must be a list of strings without holes, e.g. tags = {\"beta\", \"eu\"}");
+}
+
+/* Records a checked tags list as the attribute `tags`: the text of a JSON
+ * array, which the writer keeps as traces.tags. Never raises. */
+static void put_tags(lua_State *L, ms_trace *t, uint32_t idx, int vix)
+{
+    vix = lua_absindex(L, vix);
+    ms_buf json = {0};
+    ms_buf_addc(&json, '[');
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vix);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
+        lua_rawgeti(L, vix, i);
+        const char *tag = lua_tolstring(L, -1, &len); /* a string: check_tags saw to it */
+        if (i > 1)
+            ms_buf_addc(&json, ',');
+        ms_json_str(&json, tag, len);
+        lua_pop(L, 1);
+    }
+    ms_buf_addc(&json, ']');
+    if (!json.oom) /* else the trace goes without its tags, as with any attribute out of memory */
+        ms_span_set_str(t, idx, "tags", 4, json.data, json.len);
+    ms_buf_free(&json);
+}
+
 void ms_set_attr_(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
 {
+    if (idx == 0 && is_tags(L, kix, vix)) {
+        check_tags(L, vix);
+        put_tags(L, t, idx, vix);
+        return;
+    }
     check_attr(L, kix, vix);
     put_attr(L, t, idx, kix, vix);
 }
@@ -160,7 +216,9 @@ static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
-        if (!is_option(L, -2))
+        if (lua_type(L, -1) == LUA_TTABLE) /* tags of a trace: read_table allowed nothing else */
+            put_tags(L, t, idx, -1);
+        else if (!is_option(L, -2))
             put_attr(L, t, idx, -2, -1);
         lua_pop(L, 1);
     }
@@ -176,7 +234,7 @@ typedef struct span_opts {
 
 /* Reads the table at tix in one pass: `level` and `fold` into *o, every
  * other key checked as an attribute and counted. Raises on a bad one. */
-static void read_table(lua_State *L, int tix, span_opts *o)
+static void read_table(lua_State *L, int tix, span_opts *o, int is_trace)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
@@ -189,6 +247,9 @@ static void read_table(lua_State *L, int tix, span_opts *o)
             if (!lua_isboolean(L, -1))
                 luaL_error(L, "fold must be true or false, got %s", luaL_typename(L, -1));
             o->fold = lua_toboolean(L, -1);
+        } else if (is_trace && is_tags(L, -2, -1)) {
+            check_tags(L, -1);
+            o->nattrs++;
         } else {
             check_attr(L, -2, -1);
             if (is_upvalue(L, -2, UPV_BUDGET)) {
@@ -208,7 +269,7 @@ static void read_table(lua_State *L, int tix, span_opts *o)
 /* Checks span/trace's (name, [attrs,] fn) and returns fn's stack index;
  * the options, when there is a table, go to *o. Every attribute is
  * checked before any span or trace exists, whatever the level. */
-static int check_body_args(lua_State *L, const char **name, size_t *len, span_opts *o)
+static int check_body_args(lua_State *L, const char **name, size_t *len, span_opts *o, int is_trace)
 {
     *name = luaL_checklstring(L, 1, len);
     o->level = MS_LEVEL_INFO;
@@ -218,7 +279,7 @@ static int check_body_args(lua_State *L, const char **name, size_t *len, span_op
     int fix = 2;
     if (lua_type(L, 2) == LUA_TTABLE) {
         fix = 3;
-        read_table(L, 2, o);
+        read_table(L, 2, o, is_trace);
     }
     luaL_checktype(L, fix, LUA_TFUNCTION);
     return fix;
@@ -328,7 +389,7 @@ static int l_span(lua_State *L)
     size_t len;
     const char *name;
     span_opts o;
-    int fix = check_body_args(L, &name, &len, &o);
+    int fix = check_body_args(L, &name, &len, &o, 0);
     if (__builtin_expect(o.has_budget, 0))
         return luaL_error(L, "span('%s'): budget_usd is the budget of a whole request; give it to "
                              "trace(name, {budget_usd = ...}, fn), or to one call as llm.call{budget_usd = ...}",
@@ -492,7 +553,7 @@ static int l_trace(lua_State *L)
     size_t len;
     const char *name;
     span_opts o;
-    int fix = check_body_args(L, &name, &len, &o);
+    int fix = check_body_args(L, &name, &len, &o, 1);
     if (o.level > ms_the_host.level) {
         lua_settop(L, fix); /* the body gets ctx only, as a recorded trace's does */
         return ms_run_unrecorded_(L, fix);

@@ -112,8 +112,8 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b);
  * words them (", name 'answer_*', evals excluded"). As JSON members of the
  * object being written (`first` its flag, see ms_json_key): since_ns,
  * since, until_ns, until, name_glob, run_id, eval_run, evals ("exclude",
- * "include" or "only"), attrs (an object), evals_left_out and
- * description. */
+ * "include" or "only"), attrs (an object), user, session, tags (an
+ * array), evals_left_out and description. */
 void ms_report_window_text(const ms_select *s, ms_buf *b);
 void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b, int *first);
 

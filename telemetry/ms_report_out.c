@@ -82,6 +82,16 @@ void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b
     for (size_t i = 0; i < s->nattrs; i++)
         ms_kv_str(b, &g, s->attr_key[i], s->attr_value[i]);
     ms_buf_addc(b, '}');
+    ms_kv_str(b, first, "user", s->user);
+    ms_kv_str(b, first, "session", s->session);
+    ms_json_key(b, first, "tags");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < s->ntags; i++) {
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_json_str(b, s->tags[i], strlen(s->tags[i]));
+    }
+    ms_buf_addc(b, ']');
     ms_kv_int(b, first, "evals_left_out", evals_left_out);
     ms_buf desc = {0};
     ms_select_describe(s, &desc);
@@ -382,10 +392,9 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
         const ms_select *s = &o->sel;
         if (r->evals_left_out)
             ms_buf_adds(b, "\nno production traces match; the eval traces above are left out\n");
-        else if (s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run ||
-                 s->nattrs || s->evals == MS_EVALS_ONLY)
-            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr"
-                           " or --evals; list traces with `moonspan traces`)\n");
+        else if (ms_select_narrows(s))
+            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr,"
+                           " --user, --session, --tag or --evals; list traces with `moonspan traces`)\n");
         else
             ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
         return;
