@@ -226,8 +226,38 @@ static int events(ms_otlp_mapper *m, const ms_otlp_trace_row *t, const ms_spans_
 }
 
 /* The span's own attributes, after moonspan's (first key wins). */
+/* The names other tools read a request's session and user under
+ * (otel-export.md: Langfuse reads session.id or gen_ai.conversation.id,
+ * and user.id; Phoenix reads session.id), added beside the root's own
+ * `session` and `user` attributes that trace() stores. */
+static int who_aliases(ms_otlp_mapper *m, const ms_otlp_attr *own)
+{
+    static const char *const session[] = {"session.id", "gen_ai.conversation.id"};
+    static const char *const user[] = {"user.id"};
+    const char *const *names = NULL;
+    size_t n = 0;
+    if (own->key_len == 7 && memcmp(own->key, "session", 7) == 0)
+        names = session, n = 2;
+    else if (own->key_len == 4 && memcmp(own->key, "user", 4) == 0)
+        names = user, n = 1;
+    const ms_otlp_attr value = *own; /* new_attr may move m->attrs, and `own` with it */
+    for (size_t i = 0; i < n; i++) {
+        if (has_key(m, names[i], strlen(names[i])))
+            continue;
+        ms_otlp_attr copy = value;
+        ms_otlp_attr *a = new_attr(m, names[i]);
+        if (!a)
+            return -2;
+        copy.key = a->key;
+        copy.key_len = a->key_len;
+        *a = copy;
+    }
+    return 0;
+}
+
 static int own_attrs(ms_otlp_mapper *m, const ms_spans_walk *w, const ms_span_rec *sp)
 {
+    int root = sp->parent == MS_NONE && sp->gidx == 0;
     const uint8_t *p = sp->attrs;
     static const char finish[] = MS_ATTR_GENAI_FINISH_REASONS;
     for (uint32_t i = 0; i < sp->nattrs; i++) {
@@ -261,6 +291,8 @@ static int own_attrs(ms_otlp_mapper *m, const ms_spans_walk *w, const ms_span_re
             o->i = a.i;
             break;
         }
+        if (root && who_aliases(m, &m->attrs[m->nattrs - 1]))
+            return -2;
     }
     return 0;
 }
