@@ -59,14 +59,16 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
                   ms_body_fn body, void *ud)
 {
     char err[1024];
-    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
-        return MS_EXIT_USAGE;
-    }
     if (o->metrics_addr && ms_live_metrics_start(o->metrics_addr, err, sizeof err) != 0) {
         fprintf(stderr, "moonspan %s: --metrics-addr: %s\n", c->verb, err);
-        return ms_lifecycle_end(NULL, MS_END_ERROR, MS_EXIT_USAGE);
+        return MS_EXIT_USAGE;
     }
+    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        ms_live_metrics_stop();
+        return MS_EXIT_USAGE;
+    }
+    ms_live_metrics_attach();
     ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
     lua_State *L = ms_runtime_new();

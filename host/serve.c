@@ -11,7 +11,7 @@
 
 #include "serve.h"
 
-#if MHD_VERSION < 0x00097002
+#if MHD_VERSION < 0x00097100 /* enum MHD_Result came with 0.9.71 */
 typedef int MHD_Result_t;
 #else
 typedef enum MHD_Result MHD_Result_t;

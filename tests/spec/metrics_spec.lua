@@ -221,6 +221,7 @@ describe("moonspan serve --metrics", function()
     assert.matches("cannot listen on 127%.0%.0%.1:" .. port .. ".*choose another", again.err)
     assert.are.equal(2, run.code)
     assert.matches("%-%-metrics%-addr: cannot listen", run.err)
+    assert.is_false(H.exists(run.db), "a refused run recorded nothing") -- refused before the store opened
   end)
 end)
 
