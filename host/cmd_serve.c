@@ -20,7 +20,7 @@ static const char SERVE_HELP[] =
     "what was written since the previous one, so it stays cheap on a large\n"
     "store; the first reads the whole store once, before the port opens. The\n"
     "store is opened read-only and never upgraded. Metric names, labels and\n"
-    "buckets: README, section Metrics.\n"
+    "buckets: README, section Prometheus metrics.\n"
     "\n"
     "  --metrics HOST:PORT  where to listen, e.g. 127.0.0.1:9464 (port 0: any free\n"
     "                       port; the one taken is printed)\n"
