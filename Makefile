@@ -11,10 +11,10 @@ BUILD   ?= build
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS     := lua5.4 libcurl sqlite3 zlib
+PKGS     := lua5.4 libcurl sqlite3 zlib libmicrohttpd
 DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 zlib1g-dev libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
-            clang libclang-rt-14-dev
+            clang libclang-rt-14-dev prometheus
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -142,7 +142,8 @@ $(BUILD)/bench/bench_profile: tests/bench/bench_profile.c $(BUILD)/host/profile.
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/bench/bench_stats $(BUILD)/fake_llm
+bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/bench/bench_stats \
+       $(BUILD)/bench/bench_metrics $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/bench/run.sh
 
 # --- fuzzing (tests/fuzz/) ---------------------------------------------------

@@ -123,6 +123,7 @@ typedef struct ms_run_opts {
     int no_timeline;    /* no closing timeline (eval and test print their own) */
     long profile_hz;    /* --profile: CPU-time samples per second; 0 off */
     long auto_depth;    /* --auto-spans: nested calls recorded as spans; 0 off */
+    const char *metrics_addr; /* --metrics-addr: serve live /metrics there; NULL off */
 } ms_run_opts;
 
 /* 1000 Hz: 1 ms of self time per sample, enough samples for a function
@@ -139,6 +140,10 @@ typedef struct ms_run_opts {
  * error naming the range (exits 2). */
 int ms_cli_profile(ms_cli *c, ms_run_opts *o);
 int ms_cli_auto_spans(ms_cli *c, ms_run_opts *o);
+/* --metrics-addr HOST:PORT into o->metrics_addr; a bad address is a usage
+ * error (exits 2). The lines of --help that describe it. */
+int ms_cli_metrics_addr(ms_cli *c, ms_run_opts *o);
+extern const char MS_METRICS_ADDR_HELP[];
 
 /* What a hosted command runs once the host is up; returns an exit status. */
 typedef int (*ms_body_fn)(struct lua_State *L, void *ud);
@@ -156,6 +161,7 @@ int ms_cmd_show(ms_cli *c);
 int ms_cmd_sql(ms_cli *c);
 int ms_cmd_upgrade(ms_cli *c);
 int ms_cmd_diff(ms_cli *c);
+int ms_cmd_serve(ms_cli *c);
 int ms_cmd_export(ms_cli *c);
 
 #endif

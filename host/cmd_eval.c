@@ -54,6 +54,7 @@ static const char EVAL_HELP[] =
     "                          budget_exceeded (replayed calls spend nothing)\n"
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
+    "%s"
     "\n"
     "Exit status: 0 when every suite reached its threshold (and --fail-under)\n"
     "and passed its gates and, with --fail-if-regressed, did not regress; 1 when\n"
@@ -141,10 +142,10 @@ int ms_cmd_eval(ms_cli *c)
         if (ms_cli_global(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            printf(EVAL_HELP, MS_RECORD_HELP);
+            printf(EVAL_HELP, MS_METRICS_ADDR_HELP, MS_RECORD_HELP);
             return 0;
         }
-        if (ms_cli_record(c) || ms_cli_budget(c) || ms_cli_profile(c, &ro))
+        if (ms_cli_record(c) || ms_cli_budget(c) || ms_cli_profile(c, &ro) || ms_cli_metrics_addr(c, &ro))
             continue;
         if (ms_cli_value(c, "--concurrency", &v))
             o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);

@@ -8,13 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <netinet/in.h>
 
 #include "cli.h"
 #include "host.h"
+#include "live_metrics.h"
+#include "serve.h"
 
 static const char RUN_HELP[] =
-    "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [RECORDING OPTIONS]\n"
-    "                    [--budget-usd SPEC] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [--metrics-addr HOST:PORT]\n"
+    "                    [RECORDING OPTIONS] [--budget-usd SPEC] [--db PATH] [--prices FILE]\n"
+    "                    SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
     "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
@@ -28,6 +32,7 @@ static const char RUN_HELP[] =
     "                       `moonspan report --profile`\n"
     "  --auto-spans[=DEPTH] record every Lua function call as a span, up to\n"
     "                       DEPTH nested calls (default 10); for short runs\n"
+    "%s"
     "  --db PATH            the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
     "  --prices FILE        model prices overriding the built-in table\n"
     "  --budget-usd SPEC    stop LLM calls that could overspend, in US dollars:\n"
@@ -58,10 +63,16 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
                   ms_body_fn body, void *ud)
 {
     char err[1024];
-    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+    if (o->metrics_addr && ms_live_metrics_start(o->metrics_addr, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: --metrics-addr: %s\n", c->verb, err);
         return MS_EXIT_USAGE;
     }
+    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        ms_live_metrics_stop();
+        return MS_EXIT_USAGE;
+    }
+    ms_live_metrics_attach();
     ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
     lua_State *L = ms_runtime_new();
@@ -80,7 +91,26 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
         return ms_lifecycle_end(L, MS_END_ERROR, MS_EXIT_USAGE);
     }
     int rc = body(L, ud);
-    return ms_lifecycle_end(L, ms_interrupted ? MS_END_INTERRUPT : rc ? MS_END_ERROR : MS_END_NORMAL, rc);
+    rc = ms_lifecycle_end(L, ms_interrupted ? MS_END_INTERRUPT : rc ? MS_END_ERROR : MS_END_NORMAL, rc);
+    ms_live_metrics_stop(); /* after the writer has stopped feeding it */
+    return rc;
+}
+
+const char MS_METRICS_ADDR_HELP[] =
+    "  --metrics-addr HOST:PORT  serve this process's live Prometheus metrics on\n"
+    "                       http://HOST:PORT/metrics while it runs (README: Prometheus metrics)\n";
+
+int ms_cli_metrics_addr(ms_cli *c, ms_run_opts *o)
+{
+    const char *v;
+    if (!ms_cli_value(c, "--metrics-addr", &v))
+        return 0;
+    struct sockaddr_in sa;
+    char err[256];
+    if (ms_serve_parse_addr(v, &sa, err, sizeof err))
+        ms_cli_usage_error(c, "--metrics-addr %s", err);
+    o->metrics_addr = v;
+    return 1;
 }
 
 typedef struct script_args {
@@ -105,7 +135,8 @@ int ms_cmd_run(ms_cli *c)
 {
     ms_run_opts o = {0};
     while (c->i < c->argc && c->argv[c->i][0] == '-') {
-        if (ms_cli_global(c) || ms_cli_profile(c, &o) || ms_cli_auto_spans(c, &o))
+        if (ms_cli_global(c) || ms_cli_profile(c, &o) || ms_cli_auto_spans(c, &o) ||
+            ms_cli_metrics_addr(c, &o))
             continue;
         if (ms_cli_flag(c, "--quiet") || ms_cli_flag(c, "-q")) {
             o.quiet = 1;
@@ -114,7 +145,7 @@ int ms_cmd_run(ms_cli *c)
         if (ms_cli_record(c) || ms_cli_budget(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            printf(RUN_HELP, MS_RECORD_HELP);
+            printf(RUN_HELP, MS_METRICS_ADDR_HELP, MS_RECORD_HELP);
             return 0;
         }
         if (ms_cli_flag(c, "--"))

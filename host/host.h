@@ -93,6 +93,11 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status);
  * hands it to the writer. */
 void ms_host_trace_ended(ms_trace *t);
 
+/* Traces waiting for the writer (0 once the run has ended), for the live
+ * metrics' gauge; the signature of ms_metrics_set_queue_gauge's. Any
+ * thread. */
+double ms_host_queue_depth(void *ud);
+
 /* The Lua thread is about to block for up to wait_ns (a sleep, a wait on
  * transfers): spans that ended in traces still open, and would have
  * waited MS_CUT_AGE_NS by the end of it, are written first, so a long

@@ -163,6 +163,15 @@ void ms_host_trace_ended(ms_trace *t)
     ms_tracer_submit(h->tracer, t);
 }
 
+double ms_host_queue_depth(void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&tracer_lock);
+    double n = ms_the_host.tracer ? (double)ms_tracer_queued(ms_the_host.tracer) : 0;
+    pthread_mutex_unlock(&tracer_lock);
+    return n;
+}
+
 void ms_host_before_wait(int64_t wait_ns)
 {
     if (ms_the_host.tracer)

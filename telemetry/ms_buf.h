@@ -32,6 +32,10 @@ void ms_buf_free(ms_buf *b);
 int ms_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Length of the valid UTF-8 sequence starting at s (at most n bytes, n > 0),
+ * or 0 when the bytes there are not one. */
+size_t ms_utf8_len(const unsigned char *s, size_t n);
+
 /* --- JSON ------------------------------------------------------------- */
 
 /* Appends `s` as a JSON string literal, quotes included. Invalid UTF-8

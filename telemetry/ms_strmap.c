@@ -75,3 +75,16 @@ long ms_strmap_get(ms_strmap *m, const char *k, size_t klen, int *created)
     *created = 1;
     return (long)m->n++;
 }
+
+long ms_strmap_find(const ms_strmap *m, const char *k, size_t klen)
+{
+    if (!m->nslot)
+        return -1;
+    uint64_t h = hash_bytes(k, klen);
+    for (size_t j = h & (m->nslot - 1); m->slot[j]; j = (j + 1) & (m->nslot - 1)) {
+        const ms_strmap_ent *e = &m->ent[m->slot[j] - 1];
+        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0)
+            return (long)(m->slot[j] - 1);
+    }
+    return -1;
+}

@@ -28,6 +28,9 @@ typedef struct ms_strmap {
  * Returns -1 on allocation failure (the map is unchanged and usable). */
 long ms_strmap_get(ms_strmap *m, const char *k, size_t klen, int *created);
 
+/* Index of key k[0..klen) when it is in the map, else -1; never inserts. */
+long ms_strmap_find(const ms_strmap *m, const char *k, size_t klen);
+
 /* Frees the keys and tables; the map is empty and reusable afterwards. */
 void ms_strmap_free(ms_strmap *m);
 

@@ -47,6 +47,8 @@ struct ms_tracer {
     ms_trace open;             /* sentinel of the open list (acquired, not submitted) */
     uint64_t last_uid;         /* traces acquired so far: their uids */
     void (*notice)(const char *msg);
+    void (*observe)(void *ud, ms_trace *const *traces, size_t n);
+    void *observe_ud;
     char last_error[512];
 };
 
@@ -186,6 +188,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&tr->lock);
 
         ms_trace *const *items = single ? &single : batch;
+        if (tr->observe)
+            tr->observe(tr->observe_ud, items, n);
         int64_t t0 = ms_mono_ns();
         int ok = write_batch(tr, items, n);
         int64_t took = ms_mono_ns() - t0;
@@ -256,6 +260,23 @@ void ms_tracer_set_notice(ms_tracer *tr, void (*notice)(const char *msg))
     pthread_mutex_lock(&tr->lock);
     tr->notice = notice;
     pthread_mutex_unlock(&tr->lock);
+}
+
+void ms_tracer_set_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const *traces, size_t n),
+                            void *ud)
+{
+    pthread_mutex_lock(&tr->lock);
+    tr->observe = fn;
+    tr->observe_ud = ud;
+    pthread_mutex_unlock(&tr->lock);
+}
+
+size_t ms_tracer_queued(ms_tracer *tr)
+{
+    pthread_mutex_lock(&tr->lock);
+    size_t n = tr->queued;
+    pthread_mutex_unlock(&tr->lock);
+    return n;
 }
 
 ms_trace *ms_tracer_acquire(ms_tracer *tr)

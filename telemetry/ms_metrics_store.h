@@ -1,0 +1,37 @@
+/* ms_metrics_store — the store's feeder of the Prometheus registry
+ * (ms_metrics.h), for `moonspan serve --metrics`.
+ *
+ * Incremental: each update reads only the traces written since the last
+ * one (rows in id order after the last seen), plus the rows it saw still
+ * open (a trace written in parts) until they end, so a scrape costs what
+ * was written since the previous scrape, not the size of the store. The
+ * first update reads the whole store once.
+ *
+ * The store's readers open only the current schema (ms_store refuses an
+ * older one with the upgrade to run); should that change, a store older
+ * than v4 (spans in a table, not packed) gives the request families only. */
+#ifndef MS_METRICS_STORE_H
+#define MS_METRICS_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_metrics.h"
+
+typedef struct ms_metrics_store ms_metrics_store;
+
+/* A feeder of registry m from connection db (read-only is enough; both
+ * stay the caller's). Returns 0, or -1 with err. */
+int ms_metrics_store_open(sqlite3 *db, ms_metrics *m, ms_metrics_store **out, char *err, size_t errlen);
+void ms_metrics_store_close(ms_metrics_store *ms);
+
+/* Adds to the registry what was written since the last call, in one read
+ * snapshot. Returns 0, or -1 with err (the registry then holds what was
+ * read before the failure; the next call goes on from there). */
+int ms_metrics_store_update(ms_metrics_store *ms, char *err, size_t errlen);
+
+/* Rows read so far (traces), for the measurements. */
+uint64_t ms_metrics_store_rows(const ms_metrics_store *ms);
+
+#endif
