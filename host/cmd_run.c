@@ -17,8 +17,8 @@
 
 static const char RUN_HELP[] =
     "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [--metrics-addr HOST:PORT]\n"
-    "                    [RECORDING OPTIONS]\n"
-    "                    [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "                    [RECORDING OPTIONS] [--budget-usd SPEC] [--db PATH] [--prices FILE]\n"
+    "                    SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
     "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
@@ -35,6 +35,10 @@ static const char RUN_HELP[] =
     "%s"
     "  --db PATH            the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
     "  --prices FILE        model prices overriding the built-in table\n"
+    "  --budget-usd SPEC    stop LLM calls that could overspend, in US dollars:\n"
+    "                       X or run=X (the whole run), request=X (each trace),\n"
+    "                       call=X (each llm.call), comma-separated; a call that\n"
+    "                       could go over is not sent and fails with budget_exceeded\n"
     "\n"
     "Recording options (also on `moonspan eval`):\n"
     "%s"
@@ -59,19 +63,25 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
                   ms_body_fn body, void *ud)
 {
     char err[1024];
-    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
-        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
-        return MS_EXIT_USAGE;
-    }
     if (o->metrics_addr && ms_live_metrics_start(o->metrics_addr, err, sizeof err) != 0) {
         fprintf(stderr, "moonspan %s: --metrics-addr: %s\n", c->verb, err);
-        return ms_lifecycle_end(NULL, MS_END_ERROR, MS_EXIT_USAGE);
+        return MS_EXIT_USAGE;
     }
+    if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        ms_live_metrics_stop();
+        return MS_EXIT_USAGE;
+    }
+    ms_live_metrics_attach();
     ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
     lua_State *L = ms_runtime_new();
     if (!L)
         return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
+    if (ms_budget_apply(L, &c->budget)) {
+        fprintf(stderr, "moonspan %s: out of memory setting the budgets\n", c->verb);
+        return ms_lifecycle_end(L, MS_END_ERROR, 1);
+    }
     ms_host_calibrate(L); /* before the hook: what span() costs without auto-spans or samples */
     if (o->auto_depth)
         ms_autospans_start(L, (int)o->auto_depth);
@@ -88,7 +98,7 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
 
 const char MS_METRICS_ADDR_HELP[] =
     "  --metrics-addr HOST:PORT  serve this process's live Prometheus metrics on\n"
-    "                       http://HOST:PORT/metrics while it runs (README: Metrics)\n";
+    "                       http://HOST:PORT/metrics while it runs (README: Prometheus metrics)\n";
 
 int ms_cli_metrics_addr(ms_cli *c, ms_run_opts *o)
 {
@@ -132,7 +142,7 @@ int ms_cmd_run(ms_cli *c)
             o.quiet = 1;
             continue;
         }
-        if (ms_cli_record(c))
+        if (ms_cli_record(c) || ms_cli_budget(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
             printf(RUN_HELP, MS_METRICS_ADDR_HELP, MS_RECORD_HELP);

@@ -36,7 +36,7 @@ static const char SERVE_HELP[] =
     "written since the previous one, so it stays cheap on a large store; the\n"
     "first reads the whole store once, before the port opens. Without --otlp the\n"
     "store is opened read-only and never upgraded. Metric names, labels and\n"
-    "buckets: README, section Metrics.\n"
+    "buckets: README, section Prometheus metrics.\n"
     "\n"
     "Runs until interrupted (Ctrl-C, SIGTERM), then writes what it holds.\n"
     "\n"

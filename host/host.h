@@ -51,6 +51,8 @@ typedef struct ms_host {
     double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start (ms_host_calibrate) */
     int calibrating;            /* traces ending now are the calibration's: not written */
     int keep_spans;             /* traces keep a digest of cut spans (ms_digest.h): eval */
+    int has_request_budget;     /* --budget-usd request=X: every trace's budget unless it sets one */
+    double request_budget_usd;
 } ms_host;
 
 extern ms_host ms_the_host;

@@ -2,6 +2,7 @@
  * process, from a registry the writer thread feeds as it takes traces
  * (ms_metrics_trace.h), so the script's thread pays nothing per span. */
 #include <stdio.h>
+#include <string.h>
 
 #include "host.h"
 #include "live_metrics.h"
@@ -31,8 +32,16 @@ int ms_live_metrics_start(const char *addr, char *err, size_t errlen)
         ms_live_metrics_stop();
         return -1;
     }
-    ms_tracer_set_observer(ms_the_host.tracer, ms_metrics_observe_traces, registry);
+    /* the port, which 0 leaves to the system, is for the scraper to know */
+    fprintf(stderr, "moonspan: live metrics on http://%.*s:%d/metrics\n", (int)(strrchr(addr, ':') - addr), addr,
+            ms_serve_port(server));
     return 0;
+}
+
+void ms_live_metrics_attach(void)
+{
+    if (registry && ms_the_host.tracer)
+        ms_tracer_set_observer(ms_the_host.tracer, ms_metrics_observe_traces, registry);
 }
 
 void ms_live_metrics_stop(void)

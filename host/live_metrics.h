@@ -4,10 +4,13 @@
 
 #include <stddef.h>
 
-/* Serves /metrics on addr ("127.0.0.1:9464") for the running host (after
- * ms_host_start): every trace and part the writer takes from then on is
- * counted. Returns 0, or -1 with err (bad address, port taken). */
+/* Serves /metrics on addr ("127.0.0.1:9464"), before the host starts, so
+ * a port taken refuses the run before it records anything. Returns 0, or
+ * -1 with err (bad address, port taken). */
 int ms_live_metrics_start(const char *addr, char *err, size_t errlen);
+/* Once the host has started: every trace and part its writer takes from
+ * now on is counted. Nothing when not started. */
+void ms_live_metrics_attach(void);
 /* Stops serving and frees the registry (after the tracer has closed);
  * safe when never started. */
 void ms_live_metrics_stop(void);

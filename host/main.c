@@ -18,6 +18,7 @@ static const char USAGE[] =
     "  diff A B               is B slower, costlier or failing more than A, with evidence\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
     "  evals flaky SUITE      the flake ledger: each case's failure rate over recent runs\n"
+    "  export otlp [URL]      send stored traces to an OpenTelemetry (OTLP/HTTP) receiver\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  serve --otlp/--metrics  receive OpenTelemetry traces (OTLP/HTTP); serve the store's Prometheus metrics\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
         {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval}, {"evals", ms_cmd_evals},
         {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade}, {"runs", ms_cmd_runs},
-        {"diff", ms_cmd_diff}, {"serve", ms_cmd_serve},
+        {"diff", ms_cmd_diff}, {"export", ms_cmd_export}, {"serve", ms_cmd_serve},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, runs, show,"
-                    " diff, sql, serve, upgrade, test "
+                    " diff, export, sql, serve, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

@@ -3,13 +3,15 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "serve.h"
 
-#if MHD_VERSION < 0x00097002
+#if MHD_VERSION < 0x00097100 /* enum MHD_Result came with 0.9.71 */
 typedef int MHD_Result_t;
 #else
 typedef enum MHD_Result MHD_Result_t;
@@ -163,10 +165,18 @@ int ms_serve_start(ms_serve *s, const char *addr, char *err, size_t errlen)
     struct sockaddr_in sa;
     if (ms_serve_parse_addr(addr, &sa, err, errlen))
         return -1;
+    /* the server's thread never takes SIGINT/SIGTERM: they are for the
+     * program's main thread (the run's lifecycle, serve's sigwait) */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
                             on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!s->d)
         return ms_errf(err, errlen, "cannot listen on %s (the port is taken, or the address is not this "
                        "machine's); choose another, e.g. 127.0.0.1:0 for any free port", addr);

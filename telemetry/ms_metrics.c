@@ -340,10 +340,15 @@ static void add_num(ms_buf *b, double v)
         ms_buf_adds(b, "NaN");
     else if (isinf(v))
         ms_buf_adds(b, v > 0 ? "+Inf" : "-Inf");
-    else if (v == (double)(int64_t)v && fabs(v) < 1e15)
+    else if (fabs(v) < 1e15 && v == (double)(int64_t)v)
         ms_buf_printf(b, "%lld", (long long)v);
-    else
-        ms_buf_printf(b, "%.17g", v);
+    else { /* the shortest of 15 or 17 digits that reads back as v */
+        char n[32];
+        snprintf(n, sizeof n, "%.15g", v);
+        if (strtod(n, NULL) != v)
+            snprintf(n, sizeof n, "%.17g", v);
+        ms_buf_adds(b, n);
+    }
 }
 
 /* name{labels[,extra]} */

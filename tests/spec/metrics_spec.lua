@@ -221,6 +221,7 @@ describe("moonspan serve --metrics", function()
     assert.matches("cannot listen on 127%.0%.0%.1:" .. port .. ".*choose another", again.err)
     assert.are.equal(2, run.code)
     assert.matches("%-%-metrics%-addr: cannot listen", run.err)
+    assert.is_false(H.exists(run.db), "a refused run recorded nothing") -- refused before the store opened
   end)
 end)
 
@@ -352,5 +353,49 @@ describe("a real Prometheus server", function()
     H.write(go, "") -- the live run ends by itself then, on failure too
     for _, pid in ipairs(pids) do stop(pid) end
     assert(ok, err)
+  end)
+end)
+
+describe("eval --metrics-addr", function()
+  it("serves the eval run's live metrics: its cases' traces and LLM calls", function()
+    local dir = H.tmpdir("eval-live")
+    -- three cases end; the fourth waits (at most 30 s) for GO, so the test
+    -- scrapes while the eval runs
+    local suite = H.write(dir .. "/live_suite.lua", string.format([[
+      return suite "live" {
+        dataset = {{id = "a", input = "x"}, {id = "b", input = "y"}, {id = "c", input = "z"}, {id = "wait", input = "w"}},
+        run = function(case)
+          if case.id == "wait" then
+            moonspan.flush()
+            io.open(%q, "w"):close()
+            for _ = 1, 1500 do
+              local f = io.open(%q) if f then f:close() break end
+              moonspan.sleep_ms(20)
+            end
+            return case.input
+          end
+          llm.call{model = "mock", messages = {{role = "user", content = case.input}}}
+          return case.input
+        end,
+        scorers = {exact(case_field "input")},
+      }]], dir .. "/ready", dir .. "/go"))
+    local pid, port = start_server(string.format("%s --db %s eval --concurrency 1 --metrics-addr 127.0.0.1:0 %s",
+                                                 q(H.bin), q(dir .. "/x.db"), q(suite)), dir)
+    local ok, res = pcall(function()
+      assert.is_true(H.wait_file(dir .. "/ready", 30), "the eval never reached its last case")
+      return http_get("http://127.0.0.1:" .. port .. "/metrics")
+    end)
+    H.write(dir .. "/go", "")
+    assert.is_true(H.wait_gone(pid, 30), "the eval did not end")
+    assert(ok, res)
+    promtool_ok(res.body, dir)
+    local s = samples(res.body)
+    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+    assert.are.equal(3, s["gen_ai_client_operation_duration_seconds_count{" .. llm .. "}"])
+    local requests = 0
+    for k, v in pairs(s) do
+      if k:match("^moonspan_requests_total{") then requests = requests + v end
+    end
+    assert.are.equal(3, requests)
   end)
 end)
