@@ -364,6 +364,7 @@ typedef struct builder {
     const ms_otlp_sink *sink;
     ms_otlpin_attrs as, evattrs;
     ms_buf json;
+    uint8_t who_set[3];        /* the row's session, user, tags were found (see put_who) */
 } builder;
 
 /* An AnyValue array as JSON text (scalars; nested values become null). */
@@ -443,6 +444,36 @@ static const char *event_json(builder *b, size_t *len)
 static const char *const KIND_NAMES[] = {NULL, "internal", "server", "client", "producer", "consumer"};
 
 
+/* Who the trace was for: the root's session, user and tags attributes,
+ * which the store keeps as the v6 columns (report --by user, --session,
+ * --tag), from the first span of the row, depth first, that names them
+ * (Langfuse's and OpenTelemetry's keys, in Langfuse's priority). */
+static void put_who(builder *b, ms_trace *t)
+{
+    static const char *const keys[3][4] = {
+        {"langfuse.session.id", "session.id", "gen_ai.conversation.id", NULL},
+        {"langfuse.user.id", "user.id", NULL, NULL},
+        {"langfuse.trace.tags", NULL, NULL, NULL},
+    };
+    static const char *const names[3] = {"session", "user", "tags"};
+    for (int w = 0; w < 3; w++) {
+        for (int k = 0; !b->who_set[w] && keys[w][k]; k++) {
+            const ms_otlpin_attr *a = ms_otlpin_attr_(&b->as, keys[w][k]);
+            if (!a || (a->type != AV_STR && a->type != AV_ARRAY) || (a->type == AV_STR && !pb_len(a->s)))
+                continue;
+            if (a->type == AV_ARRAY) { /* tags as a JSON array, as the tags column holds them */
+                ms_buf_reset(&b->json);
+                array_json(a->s, &b->json);
+                if (!b->json.oom)
+                    ms_span_set_str(t, 0, names[w], strlen(names[w]), b->json.data, b->json.len);
+            } else {
+                ms_span_set_str(t, 0, names[w], strlen(names[w]), (const char *)a->s.p, pb_len(a->s));
+            }
+            b->who_set[w] = 1;
+        }
+    }
+}
+
 /* Fills span gidx from span o: attributes, events, llm usage, error. */
 static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
 {
@@ -456,6 +487,7 @@ static int fill_span(builder *b, ms_trace *t, uint32_t gidx, const ospan *o)
         pb sv = b->rd->services[o->resource];
         ms_span_set_str(t, 0, "service.name", 12, (const char *)sv.p, pb_len(sv));
     }
+    put_who(b, t);
     if (ms_otlpin_is_llm_(&b->as)) {
         char model[256], provider[128];
         ms_llm_usage u;
@@ -533,6 +565,7 @@ static int build_row(builder *b, uint32_t r)
     int rc = ms_trace_start(t, (const char *)root->name.p, pb_len(root->name), mono(root->start), &root->trace,
                             root->parent);
     t->salt = 0; /* ids are the sender's (t->ids); readers take a salt of 0 to mean so */
+    memset(b->who_set, 0, sizeof b->who_set);
     /* depth first, children in start order: a parent always precedes its children */
     uint32_t n = 0;
     for (uint32_t i = r; rc == 0 && i != MS_NONE;) {

@@ -208,7 +208,8 @@ describe("moonspan serve --otlp", function()
     assert.are.equal(shows.json, shows.protobuf)
     assert.are.equal(shows.json, shows["protobuf+gzip"])
     local show = cjson.decode(shows.json)
-    assert.are.same({["user.id"] = "u1", n = 3, x = 0.5, ok = true, tags = "[\"a\",2]",
+    -- user.id also as the root's user (the store's user column)
+    assert.are.same({["user.id"] = "u1", user = "u1", n = 3, x = 0.5, ok = true, tags = "[\"a\",2]",
                      ["service.name"] = "svc-\u{e9}"}, show.attrs)
     local chat = show.spans[1].children[1]
     assert.are.same({100, 20}, {chat.input_tokens, chat.output_tokens})
@@ -230,7 +231,10 @@ describe("moonspan serve --otlp", function()
            {attr("langfuse.observation.type", "generation"), attr("langfuse.observation.model.name", "lf-model"),
             attr("gen_ai.usage.input_tokens", 10), attr("gen_ai.usage.output_tokens", 5),
             attr("gen_ai.usage.cost", 0.125),
-            attr("langfuse.observation.completion_start_time", "2026-01-01T00:00:01.300Z")}),
+            attr("langfuse.observation.completion_start_time", "2026-01-01T00:00:01.300Z"),
+            attr("langfuse.session.id", "s-42"), attr("user.id", "alice"),
+            {key = "langfuse.trace.tags", value = {arrayValue = {values = {{stringValue = "beta"},
+                                                                          {stringValue = "eu"}}}}}}),
       -- a tool by its own word, though it names a model: not an llm call
       span(tr, "b7ad6b7169203334", "b7ad6b7169203331", "tool", 2000, 2100,
            {attr("openinference.span.kind", "TOOL"), attr("llm.model_name", "oi-model")}),
@@ -249,6 +253,12 @@ describe("moonspan serve --otlp", function()
     local lf = by.generation
     assert.are.same({"llm", "lf-model", 0.125, 300}, {lf.kind, lf.model, lf.cost_usd, lf.ttft_ms})
     assert.are.equal("span", by.tool.kind)
+    -- who the trace was for: the store's session, user and tags, so --user and --by user cover it
+    assert.are.same({{session = "s-42", user_id = "alice", tags = "[\"beta\",\"eu\"]"}},
+                    sql(db, "SELECT session, user_id, tags FROM traces"))
+    local listed = cjson.decode(H.moonspan({"traces", "--user", "alice", "--json"}, {db = db}).out)
+    assert.are.equal(1, #listed)
+    assert.are.equal(tr, listed[1].trace_id)
   end)
 
   it("answers partial success for spans it rejects, and stores the rest", function()
