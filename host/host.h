@@ -51,6 +51,8 @@ typedef struct ms_host {
     double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start (ms_host_calibrate) */
     int calibrating;            /* traces ending now are the calibration's: not written */
     int keep_spans;             /* traces keep a digest of cut spans (ms_digest.h): eval */
+    struct ms_redactor *redactor; /* what every recorded error (and, when asked, value) goes through */
+    int capture_content;        /* --capture-content: llm.call stores prompts and responses */
 } ms_host;
 
 extern ms_host ms_the_host;
@@ -178,6 +180,20 @@ int ms_host_sample(ms_trace *t);
 void ms_host_calibrate(lua_State *L);
 /* The run's figures for its runs row. */
 void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
+
+/* --- bind_redact.c: redaction (ms_redact.h) and content capture ---------- */
+
+/* Takes o's redactor (or makes one with the built-in patterns) and
+ * --capture-content, and sets the trace filters: error text always, string
+ * attribute values and event attributes when content is captured or
+ * --redact was given. Returns 0, or -1 when out of memory. */
+int ms_host_redaction(struct ms_record_opts *o);
+/* Unsets the filters and frees the redactor (the run has ended). */
+void ms_host_redaction_end(void);
+/* s[0..n) with the run's redaction into out; returns the masks made. */
+size_t ms_host_redact(const char *s, size_t n, ms_buf *out);
+/* Registers moonspan.redact(text) and moonspan.capture_content. */
+void ms_open_redact(lua_State *L);
 
 /* --- bind_trace.c and its files: span(), trace(), handles ----------------- */
 

@@ -559,6 +559,7 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     ms_store_close(store);
     ms_sampler_free(h->sampler);
     h->sampler = NULL;
+    ms_host_redaction_end();
     if (watchdog_running) { /* a second signal from here on just ends the process */
         watchdog_quit = 1;
         sem_post(&second_signal);
