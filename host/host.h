@@ -53,6 +53,7 @@ typedef struct ms_host {
     int keep_spans;             /* traces keep a digest of cut spans (ms_digest.h): eval */
     struct ms_redactor *redactor; /* what every recorded error (and, when asked, value) goes through */
     int capture_content;        /* --capture-content: llm.call stores prompts and responses */
+    struct ms_log *log;         /* --log json / --log-file; NULL: none */
 } ms_host;
 
 extern ms_host ms_the_host;
@@ -194,6 +195,16 @@ void ms_host_redaction_end(void);
 size_t ms_host_redact(const char *s, size_t n, ms_buf *out);
 /* Registers moonspan.redact(text) and moonspan.capture_content. */
 void ms_open_redact(lua_State *L);
+
+/* --- log.c: --log json / --log-file ---------------------------------------- */
+
+/* Opens the log at path ("-": stderr; NULL: no log) and has the writer
+ * thread write every trace's lines to it (after ms_host_start). Returns
+ * 0, or -1 with why in err. */
+int ms_host_log_start(const char *path, char *err, size_t errlen);
+/* Closes the log once the writer has stopped; a write that failed is
+ * reported on stderr, and the result is -1. */
+int ms_host_log_end(void);
 
 /* --- bind_trace.c and its files: span(), trace(), handles ----------------- */
 

@@ -560,6 +560,7 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     ms_sampler_free(h->sampler);
     h->sampler = NULL;
     ms_host_redaction_end();
+    int log_failed = ms_host_log_end() != 0;
     if (watchdog_running) { /* a second signal from here on just ends the process */
         watchdog_quit = 1;
         sem_post(&second_signal);
@@ -573,5 +574,5 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     h->run_name = NULL;
     if (ms_interrupted)
         return 128 + ms_interrupted;
-    return status ? status : failed ? 1 : 0;
+    return status ? status : (failed || log_failed) ? 1 : 0;
 }

@@ -45,6 +45,11 @@ int ms_tracer_open(ms_store *store, size_t queue_max, ms_tracer **out);
  * nothing. Set before the first submit. */
 void ms_tracer_set_notice(ms_tracer *tr, void (*notice)(const char *msg));
 
+/* Called from the writer thread with every trace and part it takes,
+ * before writing them (e.g. ms_log_trace); NULL (the default) calls
+ * nothing. Set before the first submit. */
+void ms_tracer_set_sink(ms_tracer *tr, void (*sink)(void *ctx, const ms_trace *t), void *ctx);
+
 /* A reset trace buffer with one reference (the caller's), on the open
  * list until submitted or released. Never NULL unless memory is
  * exhausted. Thread-safe. */
