@@ -40,11 +40,10 @@ void ms_host_redaction_end(void)
 
 size_t ms_host_redact(const char *s, size_t n, ms_buf *out)
 {
-    if (!ms_the_host.redactor) {
+    size_t made = ms_the_host.redactor ? ms_redact(ms_the_host.redactor, s, n, out) : 0;
+    if (!made)
         ms_buf_add(out, s, n);
-        return 0;
-    }
-    return ms_redact(ms_the_host.redactor, s, n, out);
+    return made;
 }
 
 /* moonspan.redact(text) -> text with secrets, e-mail addresses and the

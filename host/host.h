@@ -191,7 +191,8 @@ void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
 int ms_host_redaction(struct ms_record_opts *o);
 /* Unsets the filters and frees the redactor (the run has ended). */
 void ms_host_redaction_end(void);
-/* s[0..n) with the run's redaction into out; returns the masks made. */
+/* s[0..n) with the run's redaction appended to out (as it is when
+ * nothing matched); returns the masks made. */
 size_t ms_host_redact(const char *s, size_t n, ms_buf *out);
 /* Registers moonspan.redact(text) and moonspan.capture_content. */
 void ms_open_redact(lua_State *L);

@@ -181,14 +181,16 @@ static size_t email_at(const char *s, size_t at, size_t n, size_t floor, size_t 
     if (b == at)
         return 0;
     size_t e = at + 1, last_dot = 0;
-    while (e < n && (is_alnum((unsigned char)s[e]) || s[e] == '-' || s[e] == '.')) {
-        if (s[e] == '.')
-            last_dot = e;
+    while (e < n && (is_alnum((unsigned char)s[e]) || s[e] == '-' || s[e] == '.'))
         e++;
-    }
     while (e > at + 1 && s[e - 1] == '.') /* "mail me at a@b.org." */
         e--;
-    if (last_dot == 0 || last_dot <= at + 1 || e - last_dot < 3)
+    for (size_t d = e; d > at + 1; d--)
+        if (s[d - 1] == '.') {
+            last_dot = d - 1;
+            break;
+        }
+    if (last_dot <= at + 1 || e - last_dot < 3)
         return 0; /* needs a domain with a dot and a TLD of 2+ letters */
     *start = b;
     return e - b;
@@ -201,24 +203,50 @@ static void mask(ms_buf *out, const char *kind)
     ms_buf_addc(out, ']');
 }
 
+/* Byte classes for the scanner's fast path: most bytes are neither a
+ * possible first letter of a key or scheme nor a trigger, and cost one
+ * table lookup. */
+enum { WORD = 1, START = 2, TRIGGER = 4 };
+static unsigned char class_of[256];
+
+static void init_classes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        if (is_alnum((unsigned char)c) || c == '_' || c == '-')
+            k |= WORD;
+        if (strchr("sAgxbB", c) && c)
+            k |= START;
+        if (c && strchr("@:=\"'", c))
+            k |= TRIGGER;
+        class_of[c] = k;
+    }
+}
+
 /* The built-in patterns, s into out; returns the masks made. */
 static size_t builtin(const char *s, size_t n, ms_buf *out)
 {
-    size_t made = 0, copied = 0, word = 0; /* word: start of the current word */
+    if (!class_of['s'])
+        init_classes(); /* idempotent: racing threads write the same bytes */
+    size_t made = 0, copied = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        int at_word = i == 0 || !(is_alnum((unsigned char)s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '-');
+        unsigned char k = class_of[c];
+        if (!(k & (START | TRIGGER))) {
+            i++;
+            continue;
+        }
         size_t len, v;
-        if (at_word) {
-            word = i;
-            if ((len = api_key_at(s, i, n)) > 0) {
+        int at_word = i == 0 || !(class_of[(unsigned char)s[i - 1]] & WORD);
+        if ((k & START) && at_word) {
+            if (c != 'b' && c != 'B' && (len = api_key_at(s, i, n)) > 0) {
                 ms_buf_add(out, s + copied, i - copied);
                 mask(out, "api_key");
                 made++;
                 i = copied = i + len;
                 continue;
             }
-            if ((len = auth_at(s, i, n, &v)) > 0) {
+            if ((c == 'b' || c == 'B') && (len = auth_at(s, i, n, &v)) > 0) {
                 ms_buf_add(out, s + copied, v - copied);
                 mask(out, "bearer");
                 made++;
@@ -233,13 +261,17 @@ static size_t builtin(const char *s, size_t n, ms_buf *out)
             i = copied = v + len;
             continue;
         }
-        if (!is_alnum(c) && c != '_' && c != '-' && i > word &&
-            (len = named_secret_at(s, i, n, word, &v)) > 0) {
-            ms_buf_add(out, s + copied, v - copied);
-            mask(out, "secret");
-            made++;
-            i = copied = v + len;
-            continue;
+        if ((k & TRIGGER) && c != '@' && !at_word) {
+            size_t name = i; /* the name before it: back over word bytes */
+            while (name > copied && (class_of[(unsigned char)s[name - 1]] & WORD))
+                name--;
+            if ((len = named_secret_at(s, i, n, name, &v)) > 0) {
+                ms_buf_add(out, s + copied, v - copied);
+                mask(out, "secret");
+                made++;
+                i = copied = v + len;
+                continue;
+            }
         }
         i++;
     }
@@ -303,8 +335,6 @@ size_t ms_redact(const ms_redactor *r, const char *s, size_t n, ms_buf *out)
     }
     if (made)
         ms_buf_add(out, cur, curlen);
-    else
-        ms_buf_add(out, s, n);
     if (a.oom || b.oom)
         out->oom = 1;
     ms_buf_free(&a);

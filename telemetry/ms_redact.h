@@ -42,8 +42,9 @@ int ms_redactor_patterns(const ms_redactor *r);
 
 void ms_redactor_free(ms_redactor *r);
 
-/* Masks s[0..n) into out (appended). Returns the number of masks made; 0
- * means out received s unchanged. Safe to call from several threads at
+/* Masks s[0..n): when something matched, appends the masked text to out
+ * and returns the number of masks made; returns 0, out untouched, when
+ * nothing did (the common case costs no copy). Safe to call from several threads at
  * once on one redactor (regexec is). Text after a NUL byte is scanned by
  * the built-in patterns; user patterns see each NUL-separated piece. */
 size_t ms_redact(const ms_redactor *r, const char *s, size_t n, ms_buf *out);
