@@ -6,7 +6,6 @@
 #include "ms_ids.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,35 +44,96 @@ static const char *severity_text(int n)
     return n >= SEV_ERROR ? "ERROR" : n >= SEV_WARN ? "WARN" : "INFO";
 }
 
-/* The start of one record, up to and including `"attributes":{`. */
-static void record_head(ms_buf *b, int64_t time_ns, int64_t observed_ns, int sev, const char *event,
-                        const char *body, size_t body_len, const char *trace_hex, uint64_t span_id)
+/* --- fast appends: a record is ~30 fields, written for every span, so
+ * the writer avoids printf for the numbers and escaping for the keys ---- */
+
+static void add_u64(ms_buf *b, uint64_t v)
 {
-    char sid[17];
-    ms_span_id_hex(span_id, sid);
-    ms_buf_printf(b, "{\"timeUnixNano\":\"%lld\",\"observedTimeUnixNano\":\"%lld\",\"severityNumber\":%d,"
-                     "\"severityText\":\"%s\",\"eventName\":\"%s\",\"body\":",
-                  (long long)time_ns, (long long)observed_ns, sev, severity_text(sev), event);
-    ms_json_str(b, body, body_len);
-    ms_buf_printf(b, ",\"traceId\":\"%s\",\"spanId\":\"%s\",\"flags\":1,\"attributes\":{", trace_hex, sid);
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ms_buf_add(b, tmp + i, sizeof tmp - i);
 }
 
-static void attr_str(ms_buf *b, int *first, const char *key, const char *v, size_t n)
+static void add_i64(ms_buf *b, int64_t v)
 {
-    ms_json_key(b, first, key);
-    ms_json_str(b, v, n);
+    if (v < 0) {
+        ms_buf_addc(b, '-');
+        add_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        add_u64(b, (uint64_t)v);
+    }
 }
 
-static void attr_num(ms_buf *b, int *first, const char *key, double v)
+/* ns as milliseconds with six decimals (exact: no floating point). */
+static void add_ms(ms_buf *b, int64_t ns)
 {
-    ms_json_key(b, first, key);
-    ms_json_num(b, v); /* NaN (unknown) is null */
+    if (ns < 0) {
+        ms_buf_addc(b, '-');
+        ns = -ns;
+    }
+    add_u64(b, (uint64_t)ns / 1000000);
+    char frac[8] = ".000000";
+    uint64_t f = (uint64_t)ns % 1000000;
+    for (int i = 6; i >= 1; i--, f /= 10)
+        frac[i] = (char)('0' + f % 10);
+    ms_buf_add(b, frac, 7);
 }
 
-static void attr_int(ms_buf *b, int *first, const char *key, int64_t v)
+/* A member whose key needs no escaping (a literal of ours). */
+#define KEY(b, first, lit) key_((b), (first), "\"" lit "\":", sizeof("\"" lit "\":") - 1)
+static void key_(ms_buf *b, int *first, const char *k, size_t n)
 {
-    ms_json_key(b, first, key);
-    ms_json_int(b, v);
+    if (!*first)
+        ms_buf_addc(b, ',');
+    *first = 0;
+    ms_buf_add(b, k, n);
+}
+
+/* Epoch ns as OTLP/JSON writes int64: a decimal string. */
+static void add_time(ms_buf *b, int64_t ns)
+{
+    ms_buf_addc(b, '"');
+    add_i64(b, ns);
+    ms_buf_addc(b, '"');
+}
+
+static void add_hex_id(ms_buf *b, uint64_t id)
+{
+    char hex[17];
+    ms_span_id_hex(id, hex);
+    ms_buf_addc(b, '"');
+    ms_buf_add(b, hex, 16);
+    ms_buf_addc(b, '"');
+}
+
+/* The start of one record up to "body": (the caller writes the body). */
+static void record_head(ms_buf *b, int64_t time_ns, int64_t observed_ns, int sev, const char *event)
+{
+    ms_buf_adds(b, "{\"timeUnixNano\":");
+    add_time(b, time_ns);
+    ms_buf_adds(b, ",\"observedTimeUnixNano\":");
+    add_time(b, observed_ns);
+    ms_buf_adds(b, ",\"severityNumber\":");
+    add_i64(b, sev);
+    ms_buf_adds(b, ",\"severityText\":\"");
+    ms_buf_adds(b, severity_text(sev));
+    ms_buf_adds(b, "\",\"eventName\":\"");
+    ms_buf_adds(b, event);
+    ms_buf_adds(b, "\",\"body\":");
+}
+
+/* After the body: ids, flags, and the opening of "attributes". */
+static void record_ids(ms_buf *b, const char *trace_hex, uint64_t span_id)
+{
+    ms_buf_adds(b, ",\"traceId\":\"");
+    ms_buf_add(b, trace_hex, 32);
+    ms_buf_adds(b, "\",\"spanId\":");
+    add_hex_id(b, span_id);
+    ms_buf_adds(b, ",\"flags\":1,\"attributes\":{");
 }
 
 /* Appends the span's own attributes (a JSON object's members) to the
@@ -93,47 +153,75 @@ static void span_attrs(ms_buf *b, int *first, const ms_trace *t, uint32_t gidx, 
 static void span_record(ms_buf *b, const ms_trace *t, const ms_span *s, const char *trace_hex,
                         int64_t observed, ms_buf *scratch)
 {
-    char body[200], pid[17];
     const char *name = ms_trace_str(t, s->name);
+    size_t name_len = name ? s->name.len : 1;
+    name = name ? name : "?";
     int status = s->gidx == 0 && t->part != MS_PART_CUT ? ms_trace_status(t) : s->status;
-    double ms = (double)(s->end - s->start) / 1e6;
-    int n = snprintf(body, sizeof body, "%.120s ended %s after %.3f ms", name ? name : "?",
-                     ms_status_name(status), ms);
+    const char *status_name = ms_status_name(status), *kind = ms_kind_name(s->kind);
+    int64_t dur = s->end - s->start;
     record_head(b, ms_mono_to_epoch(s->end), observed, status == MS_STATUS_OK ? SEV_INFO : SEV_WARN,
-                "moonspan.span.end", body, n < 0 ? 0 : (size_t)n < sizeof body ? (size_t)n : sizeof body - 1,
-                trace_hex, ms_span_id(t, s->gidx));
+                "moonspan.span.end");
+    /* body: "NAME ended STATUS after X ms", the name escaped as JSON */
+    ms_json_str(b, name, name_len);
+    if (!b->oom)
+        b->data[--b->len] = 0; /* reopen the string after the name */
+    ms_buf_adds(b, " ended ");
+    ms_buf_adds(b, status_name);
+    ms_buf_adds(b, " after ");
+    add_ms(b, dur);
+    ms_buf_adds(b, " ms\"");
+    record_ids(b, trace_hex, ms_span_id(t, s->gidx));
     int first = 1;
-    attr_str(b, &first, "moonspan.span.name", name ? name : "", s->name.len);
-    attr_str(b, &first, "moonspan.span.kind", ms_kind_name(s->kind), strlen(ms_kind_name(s->kind)));
-    attr_str(b, &first, "moonspan.span.status", ms_status_name(status), strlen(ms_status_name(status)));
+    KEY(b, &first, "moonspan.span.name");
+    ms_json_str(b, name, name_len);
+    KEY(b, &first, "moonspan.span.kind");
+    ms_buf_addc(b, '"');
+    ms_buf_adds(b, kind);
+    ms_buf_addc(b, '"');
+    KEY(b, &first, "moonspan.span.status");
+    ms_buf_addc(b, '"');
+    ms_buf_adds(b, status_name);
+    ms_buf_addc(b, '"');
     uint64_t parent = s->parent != MS_NONE ? ms_span_id(t, s->parent) : t->remote_parent;
-    ms_json_key(b, &first, "moonspan.span.parent_id");
-    if (parent) {
-        ms_span_id_hex(parent, pid);
-        ms_buf_printf(b, "\"%s\"", pid);
-    } else {
+    KEY(b, &first, "moonspan.span.parent_id");
+    if (parent)
+        add_hex_id(b, parent);
+    else
         ms_buf_adds(b, "null");
+    KEY(b, &first, "moonspan.span.start_time_unix_nano");
+    add_time(b, ms_mono_to_epoch(s->start));
+    KEY(b, &first, "moonspan.span.duration_ms");
+    add_ms(b, dur);
+    if (s->retries) {
+        KEY(b, &first, "moonspan.span.retries");
+        add_u64(b, s->retries);
     }
-    ms_json_key(b, &first, "moonspan.span.start_time_unix_nano");
-    ms_buf_printf(b, "\"%lld\"", (long long)ms_mono_to_epoch(s->start));
-    attr_num(b, &first, "moonspan.span.duration_ms", ms);
-    if (s->retries)
-        attr_int(b, &first, "moonspan.span.retries", s->retries);
-    if (s->kind == MS_KIND_FOLD && s->fold < t->nfolds)
-        attr_int(b, &first, "moonspan.fold.count", (int64_t)t->folds[s->fold].count);
+    if (s->kind == MS_KIND_FOLD && s->fold < t->nfolds) {
+        KEY(b, &first, "moonspan.fold.count");
+        add_u64(b, t->folds[s->fold].count);
+    }
     if (s->llm != MS_NONE && s->llm < t->nllm) {
         const ms_llm *l = &t->llm[s->llm];
         const char *p = ms_trace_str(t, l->provider), *m = ms_trace_str(t, l->model);
-        if (p)
-            attr_str(b, &first, "gen_ai.provider.name", p, l->provider.len);
-        if (m)
-            attr_str(b, &first, "gen_ai.response.model", m, l->model.len);
+        if (p) {
+            KEY(b, &first, "gen_ai.provider.name");
+            ms_json_str(b, p, l->provider.len);
+        }
+        if (m) {
+            KEY(b, &first, "gen_ai.response.model");
+            ms_json_str(b, m, l->model.len);
+        }
         /* GenAI's input count includes the cache; moonspan's does not */
-        attr_int(b, &first, "gen_ai.usage.input_tokens", l->input + l->cache_read + l->cache_write);
-        attr_int(b, &first, "gen_ai.usage.output_tokens", l->output);
-        attr_int(b, &first, "gen_ai.usage.cache_read.input_tokens", l->cache_read);
-        attr_int(b, &first, "gen_ai.usage.cache_creation.input_tokens", l->cache_write);
-        attr_num(b, &first, "gen_ai.usage.cost", l->cost_usd);
+        KEY(b, &first, "gen_ai.usage.input_tokens");
+        add_i64(b, l->input + l->cache_read + l->cache_write);
+        KEY(b, &first, "gen_ai.usage.output_tokens");
+        add_i64(b, l->output);
+        KEY(b, &first, "gen_ai.usage.cache_read.input_tokens");
+        add_i64(b, l->cache_read);
+        KEY(b, &first, "gen_ai.usage.cache_creation.input_tokens");
+        add_i64(b, l->cache_write);
+        KEY(b, &first, "gen_ai.usage.cost");
+        ms_json_num(b, l->cost_usd); /* NaN (unknown) is null */
     }
     span_attrs(b, &first, t, s->gidx, scratch);
     ms_buf_adds(b, "}}\n");
@@ -144,16 +232,24 @@ static void error_record(ms_buf *b, const ms_trace *t, uint32_t gidx, int64_t ti
                          ms_str traceback)
 {
     const char *msg = ms_trace_str(t, message), *ty = ms_trace_str(t, type);
-    record_head(b, ms_mono_to_epoch(time), observed, SEV_ERROR, "moonspan.error", msg ? msg : "",
-                msg ? message.len : 0, trace_hex, ms_span_id(t, gidx));
+    size_t msg_len = msg ? message.len : 0;
+    msg = msg ? msg : "";
+    record_head(b, ms_mono_to_epoch(time), observed, SEV_ERROR, "moonspan.error");
+    ms_json_str(b, msg, msg_len);
+    record_ids(b, trace_hex, ms_span_id(t, gidx));
     int first = 1;
-    attr_str(b, &first, "exception.type", ty ? ty : "error", ty ? type.len : 5);
-    attr_str(b, &first, "exception.message", msg ? msg : "", msg ? message.len : 0);
-    const char *tb = traceback.off != MS_NONE && traceback.len ? ms_trace_str(t, traceback) : NULL;
-    if (tb)
-        attr_str(b, &first, "exception.stacktrace", tb, traceback.len);
-    if (span_name)
-        attr_str(b, &first, "moonspan.span.name", span_name, strlen(span_name));
+    KEY(b, &first, "exception.type");
+    ms_json_str(b, ty ? ty : "error", ty ? type.len : 5);
+    KEY(b, &first, "exception.message");
+    ms_json_str(b, msg, msg_len);
+    if (traceback.off != MS_NONE && traceback.len) {
+        KEY(b, &first, "exception.stacktrace");
+        ms_json_str(b, ms_trace_str(t, traceback), traceback.len);
+    }
+    if (span_name) {
+        KEY(b, &first, "moonspan.span.name");
+        ms_json_str(b, span_name, strlen(span_name));
+    }
     ms_buf_adds(b, "}}\n");
 }
 
