@@ -292,6 +292,34 @@ describe("without --capture-content", function()
   end)
 end)
 
+describe("moonspan eval --capture-content", function()
+  it("stores and prints a case's prompt, answer and error redacted", function()
+    local dir = H.tmpdir("capture-eval")
+    local log = dir .. "/eval.jsonl"
+    H.write(dir .. "/leaky.lua", [[
+      return suite "leaky" {
+        dataset = {{id = "a", input = "x"}},
+        run = function(case)
+          local r = llm.call{model = "mock", messages = {{role = "user", content = "ask " .. os.getenv("E")}}}
+          error("cannot mail " .. os.getenv("E") .. " with " .. os.getenv("K"))
+        end,
+        scorers = {exact "y"},
+      }
+    ]])
+    local r = H.moonspan({"eval", "--capture-content", "--log-file", log, dir .. "/leaky.lua"},
+                         {db = dir .. "/x.db", env = ENV})
+    assert.are.equal(1, r.code, r.err)
+    assert.is_truthy(r.out:find("cannot mail [REDACTED:email] with [REDACTED:api_key]", 1, true), r.out)
+    local stored = H.scalar(dir .. "/x.db", "SELECT error FROM eval_results")
+    assert.is_truthy(stored:find("cannot mail [REDACTED:email] with [REDACTED:api_key]", 1, true), stored)
+    local input = attr(dir .. "/x.db", "chat mock", "gen_ai.input.messages")
+    assert.are.equal("ask [REDACTED:email]", cjson.decode(input[1])[1].parts[1].content)
+    local bytes = H.read(dir .. "/x.db") .. (H.read(dir .. "/x.db-wal") or "")
+    assert.are.same({}, leaks(bytes .. r.out .. r.err .. (H.read(log) or "")))
+    assert.is_truthy((H.read(log) or ""):find("moonspan.error", 1, true))
+  end)
+end)
+
 describe("bad capture options", function()
   local function refused(run_args, env, pattern)
     local r = H.run_script("print('ran')", {run_args = run_args, env = env})
