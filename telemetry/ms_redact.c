@@ -301,43 +301,75 @@ static size_t user_pattern(const regex_t *re, const char *s, size_t n, ms_buf *o
     return made;
 }
 
-size_t ms_redact(const ms_redactor *r, const char *s, size_t n, ms_buf *out)
+/* One round: the built-in patterns, then each user pattern, over
+ * s[0..n). Returns the masks made; the result is in *res (swapped with
+ * *tmp as needed), or is s itself when nothing matched. */
+static size_t round_of(const ms_redactor *r, const char *s, size_t n, ms_buf *res, ms_buf *tmp)
 {
-    ms_buf a = {0}, b = {0};
-    size_t made = builtin(s, n, &a);
-    const char *cur = made ? a.data : s;
-    size_t curlen = made ? a.len : n;
+    ms_buf_reset(res);
+    size_t made = builtin(s, n, res);
+    const char *cur = made ? res->data : s;
+    size_t curlen = made ? res->len : n;
     for (int k = 0; r && k < r->nuser; k++) {
         /* regexec needs C strings: each NUL-separated piece in turn */
         ms_buf piece = {0};
         size_t got = 0;
-        ms_buf_reset(&b);
+        ms_buf_reset(tmp);
         for (size_t p = 0; p <= curlen;) {
             const char *z = memchr(cur + p, 0, curlen - p);
             size_t e = z ? (size_t)(z - cur) : curlen;
             ms_buf_reset(&piece);
             ms_buf_add(&piece, cur + p, e - p);
             ms_buf_addc(&piece, 0);
-            got += user_pattern(&r->user[k], piece.oom ? "" : piece.data, e - p, &b);
+            got += user_pattern(&r->user[k], piece.oom ? "" : piece.data, e - p, tmp);
             if (e < curlen)
-                ms_buf_addc(&b, 0);
+                ms_buf_addc(tmp, 0);
             p = e + 1;
         }
+        if (piece.oom)
+            tmp->oom = 1;
         ms_buf_free(&piece);
         if (got) {
-            ms_buf t = a;
-            a = b;
-            b = t;
-            cur = a.data ? a.data : "";
-            curlen = a.len;
+            ms_buf t = *res;
+            *res = *tmp;
+            *tmp = t;
+            cur = res->data ? res->data : "";
+            curlen = res->len;
             made += got;
         }
     }
+    return made;
+}
+
+/* A mask can make a new match of another pattern (a user pattern masking
+ * the digits before "sk-..." puts that key at a word start), so rounds
+ * repeat until one masks nothing: a few at most, as every mask but a
+ * user pattern matching the markers consumes text no later one sees. */
+#define MAX_ROUNDS 4
+
+size_t ms_redact(const ms_redactor *r, const char *s, size_t n, ms_buf *out)
+{
+    ms_buf cur = {0}, next = {0}, tmp = {0};
+    size_t made = 0;
+    const char *text = s;
+    size_t len = n;
+    for (int round = 0; round < MAX_ROUNDS; round++) {
+        size_t got = round_of(r, text, len, &next, &tmp);
+        if (!got || next.oom || tmp.oom)
+            break;
+        made += got;
+        ms_buf t = cur;
+        cur = next;
+        next = t;
+        text = cur.data ? cur.data : "";
+        len = cur.len;
+    }
     if (made)
-        ms_buf_add(out, cur, curlen);
-    if (a.oom || b.oom)
+        ms_buf_add(out, text, len);
+    if (cur.oom || next.oom || tmp.oom)
         out->oom = 1;
-    ms_buf_free(&a);
-    ms_buf_free(&b);
+    ms_buf_free(&cur);
+    ms_buf_free(&next);
+    ms_buf_free(&tmp);
     return made;
 }

@@ -14,7 +14,8 @@
  * [REDACTED:bearer], [REDACTED:secret], [REDACTED:email],
  * [REDACTED:pattern]; for Bearer/Basic and name=value secrets only the
  * value is replaced, so "Authorization: Bearer [REDACTED:bearer]" still
- * reads. A marker never matches again, so redacting twice changes nothing.
+ * reads. A marker matches no built-in pattern, so redacting twice changes
+ * nothing (unless a user pattern matches the markers themselves).
  *
  * The credentials one llm.call sends, known exactly, are stripped before
  * this by scripts/wire.lua (S.redact); this module is what every text the

@@ -103,6 +103,14 @@ static void test_user_patterns(void **state)
     assert_int_equal(b.len, 2 * strlen("[REDACTED:pattern]") + 1);
     assert_memory_equal(b.data, "[REDACTED:pattern]\0[REDACTED:pattern]", b.len);
     ms_buf_free(&b);
+    /* a user mask that puts a key at a word start: the key is masked too
+     * (found by the redact fuzz target) */
+    ms_redactor *digits = ms_redactor_new();
+    assert_int_equal(ms_redactor_add(digits, "[0-9]{3}-[0-9]{4}", err, sizeof err), 0);
+    assert_string_equal(red(digits, "call 555-1234sk-proj-ABCDEFGHIJKLMNOP now", &m),
+                        "call [REDACTED:pattern][REDACTED:api_key] now");
+    assert_int_equal(m, 2);
+    ms_redactor_free(digits);
     /* refused: not ERE, or matching the empty text */
     assert_int_equal(ms_redactor_add(r, "(", err, sizeof err), -1);
     assert_non_null(strstr(err, "'(' is not a POSIX extended regular expression"));
