@@ -39,6 +39,8 @@ void ms_trace_set_filters(ms_trace_filter_fn errors, ms_trace_filter_fn values, 
     filter_errors = errors;
     filter_values = values;
     filter_ctx = ctx;
+    if (!errors && !values)
+        ms_buf_free(&filtered); /* this thread's: the one that records */
 }
 
 /* s[0..*n) through fn: the filtered text (valid until the next call on
