@@ -11,9 +11,9 @@ BUILD   ?= build
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS     := lua5.4 libcurl sqlite3
+PKGS     := lua5.4 libcurl sqlite3 zlib
 DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
-            libsqlite3-dev sqlite3 libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
+            libsqlite3-dev sqlite3 zlib1g-dev libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
             clang libclang-rt-14-dev
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

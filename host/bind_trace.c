@@ -126,8 +126,64 @@ static void put_attr(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
     }
 }
 
+/* --- tags: the one attribute a trace's root takes as a list ---------------- */
+
+/* Whether kix/vix hold `tags` = a table: a trace's tags (ms_who.h). */
+static int is_tags(lua_State *L, int kix, int vix)
+{
+    return lua_type(L, vix) == LUA_TTABLE && lua_type(L, kix) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, kix), "tags") == 0;
+}
+
+/* Raises unless the table at vix is a list of strings. */
+static void check_tags(lua_State *L, int vix)
+{
+    vix = lua_absindex(L, vix);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vix), keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, vix)) {
+        keys++;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
+            lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "tags must be a list of strings, e.g. tags = {\"beta\", \"eu\"}; found a %s "
+                          "value at key %s", luaL_typename(L, -1), lua_tostring(L, -2) ? lua_tostring(L, -2)
+                                                                                         : luaL_typename(L, -2));
+        lua_pop(L, 1);
+    }
+    if (keys != n)
+        luaL_error(L, "tags must be a list of strings without holes, e.g. tags = {\"beta\", \"eu\"}");
+}
+
+/* Records a checked tags list as the attribute `tags`: the text of a JSON
+ * array, which the writer keeps as traces.tags. Never raises. */
+static void put_tags(lua_State *L, ms_trace *t, uint32_t idx, int vix)
+{
+    vix = lua_absindex(L, vix);
+    ms_buf json = {0};
+    ms_buf_addc(&json, '[');
+    lua_Integer n = (lua_Integer)lua_rawlen(L, vix);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
+        lua_rawgeti(L, vix, i);
+        const char *tag = lua_tolstring(L, -1, &len); /* a string: check_tags saw to it */
+        if (i > 1)
+            ms_buf_addc(&json, ',');
+        ms_json_str(&json, tag, len);
+        lua_pop(L, 1);
+    }
+    ms_buf_addc(&json, ']');
+    if (!json.oom) /* else the trace goes without its tags, as with any attribute out of memory */
+        ms_span_set_str(t, idx, "tags", 4, json.data, json.len);
+    ms_buf_free(&json);
+}
+
 void ms_set_attr_(lua_State *L, ms_trace *t, uint32_t idx, int kix, int vix)
 {
+    if (idx == 0 && is_tags(L, kix, vix)) {
+        check_tags(L, vix);
+        put_tags(L, t, idx, vix);
+        return;
+    }
     check_attr(L, kix, vix);
     put_attr(L, t, idx, kix, vix);
 }
@@ -160,7 +216,9 @@ static void set_attrs_table(lua_State *L, ms_trace *t, uint32_t idx, int tix)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
-        if (!is_option(L, -2))
+        if (lua_type(L, -1) == LUA_TTABLE) /* tags of a trace: read_table allowed nothing else */
+            put_tags(L, t, idx, -1);
+        else if (!is_option(L, -2))
             put_attr(L, t, idx, -2, -1);
         lua_pop(L, 1);
     }
@@ -170,11 +228,13 @@ typedef struct span_opts {
     int level;  /* enum ms_level */
     int fold;
     int nattrs; /* keys of the table that are attributes */
+    int has_budget;
+    double budget_usd; /* budget_usd: an attribute, and trace()'s request budget */
 } span_opts;
 
 /* Reads the table at tix in one pass: `level` and `fold` into *o, every
  * other key checked as an attribute and counted. Raises on a bad one. */
-static void read_table(lua_State *L, int tix, span_opts *o)
+static void read_table(lua_State *L, int tix, span_opts *o, int is_trace)
 {
     lua_pushnil(L);
     while (lua_next(L, tix)) {
@@ -187,8 +247,19 @@ static void read_table(lua_State *L, int tix, span_opts *o)
             if (!lua_isboolean(L, -1))
                 luaL_error(L, "fold must be true or false, got %s", luaL_typename(L, -1));
             o->fold = lua_toboolean(L, -1);
+        } else if (is_trace && is_tags(L, -2, -1)) {
+            check_tags(L, -1);
+            o->nattrs++;
         } else {
             check_attr(L, -2, -1);
+            if (is_upvalue(L, -2, UPV_BUDGET)) {
+                double v = lua_tonumber(L, -1);
+                if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 1e12))
+                    luaL_error(L, "budget_usd must be an amount of US dollars >= 0, e.g. budget_usd = 0.05, "
+                                  "got %s", luaL_tolstring(L, -1, NULL));
+                o->has_budget = 1;
+                o->budget_usd = v;
+            }
             o->nattrs++;
         }
         lua_pop(L, 1);
@@ -198,16 +269,17 @@ static void read_table(lua_State *L, int tix, span_opts *o)
 /* Checks span/trace's (name, [attrs,] fn) and returns fn's stack index;
  * the options, when there is a table, go to *o. Every attribute is
  * checked before any span or trace exists, whatever the level. */
-static int check_body_args(lua_State *L, const char **name, size_t *len, span_opts *o)
+static int check_body_args(lua_State *L, const char **name, size_t *len, span_opts *o, int is_trace)
 {
     *name = luaL_checklstring(L, 1, len);
     o->level = MS_LEVEL_INFO;
     o->fold = 0;
     o->nattrs = 0;
+    o->has_budget = 0;
     int fix = 2;
     if (lua_type(L, 2) == LUA_TTABLE) {
         fix = 3;
-        read_table(L, 2, o);
+        read_table(L, 2, o, is_trace);
     }
     luaL_checktype(L, fix, LUA_TFUNCTION);
     return fix;
@@ -317,7 +389,11 @@ static int l_span(lua_State *L)
     size_t len;
     const char *name;
     span_opts o;
-    int fix = check_body_args(L, &name, &len, &o);
+    int fix = check_body_args(L, &name, &len, &o, 0);
+    if (__builtin_expect(o.has_budget, 0))
+        return luaL_error(L, "span('%s'): budget_usd is the budget of a whole request; give it to "
+                             "trace(name, {budget_usd = ...}, fn), or to one call as llm.call{budget_usd = ...}",
+                          name);
     if (__builtin_expect(o.level > ms_the_host.level, 0))
         return ms_run_unrecorded_(L, fix);
     int nargs = lua_gettop(L);
@@ -382,6 +458,38 @@ static int l_span(lua_State *L)
 
 /* --- trace() ------------------------------------------------------------- */
 
+/* The request budgets of the open traces, by trace id (hex): a table
+ * {limit = USD} per trace under a budget (its own budget_usd, else the
+ * run's --budget-usd request=X), made when trace() starts and dropped
+ * when its body ends, in which llm.call keeps the request's spend
+ * (scripts/budget.lua reads it as moonspan._request_budgets). */
+#define REQUEST_BUDGETS "moonspan.request_budgets"
+
+/* Gives trace `id` the request budget `usd`: a new ledger, or a new
+ * limit on the one it has (a pipeline's trace() inside an eval case). */
+static void set_request_budget(lua_State *L, const char *id, double usd)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);   /* ... budgets */
+    if (lua_getfield(L, -1, id) != LUA_TTABLE) {            /* ... budgets ledger|nil */
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, id);
+    }
+    lua_pushnumber(L, usd);
+    lua_setfield(L, -2, "limit");
+    lua_pop(L, 2);
+}
+
+/* Drops the ledger of trace `id`: its request is over. */
+static void drop_request_budget(lua_State *L, const char *id)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
+    lua_pushnil(L);
+    lua_setfield(L, -2, id);
+    lua_pop(L, 1);
+}
+
 /* After the body of trace(): end the trace (unless it joined an eval
  * case's, which the case ends), restore the caller's state, then return
  * the body's results or raise its error. The context is the stack index
@@ -404,6 +512,10 @@ static int trace_k(lua_State *L, int status, lua_KContext ctx)
     cs->explicit_trace = h->saved_explicit;
     cs->case_ctx = h->saved_case_ctx;
     cs->propagating = 0;
+    if (h->budgeted && !h->joined) {
+        h->budgeted = 0;
+        drop_request_budget(L, h->id);
+    }
     if (!h->joined && atomic_load(&t->state) == MS_TRACE_OPEN) /* not ended under it by the run's end */
         finish_trace(t);
     return body_results(L, status, msgh);
@@ -441,7 +553,7 @@ static int l_trace(lua_State *L)
     size_t len;
     const char *name;
     span_opts o;
-    int fix = check_body_args(L, &name, &len, &o);
+    int fix = check_body_args(L, &name, &len, &o, 1);
     if (o.level > ms_the_host.level) {
         lua_settop(L, fix); /* the body gets ctx only, as a recorded trace's does */
         return ms_run_unrecorded_(L, fix);
@@ -469,7 +581,7 @@ static int l_trace(lua_State *L)
     h->saved_depth = cs->depth;
     h->saved_explicit = cs->explicit_trace;
     h->saved_case_ctx = cs->case_ctx;
-    h->joined = h->named = 0;
+    h->joined = h->named = h->budgeted = 0;
     lua_pushvalue(L, lua_upvalueindex(UPV_MT));
     lua_setmetatable(L, -2);
     if (join) {
@@ -495,6 +607,11 @@ static int l_trace(lua_State *L)
         cs->case_ctx = lua_toboolean(L, lua_upvalueindex(UPV_CASE)) ? h : NULL;
     }
     cs->propagating = 0;
+    if (o.has_budget || (!join && ms_the_host.has_request_budget)) {
+        set_request_budget(L, h->id, o.has_budget ? o.budget_usd : ms_the_host.request_budget_usd);
+        /* a joined case's ledger is the case's: dropped when the case ends */
+        (join ? join : h)->budgeted = 1;
+    }
 
     lua_pushvalue(L, lua_upvalueindex(UPV_MSGH));           /* ... ctx msgh */
     int msgh = lua_gettop(L);
@@ -625,12 +742,16 @@ void ms_open_trace(lua_State *L)
     ms_open_levels_(L);                                       /* ... nospan */
     int nospan = lua_gettop(L);
 
-    static const char *const names[] = {"level", "fold", "info", "debug", "trace"};
+    static const char *const names[] = {"level", "fold", "info", "debug", "trace", "budget_usd"};
+    enum { NNAMES = sizeof names / sizeof *names };
+    _Static_assert(NNAMES == UPV_COUNT - UPV_LEVEL + 1, "one name per option upvalue");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
     for (int k = 0; k < 2; k++) {
         lua_pushcfunction(L, ms_span_msgh_);
         luaL_getmetatable(L, k ? CTX_MT : SPAN_MT);
         lua_pushvalue(L, nospan);
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NNAMES; i++)
             lua_pushstring(L, names[i]);
         if (k) { /* moonspan._case_trace: the same upvalues and UPV_CASE */
             for (int i = 1; i <= UPV_COUNT; i++)
@@ -650,5 +771,7 @@ void ms_open_trace(lua_State *L)
     luaL_setfuncs(L, moonspan_fns, 0);
     lua_getfield(L, LUA_REGISTRYINDEX, "moonspan._case_trace");
     lua_setfield(L, -2, "_case_trace");
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_BUDGETS);
+    lua_setfield(L, -2, "_request_budgets");
     lua_pop(L, 1);
 }

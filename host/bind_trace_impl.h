@@ -44,12 +44,15 @@ typedef struct ctx_handle {
     int joined;            /* a trace() inside an eval case: ctx of the case's trace, which
                             * this handle neither ends nor aborts */
     int named;             /* on a case's ctx: a pipeline's trace() has named the trace */
+    int budgeted;          /* trace() set a request budget under id, cleared when its body ends */
 } ctx_handle;
 
 /* Upvalues of span() and trace(): the message handler, the handle's
  * metatable, the handle of what is not recorded, then the option keys and
- * level names, interned once so that reading options compares pointers. */
-enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_COUNT = UPV_TRACE };
+ * level names, interned once so that reading options compares pointers,
+ * and the key budget_usd (trace's request budget, an attribute too). */
+enum { UPV_MSGH = 1, UPV_MT, UPV_NOSPAN, UPV_LEVEL, UPV_FOLD, UPV_INFO, UPV_DEBUG, UPV_TRACE, UPV_BUDGET,
+       UPV_COUNT = UPV_BUDGET };
 /* moonspan._case_trace is trace() with one more upvalue, true: see l_trace */
 #define UPV_CASE (UPV_COUNT + 1)
 

@@ -24,6 +24,12 @@ typedef struct ms_record_opts {
     const char *log_path;   /* --log json: "-" (stderr); --log-file PATH; NULL: no log */
 } ms_record_opts;
 
+/* --budget-usd (cli_budget.c): the run, request and call budgets in USD. */
+typedef struct ms_budget_opts {
+    int has[3];      /* run, request, call */
+    double usd[3];
+} ms_budget_opts;
+
 /* Exit codes: 0 ok, 1 the work failed (script error, failing tests),
  * 2 the command line was wrong. */
 #define MS_EXIT_USAGE 2
@@ -36,6 +42,7 @@ typedef struct ms_cli {
     const char *db;       /* --db, else $MOONSPAN_DB, else ./moonspan.db */
     const char *prices;   /* --prices */
     ms_record_opts rec;
+    ms_budget_opts budget;
 } ms_cli;
 
 /* If argv[c->i] is option `name` taking a value ("--name V" or
@@ -57,6 +64,14 @@ int ms_cli_capture(ms_cli *c);
 void ms_cli_record_done(ms_cli *c);
 /* The lines of --help that describe those options. */
 extern const char MS_RECORD_HELP[];
+/* Handles --budget-usd X | run=X,request=X,call=X into c->budget
+ * (cli_budget.c); a bad amount or kind, or a kind given twice, exits 2. */
+int ms_cli_budget(ms_cli *c);
+/* Hands c->budget to the run once its Lua state exists: the run and
+ * request budgets to moonspan.budget (and the request default to
+ * trace()), the call budget to llm.defaults.budget_usd. 0, or -1 when
+ * memory ran out. */
+int ms_budget_apply(struct lua_State *L, const ms_budget_opts *b);
 /* Handles --since, --until, --name, --run, --eval-run, --evals and
  * --attr (repeatable) into *s (cli_select.c): returns 1 when argv[c->i]
  * was one of them. Bad values and contradictions (--until not after
@@ -150,5 +165,6 @@ int ms_cmd_show(ms_cli *c);
 int ms_cmd_sql(ms_cli *c);
 int ms_cmd_upgrade(ms_cli *c);
 int ms_cmd_diff(ms_cli *c);
+int ms_cmd_export(ms_cli *c);
 
 #endif

@@ -18,7 +18,11 @@ const char MS_SELECT_HELP[] =
     "                    `moonspan eval`) are left out of production numbers unless\n"
     "                    asked, or unless --run/--eval-run picks them\n"
     "  --attr KEY=VALUE  only traces whose root span has attribute KEY equal to\n"
-    "                    VALUE, compared as text; repeat to require several\n";
+    "                    VALUE, compared as text; repeat to require several\n"
+    "  --user ID         only traces of user ID (trace's user option)\n"
+    "  --session ID      only traces of session ID (trace's session option)\n"
+    "  --tag TAG         only traces tagged TAG (trace's tags option); repeat to\n"
+    "                    require several\n";
 
 /* "Now" read once per command, so --since and --until given as the same
  * duration name the same instant. */
@@ -78,6 +82,19 @@ int ms_cli_select(ms_cli *c, ms_select *s)
         /* argv's strings belong to the program (C11 5.1.2.2.1): the key is
          * cut at '=' in place, and argv outlives the selection */
         if (ms_select_add_attr(s, (char *)v, err, sizeof err))
+            ms_cli_usage_error(c, "%s", err);
+    } else if (ms_cli_value(c, "--user", &v)) {
+        if (!*v)
+            ms_cli_usage_error(c, "--user is empty; give the user id traces were given, e.g. --user u7");
+        s->user = v;
+    } else if (ms_cli_value(c, "--session", &v)) {
+        if (!*v)
+            ms_cli_usage_error(c, "--session is empty; give the session id traces were given,"
+                                  " e.g. --session s1");
+        s->session = v;
+    } else if (ms_cli_value(c, "--tag", &v)) {
+        char err[256];
+        if (ms_select_add_tag(s, v, err, sizeof err))
             ms_cli_usage_error(c, "%s", err);
     } else {
         return 0;

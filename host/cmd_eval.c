@@ -47,6 +47,11 @@ static const char EVAL_HELP[] =
     "  --profile[=HZ]          sample the Lua stack HZ times per second of CPU time\n"
     "                          (default 1000): each span's self time per function\n"
     "                          (`moonspan show --profile`, `moonspan report --profile`)\n"
+    "  --budget-usd SPEC       stop LLM calls that could overspend, in US dollars:\n"
+    "                          X or run=X (the whole eval run), request=X (each\n"
+    "                          case), call=X (each llm.call), comma-separated; a\n"
+    "                          call that could go over is not sent and fails with\n"
+    "                          budget_exceeded (replayed calls spend nothing)\n"
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
     "\n"
@@ -139,7 +144,7 @@ int ms_cmd_eval(ms_cli *c)
             printf(EVAL_HELP, MS_RECORD_HELP);
             return 0;
         }
-        if (ms_cli_record(c) || ms_cli_profile(c, &ro))
+        if (ms_cli_record(c) || ms_cli_budget(c) || ms_cli_profile(c, &ro))
             continue;
         if (ms_cli_value(c, "--concurrency", &v))
             o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);

@@ -15,7 +15,8 @@
 static const char REPORT_HELP[] =
     "usage: moonspan report [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
     "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
-    "                       [--by path|name] [--steps N|all] [--trend day|month]\n"
+    "                       [--user ID] [--session ID] [--tag TAG]...\n"
+    "                       [--by path|name|user|session] [--steps N|all] [--trend day|month]\n"
     "                       [--profile | --overhead] [--json] [--db PATH]\n"
     "\n"
     "The production checklist over stored traces: request latency p50/p95/p99,\n"
@@ -33,6 +34,8 @@ static const char REPORT_HELP_OPTIONS[] =
     "  --by path|name    group steps by path, the span names from the request down\n"
     "                    (rerank/tokenize apart from embed/tokenize; the default),\n"
     "                    or by span name alone\n"
+    "  --by user|session instead: requests per user (or session), costliest first:\n"
+    "                    requests, errors, p50/p95, tokens, cost, cost per request\n"
     "  --steps N|all     list the N heaviest steps (text default 20; --json lists\n"
     "                    all unless --steps is given)\n"
     "  --trend day|month group the cost trend by day (default) or month;\n"
@@ -50,7 +53,7 @@ static const char TRACES_HELP[] =
     "usage: moonspan traces [--limit N] [--errors] [--sort start|duration|cost]\n"
     "                       [--since DURATION] [--until DURATION] [--name GLOB] [--run ID]\n"
     "                       [--eval-run ID] [--evals exclude|include|only] [--attr KEY=VALUE]...\n"
-    "                       [--json] [--db PATH]\n"
+    "                       [--user ID] [--session ID] [--tag TAG]... [--json] [--db PATH]\n"
     "\n"
     "Traces one line each, newest first: id, name, start, duration, tokens, cost,\n"
     "status. Eval traces (of `moonspan eval`) are left out unless asked for; a\n"
@@ -161,9 +164,12 @@ int ms_cmd_report(ms_cli *c)
                 o.steps_by_name = strcmp(v, "name") == 0;
             else if (!strcmp(v, "day") || !strcmp(v, "month"))
                 o.by_month = strcmp(v, "month") == 0;
+            else if (!strcmp(v, "user") || !strcmp(v, "session"))
+                o.by_who = strcmp(v, "user") == 0 ? MS_REPORT_BY_USER : MS_REPORT_BY_SESSION;
             else
                 ms_cli_usage_error(c, "--by '%s' is not a grouping; use --by path or --by name for"
-                                      " the steps (--trend day or --trend month for the cost trend)", v);
+                                      " the steps, --by user or --by session for requests per user or"
+                                      " session (--trend day or --trend month for the cost trend)", v);
         } else if (ms_cli_value(c, "--trend", &v)) {
             if (strcmp(v, "day") && strcmp(v, "month"))
                 ms_cli_usage_error(c, "--trend '%s' is not a period; use --trend day or --trend month", v);
@@ -184,16 +190,23 @@ int ms_cmd_report(ms_cli *c)
                               "(narrow it with --since or --name)");
     const ms_select *sel = &o.sel;
     if (overhead && (sel->name_glob || sel->until_ns || sel->run_id || sel->eval_run || sel->nattrs ||
-                     sel->evals || o.by_month))
+                     sel->evals || o.by_month || sel->user || sel->session || sel->ntags))
         ms_cli_usage_error(c, "--overhead reports runs, not traces: only --since and --limit apply"
-                              " (--name, --until, --run, --eval-run, --evals, --attr and --by do not)");
+                              " (--name, --until, --run, --eval-run, --evals, --attr, --user, --session,"
+                              " --tag and --by do not)");
+    if (o.by_who && (overhead || profile))
+        ms_cli_usage_error(c, "--by %s groups the requests; it does not combine with --%s (run them"
+                              " as two reports)", o.by_who == MS_REPORT_BY_USER ? "user" : "session",
+                           overhead ? "overhead" : "profile");
     int status;
     ms_store *s = open_selected(c, sel, &status);
     if (!s)
         return status;
     char err[1024];
     int rc;
-    if (overhead) {
+    if (o.by_who) {
+        rc = ms_report_by_write(ms_store_db(s), &o, stdout, err, sizeof err);
+    } else if (overhead) {
         ov.since_ns = sel->since_ns;
         ov.json = o.json;
         rc = ms_overhead_write(ms_store_db(s), &ov, stdout, err, sizeof err);

@@ -14,7 +14,7 @@
 
 static const char RUN_HELP[] =
     "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [RECORDING OPTIONS]\n"
-    "                    [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
+    "                    [--budget-usd SPEC] [--db PATH] [--prices FILE] SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
     "available; `arg` holds ARGS as in `lua`. Every span is stored in the\n"
@@ -30,6 +30,10 @@ static const char RUN_HELP[] =
     "                       DEPTH nested calls (default 10); for short runs\n"
     "  --db PATH            the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
     "  --prices FILE        model prices overriding the built-in table\n"
+    "  --budget-usd SPEC    stop LLM calls that could overspend, in US dollars:\n"
+    "                       X or run=X (the whole run), request=X (each trace),\n"
+    "                       call=X (each llm.call), comma-separated; a call that\n"
+    "                       could go over is not sent and fails with budget_exceeded\n"
     "\n"
     "Recording options (also on `moonspan eval`):\n"
     "%s"
@@ -71,6 +75,10 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
     lua_State *L = ms_runtime_new();
     if (!L)
         return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
+    if (ms_budget_apply(L, &c->budget)) {
+        fprintf(stderr, "moonspan %s: out of memory setting the budgets\n", c->verb);
+        return ms_lifecycle_end(L, MS_END_ERROR, 1);
+    }
     ms_host_calibrate(L); /* before the hook: what span() costs without auto-spans or samples */
     if (o->auto_depth)
         ms_autospans_start(L, (int)o->auto_depth);
@@ -111,7 +119,7 @@ int ms_cmd_run(ms_cli *c)
             o.quiet = 1;
             continue;
         }
-        if (ms_cli_record(c))
+        if (ms_cli_record(c) || ms_cli_budget(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
             printf(RUN_HELP, MS_RECORD_HELP);

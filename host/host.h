@@ -54,6 +54,8 @@ typedef struct ms_host {
     struct ms_redactor *redactor; /* what every recorded error (and, when asked, value) goes through */
     int capture_content;        /* --capture-content: llm.call stores prompts and responses */
     struct ms_log *log;         /* --log json / --log-file; NULL: none */
+    int has_request_budget;     /* --budget-usd request=X: every trace's budget unless it sets one */
+    double request_budget_usd;
 } ms_host;
 
 extern ms_host ms_the_host;

@@ -18,6 +18,7 @@ static const char USAGE[] =
     "  diff A B               is B slower, costlier or failing more than A, with evidence\n"
     "  eval SUITE.lua...      run eval suites: scores, baselines, JUnit, alerts\n"
     "  evals flaky SUITE      the flake ledger: each case's failure rate over recent runs\n"
+    "  export otlp [URL]      send stored traces to an OpenTelemetry (OTLP/HTTP) receiver\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
         {"run", ms_cmd_run}, {"report", ms_cmd_report}, {"traces", ms_cmd_traces},
         {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval}, {"evals", ms_cmd_evals},
         {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade}, {"runs", ms_cmd_runs},
-        {"diff", ms_cmd_diff},
+        {"diff", ms_cmd_diff}, {"export", ms_cmd_export},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, runs, show,"
-                    " diff, sql, upgrade, test "
+                    " diff, export, sql, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

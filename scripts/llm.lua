@@ -15,10 +15,12 @@ local cjson = require "cjson"
 local sched = require "moonspan.sched"
 local S = require "moonspan.wire"
 local capture = require "moonspan.capture"
+local budget = require "moonspan.budget"
 
 -- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
 -- cap; a server's retry-after is honoured up to 60 s. Change them here for
--- every call, or per call with the same names.
+-- every call, or per call with the same names. budget_usd (none by
+-- default) caps what one call may spend (budget.lua).
 llm.defaults = {
   retries = 2, backoff_ms = 500, max_backoff_ms = 8000, max_retry_after_ms = 60000,
   connect_timeout_ms = 10000, timeout_ms = 600000,
@@ -484,6 +486,18 @@ local function run_call(s, req)
     -- no recording, and --replay-miss lets it go to the provider: live spend
     s:set("llm.replay_miss", llm.replay_miss)
   end
+  -- budgets (budget.lua): each attempt is admitted before it is sent
+  local guard <close> = budget.guard(llm, c, s, refuse)
+  local function stopped(err, attempt, waited)
+    s:record_llm{provider = provider, model = req.model}
+    if attempt > 1 then s:add_retries(attempt - 1, false, waited) end
+    err.provider, err.where = provider, where()
+    error(err, 0)
+  end
+  if guard then
+    local stop = guard:admit(req.model)
+    if stop then stopped(stop, 1, 0) end
+  end
   local waited = 0 -- ms spent in backoff, stored with the retries
   for attempt = 1, retries + 1 do
     local ok, resp
@@ -494,6 +508,7 @@ local function run_call(s, req)
     end
     if ok then
       resp.cost_usd = record_usage(s, req, provider, resp)
+      if guard then guard:settle(resp.cost_usd) end
       if attempt > 1 then s:add_retries(attempt - 1, true, waited) end
       resp.retries = attempt - 1
       resp.latency_ms = moonspan.now_ms() - t0
@@ -504,6 +519,7 @@ local function run_call(s, req)
       if llm.record_run then record(c, resp) end
       return resp
     end
+    if guard then guard:failed(resp) end
     local err, wait = attempt_failed(c, s, attempt, resp)
     if not wait then
       s:record_llm{provider = provider, model = req.model}
@@ -513,6 +529,10 @@ local function run_call(s, req)
       end
       if type(err) == "table" and err.partial_text then s:set("llm.partial_text", err.partial_text) end
       error(err, 0)
+    end
+    if guard then -- before waiting: a retry that cannot be paid for is not waited for
+      local stop = guard:admit(req.model, string.format("attempt %d failed (%s)", attempt, err.type))
+      if stop then stopped(stop, attempt, waited) end
     end
     local w0 = moonspan.now_ms()
     sched.sleep(wait)

@@ -316,7 +316,7 @@ S.TYPES = {
   connection_error = true, conflict_error = true, stream_truncated = true,
   invalid_request_error = false, authentication_error = false, permission_error = false,
   not_found_error = false, request_too_large = false, malformed_response = false,
-  replay_miss = false, configuration_error = false,
+  replay_miss = false, configuration_error = false, budget_exceeded = false,
 }
 
 -- The HTTP status decides the type when there is one: providers disagree

@@ -77,8 +77,7 @@ void ms_buf_free(ms_buf *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Length of the valid UTF-8 sequence starting at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t ms_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t len;
@@ -118,7 +117,7 @@ void ms_json_str(ms_buf *b, const char *str, size_t n)
         else if (c == '\t') esc = "\\t";
         else if (c < 0x20 || c == 0x7f) { snprintf(hex, sizeof hex, "\\u%04x", c); esc = hex; }
         else if (c >= 0x80) {
-            ulen = utf8_len(s + i, n - i);
+            ulen = ms_utf8_len(s + i, n - i);
             if (ulen == 0) {
                 esc = "\xEF\xBF\xBD";
                 ulen = 1;

@@ -138,6 +138,37 @@ static int count_event_error(void *ud, const ms_event_rec *e)
     return c->oom;
 }
 
+/* The budget a budget_exceeded span names in llm.budget.kind: its index
+ * in MS_BUDGET_KINDS (-1: none yet; 3: another value). */
+static int budget_kind(void *ud, const ms_attr_rec *a)
+{
+    static const char *const kinds[] = MS_BUDGET_KINDS;
+    static const char KEY[] = "llm.budget.kind";
+    if (a->key.len != sizeof KEY - 1 || memcmp(a->key.p, KEY, sizeof KEY - 1) != 0)
+        return 0;
+    int *kind = ud;
+    *kind = 3;
+    for (int i = 0; i < 3; i++)
+        if (a->type == MS_ATTR_STRING && a->s.len == strlen(kinds[i]) && memcmp(a->s.p, kinds[i], a->s.len) == 0)
+            *kind = i;
+    return 1;
+}
+
+/* Counts a call a budget stopped (an own budget_exceeded error) by kind.
+ * Returns 0 or -1 when its attributes are corrupt. */
+static int count_budget_stop(report *r, const ms_pack_reader *pr, const ms_span_rec *sp)
+{
+    static const char TYPE[] = "budget_exceeded";
+    if (sp->error_type.len != sizeof TYPE - 1 || memcmp(sp->error_type.p, TYPE, sizeof TYPE - 1) != 0)
+        return 0;
+    int kind = -1;
+    if (sp->nattrs && ms_pack_attrs(pr, sp, budget_kind, &kind) < 0)
+        return -1;
+    r->budget_stops++;
+    r->budget_by_kind[kind < 0 ? 3 : kind]++;
+    return 0;
+}
+
 /* What reading the spans keeps from trace to trace. */
 typedef struct span_scan {
     ms_spans_walk w;
@@ -162,6 +193,10 @@ static int add_spans(report *r, span_scan *ss, sqlite3_stmt *st, char *err, size
             goto steps_failed;
         if (sp.has_error && sp.error_own && count_error(r, &ss->key, sp.error_type, sp.error_message))
             goto oom;
+        if (sp.has_error && sp.error_own && count_budget_stop(r, &w->r, &sp)) {
+            w->error = "bad attributes";
+            goto corrupt;
+        }
         if (sp.nevents) {
             err_ctx ec = {r, &ss->key, 0};
             if (ms_pack_events(&w->r, &sp, count_event_error, &ec) < 0) {

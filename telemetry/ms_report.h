@@ -15,6 +15,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+enum ms_report_by {
+    MS_REPORT_BY_NONE = 0,   /* the report itself */
+    MS_REPORT_BY_USER,       /* requests grouped by traces' user (ms_who.h) */
+    MS_REPORT_BY_SESSION     /* by traces' session */
+};
+
 typedef struct ms_report_opts {
     ms_select sel;         /* the traces reported (ms_select.h): eval traces left out
                               unless sel asks for them */
@@ -22,6 +28,7 @@ typedef struct ms_report_opts {
     int steps_by_name;     /* steps grouped by span name instead of by path */
     long max_steps;        /* steps listed: 0 the default (text 20, JSON all), < 0 all */
     int json;              /* JSON instead of text */
+    enum ms_report_by by_who; /* --by user|session: ms_report_by_write instead */
 } ms_report_opts;
 
 #define MS_REPORT_TEXT_STEPS 20 /* steps the text lists unless told */
@@ -39,5 +46,20 @@ typedef struct ms_report_opts {
  * Returns 0, or -1 with a message in err. */
 int ms_report_write(sqlite3 *db, const ms_report_opts *opts, FILE *out,
                     char *err, size_t errlen);
+
+/* The kinds of budget llm.call enforces (scripts/budget.lua), in the
+ * report's order. */
+#define MS_BUDGET_KINDS {"call", "request", "run"}
+
+/* `report --by user` or `--by session` (opts->by_who): the requests
+ * opts->sel selects grouped by their user or session, costliest first,
+ * the group of traces without one named null ("(none)" in text). Each
+ * group: requests, completed ones, requests with status error and their
+ * rate, errors counted, latency p50/p95 over completed requests, tokens,
+ * cost over priced requests and per priced request (null when none was
+ * priced), unknown-cost calls. Reads trace rows only; works on a v5 store
+ * (who from attrs). Output built whole, written once. Returns 0, or -1
+ * with err. */
+int ms_report_by_write(sqlite3 *db, const ms_report_opts *opts, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -69,6 +69,10 @@ typedef struct report {
 
     int64_t llm_tokens, llm_tokens_est;
     int64_t llm_calls, llm_failed; /* llm spans that completed, of them status error */
+    /* calls a budget stopped before sending (own errors of type
+     * budget_exceeded), by the budget's kind (their llm.budget.kind):
+     * MS_BUDGET_KINDS, then any other or missing kind */
+    int64_t budget_stops, budget_by_kind[4];
     int64_t retried, retry_ok;
     int64_t backoff_ns;  /* waited between retry attempts */
 
@@ -108,8 +112,8 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b);
  * words them (", name 'answer_*', evals excluded"). As JSON members of the
  * object being written (`first` its flag, see ms_json_key): since_ns,
  * since, until_ns, until, name_glob, run_id, eval_run, evals ("exclude",
- * "include" or "only"), attrs (an object), evals_left_out and
- * description. */
+ * "include" or "only"), attrs (an object), user, session, tags (an
+ * array), evals_left_out and description. */
 void ms_report_window_text(const ms_select *s, ms_buf *b);
 void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b, int *first);
 

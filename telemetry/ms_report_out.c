@@ -82,6 +82,16 @@ void ms_report_window_json(const ms_select *s, int64_t evals_left_out, ms_buf *b
     for (size_t i = 0; i < s->nattrs; i++)
         ms_kv_str(b, &g, s->attr_key[i], s->attr_value[i]);
     ms_buf_addc(b, '}');
+    ms_kv_str(b, first, "user", s->user);
+    ms_kv_str(b, first, "session", s->session);
+    ms_json_key(b, first, "tags");
+    ms_buf_addc(b, '[');
+    for (size_t i = 0; i < s->ntags; i++) {
+        if (i)
+            ms_buf_addc(b, ',');
+        ms_json_str(b, s->tags[i], strlen(s->tags[i]));
+    }
+    ms_buf_addc(b, ']');
     ms_kv_int(b, first, "evals_left_out", evals_left_out);
     ms_buf desc = {0};
     ms_select_describe(s, &desc);
@@ -233,6 +243,16 @@ void ms_report_json(const report *r, const ms_report_opts *o, ms_buf *b)
     ms_kv_num(b, &g, "failure_rate", ms_ratio((double)r->llm_failed, (double)r->llm_calls));
     ms_buf_addc(b, '}');
 
+    ms_json_key(b, &f, "budget_stops");
+    g = 1;
+    ms_buf_addc(b, '{');
+    ms_kv_int(b, &g, "count", r->budget_stops);
+    static const char *const kinds[] = MS_BUDGET_KINDS;
+    for (int i = 0; i < 3; i++)
+        ms_kv_int(b, &g, kinds[i], r->budget_by_kind[i]);
+    ms_kv_int(b, &g, "other", r->budget_by_kind[3]);
+    ms_buf_addc(b, '}');
+
     ms_report_models_json(r, b, &f);
 
     ms_json_key(b, &f, "retries");
@@ -372,10 +392,9 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
         const ms_select *s = &o->sel;
         if (r->evals_left_out)
             ms_buf_adds(b, "\nno production traces match; the eval traces above are left out\n");
-        else if (s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run ||
-                 s->nattrs || s->evals == MS_EVALS_ONLY)
-            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr"
-                           " or --evals; list traces with `moonspan traces`)\n");
+        else if (ms_select_narrows(s))
+            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr,"
+                           " --user, --session, --tag or --evals; list traces with `moonspan traces`)\n");
         else
             ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
         return;
@@ -427,6 +446,19 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
                       100.0 * r->llm_failed / r->llm_calls);
     else
         ms_buf_adds(b, "LLM calls   none\n");
+    if (r->budget_stops) {
+        static const char *const kinds[] = MS_BUDGET_KINDS;
+        ms_buf_printf(b, "Budgets     %lld call%s stopped before sending:", (long long)r->budget_stops,
+                      r->budget_stops == 1 ? "" : "s");
+        const char *sep = " ";
+        for (int i = 0; i < 4; i++) {
+            if (r->budget_by_kind[i]) {
+                ms_buf_printf(b, "%s%s %lld", sep, i < 3 ? kinds[i] : "other", (long long)r->budget_by_kind[i]);
+                sep = ", ";
+            }
+        }
+        ms_buf_addc(b, '\n');
+    }
 
     if (r->retried)
         ms_buf_printf(b, "Retries     %lld call%s retried, %lld succeeded (%.1f%%)",

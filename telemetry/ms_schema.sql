@@ -1,4 +1,4 @@
--- moonspan store, schema version 5 (PRAGMA user_version = 5,
+-- moonspan store, schema version 6 (PRAGMA user_version = 6,
 -- PRAGMA application_id = 0x4d6f6f6e, "Moon").
 --
 -- This text creates a new store. An older store is brought forward on
@@ -71,7 +71,12 @@ CREATE TABLE IF NOT EXISTS traces (
   spans              BLOB,              -- v4: the packed spans not in trace_parts (ms_pack.h);
                                         -- NULL while a trace written in parts is still open
                                         -- and for a trace sampled out
-  sampled_out        INTEGER NOT NULL DEFAULT 0 -- v5: 1 when sampling kept this row only (--sample)
+  sampled_out        INTEGER NOT NULL DEFAULT 0, -- v5: 1 when sampling kept this row only (--sample)
+  -- v6: who the trace was for: the options session and user and tags of a trace call;
+  -- the same values stay in attrs as attributes of the root span
+  session            TEXT,              -- v6: the session id; NULL when none was given
+  user_id            TEXT,              -- v6: the user id; NULL when none was given
+  tags               TEXT               -- v6: JSON array of the tags; NULL when none were given
 );
 -- Time order (the report's --since) and, covered in the same entries, the
 -- trace ids: `show PREFIX` scans this narrow index instead of the rows.

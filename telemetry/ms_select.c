@@ -6,6 +6,7 @@
 
 #include "ms_fmt.h"
 #include "ms_read.h"
+#include "ms_who.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -75,6 +76,24 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
                  i, i);
         cond(sql, &n, c);
     }
+    if (s->user || s->session || s->ntags) {
+        ms_who_sql w;
+        if (ms_who_sql_get(db, &w, err, errlen))
+            return -1;
+        if (s->user) {
+            cond(sql, &n, w.user);
+            ms_buf_adds(sql, " = :sel_user");
+        }
+        if (s->session) {
+            cond(sql, &n, w.session);
+            ms_buf_adds(sql, " = :sel_session");
+        }
+        for (size_t i = 0; i < s->ntags; i++) {
+            cond(sql, &n, "EXISTS (SELECT 1 FROM json_each(");
+            ms_buf_adds(sql, w.tags);
+            ms_buf_printf(sql, ") g WHERE g.value = :sel_tag%zu)", i);
+        }
+    }
     if (mode == MS_EVALS_EXCLUDE && evals)
         cond(sql, &n, NOT_EVAL);
     else if (mode == MS_EVALS_ONLY)
@@ -116,8 +135,16 @@ int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err,
         bind_int(db, st, ":sel_until", s->until_ns, "--until", err, errlen) ||
         bind_text(db, st, ":sel_name", s->name_glob, "--name", err, errlen) ||
         bind_int(db, st, ":sel_run", s->run_id, "--run", err, errlen) ||
-        bind_int(db, st, ":sel_eval_run", s->eval_run, "--eval-run", err, errlen))
+        bind_int(db, st, ":sel_eval_run", s->eval_run, "--eval-run", err, errlen) ||
+        bind_text(db, st, ":sel_user", s->user, "--user", err, errlen) ||
+        bind_text(db, st, ":sel_session", s->session, "--session", err, errlen))
         return -1;
+    for (size_t i = 0; i < s->ntags; i++) {
+        char k[32];
+        snprintf(k, sizeof k, ":sel_tag%zu", i);
+        if (bind_text(db, st, k, s->tags[i], "--tag", err, errlen))
+            return -1;
+    }
     for (size_t i = 0; i < s->nattrs; i++) {
         char k[32], v[32];
         snprintf(k, sizeof k, ":sel_ak%zu", i);
@@ -250,6 +277,24 @@ int ms_select_add_attr(ms_select *s, char *kv, char *err, size_t errlen)
     return 0;
 }
 
+int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen)
+{
+    assert(s && tag);
+    if (!*tag)
+        return ms_errf(err, errlen, "--tag is empty; give a tag the traces were given, e.g. --tag beta");
+    if (s->ntags >= MS_SELECT_MAX_TAGS)
+        return ms_errf(err, errlen, "more than %d --tag filters; narrow with fewer (they all must match)",
+                       MS_SELECT_MAX_TAGS);
+    s->tags[s->ntags++] = tag;
+    return 0;
+}
+
+int ms_select_narrows(const ms_select *s)
+{
+    return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
+           s->user || s->session || s->ntags || s->evals == MS_EVALS_ONLY;
+}
+
 /* Appends ", " between the parts of a description. */
 static void part(ms_buf *out, int *n)
 {
@@ -292,6 +337,24 @@ void ms_select_describe(const ms_select *s, ms_buf *out)
         ms_fmt_text(out, s->attr_key[i], "");
         ms_buf_addc(out, '=');
         ms_fmt_text(out, s->attr_value[i], "");
+    }
+    if (s->user) {
+        part(out, &n);
+        ms_buf_adds(out, "user '");
+        ms_fmt_text(out, s->user, "");
+        ms_buf_addc(out, '\'');
+    }
+    if (s->session) {
+        part(out, &n);
+        ms_buf_adds(out, "session '");
+        ms_fmt_text(out, s->session, "");
+        ms_buf_addc(out, '\'');
+    }
+    for (size_t i = 0; i < s->ntags; i++) {
+        part(out, &n);
+        ms_buf_adds(out, "tag '");
+        ms_fmt_text(out, s->tags[i], "");
+        ms_buf_addc(out, '\'');
     }
     if (s->errors_only) {
         part(out, &n);

@@ -1,7 +1,7 @@
 /* ms_select — which traces a view reads: the one filter `report`,
  * `report --profile`, `traces` and `diff` share, so `--since`, `--until`,
- * `--name`, `--run`, `--eval-run`, `--evals` and `--attr` mean the same
- * thing everywhere.
+ * `--name`, `--run`, `--eval-run`, `--evals`, `--attr`, `--user`,
+ * `--session` and `--tag` mean the same thing everywhere.
  *
  * A selection becomes a WHERE clause over the traces table (alias `t`)
  * with named parameters, then is bound to the prepared statement. Only
@@ -27,6 +27,7 @@ enum ms_evals_mode {
 };
 
 #define MS_SELECT_MAX_ATTRS 8
+#define MS_SELECT_MAX_TAGS 8
 
 typedef struct ms_select {
     int64_t since_ns;         /* traces started at or after; 0 = no bound */
@@ -42,6 +43,13 @@ typedef struct ms_select {
     const char *attr_key[MS_SELECT_MAX_ATTRS];
     const char *attr_value[MS_SELECT_MAX_ATTRS];
     size_t nattrs;
+    /* --user, --session, --tag: who the trace was for (ms_who.h), the
+     * columns of schema v6 or, on a v5 store, the same values from attrs.
+     * Every tag given must be among the trace's tags. */
+    const char *user;         /* NULL = any */
+    const char *session;      /* NULL = any */
+    const char *tags[MS_SELECT_MAX_TAGS];
+    size_t ntags;
 } ms_select;
 
 /* The mode a selection resolves to: MS_EVALS_DEFAULT becomes INCLUDE
@@ -79,6 +87,15 @@ int ms_select_evals_left_out(sqlite3 *db, const ms_select *s, const char *also, 
  * place). Returns 0, or -1 with err naming the fix (no '=', empty key,
  * more than MS_SELECT_MAX_ATTRS). */
 int ms_select_add_attr(ms_select *s, char *kv, char *err, size_t errlen);
+
+/* Adds one `--tag` value to s (the pointer is kept: it must outlive s).
+ * Returns 0, or -1 with err naming the fix (empty, more than
+ * MS_SELECT_MAX_TAGS). */
+int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen);
+
+/* Whether anything but the default evals mode narrows the selection
+ * (errors_only aside): for a view's "nothing matches" line. */
+int ms_select_narrows(const ms_select *s);
 
 /* A one-line description of the selection for a view's heading, e.g.
  * "run 12, since 2026-11-20T00:00:00Z, name 'answer_*', evals excluded";

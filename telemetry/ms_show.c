@@ -11,6 +11,7 @@
 #include "ms_read.h"
 #include "ms_spans.h"
 #include "ms_strmap.h"
+#include "ms_who.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -284,14 +285,26 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     }
     v->pick = o->pick ? o->pick : 1;
     v->matches = count;
-    if (prepare_range(db,
-                      "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
-                      " span_count, span_salt, input_tokens, output_tokens, cache_read_tokens,"
-                      " cache_write_tokens, cost_usd, unknown_cost_calls,"
-                      " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span, sampled_out"
-                      " FROM traces WHERE id = (SELECT id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
-                      " ORDER BY start_ns, id LIMIT 1 OFFSET ?3)",
-                      lo, hi, &st, err, errlen))
+    ms_who_sql who;
+    if (ms_who_sql_get(db, &who, err, errlen))
+        return -1;
+    ms_buf sql = {0};
+    ms_buf_printf(&sql,
+                  "SELECT id, trace_id, name, start_ns, duration_ns, status, error_count,"
+                  " span_count, span_salt, input_tokens, output_tokens, cache_read_tokens,"
+                  " cache_write_tokens, cost_usd, unknown_cost_calls,"
+                  " CASE WHEN json_valid(attrs) THEN json(attrs) END, parts, parent_span, sampled_out,"
+                  " %s, %s, %s"
+                  " FROM traces t WHERE id = (SELECT id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                  " ORDER BY start_ns, id LIMIT 1 OFFSET ?3)",
+                  who.session, who.user, who.tags);
+    if (sql.oom) {
+        ms_buf_free(&sql);
+        return ms_errf(err, errlen, "out of memory building a query");
+    }
+    int prepared = prepare_range(db, sql.data, lo, hi, &st, err, errlen);
+    ms_buf_free(&sql);
+    if (prepared)
         return -1;
     int ret = -1;
     if (sqlite3_bind_int64(st, 3, v->pick - 1) != SQLITE_OK) {
@@ -323,6 +336,9 @@ static int resolve_trace(sqlite3 *db, const ms_show_opts *o, trace_view *v, ms_b
     v->parts = sqlite3_column_int64(st, 16);
     v->remote_parent = sqlite3_column_int64(st, 17);
     v->sampled_out = sqlite3_column_int64(st, 18);
+    v->session = ms_arena_col(&v->arena, st, 19);
+    v->user = ms_arena_col(&v->arena, st, 20);
+    v->tags = ms_arena_col(&v->arena, st, 21);
     ret = 0;
 done:
     sqlite3_finalize(st);
@@ -703,6 +719,9 @@ static void show_json(const trace_view *v, ms_buf *b)
     ms_kv_num(b, &f, "cost_usd", v->has_cost ? v->cost : NAN);
     ms_kv_int(b, &f, "unknown_cost_calls", v->unknown);
     ms_kv_raw(b, &f, "attrs", A(v->attrs));
+    ms_kv_str(b, &f, "session", A(v->session));
+    ms_kv_str(b, &f, "user", A(v->user));
+    ms_kv_raw(b, &f, "tags", A(v->tags)); /* a JSON array (ms_who.h) or NULL */
     ms_kv_int(b, &f, "pick", v->pick);
     ms_kv_int(b, &f, "matching_traces", v->matches);
     if (v->profile) {

@@ -60,6 +60,7 @@ typedef struct show_eval {
 typedef struct trace_view {
     ms_buf arena;
     size_t id, name, status, attrs;
+    size_t session, user, tags; /* who it was for (ms_who.h); MS_NO_STR when not given */
     int64_t row, start_ns, duration_ns, in_tok, out_tok, cache_read, cache_write;
     int64_t unknown, error_count, span_count, parts, remote_parent, sampled_out;
     uint64_t salt;

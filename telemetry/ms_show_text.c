@@ -324,6 +324,26 @@ void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b)
         ms_buf_printf(b, " (%lld error%s)", (long long)v->error_count,
                       v->error_count == 1 ? "" : "s");
     ms_buf_addc(b, '\n');
+    if (A(v->user) || A(v->session) || A(v->tags)) {
+        const char *sep = "  ";
+        if (A(v->user)) {
+            ms_buf_adds(b, "  user ");
+            ms_fmt_text(b, A(v->user), "");
+            sep = "   ";
+        }
+        if (A(v->session)) {
+            ms_buf_adds(b, sep);
+            ms_buf_adds(b, "session ");
+            ms_fmt_text(b, A(v->session), "");
+            sep = "   ";
+        }
+        if (A(v->tags)) {
+            ms_buf_adds(b, sep);
+            ms_buf_adds(b, "tags ");
+            ms_fmt_text(b, A(v->tags), "");
+        }
+        ms_buf_addc(b, '\n');
+    }
     ms_show_eval_text(v, b);
     if (v->profile && v->prof_samples)
         ms_buf_printf(b, "  profile: %s of CPU sampled in %lld sample%s (each span: its own code, not its"

@@ -14,6 +14,7 @@
 #include "ms_clock.h"
 #include "ms_store_impl.h"
 #include "ms_vtab.h"
+#include "ms_who.h"
 
 #define BUSY_TIMEOUT_MS 30000
 
@@ -128,6 +129,15 @@ static const migration MIGRATE[] = {
      "ALTER TABLE runs ADD COLUMN ns_per_fold REAL;"
      "ALTER TABLE runs ADD COLUMN ns_per_skip REAL;"
      "ALTER TABLE runs ADD COLUMN telemetry_ns INTEGER;", NULL},
+    /* 5 -> 6: who a trace was for, as columns; older rows get them from
+     * their root's attributes (ms_who.h), rewriting only the rows whose
+     * attrs name one of them */
+    {"ALTER TABLE traces ADD COLUMN session TEXT;"
+     "ALTER TABLE traces ADD COLUMN user_id TEXT;"
+     "ALTER TABLE traces ADD COLUMN tags TEXT;"
+     "UPDATE traces SET session = " MS_WHO_SESSION_SQL("attrs") ", user_id = " MS_WHO_USER_SQL("attrs")
+     ", tags = " MS_WHO_TAGS_SQL("attrs")
+     " WHERE instr(attrs, '\"session\"') OR instr(attrs, '\"user\"') OR instr(attrs, '\"tags\"');", NULL},
 };
 _Static_assert(sizeof MIGRATE / sizeof MIGRATE[0] == MS_SCHEMA_VERSION - 1,
                "one migration step per schema version after the first");
@@ -329,10 +339,10 @@ int ms_store_open(const char *path, enum ms_store_mode mode, ms_store **out,
             ms_errf(err, errlen, "%s holds no moonspan data yet; record traces with `moonspan run SCRIPT`", path);
             goto fail;
         }
-        if (version < MS_SCHEMA_VERSION) {
+        if (version < MS_SCHEMA_READ_MIN) {
             ms_errf(err, errlen, "%s is a store of version %lld, older than this moonspan reads (%d); upgrade "
                     "it in place with `moonspan --db %s upgrade` (every trace is kept; `run`, `eval` and "
-                    "`test` upgrade it too)", path, (long long)version, MS_SCHEMA_VERSION, path);
+                    "`test` upgrade it too)", path, (long long)version, MS_SCHEMA_READ_MIN, path);
             goto fail;
         }
         *out = s;

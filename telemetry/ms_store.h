@@ -22,7 +22,10 @@
 
 #include "ms_trace.h"
 
-#define MS_SCHEMA_VERSION 5
+#define MS_SCHEMA_VERSION 6
+/* The oldest version a read open accepts: readers look up what later
+ * versions added (ms_schema_has); older stores need `moonspan upgrade`. */
+#define MS_SCHEMA_READ_MIN 5
 #define MS_APPLICATION_ID 0x4d6f6f6e /* "Moon" */
 
 enum ms_store_mode {

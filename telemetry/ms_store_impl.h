@@ -22,6 +22,7 @@ struct ms_store {
     ms_pack_encoder *enc;
     ms_buf blob, scratch;
     char hex[33];               /* the trace id being written, bound without a copy */
+    char who_num[3][32];        /* a numeric session, user or tags as text, bound without a copy */
     ms_open_row *rows, *rows_saved;
     size_t nrows, caprows, nsaved;
 };

@@ -2,23 +2,27 @@
  * traces and of parts of open ones, each trace one row with its spans
  * packed (ms_pack.h), in one transaction per batch. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ms_clock.h"
 #include "ms_store_impl.h"
+#include "ms_who.h"
 
 static const char INS_TRACE[] =
     "INSERT INTO traces (trace_id, run_id, name, start_ns, duration_ns, status, error_count,"
     " span_count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,"
-    " unknown_cost_calls, attrs, replayed_cost_usd, span_salt, parent_span, parts, spans, sampled_out)"
-    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?22)";
+    " unknown_cost_calls, attrs, replayed_cost_usd, span_salt, parent_span, parts, spans, sampled_out,"
+    " session, user_id, tags)"
+    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?22,?23,?24,"
+    MS_WHO_TAGS_OF("?25") ")";
 /* the same values, for the row of a trace written in parts */
 static const char UPD_TRACE[] =
     "UPDATE traces SET duration_ns = ?5, status = ?6, error_count = ?7, span_count = ?8,"
     " input_tokens = ?9, output_tokens = ?10, cache_read_tokens = ?11, cache_write_tokens = ?12,"
     " cost_usd = ?13, unknown_cost_calls = ?14, attrs = ?15, replayed_cost_usd = ?16, parts = ?19,"
-    " spans = ?20 WHERE id = ?21";
+    " spans = ?20, session = ?23, user_id = ?24, tags = " MS_WHO_TAGS_OF("?25") " WHERE id = ?21";
 static const char INS_PART[] = "INSERT INTO trace_parts (trace_row, seq, spans) VALUES (?1, ?2, ?3)";
 /* profiler samples; a span already written (one a coroutine went on
  * sampling in after it ended) adds to its rows */
@@ -124,6 +128,33 @@ static void bind_opt_double(sqlite3_stmt *st, int col, double v, int present)
         sqlite3_bind_null(st, col);
 }
 
+/* Binds the root span's attribute `key` as text to parameter col (NULL
+ * when the root has none): the session, user and tags columns, valued as
+ * the migration values them from attrs (ms_who.h). `num` holds a
+ * number's text until the statement has run. */
+static void bind_root_attr(sqlite3_stmt *st, int col, const ms_trace *t, const char *key, char *num,
+                           size_t numlen)
+{
+    const ms_span *root = ms_trace_span(t, 0);
+    size_t klen = strlen(key);
+    for (uint32_t ai = root ? root->attrs : MS_NONE; ai != MS_NONE; ai = t->attrs[ai].next) {
+        const ms_attr *a = &t->attrs[ai];
+        if (a->key.len != klen || memcmp(ms_trace_str(t, a->key), key, klen) != 0)
+            continue;
+        switch (a->type) {
+        case MS_ATTR_STRING:
+            sqlite3_bind_text(st, col, ms_trace_str(t, a->v.s), (int)a->v.s.len, SQLITE_STATIC);
+            return;
+        case MS_ATTR_INT: snprintf(num, numlen, "%lld", (long long)a->v.i); break;
+        case MS_ATTR_DOUBLE: snprintf(num, numlen, "%.15g", a->v.d); break;
+        default: snprintf(num, numlen, "%d", a->v.i ? 1 : 0); break; /* JSON true reads as 1 */
+        }
+        sqlite3_bind_text(st, col, num, -1, SQLITE_STATIC);
+        return;
+    }
+    sqlite3_bind_null(st, col);
+}
+
 /* Binds what INS_TRACE and UPD_TRACE share: the trace as it stands. */
 static int bind_trace(ms_store *s, sqlite3_stmt *st, const ms_trace *t, const ms_trace_totals *tot,
                       int status, int64_t duration, int64_t span_count, int64_t parts, int with_spans)
@@ -169,6 +200,9 @@ static int bind_trace(ms_store *s, sqlite3_stmt *st, const ms_trace *t, const ms
         sqlite3_bind_blob(st, 20, s->blob.data, (int)s->blob.len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 20);
+    bind_root_attr(st, 23, t, "session", s->who_num[0], sizeof s->who_num[0]);
+    bind_root_attr(st, 24, t, "user", s->who_num[1], sizeof s->who_num[1]);
+    bind_root_attr(st, 25, t, "tags", s->who_num[2], sizeof s->who_num[2]);
     return SQLITE_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include "ms_fmt.h"
 #include "ms_read.h"
+#include "ms_who.h"
 
 #include <assert.h>
 #include <math.h>
@@ -15,6 +16,7 @@
  * since the arena may move while it grows). */
 typedef struct trace_row {
     size_t id, name, status;
+    size_t session, user, tags; /* MS_NO_STR when the trace has none */
     int64_t start_ns, duration_ns, in_tok, out_tok, unknown, error_count, span_count;
     int has_cost;
     double cost;
@@ -52,14 +54,6 @@ static const char *order_by(enum ms_traces_sort sort)
     return " ORDER BY t.start_ns DESC, t.id DESC";
 }
 
-/* Whether any filter but the default evals one is in use: an empty list
- * then says "nothing matches" rather than "nothing recorded". */
-static int filtered(const ms_select *s)
-{
-    return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
-           s->evals == MS_EVALS_ONLY;
-}
-
 /* See ms_traces.h. The rows are buffered first so the name column can be
  * sized to the longest name shown. */
 int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, size_t errlen)
@@ -68,9 +62,12 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
     const ms_select *sel = &o->sel;
     int64_t left_out = 0;
     ms_buf sql = {0};
-    ms_buf_adds(&sql, "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.input_tokens,"
-                      " t.output_tokens, t.cost_usd, t.unknown_cost_calls, t.status, t.error_count,"
-                      " t.span_count FROM traces t");
+    ms_who_sql who;
+    if (ms_who_sql_get(db, &who, err, errlen))
+        return -1;
+    ms_buf_printf(&sql, "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.input_tokens,"
+                        " t.output_tokens, t.cost_usd, t.unknown_cost_calls, t.status, t.error_count,"
+                        " t.span_count, %s, %s, %s FROM traces t", who.session, who.user, who.tags);
     sqlite3_stmt *st = NULL;
     int ok = ms_select_where(db, sel, &sql, err, errlen) == 0;
     ms_buf_adds(&sql, order_by(o->sort));
@@ -115,6 +112,9 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         t->status = ms_arena_col(&arena, st, 8);
         t->error_count = sqlite3_column_int64(st, 9);
         t->span_count = sqlite3_column_int64(st, 10);
+        t->session = ms_arena_col(&arena, st, 11);
+        t->user = ms_arena_col(&arena, st, 12);
+        t->tags = ms_arena_col(&arena, st, 13);
     }
     if (rc != SQLITE_DONE) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
@@ -149,13 +149,17 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
             ms_kv_str(&b, &f, "status", ms_arena_str(&arena, t->status));
             ms_kv_int(&b, &f, "error_count", t->error_count);
             ms_kv_int(&b, &f, "span_count", t->span_count);
+            ms_kv_str(&b, &f, "session", ms_arena_str(&arena, t->session));
+            ms_kv_str(&b, &f, "user", ms_arena_str(&arena, t->user));
+            /* the column holds a JSON array (ms_who.h) */
+            ms_kv_raw(&b, &f, "tags", t->tags == MS_NO_STR ? "null" : ms_arena_str(&arena, t->tags));
             ms_buf_addc(&b, '}');
         }
         ms_buf_adds(&b, "]\n");
     } else if (n == 0) {
-        if (filtered(sel))
-            ms_buf_adds(&b, "no traces match this selection (widen --since, --until, --name, --attr"
-                            " or --evals)\n");
+        if (ms_select_narrows(sel))
+            ms_buf_adds(&b, "no traces match this selection (widen --since, --until, --name, --attr,"
+                            " --user, --session, --tag or --evals)\n");
         else if (sel->errors_only)
             ms_buf_adds(&b, "no traces with errors\n");
         else if (!left_out)
@@ -170,9 +174,27 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         }
         if (w > 40)
             w = 40;
+        /* user and session columns only when some trace shown has one */
+        int wu = 0, ws = 0;
+        for (size_t i = 0; i < n; i++) {
+            int l = rows[i].user == MS_NO_STR ? 0 : ms_fmt_text_cols(ms_arena_str(&arena, rows[i].user));
+            wu = l > wu ? l : wu;
+            l = rows[i].session == MS_NO_STR ? 0 : ms_fmt_text_cols(ms_arena_str(&arena, rows[i].session));
+            ws = l > ws ? l : ws;
+        }
+        wu = wu ? (wu < 4 ? 4 : wu > 24 ? 24 : wu) : 0;
+        ws = ws ? (ws < 7 ? 7 : ws > 24 ? 24 : ws) : 0;
         ms_fmt_padded(&b, "trace id", 32);
         ms_buf_adds(&b, "  ");
         ms_fmt_padded(&b, "name", w);
+        if (wu) {
+            ms_buf_adds(&b, "  ");
+            ms_fmt_padded(&b, "user", wu);
+        }
+        if (ws) {
+            ms_buf_adds(&b, "  ");
+            ms_fmt_padded(&b, "session", ws);
+        }
         ms_buf_printf(&b, "  %-20s  %10s  %15s  %11s  %s\n", "start", "duration",
                       "tokens in/out", "cost", "status");
         for (size_t i = 0; i < n; i++) {
@@ -186,6 +208,14 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
             ms_fmt_padded(&b, id ? id : "?", 32);
             ms_buf_adds(&b, "  ");
             ms_fmt_padded(&b, nm ? nm : "", w);
+            if (wu) {
+                ms_buf_adds(&b, "  ");
+                ms_fmt_padded(&b, t->user == MS_NO_STR ? "-" : ms_arena_str(&arena, t->user), wu);
+            }
+            if (ws) {
+                ms_buf_adds(&b, "  ");
+                ms_fmt_padded(&b, t->session == MS_NO_STR ? "-" : ms_arena_str(&arena, t->session), ws);
+            }
             ms_buf_printf(&b, "  %-20s  ", iso);
             ms_fmt_right(&b, ms_fmt_ms(c1, sizeof c1, (double)t->duration_ns / MS_NS_PER_MS), 10);
             ms_buf_printf(&b, "  %15s  %11s  ", tok,

@@ -14,6 +14,9 @@ local A = {}
 A.name = "anthropic"
 A.env = {key = "ANTHROPIC_API_KEY", base = "ANTHROPIC_BASE_URL", default_base = "https://api.anthropic.com"}
 A.needs_key = true
+-- Anthropic requires max_tokens: a call that gives none asks for this many
+-- (what a budget then counts as the call's most output).
+A.default_max_tokens = 1024
 A.version = "2023-06-01"
 
 local FINISH = {end_turn = "stop", stop_sequence = "stop", max_tokens = "length", tool_use = "tool_calls"}
@@ -122,7 +125,7 @@ function A.build(req, opts)
     model = req.model,
     messages = messages,
     system = system,
-    max_tokens = req.max_tokens or 1024,
+    max_tokens = req.max_tokens or A.default_max_tokens,
     temperature = req.temperature,
     stop_sequences = S.stop_list(req.stop),
     tools = convert_tools(req.tools),

@@ -13,6 +13,8 @@ local A = {}
 A.name = "ollama"
 A.env = {key = nil, base = "OLLAMA_HOST", default_base = "http://127.0.0.1:11434"}
 A.needs_key = false
+-- Local inference: every call costs $0, so no budget ever stops one.
+A.free = true
 
 --------------------------------------------------------------------------
 -- request

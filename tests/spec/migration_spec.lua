@@ -59,14 +59,14 @@ describe("a version 2 store", function()
 
   it("upgrades in place, showing its progress", function()
     local db, r = upgraded().db, upgraded().run
-    assert.is_truthy(r.out:find("upgraded from version 2 to 5", 1, true), r.out)
+    assert.is_truthy(r.out:find("upgraded from version 2 to 6", 1, true), r.out)
     assert.is_truthy(r.err:find("repacking traces 20/20", 1, true), r.err)
-    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(6, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal("ok", H.scalar(db, "PRAGMA integrity_check"))
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('spans', 'span_events')"))
     local again = H.moonspan({"upgrade"}, {db = db})
     assert.are.equal(0, again.code, again.err)
-    assert.is_truthy(again.out:find("already at version 5", 1, true), again.out)
+    assert.is_truthy(again.out:find("already at version 6", 1, true), again.out)
   end)
 
   it("reports what it reported before", function()
@@ -123,8 +123,9 @@ end)
 -- (traces.sampled_out; what each run's telemetry did, on runs). A version
 -- 4 store, made here from a new one by taking them away again:
 describe("a version 4 store", function()
+  -- what v5 added, and v6's columns after it (a v4 store has neither)
   local V5_COLUMNS = {
-    traces = {"sampled_out"},
+    traces = {"sampled_out", "session", "user_id", "tags"},
     runs = {"end_ns", "level", "fold_above", "sample_rate", "spans_kept", "fold_repetitions", "spans_skipped",
             "traces_sampled_out", "spans_sampled_out", "ns_per_span", "ns_per_fold", "ns_per_skip",
             "telemetry_ns"},
@@ -150,10 +151,10 @@ describe("a version 4 store", function()
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
   end)
 
-  it("is brought to version 5 by the next run, its traces kept", function()
+  it("is brought to version 6 by the next run, its traces kept", function()
     local db = v4_store()
     H.run_ok([[span("t", function() end)]], {db = db})
-    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
+    assert.are.equal(6, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal(1, H.scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'span_profiles'"))
     assert.are.equal(2, H.scalar(db, "SELECT count(*) FROM traces"))
     assert.are.equal(0, H.scalar(db, "SELECT sum(sampled_out) FROM traces"))

@@ -304,7 +304,10 @@ static void test_report_steps_by_path(void **state)
     has(j, ROW("\"tokenize\",\"path\":[\"rerank\",\"tokenize\"],\"count\":1,"));
     has(j, ROW("\"tokenize\",\"path\":[\"embed\",\"tokenize\"],\"count\":3,"));
     has(j, ROW("\"tokenize\",\"path\":[\"rerank\",\"score_doc\",\"tokenize\"],\"count\":3,"));
-    hasnt(j, "\"request\"");
+    /* the request's own name is in no step's name or path (budget_stops
+     * has a "request" key of its own) */
+    hasnt(j, "\"name\":\"request\"");
+    hasnt(j, "[\"request\"");
     hasnt(j, "\"batch\"");
     NEAR(j, "[\"embed\",\"tokenize\"]", "total_ms", 11);
     NEAR(j, "[\"rerank\",\"tokenize\"]", "total_ms", 5);
@@ -458,6 +461,59 @@ static void test_report_escapes_hostile_text(void **state)
     no_c0_controls(fx->out, fx->outlen, "report --json");
 }
 
+/* --- budget stops ------------------------------------------------------ */
+
+/* One request whose calls budgets stopped: rows 2-5 are llm spans that
+ * raised budget_exceeded with llm.budget.kind request, run, run and none;
+ * row 6 raised another error; the root (row 1) only saw one pass through.
+ * A second trace's call raised budget_exceeded too, but it is caught and
+ * re-raised by a span (own there, passing through the call: counted once,
+ * at the call). */
+static int budget_dataset(void **state)
+{
+    open_db(state);
+    sqlite3 *db = ((fixture *)*state)->db;
+    exec_sql(db, "BEGIN");
+    int64_t s = D1;
+    span(db, 1, 10, "NULL", "agent", "trace", s, 100, "error", 0, "budget_exceeded", "stopped",
+         "NULL", "NULL", "NULL", "NULL", 0, "NULL");
+    static const char *const kinds[] = {"'{\"llm.budget.kind\":\"request\"}'",
+                                        "'{\"llm.budget.kind\":\"run\",\"llm.budget.limit_usd\":2}'",
+                                        "'{\"llm.budget.kind\":\"run\"}'", "'{\"other\":1}'"};
+    for (int i = 0; i < 4; i++) {
+        span(db, 1, 11 + i, "10", "chat mock", "llm", s + (1 + i) * MS, 1, "error", 1, "budget_exceeded",
+             "stopped", "0", "0", "0", "NULL", 0, "NULL");
+        char *sql = sqlite3_mprintf("UPDATE spans SET attrs = %s WHERE span_id = %d", kinds[i], 11 + i);
+        exec_sql(db, sql);
+        sqlite3_free(sql);
+    }
+    span(db, 1, 15, "10", "chat mock", "llm", s + 6 * MS, 1, "error", 1, "rate_limit_error", "slow down",
+         "0", "0", "0", "NULL", 0, "NULL");
+    trace_row(db, 1, T1_ID, "agent", s, 100, "error", 5, 6, 1, 0, 0, "NULL", 0);
+    exec_sql(db, "COMMIT");
+    return seal(state);
+}
+
+static void test_report_budget_stops(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    has(fx->out, "\"budget_stops\":{\"count\":4,\"call\":0,\"request\":1,\"run\":2,\"other\":1}");
+    /* they are errors and failed calls like any other */
+    has(fx->out, "\"llm_calls\":{\"count\":5,\"failed\":5,");
+    report(fx, 0, NULL, 0, 0);
+    has(fx->out, "\nBudgets     4 calls stopped before sending: request 1, run 2, other 1\n");
+}
+
+static void test_report_no_budget_stops(void **state)
+{
+    fixture *fx = *state;
+    report(fx, 0, NULL, 0, 1);
+    has(fx->out, "\"budget_stops\":{\"count\":0,\"call\":0,\"request\":0,\"run\":0,\"other\":0}");
+    report(fx, 0, NULL, 0, 0);
+    hasnt(fx->out, "Budgets ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +533,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_refuses_a_span_index_beyond_reason, nested_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_reads_an_upgraded_v2_store, v2_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_report_escapes_hostile_text, hostile_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_budget_stops, budget_dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_report_no_budget_stops, dataset, close_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,6 +278,75 @@ static void describe(void **state)
     ms_buf_free(&b);
 }
 
+/* --user, --session, --tag over the v6 columns (set here apart from
+ * attrs, so a clause reading attrs would fail), every tag required. */
+static void who_columns(void **state)
+{
+    fixture *fx = *state;
+    exec_sql(fx->db, "UPDATE traces SET user_id = 'u1', session = 's1', tags = '[\"beta\",\"eu\"]' WHERE id = 1;"
+                     "UPDATE traces SET user_id = 'u2', session = 's1', tags = '[\"eu\"]' WHERE id = 2;"
+                     "UPDATE traces SET user_id = 'u1', tags = '[\"beta\"]' WHERE id = 5;");
+    ms_select s = {.user = "u1"};
+    assert_string_equal(rows_of(fx->db, &s), "1,5");
+    s = (ms_select){.user = "alice"}; /* attrs' user is not the column */
+    assert_string_equal(rows_of(fx->db, &s), "");
+    s = (ms_select){.session = "s1"};
+    assert_string_equal(rows_of(fx->db, &s), "1,2");
+    s = (ms_select){0};
+    assert_int_equal(ms_select_add_tag(&s, "eu", err, sizeof err), 0);
+    assert_string_equal(rows_of(fx->db, &s), "1,2");
+    assert_int_equal(ms_select_add_tag(&s, "beta", err, sizeof err), 0);
+    assert_string_equal(rows_of(fx->db, &s), "1");
+    s.user = "u2";
+    assert_string_equal(rows_of(fx->db, &s), "");
+    assert_true(ms_select_narrows(&s));
+}
+
+/* A v5 store has no who columns: the same filters read attrs. */
+static void who_from_attrs(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    exec_sql(db, "CREATE TABLE traces (id INTEGER PRIMARY KEY, trace_id TEXT, run_id INTEGER, name TEXT,"
+             " start_ns INTEGER, status TEXT, attrs TEXT);"
+             "INSERT INTO traces VALUES (1, 'a', NULL, 'x', 5, 'ok', '{\"user\":\"alice\",\"tags\":\"beta\"}'),"
+             " (2, 'b', NULL, 'y', 6, 'ok', '{\"user\":7,\"session\":\"s\",\"tags\":\"[\\\"beta\\\",\\\"eu\\\"]\"}'),"
+             " (3, 'c', NULL, 'z', 7, 'ok', 'not JSON')");
+    ms_select s = {.user = "alice"};
+    assert_string_equal(rows_of(db, &s), "1");
+    s = (ms_select){.user = "7"};
+    assert_string_equal(rows_of(db, &s), "2");
+    s = (ms_select){.session = "s"};
+    assert_string_equal(rows_of(db, &s), "2");
+    s = (ms_select){0};
+    assert_int_equal(ms_select_add_tag(&s, "beta", err, sizeof err), 0);
+    assert_string_equal(rows_of(db, &s), "1,2");
+    assert_int_equal(ms_select_add_tag(&s, "eu", err, sizeof err), 0);
+    assert_string_equal(rows_of(db, &s), "2");
+    sqlite3_close(db);
+}
+
+static void who_errors_and_words(void **state)
+{
+    (void)state;
+    ms_select s = {0};
+    assert_int_equal(ms_select_add_tag(&s, "", err, sizeof err), -1);
+    assert_non_null(strstr(err, "--tag is empty"));
+    for (int i = 0; i < MS_SELECT_MAX_TAGS; i++)
+        assert_int_equal(ms_select_add_tag(&s, "t", err, sizeof err), 0);
+    assert_int_equal(ms_select_add_tag(&s, "t", err, sizeof err), -1);
+    assert_non_null(strstr(err, "more than 8 --tag filters"));
+    s = (ms_select){.user = "u\x1b[2J", .session = "s1", .evals = MS_EVALS_INCLUDE};
+    assert_int_equal(ms_select_add_tag(&s, "beta", err, sizeof err), 0);
+    ms_buf b = {0};
+    ms_select_describe(&s, &b);
+    assert_null(strchr(b.data, '\x1b'));
+    assert_non_null(strstr(b.data, "user 'u"));
+    assert_non_null(strstr(b.data, "', session 's1', tag 'beta'"));
+    ms_buf_free(&b);
+}
+
 /* A schema-1 store has no eval tables: no trace is an eval trace, and an
  * eval run selects nothing instead of failing. */
 static void store_without_evals(void **state)
@@ -316,6 +385,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(check_ids, open_store, store_fixture_close),
         cmocka_unit_test_setup_teardown(left_out, open_store, store_fixture_close),
         cmocka_unit_test(describe),
+        cmocka_unit_test_setup_teardown(who_columns, open_store, store_fixture_close),
+        cmocka_unit_test(who_from_attrs),
+        cmocka_unit_test(who_errors_and_words),
         cmocka_unit_test(store_without_evals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,7 +77,8 @@ static void test_traces_list(void **state)
     has(j, "{\"trace_id\":\"" T4_ID "\",\"name\":\"batch_eval\",\"start_ns\":1718409600000000000,"
            "\"start\":\"2024-06-15T00:00:00Z\",\"duration_ms\":400,\"input_tokens\":0,"
            "\"output_tokens\":0,\"cost_usd\":null,\"unknown_cost_calls\":0,"
-           "\"status\":\"error\",\"error_count\":2,\"span_count\":2}");
+           "\"status\":\"error\",\"error_count\":2,\"span_count\":2,"
+           "\"session\":null,\"user\":null,\"tags\":null}");
     has(j, T2_ID);
     hasnt(j, T1_ID);
     hasnt(j, T5_ID);

@@ -1,0 +1,50 @@
+/* otlp_config — where and how OTLP goes, resolved the way every
+ * OpenTelemetry SDK resolves it: command-line flags, then the per-signal
+ * OTEL_EXPORTER_OTLP_TRACES_* variables, then the generic OTEL_EXPORTER_
+ * OTLP_* ones, then the defaults (an empty variable counts as unset).
+ * Used by `moonspan export otlp`. */
+#ifndef MS_OTLP_CONFIG_H
+#define MS_OTLP_CONFIG_H
+
+#include <stddef.h>
+
+#include "ms_otlp.h"
+
+#define MS_OTLP_MAX_HEADERS 32
+#define MS_OTLP_MAX_RESOURCE 32
+#define MS_OTLP_TIMEOUT_MS_DEFAULT 10000
+
+/* What the command line said; NULL / 0 when not given. */
+typedef struct ms_otlp_flags {
+    const char *url;          /* a base URL (v1/traces appended) or a full .../v1/traces */
+    const char *protocol;     /* "http/protobuf" or "http/json" */
+    const char *compression;  /* "gzip" or "none" */
+    long timeout_ms;
+    const char *headers[MS_OTLP_MAX_HEADERS]; /* "key=value" */
+    size_t nheaders;
+} ms_otlp_flags;
+
+typedef struct ms_otlp_config {
+    char *url;                /* the traces endpoint, used as is */
+    int json;                 /* http/json; else http/protobuf */
+    int gzip;                 /* Content-Encoding: gzip (the default) */
+    long timeout_ms;          /* per request */
+    char *header_key[MS_OTLP_MAX_HEADERS], *header_value[MS_OTLP_MAX_HEADERS];
+    size_t nheaders;
+    ms_otlp_kv resource[MS_OTLP_MAX_RESOURCE]; /* service.name first; strings owned */
+    size_t nresource;
+    int disabled;             /* OTEL_SDK_DISABLED=true */
+} ms_otlp_config;
+
+/* Resolves *cfg from f and the environment. A bad value, given or in a
+ * variable, is an error naming where it came from and the fix; an
+ * OTEL_RESOURCE_ATTRIBUTES that does not parse is dropped whole, as the
+ * specification says, with a warning on stderr. Returns 0, or -1 with
+ * err (cfg then needs no free). */
+int ms_otlp_config_resolve(ms_otlp_config *cfg, const ms_otlp_flags *f, char *err, size_t errlen);
+void ms_otlp_config_free(ms_otlp_config *cfg);
+
+/* The URL for messages: its user:password@ and its query left out. */
+void ms_otlp_url_for_people(const char *url, char *out, size_t n);
+
+#endif

@@ -1,0 +1,205 @@
+/* ms_otlp — `moonspan export otlp`'s reading side (ms_otlp.h): walks the
+ * selected traces in one snapshot, maps each span (ms_otlp_map.c), encodes
+ * it into the current batch (ms_otlp_proto.c or ms_otlp_json.c), and hands
+ * full batches to the caller's sender. */
+#include "ms_otlp.h"
+
+#include "ms_otlp_span.h"
+#include "ms_read.h"
+#include "ms_spans.h"
+
+#include <ctype.h>
+#include <string.h>
+
+typedef struct batch {
+    const ms_otlp_opts *o;
+    ms_otlp_send_fn send;
+    void *ud;
+    ms_buf spans, body;
+    int64_t nspans;
+    ms_otlp_totals *tot;
+} batch;
+
+/* Sends the batch when it holds spans. Returns 0, or 1 when the sender
+ * stopped the export, -2 out of memory. */
+static int flush(batch *b)
+{
+    if (b->nspans == 0)
+        return 0;
+    ms_buf_reset(&b->body);
+    if (b->o->json)
+        ms_otlp_json_request(&b->body, b->o->resource, b->o->nresource, &b->spans);
+    else
+        ms_otlp_proto_request(&b->body, b->o->resource, b->o->nresource, &b->spans);
+    if (b->body.oom)
+        return -2;
+    int64_t n = b->nspans;
+    ms_buf_reset(&b->spans);
+    b->nspans = 0;
+    b->tot->requests++;
+    b->tot->spans += n;
+    return b->send(b->ud, &b->body, n) ? 1 : 0;
+}
+
+/* Encodes one span into the batch, sending it once full. 0, 1, -2. */
+static int add(batch *b, const ms_otlp_span *s)
+{
+    if (b->o->json)
+        ms_otlp_json_span(&b->spans, s);
+    else
+        ms_otlp_proto_span(&b->spans, s);
+    if (b->spans.oom)
+        return -2;
+    size_t max = b->o->batch_spans ? b->o->batch_spans : MS_OTLP_BATCH_SPANS;
+    if ((size_t)++b->nspans >= max || b->spans.len >= MS_OTLP_BATCH_BYTES)
+        return flush(b);
+    return 0;
+}
+
+static int hexval(int c)
+{
+    return isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+}
+
+/* The 32 hex digits of a stored trace id as 16 bytes. 0, or -1. */
+static int parse_trace_id(const unsigned char *s, uint8_t out[16])
+{
+    if (!s || strlen((const char *)s) != 32)
+        return -1;
+    int nonzero = 0;
+    for (int i = 0; i < 16; i++) {
+        if (!isxdigit(s[2 * i]) || !isxdigit(s[2 * i + 1]))
+            return -1;
+        out[i] = (uint8_t)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+        nonzero |= out[i];
+    }
+    return nonzero ? 0 : -1;
+}
+
+static int parse_status(const unsigned char *s)
+{
+    for (int st = MS_STATUS_OK; st <= MS_STATUS_INCOMPLETE; st++)
+        if (s && strcmp((const char *)s, ms_status_name(st)) == 0)
+            return st;
+    return MS_STATUS_ERROR;
+}
+
+enum { C_ROW, C_TRACE_ID, C_NAME, C_START, C_DURATION, C_STATUS, C_SALT, C_PARTS, C_PARENT, C_SAMPLED,
+       C_SPANS, C_SPAN_COUNT, C_ERRORS, C_IN, C_OUT, C_CACHE_READ, C_CACHE_WRITE, C_COST };
+
+int ms_otlp_export(sqlite3 *db, const ms_select *sel, const ms_otlp_opts *o,
+                   ms_otlp_send_fn send, void *ud, ms_otlp_totals *tot, char *err, size_t errlen)
+{
+    memset(tot, 0, sizeof *tot);
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT t.id, t.trace_id, t.name, t.start_ns, t.duration_ns, t.status, t.span_salt,"
+                      " t.parts, t.parent_span, t.sampled_out, t.spans, t.span_count, t.error_count,"
+                      " t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
+                      " t.cost_usd FROM traces t");
+    sqlite3_stmt *st = NULL;
+    int ok = ms_select_where(db, sel, &sql, err, errlen) == 0;
+    ms_buf_adds(&sql, " ORDER BY t.start_ns, t.id");
+    if (ok && sql.oom)
+        ok = ms_errf(err, errlen, "out of memory building a query") == 0;
+    ok = ok && ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
+    ms_buf_free(&sql);
+    if (!ok)
+        return -1;
+
+    int ret = -1, own = 0, began = 0;
+    ms_spans_walk w;
+    int walking = 0;
+    ms_otlp_mapper m = {0};
+    batch b = {.o = o, .send = send, .ud = ud, .tot = tot};
+    if (ms_read_begin(db, &own, err, errlen))
+        goto done;
+    began = 1;
+    if (ms_select_bind(db, st, sel, err, errlen))
+        goto done;
+    if (ms_spans_walk_open(&w, db, err, errlen))
+        goto done;
+    walking = 1;
+
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ms_otlp_trace_row t = {0};
+        const unsigned char *tid = sqlite3_column_text(st, C_TRACE_ID);
+        if (parse_trace_id(tid, t.trace_id)) {
+            ms_errf(err, errlen, "trace row %lld has no valid trace id ('%s'); the store is damaged",
+                    (long long)sqlite3_column_int64(st, C_ROW), tid ? (const char *)tid : "");
+            goto done;
+        }
+        t.start_ns = sqlite3_column_int64(st, C_START);
+        t.duration_ns = sqlite3_column_int64(st, C_DURATION);
+        t.status = parse_status(sqlite3_column_text(st, C_STATUS));
+        t.salt = (uint64_t)sqlite3_column_int64(st, C_SALT);
+        t.remote_parent = (uint64_t)sqlite3_column_int64(st, C_PARENT);
+        tot->traces++;
+        ms_otlp_span span;
+        int mrc;
+        if (sqlite3_column_int64(st, C_SAMPLED) && sqlite3_column_type(st, C_SPANS) == SQLITE_NULL &&
+            sqlite3_column_int64(st, C_PARTS) == 0) {
+            const unsigned char *name = sqlite3_column_text(st, C_NAME);
+            t.name = name ? (const char *)name : "";
+            t.span_count = sqlite3_column_int64(st, C_SPAN_COUNT);
+            t.error_count = sqlite3_column_int64(st, C_ERRORS);
+            t.input = sqlite3_column_int64(st, C_IN);
+            t.output = sqlite3_column_int64(st, C_OUT);
+            t.cache_read = sqlite3_column_int64(st, C_CACHE_READ);
+            t.cache_write = sqlite3_column_int64(st, C_CACHE_WRITE);
+            t.has_cost = sqlite3_column_type(st, C_COST) != SQLITE_NULL;
+            t.cost = sqlite3_column_double(st, C_COST);
+            if ((mrc = ms_otlp_map_summary(&m, &t, &span)) != 0)
+                goto map_failed;
+            if ((mrc = add(&b, &span)) != 0)
+                goto add_failed;
+            continue;
+        }
+        ms_spans_walk_trace(&w, sqlite3_column_int64(st, C_ROW), sqlite3_column_int64(st, C_PARTS), t.salt,
+                            sqlite3_column_blob(st, C_SPANS), (size_t)sqlite3_column_bytes(st, C_SPANS));
+        ms_span_rec sp;
+        int wrc;
+        while ((wrc = ms_spans_walk_next(&w, &sp)) == 1) {
+            if ((mrc = ms_otlp_map_span(&m, &t, &w, &sp, &span)) != 0)
+                goto map_failed;
+            if ((mrc = add(&b, &span)) != 0)
+                goto add_failed;
+        }
+        if (wrc < 0) {
+            ms_errf(err, errlen, "trace %s: its stored spans are corrupt (%s)", tid,
+                    w.error ? w.error : w.r.error ? w.r.error : "?");
+            goto done;
+        }
+        continue;
+    map_failed:
+        if (mrc == -1)
+            ms_errf(err, errlen, "trace %s: a span's stored attributes or events are corrupt", tid);
+        else
+            ms_errf(err, errlen, "out of memory encoding trace %s", tid);
+        goto done;
+    add_failed:
+        if (mrc == 1)
+            ret = 1;
+        else
+            ms_errf(err, errlen, "out of memory encoding trace %s", tid);
+        goto done;
+    }
+    if (rc != SQLITE_DONE) {
+        ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    rc = flush(&b);
+    if (rc == -2)
+        ms_errf(err, errlen, "out of memory encoding the last batch");
+    ret = rc == -2 ? -1 : rc;
+done:
+    if (walking)
+        ms_spans_walk_close(&w);
+    sqlite3_finalize(st);
+    if (began)
+        ms_read_end(db, own, NULL, 0);
+    ms_otlp_mapper_free(&m);
+    ms_buf_free(&b.spans);
+    ms_buf_free(&b.body);
+    return ret;
+}

@@ -1,0 +1,52 @@
+/* ms_otlp — stored traces as OTLP: ExportTraceServiceRequest bodies in
+ * protobuf or OTLP/JSON, in batches, for `moonspan export otlp`.
+ *
+ * Read-only: one snapshot of the store; ids, parents and times exactly as
+ * stored, so a receiver draws the tree `moonspan show` draws. What a span
+ * becomes (GenAI v1.41.0 attributes, Langfuse's and Phoenix's, folds,
+ * sampled-out traces) is in the README's "OTLP export" section and in
+ * ms_otlp_map.c. Sending is the caller's: this file knows no HTTP. */
+#ifndef MS_OTLP_H
+#define MS_OTLP_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ms_buf.h"
+#include "ms_select.h"
+
+/* A resource attribute (string valued), e.g. service.name. */
+typedef struct ms_otlp_kv {
+    const char *key;
+    const char *value;
+} ms_otlp_kv;
+
+#define MS_OTLP_BATCH_SPANS 512           /* OTEL_BSP_MAX_EXPORT_BATCH_SIZE's default */
+#define MS_OTLP_BATCH_BYTES (4u << 20)    /* a request is cut before it grows past this */
+
+typedef struct ms_otlp_opts {
+    int json;                   /* OTLP/JSON; else protobuf */
+    const ms_otlp_kv *resource; /* resource attributes, service.name among them */
+    size_t nresource;
+    size_t batch_spans;         /* spans per request at most; 0: MS_OTLP_BATCH_SPANS */
+} ms_otlp_opts;
+
+/* Receives each request body (not compressed) and the number of spans in
+ * it. Returns 0 to go on, non-zero to stop the export (ms_otlp_export
+ * then returns 1). */
+typedef int (*ms_otlp_send_fn)(void *ud, const ms_buf *body, int64_t nspans);
+
+typedef struct ms_otlp_totals {
+    int64_t traces, spans, requests;
+} ms_otlp_totals;
+
+/* Encodes the traces `sel` picks (oldest first) and hands them to send in
+ * requests of at most o->batch_spans spans. A trace may span two
+ * requests; every span is in exactly one. Fills *tot with what was
+ * handed over. Returns 0; 1 when send stopped it; -1 with err (the
+ * store, a corrupt trace, out of memory). */
+int ms_otlp_export(sqlite3 *db, const ms_select *sel, const ms_otlp_opts *o,
+                   ms_otlp_send_fn send, void *ud, ms_otlp_totals *tot, char *err, size_t errlen);
+
+#endif
