@@ -257,6 +257,40 @@ describe("--capture-content with --redact and --log-file", function()
   end)
 end)
 
+describe("moonspan export otlp of a captured store", function()
+  it("sends the content as GenAI attributes, with no secret in the payload", function()
+    local r = captured()
+    -- the OTLP test receiver (tests/otel/receiver.js) decodes protobuf with
+    -- the official schema and logs each request as JSON
+    local dir = H.tmpdir("capture-otlp")
+    local port_file, log = dir .. "/port", dir .. "/log"
+    local pipe = assert(io.popen("exec node " .. H.q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
+                                 .. H.q(port_file) .. " --log " .. H.q(log) .. " --answers 200 >"
+                                 .. H.q(dir .. "/out") .. " 2>&1", "w"))
+    assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start: " .. (H.read(dir .. "/out") or ""))
+    local url = "http://127.0.0.1:" .. H.read(port_file):gsub("%s+", "")
+    local ex = H.moonspan({"export", "otlp", url}, {db = r.db})
+    pipe:close()
+    assert.are.equal(0, ex.code, ex.err)
+    local body = H.read(log) or ""
+    assert.are.same({}, leaks(body .. ex.out .. ex.err))
+    local found
+    for line in body:gmatch("[^\n]+") do
+      for _, rs in ipairs(cjson.decode(line).body or {}) do
+        for _, ss in ipairs(rs.scopeSpans) do
+          for _, sp in ipairs(ss.spans) do
+            local m = sp.attributes["gen_ai.input.messages"]
+            if sp.name == "chat mock" and m then found = found or cjson.decode(m) end
+          end
+        end
+      end
+    end
+    assert.is_truthy(found, body:sub(1, 400))
+    assert.are.equal(PROMPT_WORD .. " my key is [REDACTED:api_key] and Authorization: Bearer [REDACTED:bearer]",
+                     found[1].parts[1].content)
+  end)
+end)
+
 describe("without --capture-content", function()
   it("stores nothing of the prompts and answers", function()
     local r = plain()
