@@ -254,10 +254,20 @@ static void set_str(ms_trace *t, uint32_t i, const char *key, size_t klen, const
     a->v.s = s;
 }
 
+/* The root's session, user and tags are the trace's identity columns
+ * (ms_store_write.c): ids the script chose, which `--user` and `report
+ * --by user` must see as given, so they are not filtered. */
+static int identity_key(uint32_t i, const char *key, size_t klen)
+{
+    return i == 0 && ((klen == 4 && memcmp(key, "user", 4) == 0) || (klen == 7 && memcmp(key, "session", 7) == 0) ||
+                      (klen == 4 && memcmp(key, "tags", 4) == 0));
+}
+
 void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
                      const char *v, size_t vlen)
 {
-    v = filter(filter_values, v, &vlen);
+    if (filter_values && !identity_key(i, key, klen))
+        v = filter(filter_values, v, &vlen);
     set_str(t, i, key, klen, v, vlen);
 }
 

@@ -295,7 +295,8 @@ typedef size_t (*ms_trace_filter_fn)(const void *ctx, const char *s, size_t n, m
 /* `errors` filters error types, messages and tracebacks (ms_span_fail,
  * ms_trace_add_error); `values` string attribute values and event
  * attributes (ms_span_set_str, ms_span_event). Either may be NULL: text
- * stored as given, at no cost. Keys and span names are not filtered. */
+ * stored as given, at no cost. Keys and span names are not filtered, nor
+ * the root's user, session and tags (the trace's identity columns). */
 void ms_trace_set_filters(ms_trace_filter_fn errors, ms_trace_filter_fn values, const void *ctx);
 
 /* Sets attribute `key` on span `i`, replacing an earlier value of that key. */

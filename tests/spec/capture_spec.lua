@@ -310,6 +310,21 @@ describe("without --capture-content", function()
     assert.is_truthy(r.log:find(SECRETS.api_key, 1, true))
   end)
 
+  it("keeps a trace's user, session and tags as given, so --user finds them", function()
+    local r = H.run_script([[
+      trace("t", {user = "ann@example.com", session = "s-ann@example.com", tags = {"t@example.com"}}, function(ctx)
+        ctx:set("contact", "ann@example.com")
+      end)
+    ]], {run_args = {"--capture-content"}})
+    assert.are.equal(0, r.code, r.err)
+    local t = H.moonspan({"traces", "--json", "--user", "ann@example.com", "--session", "s-ann@example.com",
+                          "--tag", "t@example.com"}, {db = r.db})
+    assert.are.equal(0, t.code, t.err)
+    assert.are.equal(1, #H.json(t.out), t.out)
+    local attrs = cjson.decode(H.scalar(r.db, "SELECT attrs FROM traces"))
+    assert.are.equal("[REDACTED:email]", attrs.contact) -- any other attribute is masked
+  end)
+
   it("captures with MOONSPAN_CAPTURE_CONTENT=1, and capture = true on one call", function()
     local src = [[
       llm.call{model = "mock", messages = {{role = "user", content = "one"}}}

@@ -138,12 +138,13 @@ static void test_trace_filters(void **state)
     ms_span_fail(&t, 0, 1, "error", "sent sk-ABCDEFGHIJKLMNOPQRSTUV", 30, "at a@b.io");
     ms_trace_set_filters(filter, filter, r);
     ms_span_set_str(&t, 0, "masked", 6, v, strlen(v));
+    ms_span_set_str(&t, 0, "user", 4, v, strlen(v)); /* the trace's identity: kept */
     ms_span_event(&t, 0, 1001, "ev", 2, "{\"who\":\"a@b.io\"}", 16);
     ms_trace_add_error(&t, 1002, "error", "mail a@b.io", 11);
     ms_trace_set_filters(NULL, NULL, NULL);
     ms_buf b = {0};
     ms_span_attrs_json(&t, 0, &b);
-    assert_string_equal(b.data, "{\"plain\":\"to a@b.io\",\"masked\":\"to [REDACTED:email]\"}");
+    assert_string_equal(b.data, "{\"plain\":\"to a@b.io\",\"masked\":\"to [REDACTED:email]\",\"user\":\"to a@b.io\"}");
     ms_buf_free(&b);
     const ms_span_error *e = &t.errors[t.spans[0].error];
     assert_string_equal(ms_trace_str(&t, e->message), "sent [REDACTED:api_key]");
