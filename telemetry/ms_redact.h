@@ -3,11 +3,12 @@
  *
  * Two kinds of pattern, applied in this order:
  *   - built in, found by a hand-written scanner (no regex: one pass over
- *     the text, a few ns a byte): API keys by their shape (sk-..., which
+ *     the text, 1-2 ns a byte): API keys by their shape (sk-..., which
  *     covers sk-ant- and sk-proj-, AKIA..., ghp_/gho_/ghu_/ghs_/ghr_...,
  *     github_pat_..., xoxb-/xoxp-/xoxa-/xoxr-/xoxs-...), the credential
  *     after "Bearer " or "Basic ", a long value after a name containing
- *     key, token, secret or passw followed by ':' or '=' ("api_key=...",
+ *     key, token, secret or passw followed at once (or after its closing
+ *     quote) by ':' or '=' ("api_key=...",
  *     "\"token\": \"...\""), and e-mail addresses;
  *   - the user's own, POSIX extended regular expressions (--redact).
  * Each match becomes a marker naming its kind: [REDACTED:api_key],
