@@ -17,6 +17,11 @@ typedef struct ms_record_opts {
     uint32_t fold_above;    /* --fold N; 0: off */
     ms_sampling sampling;   /* rate 1 unless --sample */
     int keep_given;         /* --keep appeared */
+    int capture;            /* --capture-content, or $MOONSPAN_CAPTURE_CONTENT=1: llm.call stores
+                             * prompts and responses (redacted) on its span */
+    struct ms_redactor *redactor; /* built-in patterns plus the --redact ones; made by the first
+                             * --redact, else when the host starts */
+    const char *log_path;   /* --log json: "-" (stderr); --log-file PATH; NULL: no log */
 } ms_record_opts;
 
 /* --budget-usd (cli_budget.c): the run, request and call budgets in USD. */
@@ -50,6 +55,10 @@ int ms_cli_flag(ms_cli *c, const char *name);
 int ms_cli_global(ms_cli *c);
 /* Handles --level, --fold, --sample and --keep into c->rec (cli_record.c). */
 int ms_cli_record(ms_cli *c);
+/* Handles --capture-content, --redact REGEX (repeatable; a bad regex is a
+ * usage error naming it), --log json and --log-file PATH into c->rec
+ * (cli_capture.c); called by ms_cli_record. */
+int ms_cli_capture(ms_cli *c);
 /* Checks c->rec once every option is read, and resolves the level from
  * $MOONSPAN_LEVEL when --level was not given; exits 2 on a bad value. */
 void ms_cli_record_done(ms_cli *c);

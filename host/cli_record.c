@@ -14,7 +14,13 @@ const char MS_RECORD_HELP[] =
     "  --sample RATE   keep the spans of this share of traces (0 < RATE <= 1),\n"
     "                  chosen by trace id; the others keep their summary only\n"
     "  --keep RULES    keep more when sampling, comma-separated: errors (always),\n"
-    "                  slower=DURATION, costlier=USD, slowest=PERCENT%\n";
+    "                  slower=DURATION, costlier=USD, slowest=PERCENT%\n"
+    "  --capture-content  store prompts and responses of llm.call on its span\n"
+    "                  (redacted, 16 KiB each at most); also $MOONSPAN_CAPTURE_CONTENT=1\n"
+    "  --redact REGEX  also mask text matching REGEX (POSIX extended; repeatable)\n"
+    "                  in captured content, attributes, events and errors\n"
+    "  --log json      one JSON line per ended span and per error on stderr\n"
+    "  --log-file PATH the same lines appended to PATH\n";
 
 /* One --keep rule. */
 static void keep_rule(ms_cli *c, const char *rule, size_t n)
@@ -58,6 +64,8 @@ int ms_cli_record(ms_cli *c)
 {
     const char *v;
     ms_record_opts *r = &c->rec;
+    if (ms_cli_capture(c))
+        return 1;
     if (ms_cli_value(c, "--level", &v)) {
         if ((r->level = ms_parse_level(v)) < 0)
             ms_cli_usage_error(c, "--level '%s' is not a level; give info, debug or trace", v);
@@ -96,6 +104,13 @@ int ms_cli_record(ms_cli *c)
 void ms_cli_record_done(ms_cli *c)
 {
     ms_record_opts *r = &c->rec;
+    const char *capture = getenv("MOONSPAN_CAPTURE_CONTENT");
+    if (!r->capture && capture && *capture) {
+        if (strcmp(capture, "1") != 0 && strcmp(capture, "0") != 0)
+            ms_cli_usage_error(c, "MOONSPAN_CAPTURE_CONTENT='%s' is not 1 or 0; set it to 1 to store prompts and "
+                                  "responses, or unset it", capture);
+        r->capture = capture[0] == '1';
+    }
     if (r->keep_given && !ms_sampling_on(&r->sampling))
         ms_cli_usage_error(c, "--keep adds to what --sample keeps, and every trace is kept without it; "
                               "give --sample RATE too (e.g. --sample 0.1)");

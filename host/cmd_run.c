@@ -75,6 +75,14 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
     ms_live_metrics_attach();
     ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
+    if (ms_host_log_start(c->rec.log_path, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        return ms_lifecycle_end(NULL, MS_END_ERROR, MS_EXIT_USAGE);
+    }
+    if (ms_host_redaction(&c->rec) != 0) {
+        fprintf(stderr, "moonspan %s: out of memory\n", c->verb);
+        return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
+    }
     lua_State *L = ms_runtime_new();
     if (!L)
         return ms_lifecycle_end(NULL, MS_END_ERROR, 1);

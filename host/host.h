@@ -51,6 +51,9 @@ typedef struct ms_host {
     double ns_per_span, ns_per_fold, ns_per_skip; /* measured at the start (ms_host_calibrate) */
     int calibrating;            /* traces ending now are the calibration's: not written */
     int keep_spans;             /* traces keep a digest of cut spans (ms_digest.h): eval */
+    struct ms_redactor *redactor; /* what every recorded error (and, when asked, value) goes through */
+    int capture_content;        /* --capture-content: llm.call stores prompts and responses */
+    struct ms_log *log;         /* --log json / --log-file; NULL: none */
     int has_request_budget;     /* --budget-usd request=X: every trace's budget unless it sets one */
     double request_budget_usd;
 } ms_host;
@@ -185,6 +188,31 @@ int ms_host_sample(ms_trace *t);
 void ms_host_calibrate(lua_State *L);
 /* The run's figures for its runs row. */
 void ms_host_run_stats(ms_run_stats *st, size_t spans_kept);
+
+/* --- bind_redact.c: redaction (ms_redact.h) and content capture ---------- */
+
+/* Takes o's redactor (or makes one with the built-in patterns) and
+ * --capture-content, and sets the trace filters: error text always, string
+ * attribute values and event attributes when content is captured or
+ * --redact was given. Returns 0, or -1 when out of memory. */
+int ms_host_redaction(struct ms_record_opts *o);
+/* Unsets the filters and frees the redactor (the run has ended). */
+void ms_host_redaction_end(void);
+/* s[0..n) with the run's redaction appended to out (as it is when
+ * nothing matched); returns the masks made. */
+size_t ms_host_redact(const char *s, size_t n, ms_buf *out);
+/* Registers moonspan.redact(text) and moonspan.capture_content. */
+void ms_open_redact(lua_State *L);
+
+/* --- log.c: --log json / --log-file ---------------------------------------- */
+
+/* Opens the log at path ("-": stderr; NULL: no log) and has the writer
+ * thread write every trace's lines to it (after ms_host_start). Returns
+ * 0, or -1 with why in err. */
+int ms_host_log_start(const char *path, char *err, size_t errlen);
+/* Closes the log once the writer has stopped; a write that failed is
+ * reported on stderr, and the result is -1. */
+int ms_host_log_end(void);
 
 /* --- bind_trace.c and its files: span(), trace(), handles ----------------- */
 

@@ -568,6 +568,8 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     ms_store_close(store);
     ms_sampler_free(h->sampler);
     h->sampler = NULL;
+    ms_host_redaction_end();
+    int log_failed = ms_host_log_end() != 0;
     if (watchdog_running) { /* a second signal from here on just ends the process */
         watchdog_quit = 1;
         sem_post(&second_signal);
@@ -581,5 +583,5 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     h->run_name = NULL;
     if (ms_interrupted)
         return 128 + ms_interrupted;
-    return status ? status : failed ? 1 : 0;
+    return status ? status : (failed || log_failed) ? 1 : 0;
 }

@@ -188,10 +188,13 @@ static int l_git_commit(lua_State *L)
  * server) with its control characters made visible, its lines kept. */
 static void print_error(const char *who, const char *msg)
 {
-    ms_buf b = {0};
+    ms_buf b = {0}, clean = {0};
+    msg = msg ? msg : "(no message)";
+    ms_host_redact(msg, strlen(msg), &clean); /* it may quote a key or an address */
     ms_buf_adds(&b, who);
     ms_buf_adds(&b, ": ");
-    ms_buf_add_texts(&b, msg ? msg : "(no message)", MS_TEXT_NEWLINES);
+    ms_buf_add_text(&b, clean.oom ? "(out of memory)" : clean.data ? clean.data : "", clean.len, MS_TEXT_NEWLINES);
+    ms_buf_free(&clean);
     ms_buf_addc(&b, '\n');
     if (!b.oom)
         fputs(b.data, stderr);
@@ -215,6 +218,7 @@ static int init_state(lua_State *L)
     ms_open_exec(L);
     ms_open_sha256(L);
     ms_open_stats(L);
+    ms_open_redact(L);
     ms_open_lifecycle(L);
     /* the Lua half of the API: retry, llm, ... */
     lua_getglobal(L, "require");

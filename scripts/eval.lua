@@ -393,7 +393,7 @@ end
 
 -- --- running a case -----------------------------------------------------------
 
-local function describe_error(err)
+local function error_text(err)
   if type(err) == "string" then return err end
   if type(err) == "table" then
     local mt = getmetatable(err)
@@ -408,6 +408,13 @@ local function describe_error(err)
     if ok then return j end
   end
   return tostring(err)
+end
+
+-- An error as one text, redacted as the case's spans store it (it goes to
+-- eval_results.error, stdout and the JUnit report).
+local function describe_error(err)
+  local text = error_text(err)
+  return moonspan.redact and (moonspan.redact(text)) or text
 end
 M.describe_error = describe_error
 

@@ -14,6 +14,7 @@ local llm = {}
 local cjson = require "cjson"
 local sched = require "moonspan.sched"
 local S = require "moonspan.wire"
+local capture = require "moonspan.capture"
 local budget = require "moonspan.budget"
 
 -- Defaults like the official SDKs: 2 retries, 0.5 s initial backoff, 8 s
@@ -23,6 +24,7 @@ local budget = require "moonspan.budget"
 llm.defaults = {
   retries = 2, backoff_ms = 500, max_backoff_ms = 8000, max_retry_after_ms = 60000,
   connect_timeout_ms = 10000, timeout_ms = 600000,
+  capture_max_bytes = capture.MAX_BYTES, -- per captured attribute (--capture-content)
 }
 
 local call -- llm.call, defined last
@@ -458,6 +460,7 @@ end
 -- a failed span too.
 local function run_call(s, req)
   local retries = check(req)
+  local captured = capture.wanted(req, refuse)
   s:set("gen_ai.operation.name", "chat")
   s:set("gen_ai.request.model", req.model)
   local provider = choose_provider(req)
@@ -470,12 +473,16 @@ local function run_call(s, req)
     base, key = endpoint(adapter, req)
     s:set("server.address", S.host(base))
   end
+  if captured then capture.input(s, req, llm.defaults.capture_max_bytes) end
   local t0 = moonspan.now_ms()
   local c = {req = req, adapter = adapter, provider = provider, base = base, key = key,
              retries = retries, stream = req.stream or req.on_token ~= nil}
   if llm.replay_run then
     local resp = replay(c, s, t0)
-    if resp then return resp end
+    if resp then
+      if captured then capture.output(s, resp, llm.defaults.capture_max_bytes) end
+      return resp
+    end
     -- no recording, and --replay-miss lets it go to the provider: live spend
     s:set("llm.replay_miss", llm.replay_miss)
   end
@@ -508,6 +515,7 @@ local function run_call(s, req)
       resp.provider = provider
       resp.model = resp.model or req.model
       if resp.finish_reason then s:set("gen_ai.response.finish_reasons", resp.finish_reason) end
+      if captured then capture.output(s, resp, llm.defaults.capture_max_bytes) end
       if llm.record_run then record(c, resp) end
       return resp
     end

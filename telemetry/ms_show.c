@@ -416,6 +416,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
     int ret = -1;
     size_t cap = 0;
     ms_buf attrs = {0};
+    show_content content = {0};
     ms_strmap names = {0}; /* the text view folds siblings by name */
     if (sqlite3_bind_int64(st, 1, v->row) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
         ms_errf(err, errlen, "cannot read the trace: %s", sqlite3_errmsg(db));
@@ -468,6 +469,8 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_ttft = sp.has_llm && sp.ttft_ns >= 0;
         s->ttft_ns = sp.ttft_ns;
         s->replayed = sp.replayed;
+        if (ms_show_content_load(&content, db, v, &w.r, &sp, s, err, errlen))
+            goto done;
         if (sp.kind == MS_KIND_FOLD && load_fold(s, &sp))
             goto corrupt;
         if (sp.nevents) {
@@ -550,6 +553,7 @@ done:
     v->nnames = (uint32_t)names.n;
     ms_strmap_free(&names);
     ms_buf_free(&attrs);
+    ms_show_content_close(&content);
     ms_spans_walk_close(&w);
     sqlite3_finalize(st);
     return ret;

@@ -18,6 +18,7 @@ typedef struct span_node {
     int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
     double cost;
     size_t name, kind, status, error_type, error_message, attrs, provider, model;
+    size_t input_role, input_text, output_text; /* captured content's excerpt (ms_show_content.c) */
     uint32_t name_id;           /* equal names, equal ids (names below trace_view.nnames) */
     size_t parent;              /* index of the parent node, MS_NO_STR for the root */
     size_t child0, nchild;      /* children: order[child0 .. child0 + nchild) */
@@ -83,6 +84,29 @@ typedef struct trace_view {
 
 /* The trace as text: a header, then the tree (ms_show_text.c). */
 void ms_show_text(const trace_view *v, const ms_show_opts *o, ms_buf *b);
+
+/* --- ms_show_content.c --------------------------------------------------- */
+
+struct ms_pack_reader;
+struct ms_span_rec;
+
+/* What reads captured content: a statement kept for the whole trace. */
+typedef struct show_content {
+    sqlite3_stmt *st;
+} show_content;
+
+/* Reads the excerpt of an llm span's captured content (the attributes
+ * gen_ai.input.messages and gen_ai.output.messages, JSON text that
+ * SQLite's JSON functions take apart): the last input message's role
+ * and first text, and the answer's first text, into s. A span without
+ * them keeps MS_NO_STR. Returns 0, or -1 with err. */
+int ms_show_content_load(show_content *c, sqlite3 *db, trace_view *v, const struct ms_pack_reader *r,
+                         const struct ms_span_rec *sp, span_node *s, char *err, size_t errlen);
+void ms_show_content_close(show_content *c);
+
+/* Two lines under span s at depth: "input  ROLE: text" and "output  text",
+ * each cut at 120 bytes. Nothing for a span without captured content. */
+void ms_show_content_text(const trace_view *v, const span_node *s, uint32_t depth, ms_buf *b);
 
 /* --- ms_show_eval.c ------------------------------------------------------ */
 

@@ -168,6 +168,7 @@ static void span_line(const trace_view *v, const ms_sib_line *l, const span_node
     }
     below_note(l, b);
     ms_buf_addc(b, '\n');
+    ms_show_content_text(v, s, l->depth, b);
     span_events(v, s, l->depth, b);
     span_profile(v, s, l->depth, b);
 }

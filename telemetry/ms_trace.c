@@ -28,6 +28,34 @@ int ms_trace_grow_(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 #define GROW(t, field, count, cap) \
     (ms_trace_grow_((void **)&(t)->field, &(t)->cap, (t)->count + 1, sizeof *(t)->field) ? ((t)->oom = 1) : 0)
 
+/* --- filters (ms_trace_set_filters) ------------------------------------ */
+
+static ms_trace_filter_fn filter_errors, filter_values;
+static const void *filter_ctx;
+static _Thread_local ms_buf filtered; /* reused: a filter allocates once per thread */
+
+void ms_trace_set_filters(ms_trace_filter_fn errors, ms_trace_filter_fn values, const void *ctx)
+{
+    filter_errors = errors;
+    filter_values = values;
+    filter_ctx = ctx;
+    if (!errors && !values)
+        ms_buf_free(&filtered); /* this thread's: the one that records */
+}
+
+/* s[0..*n) through fn: the filtered text (valid until the next call on
+ * this thread) with *n updated, or s itself when fn changed nothing. */
+static const char *filter(ms_trace_filter_fn fn, const char *s, size_t *n)
+{
+    if (!fn || !s)
+        return s;
+    ms_buf_reset(&filtered);
+    if (!fn(filter_ctx, s, *n, &filtered) || filtered.oom)
+        return s;
+    *n = filtered.len;
+    return filtered.data ? filtered.data : "";
+}
+
 /* Copies s into the arena, NUL-terminated, so ms_trace_str gives a C string. */
 ms_str ms_trace_put_(ms_trace *t, const char *s, size_t len)
 {
@@ -67,6 +95,15 @@ static ms_str put_cstr(ms_trace *t, const char *s)
         return none;
     }
     return ms_trace_put_(t, s, strlen(s));
+}
+
+/* put_cstr of s[0..n) through filter fn. */
+static ms_str put_filtered(ms_trace *t, ms_trace_filter_fn fn, const char *s, size_t n)
+{
+    if (!s)
+        return put_cstr(t, NULL);
+    s = filter(fn, s, &n);
+    return ms_trace_put_(t, s, n);
 }
 
 void ms_trace_reset(ms_trace *t)
@@ -154,12 +191,12 @@ void ms_span_fail(ms_trace *t, uint32_t gidx, int own, const char *type,
     if (!s || s->error != MS_NONE || GROW(t, errors, nerrors, cap_errors))
         return;
     ms_span_error *e = &t->errors[t->nerrors];
-    e->type = put_cstr(t, type);
+    e->type = put_filtered(t, filter_errors, type, type ? strlen(type) : 0);
     if (message)
-        e->message = ms_trace_put_(t, message, message_len);
+        e->message = put_filtered(t, filter_errors, message, message_len);
     else
         e->message = put_cstr(t, NULL);
-    e->traceback = put_cstr(t, traceback);
+    e->traceback = put_filtered(t, filter_errors, traceback, traceback ? strlen(traceback) : 0);
     e->own = own ? 1 : 0;
     s->error = t->nerrors++;
     s->status = MS_STATUS_ERROR;
@@ -206,8 +243,8 @@ static ms_attr *attr_slot(ms_trace *t, uint32_t gidx, const char *key, size_t kl
     return a;
 }
 
-void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
-                     const char *v, size_t vlen)
+/* Sets a string attribute as given (already filtered: copying a part). */
+static void set_str(ms_trace *t, uint32_t i, const char *key, size_t klen, const char *v, size_t vlen)
 {
     ms_str s = ms_trace_put_(t, v, vlen);
     ms_attr *a;
@@ -215,6 +252,23 @@ void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
         return;
     a->type = MS_ATTR_STRING;
     a->v.s = s;
+}
+
+/* The root's session, user and tags are the trace's identity columns
+ * (ms_store_write.c): ids the script chose, which `--user` and `report
+ * --by user` must see as given, so they are not filtered. */
+static int identity_key(uint32_t i, const char *key, size_t klen)
+{
+    return i == 0 && ((klen == 4 && memcmp(key, "user", 4) == 0) || (klen == 7 && memcmp(key, "session", 7) == 0) ||
+                      (klen == 4 && memcmp(key, "tags", 4) == 0));
+}
+
+void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
+                     const char *v, size_t vlen)
+{
+    if (filter_values && !identity_key(i, key, klen))
+        v = filter(filter_values, v, &vlen);
+    set_str(t, i, key, klen, v, vlen);
 }
 
 void ms_span_set_int(ms_trace *t, uint32_t i, const char *key, size_t klen, int64_t v)
@@ -254,7 +308,7 @@ void ms_span_event(ms_trace *t, uint32_t gidx, int64_t now, const char *name,
     e->time = now;
     e->name = ms_trace_put_(t, name, len);
     if (attrs_json)
-        e->attrs_json = ms_trace_put_(t, attrs_json, attrs_len);
+        e->attrs_json = put_filtered(t, filter_values, attrs_json, attrs_len);
     else
         e->attrs_json = put_cstr(t, NULL);
     e->error_type = e->error_message = put_cstr(t, NULL);
@@ -324,8 +378,8 @@ void ms_trace_add_error(ms_trace *t, int64_t now, const char *type, const char *
     if (t->nevents == before)
         return; /* out of memory: t->oom says the trace is incomplete */
     ms_event *e = &t->events[before];
-    e->error_type = put_cstr(t, type ? type : "error");
-    e->error_message = ms_trace_put_(t, message ? message : "", message ? len : 0);
+    e->error_type = put_filtered(t, filter_errors, type ? type : "error", strlen(type ? type : "error"));
+    e->error_message = put_filtered(t, filter_errors, message ? message : "", message ? len : 0);
     t->manual_errors++;
 }
 
@@ -574,7 +628,7 @@ static void pin_span(ms_trace *to, const ms_trace *from, const ms_span *src)
         const char *k = from->arena + a->key.off;
         switch (a->type) {
         case MS_ATTR_STRING:
-            ms_span_set_str(to, d->gidx, k, a->key.len, from->arena + a->v.s.off, a->v.s.len);
+            set_str(to, d->gidx, k, a->key.len, from->arena + a->v.s.off, a->v.s.len);
             break;
         case MS_ATTR_INT: ms_span_set_int(to, d->gidx, k, a->key.len, a->v.i); break;
         case MS_ATTR_DOUBLE: ms_span_set_double(to, d->gidx, k, a->key.len, a->v.d); break;

@@ -288,6 +288,17 @@ int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now);
 void ms_span_fail(ms_trace *t, uint32_t i, int own, const char *type,
                   const char *message, size_t message_len, const char *traceback);
 
+/* A filter for text before it enters a trace (ms_redact.h behind it):
+ * appends s[0..n) or what replaces it to out and returns non-zero when it
+ * changed something. Set once, before any trace starts, by the host. */
+typedef size_t (*ms_trace_filter_fn)(const void *ctx, const char *s, size_t n, ms_buf *out);
+/* `errors` filters error types, messages and tracebacks (ms_span_fail,
+ * ms_trace_add_error); `values` string attribute values and event
+ * attributes (ms_span_set_str, ms_span_event). Either may be NULL: text
+ * stored as given, at no cost. Keys and span names are not filtered, nor
+ * the root's user, session and tags (the trace's identity columns). */
+void ms_trace_set_filters(ms_trace_filter_fn errors, ms_trace_filter_fn values, const void *ctx);
+
 /* Sets attribute `key` on span `i`, replacing an earlier value of that key. */
 void ms_span_set_str(ms_trace *t, uint32_t i, const char *key, size_t klen,
                      const char *v, size_t vlen);

@@ -49,6 +49,8 @@ struct ms_tracer {
     void (*notice)(const char *msg);
     void (*observe)(void *ud, ms_trace *const *traces, size_t n);
     void *observe_ud;
+    void (*sink)(void *ctx, const ms_trace *t);
+    void *sink_ctx;
     char last_error[512];
 };
 
@@ -190,6 +192,8 @@ static void *writer_main(void *arg)
         ms_trace *const *items = single ? &single : batch;
         if (tr->observe)
             tr->observe(tr->observe_ud, items, n);
+        for (size_t i = 0; tr->sink && i < n; i++)
+            tr->sink(tr->sink_ctx, items[i]);
         int64_t t0 = ms_mono_ns();
         int ok = write_batch(tr, items, n);
         int64_t took = ms_mono_ns() - t0;
@@ -215,6 +219,12 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&tr->lock);
     free(batch);
     return NULL;
+}
+
+void ms_tracer_set_sink(ms_tracer *tr, void (*sink)(void *ctx, const ms_trace *t), void *ctx)
+{
+    tr->sink = sink;
+    tr->sink_ctx = ctx;
 }
 
 int ms_tracer_open(ms_store *store, size_t queue_max, ms_tracer **out)

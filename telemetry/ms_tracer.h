@@ -55,6 +55,11 @@ void ms_tracer_set_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const 
 /* Traces and parts submitted and not yet taken by the writer. Thread-safe. */
 size_t ms_tracer_queued(ms_tracer *tr);
 
+/* Called from the writer thread with every trace and part it takes,
+ * before writing them (e.g. ms_log_trace); NULL (the default) calls
+ * nothing. Set before the first submit. */
+void ms_tracer_set_sink(ms_tracer *tr, void (*sink)(void *ctx, const ms_trace *t), void *ctx);
+
 /* A reset trace buffer with one reference (the caller's), on the open
  * list until submitted or released. Never NULL unless memory is
  * exhausted. Thread-safe. */
