@@ -41,7 +41,7 @@ int ms_live_metrics_start(const char *addr, char *err, size_t errlen)
 void ms_live_metrics_attach(void)
 {
     if (registry && ms_the_host.tracer)
-        ms_tracer_set_observer(ms_the_host.tracer, ms_metrics_observe_traces, registry);
+        (void)ms_tracer_add_observer(ms_the_host.tracer, ms_metrics_observe_traces, registry); /* the first: room */
 }
 
 void ms_live_metrics_stop(void)

@@ -5,9 +5,11 @@
 #include "host.h"
 #include "ms_log.h"
 
-static void sink(void *ctx, const ms_trace *t)
+/* The tracer's observer: the log's records for each trace of the batch. */
+static void log_batch(void *ud, ms_trace *const *traces, size_t n)
 {
-    ms_log_trace(ctx, t);
+    for (size_t i = 0; i < n; i++)
+        ms_log_trace(ud, traces[i]);
 }
 
 int ms_host_log_start(const char *path, char *err, size_t errlen)
@@ -17,7 +19,9 @@ int ms_host_log_start(const char *path, char *err, size_t errlen)
         return 0;
     if (ms_log_open(path, &h->log, err, errlen))
         return -1;
-    ms_tracer_set_sink(h->tracer, sink, h->log);
+    if (ms_tracer_add_observer(h->tracer, log_batch, h->log))
+        return ms_errf(err, errlen, "--log-file: too many observers of the writer (at most %d)",
+                       MS_TRACER_OBSERVERS_MAX);
     return 0;
 }
 

@@ -13,7 +13,7 @@
  * the trace.
  *
  * The writer thread calls ms_log_trace for every trace and part it takes
- * (ms_tracer_set_sink), so logging costs the script's thread nothing; a
+ * (an observer, ms_tracer_add_observer), so logging costs the script's thread nothing; a
  * record is written when its span's trace, or the part of a long trace
  * that holds it, goes to the store. */
 #ifndef MS_LOG_H

@@ -13,7 +13,7 @@ struct ms_trace;
  * ended span as a step (the root as the request), its retries, the error
  * raised in it, its LLM call; each error added by hand. A trace written in
  * parts is seen part by part, each span once. Its signature is the
- * tracer's observer's (ms_tracer_set_observer); takes the registry's lock
+ * tracer's observer's (ms_tracer_add_observer); takes the registry's lock
  * once. */
 void ms_metrics_observe_traces(void *ud, struct ms_trace *const *traces, size_t n);
 

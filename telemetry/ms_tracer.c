@@ -47,10 +47,11 @@ struct ms_tracer {
     ms_trace open;             /* sentinel of the open list (acquired, not submitted) */
     uint64_t last_uid;         /* traces acquired so far: their uids */
     void (*notice)(const char *msg);
-    void (*observe)(void *ud, ms_trace *const *traces, size_t n);
-    void *observe_ud;
-    void (*sink)(void *ctx, const ms_trace *t);
-    void *sink_ctx;
+    struct {
+        void (*fn)(void *ud, ms_trace *const *traces, size_t n);
+        void *ud;
+    } observers[MS_TRACER_OBSERVERS_MAX];
+    size_t nobservers;
     char last_error[512];
 };
 
@@ -190,10 +191,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&tr->lock);
 
         ms_trace *const *items = single ? &single : batch;
-        if (tr->observe)
-            tr->observe(tr->observe_ud, items, n);
-        for (size_t i = 0; tr->sink && i < n; i++)
-            tr->sink(tr->sink_ctx, items[i]);
+        for (size_t i = 0; i < tr->nobservers; i++)
+            tr->observers[i].fn(tr->observers[i].ud, items, n);
         int64_t t0 = ms_mono_ns();
         int ok = write_batch(tr, items, n);
         int64_t took = ms_mono_ns() - t0;
@@ -219,12 +218,6 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&tr->lock);
     free(batch);
     return NULL;
-}
-
-void ms_tracer_set_sink(ms_tracer *tr, void (*sink)(void *ctx, const ms_trace *t), void *ctx)
-{
-    tr->sink = sink;
-    tr->sink_ctx = ctx;
 }
 
 int ms_tracer_open(ms_store *store, size_t queue_max, ms_tracer **out)
@@ -272,13 +265,19 @@ void ms_tracer_set_notice(ms_tracer *tr, void (*notice)(const char *msg))
     pthread_mutex_unlock(&tr->lock);
 }
 
-void ms_tracer_set_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const *traces, size_t n),
-                            void *ud)
+int ms_tracer_add_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const *traces, size_t n), void *ud)
 {
+    int rc = 0;
     pthread_mutex_lock(&tr->lock);
-    tr->observe = fn;
-    tr->observe_ud = ud;
+    if (tr->nobservers == MS_TRACER_OBSERVERS_MAX) {
+        rc = ENOSPC;
+    } else {
+        tr->observers[tr->nobservers].fn = fn;
+        tr->observers[tr->nobservers].ud = ud;
+        tr->nobservers++;
+    }
     pthread_mutex_unlock(&tr->lock);
+    return rc;
 }
 
 size_t ms_tracer_queued(ms_tracer *tr)

@@ -45,20 +45,19 @@ int ms_tracer_open(ms_store *store, size_t queue_max, ms_tracer **out);
  * nothing. Set before the first submit. */
 void ms_tracer_set_notice(ms_tracer *tr, void (*notice)(const char *msg));
 
-/* Called from the writer thread, without the tracer's lock, with each
- * batch of traces and parts it takes, before writing them (the live
- * metrics, ms_metrics_trace.h). The buffers are read-only and valid for
- * the call only. NULL (the default): nothing. Set before the first submit. */
-void ms_tracer_set_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const *traces, size_t n),
-                            void *ud);
+/* The most observers one tracer calls. */
+#define MS_TRACER_OBSERVERS_MAX 4
+
+/* Adds an observer: called from the writer thread, without the tracer's
+ * lock, with each batch of traces and parts it takes, before writing
+ * them, in the order observers were added (the live metrics,
+ * ms_metrics_trace.h; the JSON log, ms_log.h). The buffers are read-only
+ * and valid for the call only. Add before the first submit. Returns 0, or
+ * ENOSPC when MS_TRACER_OBSERVERS_MAX are already added. */
+int ms_tracer_add_observer(ms_tracer *tr, void (*fn)(void *ud, ms_trace *const *traces, size_t n), void *ud);
 
 /* Traces and parts submitted and not yet taken by the writer. Thread-safe. */
 size_t ms_tracer_queued(ms_tracer *tr);
-
-/* Called from the writer thread with every trace and part it takes,
- * before writing them (e.g. ms_log_trace); NULL (the default) calls
- * nothing. Set before the first submit. */
-void ms_tracer_set_sink(ms_tracer *tr, void (*sink)(void *ctx, const ms_trace *t), void *ctx);
 
 /* A reset trace buffer with one reference (the caller's), on the open
  * list until submitted or released. Never NULL unless memory is

@@ -243,14 +243,15 @@ for _ = 1, 1500 do
 end
 ]]
 
--- Starts LIVE under `moonspan run --metrics-addr 127.0.0.1:0` in dir;
--- returns once it is ready: its pid (a shell that writes the exit status
--- to dir/status), the port, and the paths of go and status.
-local function start_live(dir, db)
+-- Starts LIVE under `moonspan run --metrics-addr 127.0.0.1:0` in dir, with
+-- `extra` (a string of more run options) if given; returns once it is
+-- ready: its pid (a shell that writes the exit status to dir/status), the
+-- port, and the paths of go and status.
+local function start_live(dir, db, extra)
   local script = H.write(dir .. "/live.lua", string.format(
     "READY = %q\nfunction ready() io.open(READY, 'w'):close() end\n", dir .. "/ready") .. LIVE)
   local pid, port = start_server(string.format("sh -c %s", q(string.format(
-    "%s --db %s run --quiet --metrics-addr 127.0.0.1:0 %s; echo $? > %s", q(H.bin), q(db), q(script),
+    "%s --db %s run --quiet --metrics-addr 127.0.0.1:0 %s %s; echo $? > %s", q(H.bin), q(db), extra or "", q(script),
     q(dir .. "/status")))), dir)
   assert.is_true(H.wait_file(dir .. "/ready", 30), "the script never became ready")
   return pid, port, dir .. "/go", dir .. "/status"
@@ -275,6 +276,34 @@ describe("run --metrics-addr", function()
     H.close_to(H.scalar(db, "SELECT sum(cost_usd) FROM traces"),
                s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock"}'], "cost", 1e-9)
     assert.are.equal(0, s["moonspan_writer_queue_depth"])
+  end)
+end)
+
+describe("run --metrics-addr with --log-file", function()
+  it("feeds both from the one writer: /metrics counts the traces the JSON log records", function()
+    local dir = H.tmpdir("live-log")
+    local log = dir .. "/run.jsonl"
+    local pid, port, go, status = start_live(dir, dir .. "/x.db", "--log-file " .. q(log))
+    local ok, res = pcall(http_get, "http://127.0.0.1:" .. port .. "/metrics")
+    local logged_while_live = H.read(log) or ""
+    H.write(go, "")
+    assert.is_true(H.wait_gone(pid, 30), "the run did not end")
+    assert(ok, res)
+    assert.are.equal("0", (H.read(status) or ""):match("%d+"), H.read(dir .. "/server.err"))
+    local s = samples(res.body)
+    assert.are.equal(8, s['moonspan_requests_total{trace_name="live",status="ok"}'])
+    assert.are.equal(8, s['moonspan_step_duration_seconds_count{span_name="work"}'])
+    local roots, works = 0, 0 -- the 8 flushed traces were logged before the scrape
+    for line in logged_while_live:gmatch("[^\n]+") do
+      local rec = H.json(line)
+      if rec.eventName == "moonspan.span.end" then
+        local name = rec.attributes["moonspan.span.name"]
+        if name == "live" then roots = roots + 1 end
+        if name == "work" then works = works + 1 end
+      end
+    end
+    assert.are.equal(8, roots, logged_while_live)
+    assert.are.equal(8, works, logged_while_live)
   end)
 end)
 

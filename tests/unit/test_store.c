@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,54 @@ static void test_full_queue_waits_and_drops_nothing(void **state)
     assert_int_equal(one_int(db, "SELECT count(*) FROM traces t JOIN spans s ON s.trace_row = t.id"
                                  " WHERE t.span_count = 6"), 12000);
     sqlite3_close(db);
+}
+
+/* What an observer saw: traces, spans, and its order among the observers. */
+typedef struct {
+    int *clock;
+    int traces, spans, last_turn;
+} seen;
+
+static void count_batch(void *ud, ms_trace *const *traces, size_t n)
+{
+    seen *o = ud;
+    o->last_turn = ++*o->clock;
+    o->traces += (int)n;
+    for (size_t i = 0; i < n; i++)
+        o->spans += (int)traces[i]->nspans;
+}
+
+/* Every observer added sees every trace, in the order added; one past the
+ * most is refused and changes nothing. */
+static void test_observers_all_see_every_trace(void **state)
+{
+    (void)state;
+    char path[256];
+    path_of(path, sizeof path, "observers.db");
+    ms_tracer *tr = open_tracer(path, 4);
+    int clock = 0;
+    seen obs[MS_TRACER_OBSERVERS_MAX + 1] = {{0}};
+    for (int i = 0; i < MS_TRACER_OBSERVERS_MAX; i++) {
+        obs[i].clock = &clock;
+        assert_int_equal(ms_tracer_add_observer(tr, count_batch, &obs[i]), 0);
+    }
+    obs[MS_TRACER_OBSERVERS_MAX].clock = &clock;
+    assert_int_equal(ms_tracer_add_observer(tr, count_batch, &obs[MS_TRACER_OBSERVERS_MAX]), ENOSPC);
+    for (int i = 0; i < 50; i++) {
+        ms_trace *t = ms_tracer_acquire(tr);
+        ms_trace_start(t, "t", 1, ms_mono_ns(), NULL, 0);
+        ms_span_end(t, ms_span_begin(t, 0, "s", 1, ms_mono_ns()), ms_mono_ns());
+        ms_trace_end(t, ms_mono_ns());
+        ms_tracer_submit(tr, t);
+    }
+    assert_int_equal(ms_tracer_close(tr, 0), 0);
+    for (int i = 0; i < MS_TRACER_OBSERVERS_MAX; i++) {
+        assert_int_equal(obs[i].traces, 50);
+        assert_int_equal(obs[i].spans, 100);
+        if (i)
+            assert_int_equal(obs[i].last_turn, obs[i - 1].last_turn + 1);
+    }
+    assert_int_equal(obs[MS_TRACER_OBSERVERS_MAX].traces, 0);
 }
 
 /* A trace retained past the write stays readable and is not reused. */
@@ -727,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_profiles_are_written_with_their_spans),
         cmocka_unit_test(test_full_queue_waits_and_drops_nothing),
         cmocka_unit_test(test_retained_trace_survives_the_write),
+        cmocka_unit_test(test_observers_all_see_every_trace),
         cmocka_unit_test(test_refuses_a_file_that_is_not_sqlite),
         cmocka_unit_test(test_refuses_a_foreign_sqlite_database),
         cmocka_unit_test(test_refuses_a_newer_schema),
