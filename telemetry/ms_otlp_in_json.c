@@ -221,9 +221,10 @@ static int literal(jr *r, const char *word)
     return 0;
 }
 
-static int skip_value(jr *r);
-
-static int skip_container(jr *r, char open, char close)
+/* Enters the object or array whose opening character r is at: 1 when it
+ * is empty (then also left), 0 when a member or element follows, -1 when
+ * nested too deep. */
+static int enter(jr *r, char close)
 {
     if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
         return bad(r, "nesting too deep");
@@ -232,9 +233,38 @@ static int skip_container(jr *r, char open, char close)
     if (r->p < r->end && *r->p == close) {
         r->p++;
         r->depth--;
+        return 1;
+    }
+    return 0;
+}
+
+/* After a member or element: 1 when a comma says another follows, 0 when
+ * `close` ends the container (then left), -1 for anything else. */
+static int next_or_leave(jr *r, char close)
+{
+    ws(r);
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        ws(r);
+        return 1;
+    }
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        r->depth--;
         return 0;
     }
-    for (;;) {
+    return bad(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
+static int skip_value(jr *r);
+
+static int skip_container(jr *r, char open, char close)
+{
+    int empty = enter(r, close);
+    if (empty)
+        return empty < 0 ? -1 : 0;
+    int more;
+    do {
         if (open == '{') {
             if (string(r))
                 return -1;
@@ -245,19 +275,8 @@ static int skip_container(jr *r, char open, char close)
         }
         if (skip_value(r))
             return -1;
-        ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (r->p < r->end && *r->p == close) {
-            r->p++;
-            r->depth--;
-            return 0;
-        }
-        return bad(r, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
+    } while ((more = next_or_leave(r, close)) > 0);
+    return more;
 }
 
 static int skip_value(jr *r)
@@ -453,16 +472,11 @@ static int message(jr *r, const field *fields, ms_buf *out)
 {
     if (r->p >= r->end || *r->p != '{')
         return bad(r, "expected an object");
-    if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
-        return bad(r, "nesting too deep");
-    r->p++;
-    ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
-        r->depth--;
-        return 0;
-    }
-    for (;;) {
+    int empty = enter(r, '}');
+    if (empty)
+        return empty < 0 ? -1 : 0;
+    int more;
+    do {
         char key[64];
         if (string(r))
             return -1;
@@ -479,46 +493,23 @@ static int message(jr *r, const field *fields, ms_buf *out)
         } else if (f->repeated) {
             if (r->p >= r->end || *r->p != '[')
                 return bad(r, "expected an array");
-            if (++r->depth > MS_OTLP_IN_JSON_DEPTH)
-                return bad(r, "nesting too deep");
-            r->p++;
-            ws(r);
-            if (r->p < r->end && *r->p == ']') {
-                r->p++;
-            } else {
-                for (;;) {
+            int no_items = enter(r, ']');
+            if (no_items < 0)
+                return -1;
+            if (!no_items) {
+                int more_items;
+                do {
                     if (value(r, f, out))
                         return -1;
-                    ws(r);
-                    if (r->p < r->end && *r->p == ',') {
-                        r->p++;
-                        ws(r);
-                        continue;
-                    }
-                    if (r->p < r->end && *r->p == ']') {
-                        r->p++;
-                        break;
-                    }
-                    return bad(r, "expected ',' or ']'");
-                }
+                } while ((more_items = next_or_leave(r, ']')) > 0);
+                if (more_items < 0)
+                    return -1;
             }
-            r->depth--;
         } else if (value(r, f, out)) {
             return -1;
         }
-        ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (r->p < r->end && *r->p == '}') {
-            r->p++;
-            r->depth--;
-            return 0;
-        }
-        return bad(r, "expected ',' or '}'");
-    }
+    } while ((more = next_or_leave(r, '}')) > 0);
+    return more;
 }
 
 int ms_otlp_in_json_to_protobuf(const char *json, size_t len, ms_buf *out, char *err, size_t errlen)

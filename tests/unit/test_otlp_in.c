@@ -258,6 +258,13 @@ static void test_json_strict(void **state)
     json_fails("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"xyz1\"}]}]}]}", "not hex");
     json_fails("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":1.5}]}]}]}", "whole number");
     json_fails("{\"resourceSpans\":{}}", "expected an array");
+    /* the separators, in the fields read and in the ones skipped */
+    json_fails("{\"resourceSpans\":[{} {}]}", "expected ',' or ']'");
+    json_fails("{\"resourceSpans\":[] \"x\":1}", "expected ',' or '}'");
+    json_fails("{\"unknown\":[1 2]}", "expected ',' or ']'");
+    json_fails("{\"unknown\":{\"a\":1 \"b\":2}}", "expected ',' or '}'");
+    json_fails("{\"unknown\":{\"a\" 1}}", "expected ':'");
+    json_fails("{\"unknown\":[1,", "the body ends where a value should be");
     char deep[400];
     size_t n = 0;
     n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"x\":");
