@@ -245,16 +245,9 @@ int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t 
     if (column_or(db, "sampled_out", "0", &sql, err, errlen))
         goto fail_sql;
     ms_buf_adds(&sql, " FROM traces t");
-    if (ms_select_where(db, &s->sel, &sql, err, errlen))
-        goto fail_sql;
-    if (sql.oom) {
-        ms_errf(err, errlen, "out of memory");
-        goto fail_sql;
-    }
     sqlite3_stmt *st;
-    if (ms_read_prepare(db, sql.data, &st, err, errlen))
-        goto fail_sql;
-    ms_buf_free(&sql);
+    if (ms_select_prepare(db, &s->sel, &sql, NULL, &st, err, errlen))
+        return -1;
     ms_spans_walk w;
     if (ms_spans_walk_open(&w, db, err, errlen)) {
         sqlite3_finalize(st);

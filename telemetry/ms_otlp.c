@@ -96,14 +96,8 @@ int ms_otlp_export(sqlite3 *db, const ms_select *sel, const ms_otlp_opts *o,
                       " t.parts, t.parent_span, t.sampled_out, t.spans, t.span_count, t.error_count,"
                       " t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
                       " t.cost_usd FROM traces t");
-    sqlite3_stmt *st = NULL;
-    int ok = ms_select_where(db, sel, &sql, err, errlen) == 0;
-    ms_buf_adds(&sql, " ORDER BY t.start_ns, t.id");
-    if (ok && sql.oom)
-        ok = ms_errf(err, errlen, "out of memory building a query") == 0;
-    ok = ok && ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
-    ms_buf_free(&sql);
-    if (!ok)
+    sqlite3_stmt *st;
+    if (ms_select_prepare(db, sel, &sql, " ORDER BY t.start_ns, t.id", &st, err, errlen))
         return -1;
 
     int ret = -1, own = 0, began = 0;

@@ -251,11 +251,8 @@ static int scan_traces(sqlite3 *db, const ms_report_opts *o, report *r,
                       " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,"
                       " t.cost_usd, t.unknown_cost_calls, t.replayed_cost_usd,"
                       " t.id, t.span_salt, t.parts, t.spans, t.sampled_out FROM traces t");
-    sqlite3_stmt *st = NULL;
-    int prepared = ms_select_where(db, &o->sel, &sql, err, errlen) == 0 &&
-                   ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
-    ms_buf_free(&sql);
-    if (!prepared)
+    sqlite3_stmt *st;
+    if (ms_select_prepare(db, &o->sel, &sql, NULL, &st, err, errlen))
         return -1;
     span_scan ss;
     memset(&ss, 0, sizeof ss);

@@ -97,14 +97,8 @@ static int scan(sqlite3 *db, const ms_report_opts *o, who_report *w, char *err, 
                         " t.output_tokens, t.cache_read_tokens, t.cache_write_tokens, t.cost_usd,"
                         " t.unknown_cost_calls FROM traces t",
                   o->by_who == MS_REPORT_BY_USER ? who.user : who.session);
-    int ret = ms_select_where(db, &o->sel, &sql, err, errlen);
-    ms_buf_adds(&sql, " ORDER BY who");
-    if (ret == 0 && sql.oom)
-        ret = ms_errf(err, errlen, "out of memory building a query");
-    sqlite3_stmt *st = NULL;
-    if (ret == 0)
-        ret = ms_read_prepare(db, sql.data, &st, err, errlen);
-    ms_buf_free(&sql);
+    sqlite3_stmt *st;
+    int ret = ms_select_prepare(db, &o->sel, &sql, " ORDER BY who", &st, err, errlen);
     if (ret == 0)
         ret = ms_select_bind(db, st, &o->sel, err, errlen);
     int rc = SQLITE_DONE;

@@ -128,6 +128,20 @@ static int bind_text(sqlite3 *db, sqlite3_stmt *st, const char *name, const char
     return 0;
 }
 
+int ms_select_prepare(sqlite3 *db, const ms_select *s, ms_buf *sql, const char *tail, sqlite3_stmt **st,
+                      char *err, size_t errlen)
+{
+    *st = NULL;
+    int ok = ms_select_where(db, s, sql, err, errlen) == 0;
+    if (tail)
+        ms_buf_adds(sql, tail);
+    if (ok && sql->oom)
+        ok = ms_errf(err, errlen, "out of memory building a query") == 0;
+    ok = ok && ms_read_prepare(db, sql->data, st, err, errlen) == 0;
+    ms_buf_free(sql);
+    return ok ? 0 : -1;
+}
+
 int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err, size_t errlen)
 {
     assert(db && st && s);

@@ -61,6 +61,14 @@ enum ms_evals_mode ms_select_evals(const ms_select *s);
  * Returns 0, or -1 with err (out of memory, an SQL error). */
 int ms_select_where(sqlite3 *db, const ms_select *s, ms_buf *sql, char *err, size_t errlen);
 
+/* Completes `sql`, a "SELECT ... FROM traces t", with the WHERE clause of
+ * `s` and then `tail` (" ORDER BY ...", " LIMIT ..."; NULL: nothing),
+ * prepares it on db and frees sql. Returns 0 with *st (bind it with
+ * ms_select_bind), or -1 with err (out of memory, an SQL error) and *st
+ * NULL; sql is freed either way. */
+int ms_select_prepare(sqlite3 *db, const ms_select *s, ms_buf *sql, const char *tail, sqlite3_stmt **st,
+                      char *err, size_t errlen);
+
 /* Binds the parameters ms_select_where wrote (those `st` names). Returns
  * 0 or -1 with err. */
 int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err, size_t errlen);

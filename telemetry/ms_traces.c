@@ -68,15 +68,10 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
     ms_buf_printf(&sql, "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.input_tokens,"
                         " t.output_tokens, t.cost_usd, t.unknown_cost_calls, t.status, t.error_count,"
                         " t.span_count, %s, %s, %s FROM traces t", who.session, who.user, who.tags);
-    sqlite3_stmt *st = NULL;
-    int ok = ms_select_where(db, sel, &sql, err, errlen) == 0;
-    ms_buf_adds(&sql, order_by(o->sort));
-    ms_buf_adds(&sql, " LIMIT :limit");
-    if (ok && sql.oom)
-        ok = ms_errf(err, errlen, "out of memory building a query") == 0;
-    ok = ok && ms_read_prepare(db, sql.data, &st, err, errlen) == 0;
-    ms_buf_free(&sql);
-    if (!ok)
+    char tail[128];
+    snprintf(tail, sizeof tail, "%s LIMIT :limit", order_by(o->sort));
+    sqlite3_stmt *st;
+    if (ms_select_prepare(db, sel, &sql, tail, &st, err, errlen))
         return -1;
     int ret = -1;
     ms_buf arena = {0}, b = {0};
