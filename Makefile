@@ -187,7 +187,7 @@ $(BUILD)/fuzz/redact: $(BUILD)/tests/fuzz/fuzz_redact.o $(BUILD)/telemetry/ms_re
 FUZZ_TRACE_OBJS = $(addprefix $(BUILD)/telemetry/,ms_buf.o ms_trace.o ms_digest.o ms_trace_prof.o ms_text.o ms_ids.o ms_hist.o)
 $(BUILD)/fuzz/json: $(BUILD)/tests/fuzz/fuzz_json.o $(FUZZ_TRACE_OBJS)
 $(BUILD)/fuzz/pack: $(BUILD)/tests/fuzz/fuzz_pack.o $(BUILD)/telemetry/ms_pack.o $(FUZZ_TRACE_OBJS)
-$(BUILD)/fuzz/otlp: $(BUILD)/tests/fuzz/fuzz_otlp.o $(addprefix $(BUILD)/telemetry/,ms_otlp_in.o ms_otlp_in_genai.o ms_otlp_in_json.o \
+$(BUILD)/fuzz/otlp: $(BUILD)/tests/fuzz/fuzz_otlp.o $(addprefix $(BUILD)/telemetry/,ms_otlp_in.o ms_otlp_in_genai.o ms_otlp_in_json.o ms_otlp_pb.o \
     ms_clock.o ms_pack.o ms_prices.o) $(BUILD)/gen/prices_builtin.o $(FUZZ_TRACE_OBJS)
 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%):
 	@mkdir -p $(dir $@)

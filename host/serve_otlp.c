@@ -11,6 +11,7 @@
 
 #include "ms_otlp_in.h"
 #include "ms_otlp_in_json.h"
+#include "ms_otlp_pb.h"
 
 enum { FMT_NONE, FMT_PROTOBUF, FMT_JSON };
 /* google.rpc.Code values the Collector uses in its error bodies */
@@ -41,15 +42,6 @@ static int gzip_of(const char *enc)
     return !strcasecmp(enc, "gzip") ? 1 : -1;
 }
 
-static void put_varint(ms_buf *b, uint64_t v)
-{
-    do {
-        uint8_t c = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        ms_buf_addc(b, (char)(c | (v ? 0x80 : 0)));
-    } while (v);
-}
-
 /* A google.rpc.Status{code, message} in the request's encoding. */
 static void error_reply(ms_otlp_receiver *r, ms_serve_reply *out, int status, int fmt, int code, const char *msg)
 {
@@ -58,11 +50,8 @@ static void error_reply(ms_otlp_receiver *r, ms_serve_reply *out, int status, in
     ms_buf_reset(&out->body);
     if (fmt == FMT_PROTOBUF) {
         out->content_type = "application/x-protobuf";
-        ms_buf_addc(&out->body, 0x08);
-        put_varint(&out->body, (uint64_t)code);
-        ms_buf_addc(&out->body, 0x12);
-        put_varint(&out->body, strlen(msg));
-        ms_buf_adds(&out->body, msg);
+        ms_pb_uint(&out->body, 1, (uint64_t)code); /* google.rpc.Status{code=1, message=2} */
+        ms_pb_str(&out->body, 2, msg);
     } else {
         out->content_type = "application/json";
         ms_buf_printf(&out->body, "{\"code\":%d,\"message\":", code);
@@ -175,16 +164,10 @@ void ms_otlp_route(void *ud, const ms_serve_request *req, ms_serve_reply *out)
     if (fmt == FMT_PROTOBUF) {
         out->content_type = "application/x-protobuf";
         if (res.rejected) { /* ExportTraceServiceResponse{partial_success=1{rejected_spans=1, error_message=2}} */
-            ms_buf part = {0};
-            ms_buf_addc(&part, 0x08);
-            put_varint(&part, res.rejected);
-            ms_buf_addc(&part, 0x12);
-            put_varint(&part, strlen(res.message));
-            ms_buf_adds(&part, res.message);
-            ms_buf_addc(&out->body, 0x0a);
-            put_varint(&out->body, part.len);
-            ms_buf_add(&out->body, part.data, part.len);
-            ms_buf_free(&part);
+            size_t part = ms_pb_begin(&out->body, 1);
+            ms_pb_uint(&out->body, 1, res.rejected);
+            ms_pb_str(&out->body, 2, res.message);
+            ms_pb_end(&out->body, part);
         }
     } else {
         out->content_type = "application/json";

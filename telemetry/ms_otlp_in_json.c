@@ -1,6 +1,7 @@
 /* ms_otlp_in_json — OTLP/JSON trace requests as protobuf (ms_otlp_in_json.h).
  * A strict JSON reader driven by a table of the trace messages' fields. */
 #include "ms_otlp_in_json.h"
+#include "ms_otlp_pb.h"
 
 #include <errno.h>
 #include <math.h>
@@ -297,23 +298,6 @@ static int skip_value(jr *r)
 
 /* --- the writer ------------------------------------------------------------- */
 
-static void put_varint(ms_buf *b, uint64_t v)
-{
-    do {
-        uint8_t c = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        ms_buf_addc(b, (char)(c | (v ? 0x80 : 0)));
-    } while (v);
-}
-
-static void put_tag(ms_buf *b, unsigned num, int wt) { put_varint(b, (uint64_t)num << 3 | (unsigned)wt); }
-
-static void put_fixed(ms_buf *b, uint64_t v, int bytes)
-{
-    for (int k = 0; k < bytes; k++)
-        ms_buf_addc(b, (char)(v >> (8 * k)));
-}
-
 /* An integer given as a number or a decimal string (proto3 JSON's int64). */
 static int integer(jr *r, int is_signed, uint64_t *out)
 {
@@ -369,7 +353,7 @@ static int value(jr *r, const field *f, ms_buf *out)
     uint64_t v;
     switch (f->type) {
     case F_MSG: {
-        put_tag(out, f->num, 2);
+        ms_pb_tag(out, f->num, MS_PB_LEN);
         size_t at = out->len;
         ms_buf_add(out, "\x80\x80\x80\x80\x00", 5); /* the length, padded: patched below */
         if (message(r, f->sub, out))
@@ -387,17 +371,15 @@ static int value(jr *r, const field *f, ms_buf *out)
     case F_BYTES: /* bytes stay base64 text: the decoder drops bytes values anyway */
         if (string(r))
             return -1;
-        put_tag(out, f->num, 2);
-        put_varint(out, r->str.len);
-        ms_buf_add(out, r->str.data, r->str.len);
+        ms_pb_bytes(out, f->num, r->str.data, r->str.len);
         return 0;
     case F_HEX: {
         if (string(r))
             return -1;
         if (r->str.len % 2 || r->str.len > 64)
             return bad(r, "an id that is not hex (32 characters for a trace id, 16 for a span id)");
-        put_tag(out, f->num, 2);
-        put_varint(out, r->str.len / 2);
+        ms_pb_tag(out, f->num, MS_PB_LEN);
+        ms_pb_varint(out, r->str.len / 2);
         for (size_t k = 0; k < r->str.len; k += 2) {
             int hi = hexval(r->str.data[k]), lo = hexval(r->str.data[k + 1]);
             if (hi < 0 || lo < 0)
@@ -409,8 +391,7 @@ static int value(jr *r, const field *f, ms_buf *out)
     case F_INT:
         if (integer(r, 1, &v))
             return -1;
-        put_tag(out, f->num, 0);
-        put_varint(out, v);
+        ms_pb_uint(out, f->num, v);
         return 0;
     case F_FIXED64:
     case F_FIXED32:
@@ -418,8 +399,10 @@ static int value(jr *r, const field *f, ms_buf *out)
             return -1;
         if (f->type == F_FIXED32 && v > UINT32_MAX)
             return bad(r, "a 32-bit field out of range");
-        put_tag(out, f->num, f->type == F_FIXED64 ? 1 : 5);
-        put_fixed(out, v, f->type == F_FIXED64 ? 8 : 4);
+        if (f->type == F_FIXED64)
+            ms_pb_fixed64(out, f->num, v);
+        else
+            ms_pb_fixed32(out, f->num, (uint32_t)v);
         return 0;
     case F_DOUBLE: {
         double d;
@@ -436,9 +419,7 @@ static int value(jr *r, const field *f, ms_buf *out)
                 return -1;
             d = strtod(num, NULL);
         }
-        memcpy(&v, &d, 8);
-        put_tag(out, f->num, 1);
-        put_fixed(out, v, 8);
+        ms_pb_double(out, f->num, d);
         return 0;
     }
     case F_BOOL:
@@ -451,8 +432,7 @@ static int value(jr *r, const field *f, ms_buf *out)
                 return -1;
             v = 0;
         }
-        put_tag(out, f->num, 0);
-        put_varint(out, v);
+        ms_pb_uint(out, f->num, v);
         return 0;
     }
     return bad(r, "internal: unknown field type");
