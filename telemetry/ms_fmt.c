@@ -246,6 +246,16 @@ void ms_kv_num(ms_buf *b, int *first, const char *k, double v)
     ms_json_num(b, v);
 }
 
+void ms_kv_p50_p95(ms_buf *b, int *first, const char *k, double p50, double p95)
+{
+    int inner = 1;
+    ms_json_key(b, first, k);
+    ms_buf_addc(b, '{');
+    ms_kv_num(b, &inner, "p50", p50);
+    ms_kv_num(b, &inner, "p95", p95);
+    ms_buf_addc(b, '}');
+}
+
 void ms_kv_str(ms_buf *b, int *first, const char *k, const char *s)
 {
     ms_json_key(b, first, k);

@@ -80,6 +80,10 @@ void ms_kv_num(ms_buf *b, int *first, const char *k, double v);
 void ms_kv_str(ms_buf *b, int *first, const char *k, const char *s);
 void ms_kv_raw(ms_buf *b, int *first, const char *k, const char *raw);
 
+/* "key":{"p50":p50,"p95":p95}: a latency's median and tail (ms; NaN
+ * becomes null). */
+void ms_kv_p50_p95(ms_buf *b, int *first, const char *k, double p50, double p95);
+
 /* "key":v when `has`, else "key":null: an id or a time that may be
  * missing, where 0 would read as a value. */
 void ms_kv_int_or_null(ms_buf *b, int *first, const char *k, int has, int64_t v);

@@ -222,12 +222,7 @@ static void write_json(const who_report *w, const ms_report_opts *o, int64_t lef
         ms_kv_int(b, &e, "error_requests", gr->error_requests);
         ms_kv_num(b, &e, "error_rate", (double)gr->error_requests / (double)gr->requests);
         ms_kv_int(b, &e, "error_count", gr->errors);
-        ms_json_key(b, &e, "latency_ms");
-        int l = 1;
-        ms_buf_addc(b, '{');
-        ms_kv_num(b, &l, "p50", gr->p50);
-        ms_kv_num(b, &l, "p95", gr->p95);
-        ms_buf_addc(b, '}');
+        ms_kv_p50_p95(b, &e, "latency_ms", gr->p50, gr->p95);
         ms_kv_int(b, &e, "input_tokens", gr->in_tok);
         ms_kv_int(b, &e, "output_tokens", gr->out_tok);
         ms_kv_int(b, &e, "cache_read_tokens", gr->cache_read);

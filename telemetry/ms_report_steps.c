@@ -128,12 +128,7 @@ void ms_report_models_json(const report *r, ms_buf *b, int *f)
         ms_kv_int(b, &g, "unknown_cost_calls", m->unknown_cost_calls);
         ms_kv_int(b, &g, "replayed_calls", m->replayed);
         ms_kv_int(b, &g, "streamed_calls", (int64_t)m->ttft.count);
-        ms_json_key(b, &g, "ttft_ms");
-        int h = 1;
-        ms_buf_addc(b, '{');
-        ms_kv_num(b, &h, "p50", m->ttft_p50);
-        ms_kv_num(b, &h, "p95", m->ttft_p95);
-        ms_buf_addc(b, '}');
+        ms_kv_p50_p95(b, &g, "ttft_ms", m->ttft_p50, m->ttft_p95);
         ms_kv_raw(b, &g, "approximate", m->approximate ? "true" : "false");
         ms_buf_addc(b, '}');
     }
