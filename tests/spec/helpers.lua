@@ -195,6 +195,25 @@ function H.wait_file(path, seconds)
   return false
 end
 
+-- Waits up to `seconds` for the text of file `path` to match `pattern`
+-- (a server's line saying where it listens); returns the first capture,
+-- or nil.
+function H.wait_match(path, pattern, seconds)
+  local deadline = moonspan.now_ms() + seconds * 1000
+  while true do
+    local m = (H.read(path) or ""):match(pattern)
+    if m or moonspan.now_ms() >= deadline then return m end
+    moonspan.sleep_ms(20)
+  end
+end
+
+-- Sends SIGTERM to process `pid` and fails the test unless it is gone
+-- within `seconds`.
+function H.stop(pid, seconds)
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+  assert(H.wait_gone(pid, seconds), "process " .. pid .. " did not stop on SIGTERM")
+end
+
 -- Like run_script, but fails the test with the script's stderr unless it exited 0.
 function H.run_ok(src, opts)
   local r = H.run_script(src, opts)

@@ -23,20 +23,12 @@ end
 local function start_server(cmd, dir)
   local errf = dir .. "/server.err"
   local pid = H.spawn("exec " .. cmd .. " 2>" .. q(errf))
-  local port
-  local deadline = moonspan.now_ms() + 10000
-  while not port and moonspan.now_ms() < deadline do
-    port = (H.read(errf) or ""):match("http://127%.0%.0%.1:(%d+)/metrics")
-    if not port then moonspan.sleep_ms(20) end
-  end
+  local port = H.wait_match(errf, "http://127%.0%.0%.1:(%d+)/metrics", 10)
   assert(port, "the server printed no port: " .. (H.read(errf) or ""))
   return pid, tonumber(port), errf
 end
 
-local function stop(pid)
-  os.execute("kill " .. pid .. " 2>/dev/null")
-  assert.is_true(H.wait_gone(pid, 10), "process " .. pid .. " did not stop")
-end
+local function stop(pid) H.stop(pid, 10) end
 
 local function http_get(url)
   local r = H.sh("curl -sS -D - --max-time 10 " .. q(url))

@@ -30,12 +30,7 @@ local function serve(db, extra)
   local pid = H.spawn(string.format("exec %s --db %s serve --otlp 127.0.0.1:0 %s >%s 2>%s", q(H.bin), q(db),
                                     extra or "", q(out), q(err)))
   running[pid] = true
-  local port
-  local deadline = moonspan.now_ms() + 10000
-  while not port and moonspan.now_ms() < deadline do
-    port = (H.read(out) or ""):match("OTLP/HTTP on http://127%.0%.0%.1:(%d+)/v1/traces")
-    if not port then moonspan.sleep_ms(20) end
-  end
+  local port = H.wait_match(out, "OTLP/HTTP on http://127%.0%.0%.1:(%d+)/v1/traces", 10)
   assert(port, "serve did not start: " .. (H.read(err) or ""))
   return {pid = pid, base = "http://127.0.0.1:" .. port, url = "http://127.0.0.1:" .. port .. "/v1/traces",
           db = db, err = err}
@@ -43,8 +38,7 @@ end
 
 -- Stops the server with SIGTERM; returns its closing line.
 local function stop(s)
-  os.execute("kill -TERM " .. s.pid)
-  assert(H.wait_gone(s.pid, 15), "serve did not stop on SIGTERM")
+  H.stop(s.pid, 15)
   running[s.pid] = nil
   return H.read(s.err) or ""
 end
