@@ -60,14 +60,7 @@ end)
 error("fatal, key " .. K .. " of " .. E) -- uncaught: the message goes to stderr
 ]]
 
-local function leaks(text)
-  local found = {}
-  for name, s in pairs(SECRETS) do
-    if text:find(s, 1, true) then found[#found + 1] = name end
-  end
-  table.sort(found)
-  return found
-end
+local function leaks(text) return H.leaks(SECRETS, text) end
 
 -- The decoded store: every span's attributes, errors and events, as text.
 local function decoded(db)

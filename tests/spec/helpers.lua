@@ -214,6 +214,17 @@ function H.stop(pid, seconds)
   assert(H.wait_gone(pid, seconds), "process " .. pid .. " did not stop on SIGTERM")
 end
 
+-- The names of the `secrets` (name -> planted text) that `text` holds,
+-- sorted: {} when none leaked.
+function H.leaks(secrets, text)
+  local found = {}
+  for name, s in pairs(secrets) do
+    if text:find(s, 1, true) then found[#found + 1] = name end
+  end
+  table.sort(found)
+  return found
+end
+
 -- Like run_script, but fails the test with the script's stderr unless it exited 0.
 function H.run_ok(src, opts)
   local r = H.run_script(src, opts)

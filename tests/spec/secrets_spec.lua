@@ -77,14 +77,7 @@ return suite "secrets" {
 }
 ]]
 
-local function leaks(text)
-  local found = {}
-  for name, s in pairs(SECRETS) do
-    if text:find(s, 1, true) then found[#found + 1] = name end
-  end
-  table.sort(found)
-  return found
-end
+local function leaks(text) return H.leaks(SECRETS, text) end
 
 local run = H.once(function()
   local r = H.run_script(SCRIPT, {env = ENV, quiet = false})
