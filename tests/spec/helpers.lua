@@ -225,6 +225,15 @@ function H.leaks(secrets, text)
   return found
 end
 
+-- Fails the test unless result `r` (of H.moonspan) is a usage error:
+-- exit 2, nothing on stdout, one line on stderr holding `msg`.
+function H.usage_error(r, msg)
+  assert(r.code == 2, "exit " .. tostring(r.code) .. ", not 2: " .. r.out .. r.err)
+  assert(r.out == "", "output on a usage error: " .. r.out)
+  assert(r.err:find(msg, 1, true), "stderr does not say '" .. msg .. "': " .. r.err)
+  assert(select(2, r.err:gsub("\n", "")) == 1, "not one line: " .. r.err)
+end
+
 -- Like run_script, but fails the test with the script's stderr unless it exited 0.
 function H.run_ok(src, opts)
   local r = H.run_script(src, opts)

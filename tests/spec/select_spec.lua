@@ -75,14 +75,7 @@ local function names(...)
   return table.concat(out, ",")
 end
 
-local function usage_error(args, msg)
-  local r = ms(args)
-  assert.are.equal(2, r.code, r.out .. r.err)
-  assert.are.equal("", r.out)
-  assert.is_truthy(r.err:find(msg, 1, true), r.err)
-  local lines = select(2, r.err:gsub("\n", ""))
-  assert.are.equal(1, lines, r.err)
-end
+local function usage_error(args, msg) H.usage_error(ms(args), msg) end
 
 describe("moonspan runs", function()
   it("lists the processes newest first, the eval run nested under its process", function()

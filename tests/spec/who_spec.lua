@@ -60,13 +60,7 @@ local function names(...)
   return table.concat(out, ",")
 end
 
-local function usage_error(args, msg)
-  local r = ms(args)
-  assert.are.equal(2, r.code, r.out .. r.err)
-  assert.are.equal("", r.out)
-  assert.is_truthy(r.err:find(msg, 1, true), r.err)
-  assert.are.equal(1, select(2, r.err:gsub("\n", "")), r.err)
-end
+local function usage_error(args, msg) H.usage_error(ms(args), msg) end
 
 -- Per group, from SQL over the same rows: requests, errors, tokens, cost,
 -- and the sorted latencies (ms) of the completed requests.
