@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checks.h"
+
 #include "ms_clock.h"
 #include "ms_evals.h"
 #include "ms_report.h"
@@ -54,16 +56,6 @@ static sqlite3 *open_sql(const char *path)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(ms_vtab_register(db), SQLITE_OK);
     return db;
-}
-
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 static char *one_text(sqlite3 *db, const char *sql)

@@ -88,16 +88,6 @@ static int remove_store(void **state)
     return 0;
 }
 
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Checks every row against WHO, reading session, user and tags with the
  * three SQL expressions given (over traces aliased t). */
 static void check_rows(sqlite3 *db, const char *session, const char *user, const char *tags)
