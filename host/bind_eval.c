@@ -334,13 +334,7 @@ static int push_result(lua_State *L)
  * the stack, for l_results to raise once the statement is finalized. */
 static int each_result(void *ud, const ms_eval_result *r)
 {
-    lua_State *L = ud;
-    lua_pushcfunction(L, push_result);
-    lua_pushlightuserdata(L, (void *)r);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-        return 1;
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    return 0;
+    return append_protected(ud, push_result, r);
 }
 
 /* results(id) -> list of result tables (decoded) */
