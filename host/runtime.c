@@ -144,8 +144,7 @@ static int l_escape(lua_State *L)
         ms_buf_free(&b);
         return luaL_error(L, "out of memory");
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    ms_buf_free(&b);
+    ms_push_buf_free(L, &b);
     return 1;
 }
 
