@@ -225,17 +225,35 @@ static int l_run(lua_State *L)
     return 1;
 }
 
+/* append_row(list, push, row): appends push(row) to list. Both the
+ * making and the appending (whose table growth can raise a memory error)
+ * run under the caller's lua_pcall, inside an SQLite walk. */
+static int append_row(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 1);
+    lua_rawseti(L, 1, (lua_Integer)lua_rawlen(L, 1) + 1);
+    return 0;
+}
+
+/* Appends push(row) to the list on top of the stack, protected; returns
+ * non-zero with the error left on the stack (for the walk to stop and
+ * its caller to raise once the statement is finalized). */
+static int append_protected(lua_State *L, lua_CFunction push, const void *row)
+{
+    lua_pushcfunction(L, append_row);
+    lua_pushvalue(L, -2);
+    lua_pushcfunction(L, push);
+    lua_pushlightuserdata(L, (void *)row);
+    return lua_pcall(L, 3, 0, 0) != LUA_OK;
+}
+
 /* ms_eval_runs_each callback: appends the run to the list on top of the
  * stack; a Lua error stops the walk, left on the stack (see each_result). */
 static int each_run(void *ud, const ms_eval_run_row *row)
 {
-    lua_State *L = ud;
-    lua_pushcfunction(L, push_run);
-    lua_pushlightuserdata(L, (void *)row);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-        return 1;
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    return 0;
+    return append_protected(ud, push_run, row);
 }
 
 /* list_runs(suite [, limit]) -> the finished runs of suite, newest first,
@@ -264,13 +282,7 @@ static int push_string(lua_State *L)
 
 static int each_case_id(void *ud, const char *case_id)
 {
-    lua_State *L = ud;
-    lua_pushcfunction(L, push_string);
-    lua_pushlightuserdata(L, (void *)case_id);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-        return 1;
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    return 0;
+    return append_protected(ud, push_string, case_id);
 }
 
 /* case_ids(id) -> the distinct case ids of the run's results, sorted */
@@ -322,13 +334,7 @@ static int push_result(lua_State *L)
  * the stack, for l_results to raise once the statement is finalized. */
 static int each_result(void *ud, const ms_eval_result *r)
 {
-    lua_State *L = ud;
-    lua_pushcfunction(L, push_result);
-    lua_pushlightuserdata(L, (void *)r);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-        return 1;
-    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    return 0;
+    return append_protected(ud, push_result, r);
 }
 
 /* results(id) -> list of result tables (decoded) */

@@ -258,8 +258,7 @@ static int ctx_summary(lua_State *L)
         ms_buf_free(&b);
         return luaL_error(L, "out of memory building the summary");
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    ms_buf_free(&b);
+    ms_push_buf_free(L, &b);
     return 1;
 }
 

@@ -58,8 +58,7 @@ static int l_redact(lua_State *L)
         ms_buf_free(&b);
         return luaL_error(L, "moonspan.redact: out of memory");
     }
-    lua_pushlstring(L, b.len ? b.data : "", b.len);
-    ms_buf_free(&b);
+    ms_push_buf_free(L, &b);
     lua_pushinteger(L, (lua_Integer)made);
     return 2;
 }

@@ -314,4 +314,8 @@ int ms_runtime_run_busted(lua_State *L, int argc, char **argv, int first_arg);
  * stack (popped). Returns main's integer result, or 1 when it raised. */
 int ms_runtime_call_main(lua_State *L, const char *module);
 
+/* Pushes b's text as a Lua string and frees b. The string is made under
+ * lua_pcall: a memory error frees b first, then is raised. */
+void ms_push_buf_free(lua_State *L, ms_buf *b);
+
 #endif

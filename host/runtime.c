@@ -115,6 +115,23 @@ static int l_fmt_ms(lua_State *L)
     return 1;
 }
 
+static int push_lstring(lua_State *L)
+{
+    lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+    return 1;
+}
+
+void ms_push_buf_free(lua_State *L, ms_buf *b)
+{
+    lua_pushcfunction(L, push_lstring);
+    lua_pushlightuserdata(L, b->data ? b->data : (char *)"");
+    lua_pushinteger(L, (lua_Integer)b->len);
+    int rc = lua_pcall(L, 2, 1, 0);
+    ms_buf_free(b);
+    if (rc != LUA_OK)
+        lua_error(L);
+}
+
 /* moonspan.escape(s [, keep_newlines]): s with every control character
  * made visible (ms_text.h), for printing text from models and servers. */
 static int l_escape(lua_State *L)
@@ -127,8 +144,7 @@ static int l_escape(lua_State *L)
         ms_buf_free(&b);
         return luaL_error(L, "out of memory");
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    ms_buf_free(&b);
+    ms_push_buf_free(L, &b);
     return 1;
 }
 
