@@ -317,6 +317,48 @@ describe("moonspan show", function()
   end)
 end)
 
+-- What the spans table says of who each span's request was for, as
+-- moonspan sql (`--json`) and the sqlite3 CLI with the extension read it.
+local SPAN_WHO = "SELECT t.name AS trace, s.name, s.session, s.user, s.tags FROM spans s"
+                 .. " JOIN traces t ON s.trace_row = t.id ORDER BY t.id, s.span_index"
+local PER_USER = "SELECT user, count(*) AS spans, sum(cost_usd) AS cost FROM spans GROUP BY user ORDER BY user"
+local PER_USER_JOIN = "SELECT t.user_id AS user, count(*) AS spans, sum(s.cost_usd) AS cost FROM traces t"
+                      .. " JOIN spans s ON s.trace_row = t.id GROUP BY t.user_id ORDER BY t.user_id"
+
+local function sql_json(db, sql)
+  return ok_json({"sql", "--json", sql}, db)
+end
+
+describe("the spans table", function()
+  it("has each span's trace's session, user and tags, so cost per user needs no join", function()
+    local db = store().db
+    local rows = sql_json(db, SPAN_WHO)
+    local seen = {}
+    for _, r in ipairs(rows) do seen[r.trace .. "/" .. r.name] = r end
+    -- the root and the llm call inside it alike
+    for _, k in ipairs({"a1/a1", "a1/chat mock"}) do
+      assert.are.equal("alice", seen[k].user, k)
+      assert.are.equal("s1", seen[k].session, k)
+      assert.are.equal('["beta","eu"]', seen[k].tags, k)
+    end
+    assert.are.equal("bob", seen["b2/b2"].user)
+    assert.is_nil(seen["b2/b2"].tags)
+    assert.is_nil(seen["n1/chat mock"].user)
+    assert.is_nil(seen["n1/chat mock"].session)
+    assert.are.equal("carol", seen["late/late"].user)
+    assert.are.equal('["x","y"]', seen["late/late"].tags)
+    -- every span agrees with its trace's columns
+    assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM spans s JOIN traces t ON s.trace_row = t.id"
+                                     .. " WHERE s.user IS NOT t.user_id OR s.session IS NOT t.session"
+                                     .. " OR s.tags IS NOT t.tags"))
+    local per_user = sql_json(db, PER_USER)
+    assert.are.same(H.query(db, PER_USER_JOIN), per_user)
+    assert.are.same(per_user, H.query(db, PER_USER)) -- the sqlite3 CLI, through the extension
+    assert.are.equal(3, H.scalar(db, "SELECT count(DISTINCT s.trace_row) FROM spans s, json_each(s.tags) j"
+                                     .. " WHERE j.value = 'eu' OR j.value = 'x'"))
+  end)
+end)
+
 describe("a version 5 store", function()
   local v5 = H.once(function()
     local dir = H.tmpdir("who-v5")
@@ -342,6 +384,14 @@ describe("a version 5 store", function()
     assert.are.same({"beta", "eu"}, ok_json({"traces", "--json", "--name", "a1"}, db)[1].tags)
     assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'user_id'"))
+  end)
+
+  it("gives the spans table's session, user and tags from the traces' attrs", function()
+    local db = v5()
+    assert.are.same(sql_json(store().db, SPAN_WHO), sql_json(db, SPAN_WHO))
+    assert.are.same(sql_json(store().db, PER_USER), sql_json(db, PER_USER))
+    assert.are.same(H.query(store().db, SPAN_WHO), H.query(db, SPAN_WHO))
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
   end)
 
   it("is upgraded to version 6 with the columns filled from attrs", function()
