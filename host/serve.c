@@ -80,13 +80,26 @@ int ms_serve_route(ms_serve *s, const char *method, const char *path, ms_serve_f
     return 0;
 }
 
+int ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value)
+{
+    if (out->nheaders >= MS_SERVE_MAX_HEADERS)
+        return -1;
+    out->headers[out->nheaders][0] = name;
+    out->headers[out->nheaders][1] = value;
+    out->nheaders++;
+    return 0;
+}
+
+/* `extra` holds the reply's own headers, or is NULL. */
 static MHD_Result_t send_reply(struct MHD_Connection *c, int status, const char *type, const char *body,
-                               size_t len)
+                               size_t len, const ms_serve_reply *extra)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type ? type : "text/plain; charset=utf-8");
+    for (int i = 0; extra && i < extra->nheaders; i++)
+        MHD_add_response_header(r, extra->headers[i][0], extra->headers[i][1]);
     MHD_Result_t rc = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return rc;
@@ -94,7 +107,7 @@ static MHD_Result_t send_reply(struct MHD_Connection *c, int status, const char 
 
 static MHD_Result_t send_text(struct MHD_Connection *c, int status, const char *text)
 {
-    return send_reply(c, status, NULL, text, strlen(text));
+    return send_reply(c, status, NULL, text, strlen(text), NULL);
 }
 
 static MHD_Result_t on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -144,7 +157,7 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *c, const char *
     match->fn(match->ud, &req, &rep);
     MHD_Result_t rc = rep.body.oom ? send_text(c, 500, "out of memory\n")
                                    : send_reply(c, rep.status, rep.content_type, rep.body.data ? rep.body.data : "",
-                                                rep.body.len);
+                                                rep.body.len, &rep);
     ms_buf_free(&rep.body);
     return rc;
 }

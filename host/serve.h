@@ -1,5 +1,5 @@
 /* serve — a small HTTP server on libmicrohttpd for the host's endpoints
- * (/metrics; OTLP in later), one handler per route.
+ * (/metrics, OTLP in), one handler per route.
  *
  * Contract:
  * - Listens on an IPv4 address and port given as "HOST:PORT"
@@ -30,11 +30,21 @@ typedef struct ms_serve_request {
     size_t body_len;
 } ms_serve_request;
 
+#define MS_SERVE_MAX_HEADERS 4
+
 typedef struct ms_serve_reply {
     int status;                /* 200 unless the handler says otherwise */
     const char *content_type;  /* static text; default text/plain; charset=utf-8 */
     ms_buf body;               /* what to send (owned by the server) */
+    /* more response headers, name and value (ms_serve_reply_header) */
+    const char *headers[MS_SERVE_MAX_HEADERS][2];
+    int nheaders;
 } ms_serve_reply;
+
+/* Adds response header `name: value` to the reply. Both must live until
+ * the handler has returned (static text, or the handler's own). Returns
+ * 0, or -1 when the reply already has MS_SERVE_MAX_HEADERS. */
+int ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value);
 
 typedef void (*ms_serve_fn)(void *ud, const ms_serve_request *req, ms_serve_reply *out);
 
