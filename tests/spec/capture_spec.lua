@@ -221,6 +221,11 @@ describe("--capture-content with --redact and --log-file", function()
       assert.is_truthy(rec, "no record for span " .. s.name)
       n = n + 1
       assert.are.equal(s.trace_id, rec.traceId)
+      -- and under the names OpenTelemetry gives JSON logs that are not OTLP
+      assert.are.equal(s.trace_id, rec.trace_id)
+      assert.are.equal(s.id, rec.span_id)
+      assert.are.equal("01", rec.trace_flags)
+      assert.are.equal(1, rec.flags)
       assert.are.equal(s.name, rec.attributes["moonspan.span.name"])
       assert.are.equal(s.status, rec.attributes["moonspan.span.status"])
       assert.are.equal(s.start, rec.attributes["moonspan.span.start_time_unix_nano"])
@@ -232,6 +237,8 @@ describe("--capture-content with --redact and --log-file", function()
     assert.are.equal(n + #errors, #records)
     local messages = {}
     for _, e in ipairs(errors) do
+      assert.is_truthy(e.trace_id:match("^%x+$") and #e.trace_id == 32 and e.trace_id == e.traceId)
+      assert.is_truthy(#e.span_id == 16 and e.span_id == e.spanId and e.trace_flags == "01")
       assert.are.equal("ERROR", e.severityText)
       assert.are.equal(17, e.severityNumber)
       messages[#messages + 1] = e.attributes["exception.message"]
