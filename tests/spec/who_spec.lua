@@ -275,6 +275,71 @@ describe("--user, --session and --tag", function()
     assert.is_truthy(d.b.selection:find("user 'alice'", 1, true), d.b.selection)
   end)
 
+  it("group a diff's request rows with --by user or --by session: whose cost changed", function()
+    -- two runs of the same traffic; in the second, alice's answers are 10
+    -- times longer (costlier), bob's unchanged, the traces with no user too
+    local src = [[
+      local long = arg[1] == "long"
+      local function ask(user, session, words)
+        trace("answer", {user = user, session = session}, function()
+          llm.call{model = "mock", messages = {{role = "user", content = "q"}},
+                   mock = {reply = string.rep("word ", words)}}
+        end)
+      end
+      for i = 1, 6 do
+        ask("alice", "sa", long and 50 or 5)
+        ask("bob", "sb", 5)
+        ask(nil, nil, 5)
+      end
+    ]]
+    local first = H.run_script(src, {name = "bydiff", args = {"short"}})
+    assert.are.equal(0, first.code, first.err)
+    local second = H.run_script(src, {db = first.db, args = {"long"}})
+    assert.are.equal(0, second.code, second.err)
+    local db = first.db
+    local r = ms({"diff", "1", "2", "--by", "user", "--json"}, db)
+    assert.are.equal(0, r.code, r.err)
+    local d = H.json(r.out)
+    assert.are.equal("user", d.rows_by)
+    local rows = {}
+    for i, row in ipairs(d.requests) do
+      assert.is_nil(row.name)
+      rows[i] = row.all and "(all)" or row.user or "(none)"
+    end
+    assert.are.equal("(all),alice,bob,(none)", table.concat(rows, ","))
+    local alice, bob, none = d.requests[2], d.requests[3], d.requests[4]
+    for _, c in ipairs({{alice, "alice"}, {bob, "bob"}}) do
+      local want = H.scalar(db, "SELECT count(*) FROM traces WHERE run_id = 1 AND user_id = '" .. c[2] .. "'")
+      assert.are.equal(want, c[1].count_a.requests)
+    end
+    assert.are.equal(6, none.count_b.requests)
+    assert.are.equal("costlier", alice.cost)
+    assert.is_true(alice.cost_usd_per_request.diff > 0)
+    assert.are.equal("no evidence", bob.cost)
+    assert.are.equal("no evidence", none.cost)
+    -- the same through SQL: alice's mean cost per request, B - A
+    local function mean_cost(run)
+      return H.scalar(db, "SELECT avg(cost_usd) FROM traces WHERE run_id = " .. run .. " AND user_id = 'alice'")
+    end
+    H.close_to(mean_cost(2) - mean_cost(1), alice.cost_usd_per_request.diff, "alice's cost change", 1e-9)
+    -- text, and --fail-if names the user
+    local t = ms({"diff", "1", "2", "--by", "user", "--fail-if", "costlier"}, db)
+    assert.are.equal(1, t.code, t.err)
+    assert.is_truthy(t.out:find("\nRequests: user 'alice' %(6 completed in A, 6 in B%): time [^;]+; cost costlier"), t.out)
+    assert.is_truthy(t.out:find("\nRequests: user (none) (6 completed in A, 6 in B)", 1, true), t.out)
+    assert.is_truthy(t.out:find("\n  requests user 'alice': [^\n]*costlier"), t.out)
+    assert.is_falsy(t.out:find("requests user 'bob'", 1, true), t.out)
+    -- by session: the same groups under their session ids
+    local s = H.json(ms({"diff", "1", "2", "--by", "session", "--json"}, db).out)
+    assert.are.equal("session", s.rows_by)
+    assert.are.equal("sa", s.requests[2].session)
+    assert.are.equal("costlier", s.requests[2].cost)
+    assert.are.equal("sb", s.requests[3].session)
+    -- and without --by user, no per-user rows (one trace name: the one row)
+    assert.are.equal(1, #H.json(ms({"diff", "1", "2", "--json"}, db).out).requests)
+    usage_error({"diff", "1", "2", "--by", "people"}, "--by user or --by session")
+  end)
+
   it("show in traces as columns and in --json", function()
     local r = ms({"traces", "--user", "alice", "--limit", "1"})
     assert.are.equal(0, r.code, r.err)
