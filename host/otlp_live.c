@@ -299,7 +299,8 @@ static void export_once(int final)
         live.watermark = top;
     }
     ms_read_end(db, own, NULL, 0);
-    if (!final && !live.announced && (live.snd.failed || live.read_failures)) { /* the end has its own line */
+    /* once the end has begun, its own line says it all */
+    if (!final && !atomic_load(&live.deadline) && !live.announced && (live.snd.failed || live.read_failures)) {
         live.announced = 1;
         fprintf(stderr, "moonspan %s: live export: %s; the script goes on, and what is not sent is counted"
                         " at exit and stays in the store\n", live.verb,

@@ -84,14 +84,39 @@ describe("run --export otlp", function()
     assert.matches("(http/json)", r.err, 1, true)
   end)
 
-  it("turns on with OTEL_TRACES_EXPORTER=otlp and no flag", function()
+  it("turns on with OTEL_TRACES_EXPORTER=otlp and no flag (not for moonspan test)", function()
     local rx = O.receiver("200")
-    local r = H.run_script('trace("t", function() span("s", function() end) end)',
-                           {env = {OTEL_TRACES_EXPORTER = "otlp", OTEL_EXPORTER_OTLP_ENDPOINT = rx.url}})
+    local env = {OTEL_TRACES_EXPORTER = "otlp", OTEL_EXPORTER_OTLP_ENDPOINT = rx.url}
+    local r = H.run_script('trace("t", function() span("s", function() end) end)', {env = env})
+    assert.are.equal(0, r.code, r.err)
+    local dir = H.tmpdir("busted")
+    H.write(dir .. "/one_spec.lua", 'describe("d", function() it("i", function()'
+                                    .. ' trace("t", function() end) end) end)')
+    local t = H.moonspan({"test", dir .. "/one_spec.lua"}, {db = dir .. "/x.db", env = env})
+    rx.stop()
+    assert.are.equal(0, t.code, t.out .. t.err)
+    assert.is_nil(t.err:find("exported", 1, true), t.err)
+    local got, n = rx.spans()
+    assert.are.equal(2, O.same_as_store(r.db, got, n)) -- the run's spans, none of the test's
+  end)
+
+  it("wakes before the schedule once a batch of ended spans was written", function()
+    local rx = O.receiver("200")
+    local src = LIVE:gsub('trace%("long".-\nend%)\n', 'for i = 1, 4 do trace("more", function()'
+                          .. ' span("a", function() end) span("b", function() end) end) end\n')
+    assert.matches('"more"', src, 1, true)
+    local r = H.run_script(src, {run_args = {"--export", "otlp=" .. rx.url}, args = {rx.log},
+                                 env = {OTEL_BSP_SCHEDULE_DELAY = "60000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "10"}})
     rx.stop()
     assert.are.equal(0, r.code, r.err)
+    assert.matches("seen live", r.out, 1, true) -- 60 s would have been too late
     local got, n = rx.spans()
-    assert.are.equal(2, O.same_as_store(r.db, got, n))
+    O.same_as_store(r.db, got, n)
+    for _, req in ipairs(rx.requests()) do
+      local k = 0
+      for _, rs in ipairs(req.body) do for _, ss in ipairs(rs.scopeSpans) do k = k + #ss.spans end end
+      assert.is_true(k <= 10, "a request of " .. k .. " spans")
+    end
   end)
 
   it("leaves the exit status to the script when the receiver is down, counts what was not sent,"
@@ -117,6 +142,23 @@ describe("run --export otlp", function()
     assert.are.equal(0, e.code, e.err)
     local got, n = rx.spans()
     assert.are.equal(4, O.same_as_store(r.db, got, n))
+  end)
+
+  it("says the first failure once while the script runs, and counts the rest at exit", function()
+    local rx = O.receiver("400")
+    -- three traces a few wakes apart: three requests fail (400 is not retried)
+    local r = H.run_script('for i = 1, 3 do trace("t", function() span("s", function() end) end)'
+                           .. ' moonspan.sleep_ms(400) end', {run_args = {"--export", "otlp=" .. rx.url}, env = FAST})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(3, #rx.requests())
+    local _, notices = r.err:gsub("moonspan run: live export: ", "")
+    assert.are.equal(1, notices, r.err)
+    assert.matches("moonspan run: live export: 2 spans not sent after 1 attempt: HTTP 400: status 400 from the"
+                   .. " test receiver; the script goes on", r.err, 1, true)
+    assert.matches("exported 0 of 6 spans (3 traces)", r.err, 1, true)
+    assert.matches("6 not sent (last error: 2 spans not sent after 1 attempt: HTTP 400", r.err, 1, true)
+    assert.are.equal(2, select(2, r.err:gsub("\n", "")), r.err) -- the notice and the exit line
   end)
 
   it("retries a 503 after its Retry-After, and counts the retry", function()
