@@ -34,7 +34,8 @@
  * exporter thread while it runs, and to ms_otlp_live_end after the join. */
 static struct {
     int on;                     /* prepared: this run exports */
-    int started;                /* the thread runs */
+    _Atomic int started;        /* the thread runs (the watchdog reads it) */
+    char abandon_line[1024];    /* made before the thread starts, never freed: the watchdog's */
     const char *verb;
     ms_otlp_config cfg;
     long delay_ms, timeout_ms, batch;
@@ -291,12 +292,14 @@ static void export_once(int final)
         live.tot.requests += t.requests;
         if (rc < 0)
             note_read_error(err);
-        /* what is open now is looked at again next time; a read that
-         * failed leaves the list as it was, so nothing open is forgotten */
+        /* what is open now is looked at again next time. Without that
+         * list the watermark stays: this window is read again, and sent
+         * twice rather than a row still open forgotten. */
         window.ended_only = 0;
         if (!final && collect_open_rows(db, &window, err, sizeof err))
             note_read_error(err);
-        live.watermark = top;
+        else
+            live.watermark = top;
     }
     ms_read_end(db, own, NULL, 0);
     /* once the end has begun, its own line says it all */
@@ -339,6 +342,22 @@ static void *exporter_main(void *arg)
     return NULL;
 }
 
+static void resend_command(ms_buf *b, const char *url);
+
+/* The second signal's line, made while nothing else runs, so the watchdog
+ * only writes it (the rest of the exporter may be freed under it). */
+static void abandon_line_make(void)
+{
+    char url[512];
+    ms_otlp_url_for_people(live.cfg.url, url, sizeof url);
+    ms_buf b = {0};
+    ms_buf_printf(&b, "moonspan %s: the live export was cut short; the run's traces are in the store: ", live.verb);
+    resend_command(&b, url);
+    ms_buf_adds(&b, " sends them\n");
+    snprintf(live.abandon_line, sizeof live.abandon_line, "%s", b.oom ? "" : b.data);
+    ms_buf_free(&b);
+}
+
 int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char *err, size_t errlen)
 {
     if (!live.on)
@@ -373,7 +392,8 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc)
         return ms_errf(err, errlen, "cannot start the export thread");
-    live.started = 1;
+    abandon_line_make();
+    atomic_store(&live.started, 1);
     return 0;
 }
 
@@ -459,14 +479,14 @@ static void exit_line(void)
 
 void ms_otlp_live_end(void)
 {
-    if (live.started) {
+    if (atomic_load(&live.started)) {
         atomic_store(&live.deadline, ms_mono_ns() + live.timeout_ms * NS_PER_MS);
         pthread_mutex_lock(&live.lock);
         live.stopping = 1;
         pthread_cond_signal(&live.wake);
         pthread_mutex_unlock(&live.lock);
         pthread_join(live.thread, NULL); /* the deadline bounds the last export, a request in flight too */
-        live.started = 0;
+        atomic_store(&live.started, 0);
         exit_line();
         pthread_cond_destroy(&live.wake);
     }
@@ -488,15 +508,6 @@ void ms_otlp_live_end(void)
 
 void ms_otlp_live_abandon(void)
 {
-    if (!live.started)
-        return;
-    char url[512];
-    ms_otlp_url_for_people(live.cfg.url, url, sizeof url);
-    ms_buf b = {0};
-    ms_buf_printf(&b, "moonspan %s: the live export was cut short; the run's traces are in the store: ", live.verb);
-    resend_command(&b, url);
-    ms_buf_adds(&b, " sends them\n");
-    if (!b.oom)
-        fputs(b.data, stderr);
-    ms_buf_free(&b);
+    if (atomic_load(&live.started))
+        fputs(live.abandon_line, stderr);
 }

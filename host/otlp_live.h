@@ -63,8 +63,8 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
 void ms_otlp_live_end(void);
 
 /* From the second-signal watchdog, which leaves at once: one line saying
- * the export was cut short and how to send the run from the store. Reads
- * only what does not change while the exporter runs. */
+ * the export was cut short and how to send the run from the store (made
+ * when the exporter started, so nothing it reads can be freed under it). */
 void ms_otlp_live_abandon(void);
 
 #endif
