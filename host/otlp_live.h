@@ -15,7 +15,8 @@
  * What the caller may assume:
  * - The script's thread never waits on the exporter: the exporter holds
  *   no lock the script or the writer needs while it reads or sends.
- * - Every span of the run is sent once, or counted as not sent: at the
+ * - Every span of the run is sent once (twice only when a read of the
+ *   store failed: repeated rather than lost), or counted as not sent: at the
  *   end (ms_otlp_live_end) one stderr line says how many spans of how
  *   many traces were sent and, when some were not, how many, the last
  *   error, and the `moonspan export otlp URL --run ID` command that sends
