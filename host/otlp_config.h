@@ -2,7 +2,7 @@
  * OpenTelemetry SDK resolves it: command-line flags, then the per-signal
  * OTEL_EXPORTER_OTLP_TRACES_* variables, then the generic OTEL_EXPORTER_
  * OTLP_* ones, then the defaults (an empty variable counts as unset).
- * Used by `moonspan export otlp`. */
+ * Used by `moonspan export otlp` and by `run`/`eval --export` (otlp_live.h). */
 #ifndef MS_OTLP_CONFIG_H
 #define MS_OTLP_CONFIG_H
 
