@@ -236,11 +236,7 @@ int ms_cmd_export(ms_cli *c)
         }
         have[sg] = 1;
         disabled |= cfg[sg].disabled;
-        if (cfg[sg].off)
-            fprintf(stderr, "moonspan export: %s not sent: OTEL_%s_EXPORTER=none turns them off\n",
-                    SIGNAL_NAME[sg], sg == MS_OTLP_TRACES ? "TRACES" : sg == MS_OTLP_METRICS ? "METRICS" : "LOGS");
-        else
-            sending++;
+        sending += !cfg[sg].off;
     }
     int status = 0;
     if (disabled) {
@@ -252,6 +248,10 @@ int ms_cmd_export(ms_cli *c)
                         " unset it, or ask for another with --signals\n");
         status = MS_EXIT_USAGE;
     }
+    for (int sg = MS_OTLP_TRACES; sg <= MS_OTLP_LOGS && !status; sg++)
+        if (have[sg] && cfg[sg].off)
+            fprintf(stderr, "moonspan export: %s not sent: OTEL_%s_EXPORTER=none turns them off\n",
+                    SIGNAL_NAME[sg], sg == MS_OTLP_TRACES ? "TRACES" : sg == MS_OTLP_METRICS ? "METRICS" : "LOGS");
     ms_store *s = status ? NULL : ms_cli_open_read(c);
     if (!status && !s)
         status = MS_EXIT_USAGE;
