@@ -248,10 +248,15 @@ int ms_cmd_export(ms_cli *c)
                         " unset it, or ask for another with --signals\n");
         status = MS_EXIT_USAGE;
     }
-    for (int sg = MS_OTLP_TRACES; sg <= MS_OTLP_LOGS && !status; sg++)
+    for (int sg = MS_OTLP_TRACES; sg <= MS_OTLP_LOGS && !status; sg++) {
+        const char *var = sg == MS_OTLP_TRACES ? "TRACES" : sg == MS_OTLP_METRICS ? "METRICS" : "LOGS";
         if (have[sg] && cfg[sg].off)
             fprintf(stderr, "moonspan export: %s not sent: OTEL_%s_EXPORTER=none turns them off\n",
-                    SIGNAL_NAME[sg], sg == MS_OTLP_TRACES ? "TRACES" : sg == MS_OTLP_METRICS ? "METRICS" : "LOGS");
+                    SIGNAL_NAME[sg], var);
+        else if (have[sg] && cfg[sg].other_exporters)
+            fprintf(stderr, "moonspan export: OTEL_%s_EXPORTER names exporters moonspan does not have;"
+                            " they are ignored and the %s go over OTLP\n", var, SIGNAL_NAME[sg]);
+    }
     ms_store *s = status ? NULL : ms_cli_open_read(c);
     if (!status && !s)
         status = MS_EXIT_USAGE;

@@ -235,37 +235,35 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     return 0;
 }
 
-/* OTEL_<SIGNAL>_EXPORTER: otlp (or a list holding it) sends, none turns
- * the signal off; moonspan has no other exporter to pick. */
-static int resolve_exporter(ms_otlp_config *c, char *err, size_t errlen)
+/* OTEL_<SIGNAL>_EXPORTER, a comma-separated list: "none" (without "otlp")
+ * turns the signal off; names of exporters moonspan does not have
+ * (console, prometheus) are ignored, as the specification says, and
+ * noted in c->other_exporters for the caller to say so. */
+static void resolve_exporter(ms_otlp_config *c)
 {
     char var[48];
     snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[c->signal]);
     const char *v = env(var);
     if (!v)
-        return 0;
-    int otlp = 0, none = 0;
+        return;
+    int otlp = 0, none = 0, other = 0;
     for (const char *p = v; *p;) {
         size_t n = strcspn(p, ",");
-        while (n && (*p == ' ' || *p == '\t'))
-            p++, n--;
-        size_t k = n;
-        while (k && (p[k - 1] == ' ' || p[k - 1] == '\t'))
-            k--;
-        otlp |= k == 4 && strncmp(p, "otlp", 4) == 0;
-        none |= k == 4 && strncmp(p, "none", 4) == 0;
-        p += n;
-        if (*p == ',')
-            p++;
+        const char *a = p, *b = p + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if ((size_t)(b - a) == 4 && strncasecmp(a, "otlp", 4) == 0)
+            otlp = 1;
+        else if ((size_t)(b - a) == 4 && strncasecmp(a, "none", 4) == 0)
+            none = 1;
+        else if (b > a)
+            other = 1;
+        p += n + (p[n] == ',');
     }
-    if (otlp)
-        return 0;
-    if (none) {
-        c->off = 1;
-        return 0;
-    }
-    return ms_errf(err, errlen, "%s '%s' names no exporter moonspan has; use otlp, or none to send no %s",
-                   var, v, SIGNAL_PATH[c->signal] + 4);
+    c->off = none && !otlp;
+    c->other_exporters = other;
 }
 
 static int resolve_protocol(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
@@ -398,7 +396,8 @@ int ms_otlp_config_resolve_signal(ms_otlp_config *c, const ms_otlp_flags *f, enu
     c->signal = signal;
     const char *dis = env("OTEL_SDK_DISABLED");
     c->disabled = dis && strcasecmp(dis, "true") == 0;
-    if (resolve_exporter(c, err, errlen) || resolve_url(c, f, err, errlen) || resolve_protocol(c, f, err, errlen) ||
+    resolve_exporter(c);
+    if (resolve_url(c, f, err, errlen) || resolve_protocol(c, f, err, errlen) ||
         resolve_compression(c, f, err, errlen) || resolve_timeout(c, f, err, errlen) ||
         resolve_headers(c, f, err, errlen)) {
         ms_otlp_config_free(c);

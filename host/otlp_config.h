@@ -4,7 +4,8 @@
  * METRICS,LOGS}_* variables (the endpoint used verbatim), then the generic
  * OTEL_EXPORTER_OTLP_* ones (the endpoint a base, v1/<signal> appended),
  * then the defaults (an empty variable counts as unset); and
- * OTEL_{TRACES,METRICS,LOGS}_EXPORTER (otlp, or none: the signal is off).
+ * OTEL_{TRACES,METRICS,LOGS}_EXPORTER (none: the signal is off; names
+ * other than otlp and none are ignored, as the specification says).
  * Used by `moonspan export otlp`. */
 #ifndef MS_OTLP_CONFIG_H
 #define MS_OTLP_CONFIG_H
@@ -39,6 +40,7 @@ typedef struct ms_otlp_config {
     size_t nresource;
     int disabled;             /* OTEL_SDK_DISABLED=true */
     int off;                  /* OTEL_<SIGNAL>_EXPORTER=none */
+    int other_exporters;      /* it also named exporters moonspan lacks (ignored) */
 } ms_otlp_config;
 
 /* Resolves *cfg from f and the environment. A bad value, given or in a
