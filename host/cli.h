@@ -133,6 +133,9 @@ typedef struct ms_run_opts {
     long profile_hz;    /* --profile: CPU-time samples per second; 0 off */
     long auto_depth;    /* --auto-spans: nested calls recorded as spans; 0 off */
     const char *metrics_addr; /* --metrics-addr: serve live /metrics there; NULL off */
+    int export_allowed; /* run and eval (not test): --export and OTEL_TRACES_EXPORTER apply */
+    int export_asked;   /* --export otlp[=URL] (otlp_live.h) */
+    const char *export_url; /* its URL; NULL: the endpoint the OTEL_* variables give */
 } ms_run_opts;
 
 /* 1000 Hz: 1 ms of self time per sample, enough samples for a function

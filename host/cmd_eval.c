@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "host.h"
 #include "ms_store.h"
+#include "otlp_live.h"
 
 static const char EVAL_HELP[] =
     "usage: moonspan eval [OPTIONS] SUITE.lua...\n"
@@ -55,11 +56,13 @@ static const char EVAL_HELP[] =
     "  --db PATH, --prices FILE  as for every command\n"
     "%s"
     "%s"
+    "%s"
     "\n"
     "Exit status: 0 when every suite reached its threshold (and --fail-under)\n"
     "and passed its gates and, with --fail-if-regressed, did not regress; 1 when\n"
     "one did not; 2 for bad usage or a suite/dataset that cannot be read or is\n"
-    "refused (no scorers and no gates, a bad argument).\n";
+    "refused (no scorers and no gates, a bad argument). --export failures do\n"
+    "not change it.\n";
 
 typedef struct eval_opts {
     int concurrency, repeat, record;
@@ -133,7 +136,7 @@ static int eval_body(lua_State *L, void *ud)
 int ms_cmd_eval(ms_cli *c)
 {
     eval_opts o = {.concurrency = 4, .repeat = 1, .c = c};
-    ms_run_opts ro = {.no_timeline = 1}; /* eval prints its own summary */
+    ms_run_opts ro = {.no_timeline = 1, .export_allowed = 1}; /* eval prints its own summary */
     const char *v;
     int files_start = -1;
     /* options and files may mix; files are collected in place */
@@ -142,10 +145,11 @@ int ms_cmd_eval(ms_cli *c)
         if (ms_cli_global(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            printf(EVAL_HELP, MS_METRICS_ADDR_HELP, MS_RECORD_HELP);
+            printf(EVAL_HELP, MS_METRICS_ADDR_HELP, MS_EXPORT_HELP, MS_RECORD_HELP);
             return 0;
         }
-        if (ms_cli_record(c) || ms_cli_budget(c) || ms_cli_profile(c, &ro) || ms_cli_metrics_addr(c, &ro))
+        if (ms_cli_record(c) || ms_cli_budget(c) || ms_cli_profile(c, &ro) || ms_cli_metrics_addr(c, &ro) ||
+            ms_cli_export(c, &ro))
             continue;
         if (ms_cli_value(c, "--concurrency", &v))
             o.concurrency = (int)ms_cli_long(c, "--concurrency", v, 1, 1000);

@@ -13,11 +13,13 @@
 #include "cli.h"
 #include "host.h"
 #include "live_metrics.h"
+#include "otlp_live.h"
 #include "serve.h"
 
 static const char RUN_HELP[] =
     "usage: moonspan run [--quiet] [--profile[=HZ]] [--auto-spans[=DEPTH]] [--metrics-addr HOST:PORT]\n"
-    "                    [RECORDING OPTIONS] [--budget-usd SPEC] [--db PATH] [--prices FILE]\n"
+    "                    [--export otlp[=URL]] [RECORDING OPTIONS] [--budget-usd SPEC]\n"
+    "                    [--db PATH] [--prices FILE]\n"
     "                    SCRIPT [ARGS...]\n"
     "\n"
     "Runs the Lua pipeline SCRIPT with span(), trace(), retry() and llm.call()\n"
@@ -33,6 +35,7 @@ static const char RUN_HELP[] =
     "  --auto-spans[=DEPTH] record every Lua function call as a span, up to\n"
     "                       DEPTH nested calls (default 10); for short runs\n"
     "%s"
+    "%s"
     "  --db PATH            the store (default: $MOONSPAN_DB, else ./moonspan.db)\n"
     "  --prices FILE        model prices overriding the built-in table\n"
     "  --budget-usd SPEC    stop LLM calls that could overspend, in US dollars:\n"
@@ -44,7 +47,8 @@ static const char RUN_HELP[] =
     "%s"
     "\n"
     "Exit status: 0 when the script finished, 1 when it raised an error (its\n"
-    "spans are stored all the same), 130/143 when interrupted, 2 for bad usage.\n";
+    "spans are stored all the same), 130/143 when interrupted, 2 for bad usage.\n"
+    "--export failures do not change it.\n";
 
 static const char TEST_HELP[] =
     "usage: moonspan test [--db PATH] [--prices FILE] [BUSTED OPTIONS] [PATH...]\n"
@@ -63,16 +67,26 @@ int ms_run_hosted(ms_cli *c, const char *label, int first_arg, const ms_run_opts
                   ms_body_fn body, void *ud)
 {
     char err[1024];
+    if (ms_otlp_live_prepare(o, c->verb, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
+        return MS_EXIT_USAGE;
+    }
     if (o->metrics_addr && ms_live_metrics_start(o->metrics_addr, err, sizeof err) != 0) {
         fprintf(stderr, "moonspan %s: --metrics-addr: %s\n", c->verb, err);
+        ms_otlp_live_end();
         return MS_EXIT_USAGE;
     }
     if (ms_host_start(c->db, c->prices, label, c->argc, c->argv, first_arg, err, sizeof err) != 0) {
         fprintf(stderr, "moonspan %s: %s\n", c->verb, err);
         ms_live_metrics_stop();
+        ms_otlp_live_end();
         return MS_EXIT_USAGE;
     }
     ms_live_metrics_attach();
+    if (ms_otlp_live_start(ms_the_host.tracer, c->db, ms_the_host.run_id, err, sizeof err) != 0) {
+        fprintf(stderr, "moonspan %s: live export: %s\n", c->verb, err);
+        return ms_lifecycle_end(NULL, MS_END_ERROR, 1);
+    }
     ms_the_host.quiet = o->quiet || o->no_timeline;
     ms_host_record(&c->rec);
     if (ms_host_log_start(c->rec.log_path, err, sizeof err) != 0) {
@@ -141,10 +155,10 @@ static int run_busted_body(lua_State *L, void *ud)
 
 int ms_cmd_run(ms_cli *c)
 {
-    ms_run_opts o = {0};
+    ms_run_opts o = {.export_allowed = 1};
     while (c->i < c->argc && c->argv[c->i][0] == '-') {
         if (ms_cli_global(c) || ms_cli_profile(c, &o) || ms_cli_auto_spans(c, &o) ||
-            ms_cli_metrics_addr(c, &o))
+            ms_cli_metrics_addr(c, &o) || ms_cli_export(c, &o))
             continue;
         if (ms_cli_flag(c, "--quiet") || ms_cli_flag(c, "-q")) {
             o.quiet = 1;
@@ -153,7 +167,7 @@ int ms_cmd_run(ms_cli *c)
         if (ms_cli_record(c) || ms_cli_budget(c))
             continue;
         if (ms_cli_flag(c, "--help") || ms_cli_flag(c, "-h")) {
-            printf(RUN_HELP, MS_METRICS_ADDR_HELP, MS_RECORD_HELP);
+            printf(RUN_HELP, MS_METRICS_ADDR_HELP, MS_EXPORT_HELP, MS_RECORD_HELP);
             return 0;
         }
         if (ms_cli_flag(c, "--"))

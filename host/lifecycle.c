@@ -33,6 +33,7 @@
 #include "ms_clock.h"
 #include "ms_text.h"
 #include "ms_timeline.h"
+#include "otlp_live.h"
 
 #define QUEUE_TRACES 4096
 /* How long the end of a run keeps retrying writes that fail (disk full)
@@ -331,6 +332,7 @@ static void *watchdog_main(void *arg)
                      left + failed ? " but for those that could not be" : "");
     if (write(2, msg, (size_t)n) < 0) { /* nothing to do about it */
     }
+    ms_otlp_live_abandon();
     _exit(128 + ms_interrupted);
 }
 
@@ -566,6 +568,7 @@ int ms_lifecycle_end(lua_State *L, enum ms_run_end how, int status)
     if (store && ms_store_end_run(store, h->run_id, &stats, err, sizeof err))
         fprintf(stderr, "moonspan: the run's summary could not be written: %s\n", err);
     ms_store_close(store);
+    ms_otlp_live_end(); /* everything the run wrote is committed: its last chance to go */
     ms_sampler_free(h->sampler);
     h->sampler = NULL;
     ms_host_redaction_end();

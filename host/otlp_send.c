@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ms_clock.h"
 #include "ms_gzip.h"
 #include "ms_otlp_pb.h"
 #include "ms_otlp_schema.h"
@@ -33,6 +34,25 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
         ms_buf_reset(b);
     ms_buf_add(b, data, len);
     return b->oom ? 0 : len;
+}
+
+/* The deadline as it stands (0: none). */
+static int64_t deadline_of(const ms_otlp_sender *s)
+{
+    return s->deadline ? atomic_load(s->deadline) : 0;
+}
+
+static int past_deadline(const ms_otlp_sender *s)
+{
+    int64_t d = deadline_of(s);
+    return d > 0 && ms_mono_ns() >= d;
+}
+
+/* libcurl's progress callback: non-zero aborts the transfer. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return past_deadline(ud);
 }
 
 int ms_otlp_sender_init(ms_otlp_sender *s, const ms_otlp_config *cfg, const char *verb,
@@ -79,6 +99,9 @@ int ms_otlp_sender_init(ms_otlp_sender *s, const ms_otlp_config *cfg, const char
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s->answer);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &s->answer_headers);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
     return 0;
 oom:
     curl_slist_free_all(h);
@@ -138,11 +161,19 @@ static long retry_after_ms(const ms_otlp_sender *s)
     return d <= 0 ? 0 : d * 1000 > MS_OTLP_MAX_RETRY_AFTER_MS ? MS_OTLP_MAX_RETRY_AFTER_MS : (long)(d * 1000);
 }
 
-static void sleep_ms(long ms)
+/* Sleeps ms, or until the deadline when that comes first. */
+static void sleep_ms(const ms_otlp_sender *s, long ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    int64_t until = ms_mono_ns() + (int64_t)ms * 1000000;
+    for (;;) {
+        int64_t now = ms_mono_ns(), d = deadline_of(s);
+        int64_t end = d > 0 && d < until ? d : until;
+        if (now >= end)
+            return;
+        int64_t step = end - now < 100000000 ? end - now : 100000000; /* a deadline set meanwhile is seen */
+        struct timespec ts = {(time_t)(step / 1000000000), (long)(step % 1000000000)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* The JSON string value after "key": in s (raw, escapes left as they are),
@@ -219,18 +250,27 @@ static void partial_success(ms_otlp_sender *s, int64_t *rejected, const char **m
     *msg = json_member(body, n, "errorMessage", msg_len);
 }
 
-/* One line for the log: "moonspan export: " + fmt, then the escaped text. */
-static void log_line(const ms_otlp_sender *s, const char *what, const char *text, size_t n)
+/* One line for the log: "moonspan VERB: " + what, then the escaped text.
+ * A failure's line is also kept as last_error; a quiet sender keeps it
+ * only there. */
+static void log_line(ms_otlp_sender *s, int failure, const char *what, const char *text, size_t n)
 {
     ms_buf b = {0};
-    ms_buf_printf(&b, "moonspan %s: %s", s->verb, what);
+    ms_buf_printf(&b, "moonspan %s: ", s->verb);
+    size_t from = b.len;
+    ms_buf_adds(&b, what);
     if (text && n) {
         ms_buf_adds(&b, ": ");
         ms_buf_add_text_max(&b, text, n, 300, 0);
     }
-    ms_buf_addc(&b, '\n');
-    if (!b.oom)
-        fputs(b.data, stderr);
+    if (b.oom) {
+        ms_buf_free(&b);
+        return;
+    }
+    if (failure)
+        snprintf(s->last_error, sizeof s->last_error, "%s", b.data + from);
+    if (!failure || !s->quiet)
+        fprintf(stderr, "%s\n", b.data);
     ms_buf_free(&b);
 }
 
@@ -249,7 +289,7 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
     if (s->cfg->gzip) {
         if (ms_gzip(body->data, body->len, &s->gz)) {
             snprintf(why, sizeof why, "cannot gzip a request; its %s are counted as failed", noun(s, 2));
-            log_line(s, why, NULL, 0);
+            log_line(s, 1, why, NULL, 0);
             s->failed += n;
             return 0;
         }
@@ -261,11 +301,30 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
     long backoff = MS_OTLP_BACKOFF_MS;
     int attempts = s->down ? 1 : MS_OTLP_ATTEMPTS;
     for (int attempt = 1;; attempt++) {
+        int64_t deadline = deadline_of(s), now = ms_mono_ns();
+        if (deadline > 0 && now >= deadline) {
+            snprintf(why, sizeof why, "%lld %s not sent: the export deadline passed%s", (long long)n,
+                     noun(s, n), attempt > 1 ? " while retrying" : "");
+            log_line(s, 1, why, NULL, 0);
+            s->failed += n;
+            return 0;
+        }
+        long timeout = s->cfg->timeout_ms;
+        if (deadline > 0 && (deadline - now) / 1000000 + 1 < timeout)
+            timeout = (long)((deadline - now) / 1000000 + 1);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
         ms_buf_reset(&s->answer);
         ms_buf_reset(&s->answer_headers);
         char errbuf[CURL_ERROR_SIZE] = "";
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         CURLcode rc = curl_easy_perform(c);
+        if (rc != CURLE_OK && past_deadline(s)) {
+            snprintf(why, sizeof why, "%lld %s not sent: the export deadline passed during a request",
+                     (long long)n, noun(s, n));
+            log_line(s, 1, why, NULL, 0);
+            s->failed += n;
+            return 0;
+        }
         long status = 0;
         if (rc == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -280,7 +339,7 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
                 snprintf(why, sizeof why, "the receiver accepted %lld of %lld %s and rejected %lld"
                          " (partial success; not retried)", (long long)(n - rejected), (long long)n,
                          noun(s, n), (long long)rejected);
-                log_line(s, why, msg, msg_len);
+                log_line(s, 0, why, msg, msg_len);
             }
             s->sent += n - rejected;
             s->rejected += rejected;
@@ -293,12 +352,12 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
                 snprintf(why, sizeof why, "%lld %s not sent after %d attempt%s: %s", (long long)n, noun(s, n), attempt,
                          attempt == 1 ? "" : "s", *errbuf ? errbuf : curl_easy_strerror(rc));
                 s->down = 1;
-                log_line(s, why, NULL, 0);
+                log_line(s, 1, why, NULL, 0);
             } else {
                 snprintf(why, sizeof why, "%lld %s not sent after %d attempt%s: HTTP %ld", (long long)n,
                          noun(s, n), attempt, attempt == 1 ? "" : "s", status);
                 size_t first = strcspn(s->answer.data ? s->answer.data : "", "\n");
-                log_line(s, why, s->answer.data, first);
+                log_line(s, 1, why, s->answer.data, first);
             }
             s->failed += n;
             return 0;
@@ -310,6 +369,6 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
             backoff = backoff * 2 > MS_OTLP_MAX_BACKOFF_MS ? MS_OTLP_MAX_BACKOFF_MS : backoff * 2;
         }
         s->retries++;
-        sleep_ms(wait);
+        sleep_ms(s, wait);
     }
 }

@@ -16,6 +16,7 @@
 #ifndef MS_OTLP_SEND_H
 #define MS_OTLP_SEND_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ms_buf.h"
@@ -34,6 +35,13 @@ typedef struct ms_otlp_sender {
     int64_t sent, rejected, failed, retries;
     int down;                   /* a batch failed without an answer: later ones try once */
     const char *verb;           /* for messages: "export" */
+    /* Set by the caller after init, for the live exporter (otlp_live.h): */
+    const _Atomic int64_t *deadline; /* when it holds a monotonic time > 0 (ms_mono_ns):
+                                   no attempt starts after it, a wait ends at it and a
+                                   request still running is cut there (within about a
+                                   second); what is left counts as failed */
+    int quiet;                  /* failures are not logged, only kept in last_error */
+    char last_error[256];       /* why the last batch failed ("" when none has) */
 } ms_otlp_sender;
 
 /* Prepares a sender for cfg (which must outlive it). 0, or -1 with err. */

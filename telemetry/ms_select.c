@@ -61,6 +61,18 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
                               : "0");
     if (s->errors_only)
         cond(sql, &n, "t.status = 'error'");
+    if (s->after_row > 0) {
+        cond(sql, &n, "(t.id > :sel_after_row");
+        if (s->nalso_rows) {
+            ms_buf_adds(sql, " OR t.id IN (");
+            for (size_t i = 0; i < s->nalso_rows; i++)
+                ms_buf_printf(sql, "%s%lld", i ? "," : "", (long long)s->also_rows[i]);
+            ms_buf_addc(sql, ')');
+        }
+        ms_buf_addc(sql, ')');
+    }
+    if (s->ended_only) /* how ms_store_write.c leaves a trace written in parts while open */
+        cond(sql, &n, "NOT (t.spans IS NULL AND t.parts > 0)");
     for (size_t i = 0; i < s->nattrs; i++) {
         /* The top-level member whose key is exactly the given text (no
          * JSON path, so "a.b" and keys with quotes need no escaping), its
@@ -150,6 +162,7 @@ int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err,
         bind_text(db, st, ":sel_name", s->name_glob, "--name", err, errlen) ||
         bind_int(db, st, ":sel_run", s->run_id, "--run", err, errlen) ||
         bind_int(db, st, ":sel_eval_run", s->eval_run, "--eval-run", err, errlen) ||
+        bind_int(db, st, ":sel_after_row", s->after_row, "the export watermark", err, errlen) ||
         bind_text(db, st, ":sel_user", s->user, "--user", err, errlen) ||
         bind_text(db, st, ":sel_session", s->session, "--session", err, errlen))
         return -1;

@@ -50,6 +50,16 @@ typedef struct ms_select {
     const char *session;      /* NULL = any */
     const char *tags[MS_SELECT_MAX_TAGS];
     size_t ntags;
+    /* The live exporter's window (host/otlp_live.c), no option sets it:
+     * rows past its watermark, plus the earlier rows it saw still open.
+     * after_row > 0: t.id > after_row or t.id among also_rows (integers
+     * written into the SQL text, never user input). ended_only: leave out
+     * the traces still being written in parts (row made, spans not yet
+     * final). */
+    int64_t after_row;
+    const int64_t *also_rows;
+    size_t nalso_rows;
+    int ended_only;
 } ms_select;
 
 /* The mode a selection resolves to: MS_EVALS_DEFAULT becomes INCLUDE

@@ -1,8 +1,8 @@
 // A loopback OTLP/HTTP receiver for moonspan's export tests.
 //
-//   node receiver.js --port-file F --log F [--answers LIST] [--phoenix]
+//   node receiver.js --port-file F --log F [--answers LIST] [--phoenix] [--port N]
 //
-// Listens on 127.0.0.1 (a free port, written to --port-file once it
+// Listens on 127.0.0.1 (--port, else a free port; written to --port-file once it
 // listens), takes POSTs on any path (the log says which), gunzips, and decodes the body with the
 // official OTLP schema (@opentelemetry/otlp-transformer's generated
 // protobuf root) or JSON.parse, by Content-Type: an ExportMetricsServiceRequest
@@ -20,6 +20,7 @@
 //   partial:N    200 with partial_success {rejected_spans N (rejected_data_points,
 //                rejected_log_records on /v1/metrics, /v1/logs), error_message}
 //   langfuse     200 with a JSON body whatever was sent (Langfuse does so)
+//   hang         never answers (the request is logged with status 0)
 // --phoenix answers 415 unless Content-Type is exactly application/x-protobuf.
 // The process ends when its stdin closes (the spec that started it through
 // io.popen ended, however it ended), or after 120 s whatever happens.
@@ -163,6 +164,7 @@ function decode(path, raw, json) {
 
 function answer(res, token, json, path) {
   const [what, arg] = token.split(':');
+  if (what === 'hang') return;
   const type = json ? 'application/json' : 'application/x-protobuf';
   if (what === '200') {
     res.writeHead(200, {'Content-Type': type});
@@ -214,12 +216,12 @@ const server = http.createServer((req, res) => {
       entry.error = String(e.message || e);
       token = String(e.status || 400);
     }
-    entry.status = Number(token.split(':')[0]) || 200;
+    entry.status = token === 'hang' ? 0 : Number(token.split(':')[0]) || 200;
     fs.appendFileSync(args.log, JSON.stringify(entry) + '\n');
     answer(res, token, json, req.url);
   });
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(args.port || 0), '127.0.0.1', () => {
   fs.writeFileSync(args['port-file'] + '.tmp', String(server.address().port));
   fs.renameSync(args['port-file'] + '.tmp', args['port-file']);
 });
