@@ -235,19 +235,15 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     return 0;
 }
 
-/* OTEL_<SIGNAL>_EXPORTER, a comma-separated list: "none" (without "otlp")
- * turns the signal off; names of exporters moonspan does not have
- * (console, prometheus) are ignored, as the specification says, and
- * noted in c->other_exporters for the caller to say so. */
-static void resolve_exporter(ms_otlp_config *c)
+/* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,
+ * none, others (case-insensitive, blanks around names ignored). */
+static void exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other)
 {
     char var[48];
-    snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[c->signal]);
+    snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[signal]);
     const char *v = env(var);
-    if (!v)
-        return;
-    int otlp = 0, none = 0, other = 0;
-    for (const char *p = v; *p;) {
+    *otlp = *none = *other = 0;
+    for (const char *p = v ? v : ""; *p;) {
         size_t n = strcspn(p, ",");
         const char *a = p, *b = p + n;
         while (a < b && (*a == ' ' || *a == '\t'))
@@ -255,15 +251,31 @@ static void resolve_exporter(ms_otlp_config *c)
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
         if ((size_t)(b - a) == 4 && strncasecmp(a, "otlp", 4) == 0)
-            otlp = 1;
+            *otlp = 1;
         else if ((size_t)(b - a) == 4 && strncasecmp(a, "none", 4) == 0)
-            none = 1;
+            *none = 1;
         else if (b > a)
-            other = 1;
+            *other = 1;
         p += n + (p[n] == ',');
     }
+}
+
+/* "none" (without "otlp") turns the signal off; names of exporters
+ * moonspan does not have (console, prometheus) are ignored, as the
+ * specification says, and noted for the caller to say so. */
+static void resolve_exporter(ms_otlp_config *c)
+{
+    int otlp, none, other;
+    exporter_names(c->signal, &otlp, &none, &other);
     c->off = none && !otlp;
     c->other_exporters = other;
+}
+
+int ms_otlp_signal_asked(enum ms_otlp_signal signal)
+{
+    int otlp, none, other;
+    exporter_names(signal, &otlp, &none, &other);
+    return otlp;
 }
 
 static int resolve_protocol(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)

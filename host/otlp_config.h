@@ -56,6 +56,10 @@ int ms_otlp_config_resolve_signal(ms_otlp_config *cfg, const ms_otlp_flags *f, e
 int ms_otlp_config_resolve(ms_otlp_config *cfg, const ms_otlp_flags *f, char *err, size_t errlen);
 void ms_otlp_config_free(ms_otlp_config *cfg);
 
+/* Whether OTEL_<SIGNAL>_EXPORTER names otlp (the live export sends
+ * metrics and logs only when asked so). */
+int ms_otlp_signal_asked(enum ms_otlp_signal signal);
+
 /* The URL for messages: its user:password@ and its query left out. */
 void ms_otlp_url_for_people(const char *url, char *out, size_t n);
 

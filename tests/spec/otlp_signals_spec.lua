@@ -129,7 +129,7 @@ local function close(a, b) return math.abs(a - b) <= 1e-12 * math.max(1, math.ab
 
 -- Every point of the one metrics request equals the exposition's series,
 -- and every series of the exposition is a point. Returns the metrics by name.
-local function check_metrics(db, body, text)
+local function check_metrics(db, body, text, start)
   local s = samples(text)
   local series = 0
   for key in pairs(s) do
@@ -143,7 +143,7 @@ local function check_metrics(db, body, text)
   local sm = rm.scopeMetrics[1]
   assert.are.equal("moonspan", sm.scope.name)
   assert.are.equal("https://opentelemetry.io/schemas/1.41.0", sm.schemaUrl)
-  local first = H.scalar(db, "SELECT CAST(min(start_ns) AS TEXT) FROM traces")
+  local first = start or H.scalar(db, "SELECT CAST(min(start_ns) AS TEXT) FROM traces")
   local by_name, points = {}, 0
   for _, m in ipairs(sm.metrics) do
     local p = PROM[m.name]
@@ -464,5 +464,79 @@ describe("export otlp per-signal configuration", function()
     assert.are.equal(1, #rx.requests())
     assert.are.equal("/v1/metrics", rx.requests()[1].path)
     assert.matches("%-%-signals LIST", H.moonspan({"export", "--help"}).out)
+  end)
+end)
+
+-- Live: `run --export otlp=URL` with OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER
+-- naming otlp sends the metrics on their interval and at the end, and the
+-- log records with the traces (URL is the base of all three, as for export).
+local LIVE = PIPELINE:gsub('pcall%(trace, "broken"', 'moonspan.sleep_ms(400)\npcall(trace, "broken"')
+local LIVE_ENV = {OTEL_METRICS_EXPORTER = "otlp", OTEL_LOGS_EXPORTER = "otlp", OTEL_METRIC_EXPORT_INTERVAL = "100",
+                  OTEL_BSP_SCHEDULE_DELAY = "100"}
+
+describe("run --export otlp with OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER = otlp", function()
+  it("sends the run's metrics on the interval and at the end, and its log records", function()
+    local rx = receiver()
+    local r = H.run_script(LIVE, {run_args = {"--export", "otlp=" .. rx.url}, env = LIVE_ENV})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    -- logs: every span's end and every error, once, as the store has them
+    local body = {}
+    for _, req in ipairs(rx.to("/v1/logs")) do
+      assert.is_nil(req.error)
+      for _, rl in ipairs(req.body) do body[#body + 1] = rl end
+    end
+    local nspans, nrecords = check_logs(r.db, body)
+    -- metrics: more than the one at the end (the interval is 100 ms, the script 400 ms), all from one
+    -- start; the last one is the whole run, as `serve --metrics` shows its store
+    local m = rx.to("/v1/metrics")
+    assert.is_true(#m >= 2, "metrics sent at the end only: " .. #m)
+    local start = m[1].body[1].scopeMetrics[1].metrics[1].points[1].startTimeUnixNano
+    assert.is_true(start <= H.scalar(r.db, "SELECT CAST(min(start_ns) AS TEXT) FROM traces"))
+    local last_time = ""
+    for _, req in ipairs(m) do
+      assert.is_nil(req.error)
+      local t = req.body[1].scopeMetrics[1].metrics[1].points[1].timeUnixNano
+      assert.is_true(t > last_time)
+      last_time = t
+    end
+    local _, points = check_metrics(r.db, m[#m].body, scrape(r.db), start)
+    local total = 0
+    for _, req in ipairs(m) do
+      for _, metric in ipairs(req.body[1].scopeMetrics[1].metrics) do total = total + #metric.points end
+    end
+    assert.is_true(points > 0)
+    assert.matches("moonspan run: exported " .. nspans .. " of " .. nspans .. " spans", r.err, 1, true)
+    assert.matches("moonspan run: exported " .. nrecords .. " of " .. nrecords .. " log records to http://127.0.0.1:"
+                   .. rx.port .. "/v1/logs (http/protobuf, gzip)", r.err, 1, true)
+    assert.matches("moonspan run: exported " .. total .. " of " .. total .. " data points to http://127.0.0.1:"
+                   .. rx.port .. "/v1/metrics (http/protobuf, gzip) in " .. #m .. " requests\n", r.err, 1, true)
+  end)
+
+  it("sends traces only without them, and counts what a signal could not send with the command that resends it",
+     function()
+    local rx = receiver()
+    local r = H.run_script(PIPELINE, {run_args = {"--export", "otlp=" .. rx.url}})
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(#rx.requests(), #rx.to("/v1/traces"))
+    -- logs to a port nobody listens on: the run still exits 0, the line says how to send them later
+    r = H.run_script(PIPELINE, {run_args = {"--export", "otlp"}, env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT = rx.url, OTEL_LOGS_EXPORTER = "otlp",
+      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = "http://127.0.0.1:1/v1/logs", OTEL_BSP_EXPORT_TIMEOUT = "1500"}})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(0, #rx.to("/v1/logs"))
+    assert.is_true(#rx.to("/v1/traces") >= 2, "the traces went to OTEL_EXPORTER_OTLP_ENDPOINT")
+    local run = string.format("%d", H.scalar(r.db, "SELECT max(id) FROM runs"))
+    assert.matches("moonspan run: exported 0 of 8 log records to http://127.0.0.1:1/v1/logs", r.err, 1, true)
+    assert.matches("; 8 not sent (last error: ", r.err, 1, true)
+    assert.matches("`moonspan export otlp http://127.0.0.1:1/v1/logs --signals logs --run " .. run .. " --db ",
+                   r.err, 1, true)
+  end)
+
+  it("refuses a bad per-signal value before the script runs", function()
+    local r = H.run_script("print('ran')", {run_args = {"--export", "otlp=http://127.0.0.1:1"},
+                                            env = {OTEL_LOGS_EXPORTER = "otlp", OTEL_EXPORTER_OTLP_LOGS_PROTOCOL = "grpc"}})
+    H.usage_error(r, "OTEL_LOGS_EXPORTER=otlp: OTEL_EXPORTER_OTLP_LOGS_PROTOCOL grpc: moonspan speaks OTLP over HTTP only")
   end)
 end)
