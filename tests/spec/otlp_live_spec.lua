@@ -295,6 +295,22 @@ describe("eval --export otlp", function()
 end)
 
 describe("run --export otlp and signals", function()
+  it("sends everything, the interrupted trace included, when SIGTERM ends the run", function()
+    local rx = O.receiver("200")
+    local r = H.run_bg('trace("done", function() span("s", function() end) end)\n'
+                       .. 'trace("cut", function() span("waiting", function() ready() moonspan.sleep_ms(30000) end) end)',
+                       "sleep 0.2; kill -TERM $pid",
+                       {cmd = {"run", "--quiet", "--export", "otlp=" .. rx.url}, env = FAST})
+    rx.stop()
+    assert.are.equal(143, r.status, r.out .. r.err)
+    assert.is_true(r.seconds < 5, "took " .. r.seconds .. " s")
+    local got, n = rx.spans()
+    local stored = O.same_as_store(r.db, got, n)
+    assert.are.equal(4, stored)
+    assert.are.equal("interrupted", H.scalar(r.db, "SELECT status FROM traces WHERE name = 'cut'"))
+    assert.matches("exported 4 of 4 spans (2 traces)", r.err, 1, true)
+  end)
+
   it("ends at a second SIGINT even while a request hangs, naming the command", function()
     local rx = O.receiver("hang")
     local r = H.run_bg('trace("t", function() span("s", function() end) end)\n'
