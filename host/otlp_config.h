@@ -6,7 +6,7 @@
  * then the defaults (an empty variable counts as unset); and
  * OTEL_{TRACES,METRICS,LOGS}_EXPORTER (none: the signal is off; names
  * other than otlp and none are ignored, as the specification says).
- * Used by `moonspan export otlp`. */
+ * Used by `moonspan export otlp` and by `run`/`eval --export` (otlp_live.h). */
 #ifndef MS_OTLP_CONFIG_H
 #define MS_OTLP_CONFIG_H
 
