@@ -30,6 +30,16 @@ static const char *env2(const char *signal, const char *generic, const char **fr
     return v;
 }
 
+static const char *const SIGNAL_UPPER[] = {"TRACES", "METRICS", "LOGS"};
+static const char *const SIGNAL_PATH[] = {MS_OTLP_PATH_TRACES, MS_OTLP_PATH_METRICS, MS_OTLP_PATH_LOGS};
+
+/* "OTEL_EXPORTER_OTLP_<SIGNAL>_<what>" in buf. */
+static const char *signal_var(const ms_otlp_config *c, const char *what, char *buf, size_t n)
+{
+    snprintf(buf, n, "OTEL_EXPORTER_OTLP_%s_%s", SIGNAL_UPPER[c->signal], what);
+    return buf;
+}
+
 static int hexdig(int c)
 {
     return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
@@ -168,16 +178,16 @@ void ms_otlp_config_free(ms_otlp_config *c)
     memset(c, 0, sizeof *c);
 }
 
-/* base + "v1/traces" with exactly one '/' between them. */
-static char *join_traces(const char *base)
+/* base + "v1/<signal>" with exactly one '/' between them. */
+static char *join_path(const char *base, const char *path)
 {
-    size_t n = strlen(base);
+    size_t n = strlen(base), k = strlen(path);
     while (n && base[n - 1] == '/')
         n--;
-    char *out = malloc(n + sizeof MS_OTLP_PATH_TRACES);
+    char *out = malloc(n + k + 1);
     if (out) {
         memcpy(out, base, n);
-        memcpy(out + n, MS_OTLP_PATH_TRACES, sizeof MS_OTLP_PATH_TRACES);
+        memcpy(out + n, path, k + 1);
     }
     return out;
 }
@@ -195,21 +205,27 @@ static int ends_with(const char *s, const char *suffix)
 
 static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
-    const char *from, *u;
+    const char *from, *u, *path = SIGNAL_PATH[c->signal];
+    char var[64];
     if (f->url) {
         from = "the URL";
         u = f->url;
-        /* a full traces URL as given, else a base URL as the generic variable */
-        c->url = ends_with(u, MS_OTLP_PATH_TRACES) ? strdup(u) : join_traces(u);
-    } else if ((u = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))) {
-        from = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        /* a full URL of this signal as given, else a base URL as the generic variable */
+        for (int s = MS_OTLP_TRACES; s <= MS_OTLP_LOGS; s++)
+            if (s != (int)c->signal && ends_with(u, SIGNAL_PATH[s]))
+                return ms_errf(err, errlen, "the URL '%s' ends in %s, which takes %s only; give the base URL"
+                               " (like http://127.0.0.1:4318) to send %s too, or send each signal to its own URL",
+                               u, SIGNAL_PATH[s], SIGNAL_PATH[s] + 4, SIGNAL_PATH[c->signal] + 4);
+        c->url = ends_with(u, path) ? strdup(u) : join_path(u, path);
+    } else if ((u = env(signal_var(c, "ENDPOINT", var, sizeof var)))) {
+        from = var;
         c->url = strdup(u);
     } else {
         u = env("OTEL_EXPORTER_OTLP_ENDPOINT");
         from = u ? "OTEL_EXPORTER_OTLP_ENDPOINT" : "the default";
         if (!u)
             u = MS_OTLP_DEFAULT_ENDPOINT;
-        c->url = join_traces(u);
+        c->url = join_path(u, path);
     }
     if (!c->url)
         return ms_errf(err, errlen, "out of memory");
@@ -219,11 +235,55 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     return 0;
 }
 
+/* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,
+ * none, others (case-insensitive, blanks around names ignored). */
+static void exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other)
+{
+    char var[48];
+    snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[signal]);
+    const char *v = env(var);
+    *otlp = *none = *other = 0;
+    for (const char *p = v ? v : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *a = p, *b = p + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if ((size_t)(b - a) == 4 && strncasecmp(a, "otlp", 4) == 0)
+            *otlp = 1;
+        else if ((size_t)(b - a) == 4 && strncasecmp(a, "none", 4) == 0)
+            *none = 1;
+        else if (b > a)
+            *other = 1;
+        p += n + (p[n] == ',');
+    }
+}
+
+/* "none" (without "otlp") turns the signal off; names of exporters
+ * moonspan does not have (console, prometheus) are ignored, as the
+ * specification says, and noted for the caller to say so. */
+static void resolve_exporter(ms_otlp_config *c)
+{
+    int otlp, none, other;
+    exporter_names(c->signal, &otlp, &none, &other);
+    c->off = none && !otlp;
+    c->other_exporters = other;
+}
+
+int ms_otlp_signal_asked(enum ms_otlp_signal signal)
+{
+    int otlp, none, other;
+    exporter_names(signal, &otlp, &none, &other);
+    return otlp;
+}
+
 static int resolve_protocol(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
     const char *from = "--protocol", *p = f->protocol;
+    char var[64];
     if (!p)
-        p = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", &from);
+        p = env2(signal_var(c, "PROTOCOL", var, sizeof var), "OTEL_EXPORTER_OTLP_PROTOCOL", &from);
     if (!p || strcmp(p, "http/protobuf") == 0)
         c->json = 0;
     else if (strcmp(p, "http/json") == 0)
@@ -239,8 +299,9 @@ static int resolve_protocol(ms_otlp_config *c, const ms_otlp_flags *f, char *err
 static int resolve_compression(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
     const char *from = "--compression", *p = f->compression;
+    char var[64];
     if (!p)
-        p = env2("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION", &from);
+        p = env2(signal_var(c, "COMPRESSION", var, sizeof var), "OTEL_EXPORTER_OTLP_COMPRESSION", &from);
     if (!p || strcmp(p, "gzip") == 0)
         c->gzip = 1;
     else if (strcmp(p, "none") == 0)
@@ -257,7 +318,8 @@ static int resolve_timeout(ms_otlp_config *c, const ms_otlp_flags *f, char *err,
         c->timeout_ms = f->timeout_ms;
         return 0;
     }
-    const char *from, *p = env2("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT", &from);
+    char var[64];
+    const char *from, *p = env2(signal_var(c, "TIMEOUT", var, sizeof var), "OTEL_EXPORTER_OTLP_TIMEOUT", &from);
     if (!p)
         return 0;
     char *end;
@@ -270,7 +332,8 @@ static int resolve_timeout(ms_otlp_config *c, const ms_otlp_flags *f, char *err,
 
 static int resolve_headers(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
-    static const char *const vars[] = {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"};
+    char var[64];
+    const char *const vars[] = {"OTEL_EXPORTER_OTLP_HEADERS", signal_var(c, "HEADERS", var, sizeof var)};
     for (size_t i = 0; i < 2; i++) {
         const char *v = env(vars[i]);
         size_t at;
@@ -335,9 +398,17 @@ static void resolve_resource(ms_otlp_config *c)
 
 int ms_otlp_config_resolve(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
+    return ms_otlp_config_resolve_signal(c, f, MS_OTLP_TRACES, err, errlen);
+}
+
+int ms_otlp_config_resolve_signal(ms_otlp_config *c, const ms_otlp_flags *f, enum ms_otlp_signal signal,
+                                  char *err, size_t errlen)
+{
     memset(c, 0, sizeof *c);
+    c->signal = signal;
     const char *dis = env("OTEL_SDK_DISABLED");
     c->disabled = dis && strcasecmp(dis, "true") == 0;
+    resolve_exporter(c);
     if (resolve_url(c, f, err, errlen) || resolve_protocol(c, f, err, errlen) ||
         resolve_compression(c, f, err, errlen) || resolve_timeout(c, f, err, errlen) ||
         resolve_headers(c, f, err, errlen)) {

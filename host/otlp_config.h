@@ -1,7 +1,11 @@
 /* otlp_config — where and how OTLP goes, resolved the way every
- * OpenTelemetry SDK resolves it: command-line flags, then the per-signal
- * OTEL_EXPORTER_OTLP_TRACES_* variables, then the generic OTEL_EXPORTER_
- * OTLP_* ones, then the defaults (an empty variable counts as unset).
+ * OpenTelemetry SDK resolves it, for each signal (traces, metrics, logs):
+ * command-line flags, then the per-signal OTEL_EXPORTER_OTLP_{TRACES,
+ * METRICS,LOGS}_* variables (the endpoint used verbatim), then the generic
+ * OTEL_EXPORTER_OTLP_* ones (the endpoint a base, v1/<signal> appended),
+ * then the defaults (an empty variable counts as unset); and
+ * OTEL_{TRACES,METRICS,LOGS}_EXPORTER (none: the signal is off; names
+ * other than otlp and none are ignored, as the specification says).
  * Used by `moonspan export otlp` and by `run`/`eval --export` (otlp_live.h). */
 #ifndef MS_OTLP_CONFIG_H
 #define MS_OTLP_CONFIG_H
@@ -16,7 +20,7 @@
 
 /* What the command line said; NULL / 0 when not given. */
 typedef struct ms_otlp_flags {
-    const char *url;          /* a base URL (v1/traces appended) or a full .../v1/traces */
+    const char *url;          /* a base URL (v1/<signal> appended) or a full .../v1/<signal> */
     const char *protocol;     /* "http/protobuf" or "http/json" */
     const char *compression;  /* "gzip" or "none" */
     long timeout_ms;
@@ -25,7 +29,8 @@ typedef struct ms_otlp_flags {
 } ms_otlp_flags;
 
 typedef struct ms_otlp_config {
-    char *url;                /* the traces endpoint, used as is */
+    enum ms_otlp_signal signal;
+    char *url;                /* the signal's endpoint, used as is */
     int json;                 /* http/json; else http/protobuf */
     int gzip;                 /* Content-Encoding: gzip (the default) */
     long timeout_ms;          /* per request */
@@ -34,6 +39,8 @@ typedef struct ms_otlp_config {
     ms_otlp_kv resource[MS_OTLP_MAX_RESOURCE]; /* service.name first; strings owned */
     size_t nresource;
     int disabled;             /* OTEL_SDK_DISABLED=true */
+    int off;                  /* OTEL_<SIGNAL>_EXPORTER=none */
+    int other_exporters;      /* it also named exporters moonspan lacks (ignored) */
 } ms_otlp_config;
 
 /* Resolves *cfg from f and the environment. A bad value, given or in a
@@ -41,8 +48,17 @@ typedef struct ms_otlp_config {
  * OTEL_RESOURCE_ATTRIBUTES that does not parse is dropped whole, as the
  * specification says, with a warning on stderr. Returns 0, or -1 with
  * err (cfg then needs no free). */
+int ms_otlp_config_resolve_signal(ms_otlp_config *cfg, const ms_otlp_flags *f, enum ms_otlp_signal signal,
+                                  char *err, size_t errlen);
+/* The same for traces (ms_otlp_config_resolve_signal(..., MS_OTLP_TRACES, ...)).
+ * A URL given for one signal that ends in another's path (/v1/traces when
+ * resolving metrics) is an error naming the fix (give the base URL). */
 int ms_otlp_config_resolve(ms_otlp_config *cfg, const ms_otlp_flags *f, char *err, size_t errlen);
 void ms_otlp_config_free(ms_otlp_config *cfg);
+
+/* Whether OTEL_<SIGNAL>_EXPORTER names otlp (the live export sends
+ * metrics and logs only when asked so). */
+int ms_otlp_signal_asked(enum ms_otlp_signal signal);
 
 /* The URL for messages: its user:password@ and its query left out. */
 void ms_otlp_url_for_people(const char *url, char *out, size_t n);

@@ -20,7 +20,9 @@
 
 #include "ms_buf.h"
 #include "ms_clock.h"
+#include "ms_metrics_trace.h"
 #include "ms_otlp.h"
+#include "ms_otlp_metrics.h"
 #include "ms_read.h"
 #include "ms_store.h"
 #include "ms_text.h"
@@ -59,6 +61,18 @@ static struct {
     int64_t read_failures;      /* exports the store stopped (the error below) */
     char read_error[512];
     int announced;              /* the first failure was announced */
+
+    /* metrics and logs, each when its OTEL_<SIGNAL>_EXPORTER names otlp */
+    struct signal {
+        int on;
+        ms_otlp_config cfg;
+        ms_otlp_sender snd;
+        int64_t items, requests;    /* data points / log records handed to the sender */
+    } metrics, logs;
+    long metric_interval_ms, logs_batch;
+    ms_metrics *registry;       /* fed by observe (the writer), read by the exporter thread */
+    int64_t metrics_start_ns;   /* the cumulative series' start: the exporter's */
+    int64_t logs_spans;         /* spans whose log records were made */
 } live = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* --- the command line -------------------------------------------------------- */
@@ -68,7 +82,8 @@ const char MS_EXPORT_HELP[] =
     "                       runs, in batches from a background thread; URL as for\n"
     "                       `moonspan export otlp` (default: the OTEL_EXPORTER_OTLP_*\n"
     "                       variables). The exit line counts what was sent and says how\n"
-    "                       to send the rest (README: OTLP export)\n";
+    "                       to send the rest (README: OTLP export); metrics and logs too\n"
+    "                       when OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER say otlp\n";
 
 int ms_cli_export(ms_cli *c, ms_run_opts *o)
 {
@@ -146,6 +161,37 @@ static int traces_exporter(const char *verb)
     return none ? EXPORTER_NONE : otlp ? EXPORTER_OTLP : EXPORTER_UNSET;
 }
 
+/* Metrics or logs go along when OTEL_<SIGNAL>_EXPORTER names otlp: a
+ * receiver of traces only (Jaeger, Tempo, Phoenix, Langfuse) would answer
+ * 404 to the others. The URL of --export, when given, is their base too. */
+static int prepare_signal(struct signal *sg, enum ms_otlp_signal which, const ms_otlp_flags *f, char *err,
+                          size_t errlen)
+{
+    sg->on = 0;
+    if (!ms_otlp_signal_asked(which))
+        return 0;
+    char why[768];
+    if (ms_otlp_config_resolve_signal(&sg->cfg, f, which, why, sizeof why))
+        return ms_errf(err, errlen, "OTEL_%s_EXPORTER=otlp: %s", which == MS_OTLP_METRICS ? "METRICS" : "LOGS",
+                       why);
+    sg->on = 1;
+    return 0;
+}
+
+static void free_signals(void)
+{
+    struct signal *all[] = {&live.metrics, &live.logs};
+    for (int i = 0; i < 2; i++) {
+        if (all[i]->snd.curl)
+            ms_otlp_sender_free(&all[i]->snd);
+        if (all[i]->on)
+            ms_otlp_config_free(&all[i]->cfg);
+        all[i]->on = 0;
+    }
+    ms_metrics_free(live.registry);
+    live.registry = NULL;
+}
+
 int ms_otlp_live_prepare(const ms_run_opts *o, const char *verb, char *err, size_t errlen)
 {
     live.on = 0;
@@ -177,6 +223,16 @@ int ms_otlp_live_prepare(const ms_run_opts *o, const char *verb, char *err, size
     if (ms_otlp_config_resolve(&live.cfg, &f, why, sizeof why))
         return ms_errf(err, errlen, "%s: %s", asked, why);
     live.on = 1;
+    if (prepare_signal(&live.metrics, MS_OTLP_METRICS, &f, err, errlen) ||
+        prepare_signal(&live.logs, MS_OTLP_LOGS, &f, err, errlen) ||
+        env_long("OTEL_METRIC_EXPORT_INTERVAL", 1, MAX_MS, MS_LIVE_METRIC_INTERVAL_MS, &live.metric_interval_ms,
+                 err, errlen) ||
+        env_long("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 1, 100000, MS_OTLP_BATCH_SPANS, &live.logs_batch, err, errlen)) {
+        free_signals();
+        ms_otlp_config_free(&live.cfg);
+        live.on = 0;
+        return -1;
+    }
     return 0;
 }
 
@@ -188,6 +244,8 @@ int ms_otlp_live_prepare(const ms_run_opts *o, const char *verb, char *err, size
 static void observe(void *ud, ms_trace *const *traces, size_t n)
 {
     (void)ud;
+    if (live.registry)
+        ms_metrics_observe_traces(live.registry, traces, n);
     int64_t spans = 0;
     for (size_t i = 0; i < n; i++)
         if (traces[i]->part != MS_PART_CUT)
@@ -292,6 +350,17 @@ static void export_once(int final)
         live.tot.requests += t.requests;
         if (rc < 0)
             note_read_error(err);
+        if (live.logs.on) { /* the same window, in the same snapshot: each span's records once */
+            ms_otlp_opts lo = {.json = live.logs.cfg.json, .resource = live.logs.cfg.resource,
+                               .nresource = live.logs.cfg.nresource, .batch_spans = (size_t)live.logs_batch,
+                               .logs = 1};
+            rc = ms_otlp_export(db, &window, &lo, ms_otlp_sender_send, &live.logs.snd, &t, err, sizeof err);
+            live.logs.items += t.records;
+            live.logs.requests += t.requests;
+            live.logs_spans += t.spans;
+            if (rc < 0)
+                note_read_error(err);
+        }
         /* what is open now is looked at again next time. Without that
          * list the watermark stays: this window is read again, and sent
          * twice rather than a row still open forgotten. */
@@ -303,22 +372,47 @@ static void export_once(int final)
     }
     ms_read_end(db, own, NULL, 0);
     /* once the end has begun, its own line says it all */
-    if (!final && !atomic_load(&live.deadline) && !live.announced && (live.snd.failed || live.read_failures)) {
+    if (!final && !atomic_load(&live.deadline) && !live.announced &&
+        (live.snd.failed || live.logs.snd.failed || live.metrics.snd.failed || live.read_failures)) {
         live.announced = 1;
         fprintf(stderr, "moonspan %s: live export: %s; the script goes on, and what is not sent is counted"
                         " at exit and stays in the store\n", live.verb,
-                live.snd.failed ? live.snd.last_error : live.read_error);
+                live.snd.failed ? live.snd.last_error : live.logs.snd.failed ? live.logs.snd.last_error
+                : live.metrics.snd.failed ? live.metrics.snd.last_error : live.read_error);
     }
 }
 
-/* Waits for the schedule, a full batch or the end; exports on each wake
- * (the place for more signals: metrics and logs would be sent here too). */
+/* The run's metrics so far, cumulative since the exporter started, in one
+ * request (the registry is bounded). */
+static void export_metrics(void)
+{
+    ms_otlp_metrics_opts o = {.json = live.metrics.cfg.json, .resource = live.metrics.cfg.resource,
+                              .nresource = live.metrics.cfg.nresource, .start_ns = live.metrics_start_ns,
+                              .time_ns = ms_epoch_ns()};
+    ms_buf body = {0};
+    int64_t points = 0;
+    if (ms_otlp_metrics_encode(live.registry, &o, &body, &points)) {
+        note_read_error("out of memory encoding the metrics");
+    } else if (points) {
+        ms_otlp_sender_send(&live.metrics.snd, &body, points);
+        live.metrics.items += points;
+        live.metrics.requests++;
+    }
+    ms_buf_free(&body);
+}
+
+/* Waits for the schedule, a full batch, the metrics' interval or the end;
+ * exports the traces (and their log records) on each wake, the metrics
+ * when their interval has passed, and everything once more at the end. */
 static void *exporter_main(void *arg)
 {
     (void)arg;
+    int64_t metrics_at = ms_mono_ns() + live.metric_interval_ms * NS_PER_MS;
     pthread_mutex_lock(&live.lock);
     while (!live.stopping) {
         int64_t wake_at = ms_mono_ns() + live.delay_ms * NS_PER_MS;
+        if (live.metrics.on && metrics_at < wake_at)
+            wake_at = metrics_at;
         while (!live.stopping && atomic_load(&live.waiting) < live.batch && ms_mono_ns() < wake_at) {
             struct timespec ts = {(time_t)(wake_at / 1000000000), (long)(wake_at % 1000000000)};
             pthread_cond_timedwait(&live.wake, &live.lock, &ts);
@@ -335,14 +429,20 @@ static void *exporter_main(void *arg)
         }
         atomic_store(&live.waiting, 0);
         export_once(0);
+        if (live.metrics.on && ms_mono_ns() >= metrics_at) { /* OTEL_METRIC_EXPORT_INTERVAL */
+            export_metrics();
+            metrics_at = ms_mono_ns() + live.metric_interval_ms * NS_PER_MS;
+        }
         pthread_mutex_lock(&live.lock);
     }
     pthread_mutex_unlock(&live.lock);
     export_once(1);
+    if (live.metrics.on) /* and once at the end, with every trace of the run in it */
+        export_metrics();
     return NULL;
 }
 
-static void resend_command(ms_buf *b, const char *url);
+static void resend_command(ms_buf *b, const char *url, const char *signal);
 
 /* The second signal's line, made while nothing else runs, so the watchdog
  * only writes it (the rest of the exporter may be freed under it). */
@@ -352,7 +452,7 @@ static void abandon_line_make(void)
     ms_otlp_url_for_people(live.cfg.url, url, sizeof url);
     ms_buf b = {0};
     ms_buf_printf(&b, "moonspan %s: the live export was cut short; the run's traces are in the store: ", live.verb);
-    resend_command(&b, url);
+    resend_command(&b, url, "traces");
     ms_buf_adds(&b, " sends them\n");
     snprintf(live.abandon_line, sizeof live.abandon_line, "%s", b.oom ? "" : b.data);
     ms_buf_free(&b);
@@ -375,6 +475,19 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
     }
     live.snd.deadline = &live.deadline;
     live.snd.quiet = 1; /* one notice, then the exit line: not a line per failed batch */
+    struct signal *more[] = {&live.metrics, &live.logs};
+    for (int i = 0; i < 2; i++) {
+        if (!more[i]->on)
+            continue;
+        if (ms_otlp_sender_init(&more[i]->snd, &more[i]->cfg, live.verb, err, errlen))
+            return -1;
+        more[i]->snd.deadline = &live.deadline;
+        more[i]->snd.quiet = 1;
+    }
+    if (live.metrics.on && !(live.registry = ms_metrics_new()))
+        return ms_errf(err, errlen, "out of memory");
+    ms_clock_init();
+    live.metrics_start_ns = ms_epoch_ns();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits use ms_mono_ns */
@@ -402,12 +515,16 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
 /* Appends the command that sends the run again, with its store and, when
  * it is one `export` takes as it is, the endpoint (else the same OTEL_*
  * variables give it); the path quoted for a POSIX shell when it needs it. */
-static void resend_command(ms_buf *b, const char *url)
+static void resend_command(ms_buf *b, const char *url, const char *signal)
 {
     ms_buf_adds(b, "`moonspan export otlp ");
-    size_t n = strlen(url);
-    if (n >= 10 && strcmp(url + n - 10, "/v1/traces") == 0)
+    char path[16];
+    snprintf(path, sizeof path, "/v1/%s", signal);
+    size_t n = strlen(url), k = strlen(path);
+    if (n >= k && strcmp(url + n - k, path) == 0)
         ms_buf_printf(b, "%s ", url);
+    if (strcmp(signal, "traces") != 0)
+        ms_buf_printf(b, "--signals %s ", signal);
     ms_buf_printf(b, "--run %lld --db ", (long long)live.run_id);
     const char *db = live.db_path;
     if (!db[strspn(db, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,@%")]) {
@@ -468,7 +585,39 @@ static void exit_line(void)
             ms_buf_adds(&b, ")");
         }
         ms_buf_adds(&b, "; the run's traces are in the store: ");
-        resend_command(&b, url);
+        resend_command(&b, url, "traces");
+        ms_buf_adds(&b, " sends them again");
+    }
+    ms_buf_addc(&b, '\n');
+    if (!b.oom)
+        fputs(b.data, stderr);
+    ms_buf_free(&b);
+}
+
+/* The exit line of metrics or logs: what was sent, and what was not with
+ * the command that sends it from the store. */
+static void signal_line(const struct signal *sg, const char *signal, const char *what)
+{
+    char url[512];
+    ms_otlp_url_for_people(sg->cfg.url, url, sizeof url);
+    const ms_otlp_sender *s = &sg->snd;
+    int64_t lost = s->failed + s->rejected;
+    ms_buf b = {0};
+    ms_buf_printf(&b, "moonspan %s: exported %lld of %lld %s to %s (%s%s) in %lld request%s", live.verb,
+                  (long long)s->sent, (long long)sg->items, what, url, sg->cfg.json ? "http/json" : "http/protobuf",
+                  sg->cfg.gzip ? ", gzip" : "", (long long)sg->requests, sg->requests == 1 ? "" : "s");
+    if (s->retries)
+        ms_buf_printf(&b, ", %lld retr%s", (long long)s->retries, s->retries == 1 ? "y" : "ies");
+    if (lost) {
+        ms_buf_printf(&b, "; %lld not sent (", (long long)lost);
+        if (s->rejected)
+            ms_buf_printf(&b, "%lld rejected by the receiver%s", (long long)s->rejected, s->failed ? ", " : "");
+        if (s->failed) {
+            ms_buf_adds(&b, "last error: ");
+            ms_buf_add_text_max(&b, s->last_error, strlen(s->last_error), 300, 0);
+        }
+        ms_buf_printf(&b, "); the store has the run's traces: ");
+        resend_command(&b, url, signal);
         ms_buf_adds(&b, " sends them again");
     }
     ms_buf_addc(&b, '\n');
@@ -488,8 +637,13 @@ void ms_otlp_live_end(void)
         pthread_join(live.thread, NULL); /* the deadline bounds the last export, a request in flight too */
         atomic_store(&live.started, 0);
         exit_line();
+        if (live.logs.on)
+            signal_line(&live.logs, "logs", "log records");
+        if (live.metrics.on)
+            signal_line(&live.metrics, "metrics", "data points");
         pthread_cond_destroy(&live.wake);
     }
+    free_signals(); /* their curl handles before the global cleanup */
     if (live.snd.curl) {
         ms_otlp_sender_free(&live.snd);
         curl_global_cleanup();

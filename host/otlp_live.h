@@ -25,6 +25,12 @@
  *   the last batches, a request in flight included.
  * - Export failures never change the run's exit status.
  *
+ * Metrics and logs go along when OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER
+ * name otlp: the log records of the same window as the traces, each wake;
+ * the live registry (fed by the same observer) every
+ * OTEL_METRIC_EXPORT_INTERVAL ms and once at the end. Each signal has its
+ * own sender and exit line.
+ *
  * One exporter per process. The configuration is otlp_config.c's, so every
  * OTEL_EXPORTER_OTLP_* variable means what it means for `moonspan export`. */
 #ifndef MS_OTLP_LIVE_H
@@ -38,6 +44,7 @@
 
 #define MS_LIVE_SCHEDULE_DELAY_MS 5000 /* OTEL_BSP_SCHEDULE_DELAY's default */
 #define MS_LIVE_EXPORT_TIMEOUT_MS 30000 /* OTEL_BSP_EXPORT_TIMEOUT's default */
+#define MS_LIVE_METRIC_INTERVAL_MS 60000 /* OTEL_METRIC_EXPORT_INTERVAL's default */
 
 /* If argv[c->i] is --export otlp or --export otlp=URL, notes it in *o,
  * advances and returns 1; any other value is a usage error (exits 2). */

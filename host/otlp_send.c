@@ -205,6 +205,15 @@ static const char *json_member(const char *s, size_t n, const char *key, size_t 
     return p;
 }
 
+/* What the signal's requests hold, singular and plural, and the JSON name
+ * of its partial success's count. */
+static const char *noun(const ms_otlp_sender *s, int64_t n)
+{
+    static const char *const names[][2] = {{"span", "spans"}, {"data point", "data points"},
+                                           {"log record", "log records"}};
+    return names[s->cfg->signal][n != 1];
+}
+
 /* Reads partial_success from a 2xx answer: *rejected spans and the
  * receiver's message. Protobuf or JSON by the answer's Content-Type. */
 static void partial_success(ms_otlp_sender *s, int64_t *rejected, const char **msg, size_t *msg_len)
@@ -234,7 +243,8 @@ static void partial_success(ms_otlp_sender *s, int64_t *rejected, const char **m
         return;
     }
     size_t len;
-    const char *v = json_member(body, n, "rejectedSpans", &len);
+    static const char *const keys[] = {"rejectedSpans", "rejectedDataPoints", "rejectedLogRecords"};
+    const char *v = json_member(body, n, keys[s->cfg->signal], &len);
     if (v && len)
         *rejected = strtoll(v, NULL, 10);
     *msg = json_member(body, n, "errorMessage", msg_len);
@@ -275,9 +285,11 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
     CURL *c = s->curl;
     const char *data = body->data;
     size_t len = body->len;
+    char why[512];
     if (s->cfg->gzip) {
         if (ms_gzip(body->data, body->len, &s->gz)) {
-            log_line(s, 1, "cannot gzip a request; its spans are counted as failed", NULL, 0);
+            snprintf(why, sizeof why, "cannot gzip a request; its %s are counted as failed", noun(s, 2));
+            log_line(s, 1, why, NULL, 0);
             s->failed += n;
             return 0;
         }
@@ -288,12 +300,11 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     long backoff = MS_OTLP_BACKOFF_MS;
     int attempts = s->down ? 1 : MS_OTLP_ATTEMPTS;
-    char why[512];
     for (int attempt = 1;; attempt++) {
         int64_t deadline = deadline_of(s), now = ms_mono_ns();
         if (deadline > 0 && now >= deadline) {
-            snprintf(why, sizeof why, "%lld span%s not sent: the export deadline passed%s", (long long)n,
-                     n == 1 ? "" : "s", attempt > 1 ? " while retrying" : "");
+            snprintf(why, sizeof why, "%lld %s not sent: the export deadline passed%s", (long long)n,
+                     noun(s, n), attempt > 1 ? " while retrying" : "");
             log_line(s, 1, why, NULL, 0);
             s->failed += n;
             return 0;
@@ -308,8 +319,8 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         CURLcode rc = curl_easy_perform(c);
         if (rc != CURLE_OK && past_deadline(s)) {
-            snprintf(why, sizeof why, "%lld span%s not sent: the export deadline passed during a request",
-                     (long long)n, n == 1 ? "" : "s");
+            snprintf(why, sizeof why, "%lld %s not sent: the export deadline passed during a request",
+                     (long long)n, noun(s, n));
             log_line(s, 1, why, NULL, 0);
             s->failed += n;
             return 0;
@@ -325,9 +336,9 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
             if (rejected < 0 || rejected > n)
                 rejected = rejected < 0 ? 0 : n;
             if (rejected || msg_len) {
-                snprintf(why, sizeof why, "the receiver accepted %lld of %lld spans and rejected %lld"
+                snprintf(why, sizeof why, "the receiver accepted %lld of %lld %s and rejected %lld"
                          " (partial success; not retried)", (long long)(n - rejected), (long long)n,
-                         (long long)rejected);
+                         noun(s, n), (long long)rejected);
                 log_line(s, 0, why, msg, msg_len);
             }
             s->sent += n - rejected;
@@ -338,13 +349,13 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
         int again = rc != CURLE_OK ? 1 : retryable(status);
         if (!again || attempt >= attempts) {
             if (rc != CURLE_OK) {
-                snprintf(why, sizeof why, "%lld span%s not sent after %d attempt%s: %s", (long long)n, n == 1 ? "" : "s", attempt,
+                snprintf(why, sizeof why, "%lld %s not sent after %d attempt%s: %s", (long long)n, noun(s, n), attempt,
                          attempt == 1 ? "" : "s", *errbuf ? errbuf : curl_easy_strerror(rc));
                 s->down = 1;
                 log_line(s, 1, why, NULL, 0);
             } else {
-                snprintf(why, sizeof why, "%lld span%s not sent after %d attempt%s: HTTP %ld", (long long)n,
-                         n == 1 ? "" : "s", attempt, attempt == 1 ? "" : "s", status);
+                snprintf(why, sizeof why, "%lld %s not sent after %d attempt%s: HTTP %ld", (long long)n,
+                         noun(s, n), attempt, attempt == 1 ? "" : "s", status);
                 size_t first = strcspn(s->answer.data ? s->answer.data : "", "\n");
                 log_line(s, 1, why, s->answer.data, first);
             }

@@ -9,8 +9,9 @@
  *                    backoff with jitter, MS_OTLP_ATTEMPTS attempts in all
  *   anything else    failed, logged with the answer's first line
  *
- * Nothing is lost silently: every span handed over ends in exactly one of
- * sent, rejected or failed, and the caller reports the three. Messages go
+ * Nothing is lost silently: every span (data point, log record: the
+ * config's signal) handed over ends in exactly one of sent, rejected or
+ * failed, and the caller reports the three. Messages go
  * to stderr, escaped; header values are never printed. */
 #ifndef MS_OTLP_SEND_H
 #define MS_OTLP_SEND_H

@@ -19,6 +19,8 @@ static const double BUCKETS_T[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 
 static const double BUCKETS_STEP[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                       0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NB(a) (sizeof a / sizeof a[0])
+_Static_assert(NB(BUCKETS_D) <= MS_METRICS_MAX_BOUNDS && NB(BUCKETS_T) <= MS_METRICS_MAX_BOUNDS &&
+               NB(BUCKETS_STEP) <= MS_METRICS_MAX_BOUNDS, "ms_metrics_point holds the buckets");
 
 enum { COUNTER, HISTOGRAM };
 
@@ -35,6 +37,9 @@ typedef struct family {
     const double *bounds;
     size_t nb;
     const char *const *labels; /* label names, NULL-terminated */
+    const char *otel_name, *unit;   /* as OpenTelemetry names it (ms_metrics_visit) */
+    const char *const *otel_keys;   /* the labels' attribute keys, in the same order */
+    int integer;                    /* a count: OTLP as_int */
     ms_strmap keys;            /* label values, length-prefixed -> series index */
     long last;                 /* the series found last; -1 none */
     series *s;
@@ -51,6 +56,16 @@ static const char *const L_TOKENS[] = {"gen_ai_operation_name", "gen_ai_provider
 static const char *const L_COST[] = {"gen_ai_provider_name", "gen_ai_request_model", NULL};
 static const char *const L_ERROR[] = {"error_type", NULL};
 static const char *const L_NONE[] = {NULL};
+/* the same labels as OpenTelemetry attribute keys */
+static const char *const K_TRACE[] = {"moonspan.trace.name", NULL};
+static const char *const K_TRACE_STATUS[] = {"moonspan.trace.name", "moonspan.trace.status", NULL};
+static const char *const K_STEP[] = {"moonspan.span.name", NULL};
+static const char *const K_GENAI[] = {"gen_ai.operation.name", "gen_ai.provider.name",
+                                      "gen_ai.request.model", "error.type", NULL};
+static const char *const K_TOKENS[] = {"gen_ai.operation.name", "gen_ai.provider.name",
+                                       "gen_ai.request.model", "gen_ai.token.type", NULL};
+static const char *const K_COST[] = {"gen_ai.provider.name", "gen_ai.request.model", NULL};
+static const char *const K_ERROR[] = {"error.type", NULL};
 
 enum { F_REQ_DUR, F_REQ, F_STEP, F_OP_DUR, F_TTFT, F_TOKENS, F_COST, F_ERRORS, F_RETRIES, NFAM };
 
@@ -72,25 +87,25 @@ ms_metrics *ms_metrics_new(void)
     const family init[NFAM] = {
         [F_REQ_DUR] = {"moonspan_request_duration_seconds",
                        "Duration of a request (a trace), by trace name.", HISTOGRAM, BUCKETS_D,
-                       NB(BUCKETS_D), L_TRACE},
+                       NB(BUCKETS_D), L_TRACE, "moonspan.request.duration", "s", K_TRACE, 0},
         [F_REQ] = {"moonspan_requests_total", "Requests (traces) that ended, by trace name and status.",
-                   COUNTER, NULL, 0, L_TRACE_STATUS},
+                   COUNTER, NULL, 0, L_TRACE_STATUS, "moonspan.requests", "{request}", K_TRACE_STATUS, 1},
         [F_STEP] = {"moonspan_step_duration_seconds", "Duration of a step (a span below the root), "
-                    "by span name.", HISTOGRAM, BUCKETS_STEP, NB(BUCKETS_STEP), L_STEP},
+                    "by span name.", HISTOGRAM, BUCKETS_STEP, NB(BUCKETS_STEP), L_STEP, "moonspan.step.duration", "s", K_STEP, 0},
         [F_OP_DUR] = {"gen_ai_client_operation_duration_seconds", "GenAI operation duration.",
-                      HISTOGRAM, BUCKETS_D, NB(BUCKETS_D), L_GENAI},
+                      HISTOGRAM, BUCKETS_D, NB(BUCKETS_D), L_GENAI, "gen_ai.client.operation.duration", "s", K_GENAI, 0},
         [F_TTFT] = {"gen_ai_client_operation_time_to_first_chunk_seconds",
                     "Time to the first chunk of a streamed GenAI response.", HISTOGRAM, BUCKETS_D,
-                    NB(BUCKETS_D), L_GENAI},
+                    NB(BUCKETS_D), L_GENAI, "gen_ai.client.operation.time_to_first_chunk", "s", K_GENAI, 0},
         [F_TOKENS] = {"gen_ai_client_token_usage", "Tokens used per GenAI call, by direction "
                       "(input includes cache reads and writes).", HISTOGRAM, BUCKETS_T, NB(BUCKETS_T),
-                      L_TOKENS},
+                      L_TOKENS, "gen_ai.client.token.usage", "{token}", K_TOKENS, 0},
         [F_COST] = {"moonspan_cost_usd_total", "Dollars spent on priced LLM calls (replayed calls "
-                    "excluded).", COUNTER, NULL, 0, L_COST},
+                    "excluded).", COUNTER, NULL, 0, L_COST, "moonspan.cost.usd", "{USD}", K_COST, 0},
         [F_ERRORS] = {"moonspan_errors_total", "Errors, each counted once where it was raised, "
-                      "by type.", COUNTER, NULL, 0, L_ERROR},
+                      "by type.", COUNTER, NULL, 0, L_ERROR, "moonspan.errors", "{error}", K_ERROR, 1},
         [F_RETRIES] = {"moonspan_retries_total", "Retried attempts of spans and LLM calls.", COUNTER,
-                       NULL, 0, L_NONE},
+                       NULL, 0, L_NONE, "moonspan.retries", "{retry}", L_NONE, 1},
     };
     for (int i = 0; i < NFAM; i++) {
         m->f[i] = init[i];
@@ -425,4 +440,85 @@ int ms_metrics_write(ms_metrics *m, ms_buf *out)
     }
     ms_metrics_unlock(m);
     return out->oom ? -1 : 0;
+}
+
+/* --- the registry for OTLP ------------------------------------------------------ */
+
+/* The label values of series k, from its raw key (length-prefixed values,
+ * SIZE_MAX for an absent one; see find). */
+static void raw_values(const family *f, size_t k, ms_mstr *out)
+{
+    const ms_strmap_ent *e = &f->keys.ent[k];
+    int other = e->klen == sizeof OTHER_RAW - 1 && memcmp(e->key, OTHER_RAW, e->klen) == 0;
+    const char *p = e->key, *end = e->key + e->klen;
+    for (size_t i = 0; f->labels[i] && i < MS_METRICS_MAX_LABELS; i++) {
+        out[i] = (ms_mstr){0};
+        if (other) {
+            out[i] = cstr(MS_METRICS_OTHER);
+            continue;
+        }
+        size_t len;
+        if ((size_t)(end - p) < sizeof len)
+            break;
+        memcpy(&len, p, sizeof len);
+        p += sizeof len;
+        if (len == SIZE_MAX || len > (size_t)(end - p))
+            continue;
+        out[i] = (ms_mstr){p, len};
+        p += len;
+    }
+}
+
+static int visit_family(const family *f, ms_metrics_point **pts, size_t *cap, ms_metrics_visit_fn fn, void *ud)
+{
+    if (f->keys.n == 0)
+        return 0;
+    if (*cap < f->keys.n) {
+        ms_metrics_point *np = realloc(*pts, f->keys.n * sizeof *np);
+        if (!np)
+            return -1;
+        *pts = np;
+        *cap = f->keys.n;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < f->keys.n; k++) {
+        if (k >= f->cap || !f->s[k].labels || (f->nb && !f->s[k].buckets))
+            continue; /* a key whose series could not be made (out of memory) */
+        const series *s = &f->s[k];
+        ms_metrics_point *p = &(*pts)[n++];
+        memset(p, 0, sizeof *p);
+        raw_values(f, k, p->attrs);
+        p->value = s->value;
+        p->count = s->count;
+        uint64_t below = 0;
+        for (size_t i = 0; i < f->nb; i++)
+            below += p->buckets[i] = s->buckets[i];
+        if (f->nb)
+            p->buckets[f->nb] = s->count - below;
+    }
+    ms_metrics_family info = {f->otel_name, f->unit, f->help,
+                              f->type == HISTOGRAM ? MS_METRIC_HISTOGRAM : MS_METRIC_SUM,
+                              f->integer, f->bounds, f->nb, f->otel_keys};
+    return n ? fn(ud, &info, *pts, n) : 0;
+}
+
+int ms_metrics_visit(ms_metrics *m, ms_metrics_visit_fn fn, void *ud)
+{
+    double depth = m->queue_fn ? m->queue_fn(m->queue_ud) : NAN; /* before the lock, as in ms_metrics_write */
+    ms_metrics_point *pts = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    ms_metrics_lock(m);
+    for (int i = 0; i < NFAM && rc == 0; i++)
+        rc = visit_family(&m->f[i], &pts, &cap, fn, ud);
+    ms_metrics_unlock(m);
+    if (rc == 0 && m->queue_fn) {
+        static const char *const none[] = {NULL};
+        ms_metrics_family q = {"moonspan.writer.queue_depth", "{trace}", "Traces waiting for the writer thread.",
+                               MS_METRIC_GAUGE, 1, NULL, 0, none};
+        ms_metrics_point p = {.value = depth};
+        rc = fn(ud, &q, &p, 1);
+    }
+    free(pts);
+    return rc;
 }

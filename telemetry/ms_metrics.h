@@ -79,4 +79,46 @@ void ms_metrics_set_queue_gauge(ms_metrics *m, double (*fn)(void *ud), void *ud)
  * ran out (out->oom). */
 int ms_metrics_write(ms_metrics *m, ms_buf *out);
 
+/* --- the registry as OpenTelemetry sees it (for OTLP, ms_otlp_metrics.h) --- */
+
+enum ms_metric_kind { MS_METRIC_SUM, MS_METRIC_HISTOGRAM, MS_METRIC_GAUGE };
+
+#define MS_METRICS_MAX_LABELS 4
+#define MS_METRICS_MAX_BOUNDS 16
+
+/* A family under its OpenTelemetry name and unit (UCUM: "s", "{token}"),
+ * not the Prometheus-mangled one; attribute keys are the OpenTelemetry
+ * ones ("gen_ai.request.model", not gen_ai_request_model). */
+typedef struct ms_metrics_family {
+    const char *name, *unit, *description;
+    enum ms_metric_kind kind;   /* SUM: a monotonic counter */
+    int integer;                /* values are counts (as_int), else dollars (as_double) */
+    const double *bounds;       /* HISTOGRAM: explicit bounds, nb of them */
+    size_t nb;
+    const char *const *keys;    /* attribute keys, NULL-terminated */
+} ms_metrics_family;
+
+/* One series. attrs[i] is the value of keys[i], p NULL when absent (no
+ * error.type on a call that succeeded); the series that takes label sets
+ * past MS_METRICS_MAX_SERIES has every value "_other". A
+ * histogram's buckets are per bucket, not cumulative: nb + 1 of them,
+ * the last holding what lies above the last bound, summing to count. */
+typedef struct ms_metrics_point {
+    ms_mstr attrs[MS_METRICS_MAX_LABELS];
+    double value;               /* SUM and GAUGE: the value; HISTOGRAM: the sum */
+    uint64_t count;
+    uint64_t buckets[MS_METRICS_MAX_BOUNDS + 1];
+} ms_metrics_point;
+
+/* Called once per family that has series, with all of them (the memory
+ * is the registry's, valid during the call). Returns 0 to go on. */
+typedef int (*ms_metrics_visit_fn)(void *ud, const ms_metrics_family *f, const ms_metrics_point *pts,
+                                   size_t n);
+
+/* Visits every family with series in the order of the exposition, then
+ * the writer's queue depth as a GAUGE when a gauge is set, under the
+ * registry's lock (fn must not call back into m). Returns 0, fn's first
+ * non-zero result, or -1 when memory ran out. */
+int ms_metrics_visit(ms_metrics *m, ms_metrics_visit_fn fn, void *ud);
+
 #endif

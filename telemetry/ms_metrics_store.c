@@ -6,6 +6,7 @@
 
 #include "ms_metrics_store.h"
 #include "ms_read.h"
+#include "ms_select.h"
 #include "ms_spans.h"
 #include "ms_trace.h"
 
@@ -196,5 +197,64 @@ int ms_metrics_store_update(ms_metrics_store *ms, char *err, size_t errlen)
     sqlite3_reset(ms->by_id);
     if (ms_read_end(ms->db, own, rc ? NULL : err, errlen))
         rc = -1;
+    return rc;
+}
+
+int ms_metrics_store_select(sqlite3 *db, const ms_select *sel, ms_metrics *m, uint64_t *rows,
+                            int64_t *first_ns, char *err, size_t errlen)
+{
+    *rows = 0;
+    *first_ns = 0;
+    ms_metrics_store *ms;
+    if (ms_metrics_store_open(db, m, &ms, err, errlen))
+        return -1;
+    int sampled = ms->packed ? ms_schema_has(db, "traces", "sampled_out", err, errlen) : 0;
+    if (sampled < 0) {
+        ms_metrics_store_close(ms);
+        return -1;
+    }
+    /* the feeder's columns, then the start; open traces (written in parts,
+     * not ended) are left out, as an update leaves them for later */
+    ms_buf sql = {0};
+    if (ms->packed)
+        ms_buf_printf(&sql, "SELECT t.id, t.name, t.duration_ns, t.status, t.parts, t.span_salt, t.spans,"
+                            " (t.spans IS NULL AND t.parts > 0 AND %s) AS open, t.start_ns FROM traces t",
+                      sampled ? "t.sampled_out = 0" : "1");
+    else
+        ms_buf_adds(&sql, "SELECT t.id, t.name, t.duration_ns, t.status, 0, 0, NULL, 0, t.start_ns FROM traces t");
+    sqlite3_stmt *st;
+    if (ms_select_prepare(db, sel, &sql, " ORDER BY t.id", &st, err, errlen)) {
+        ms_metrics_store_close(ms);
+        return -1;
+    }
+    int own = 0, rc = -1;
+    if (ms_read_begin(db, &own, err, errlen))
+        goto done;
+    if (ms_select_bind(db, st, sel, err, errlen))
+        goto end;
+    ms_metrics_lock(m);
+    int step;
+    rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int(st, 7))
+            continue;
+        int64_t start = sqlite3_column_int64(st, 8);
+        if (*rows == 0 || start < *first_ns)
+            *first_ns = start;
+        ++*rows;
+        if (read_trace(ms, st, err, errlen)) {
+            rc = -1;
+            break;
+        }
+    }
+    ms_metrics_unlock(m);
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = ms_errf(err, errlen, "cannot read the store: %s", sqlite3_errmsg(db));
+end:
+    if (ms_read_end(db, own, rc ? NULL : err, errlen))
+        rc = -1;
+done:
+    sqlite3_finalize(st);
+    ms_metrics_store_close(ms);
     return rc;
 }

@@ -31,6 +31,15 @@ void ms_metrics_store_close(ms_metrics_store *ms);
  * read before the failure; the next call goes on from there). */
 int ms_metrics_store_update(ms_metrics_store *ms, char *err, size_t errlen);
 
+/* The registry of the finished traces `sel` picks, at once (for `moonspan
+ * export otlp --signals metrics`): what `serve --metrics` would show for a
+ * store holding those traces only. Sets *rows to the traces read and
+ * *first_ns to the earliest start among them (epoch ns; 0 when none).
+ * One read snapshot. Returns 0, or -1 with err. */
+struct ms_select;
+int ms_metrics_store_select(sqlite3 *db, const struct ms_select *sel, ms_metrics *m, uint64_t *rows,
+                            int64_t *first_ns, char *err, size_t errlen);
+
 /* Rows read so far (traces), for the measurements. */
 uint64_t ms_metrics_store_rows(const ms_metrics_store *ms);
 

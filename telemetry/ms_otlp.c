@@ -4,6 +4,8 @@
  * full batches to the caller's sender. */
 #include "ms_otlp.h"
 
+#include "ms_clock.h"
+#include "ms_otlp_logs.h"
 #include "ms_otlp_span.h"
 #include "ms_read.h"
 #include "ms_spans.h"
@@ -16,8 +18,10 @@ typedef struct batch {
     ms_otlp_send_fn send;
     void *ud;
     ms_buf spans, body;
-    int64_t nspans;
+    int64_t nspans;     /* in the batch: spans, or log records */
     ms_otlp_totals *tot;
+    ms_otlp_logs logs;
+    int64_t observed_ns; /* the log records' observed time: the export's */
 } batch;
 
 /* Sends the batch when it holds spans. Returns 0, or 1 when the sender
@@ -28,7 +32,8 @@ static int flush(batch *b)
         return 0;
     ms_buf_reset(&b->body);
     if (b->o->json)
-        ms_otlp_json_request(&b->body, b->o->resource, b->o->nresource, &b->spans);
+        ms_otlp_json_envelope(&b->body, b->o->logs ? MS_OTLP_LOGS : MS_OTLP_TRACES, b->o->resource,
+                              b->o->nresource, &b->spans);
     else
         ms_otlp_proto_request(&b->body, b->o->resource, b->o->nresource, &b->spans);
     if (b->body.oom)
@@ -37,21 +42,29 @@ static int flush(batch *b)
     ms_buf_reset(&b->spans);
     b->nspans = 0;
     b->tot->requests++;
-    b->tot->spans += n;
+    if (b->o->logs)
+        b->tot->records += n;
+    else
+        b->tot->spans += n;
     return b->send(b->ud, &b->body, n) ? 1 : 0;
 }
 
 /* Encodes one span into the batch, sending it once full. 0, 1, -2. */
 static int add(batch *b, const ms_otlp_span *s)
 {
-    if (b->o->json)
+    int64_t n = 1;
+    if (b->o->logs) {
+        b->tot->spans++;
+        n = ms_otlp_logs_of_span(&b->logs, &b->spans, b->o->json, s, b->observed_ns);
+    } else if (b->o->json) {
         ms_otlp_json_span(&b->spans, s);
-    else
+    } else {
         ms_otlp_proto_span(&b->spans, s);
-    if (b->spans.oom)
+    }
+    if (b->spans.oom || n < 0)
         return -2;
     size_t max = b->o->batch_spans ? b->o->batch_spans : MS_OTLP_BATCH_SPANS;
-    if ((size_t)++b->nspans >= max || b->spans.len >= MS_OTLP_BATCH_BYTES)
+    if ((size_t)(b->nspans += n) >= max || b->spans.len >= MS_OTLP_BATCH_BYTES)
         return flush(b);
     return 0;
 }
@@ -91,6 +104,7 @@ int ms_otlp_export(sqlite3 *db, const ms_select *sel, const ms_otlp_opts *o,
                    ms_otlp_send_fn send, void *ud, ms_otlp_totals *tot, char *err, size_t errlen)
 {
     memset(tot, 0, sizeof *tot);
+    ms_clock_init();
     ms_buf sql = {0};
     ms_buf_adds(&sql, "SELECT t.id, t.trace_id, t.name, t.start_ns, t.duration_ns, t.status, t.span_salt,"
                       " t.parts, t.parent_span, t.sampled_out, t.spans, t.span_count, t.error_count,"
@@ -104,7 +118,7 @@ int ms_otlp_export(sqlite3 *db, const ms_select *sel, const ms_otlp_opts *o,
     ms_spans_walk w;
     int walking = 0;
     ms_otlp_mapper m = {0};
-    batch b = {.o = o, .send = send, .ud = ud, .tot = tot};
+    batch b = {.o = o, .send = send, .ud = ud, .tot = tot, .observed_ns = ms_epoch_ns()};
     if (ms_read_begin(db, &own, err, errlen))
         goto done;
     began = 1;
@@ -195,5 +209,6 @@ done:
     ms_otlp_mapper_free(&m);
     ms_buf_free(&b.spans);
     ms_buf_free(&b.body);
+    ms_otlp_logs_free(&b.logs);
     return ret;
 }

@@ -22,6 +22,9 @@ typedef struct ms_otlp_kv {
     const char *value;
 } ms_otlp_kv;
 
+/* The three OTLP signals: which Export*ServiceRequest a body is. */
+enum ms_otlp_signal { MS_OTLP_TRACES, MS_OTLP_METRICS, MS_OTLP_LOGS };
+
 #define MS_OTLP_BATCH_SPANS 512           /* OTEL_BSP_MAX_EXPORT_BATCH_SIZE's default */
 #define MS_OTLP_BATCH_BYTES (4u << 20)    /* a request is cut before it grows past this */
 
@@ -29,20 +32,24 @@ typedef struct ms_otlp_opts {
     int json;                   /* OTLP/JSON; else protobuf */
     const ms_otlp_kv *resource; /* resource attributes, service.name among them */
     size_t nresource;
-    size_t batch_spans;         /* spans per request at most; 0: MS_OTLP_BATCH_SPANS */
+    size_t batch_spans;         /* spans (log records) per request at most; 0: MS_OTLP_BATCH_SPANS */
+    int logs;                   /* the spans' log records (ms_otlp_logs.h), not the spans */
 } ms_otlp_opts;
 
-/* Receives each request body (not compressed) and the number of spans in
- * it. Returns 0 to go on, non-zero to stop the export (ms_otlp_export
+/* Receives each request body (not compressed) and the number of spans
+ * (log records, with opts.logs) in it. Returns 0 to go on, non-zero to stop the export (ms_otlp_export
  * then returns 1). */
 typedef int (*ms_otlp_send_fn)(void *ud, const ms_buf *body, int64_t nspans);
 
 typedef struct ms_otlp_totals {
     int64_t traces, spans, requests;
+    int64_t records;            /* log records, with opts.logs */
 } ms_otlp_totals;
 
 /* Encodes the traces `sel` picks (oldest first) and hands them to send in
- * requests of at most o->batch_spans spans. A trace may span two
+ * requests of at most o->batch_spans spans (with o->logs: an
+ * ExportLogsServiceRequest of as many log records, each span's end and
+ * errors, ms_otlp_logs.h). A trace may span two
  * requests; every span is in exactly one. Fills *tot with what was
  * handed over. Returns 0; 1 when send stopped it; -1 with err (the
  * store, a corrupt trace, out of memory). */

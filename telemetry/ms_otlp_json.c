@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-static void hex(ms_buf *b, const uint8_t *p, size_t n)
+void ms_otlp_json_hex(ms_buf *b, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
     char out[40];
@@ -22,7 +22,7 @@ static void hex(ms_buf *b, const uint8_t *p, size_t n)
     ms_buf_addc(b, '"');
 }
 
-static void i64str(ms_buf *b, int64_t v)
+void ms_otlp_json_i64(ms_buf *b, int64_t v)
 {
     ms_buf_printf(b, "\"%" PRId64 "\"", v);
 }
@@ -36,7 +36,7 @@ static void value(ms_buf *b, const ms_otlp_attr *a)
         break;
     case MS_OTLP_INT:
         ms_buf_adds(b, "{\"intValue\":");
-        i64str(b, a->i);
+        ms_otlp_json_i64(b, a->i);
         break;
     case MS_OTLP_DOUBLE:
         /* NaN and infinities have no JSON number; proto3 JSON spells them
@@ -63,7 +63,7 @@ static void value(ms_buf *b, const ms_otlp_attr *a)
     ms_buf_addc(b, '}');
 }
 
-static void attrs(ms_buf *b, const ms_otlp_attr *list, size_t n)
+void ms_otlp_json_attrs(ms_buf *b, const ms_otlp_attr *list, size_t n)
 {
     ms_buf_adds(b, "\"attributes\":[");
     for (size_t i = 0; i < n; i++) {
@@ -84,30 +84,30 @@ void ms_otlp_json_span(ms_buf *spans, const ms_otlp_span *s)
     if (b->len)
         ms_buf_addc(b, ',');
     ms_buf_adds(b, "{\"traceId\":");
-    hex(b, s->trace_id, 16);
+    ms_otlp_json_hex(b, s->trace_id, 16);
     ms_buf_adds(b, ",\"spanId\":");
-    hex(b, s->span_id, 8);
+    ms_otlp_json_hex(b, s->span_id, 8);
     if (s->has_parent) {
         ms_buf_adds(b, ",\"parentSpanId\":");
-        hex(b, s->parent_id, 8);
+        ms_otlp_json_hex(b, s->parent_id, 8);
     }
     ms_buf_adds(b, ",\"name\":");
     ms_json_str(b, s->name, s->name_len);
     ms_buf_printf(b, ",\"kind\":%d,\"startTimeUnixNano\":", s->kind);
-    i64str(b, s->start_ns);
+    ms_otlp_json_i64(b, s->start_ns);
     ms_buf_adds(b, ",\"endTimeUnixNano\":");
-    i64str(b, s->end_ns);
+    ms_otlp_json_i64(b, s->end_ns);
     ms_buf_addc(b, ',');
-    attrs(b, s->attrs, s->nattrs);
+    ms_otlp_json_attrs(b, s->attrs, s->nattrs);
     ms_buf_adds(b, ",\"events\":[");
     for (size_t i = 0; i < s->nevents; i++) {
         const ms_otlp_event *e = &s->events[i];
         ms_buf_adds(b, i ? ",{\"timeUnixNano\":" : "{\"timeUnixNano\":");
-        i64str(b, e->time_ns);
+        ms_otlp_json_i64(b, e->time_ns);
         ms_buf_adds(b, ",\"name\":");
         ms_json_str(b, e->name, e->name_len);
         ms_buf_addc(b, ',');
-        attrs(b, s->event_attrs + e->attr0, e->nattrs);
+        ms_otlp_json_attrs(b, s->event_attrs + e->attr0, e->nattrs);
         ms_buf_addc(b, '}');
     }
     ms_buf_adds(b, "],\"status\":{");
@@ -125,7 +125,18 @@ void ms_otlp_json_span(ms_buf *spans, const ms_otlp_span *s)
 void ms_otlp_json_request(ms_buf *out, const ms_otlp_kv *resource, size_t nresource,
                           const ms_buf *spans)
 {
-    ms_buf_adds(out, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    ms_otlp_json_envelope(out, MS_OTLP_TRACES, resource, nresource, spans);
+}
+
+void ms_otlp_json_envelope(ms_buf *out, enum ms_otlp_signal signal, const ms_otlp_kv *resource,
+                           size_t nresource, const ms_buf *items)
+{
+    static const char *const keys[][3] = {
+        [MS_OTLP_TRACES] = {"resourceSpans", "scopeSpans", "spans"},
+        [MS_OTLP_METRICS] = {"resourceMetrics", "scopeMetrics", "metrics"},
+        [MS_OTLP_LOGS] = {"resourceLogs", "scopeLogs", "logRecords"},
+    };
+    ms_buf_printf(out, "{\"%s\":[{\"resource\":{\"attributes\":[", keys[signal][0]);
     for (size_t i = 0; i < nresource; i++) {
         if (i)
             ms_buf_addc(out, ',');
@@ -135,13 +146,13 @@ void ms_otlp_json_request(ms_buf *out, const ms_otlp_kv *resource, size_t nresou
         ms_json_str(out, resource[i].value, strlen(resource[i].value));
         ms_buf_adds(out, "}}");
     }
-    ms_buf_adds(out, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"" MS_OTLP_SCOPE_NAME "\"");
+    ms_buf_printf(out, "]},\"%s\":[{\"scope\":{\"name\":\"" MS_OTLP_SCOPE_NAME "\"", keys[signal][1]);
 #ifdef MOONSPAN_VERSION
     ms_buf_adds(out, ",\"version\":\"" MOONSPAN_VERSION "\"");
 #endif
-    ms_buf_adds(out, "},\"schemaUrl\":\"" MS_OTLP_SCHEMA_URL "\",\"spans\":[");
-    ms_buf_add(out, spans->data, spans->len);
-    if (spans->oom)
+    ms_buf_printf(out, "},\"schemaUrl\":\"" MS_OTLP_SCHEMA_URL "\",\"%s\":[", keys[signal][2]);
+    ms_buf_add(out, items->data, items->len);
+    if (items->oom)
         out->oom = 1;
     ms_buf_adds(out, "]}]}]}");
 }

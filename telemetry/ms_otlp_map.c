@@ -115,6 +115,7 @@ static const char *status_text(int status)
 static void set_status(ms_otlp_mapper *m, ms_otlp_span *out, int status, const char *msg, size_t len)
 {
     out->status = status == MS_STATUS_OK ? MS_OTLP_STATUS_UNSET : MS_OTLP_STATUS_ERROR;
+    out->ms_status = status;
     const char *why = status_text(status);
     if (why)
         attr_str(m, MS_ATTR_MS_STATUS, why, strlen(why));

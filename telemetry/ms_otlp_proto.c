@@ -35,8 +35,7 @@ static void text_field(ms_buf *b, uint32_t field, const char *s, size_t n)
     ms_pb_end(b, m);
 }
 
-/* KeyValue{key, AnyValue} as field `field` of the enclosing message. */
-static void attr(ms_buf *b, uint32_t field, const ms_otlp_attr *a)
+void ms_otlp_proto_attr(ms_buf *b, uint32_t field, const ms_otlp_attr *a)
 {
     size_t kv = ms_pb_begin(b, field);
     text_field(b, MS_PB_KEY_VALUE_KEY, a->key, a->key_len);
@@ -80,14 +79,14 @@ void ms_otlp_proto_span(ms_buf *spans, const ms_otlp_span *s)
     ms_pb_fixed64(b, MS_PB_SPAN_START_TIME_UNIX_NANO, (uint64_t)s->start_ns);
     ms_pb_fixed64(b, MS_PB_SPAN_END_TIME_UNIX_NANO, (uint64_t)s->end_ns);
     for (size_t i = 0; i < s->nattrs; i++)
-        attr(b, MS_PB_SPAN_ATTRIBUTES, &s->attrs[i]);
+        ms_otlp_proto_attr(b, MS_PB_SPAN_ATTRIBUTES, &s->attrs[i]);
     for (size_t i = 0; i < s->nevents; i++) {
         const ms_otlp_event *e = &s->events[i];
         size_t ev = ms_pb_begin(b, MS_PB_SPAN_EVENTS);
         ms_pb_fixed64(b, MS_PB_EVENT_TIME_UNIX_NANO, (uint64_t)e->time_ns);
         text_field(b, MS_PB_EVENT_NAME, e->name, e->name_len);
         for (size_t k = 0; k < e->nattrs; k++)
-            attr(b, MS_PB_EVENT_ATTRIBUTES, &s->event_attrs[e->attr0 + k]);
+            ms_otlp_proto_attr(b, MS_PB_EVENT_ATTRIBUTES, &s->event_attrs[e->attr0 + k]);
         ms_pb_end(b, ev);
     }
     size_t st = ms_pb_begin(b, MS_PB_SPAN_STATUS);
@@ -107,7 +106,7 @@ void ms_otlp_proto_request(ms_buf *out, const ms_otlp_kv *resource, size_t nreso
     for (size_t i = 0; i < nresource; i++) {
         ms_otlp_attr a = {.key = resource[i].key, .key_len = strlen(resource[i].key), .type = MS_OTLP_STR,
                           .s = resource[i].value, .s_len = strlen(resource[i].value)};
-        attr(out, MS_PB_RESOURCE_ATTRIBUTES, &a);
+        ms_otlp_proto_attr(out, MS_PB_RESOURCE_ATTRIBUTES, &a);
     }
     ms_pb_end(out, res);
     size_t ss = ms_pb_begin(out, MS_PB_RESOURCE_SPANS_SCOPE_SPANS);

@@ -60,6 +60,56 @@ enum {
     MS_PB_STATUS_CODE = 3
 };
 
+/* --- collector/{metrics,logs}/v1 and metrics/v1, logs/v1 -----------------
+ * Their envelopes have the trace envelope's numbers: request.resource_X=1,
+ * ResourceX{resource=1, scope_X=2, schema_url=3}, ScopeX{scope=1, X=2,
+ * schema_url=3}; so one writer makes all three (ms_otlp_proto_request).
+ * The partial successes too: rejected_data_points / rejected_log_records
+ * = 1, error_message = 2. */
+enum {
+    MS_PB_METRIC_NAME = 1,
+    MS_PB_METRIC_DESCRIPTION = 2,
+    MS_PB_METRIC_UNIT = 3,
+    MS_PB_METRIC_GAUGE = 5,
+    MS_PB_METRIC_SUM = 7,
+    MS_PB_METRIC_HISTOGRAM = 9,
+
+    MS_PB_GAUGE_DATA_POINTS = 1,
+    MS_PB_SUM_DATA_POINTS = 1,
+    MS_PB_SUM_AGGREGATION_TEMPORALITY = 2,   /* enum: 2 CUMULATIVE */
+    MS_PB_SUM_IS_MONOTONIC = 3,
+    MS_PB_HISTOGRAM_DATA_POINTS = 1,
+    MS_PB_HISTOGRAM_AGGREGATION_TEMPORALITY = 2,
+
+    MS_PB_NUMBER_POINT_START_TIME_UNIX_NANO = 2, /* fixed64 */
+    MS_PB_NUMBER_POINT_TIME_UNIX_NANO = 3,       /* fixed64 */
+    MS_PB_NUMBER_POINT_AS_DOUBLE = 4,            /* double */
+    MS_PB_NUMBER_POINT_AS_INT = 6,               /* sfixed64 */
+    MS_PB_NUMBER_POINT_ATTRIBUTES = 7,
+
+    MS_PB_HIST_POINT_START_TIME_UNIX_NANO = 2,   /* fixed64 */
+    MS_PB_HIST_POINT_TIME_UNIX_NANO = 3,         /* fixed64 */
+    MS_PB_HIST_POINT_COUNT = 4,                  /* fixed64 */
+    MS_PB_HIST_POINT_SUM = 5,                    /* double */
+    MS_PB_HIST_POINT_BUCKET_COUNTS = 6,          /* packed fixed64 */
+    MS_PB_HIST_POINT_EXPLICIT_BOUNDS = 7,        /* packed double */
+    MS_PB_HIST_POINT_ATTRIBUTES = 9,
+
+    MS_PB_LOG_TIME_UNIX_NANO = 1,                /* fixed64 */
+    MS_PB_LOG_SEVERITY_NUMBER = 2,               /* enum */
+    MS_PB_LOG_SEVERITY_TEXT = 3,
+    MS_PB_LOG_BODY = 5,                          /* AnyValue */
+    MS_PB_LOG_ATTRIBUTES = 6,
+    MS_PB_LOG_FLAGS = 8,                         /* fixed32 */
+    MS_PB_LOG_TRACE_ID = 9,                      /* bytes, 16 */
+    MS_PB_LOG_SPAN_ID = 10,                      /* bytes, 8 */
+    MS_PB_LOG_OBSERVED_TIME_UNIX_NANO = 11,      /* fixed64 */
+    MS_PB_LOG_EVENT_NAME = 12
+};
+enum { MS_OTLP_TEMPORALITY_DELTA = 1, MS_OTLP_TEMPORALITY_CUMULATIVE = 2 };
+/* LogRecord.severity_number (the log data model): INFO 9, WARN 13, ERROR 17 */
+enum { MS_OTLP_SEVERITY_INFO = 9, MS_OTLP_SEVERITY_WARN = 13, MS_OTLP_SEVERITY_ERROR = 17 };
+
 /* --- resource/v1, common/v1 ---------------------------------------------- */
 enum {
     MS_PB_RESOURCE_ATTRIBUTES = 1,
@@ -98,6 +148,8 @@ enum ms_otlp_status {
 
 /* --- OTLP/HTTP ----------------------------------------------------------- */
 #define MS_OTLP_PATH_TRACES "/v1/traces"
+#define MS_OTLP_PATH_METRICS "/v1/metrics"
+#define MS_OTLP_PATH_LOGS "/v1/logs"
 #define MS_OTLP_MEDIA_PROTOBUF "application/x-protobuf"
 #define MS_OTLP_MEDIA_JSON "application/json"
 #define MS_OTLP_DEFAULT_ENDPOINT "http://localhost:4318"

@@ -47,6 +47,7 @@ typedef struct ms_otlp_span {
     int kind;                 /* enum ms_otlp_kind */
     int64_t start_ns, end_ns; /* Unix epoch */
     int status;               /* enum ms_otlp_status */
+    int ms_status;            /* enum ms_status, as `moonspan show` says it (log records) */
     const char *status_msg;
     size_t status_msg_len;
     const ms_otlp_attr *attrs; /* the span's: attrs[0 .. nattrs) */
@@ -100,9 +101,20 @@ void ms_otlp_mapper_free(ms_otlp_mapper *m);
  * Spans are appended one at a time to a batch body (`spans`); the request
  * wraps a batch body with its resource and scope. */
 
+/* KeyValue{key, AnyValue} as field `field` of the enclosing message. */
+void ms_otlp_proto_attr(ms_buf *b, uint32_t field, const ms_otlp_attr *a);
+/* `"attributes":[...]` of list[0..n). */
+void ms_otlp_json_attrs(ms_buf *b, const ms_otlp_attr *list, size_t n);
+/* p[0..n) (n <= 16) as a quoted lowercase hex string. */
+void ms_otlp_json_hex(ms_buf *b, const uint8_t *p, size_t n);
+/* An int64 as OTLP/JSON writes it: a quoted decimal. */
+void ms_otlp_json_i64(ms_buf *b, int64_t v);
+
 /* protobuf (ms_otlp_proto.c): appends span s as ScopeSpans.spans field. */
 void ms_otlp_proto_span(ms_buf *spans, const ms_otlp_span *s);
-/* The ExportTraceServiceRequest holding the spans of `spans`. */
+/* The ExportTraceServiceRequest holding the spans of `spans`; also the
+ * Export{Metrics,Logs}ServiceRequest holding the metrics or log records
+ * of `spans`, since their envelopes have the same field numbers. */
 void ms_otlp_proto_request(ms_buf *out, const ms_otlp_kv *resource, size_t nresource,
                            const ms_buf *spans);
 
@@ -111,6 +123,11 @@ void ms_otlp_proto_request(ms_buf *out, const ms_otlp_kv *resource, size_t nreso
 void ms_otlp_json_span(ms_buf *spans, const ms_otlp_span *s);
 void ms_otlp_json_request(ms_buf *out, const ms_otlp_kv *resource, size_t nresource,
                           const ms_buf *spans);
+/* The same envelope for any signal: "resourceMetrics"/"scopeMetrics"/
+ * "metrics", "resourceLogs"/"scopeLogs"/"logRecords" around `items` (the
+ * elements of that array, comma-separated). */
+void ms_otlp_json_envelope(ms_buf *out, enum ms_otlp_signal signal, const ms_otlp_kv *resource,
+                           size_t nresource, const ms_buf *items);
 
 /* Appends s[0..n) with invalid UTF-8 replaced by U+FFFD (protobuf strings
  * must be UTF-8). */

@@ -5,7 +5,11 @@
 // Listens on 127.0.0.1 (--port, else a free port; written to --port-file once it
 // listens), takes POSTs on any path (the log says which), gunzips, and decodes the body with the
 // official OTLP schema (@opentelemetry/otlp-transformer's generated
-// protobuf root) or JSON.parse, by Content-Type. Each request is logged as
+// protobuf root) or JSON.parse, by Content-Type: an ExportMetricsServiceRequest
+// on a path ending in /v1/metrics, an ExportLogsServiceRequest on /v1/logs,
+// else an ExportTraceServiceRequest. Metrics and logs sent as JSON go
+// through the schema too (fromObject, ids from hex), so both encodings
+// are normalised alike. Each request is logged as
 // one JSON line: {status, contentType, contentEncoding, authorization,
 // headers, body (normalised: ids as hex, int64 as strings), error}.
 //
@@ -13,7 +17,8 @@
 //   200          success (an empty ExportTraceServiceResponse / "{}")
 //   503:S        503 with Retry-After: S (also 429:S, 502:S, 504:S)
 //   500, 400...  that status
-//   partial:N    200 with partial_success {rejected_spans N, error_message}
+//   partial:N    200 with partial_success {rejected_spans N (rejected_data_points,
+//                rejected_log_records on /v1/metrics, /v1/logs), error_message}
 //   langfuse     200 with a JSON body whatever was sent (Langfuse does so)
 //   hang         never answers (the request is logged with status 0)
 // --phoenix answers 415 unless Content-Type is exactly application/x-protobuf.
@@ -26,6 +31,8 @@ const zlib = require('zlib');
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root');
 
 const pb = root.opentelemetry.proto.collector.trace.v1;
+const pbMetrics = root.opentelemetry.proto.collector.metrics.v1;
+const pbLogs = root.opentelemetry.proto.collector.logs.v1;
 const args = {};
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
@@ -86,7 +93,76 @@ function normalise(req) {
   }));
 }
 
-function answer(res, token, json) {
+// Metrics: each metric with its kind and points; int64 as decimal strings.
+const str = (v) => (v == null ? null : String(v));
+function normaliseMetrics(req) {
+  return (req.resourceMetrics || []).map((rm) => ({
+    resource: attrs(rm.resource && rm.resource.attributes),
+    scopeMetrics: (rm.scopeMetrics || []).map((sm) => ({
+      scope: sm.scope || {},
+      schemaUrl: sm.schemaUrl || '',
+      metrics: (sm.metrics || []).map((m) => {
+        const kind = m.histogram ? 'histogram' : m.sum ? 'sum' : m.gauge ? 'gauge' : 'other';
+        const data = m[kind] || {};
+        return {
+          name: m.name, unit: m.unit || '', description: m.description || '', kind,
+          temporality: data.aggregationTemporality || 0, isMonotonic: !!data.isMonotonic,
+          points: (data.dataPoints || []).map((p) => ({
+            attributes: attrs(p.attributes),
+            startTimeUnixNano: str(p.startTimeUnixNano), timeUnixNano: str(p.timeUnixNano),
+            asInt: str(p.asInt), asDouble: p.asDouble == null ? null : Number(p.asDouble),
+            count: str(p.count), sum: p.sum == null ? null : Number(p.sum),
+            bucketCounts: (p.bucketCounts || []).map(String),
+            explicitBounds: (p.explicitBounds || []).map(Number),
+          })),
+        };
+      }),
+    })),
+  }));
+}
+
+function normaliseLogs(req) {
+  return (req.resourceLogs || []).map((rl) => ({
+    resource: attrs(rl.resource && rl.resource.attributes),
+    scopeLogs: (rl.scopeLogs || []).map((sl) => ({
+      scope: sl.scope || {},
+      schemaUrl: sl.schemaUrl || '',
+      logRecords: (sl.logRecords || []).map((r) => ({
+        timeUnixNano: str(r.timeUnixNano), observedTimeUnixNano: str(r.observedTimeUnixNano),
+        severityNumber: r.severityNumber || 0, severityText: r.severityText || '',
+        body: anyValue(r.body), attributes: attrs(r.attributes), flags: r.flags || 0,
+        traceId: id(r.traceId), spanId: id(r.spanId),
+      })),
+    })),
+  }));
+}
+
+// OTLP/JSON ids are hex; protobufjs's fromObject reads bytes as base64
+function hexIds(req) {
+  for (const rl of req.resourceLogs || []) for (const sl of rl.scopeLogs || []) for (const r of sl.logRecords || []) {
+    for (const k of ['traceId', 'spanId']) if (typeof r[k] === 'string') r[k] = Buffer.from(r[k], 'hex');
+  }
+  return req;
+}
+
+const objectOpts = {longs: String, enums: Number, bytes: Buffer};
+// The body of a request to `path` as the official schema reads it.
+function decode(path, raw, json) {
+  const p = path.split('?')[0];
+  if (p.endsWith('/v1/metrics') || p.endsWith('/v1/logs')) {
+    const metrics = p.endsWith('/v1/metrics');
+    const T = metrics ? pbMetrics.ExportMetricsServiceRequest : pbLogs.ExportLogsServiceRequest;
+    const msg = json ? T.fromObject(metrics ? JSON.parse(raw.toString('utf8')) : hexIds(JSON.parse(raw.toString('utf8'))))
+      : T.decode(raw);
+    const obj = T.toObject(msg, objectOpts);
+    return metrics ? normaliseMetrics(obj) : normaliseLogs(obj);
+  }
+  const body = json ? JSON.parse(raw.toString('utf8'))
+    : pb.ExportTraceServiceRequest.toObject(pb.ExportTraceServiceRequest.decode(raw), objectOpts);
+  return normalise(body);
+}
+
+function answer(res, token, json, path) {
   const [what, arg] = token.split(':');
   if (what === 'hang') return;
   const type = json ? 'application/json' : 'application/x-protobuf';
@@ -101,7 +177,9 @@ function answer(res, token, json) {
   if (what === 'partial') {
     const ps = {rejectedSpans: Number(arg), errorMessage: `${arg} spans too old`};
     res.writeHead(200, {'Content-Type': type});
-    if (json) return res.end(JSON.stringify({partialSuccess: {rejectedSpans: String(arg), errorMessage: ps.errorMessage}}));
+    // the count's name is the signal's; its field number is 1 in all three
+    const key = /\/v1\/metrics/.test(path) ? 'rejectedDataPoints' : /\/v1\/logs/.test(path) ? 'rejectedLogRecords' : 'rejectedSpans';
+    if (json) return res.end(JSON.stringify({partialSuccess: {[key]: String(arg), errorMessage: ps.errorMessage}}));
     return res.end(Buffer.from(pb.ExportTraceServiceResponse.encode({partialSuccess: ps}).finish()));
   }
   const headers = {'Content-Type': 'text/plain'};
@@ -132,9 +210,7 @@ const server = http.createServer((req, res) => {
       if (!json && !entry.contentType.startsWith('application/x-protobuf')) throw Object.assign(new Error('bad type'), {status: 415});
       if (entry.contentEncoding === 'gzip') raw = zlib.gunzipSync(raw);
       entry.bytes = raw.length;
-      const body = json ? JSON.parse(raw.toString('utf8'))
-        : pb.ExportTraceServiceRequest.toObject(pb.ExportTraceServiceRequest.decode(raw), {longs: String, enums: Number, bytes: Buffer});
-      entry.body = normalise(body);
+      entry.body = decode(req.url, raw, json);
       if (json) entry.rawJson = raw.toString('utf8');
     } catch (e) {
       entry.error = String(e.message || e);
@@ -142,7 +218,7 @@ const server = http.createServer((req, res) => {
     }
     entry.status = token === 'hang' ? 0 : Number(token.split(':')[0]) || 200;
     fs.appendFileSync(args.log, JSON.stringify(entry) + '\n');
-    answer(res, token, json);
+    answer(res, token, json, req.url);
   });
 });
 server.listen(Number(args.port || 0), '127.0.0.1', () => {
