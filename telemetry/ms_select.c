@@ -33,6 +33,19 @@ static void cond(ms_buf *sql, int *n, const char *text)
     ms_buf_adds(sql, text);
 }
 
+/* Whether some eval run names the process that ran it: 1, 0, or -1. */
+static int any_eval_process(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (ms_read_prepare(db, "SELECT 1 FROM eval_runs WHERE run_id IS NOT NULL LIMIT 1", &st, err, errlen))
+        return -1;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return rc == SQLITE_ROW;
+    return ms_errf(err, errlen, "cannot read eval_runs: %s", sqlite3_errmsg(db));
+}
+
 /* The where clause with `mode` for the evals filter (the caller's own,
  * or ONLY to count what the default left out). */
 static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, ms_buf *sql,
@@ -41,6 +54,12 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
     int evals = 0, results = 0;
     if (mode != MS_EVALS_INCLUDE || s->eval_run) {
         if ((evals = ms_schema_has(db, "eval_runs", NULL, err, errlen)) < 0)
+            return -1;
+        /* A store where no process ran evals has no eval trace: leaving
+         * the condition out spares a scan of every trace row (there is no
+         * index on run_id), which is what keeps a count over millions of
+         * traces fast. */
+        if (evals && (evals = any_eval_process(db, err, errlen)) < 0)
             return -1;
         if (s->eval_run && (results = ms_schema_has(db, "eval_results", NULL, err, errlen)) < 0)
             return -1;
@@ -73,6 +92,8 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
     }
     if (s->ended_only) /* how ms_store_write.c leaves a trace written in parts while open */
         cond(sql, &n, "NOT (t.spans IS NULL AND t.parts > 0)");
+    if (s->status)
+        cond(sql, &n, "t.status = :sel_status");
     for (size_t i = 0; i < s->nattrs; i++) {
         /* The top-level member whose key is exactly the given text (no
          * JSON path, so "a.b" and keys with quotes need no escaping), its
@@ -164,7 +185,8 @@ int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err,
         bind_int(db, st, ":sel_eval_run", s->eval_run, "--eval-run", err, errlen) ||
         bind_int(db, st, ":sel_after_row", s->after_row, "the export watermark", err, errlen) ||
         bind_text(db, st, ":sel_user", s->user, "--user", err, errlen) ||
-        bind_text(db, st, ":sel_session", s->session, "--session", err, errlen))
+        bind_text(db, st, ":sel_session", s->session, "--session", err, errlen) ||
+        bind_text(db, st, ":sel_status", s->status, "status", err, errlen))
         return -1;
     for (size_t i = 0; i < s->ntags; i++) {
         char k[32];
@@ -319,7 +341,7 @@ int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen)
 int ms_select_narrows(const ms_select *s)
 {
     return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
-           s->user || s->session || s->ntags || s->evals == MS_EVALS_ONLY;
+           s->user || s->session || s->ntags || s->status || s->evals == MS_EVALS_ONLY;
 }
 
 /* Appends ", " between the parts of a description. */
@@ -386,6 +408,12 @@ void ms_select_describe(const ms_select *s, ms_buf *out)
     if (s->errors_only) {
         part(out, &n);
         ms_buf_adds(out, "errors only");
+    }
+    if (s->status) {
+        part(out, &n);
+        ms_buf_adds(out, "status '");
+        ms_fmt_text(out, s->status, "");
+        ms_buf_addc(out, '\'');
     }
     switch (ms_select_evals(s)) {
     case MS_EVALS_EXCLUDE:
