@@ -311,7 +311,8 @@ end
 -- latency, cost = {n, est, lo, hi, mde, verdict}, worse = {{case_id,
 -- repeat_index, why, first_change}}} (the first M.STORED_WORSE pairs that
 -- got worse; `first_changes` are eval.first_changes' texts, in the same
--- order). Missing numbers are absent (JSON null to a reader).
+-- order). Missing numbers are absent (JSON null to a reader); cjson writes
+-- an empty list as {}, which readers take for [] (ms_eval_view.c does).
 function M.stored(c, baseline_id, first_changes)
   local p = c.pass
   local out = {baseline_run = baseline_id, alpha = M.ALPHA, level = M.LEVEL, min_pairs = M.MIN_PAIRS,
