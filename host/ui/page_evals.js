@@ -139,7 +139,7 @@
       out.appendChild(ms.el('table', { class: 'grid', 'data-test': 'cases-table' },
         ms.el('thead', null, ms.el('tr', null, ['case', 'repeat', 'result', 'scores and reasons', 'latency', 'tokens', 'cost', 'trace']
           .concat(hasBase ? ['baseline'] : []).map((h, i) => ms.el('th', { class: i >= 4 && i <= 6 ? 'num' : null }, h)))),
-        ms.el('tbody', null, r.cases.map((c) => ms.el('tr', { 'data-test': 'case-row', 'data-case': c.case_id, 'data-pass': c.pass },
+        ms.el('tbody', null, r.cases.map((c) => ms.el('tr', { 'data-test': 'case-row', 'data-case': c.case_id, 'data-pass': String(c.pass) },
           ms.el('td', { class: 'name' }, c.case_id),
           ms.el('td', { class: 'num' }, String(c.repeat)),
           ms.el('td', null, ms.el('span', { class: c.pass ? 'status-ok' : 'status-error' }, c.pass ? 'pass' : 'fail'),
