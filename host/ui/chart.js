@@ -25,7 +25,8 @@
 
   function shortTime(ms, span) {
     const iso = new Date(ms).toISOString();
-    return span > 2 * 86400e3 ? iso.slice(5, 10) : iso.slice(5, 10) + ' ' + iso.slice(11, 16);
+    if (span > 2 * 86400e3) return iso.slice(5, 10);
+    return span > 3600e3 ? iso.slice(5, 10) + ' ' + iso.slice(11, 16) : iso.slice(11, 19);
   }
 
   // opts: {series: [{name, points: [{x (epoch ms), y (number|null), label?, href?}]}],
