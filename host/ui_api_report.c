@@ -60,9 +60,9 @@ void ms_ui_api_report(void *ui, const ms_serve_request *req, ms_serve_reply *out
     ms_buf_add(&out->body, text, len - 1);
     free(text);
     ms_buf_adds(&out->body, ",\"series\":");
-    if (ms_series_json(db, &sel, by, &out->body, err, sizeof err)) {
-        /* too many buckets is the caller's to fix; anything else the store's */
-        ms_ui_error(out, strstr(err, "bucket=day") ? 400 : 500, "%s", err);
+    rc = ms_series_json(db, &sel, by, &out->body, err, sizeof err);
+    if (rc) {
+        ms_ui_error(out, rc == MS_SERIES_TOO_WIDE ? 400 : 500, "%s", err);
         return;
     }
     ms_buf_adds(&out->body, "}\n");

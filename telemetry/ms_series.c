@@ -275,6 +275,7 @@ static int scan(sqlite3 *db, const ms_select *sel, int64_t size, ms_buf *out, ch
             if (++nbuckets > MS_SERIES_MAX_BUCKETS) {
                 ms_errf(err, errlen, "the selection spans more than %d %s; narrow it with since/until"
                         " or use bucket=day", MS_SERIES_MAX_BUCKETS, size == NS_PER_HOUR ? "hours" : "days");
+                ret = MS_SERIES_TOO_WIDE;
                 goto done;
             }
             bucket_start(&bk, key);

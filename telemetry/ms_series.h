@@ -30,6 +30,7 @@ enum ms_series_bucket { MS_SERIES_HOUR, MS_SERIES_DAY };
 
 #define MS_SERIES_MAX_STEPS 50 /* step rows per bucket, the heaviest; the rest counted */
 #define MS_SERIES_MAX_BUCKETS 10000 /* more is a selection too wide for the bucket */
+#define MS_SERIES_TOO_WIDE (-2)     /* ms_series_json: more buckets than that */
 
 /* Appends to `out` one JSON object:
  *   {"bucket": "hour"|"day", "buckets": [{
@@ -45,8 +46,9 @@ enum ms_series_bucket { MS_SERIES_HOUR, MS_SERIES_DAY };
  *      "steps_omitted"}]}
  * Buckets with no trace are left out (a gap, not a zero). Percentiles
  * with no completed request are null. More than MS_SERIES_MAX_BUCKETS
- * buckets is an error naming the fix (a coarser bucket or a narrower
- * window). Returns 0, or -1 with err. */
+ * buckets is the caller's to fix: MS_SERIES_TOO_WIDE, with err naming
+ * the fix (a coarser bucket or a narrower window). Returns 0,
+ * MS_SERIES_TOO_WIDE, or -1 with err (the store could not be read). */
 int ms_series_json(sqlite3 *db, const ms_select *sel, enum ms_series_bucket by, ms_buf *out,
                    char *err, size_t errlen);
 

@@ -121,5 +121,21 @@
     return fig;
   }
 
-  ms.chart = { line, bar, ticks, PALETTE };
+  // fn wrapped for ms.onChange: while one reload runs, further changes
+  // make one more reload after it, never several at once (a report over a
+  // large store can take longer than the 2 s between polls).
+  function coalesce(fn) {
+    let busy = false, again = false;
+    return async function () {
+      if (busy) { again = true; return; }
+      busy = true;
+      try {
+        do { again = false; await fn(); } while (again);
+      } finally {
+        busy = false;
+      }
+    };
+  }
+
+  ms.chart = { line, bar, ticks, coalesce, PALETTE };
 })();

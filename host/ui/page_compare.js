@@ -127,6 +127,6 @@
       body.replaceChildren(out);
     };
     await load();
-    ms.onChange(load);
+    ms.onChange(ms.chart.coalesce(load));
   });
 })();

@@ -62,7 +62,7 @@
       body.replaceChildren(out);
     };
     await load();
-    ms.onChange(load);
+    ms.onChange(ms.chart.coalesce(load));
   });
 
   // The comparison table: the lines `moonspan eval --baseline` prints.
@@ -156,6 +156,6 @@
       body.replaceChildren(out);
     };
     await load();
-    ms.onChange(load);
+    ms.onChange(ms.chart.coalesce(load));
   });
 })();

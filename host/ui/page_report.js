@@ -167,6 +167,6 @@
       body.replaceChildren(fresh);
     };
     await load();
-    ms.onChange(load);
+    ms.onChange(ms.chart.coalesce(load));
   });
 })();

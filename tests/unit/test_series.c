@@ -138,7 +138,7 @@ static void test_series_empty_and_too_many(void **state)
                      " 'ok', 0, 1, 0, 0, 0, 0, 0, 1 FROM h");
     ms_select all = {0};
     ms_buf b = {0};
-    assert_int_equal(ms_series_json(fx->db, &all, MS_SERIES_HOUR, &b, err_, sizeof err_), -1);
+    assert_int_equal(ms_series_json(fx->db, &all, MS_SERIES_HOUR, &b, err_, sizeof err_), MS_SERIES_TOO_WIDE);
     has(err_, "more than 10000 hours");
     has(err_, "bucket=day");
     /* by day they fit */
