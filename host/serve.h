@@ -1,5 +1,5 @@
 /* serve — a small HTTP server on libmicrohttpd for the host's endpoints
- * (/metrics; OTLP in later), one handler per route.
+ * (/metrics, OTLP in, moonspan ui), one handler per route.
  *
  * Contract:
  * - Listens on an IPv4 address and port given as "HOST:PORT"
