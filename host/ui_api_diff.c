@@ -92,7 +92,7 @@ static int side_exists(sqlite3 *db, const ms_diff_side *sd, char *err, size_t er
     return rc == 0 ? 0 : rc == 1 ? 404 : 500;
 }
 
-/* /api/diff?a=SIDE&b=SIDE[&by=path|name][&<selection>] */
+/* /api/diff?a=SIDE&b=SIDE[&by=path|name|user|session][&<selection>] */
 void ms_ui_api_diff(void *ui, const ms_serve_request *req, ms_serve_reply *out)
 {
     ms_ui_params p = {0};
@@ -116,11 +116,17 @@ void ms_ui_api_diff(void *ui, const ms_serve_request *req, ms_serve_reply *out)
         ms_ui_error(out, 400, "diff needs two sides, a and b; %s (e.g. /api/diff?a=run:3&b=run:4)", MS_DIFF_SIDES);
         return;
     }
-    if (by && strcmp(by, "path") && strcmp(by, "name")) {
-        ms_ui_error(out, 400, "by '%.40s' is not a grouping; give by=path or by=name", by);
+    if (by && strcmp(by, "path") && strcmp(by, "name") && strcmp(by, "user") && strcmp(by, "session")) {
+        ms_ui_error(out, 400, "by '%.40s' is not a grouping; give by=path or by=name (steps), or by=user or"
+                              " by=session (requests)", by);
         return;
     }
+    /* as `diff --by`: steps by path or name, or request rows by user or session */
     d.o.steps_by_name = by && !strcmp(by, "name");
+    d.o.rows_by = !by                    ? MS_DIFF_ROWS_NAME
+                  : !strcmp(by, "user")    ? MS_DIFF_ROWS_USER
+                  : !strcmp(by, "session") ? MS_DIFF_ROWS_SESSION
+                                           : MS_DIFF_ROWS_NAME;
     ms_clock_init();
     int64_t now = ms_epoch_ns();
     sqlite3 *db = ms_ui_db(ui);

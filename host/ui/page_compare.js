@@ -36,8 +36,9 @@
       return ms.el('label', null, k.toUpperCase(), sel, input);
     };
     const by = ms.el('select', { name: 'by', 'data-test': 'compare-by' }, ms.el('option', { value: 'path' }, 'steps by path'),
-      ms.el('option', { value: 'name' }, 'steps by name'));
-    by.value = params.get('by') === 'name' ? 'name' : 'path';
+      ms.el('option', { value: 'name' }, 'steps by name'), ms.el('option', { value: 'user' }, 'requests by user'),
+      ms.el('option', { value: 'session' }, 'requests by session'));
+    by.value = ['name', 'user', 'session'].includes(params.get('by')) ? params.get('by') : 'path';
     const form = ms.el('form', { class: 'filters compare', 'data-test': 'compare-form' }, side('a'), side('b'),
       ms.el('label', null, 'grouping', by), ms.el('button', { type: 'submit', 'data-test': 'compare-apply' }, 'Compare'));
     form.addEventListener('submit', (e) => {
@@ -64,8 +65,17 @@
   }
 
   function requestsTable(rows) {
-    return rows.map((r) => ms.el('section', { 'data-test': 'request-row', 'data-name': r.name === null ? '' : r.name },
-      ms.el('h2', null, r.name === null ? 'All requests' : 'Requests named ', r.name === null ? null : ms.el('code', null, r.name),
+    // the first row is every request (`all`); the others are per trace name, or
+    // per user or session with by=user|session (null: the traces given none)
+    const title = (r) => {
+      if (r.all || (r.all === undefined && r.name === null)) return ['All requests'];
+      if ('user' in r) return r.user === null ? ['Requests of no user'] : ['Requests of user ', ms.el('code', null, r.user)];
+      if ('session' in r) return r.session === null ? ['Requests of no session'] : ['Requests of session ', ms.el('code', null, r.session)];
+      return ['Requests named ', ms.el('code', null, r.name)];
+    };
+    const key = (r) => (r.all || (r.all === undefined && r.name === null) ? '' : String('user' in r ? r.user : 'session' in r ? r.session : r.name));
+    return rows.map((r) => ms.el('section', { 'data-test': 'request-row', 'data-name': key(r) },
+      ms.el('h2', null, title(r),
         ` (${r.count_a.completed} completed in A, ${r.count_b.completed} in B): time `, verdict(r.time, 'verdict-time'),
         ', cost ', verdict(r.cost, 'verdict-cost'), ', errors ', verdict(r.errors, 'verdict-errors')),
       ms.el('table', { class: 'grid' },

@@ -222,6 +222,24 @@ test('compare: two runs side by side with the verdicts of moonspan diff', async 
   assert.deepEqual(page.problems, []);
 });
 
+test('compare: request rows by user, as diff --by user', async () => {
+  // two runs with enough requests per user for a row each (diff wants 5 a side)
+  const src = 'for i = 1, 6 do for _, u in ipairs({"dora", "eve"}) do trace("ask", {user = u}, function()'
+    + ' span("s", function() moonspan.sleep_ms(1) end) end) end end';
+  runPipeline(db, src, 'users1.lua');
+  runPipeline(db, src, 'users2.lua');
+  const runs = cliJson(['runs', '--json', '--limit', '100']).filter((r) => /users[12]\.lua$/.test(r.script))
+    .map((r) => r.id).sort((x, y) => x - y);
+  const page = await open(`#/compare?a=run:${runs[0]}&b=run:${runs[1]}&by=user`, 'compare-loaded');
+  const d = cliJson(['diff', '--json', '--by', 'user', 'run:' + runs[0], 'run:' + runs[1]]);
+  const rows = await page.$$eval('[data-test="request-row"]', (ss) => ss.map((s) => [s.getAttribute('data-name'),
+    s.querySelector('[data-test="verdict-time"]').textContent, s.querySelector('[data-test="verdict-cost"]').textContent]));
+  assert.deepEqual(rows, d.requests.map((r) => [r.all ? '' : String(r.user), r.time, r.cost]));
+  assert.deepEqual(rows.map((r) => r[0]), ['', 'dora', 'eve']);
+  assert.equal(await page.$eval('[data-test="compare-by"]', (s) => s.value), 'user');
+  assert.deepEqual(page.problems, []);
+});
+
 test('compare: an eval run against its baseline, by typed sides', async () => {
   const [base, cur] = evalIds;
   const page = await open(`#/compare?a=eval:${base}&b=eval:${cur}`, 'compare-loaded');
@@ -252,7 +270,7 @@ test('the endpoints: JSON, no-store, and one-line errors that name the fix', asy
     ['/api/diff?a=run:1', 400, /two sides/],
     ['/api/diff?a=run:x&b=1', 400, /not a run id; give a whole number/],
     ['/api/diff?a=run:999&b=1', 404, /no run 999/],
-    ['/api/diff?a=1&b=1&by=day', 400, /by=path or by=name/],
+    ['/api/diff?a=1&b=1&by=day', 400, /by=path or by=name \(steps\), or by=user or by=session/],
     ['/api/runs?limit=-1', 400, /limit/],
   ];
   for (const [url, status, msg] of cases) {
