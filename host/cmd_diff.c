@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "ms_clock.h"
+#include "diff_side.h"
 #include "ms_diff.h"
 #include "ms_stats.h"
 #include "ms_store.h"
@@ -46,76 +47,13 @@ static const char DIFF_HELP_END[] =
     "Exit status: 0; 1 when --fail-if matched (or the store cannot be read);\n"
     "2 for bad usage, an unknown id or a side with no traces.\n";
 
-static const char SIDES[] = "give a run id (run:3 or 3), eval:ID, last or last~N, a window"
-                            " like 14d..7d or 7d.., or a trace-name glob like 'answer_*'";
-
-/* A side's id after `prefix`: a whole number from 1, or exit 2. */
-static int64_t side_id(ms_cli *c, const char *which, const char *arg, const char *v,
-                       const char *what)
-{
-    long n;
-    if (ms_parse_long(v, 1, INT64_MAX, &n))
-        ms_cli_usage_error(c, "side %s '%s': '%s' is not %s id; give a whole number from 1", which,
-                           arg, v, what);
-    return n;
-}
-
-/* One end of a window: empty (open) or a duration ago. */
-static int64_t window_end(ms_cli *c, const char *which, const char *arg, const char *v,
-                          size_t len, int64_t now)
-{
-    if (len == 0)
-        return 0;
-    char d[64];
-    int64_t ns;
-    if (len >= sizeof d || (memcpy(d, v, len), d[len] = 0, ms_parse_duration(d, &ns)))
-        ms_cli_usage_error(c, "side %s '%s': '%.*s' is not a duration ago; a window is"
-                              " SINCE..UNTIL with durations like 90s, 30m, 24h, 7d, 2w (e.g. 14d..7d)",
-                           which, arg, (int)(len > 40 ? 40 : len), v);
-    return now - ns;
-}
-
 /* Parses side `which` ("A" or "B") from arg, or exits 2 naming the fix. */
 static void parse_side(ms_cli *c, const char *which, const char *arg, int64_t now,
                        ms_diff_side *sd)
 {
-    memset(sd, 0, sizeof *sd);
-    sd->arg = arg;
-    const char *dots = strstr(arg, "..");
-    if (!arg[0]) {
-        ms_cli_usage_error(c, "side %s is empty; %s", which, SIDES);
-    } else if (strncmp(arg, "run:", 4) == 0) {
-        sd->kind = MS_SIDE_RUN;
-        sd->id = side_id(c, which, arg, arg + 4, "a run");
-    } else if (strncmp(arg, "eval:", 5) == 0) {
-        sd->kind = MS_SIDE_EVAL;
-        sd->id = side_id(c, which, arg, arg + 5, "an eval run");
-    } else if (arg[strspn(arg, "0123456789")] == 0) {
-        sd->kind = MS_SIDE_RUN;
-        sd->id = side_id(c, which, arg, arg, "a run");
-    } else if (strcmp(arg, "last") == 0) {
-        sd->kind = MS_SIDE_LAST;
-    } else if (strncmp(arg, "last~", 5) == 0) {
-        sd->kind = MS_SIDE_LAST;
-        long n;
-        if (ms_parse_long(arg + 5, 1, 1000000000, &n))
-            ms_cli_usage_error(c, "side %s '%s': '%s' is not a number of runs back; give last~1"
-                                  " for the run before the newest", which, arg, arg + 5);
-        sd->id = n;
-    } else if (dots) {
-        sd->kind = MS_SIDE_WINDOW;
-        const char *until = dots + 2;
-        if (dots == arg && !*until)
-            ms_cli_usage_error(c, "side %s '..' is a window with no ends; give at least one, e.g."
-                                  " 7d.. or 14d..7d", which);
-        sd->since_ns = window_end(c, which, arg, arg, (size_t)(dots - arg), now);
-        sd->until_ns = window_end(c, which, arg, until, strlen(until), now);
-        if (sd->since_ns && sd->until_ns && sd->since_ns >= sd->until_ns)
-            ms_cli_usage_error(c, "side %s '%s' starts after it ends; put the further-ago"
-                                  " duration first (e.g. 14d..7d)", which, arg);
-    } else {
-        sd->kind = MS_SIDE_GLOB;
-    }
+    char err[512];
+    if (ms_diff_side_parse(which, arg, now, sd, err, sizeof err))
+        ms_cli_usage_error(c, "%s", err);
 }
 
 /* --fail-if slower,costlier,errors: the MS_DIFF_FAIL_* bits, or exit 2. */
@@ -201,7 +139,7 @@ int ms_cmd_diff(ms_cli *c)
     }
     if (nsides < 2)
         ms_cli_usage_error(c, "diff needs two sides, A and B, and got %d; %s (e.g. `moonspan diff"
-                              " run:3 run:4`)", nsides, SIDES);
+                              " run:3 run:4`)", nsides, MS_DIFF_SIDES);
     ms_cli_refuse_prices(c);
     ms_clock_init();
     int64_t now = ms_epoch_ns();

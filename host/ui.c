@@ -22,6 +22,11 @@ static const struct {
 } API[] = {
     {"/api/meta", ms_ui_api_meta},
     {"/api/traces", ms_ui_api_traces},
+    {"/api/report", ms_ui_api_report},
+    {"/api/evals", ms_ui_api_evals},
+    {"/api/eval", ms_ui_api_eval},
+    {"/api/diff", ms_ui_api_diff},
+    {"/api/runs", ms_ui_api_runs},
 };
 
 struct ms_ui {

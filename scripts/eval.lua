@@ -684,23 +684,35 @@ function M.run_plan(plan, o, store)
     if s.gates_failed > 0 then s.status = "failed" end
     config.gates = gate_results
   end
-  store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
-                            p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,
-                            status = s.status, config_json = s.gates and to_json(config) or nil})
   local rep = {suite = S, file = plan.file, run_id = run_id, results = results, summary = s, wall_ms = wall,
                started_at = started_at,
                repeat_count = o.repeat_count, baseline_id = plan.baseline_id, baseline_note = plan.baseline_note,
                baseline_text = plan.baseline_text,
                replay = counts and {of = plan.replay_of, miss = miss, counts = counts, recorded_in = records and run_id}}
+  -- The comparison is made before the run is closed, so that the run's
+  -- stored config keeps it (config.comparison: what `moonspan ui` shows
+  -- for this run, the very numbers printed below); an error in it is
+  -- raised once the run is closed.
+  local diff_ok, diff_err = true, nil
   if plan.baseline_id then
     local bok, base = pcall(store.results, plan.baseline_id)
     if bok and type(base) == "table" then
-      rep.diff = M.diff(results, base, {gate = o.gate})
-      rep.diff.first_changes = M.first_changes(rep.diff.stats, store, o.repeat_count)
+      diff_ok, diff_err = pcall(function()
+        rep.diff = M.diff(results, base, {gate = o.gate})
+        rep.diff.first_changes = M.first_changes(rep.diff.stats, store, o.repeat_count)
+      end)
+      if diff_ok then
+        config.comparison = compare.stored(rep.diff.stats, plan.baseline_id, rep.diff.first_changes)
+      end
     else
       rep.baseline_note = "cannot read eval run " .. tostring(plan.baseline_id) .. ": " .. describe_error(base)
     end
   end
+  store.finish_run(run_id, {cases = s.cases, passed = s.passed, pass_rate = s.pass_rate, p50_ms = s.p50_ms,
+                            p95_ms = s.p95_ms, cost_usd = s.cost_usd, replayed_cost_usd = s.replayed_cost_usd,
+                            status = s.status,
+                            config_json = (s.gates or config.comparison) and to_json(config) or nil})
+  if not diff_ok then error(diff_err, 0) end
   if o.gate then
     local names = {}
     for _, m in ipairs(compare.METRICS) do

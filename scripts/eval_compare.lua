@@ -286,6 +286,57 @@ function M.parse_gate(v)
   return set
 end
 
+-- --- stored -----------------------------------------------------------------
+
+M.STORED_WORSE = 100 -- pairs that got worse kept in the stored comparison
+
+-- A finite number, or nil: the stored JSON has no NaN (cjson refuses it).
+local function finite(x)
+  if type(x) ~= "number" or x ~= x or x == math.huge or x == -math.huge then return nil end
+  return x
+end
+
+local function stored_paired(row)
+  return {n = row.n, est = finite(row.est), lo = finite(row.lo), hi = finite(row.hi), mde = finite(row.mde),
+          verdict = row.verdict}
+end
+
+-- The comparison `c` (M.paired) against eval run `baseline_id` as plain
+-- data for the run's stored config (config.comparison), so a reader of
+-- the store (`moonspan ui`, /api/eval) shows the numbers the run printed
+-- without computing them again: {baseline_run, alpha, level, min_pairs,
+-- pairs, unpaired_current, unpaired_baseline, pass = {before, after,
+-- pass_to_fail, fail_to_pass, n, p, mde, verdict}, scorers = {{name,
+-- binary, before, after, n, est, lo, hi, p, worse, better, mde, verdict}},
+-- latency, cost = {n, est, lo, hi, mde, verdict}, worse = {{case_id,
+-- repeat_index, why, first_change}}} (the first M.STORED_WORSE pairs that
+-- got worse; `first_changes` are eval.first_changes' texts, in the same
+-- order). Missing numbers are absent (JSON null to a reader); cjson writes
+-- an empty list as {}, which readers take for [] (ms_eval_view.c does).
+function M.stored(c, baseline_id, first_changes)
+  local p = c.pass
+  local out = {baseline_run = baseline_id, alpha = M.ALPHA, level = M.LEVEL, min_pairs = M.MIN_PAIRS,
+               pairs = c.pairs, unpaired_current = c.unpaired_current, unpaired_baseline = c.unpaired_baseline,
+               pass = {before = finite(p.before), after = finite(p.after), pass_to_fail = p.pass_to_fail,
+                       fail_to_pass = p.fail_to_pass, n = p.n, p = finite(p.p), mde = finite(p.mde),
+                       verdict = p.verdict},
+               scorers = {}, latency = stored_paired(c.latency), cost = stored_paired(c.cost), worse = {}}
+  for _, sc in ipairs(c.scorers) do
+    local row = stored_paired(sc)
+    row.name, row.binary = sc.name, sc.binary
+    row.before, row.after, row.p = finite(sc.before), finite(sc.after), finite(sc.p)
+    row.worse, row.better = sc.b, sc.c
+    out.scorers[#out.scorers + 1] = row
+  end
+  for i, w in ipairs(c.worse) do
+    if i > M.STORED_WORSE then break end
+    local fc = first_changes and first_changes[i]
+    out.worse[#out.worse + 1] = {case_id = w.current.case_id, repeat_index = w.current.repeat_index or 1,
+                                 why = w.why, first_change = fc and fc.text or nil}
+  end
+  return out
+end
+
 -- --- text ------------------------------------------------------------------
 
 -- a rate as a percentage, "-" when there is none (eval.lua's fmt_pct too)

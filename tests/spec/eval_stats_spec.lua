@@ -123,6 +123,42 @@ describe("eval --baseline with statistics", function()
     assert.matches('<property name="regressed" value="true"', xml, 1, true)
   end)
 
+  it("stores the comparison it printed in the run's config (config.comparison, read by `moonspan ui`)", function()
+    local dir = H.tmpdir("stored")
+    local db, suite = dir .. "/x.db", dir .. "/coin.lua"
+    H.write(suite, COIN_SUITE)
+    local env = {PASS_P = "0.9", SEED = "3", CASES = "40"}
+    assert.are.equal(0, eval({suite}, db, env).code)
+    -- a run without a baseline stores no comparison
+    local cfg1 = H.json(H.scalar(db, "SELECT config FROM eval_runs WHERE id = 1"))
+    assert.is_nil(cfg1.comparison)
+    env.PASS_P, env.SEED = "0.3", "4"
+    local r = eval({"--baseline", "last", suite}, db, env)
+    assert.are.equal(0, r.code, r.err)
+    local c = H.json(H.scalar(db, "SELECT config FROM eval_runs WHERE id = 2")).comparison
+    assert.is_table(c)
+    assert.are.equal(1, c.baseline_run)
+    assert.are.equal(40, c.pairs)
+    local pf, fp = discordant(db, 1, 2)
+    assert.are.equal(pf, c.pass.pass_to_fail)
+    assert.are.equal(fp, c.pass.fail_to_pass)
+    H.close_to(mcnemar_p(pf, fp), c.pass.p, "stored McNemar p", 1e-12)
+    assert.are.equal("regressed", c.pass.verdict)
+    -- the numbers are the ones printed: the stored latency interval, formatted
+    -- as the summary formats it, is in the output
+    assert.are.equal("exact", c.scorers[1].name)
+    assert.is_true(c.scorers[1].binary)
+    assert.are.equal(c.pass.verdict, c.scorers[1].verdict)
+    assert.matches(string.format("latency per case: %s%s [", c.latency.est < 0 and "-" or "+",
+                                 moonspan.fmt_ms(math.abs(c.latency.est))), r.out, 1, true)
+    -- the pairs that got worse, each with its case id and why
+    assert.are.equal(pf, #c.worse)
+    assert.are.equal("pass -> fail", c.worse[1].why)
+    assert.matches("^c%d%d$", c.worse[1].case_id)
+    -- the earlier keys of the config are still there
+    assert.are.equal("last", H.json(H.scalar(db, "SELECT config FROM eval_runs WHERE id = 2")).baseline)
+  end)
+
   it("counts latency only when asked: --fail-if-regressed=latency", function()
     local dir = H.tmpdir("latency")
     local db, suite = dir .. "/x.db", dir .. "/s.lua"
