@@ -59,6 +59,19 @@ static void value(ms_buf *b, const ms_otlp_attr *a)
         ms_json_str(b, a->s, a->s_len);
         ms_buf_adds(b, "}]}");
         break;
+    case MS_OTLP_STR_LIST: {
+        ms_buf_adds(b, "{\"arrayValue\":{\"values\":[");
+        const char *s = a->s;
+        for (int64_t k = 0; k < a->i; k++) {
+            size_t n = strlen(s);
+            ms_buf_adds(b, k ? ",{\"stringValue\":" : "{\"stringValue\":");
+            ms_json_str(b, s, n);
+            ms_buf_addc(b, '}');
+            s += n + 1;
+        }
+        ms_buf_adds(b, "]}");
+        break;
+    }
     }
     ms_buf_addc(b, '}');
 }

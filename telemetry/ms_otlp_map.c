@@ -226,6 +226,147 @@ static int events(ms_otlp_mapper *m, const ms_otlp_trace_row *t, const ms_spans_
     return m->oom ? -2 : 0;
 }
 
+/* Appends the UTF-8 of code point cp to b, U+FFFD for a NUL (the list's
+ * separator) or a lone surrogate. */
+static void put_cp(ms_buf *b, unsigned long cp)
+{
+    if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+        cp = 0xFFFD;
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    }
+    ms_buf_add(b, u, n);
+}
+
+static int hex4(const char *p, const char *end, unsigned long *out)
+{
+    if (end - p < 4)
+        return -1;
+    unsigned long v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (unsigned long)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decodes text, the JSON array of strings trace() stores as a root's
+ * `tags`, into out: the strings one after another, each ended by a NUL.
+ * Returns how many, or -1 when text is not such an array (then the tags
+ * are sent as the one string they are). */
+static long json_string_list(const char *p, size_t len, ms_buf *out)
+{
+    const char *end = p + len;
+    long n = 0;
+#define SKIP_WS() while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
+    SKIP_WS();
+    if (p == end || *p++ != '[')
+        return -1;
+    SKIP_WS();
+    if (p < end && *p == ']')
+        p++;
+    else
+        for (;;) {
+            if (p == end || *p++ != '"')
+                return -1;
+            while (p < end && *p != '"') {
+                if ((unsigned char)*p < 0x20)
+                    return -1;
+                if (*p != '\\') {
+                    ms_buf_addc(out, *p++);
+                    continue;
+                }
+                if (++p == end)
+                    return -1;
+                char e = *p++;
+                unsigned long cp, lo;
+                switch (e) {
+                case '"': case '\\': case '/': ms_buf_addc(out, e); break;
+                case 'b': ms_buf_addc(out, '\b'); break;
+                case 'f': ms_buf_addc(out, '\f'); break;
+                case 'n': ms_buf_addc(out, '\n'); break;
+                case 'r': ms_buf_addc(out, '\r'); break;
+                case 't': ms_buf_addc(out, '\t'); break;
+                case 'u':
+                    if (hex4(p, end, &cp))
+                        return -1;
+                    p += 4;
+                    if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                        !hex4(p + 2, end, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        p += 6;
+                    }
+                    put_cp(out, cp);
+                    break;
+                default:
+                    return -1;
+                }
+            }
+            if (p == end)
+                return -1;
+            p++; /* the closing quote */
+            ms_buf_addc(out, '\0');
+            n++;
+            SKIP_WS();
+            if (p < end && *p == ',') {
+                p++;
+                SKIP_WS();
+                continue;
+            }
+            if (p < end && *p == ']') {
+                p++;
+                break;
+            }
+            return -1;
+        }
+    SKIP_WS();
+#undef SKIP_WS
+    return p == end ? n : -1;
+}
+
+/* langfuse.trace.tags, the string[] Langfuse reads a trace's tags from,
+ * beside the root's own `tags` (the JSON text trace() stores). */
+static int tags_alias(ms_otlp_mapper *m, const ms_otlp_attr *own)
+{
+    static const char key[] = MS_ATTR_LANGFUSE_TRACE_TAGS;
+    if (own->type != MS_OTLP_STR || has_key(m, key, sizeof key - 1))
+        return 0;
+    ms_buf_reset(&m->tags);
+    m->tags.oom = 0;
+    long n = json_string_list(own->s, own->s_len, &m->tags);
+    if (n < 0) {
+        ms_buf_reset(&m->tags);
+        ms_buf_add(&m->tags, own->s, own->s_len);
+        ms_buf_addc(&m->tags, '\0');
+        n = 1;
+    }
+    if (m->tags.oom)
+        return -2;
+    ms_otlp_attr *a = new_attr(m, key);
+    if (!a)
+        return -2;
+    a->type = MS_OTLP_STR_LIST;
+    a->s = m->tags.data ? m->tags.data : "";
+    a->s_len = m->tags.len;
+    a->i = n;
+    return 0;
+}
+
 /* The span's own attributes, after moonspan's (first key wins). */
 /* The names other tools read a request's session and user under
  * (otel-export.md: Langfuse reads session.id or gen_ai.conversation.id,
@@ -237,6 +378,8 @@ static int who_aliases(ms_otlp_mapper *m, const ms_otlp_attr *own)
     static const char *const user[] = {"user.id"};
     const char *const *names = NULL;
     size_t n = 0;
+    if (own->key_len == 4 && memcmp(own->key, "tags", 4) == 0)
+        return tags_alias(m, own);
     if (own->key_len == 7 && memcmp(own->key, "session", 7) == 0)
         names = session, n = 2;
     else if (own->key_len == 4 && memcmp(own->key, "user", 4) == 0)
@@ -406,5 +549,6 @@ void ms_otlp_mapper_free(ms_otlp_mapper *m)
     free(m->attrs);
     free(m->ev_attrs);
     free(m->evs);
+    ms_buf_free(&m->tags);
     memset(m, 0, sizeof *m);
 }

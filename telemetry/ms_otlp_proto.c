@@ -61,6 +61,19 @@ void ms_otlp_proto_attr(ms_buf *b, uint32_t field, const ms_otlp_attr *a)
         ms_pb_end(b, arr);
         break;
     }
+    case MS_OTLP_STR_LIST: {
+        size_t arr = ms_pb_begin(b, MS_PB_ANY_ARRAY);
+        const char *s = a->s;
+        for (int64_t k = 0; k < a->i; k++) {
+            size_t n = strlen(s);
+            size_t v = ms_pb_begin(b, MS_PB_ARRAY_VALUES);
+            text_field(b, MS_PB_ANY_STRING, s, n);
+            ms_pb_end(b, v);
+            s += n + 1;
+        }
+        ms_pb_end(b, arr);
+        break;
+    }
     }
     ms_pb_end(b, any);
     ms_pb_end(b, kv);

@@ -180,6 +180,7 @@ enum ms_otlp_status {
 #define MS_ATTR_RESEND_COUNT "http.request.resend_count"
 /* Langfuse */
 #define MS_ATTR_LANGFUSE_COMPLETION_START "langfuse.observation.completion_start_time" /* ISO-8601 */
+#define MS_ATTR_LANGFUSE_TRACE_TAGS "langfuse.trace.tags" /* string[] on the root */
 /* OpenInference (Phoenix) */
 #define MS_ATTR_OI_SPAN_KIND "openinference.span.kind"         /* "LLM", "CHAIN" */
 #define MS_ATTR_OI_MODEL_NAME "llm.model_name"

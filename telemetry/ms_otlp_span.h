@@ -16,10 +16,11 @@
 #include "ms_otlp.h"
 #include "ms_otlp_schema.h"
 
-enum ms_otlp_val { MS_OTLP_STR, MS_OTLP_INT, MS_OTLP_DOUBLE, MS_OTLP_BOOL, MS_OTLP_STR_ARRAY1 };
+enum ms_otlp_val { MS_OTLP_STR, MS_OTLP_INT, MS_OTLP_DOUBLE, MS_OTLP_BOOL, MS_OTLP_STR_ARRAY1, MS_OTLP_STR_LIST };
 
 /* A key and an AnyValue. MS_OTLP_STR_ARRAY1 is an array of the one
- * string s (finish reasons are string[] in GenAI). */
+ * string s (finish reasons are string[] in GenAI); MS_OTLP_STR_LIST an
+ * array of the i strings in s, each ended by a NUL (a trace's tags). */
 typedef struct ms_otlp_attr {
     const char *key;
     size_t key_len;
@@ -82,6 +83,7 @@ typedef struct ms_otlp_mapper {
     size_t nattrs, cap_attrs, nev_attrs, cap_ev_attrs, nevs, cap_evs;
     char completion_start[48];  /* ISO-8601 of the first token */
     char status_msg[32];
+    ms_buf tags;                /* the root's tags, decoded for MS_OTLP_STR_LIST */
     int oom;
 } ms_otlp_mapper;
 

@@ -241,24 +241,30 @@ describe("moonspan export otlp", function()
     end
   end)
 
-  it("names a request's session and user as Langfuse and Phoenix read them", function()
-    local r = H.run_ok('trace("chat", {session = "s-42", user = "u-7", tags = {"beta"}}, function()'
+  it("names a request's session, user and tags as Langfuse and Phoenix read them", function()
+    local r = H.run_ok('trace("chat", {session = "s-42", user = "u-7",'
+                       .. ' tags = {"beta", "caf\\u{e9} \\"q\\" \\\\ \\u{1F600}\\n"}}, function()'
                        .. ' span("step", function() end) end)')
-    local rx = receiver("200")
-    local e = export(r.db, {rx.url})
-    rx.stop()
-    assert.are.equal(0, e.code, e.err)
-    local got, n = rx.spans()
-    check_against_store(r.db, got, n)
-    local root, step
-    for _, s in pairs(got) do
-      if s.name == "chat" then root = s elseif s.name == "step" then step = s end
+    for _, protocol in ipairs({"http/protobuf", "http/json"}) do
+      local rx = receiver("200")
+      local e = export(r.db, {rx.url, "--protocol", protocol})
+      rx.stop()
+      assert.are.equal(0, e.code, e.err)
+      local got, n = rx.spans()
+      check_against_store(r.db, got, n)
+      local root, step
+      for _, s in pairs(got) do
+        if s.name == "chat" then root = s elseif s.name == "step" then step = s end
+      end
+      assert.are.equal("s-42", root.attributes["session.id"])
+      assert.are.equal("s-42", root.attributes["gen_ai.conversation.id"])
+      assert.are.equal("u-7", root.attributes["user.id"])
+      assert.are.equal("s-42", root.attributes["session"]) -- the stored attribute itself stays
+      -- Langfuse's string[] of tags, each decoded from the stored JSON text
+      assert.are.same({"beta", "caf\u{e9} \"q\" \\ \u{1F600}\n"}, root.attributes["langfuse.trace.tags"])
+      assert.is_nil(step.attributes["session.id"])        -- the request's, on its root only
+      assert.is_nil(step.attributes["langfuse.trace.tags"])
     end
-    assert.are.equal("s-42", root.attributes["session.id"])
-    assert.are.equal("s-42", root.attributes["gen_ai.conversation.id"])
-    assert.are.equal("u-7", root.attributes["user.id"])
-    assert.are.equal("s-42", root.attributes["session"]) -- the stored attribute itself stays
-    assert.is_nil(step.attributes["session.id"])        -- the request's, on its root only
   end)
 
   it("cuts batches at --batch spans and sends every span once", function()
