@@ -450,6 +450,9 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->error_type = sp.has_error ? ms_arena_put(&v->arena, sp.error_type.p, sp.error_type.len) : MS_NO_STR;
         s->error_message = sp.has_error ? ms_arena_put(&v->arena, sp.error_message.p, sp.error_message.len)
                                         : MS_NO_STR;
+        s->error_traceback = sp.has_error && sp.error_traceback.len
+                                 ? ms_arena_put(&v->arena, sp.error_traceback.p, sp.error_traceback.len)
+                                 : MS_NO_STR;
         ms_buf_reset(&attrs);
         if (ms_pack_attrs_json(&w.r, &sp, &attrs))
             goto corrupt;
@@ -465,6 +468,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_cost = sp.has_llm && !isnan(sp.cost_usd);
         s->cost = sp.cost_usd;
         s->retries = sp.retries;
+        s->backoff_ns = sp.backoff_ns > 0 ? sp.backoff_ns : 0;
         s->retry_succeeded = sp.retry_state == MS_RETRY_NONE ? -1 : sp.retry_state == MS_RETRY_SUCCEEDED;
         s->has_ttft = sp.has_llm && sp.ttft_ns >= 0;
         s->ttft_ns = sp.ttft_ns;
@@ -613,6 +617,8 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
     ms_kv_str(b, &f, "name", A(s->name));
     ms_kv_str(b, &f, "kind", A(s->kind));
     ms_kv_int(b, &f, "start_ns", s->start_ns);
+    /* exact in a double where start_ns is not (2^53 ns is 104 days) */
+    ms_kv_num(b, &f, "offset_ms", (double)(s->start_ns - v->start_ns) / MS_NS_PER_MS);
     ms_kv_num(b, &f, "duration_ms", (double)s->duration_ns / MS_NS_PER_MS);
     ms_kv_str(b, &f, "status", A(s->status));
     if (s->is_fold) { /* the repetitions it stands for; p50/p95 within relative_error */
@@ -635,6 +641,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_buf_addc(b, '{');
         ms_kv_str(b, &g, "type", A(s->error_type));
         ms_kv_str(b, &g, "message", A(s->error_message));
+        ms_kv_str(b, &g, "traceback", A(s->error_traceback));
         ms_buf_addc(b, '}');
     } else {
         ms_buf_adds(b, "null");
@@ -651,6 +658,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
     }
     ms_kv_num(b, &f, "cost_usd", s->has_cost ? s->cost : NAN);
     ms_kv_int(b, &f, "retries", s->retries);
+    ms_kv_num(b, &f, "backoff_ms", s->backoff_ns ? (double)s->backoff_ns / MS_NS_PER_MS : NAN);
     ms_kv_raw(b, &f, "retry_succeeded",
            s->retry_succeeded < 0 ? NULL : s->retry_succeeded ? "true" : "false");
     ms_kv_num(b, &f, "ttft_ms", s->has_ttft ? (double)s->ttft_ns / MS_NS_PER_MS : NAN);
@@ -665,6 +673,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_buf_addc(b, '{');
         ms_kv_str(b, &g, "name", A(ev->name));
         ms_kv_int(b, &g, "time_ns", ev->time_ns);
+        ms_kv_num(b, &g, "offset_ms", (double)(ev->time_ns - v->start_ns) / MS_NS_PER_MS);
         ms_kv_raw(b, &g, "attrs", A(ev->attrs));
         if (ev->error_type != MS_NO_STR) {
             ms_kv_str(b, &g, "error_type", A(ev->error_type));
