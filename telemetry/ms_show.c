@@ -753,17 +753,15 @@ static void show_json(const trace_view *v, ms_buf *b)
 #undef A
 
 /* See ms_show.h. All reads in one snapshot; output only on success. */
-int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
-                  char *err, size_t errlen)
+int ms_show_build(sqlite3 *db, const ms_show_opts *o, ms_buf *out, ms_buf *matches, char *err, size_t errlen)
 {
     assert(db && o && o->id && o->pick >= 0 && out && matches);
     trace_view v;
     memset(&v, 0, sizeof v);
-    ms_buf b = {0}, m = {0};
     int ret, own = 0;
     if (ms_read_begin(db, &own, err, errlen))
         return -1;
-    ret = resolve_trace(db, o, &v, &m, err, errlen);
+    ret = resolve_trace(db, o, &v, matches, err, errlen);
     if (ret == 0)
         ret = load_spans(db, &v, err, errlen);
     if (ret == 0 && o->profile)
@@ -776,9 +774,25 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
         ret = ms_errf(err, errlen, "out of memory reading the trace");
     if (ret == 0) {
         if (o->json)
-            show_json(&v, &b);
+            show_json(&v, out);
         else
-            ms_show_text(&v, o, &b);
+            ms_show_text(&v, o, out);
+        if (out->oom)
+            ret = ms_errf(err, errlen, "out of memory writing the trace");
+    }
+    if (matches->oom && ret == 1)
+        ret = ms_errf(err, errlen, "out of memory listing the matching traces");
+    trace_view_free(&v);
+    return ret;
+}
+
+int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
+                  char *err, size_t errlen)
+{
+    assert(out && matches);
+    ms_buf b = {0}, m = {0};
+    int ret = ms_show_build(db, o, &b, &m, err, errlen);
+    if (ret == 0) {
         ret = ms_buf_write(&b, out, err, errlen);
     } else if (ret == 1 && m.len) {
         /* the message in err stays the one to print */
@@ -788,7 +802,6 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
     }
     ms_buf_free(&b);
     ms_buf_free(&m);
-    trace_view_free(&v);
     return ret;
 }
 
