@@ -14,7 +14,7 @@ VERSION := 0.1.0
 PKGS     := lua5.4 libcurl sqlite3 zlib libmicrohttpd
 DEB_PKGS := liblua5.4-dev lua5.4 lua-cjson-dev lua-cjson libcurl4-openssl-dev \
             libsqlite3-dev sqlite3 zlib1g-dev libmicrohttpd-dev lua-busted libcmocka-dev pkg-config \
-            clang libclang-rt-14-dev prometheus
+            clang libclang-rt-14-dev prometheus chromium
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -29,10 +29,11 @@ LDLIBS  += $(PKG_LIBS) -lm -pthread
 TEL_SRC  := $(wildcard telemetry/*.c)
 HOST_SRC := $(filter-out host/embed.c,$(wildcard host/*.c))
 LUA_SRC  := $(wildcard scripts/*.lua scripts/*/*.lua)
+UI_SRC   := $(sort $(wildcard host/ui/*.html host/ui/*.css host/ui/*.js))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 TEL_OBJ  := $(TEL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/prices_builtin.o $(BUILD)/gen/schema_sql.o
-HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_modules.o
+HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_modules.o $(BUILD)/gen/ui_assets.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BIN      := $(BUILD)/moonspan
 
@@ -79,6 +80,11 @@ $(BUILD)/gen/lua_modules.c: $(LUA_SRC) $(BUILD)/embed
 	@mkdir -p $(dir $@)
 	$(BUILD)/embed -m ms_embedded_modules $(foreach f,$(LUA_SRC),$(call lua_modname,$(f))=$(f)) > $@.tmp && mv $@.tmp $@
 
+# the web UI's pages (host/ui/), served by `moonspan ui` from the binary; named by file name
+$(BUILD)/gen/ui_assets.c: $(UI_SRC) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed -m ms_ui_assets $(foreach f,$(UI_SRC),$(notdir $(f))=$(f)) > $@.tmp && mv $@.tmp $@
+
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -95,7 +101,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoonspan.a
 # Installs the Debian packages that are missing (needs root or sudo).
 # Node is looked for as commands, not packages: a machine with node from
 # elsewhere keeps it, a fresh Debian 12 gets Debian's nodejs and npm.
-NODE_TESTS := tests/otel
+NODE_TESTS := tests/otel tests/ui
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -106,12 +112,14 @@ deps:
 	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
-	@# the npm packages the OTLP tests use (tests/otel/package.json), when the lock file changed
-	@if [ ! -f $(NODE_TESTS)/node_modules/.package-lock.json ] || \
-	    [ $(NODE_TESTS)/package-lock.json -nt $(NODE_TESTS)/node_modules/.package-lock.json ]; then \
-	  echo "npm ci in $(NODE_TESTS)"; \
-	  (cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error); \
-	fi
+	@# the npm packages the OTLP and browser tests use (each folder's package.json), when its lock file changed
+	@for d in $(NODE_TESTS); do \
+	  if [ ! -f $$d/node_modules/.package-lock.json ] || \
+	     [ $$d/package-lock.json -nt $$d/node_modules/.package-lock.json ]; then \
+	    echo "npm ci in $$d"; \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	  fi; \
+	done
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -172,5 +172,6 @@ int ms_cmd_upgrade(ms_cli *c);
 int ms_cmd_diff(ms_cli *c);
 int ms_cmd_serve(ms_cli *c);
 int ms_cmd_export(ms_cli *c);
+int ms_cmd_ui(ms_cli *c);
 
 #endif

@@ -21,6 +21,7 @@ static const char USAGE[] =
     "  export otlp [URL]      send stored traces to an OpenTelemetry (OTLP/HTTP) receiver\n"
     "  sql \"SELECT ...\"       one read-only SQL statement over the store (spans included)\n"
     "  serve --otlp/--metrics  receive OpenTelemetry traces (OTLP/HTTP); serve the store's Prometheus metrics\n"
+    "  ui [--addr HOST:PORT]  a local web view of traces, checklist, eval runs and comparisons\n"
     "  upgrade                bring a store from an older moonspan to the current layout\n"
     "  test [PATH...]         run busted specs inside the host\n"
     "\n"
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
         {"show", ms_cmd_show}, {"test", ms_cmd_test}, {"eval", ms_cmd_eval}, {"evals", ms_cmd_evals},
         {"sql", ms_cmd_sql}, {"upgrade", ms_cmd_upgrade}, {"runs", ms_cmd_runs},
         {"diff", ms_cmd_diff}, {"export", ms_cmd_export}, {"serve", ms_cmd_serve},
+        {"ui", ms_cmd_ui},
     };
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
         if (strcmp(argv[c.i], verbs[v].name) == 0) {
@@ -70,7 +72,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "moonspan: unknown command '%s'; commands are run, eval, evals, report, traces, runs, show,"
-                    " diff, export, sql, serve, upgrade, test "
+                     " diff, export, sql, serve, ui, upgrade, test "
                     "(see `moonspan --help`)\n", argv[c.i]);
     return MS_EXIT_USAGE;
 }

@@ -41,5 +41,21 @@ echo "specs: $p passed, $f failed"
 passed=$((passed + p))
 failed=$((failed + f))
 
+# Browser tests (tests/ui): `moonspan ui` driven in Debian's Chromium by
+# puppeteer-core (make deps installs both). Top-level TAP lines count; a
+# missing node, browser or node_modules is a failure, never a skip.
+MOONSPAN_BIN="$(pwd)/$BUILD/moonspan" MOONSPAN_TEST_TMP="$out" \
+    node --test --test-reporter=tap --test-concurrency=1 tests/ui/*.test.mjs >"$out/ui.log" 2>&1
+rc=$?
+p=$(grep -c '^ok ' "$out/ui.log")
+f=$(grep -c '^not ok ' "$out/ui.log")
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1 # node itself failed (not installed, a test file that does not load)
+fi
+[ "$f" -eq 0 ] || sed -n '1,400p' "$out/ui.log"
+echo "ui: $p passed, $f failed"
+passed=$((passed + p))
+failed=$((failed + f))
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,43 @@
+// shell.test.mjs — the app shell in a real browser: the page loads from
+// the binary, the nav is there, /api/meta answers, nothing fails.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { seedStore, startUi, openBrowser, newPage, screenshot, get } from './harness.mjs';
+
+let db, ui, browser;
+before(async () => {
+  db = seedStore();
+  ui = await startUi(db);
+  browser = await openBrowser();
+});
+after(async () => {
+  if (browser) await browser.close();
+  if (ui) await ui.stop();
+});
+
+test('the shell loads with its nav and the store in the header', async () => {
+  const page = await newPage(browser);
+  await page.goto(ui.url, { waitUntil: 'networkidle0' });
+  const nav = await page.$$eval('[data-test="nav"] a', (as) => as.map((a) => a.textContent));
+  assert.deepEqual(nav, ['Traces', 'Checklist', 'Evals', 'Compare']);
+  await page.waitForFunction(() => document.querySelector('[data-test="meta"]').textContent.includes('traces'));
+  const meta = await page.$eval('[data-test="meta"]', (e) => e.textContent);
+  assert.ok(meta.includes(db), meta);
+  assert.ok(meta.includes('8 traces'), meta);
+  await screenshot(page, 'shell');
+  assert.deepEqual(page.problems, []);
+});
+
+test('/api/meta: version, store, schema, data_version, trace count', async () => {
+  const r = await get(ui.base + '/api/meta');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'application/json');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  assert.match(r.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/);
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(r.json.db, db);
+  assert.equal(r.json.schema_version, 6);
+  assert.equal(r.json.traces, 8);
+  assert.equal(typeof r.json.data_version, 'number');
+  assert.match(r.json.version, /^\d+\.\d+\.\d+/);
+});
