@@ -10,7 +10,8 @@
 //   ms.api(path, params)     GET path with the query params (an object; array
 //                            values repeat the name) and the token; resolves to
 //                            the JSON, rejects with an Error whose message is
-//                            the server's {"error"} text (and .status).
+//                            the server's {"error"} text (and .status, and
+//                            .body: the whole JSON reply).
 //   ms.el(tag, attrs, ...children)  an element; attrs: 'class', 'text', 'style'
 //                            (an object, set through CSSOM: CSP forbids style
 //                            attributes), 'on<event>' functions, anything else
@@ -64,6 +65,7 @@
     if (!r.ok) {
       const err = new Error((body && body.error) || 'HTTP ' + r.status + ' from ' + path);
       err.status = r.status;
+      err.body = body;
       throw err;
     }
     return body;

@@ -1,0 +1,495 @@
+// page_trace.js — one trace (#/trace/ID[?pick=N]): a waterfall of its spans
+// at their real offsets and durations, and the detail of the span clicked.
+//
+// What the tests rely on (tests/ui/trace.test.mjs):
+// - [data-test=waterfall] carries data-view-start-ms / data-view-end-ms (the
+//   time range shown, ms from the trace's start), data-track-width (px),
+//   data-rows (rows not hidden by a collapsed parent) and data-render-ms (the
+//   time the first drawing took, measured with performance.now()).
+// - A bar's left edge sits at (offset_ms - view start) * track width / (view
+//   end - view start) px from its track's left edge, its width is duration_ms
+//   scaled the same way (at least 1 px), as /api/trace gives them.
+// - Only the rows in (or near) the scrolled viewport are in the DOM, so a
+//   20,000-span trace draws as fast as a small one.
+// Every text from the store goes in through ms.el / textContent.
+'use strict';
+
+(function () {
+  const ROW_H = 22;        // px per row; the CSS's .wf-row height agrees
+  const OVERSCAN = 12;     // rows drawn above and below the viewport
+  const MIN_ZOOM_MS = 1e-4; // 100 ns: below it, nothing more to see
+  const INDENT = 14;       // px per depth level
+  const CONTENT_KEYS = ['gen_ai.system_instructions', 'gen_ai.input.messages', 'gen_ai.output.messages'];
+
+  // --- the tree, flattened ----------------------------------------------------
+
+  // Rows in depth-first order: each {s, depth, parent, end}, `end` the index
+  // after its last descendant (so a collapsed row skips to it).
+  function flatten(roots) {
+    const rows = [];
+    const stack = [];
+    for (let i = roots.length - 1; i >= 0; i--) stack.push([roots[i], 0, -1]);
+    while (stack.length) {
+      const [s, depth, parent] = stack.pop();
+      const me = rows.length;
+      rows.push({ s, depth, parent, end: 0 });
+      const kids = s.children || [];
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1, me]);
+    }
+    const size = new Array(rows.length).fill(1);
+    for (let i = rows.length - 1; i > 0; i--) size[rows[i].parent] += size[i];
+    rows.forEach((r, i) => { r.end = i + size[i]; });
+    return rows;
+  }
+
+  // The indices of the rows no collapsed ancestor hides.
+  function visibleRows(rows, collapsed) {
+    const out = [];
+    for (let i = 0; i < rows.length;) {
+      out.push(i);
+      i = collapsed.has(rows[i].s.span_id) ? rows[i].end : i + 1;
+    }
+    return out;
+  }
+
+  // The time the trace covers, ms from its start: children may outlast a
+  // root cut short, and imported spans may start before it.
+  function extent(rows, trace) {
+    let lo = 0, hi = trace.duration_ms || 0;
+    for (const r of rows) {
+      lo = Math.min(lo, r.s.offset_ms);
+      hi = Math.max(hi, r.s.offset_ms + r.s.duration_ms);
+    }
+    return [lo, hi > lo ? hi : lo + 1];
+  }
+
+  // Tick positions for [a, b]: steps of 1, 2 or 5 × 10^k, about `n` of them.
+  function ticks(a, b, n) {
+    const raw = (b - a) / n;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw) || 10 * mag;
+    const out = [];
+    for (let t = Math.ceil(a / step) * step; t <= b + step * 1e-9; t += step) out.push(t);
+    return out;
+  }
+
+  // --- small display helpers ----------------------------------------------------
+
+  const cssToken = (x) => String(x || 'unknown').replace(/[^a-z0-9_-]/gi, '');
+  const fmtOffset = (x) => (x < 0 ? '-' + ms.fmt.ms(-x) : '+' + ms.fmt.ms(x));
+  const isErr = (s) => s.status === 'error' || !!s.error || (s.fold && s.fold.errors > 0);
+
+  function jsonText(v) {
+    if (v === undefined) return '–';
+    if (typeof v === 'string') return v;
+    return JSON.stringify(v);
+  }
+
+  // A field row of the detail panel, or nothing when the value is missing.
+  function field(key, label, value) {
+    if (value === undefined || value === null || value === '') return null;
+    return ms.el('tr', { 'data-test': 'detail-field', 'data-key': key },
+      ms.el('th', { text: label }), ms.el('td', { text: value }));
+  }
+
+  // A captured message list (the GenAI conventions' shape) as role + text
+  // blocks; a text that is not that shape is shown as it is.
+  function messages(title, key, raw) {
+    let list = null;
+    try { list = JSON.parse(raw); } catch (e) { list = null; }
+    const box = ms.el('div', { class: 'msgs', 'data-test': 'detail-content', 'data-key': key },
+      ms.el('h4', { text: title }));
+    if (!Array.isArray(list)) {
+      box.appendChild(ms.el('pre', { text: String(raw) }));
+      return box;
+    }
+    for (const m of list) {
+      const parts = (m && Array.isArray(m.parts)) ? m.parts : [m];
+      const body = parts.map((p) => {
+        if (p && p.type === 'text' && typeof p.content === 'string') return p.content;
+        return jsonText(p);
+      }).join('\n');
+      box.appendChild(ms.el('div', { class: 'msg' },
+        ms.el('span', { class: 'role', text: (m && m.role) || '' }),
+        m && m.finish_reason ? ms.el('span', { class: 'finish', text: 'finish: ' + m.finish_reason }) : null,
+        ms.el('pre', { text: body })));
+    }
+    return box;
+  }
+
+  // --- the page ------------------------------------------------------------------
+
+  ms.page('/trace', async function (params, el) {
+    const id = params.rest;
+    const pick = params.get('pick') || undefined;
+    let trace;
+    try {
+      trace = await ms.api('/api/trace', { id, pick });
+    } catch (e) {
+      el.appendChild(ms.el('p', { class: 'error', 'data-test': 'trace-error' }, e.message));
+      const list = e.body && e.body.matches;
+      if (Array.isArray(list)) el.appendChild(matchList(id, list));
+      return;
+    }
+    const view = new TraceView(el, id, pick);
+    view.load(trace);
+    ms.onChange(async () => {
+      try {
+        view.load(await ms.api('/api/trace', { id, pick }));
+      } catch (e) { /* the trace stays as drawn */ }
+    });
+  });
+
+  // Several traces match the id: each with the link that picks it.
+  function matchList(id, list) {
+    return ms.el('table', { class: 'matches', 'data-test': 'trace-matches' },
+      ms.el('tr', {}, ['#', 'trace id', 'name', 'start', 'duration', 'status'].map((h) => ms.el('th', { text: h }))),
+      list.map((m) => ms.el('tr', {},
+        ms.el('td', {}, ms.el('a', { href: '#/trace/' + encodeURIComponent(id) + '?pick=' + Number(m.pick), text: String(m.pick) })),
+        ms.el('td', { text: m.trace_id }), ms.el('td', { text: m.name }),
+        ms.el('td', { text: ms.fmt.time(m.start) }), ms.el('td', { text: ms.fmt.ms(m.duration_ms) }),
+        ms.el('td', { text: m.status }))));
+  }
+
+  function TraceView(el, id, pick) {
+    this.el = el;
+    this.id = id;
+    this.pick = pick;
+    this.collapsed = new Set();
+    this.selected = null;   // span_id
+    this.view = null;       // [start, end] ms, null: the whole trace
+    this.drawn = false;
+  }
+
+  // Draws (or redraws, keeping what the user chose) the trace.
+  TraceView.prototype.load = function (trace) {
+    const t0 = performance.now();
+    this.trace = trace;
+    this.rows = flatten(trace.spans || []);
+    this.byId = new Map();
+    this.rows.forEach((r, i) => this.byId.set(r.s.span_id, i));
+    this.full = extent(this.rows, trace);
+    if (this.selected && !this.byId.has(this.selected)) this.selected = null;
+    this.build();
+    this.visible = visibleRows(this.rows, this.collapsed);
+    this.layout();
+    this.detail();
+    const t1 = performance.now();
+    this.wf.setAttribute('data-render-ms', (t1 - t0).toFixed(1));
+  };
+
+  TraceView.prototype.build = function () {
+    const tr = this.trace;
+    const head = ms.el('section', { class: 'trace-head', 'data-test': 'trace-head' },
+      ms.el('h2', {}, ms.el('span', { 'data-test': 'trace-name', text: tr.name }),
+        ms.el('span', { class: 'status s-' + cssToken(tr.status), 'data-test': 'trace-status', text: tr.status })),
+      ms.el('div', { class: 'kv' },
+        kv('trace', tr.trace_id), kv('start', ms.fmt.time(tr.start)), kv('duration', ms.fmt.ms(tr.duration_ms)),
+        kv('spans', ms.fmt.tokens(tr.span_count)), kv('errors', ms.fmt.tokens(tr.error_count)),
+        kv('tokens', ms.fmt.tokens(tr.input_tokens) + ' in / ' + ms.fmt.tokens(tr.output_tokens) + ' out'),
+        kv('cost', tr.cost_usd === null && tr.unknown_cost_calls ? 'unknown' : ms.fmt.usd(tr.cost_usd)),
+        tr.user ? kvLink('user', tr.user, { user: tr.user }) : null,
+        tr.session ? kvLink('session', tr.session, { session: tr.session }) : null,
+        Array.isArray(tr.tags) && tr.tags.length ? kv('tags', tr.tags.join(', ')) : null,
+        tr.matching_traces > 1 ? kv('pick', tr.pick + ' of ' + tr.matching_traces) : null),
+      tr.eval ? evalLine(tr.eval) : null);
+
+    const reset = ms.el('button', { type: 'button', 'data-test': 'zoom-reset', text: 'Reset zoom',
+      onclick: () => this.zoomTo(null) });
+    const zin = ms.el('button', { type: 'button', 'data-test': 'zoom-in', text: 'Zoom in',
+      onclick: () => this.zoomBy(0.5) });
+    const zout = ms.el('button', { type: 'button', 'data-test': 'zoom-out', text: 'Zoom out',
+      onclick: () => this.zoomBy(2) });
+    const expand = ms.el('button', { type: 'button', 'data-test': 'expand-all', text: 'Expand all',
+      onclick: () => { this.collapsed.clear(); this.relayout(); } });
+    const collapse = ms.el('button', { type: 'button', 'data-test': 'collapse-all', text: 'Collapse all',
+      onclick: () => {
+        this.rows.forEach((r, i) => { if (r.end > i + 1 && r.depth > 0) this.collapsed.add(r.s.span_id); });
+        this.relayout();
+      } });
+    this.rangeText = ms.el('span', { class: 'range', 'data-test': 'zoom-range' });
+    const tools = ms.el('div', { class: 'wf-tools' }, zin, zout, reset, expand, collapse, this.rangeText,
+      ms.el('span', { class: 'hint', text: 'drag across the time axis or the bars to zoom' }));
+
+    this.axis = ms.el('div', { class: 'wf-axis', 'data-test': 'wf-axis' });
+    this.brush = ms.el('div', { class: 'wf-brush' });
+    const axisRow = ms.el('div', { class: 'wf-axis-row' }, ms.el('div', { class: 'wf-label-head', text: 'span' }), this.axis);
+    this.spacer = ms.el('div', { class: 'wf-spacer' });
+    this.scroll = ms.el('div', { class: 'wf-scroll', 'data-test': 'wf-scroll' }, this.spacer);
+    this.wf = ms.el('div', { class: 'wf', 'data-test': 'waterfall' }, tools, axisRow, this.scroll, this.brush);
+    this.panel = ms.el('aside', { class: 'span-detail', 'data-test': 'span-detail' });
+    const body = ms.el('div', { class: 'trace-body' }, this.wf, this.panel);
+    this.el.replaceChildren(head, body);
+
+    this.scroll.addEventListener('scroll', () => this.schedule());
+    this.spacer.addEventListener('click', (ev) => this.click(ev));
+    this.brushing(this.axis);
+    this.brushing(this.spacer);
+    if (!this.resizeHooked) {
+      this.resizeHooked = true;
+      window.addEventListener('resize', () => { if (document.body.contains(this.wf)) this.relayout(); });
+    }
+  };
+
+  function kv(k, v) {
+    return ms.el('span', { class: 'kv-item', 'data-test': 'trace-' + k }, ms.el('b', { text: k }), ' ', String(v));
+  }
+  function kvLink(k, v, q) {
+    const href = '#/traces?' + new URLSearchParams(q).toString();
+    return ms.el('span', { class: 'kv-item', 'data-test': 'trace-' + k }, ms.el('b', { text: k }), ' ',
+      ms.el('a', { href, text: v }));
+  }
+  function evalLine(e) {
+    return ms.el('div', { class: 'eval-line ' + (e.pass ? 'pass' : 'fail'), 'data-test': 'trace-eval' },
+      'eval case ', ms.el('b', { text: e.pass ? 'passed' : 'FAILED' }),
+      ': suite ', String(e.suite), ', case ', String(e.case_id), ', repeat ', String(e.repeat_index), ', ',
+      ms.el('a', { href: '#/eval/' + Number(e.eval_run), text: 'eval run ' + Number(e.eval_run) }));
+  }
+
+  // --- zoom ---------------------------------------------------------------------
+
+  TraceView.prototype.range = function () {
+    return this.view || this.full;
+  };
+
+  TraceView.prototype.zoomTo = function (r) {
+    if (r) {
+      let [a, b] = r;
+      if (b - a < MIN_ZOOM_MS) {
+        const m = (a + b) / 2;
+        a = m - MIN_ZOOM_MS / 2;
+        b = m + MIN_ZOOM_MS / 2;
+      }
+      r = [a, b];
+    }
+    this.view = r;
+    this.layout();
+  };
+
+  TraceView.prototype.zoomBy = function (f) {
+    const [a, b] = this.range();
+    const m = (a + b) / 2, h = (b - a) * f / 2;
+    const [lo, hi] = this.full;
+    if (f > 1 && h * 2 >= hi - lo) return this.zoomTo(null);
+    this.zoomTo([m - h, m + h]);
+  };
+
+  // Dragging across el selects a time range, zoomed to on release; a
+  // click (no drag) is left to the row's click handler.
+  TraceView.prototype.brushing = function (el) {
+    el.addEventListener('mousedown', (ev) => {
+      if (ev.button !== 0 || ev.target.closest('.wf-toggle')) return;
+      const box = this.axis.getBoundingClientRect();
+      if (ev.clientX < box.left || ev.clientX > box.right) return;
+      const x0 = ev.clientX;
+      const wfBox = this.wf.getBoundingClientRect();
+      let moved = false;
+      const move = (e) => {
+        const x1 = Math.min(Math.max(e.clientX, box.left), box.right);
+        if (Math.abs(x1 - x0) < 4) return;
+        moved = true;
+        this.brush.style.display = 'block';
+        this.brush.style.left = (Math.min(x0, x1) - wfBox.left) + 'px';
+        this.brush.style.width = Math.abs(x1 - x0) + 'px';
+      };
+      const up = (e) => {
+        window.removeEventListener('mousemove', move);
+        window.removeEventListener('mouseup', up);
+        this.brush.style.display = 'none';
+        if (!moved) return;
+        // the click that ends a drag selects nothing (none comes when the
+        // mouse was released outside the rows)
+        this.suppressClick = true;
+        setTimeout(() => { this.suppressClick = false; }, 0);
+        const x1 = Math.min(Math.max(e.clientX, box.left), box.right);
+        const [a, b] = this.range();
+        const toMs = (x) => a + (x - box.left) / box.width * (b - a);
+        this.zoomTo([toMs(Math.min(x0, x1)), toMs(Math.max(x0, x1))]);
+      };
+      window.addEventListener('mousemove', move);
+      window.addEventListener('mouseup', up);
+      ev.preventDefault();
+    });
+  };
+
+  // --- drawing --------------------------------------------------------------------
+
+  TraceView.prototype.relayout = function () {
+    this.visible = visibleRows(this.rows, this.collapsed);
+    this.layout();
+  };
+
+  // Axis, sizes and the rows in view.
+  TraceView.prototype.layout = function () {
+    const [a, b] = this.range();
+    const width = this.axis.clientWidth || 1;
+    this.width = width;
+    this.scale = width / (b - a);
+    this.wf.setAttribute('data-view-start-ms', String(a));
+    this.wf.setAttribute('data-view-end-ms', String(b));
+    this.wf.setAttribute('data-track-width', String(width));
+    this.wf.setAttribute('data-rows', String(this.visible.length));
+    this.wf.classList.toggle('zoomed', !!this.view);
+    this.rangeText.textContent = this.view
+      ? 'showing ' + fmtOffset(a) + ' to ' + fmtOffset(b) + ' of ' + ms.fmt.ms(this.full[1] - this.full[0])
+      : 'whole trace, ' + ms.fmt.ms(b - a);
+    const ticksEl = ticks(a, b, Math.max(2, Math.floor(width / 90))).map((t) =>
+      ms.el('span', { class: 'tick', style: { left: ((t - a) * this.scale).toFixed(1) + 'px' },
+        text: t === 0 ? '0' : fmtOffset(t) }));
+    this.axis.replaceChildren(...ticksEl);
+    this.spacer.style.height = (this.visible.length * ROW_H) + 'px';
+    this.first = -1;
+    this.draw();
+  };
+
+  TraceView.prototype.schedule = function () {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  };
+
+  // The rows in (and near) the viewport; the others are not in the DOM.
+  TraceView.prototype.draw = function () {
+    const top = this.scroll.scrollTop, h = this.scroll.clientHeight || 600;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(this.visible.length, Math.ceil((top + h) / ROW_H) + OVERSCAN);
+    if (first === this.first && last === this.last) return;
+    this.first = first;
+    this.last = last;
+    const out = [];
+    for (let k = first; k < last; k++) out.push(this.row(this.visible[k], k));
+    this.spacer.replaceChildren(...out);
+  };
+
+  TraceView.prototype.row = function (i, k) {
+    const r = this.rows[i], s = r.s;
+    const [a] = this.range();
+    const hasKids = r.end > i + 1;
+    const folded = this.collapsed.has(s.span_id);
+    const kind = cssToken(s.kind);
+    const err = isErr(s);
+    const x0 = (s.offset_ms - a) * this.scale;
+    const w = Math.max(1, s.duration_ms * this.scale);
+    // far outside the track a bar is cut, so a deep zoom keeps sane sizes
+    const left = Math.max(x0, -this.width);
+    const right = Math.min(x0 + w, 2 * this.width);
+    const cls = 'wf-row k-' + kind + (err ? ' err' : '') + (s.status !== 'ok' ? ' s-' + cssToken(s.status) : '') +
+      (this.selected === s.span_id ? ' selected' : '');
+    const label = ms.el('div', { class: 'wf-label', style: { paddingLeft: (4 + r.depth * INDENT) + 'px' } },
+      hasKids
+        ? ms.el('button', { type: 'button', class: 'wf-toggle', 'data-test': 'wf-toggle',
+            'aria-expanded': folded ? 'false' : 'true', text: folded ? '▸' : '▾',
+            title: folded ? 'show the ' + (r.end - i - 1) + ' spans inside' : 'hide the spans inside' })
+        : ms.el('span', { class: 'wf-toggle-gap' }),
+      ms.el('span', { class: 'kind k-' + kind, text: s.kind }),
+      err ? ms.el('span', { class: 'err-mark', 'data-test': 'wf-error', title: 'error', text: '!' }) : null,
+      ms.el('span', { class: 'wf-name', 'data-test': 'wf-name', text: s.name }),
+      s.fold ? ms.el('span', { class: 'fold-count', 'data-test': 'wf-fold', text: '×' + ms.fmt.tokens(s.fold.count) }) : null,
+      folded ? ms.el('span', { class: 'hidden-count', text: '+' + (r.end - i - 1) }) : null);
+    const barText = s.fold
+      ? '×' + ms.fmt.tokens(s.fold.count) + ' · p50 ' + ms.fmt.ms(s.fold.p50_ms) + ' · max ' + ms.fmt.ms(s.fold.max_ms)
+      : ms.fmt.ms(s.duration_ms);
+    const bar = ms.el('div', { class: 'wf-bar k-' + kind + (err ? ' err' : ''), 'data-test': 'wf-bar',
+      style: { left: left + 'px', width: Math.max(1, right - left) + 'px' } });
+    const durLeft = right + 4 < this.width - 60 ? right + 4 : Math.max(0, left - 4);
+    const dur = ms.el('span', { class: 'wf-dur' + (durLeft < right ? ' inside' : ''),
+      style: durLeft < right ? { right: (this.width - left + 4) + 'px' } : { left: durLeft + 'px' }, text: barText });
+    return ms.el('div', { class: cls, 'data-test': 'wf-row', 'data-span-id': s.span_id, 'data-row': String(i),
+      'data-offset-ms': String(s.offset_ms), 'data-duration-ms': String(s.duration_ms), 'data-kind': s.kind,
+      'data-status': s.status, style: { top: (k * ROW_H) + 'px' } },
+      label, ms.el('div', { class: 'wf-track' }, bar, dur));
+  };
+
+  TraceView.prototype.click = function (ev) {
+    if (this.suppressClick) {
+      this.suppressClick = false;
+      return;
+    }
+    const rowEl = ev.target.closest('.wf-row');
+    if (!rowEl) return;
+    const i = Number(rowEl.getAttribute('data-row'));
+    const s = this.rows[i].s;
+    if (ev.target.closest('.wf-toggle')) {
+      if (this.collapsed.has(s.span_id)) this.collapsed.delete(s.span_id);
+      else this.collapsed.add(s.span_id);
+      this.relayout();
+      return;
+    }
+    this.selected = s.span_id;
+    this.first = -1;
+    this.draw();
+    this.detail();
+  };
+
+  // --- the span detail --------------------------------------------------------------
+
+  TraceView.prototype.detail = function () {
+    const p = this.panel;
+    const i = this.selected ? this.byId.get(this.selected) : undefined;
+    if (i === undefined) {
+      p.replaceChildren(ms.el('p', { class: 'note', text: 'Click a span to see its attributes, events, error, tokens and cost.' }));
+      return;
+    }
+    const r = this.rows[i], s = r.s;
+    const parent = r.parent >= 0 ? this.rows[r.parent].s : null;
+    const hasLlm = 'input_tokens' in s;
+    const retried = s.retries > 0;
+    const rows = [
+      field('span_id', 'span id', s.span_id),
+      field('parent', 'parent', parent ? parent.name + ' (' + parent.span_id + ')' : s.parent_id),
+      field('kind', 'kind', s.kind),
+      field('status', 'status', s.status),
+      field('offset', 'starts at', fmtOffset(s.offset_ms) + ' from the trace\'s start'),
+      field('duration', 'duration', ms.fmt.ms(s.duration_ms)),
+      hasLlm ? field('provider', 'provider', s.provider) : null,
+      hasLlm ? field('model', 'model', s.model) : null,
+      hasLlm ? field('input_tokens', 'input tokens', ms.fmt.tokens(s.input_tokens) + (s.usage_estimated ? ' (estimated)' : '')) : null,
+      hasLlm ? field('output_tokens', 'output tokens', ms.fmt.tokens(s.output_tokens) + (s.usage_estimated ? ' (estimated)' : '')) : null,
+      hasLlm && s.cache_read_tokens ? field('cache_read_tokens', 'cache read tokens', ms.fmt.tokens(s.cache_read_tokens)) : null,
+      hasLlm && s.cache_write_tokens ? field('cache_write_tokens', 'cache write tokens', ms.fmt.tokens(s.cache_write_tokens)) : null,
+      hasLlm || s.cost_usd !== null ? field('cost', 'cost', s.cost_usd === null ? 'unknown (no price for this model)' : ms.fmt.usd(s.cost_usd)) : null,
+      field('ttft', 'time to first token', s.ttft_ms === null ? null : ms.fmt.ms(s.ttft_ms)),
+      retried ? field('retries', 'retries', s.retries + (s.retry_succeeded === true ? ' (succeeded)' : s.retry_succeeded === false ? ' (failed)' : '')) : null,
+      field('backoff', 'waited between retries', s.backoff_ms === null || s.backoff_ms === undefined ? null : ms.fmt.ms(s.backoff_ms)),
+      s.replayed ? field('replayed', 'replayed', 'answered from a recording') : null,
+    ];
+    const fold = s.fold ? ms.el('table', { class: 'fields', 'data-test': 'detail-fold' },
+      ms.el('caption', { text: 'folded: ' + ms.fmt.tokens(s.fold.count) + ' repetitions in one record' }),
+      field('fold_count', 'repetitions', ms.fmt.tokens(s.fold.count)),
+      field('fold_errors', 'of them failed', ms.fmt.tokens(s.fold.errors)),
+      field('fold_total', 'total', ms.fmt.ms(s.fold.total_ms)),
+      field('fold_min', 'min', ms.fmt.ms(s.fold.min_ms)),
+      field('fold_p50', 'p50', ms.fmt.ms(s.fold.p50_ms)),
+      field('fold_p95', 'p95', ms.fmt.ms(s.fold.p95_ms)),
+      field('fold_max', 'max', ms.fmt.ms(s.fold.max_ms))) : null;
+    const error = s.error ? ms.el('div', { class: 'detail-error', 'data-test': 'detail-error' },
+      ms.el('h4', { text: 'error' }),
+      ms.el('div', {}, ms.el('b', { 'data-test': 'detail-error-type', text: s.error.type || '' }), ': ',
+        ms.el('span', { 'data-test': 'detail-error-message', text: s.error.message || '' })),
+      s.error.traceback ? ms.el('pre', { class: 'traceback', 'data-test': 'detail-traceback', text: s.error.traceback }) : null) : null;
+    const attrs = s.attrs && typeof s.attrs === 'object' ? s.attrs : {};
+    const content = CONTENT_KEYS.filter((k) => typeof attrs[k] === 'string').map((k) =>
+      messages(k === 'gen_ai.output.messages' ? 'output' : k === 'gen_ai.input.messages' ? 'input' : 'system', k, attrs[k]));
+    const akeys = Object.keys(attrs).filter((k) => !CONTENT_KEYS.includes(k)).sort();
+    const attrTable = ms.el('table', { class: 'fields attrs', 'data-test': 'detail-attrs' },
+      ms.el('caption', { text: 'attributes' + (akeys.length ? '' : ': none') }),
+      akeys.map((k) => ms.el('tr', { 'data-test': 'detail-attr', 'data-key': k },
+        ms.el('th', { text: k }), ms.el('td', { text: jsonText(attrs[k]) }))));
+    const events = ms.el('div', { class: 'events', 'data-test': 'detail-events' },
+      ms.el('h4', { text: 'events' + ((s.events || []).length ? '' : ': none') }),
+      (s.events || []).map((e) => ms.el('div', { class: 'event' + (e.error_type ? ' err' : ''), 'data-test': 'detail-event' },
+        ms.el('span', { class: 'at', text: fmtOffset(e.offset_ms) }), ' ',
+        ms.el('b', { text: e.name }),
+        e.error_type ? [' ', ms.el('span', { class: 'err-text', text: e.error_type + ': ' + e.error_message })] : null,
+        e.attrs !== null && e.attrs !== undefined ? ms.el('code', { text: jsonText(e.attrs) }) : null)));
+    const zoom = ms.el('button', { type: 'button', 'data-test': 'zoom-span', text: 'Zoom to this span',
+      onclick: () => this.zoomTo([s.offset_ms, s.offset_ms + Math.max(s.duration_ms, MIN_ZOOM_MS)]) });
+    // replaceChildren would turn a null into the text "null": leave them out
+    p.replaceChildren(...[
+      ms.el('h3', {}, ms.el('span', { class: 'kind k-' + cssToken(s.kind), text: s.kind }), ' ',
+        ms.el('span', { 'data-test': 'detail-name', text: s.name })),
+      zoom,
+      ms.el('table', { class: 'fields' }, rows),
+      fold, error, ...content, attrTable, events].filter(Boolean));
+  };
+})();
