@@ -81,6 +81,16 @@ int ms_budget_apply(struct lua_State *L, const ms_budget_opts *b);
 int ms_cli_select(ms_cli *c, ms_select *s);
 /* The lines of --help that describe those options. */
 extern const char MS_SELECT_HELP[];
+/* Sets one selection parameter by its name without dashes (since, until,
+ * name, run, eval_run, evals, attr, user, session, tag) to value v, as
+ * the flags do, for the CLI and `moonspan ui`'s query parameters alike;
+ * `shown` is how the caller's user wrote the name, for messages. since
+ * and until take a duration ago or a UTC date (2026-11-01,
+ * 2026-11-01T12:00:00Z). v must outlive s (attr's key is cut at '=' in
+ * place). Returns 0; 1 when key is not a selection parameter; -1 with err
+ * naming the fix for a bad value or a contradiction (until not after
+ * since, eval_run with evals exclude). */
+int ms_select_param(ms_select *s, const char *key, const char *shown, char *v, char *err, size_t errlen);
 /* The steps every read-only view (report, traces, show, diff, runs, evals,
  * sql) takes around its writer (cli_view.c). */
 

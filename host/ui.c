@@ -21,6 +21,7 @@ static const struct {
     ms_ui_api_fn fn;
 } API[] = {
     {"/api/meta", ms_ui_api_meta},
+    {"/api/traces", ms_ui_api_traces},
     {"/api/trace", ms_ui_api_trace},
 };
 

@@ -61,6 +61,8 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
                               : "0");
     if (s->errors_only)
         cond(sql, &n, "t.status = 'error'");
+    if (s->status)
+        cond(sql, &n, "t.status = :sel_status");
     for (size_t i = 0; i < s->nattrs; i++) {
         /* The top-level member whose key is exactly the given text (no
          * JSON path, so "a.b" and keys with quotes need no escaping), its
@@ -151,7 +153,8 @@ int ms_select_bind(sqlite3 *db, sqlite3_stmt *st, const ms_select *s, char *err,
         bind_int(db, st, ":sel_run", s->run_id, "--run", err, errlen) ||
         bind_int(db, st, ":sel_eval_run", s->eval_run, "--eval-run", err, errlen) ||
         bind_text(db, st, ":sel_user", s->user, "--user", err, errlen) ||
-        bind_text(db, st, ":sel_session", s->session, "--session", err, errlen))
+        bind_text(db, st, ":sel_session", s->session, "--session", err, errlen) ||
+        bind_text(db, st, ":sel_status", s->status, "status", err, errlen))
         return -1;
     for (size_t i = 0; i < s->ntags; i++) {
         char k[32];
@@ -306,7 +309,7 @@ int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen)
 int ms_select_narrows(const ms_select *s)
 {
     return s->since_ns || s->until_ns || s->name_glob || s->run_id || s->eval_run || s->nattrs ||
-           s->user || s->session || s->ntags || s->evals == MS_EVALS_ONLY;
+           s->user || s->session || s->ntags || s->status || s->evals == MS_EVALS_ONLY;
 }
 
 /* Appends ", " between the parts of a description. */
@@ -373,6 +376,12 @@ void ms_select_describe(const ms_select *s, ms_buf *out)
     if (s->errors_only) {
         part(out, &n);
         ms_buf_adds(out, "errors only");
+    }
+    if (s->status) {
+        part(out, &n);
+        ms_buf_adds(out, "status '");
+        ms_fmt_text(out, s->status, "");
+        ms_buf_addc(out, '\'');
     }
     switch (ms_select_evals(s)) {
     case MS_EVALS_EXCLUDE:

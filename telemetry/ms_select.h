@@ -38,6 +38,8 @@ typedef struct ms_select {
                                  (eval_results.trace_id); 0 = any */
     enum ms_evals_mode evals;
     int errors_only;          /* status 'error' only */
+    const char *status;       /* traces.status equals ('ok', 'error', 'interrupted',
+                                 'incomplete'); NULL = any (the UI's status=) */
     /* --attr key=value: the root span's attribute `key` (traces.attrs)
      * equals value, compared as text (5, true and "5" all read as text). */
     const char *attr_key[MS_SELECT_MAX_ATTRS];

@@ -17,6 +17,8 @@
 typedef struct trace_row {
     size_t id, name, status;
     size_t session, user, tags; /* MS_NO_STR when the trace has none */
+    int has_run;
+    int64_t run_id;
     int64_t start_ns, duration_ns, in_tok, out_tok, unknown, error_count, span_count;
     int has_cost;
     double cost;
@@ -54,6 +56,26 @@ static const char *order_by(enum ms_traces_sort sort)
     return " ORDER BY t.start_ns DESC, t.id DESC";
 }
 
+/* How many traces `sel` picks in all: a count over the index SQLite
+ * chooses for the filters, never the packed spans. */
+static int count_selected(sqlite3 *db, const ms_select *sel, int64_t *n, char *err, size_t errlen)
+{
+    ms_buf sql = {0};
+    ms_buf_adds(&sql, "SELECT count(*) FROM traces t");
+    sqlite3_stmt *st;
+    if (ms_select_prepare(db, sel, &sql, NULL, &st, err, errlen))
+        return -1;
+    int rc = SQLITE_ERROR;
+    if (ms_select_bind(db, st, sel, err, errlen) == 0) {
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            *n = sqlite3_column_int64(st, 0);
+        else
+            ms_errf(err, errlen, "cannot count traces: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
 /* See ms_traces.h. The rows are buffered first so the name column can be
  * sized to the longest name shown. */
 int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, size_t errlen)
@@ -67,13 +89,14 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         return -1;
     ms_buf_printf(&sql, "SELECT t.trace_id, t.name, t.start_ns, t.duration_ns, t.input_tokens,"
                         " t.output_tokens, t.cost_usd, t.unknown_cost_calls, t.status, t.error_count,"
-                        " t.span_count, %s, %s, %s FROM traces t", who.session, who.user, who.tags);
-    char tail[128];
-    snprintf(tail, sizeof tail, "%s LIMIT :limit", order_by(o->sort));
+                        " t.span_count, %s, %s, %s, t.run_id FROM traces t", who.session, who.user, who.tags);
+    char tail[160];
+    snprintf(tail, sizeof tail, "%s LIMIT :limit OFFSET :offset", order_by(o->sort));
     sqlite3_stmt *st;
     if (ms_select_prepare(db, sel, &sql, tail, &st, err, errlen))
         return -1;
     int ret = -1;
+    int64_t total = 0;
     ms_buf arena = {0}, b = {0};
     trace_row *rows = NULL;
     size_t n = 0, cap = 0;
@@ -86,6 +109,11 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
     if (sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"),
                            o->limit > 0 ? o->limit : -1) != SQLITE_OK) {
         ms_errf(err, errlen, "cannot bind --limit: %s", sqlite3_errmsg(db));
+        goto done;
+    }
+    if (sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":offset"), o->offset > 0 ? o->offset : 0) !=
+        SQLITE_OK) {
+        ms_errf(err, errlen, "cannot bind the offset: %s", sqlite3_errmsg(db));
         goto done;
     }
     int rc;
@@ -110,6 +138,8 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         t->session = ms_arena_col(&arena, st, 11);
         t->user = ms_arena_col(&arena, st, 12);
         t->tags = ms_arena_col(&arena, st, 13);
+        t->has_run = sqlite3_column_type(st, 14) != SQLITE_NULL;
+        t->run_id = sqlite3_column_int64(st, 14);
     }
     if (rc != SQLITE_DONE) {
         ms_errf(err, errlen, "cannot read traces: %s", sqlite3_errmsg(db));
@@ -119,11 +149,16 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         ms_errf(err, errlen, "out of memory reading traces");
         goto done;
     }
-    if (!o->json && ms_select_evals_left_out(db, sel, NULL, &left_out, err, errlen))
+    if ((!o->json || o->page) && ms_select_evals_left_out(db, sel, NULL, &left_out, err, errlen))
+        goto done;
+    if (o->json && o->page && count_selected(db, sel, &total, err, errlen))
         goto done;
 
     char iso[40], c1[40], c2[40];
     if (o->json) {
+        if (o->page)
+            ms_buf_printf(&b, "{\"total\":%lld,\"eval_traces_left_out\":%lld,\"traces\":", (long long)total,
+                          (long long)left_out);
         ms_buf_addc(&b, '[');
         for (size_t i = 0; i < n; i++) {
             const trace_row *t = &rows[i];
@@ -148,9 +183,10 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
             ms_kv_str(&b, &f, "user", ms_arena_str(&arena, t->user));
             /* the column holds a JSON array (ms_who.h) */
             ms_kv_raw(&b, &f, "tags", t->tags == MS_NO_STR ? "null" : ms_arena_str(&arena, t->tags));
+            ms_kv_int_or_null(&b, &f, "run_id", t->has_run, t->run_id);
             ms_buf_addc(&b, '}');
         }
-        ms_buf_adds(&b, "]\n");
+        ms_buf_adds(&b, o->page ? "]}\n" : "]\n");
     } else if (n == 0) {
         if (ms_select_narrows(sel))
             ms_buf_adds(&b, "no traces match this selection (widen --since, --until, --name, --attr,"

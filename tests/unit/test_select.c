@@ -145,6 +145,14 @@ static void time_name_errors(void **state)
     assert_string_equal(rows_of(fx->db, &s), "1,2,5");
     s = (ms_select){.errors_only = 1, .evals = MS_EVALS_INCLUDE};
     assert_string_equal(rows_of(fx->db, &s), "2,4");
+    /* status (the UI's status=): one exact value, either way */
+    s = (ms_select){.status = "ok", .evals = MS_EVALS_INCLUDE};
+    assert_string_equal(rows_of(fx->db, &s), "1,3,5,6");
+    s = (ms_select){.status = "error"};
+    assert_string_equal(rows_of(fx->db, &s), "2");
+    s = (ms_select){.status = "interrupted"};
+    assert_string_equal(rows_of(fx->db, &s), "");
+    assert_true(ms_select_narrows(&s));
 }
 
 /* Adds key=value as --attr would (a copy: the key is cut in place). */
