@@ -1,6 +1,7 @@
 -- trace_pipelines.lua — the traces trace.test.mjs looks at in the browser,
 -- recorded by the real binary (`moonspan run --capture-content`). The
--- first argument picks which: fanout, failing, folded, content, xss, big.
+-- first argument picks which: fanout, failing, folded, content, xss, big,
+-- growing.
 local which = ...
 local XSS = "<img src=x onerror=alert(1)>"
 
@@ -74,4 +75,17 @@ function pipelines.big()
     end)
 end
 
-assert(pipelines[which], "give one of: fanout, failing, folded, content, xss, big")()
+-- 40 batches of 1,000 items, 100 ms apart: a trace long enough to be
+-- written in parts while it is open, for the page to follow as it grows.
+function pipelines.growing()
+    trace("growing", function()
+        for i = 1, 40 do
+            span("batch", {i = i}, function()
+                for _ = 1, 1000 do span("item", function() end) end
+            end)
+            moonspan.sleep_ms(100)
+        end
+    end)
+end
+
+assert(pipelines[which], "give one of: fanout, failing, folded, content, xss, big, growing")()
