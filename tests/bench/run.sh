@@ -15,6 +15,7 @@
 #     the overhead measured and the profiler's own calibrated estimate
 #  8. statistics: bootstrap intervals (p50, p95, mean) of two samples of
 #     100,000 values, as `moonspan diff` computes them for one row
+# 10. the web UI: the trace page drawing a 20,001-span trace in Chromium
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -160,3 +161,7 @@ for run in 1 2 3 4 5; do # interleaved, as in 7
 done
 echo "  1,000,000 spans in the script's loop, best of 5: $without ms without, $with ms with --metrics-addr"
 rm -f "$tmp/live.db"*
+
+echo
+echo "10. the web UI (headless Chromium; tests/ui/node_modules from make deps)"
+MOONSPAN_BIN="$(pwd)/$BIN" MOONSPAN_TEST_TMP="$tmp" node tests/ui/bench_waterfall.mjs || exit 1
