@@ -19,6 +19,7 @@
   const OVERSCAN = 12;     // rows drawn above and below the viewport
   const MIN_ZOOM_MS = 1e-4; // 100 ns: below it, nothing more to see
   const INDENT = 14;       // px per depth level
+  const MAX_EVENT_MARKS = 50; // ticks on one bar; the detail lists them all
   const CONTENT_KEYS = ['gen_ai.system_instructions', 'gen_ai.input.messages', 'gen_ai.output.messages'];
 
   // --- the tree, flattened ----------------------------------------------------
@@ -394,10 +395,19 @@
     const durLeft = right + 4 < this.width - 60 ? right + 4 : Math.max(0, left - 4);
     const dur = ms.el('span', { class: 'wf-dur' + (durLeft < right ? ' inside' : ''),
       style: durLeft < right ? { right: (this.width - left + 4) + 'px' } : { left: durLeft + 'px' }, text: barText });
+    // time to first token and events, as ticks on the bar's line
+    const at = (t) => ({ left: ((t - a) * this.scale).toFixed(2) + 'px' });
+    const marks = [];
+    if (typeof s.ttft_ms === 'number')
+      marks.push(ms.el('div', { class: 'wf-ttft', 'data-test': 'wf-ttft', style: at(s.offset_ms + s.ttft_ms),
+        title: 'first token after ' + ms.fmt.ms(s.ttft_ms) }));
+    for (const e of (s.events || []).slice(0, MAX_EVENT_MARKS))
+      marks.push(ms.el('div', { class: 'wf-evt' + (e.error_type ? ' err' : ''), 'data-test': 'wf-event',
+        style: at(e.offset_ms), title: e.name + ' at ' + fmtOffset(e.offset_ms) }));
     return ms.el('div', { class: cls, 'data-test': 'wf-row', 'data-span-id': s.span_id, 'data-row': String(i),
       'data-offset-ms': String(s.offset_ms), 'data-duration-ms': String(s.duration_ms), 'data-kind': s.kind,
       'data-status': s.status, style: { top: (k * ROW_H) + 'px' } },
-      label, ms.el('div', { class: 'wf-track' }, bar, dur));
+      label, ms.el('div', { class: 'wf-track' }, bar, marks, dur));
   };
 
   TraceView.prototype.click = function (ev) {

@@ -318,6 +318,7 @@ test('the detail of an LLM call: tokens, cost, retries, attributes, events and t
   const call = flat(shown.content.spans).find((s) => s.kind === 'llm');
   assert.equal(call.input_tokens, 14);
   await clickRow(page, call.span_id);
+  assert.equal(await page.$$eval('[data-test="wf-row"] [data-test="wf-ttft"]', (m) => m.length), 1);
   assert.equal(await page.$eval('[data-test="detail-name"]', (e) => e.textContent), 'chat mock');
   assert.equal(await detailField(page, 'input_tokens'), String(call.input_tokens));
   assert.equal(await detailField(page, 'output_tokens'), String(call.output_tokens));
@@ -339,7 +340,33 @@ test('the detail of an LLM call: tokens, cost, retries, attributes, events and t
   const events = await page.$$eval('[data-test="detail-event"]', (es) => es.map((e) => e.textContent));
   assert.equal(events.length, 1);
   assert.match(events[0], /attempt_failed.*"status":429/);
+  // the event's tick sits at its stored time on the bar's line
+  const range = await viewRange(page);
+  const tick = await page.$eval(`[data-test="wf-row"][data-span-id="${call.span_id}"]`, (r) => {
+    const track = r.querySelector('.wf-track').getBoundingClientRect();
+    const m = r.querySelector('[data-test="wf-event"]').getBoundingClientRect();
+    return { x: m.left + m.width / 2 - track.left, w: track.width };
+  });
+  const evAt = (call.events[0].offset_ms - range[0]) * tick.w / (range[1] - range[0]);
+  assert.ok(Math.abs(tick.x - evAt) <= 1, `event tick at ${tick.x} px, stored time gives ${evAt}`);
   await screenshot(page, 'trace_llm_detail');
+
+  // a streamed call: time to first token and cache tokens, and its line on the bar
+  const streamed = flat(shown.content.spans).find((s) => s.model === 'claude-sonnet-4');
+  assert.equal(streamed.ttft_ms, 3);
+  await clickRow(page, streamed.span_id);
+  assert.equal(await detailField(page, 'ttft'), '3.0 ms');
+  assert.equal(await detailField(page, 'cache_read_tokens'), '30');
+  assert.equal(await detailField(page, 'cache_write_tokens'), '10');
+  assert.equal(await detailField(page, 'cost'), '$0.0123');
+  assert.equal(await detailField(page, 'provider'), 'anthropic');
+  const line = await page.$eval(`[data-test="wf-row"][data-span-id="${streamed.span_id}"]`, (r) => {
+    const track = r.querySelector('.wf-track').getBoundingClientRect();
+    const m = r.querySelector('[data-test="wf-ttft"]').getBoundingClientRect();
+    return { x: m.left + m.width / 2 - track.left, w: track.width };
+  });
+  const ttftAt = (streamed.offset_ms + streamed.ttft_ms - range[0]) * line.w / (range[1] - range[0]);
+  assert.ok(Math.abs(line.x - ttftAt) <= 1, `first-token line at ${line.x} px, stored TTFT gives ${ttftAt}`);
   assert.deepEqual(page.problems, []);
   await page.close();
 });

@@ -49,6 +49,13 @@ function pipelines.content()
         llm.call{model = "mock", system = "Be brief.", max_tokens = 50,
                  messages = {{role = "user", content = "What is the capital of France?"}},
                  mock = {reply = "Paris.", latency_ms = 10, fail = {status = 429, times = 1}}}
+        -- a call the script's own adapter records, streamed: with a time to first token
+        span("chat claude-sonnet-4", function(s)
+            moonspan.sleep_ms(8)
+            s:record_llm{provider = "anthropic", model = "claude-sonnet-4", input_tokens = 100,
+                         output_tokens = 20, cache_read_tokens = 30, cache_write_tokens = 10,
+                         ttft_ms = 3, cost_usd = 0.0123}
+        end)
     end)
 end
 
