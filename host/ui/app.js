@@ -133,7 +133,13 @@
   function parseHash() {
     const h = window.location.hash.replace(/^#/, '') || '/traces';
     const i = h.indexOf('?');
-    const path = i < 0 ? h : h.slice(0, i);
+    // the browser %-encodes some characters of the hash (space, quotes, <>)
+    let path = i < 0 ? h : h.slice(0, i);
+    try {
+      path = decodeURIComponent(path);
+    } catch (e) {
+      // a stray '%' stays as it is
+    }
     const params = new URLSearchParams(i < 0 ? '' : h.slice(i + 1));
     params.path = path;
     return params;

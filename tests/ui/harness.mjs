@@ -111,11 +111,17 @@ export async function openBrowser() {
 }
 
 /* A page that records what would show a script ran or failed: dialogs
- * (alert), console errors and page errors, in page.problems. Dialogs are
- * dismissed so the page goes on. */
+ * (alert), console errors, page errors and Content-Security-Policy
+ * violations (an injected inline handler the policy blocked), in
+ * page.problems. Dialogs are dismissed so the page goes on. */
 export async function newPage(browser) {
   const page = await browser.newPage();
   page.problems = [];
+  await page.exposeFunction('__msProblem', (text) => page.problems.push(text));
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener('securitypolicyviolation',
+      (e) => window.__msProblem(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample || ''}`));
+  });
   page.on('dialog', async (d) => { page.problems.push(`dialog: ${d.message()}`); await d.dismiss(); });
   page.on('pageerror', (e) => page.problems.push(`page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') page.problems.push(`console: ${m.text()}`); });
@@ -137,4 +143,25 @@ export async function get(url, headers = {}, method = 'GET') {
   let json = null;
   try { json = JSON.parse(text); } catch (e) { json = null; }
   return { status: r.status, headers: r.headers, text, json };
+}
+
+/* Waits until the traces page shows its list (or its empty note) for the
+ * current hash, and returns the trace ids of its rows in order. */
+export async function shownTraceIds(page) {
+  await page.waitForSelector('[data-test="traces-total"]');
+  return page.$$eval('[data-test="trace-row"]', (rows) => rows.map((r) => r.getAttribute('data-trace-id')));
+}
+
+/* Navigates the open app to hash `h` and waits for the traces page's new list. */
+export async function gotoTraces(page, h) {
+  await page.evaluate((hash) => {
+    const old = document.querySelector('[data-test="traces"]');
+    if (old) old.setAttribute('data-stale', '1');
+    window.location.hash = hash;
+  }, h);
+  await page.waitForFunction(() => {
+    const box = document.querySelector('[data-test="traces"]');
+    return box && !box.hasAttribute('data-stale') && box.querySelector('[data-test="traces-total"], [data-test="traces-error"]');
+  });
+  return page.$$eval('[data-test="trace-row"]', (rows) => rows.map((r) => r.getAttribute('data-trace-id')));
 }
