@@ -28,6 +28,9 @@ static const char DIFF_HELP[] =
     "  GLOB              traces whose name matches, e.g. 'answer_v2*'\n"
     "\n"
     "  --by path|name        steps by path (default) or by span name, as in report\n"
+    "  --by user|session     request rows per user or per session (the traces given\n"
+    "                        none as one row, (none)) instead of per trace name;\n"
+    "                        cost per user, A against B\n"
     "  --steps N|all         list the N most changed steps (text default 20; --json all)\n"
     "  --fail-if LIST        exit 1 when a row shows evidence of any of: slower,\n"
     "                        costlier, errors (comma-separated)\n"
@@ -169,9 +172,13 @@ int ms_cmd_diff(ms_cli *c)
         if (ms_cli_flag(c, "--json")) {
             o.json = 1;
         } else if (ms_cli_value(c, "--by", &v)) {
-            if (strcmp(v, "path") && strcmp(v, "name"))
-                ms_cli_usage_error(c, "--by '%s' is not a grouping; use --by path or --by name", v);
+            if (strcmp(v, "path") && strcmp(v, "name") && strcmp(v, "user") && strcmp(v, "session"))
+                ms_cli_usage_error(c, "--by '%s' is not a grouping; use --by path or --by name (steps),"
+                                      " or --by user or --by session (requests)", v);
             o.steps_by_name = strcmp(v, "name") == 0;
+            o.rows_by = !strcmp(v, "user")      ? MS_DIFF_ROWS_USER
+                        : !strcmp(v, "session") ? MS_DIFF_ROWS_SESSION
+                                                : MS_DIFF_ROWS_NAME;
         } else if (ms_cli_value(c, "--steps", &v)) {
             o.max_steps = strcmp(v, "all") == 0 ? -1 : ms_cli_long(c, "--steps", v, 1, 1000000000);
         } else if (ms_cli_value(c, "--fail-if", &v)) {

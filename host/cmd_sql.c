@@ -19,6 +19,12 @@ static const char SQL_HELP[] =
     "  moonspan sql \"SELECT name, count(*), avg(duration_ns) / 1e6 AS ms FROM spans\n"
     "                GROUP BY name ORDER BY ms DESC\"\n"
     "\n"
+    "Every span has its trace's session, user and tags (JSON array), e.g.\n"
+    "\n"
+    "  moonspan sql \"SELECT user, sum(cost_usd) FROM spans GROUP BY user\"\n"
+    "\n"
+    "Columns: README, section The store (SQLite schema).\n"
+    "\n"
     "Exit status: 0, 1 when the statement is wrong, 2 for bad usage.\n";
 
 static const char UPGRADE_HELP[] =

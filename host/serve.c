@@ -155,10 +155,11 @@ int ms_serve_query(const ms_serve_request *req, const char *name, char *buf, siz
     return ms_serve_query_nth(req, name, 0, buf, len);
 }
 
-void ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value)
+int ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value)
 {
     ms_buf_add(&out->headers, name, strlen(name) + 1);
     ms_buf_add(&out->headers, value, strlen(value) + 1);
+    return out->headers.oom ? -1 : 0;
 }
 
 static MHD_Result_t send_reply(ms_serve *s, struct MHD_Connection *c, int status, const char *type,

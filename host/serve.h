@@ -1,5 +1,5 @@
 /* serve — a small HTTP server on libmicrohttpd for the host's endpoints
- * (/metrics; OTLP in later), one handler per route.
+ * (/metrics, OTLP in, moonspan ui), one handler per route.
  *
  * Contract:
  * - Listens on an IPv4 address and port given as "HOST:PORT"
@@ -70,8 +70,10 @@ int ms_serve_query(const ms_serve_request *req, const char *name, char *buf, siz
  * repeat (tag=a&tag=b). */
 int ms_serve_query_nth(const ms_serve_request *req, const char *name, int n, char *buf, size_t len);
 
-/* Adds a response header (both copied). */
-void ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value);
+/* Adds response header `name: value` to the reply (both copied, so a
+ * handler's own buffers will do). Returns 0, or -1 when memory ran out
+ * (the reply is then a 500). */
+int ms_serve_reply_header(ms_serve_reply *out, const char *name, const char *value);
 
 /* Starts listening on addr. Returns 0, or -1 with err (bad address, port
  * taken). */

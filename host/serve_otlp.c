@@ -17,6 +17,16 @@ enum { FMT_NONE, FMT_PROTOBUF, FMT_JSON };
 /* google.rpc.Code values the Collector uses in its error bodies */
 enum { RPC_INVALID_ARGUMENT = 3, RPC_RESOURCE_EXHAUSTED = 8, RPC_UNIMPLEMENTED = 12, RPC_UNAVAILABLE = 14 };
 
+/* How long a request waits for a store that fails to take its spans (a
+ * full disk, an I/O error) before it is answered 503: well inside the
+ * 10 s an OpenTelemetry exporter waits by default, so the client hears
+ * "retry" rather than timing out. A lock held by another writer is waited
+ * for as every writer waits (the store's busy timeout) before that. */
+#define STORE_WAIT_NS (INT64_C(5) * 1000000000)
+/* The Retry-After of a 503, in seconds: the OTLP specification has the
+ * client wait that long before it sends the request again. */
+#define RETRY_AFTER_S "5"
+
 /* The media type without parameters, compared without case. */
 static int format_of(const char *content_type)
 {
@@ -149,12 +159,15 @@ void ms_otlp_route(void *ud, const ms_serve_request *req, ms_serve_reply *out)
         error_reply(r, out, 400, fmt, RPC_INVALID_ARGUMENT, msg);
         return;
     }
-    /* a 200 promises the spans are stored: wait for the writer */
-    ms_tracer_flush(r->tracer, 0, NULL);
+    /* a 200 promises the spans are stored: wait for the writer, and give
+     * them up when the store keeps failing (the client sends them again) */
+    ms_tracer_flush(r->tracer, STORE_WAIT_NS, NULL);
     if (rc == ENOMEM || ms_tracer_failed(r->tracer) > failed_before) {
         const char *why = rc == ENOMEM ? "out of memory" : ms_tracer_last_error(r->tracer);
-        snprintf(msg, sizeof msg, "the spans could not be stored (%s); retry later", why ? why : "write failed");
+        snprintf(msg, sizeof msg, "the spans could not be stored (%s); retry after %s s", why ? why : "write failed",
+                 RETRY_AFTER_S);
         error_reply(r, out, 503, fmt, RPC_UNAVAILABLE, msg);
+        ms_serve_reply_header(out, "Retry-After", RETRY_AFTER_S);
         return;
     }
     r->spans += res.spans;

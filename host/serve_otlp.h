@@ -6,7 +6,9 @@
  * - 415 for another media type or Content-Encoding;
  * - 413 for a gzip body that inflates past max_body;
  * - 400 for a body that is not an ExportTraceServiceRequest;
- * - 503 when the store could not be written (a client may retry);
+ * - 503 with Retry-After when the store could not take the spans within
+ *   a few seconds (a full disk, an I/O error: they are given up, for the
+ *   client to send again) or memory ran out;
  * - else 200 with an ExportTraceServiceResponse in the request's encoding,
  *   its partial_success saying how many spans were rejected and why.
  * Errors carry a google.rpc.Status (code, message) in the request's

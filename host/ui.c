@@ -89,9 +89,9 @@ char *ms_ui_param(const ms_serve_request *req, ms_ui_params *p, const char *name
         return NULL;
     if (len < 0) {
         *bad = 1;
-        ms_errf(err, errlen, "the parameter %s is malformed (a bad %%-escape, a NUL byte, or longer than %zu"
-                             " bytes); send it URL-encoded, e.g. with encodeURIComponent", name,
-                sizeof p->text / 4);
+        ms_errf(err, errlen, "the parameter %s is malformed (a bad %%-escape, a NUL byte, or the parameters"
+                             " are longer than %zu bytes in all); send it URL-encoded, e.g. with"
+                             " encodeURIComponent", name, sizeof p->text);
         return NULL;
     }
     p->used += (size_t)len + 1;

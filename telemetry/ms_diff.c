@@ -158,13 +158,15 @@ static int compare_reqs(diff_req_row *row, const ms_diff_opts *o)
     return 0;
 }
 
-static int add_req_row(diff *d, const char *name, const diff_reqs *a, const diff_reqs *b,
+/* none: the group of traces given no user or session (name NULL). */
+static int add_req_row(diff *d, const char *name, int none, const diff_reqs *a, const diff_reqs *b,
                        const ms_diff_opts *o)
 {
     if (ms_grow((void **)&d->reqs, &d->cap_reqs, d->nreqs, sizeof *d->reqs))
         return -1;
     diff_req_row *row = &d->reqs[d->nreqs++];
     memset(row, 0, sizeof *row);
+    row->none = none;
     row->name = name;
     row->r[0] = a;
     row->r[1] = b;
@@ -173,29 +175,34 @@ static int add_req_row(diff *d, const char *name, const diff_reqs *a, const diff
 
 /* A name both sides have: its row index on each. */
 typedef struct name_pair {
-    const char *name;
+    const char *name;           /* NULL for the group without a user or session */
     size_t a, b;
 } name_pair;
 
+/* By name; the group without a user or session last. */
 static int cmp_pairs(const void *x, const void *y)
 {
-    return strcmp(((const name_pair *)x)->name, ((const name_pair *)y)->name);
+    const char *a = ((const name_pair *)x)->name, *b = ((const name_pair *)y)->name;
+    if (!a || !b)
+        return !a - !b;
+    return strcmp(a, b);
 }
 
-/* All requests; then, when a side holds more than one kind of request,
- * each name both sides have with at least MS_DIFF_MIN_N completed
- * requests, by name (an eval names each case's trace after the case: a
- * row of "too few" per case would bury the rest; d->names_few counts
- * them). Names are few (kinds of request), so finding them on the other
- * side is a scan. */
+/* All requests; then, when a side holds more than one kind of request
+ * (or always, grouped by user or session: they were asked for), each
+ * group both sides have with at least MS_DIFF_MIN_N completed requests,
+ * by name (an eval names each case's trace after the case: a row of "too
+ * few" per case would bury the rest; d->names_few counts them). Groups
+ * are few (kinds of request, users), so finding them on the other side is
+ * a scan. */
 static int request_rows(diff *d, const ms_diff_opts *o)
 {
     diff_side *a = &d->side[0], *b = &d->side[1];
-    if (add_req_row(d, NULL, &a->all, &b->all, o))
+    if (add_req_row(d, NULL, 0, &a->all, &b->all, o))
         return -1;
-    if (a->names.n <= 1 && b->names.n <= 1)
+    if (a->names.n <= 1 && b->names.n <= 1 && o->rows_by == MS_DIFF_ROWS_NAME)
         return 0;
-    name_pair *pairs = malloc(a->names.n * sizeof *pairs);
+    name_pair *pairs = malloc((a->names.n ? a->names.n : 1) * sizeof *pairs);
     if (!pairs)
         return -1;
     size_t n = 0;
@@ -204,8 +211,10 @@ static int request_rows(diff *d, const ms_diff_opts *o)
         for (size_t j = 0; j < b->names.n; j++) {
             const ms_strmap_ent *f = &b->names.ent[j];
             if (f->klen == e->klen && memcmp(f->key, e->key, e->klen) == 0) {
+                int none = o->rows_by != MS_DIFF_ROWS_NAME && e->klen == DIFF_NO_GROUP_LEN &&
+                           memcmp(e->key, DIFF_NO_GROUP, DIFF_NO_GROUP_LEN) == 0;
                 if (a->by_name[i].completed >= MS_DIFF_MIN_N && b->by_name[j].completed >= MS_DIFF_MIN_N)
-                    pairs[n++] = (name_pair){e->key, i, j};
+                    pairs[n++] = (name_pair){none ? NULL : e->key, i, j};
                 else
                     d->names_few++;
                 break;
@@ -215,7 +224,8 @@ static int request_rows(diff *d, const ms_diff_opts *o)
     qsort(pairs, n, sizeof *pairs, cmp_pairs);
     int ret = 0;
     for (size_t i = 0; i < n && ret == 0; i++)
-        ret = add_req_row(d, pairs[i].name, &a->by_name[pairs[i].a], &b->by_name[pairs[i].b], o);
+        ret = add_req_row(d, pairs[i].name, !pairs[i].name, &a->by_name[pairs[i].a],
+                          &b->by_name[pairs[i].b], o);
     free(pairs);
     return ret;
 }
@@ -412,7 +422,7 @@ static int build(sqlite3 *db, const ms_diff_opts *o, diff *d, char *err, size_t 
             return MS_DIFF_ERROR;
     }
     for (int i = 0; i < 2; i++) {
-        if (ms_diff_read_side(db, &d->side[i], o->steps_by_name, err, errlen))
+        if (ms_diff_read_side(db, &d->side[i], o->steps_by_name, o->rows_by, err, errlen))
             return MS_DIFF_ERROR;
         if (d->side[i].all.requests == 0) {
             char msg[256];

@@ -54,10 +54,18 @@ enum {
     MS_DIFF_FAIL_ERRORS = 4
 };
 
+/* What the request rows after the first (all requests) group by. */
+enum ms_diff_rows_by {
+    MS_DIFF_ROWS_NAME,          /* the trace's name, when a side has several */
+    MS_DIFF_ROWS_USER,          /* the trace's user (`diff --by user`); one row for those without */
+    MS_DIFF_ROWS_SESSION        /* the trace's session (`diff --by session`) */
+};
+
 typedef struct ms_diff_opts {
     ms_diff_side side[2];       /* A, B */
     ms_select narrow;           /* what both sides are narrowed by */
     int steps_by_name;          /* steps grouped by span name, not path */
+    enum ms_diff_rows_by rows_by;
     long max_steps;             /* steps listed: 0 the default (text 20, JSON all), < 0 all */
     int json;
     uint64_t seed;              /* MS_STATS_SEED unless told */

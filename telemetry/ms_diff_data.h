@@ -42,11 +42,17 @@ typedef struct diff_side {
     ms_buf desc;                /* the selection in words */
     int64_t evals_left_out;     /* eval traces the default left out (ms_select_evals_left_out) */
     diff_reqs all;
-    ms_strmap names;            /* trace name -> by_name[] */
+    ms_strmap names;            /* group (trace name, user or session) -> by_name[];
+                                   DIFF_NO_GROUP for the traces without a user or session */
     diff_reqs *by_name;
     size_t cap_names;
     ms_steps steps;
 } diff_side;
+
+/* The key of the group of traces given no user (or session): a NUL byte,
+ * which no value read as text holds. */
+#define DIFF_NO_GROUP "\0"
+#define DIFF_NO_GROUP_LEN 1
 
 /* How a difference reads. WORSE is slower, costlier, more errors; SMALL
  * is a difference the interval shows but under --min-change. */
@@ -64,7 +70,9 @@ typedef struct diff_cmp {
 
 /* A request row: all requests, or the requests of one name on both sides. */
 typedef struct diff_req_row {
-    const char *name;           /* NULL: all requests */
+    const char *name;           /* the group's name, user or session; NULL: all requests, or
+                                   (none set) the group without a user or session */
+    int none;                   /* the group of traces given no user or session */
     const diff_reqs *r[2];
     diff_cmp p50, p95, tokens, cost, err_rate, llm_rate;
     enum diff_verdict time, money, errors; /* the row's verdicts */
@@ -105,9 +113,11 @@ typedef struct diff {
 int ms_diff_side_select(sqlite3 *db, const ms_diff_side *sd, const char *which,
                         const ms_select *narrow, ms_select *out, char *err, size_t errlen);
 
-/* Reads the traces of side s (s->sel set) and groups its steps, by span
- * name when by_name. Returns 0 or -1 with err. */
-int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t errlen);
+/* Reads the traces of side s (s->sel set), grouping its requests as
+ * rows_by says and its steps by span name when by_name. Returns 0 or -1
+ * with err. */
+int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, enum ms_diff_rows_by rows_by,
+                      char *err, size_t errlen);
 
 /* Frees what a side holds (safe on a side partly read or never read). */
 void ms_diff_side_free(diff_side *s);

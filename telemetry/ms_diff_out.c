@@ -179,23 +179,36 @@ static void side_text(ms_buf *b, const char *which, const ms_diff_side *sd, cons
     ms_buf_addc(b, '\n');
 }
 
-/* A request row's name, quoted and escaped; `all` for the row of every
- * request (name NULL). */
-static void request_name(ms_buf *b, const char *name, const char *all)
+/* What the request rows after the first group by, as a word. */
+static const char *rows_by_word(const ms_diff_opts *o)
 {
-    if (name) {
-        ms_buf_addc(b, '\'');
-        ms_fmt_text(b, name, "");
-        ms_buf_addc(b, '\'');
-    } else {
-        ms_buf_adds(b, all);
-    }
+    return o->rows_by == MS_DIFF_ROWS_USER ? "user" : o->rows_by == MS_DIFF_ROWS_SESSION ? "session" : "name";
 }
 
-static void reqs_text(const diff_req_row *row, ms_buf *b)
+/* A request row's name, quoted and escaped (after "user " or "session "
+ * when grouped so; "(none)" for the traces given none); `all` for the row
+ * of every request. */
+static void request_name(ms_buf *b, const diff_req_row *row, const ms_diff_opts *o, const char *all)
+{
+    if (!row->name && !row->none) {
+        ms_buf_adds(b, all);
+        return;
+    }
+    if (o->rows_by != MS_DIFF_ROWS_NAME)
+        ms_buf_printf(b, "%s ", rows_by_word(o));
+    if (row->none) {
+        ms_buf_adds(b, "(none)");
+        return;
+    }
+    ms_buf_addc(b, '\'');
+    ms_fmt_text(b, row->name, "");
+    ms_buf_addc(b, '\'');
+}
+
+static void reqs_text(const diff_req_row *row, const ms_diff_opts *o, ms_buf *b)
 {
     ms_buf_adds(b, "\nRequests: ");
-    request_name(b, row->name, "all");
+    request_name(b, row, o, "all");
     ms_buf_printf(b, " (%lld completed in A, %lld in B): time %s; cost %s; errors %s\n",
                   (long long)row->r[0]->completed, (long long)row->r[1]->completed,
                   verdict_word(row->time, M_TIME), verdict_word(row->money, M_MONEY),
@@ -340,7 +353,7 @@ static void fail_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
         if (!f)
             continue;
         ms_buf_adds(b, "  requests ");
-        request_name(b, r->name, "(all)");
+        request_name(b, r, o, "(all)");
         const char *joint = ": ";
         if (f & MS_DIFF_FAIL_SLOWER)
             ms_buf_printf(b, "%sslower", joint), joint = ", ";
@@ -374,10 +387,11 @@ void ms_diff_text(const diff *d, const ms_diff_opts *o, ms_buf *b)
                   " fewer than %d values on a side a row says \"too few\".\n",
                   o->resamples, (unsigned long long)o->seed, o->min_change * 100, MS_DIFF_MIN_N);
     for (size_t i = 0; i < d->nreqs; i++)
-        reqs_text(&d->reqs[i], b);
+        reqs_text(&d->reqs[i], o, b);
     if (d->names_few)
-        ms_buf_printf(b, "  (%lld request name%s on both sides with fewer than %d completed on a"
+        ms_buf_printf(b, "  (%lld %s%s on both sides with fewer than %d completed on a"
                       " side: no row of %s own)\n", (long long)d->names_few,
+                      o->rows_by == MS_DIFF_ROWS_NAME ? "request name" : rows_by_word(o),
                       d->names_few == 1 ? "" : "s", MS_DIFF_MIN_N, d->names_few == 1 ? "its" : "their");
     steps_text(d, o, b);
     if (o->fail_if)
@@ -486,7 +500,11 @@ void ms_diff_json(const diff *d, const ms_diff_opts *o, ms_buf *b)
         if (i)
             ms_buf_addc(b, ',');
         ms_buf_addc(b, '{');
-        ms_kv_str(b, &g, "name", r->name);
+        int all = !r->name && !r->none;
+        ms_kv_raw(b, &g, "all", all ? "true" : "false");
+        ms_kv_str(b, &g, "name", o->rows_by == MS_DIFF_ROWS_NAME ? r->name : NULL);
+        if (o->rows_by != MS_DIFF_ROWS_NAME && !all)
+            ms_kv_str(b, &g, rows_by_word(o), r->name);
         reqs_counts_json(b, &g, "count_a", r->r[0]);
         reqs_counts_json(b, &g, "count_b", r->r[1]);
         cmp_json(b, &g, "p50_ms", &r->p50, M_TIME, 0);
@@ -502,6 +520,7 @@ void ms_diff_json(const diff *d, const ms_diff_opts *o, ms_buf *b)
         ms_buf_addc(b, '}');
     }
     ms_buf_addc(b, ']');
+    ms_kv_str(b, &f, "rows_by", rows_by_word(o));
     ms_kv_int(b, &f, "names_too_few", d->names_few);
 
     size_t n = steps_listed(d, o);

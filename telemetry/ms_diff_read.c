@@ -7,6 +7,7 @@
 
 #include "ms_read.h"
 #include "ms_spans.h"
+#include "ms_who.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ void ms_diff_side_free(diff_side *s)
     ms_buf_free(&s->desc);
 }
 
-/* The requests of trace name n[0..len), made when new. NULL on OOM. */
+/* The requests of group n[0..len), made when new. NULL on OOM. */
 static diff_reqs *reqs_of(diff_side *s, const char *n, size_t len)
 {
     /* room first, so a name in the map always has its row */
@@ -234,11 +235,19 @@ static int column_or(sqlite3 *db, const char *col, const char *fallback, ms_buf 
 
 /* See ms_diff_data.h: one pass over the side's traces, in rowid order
  * unless the selection uses an index. */
-int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t errlen)
+int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, enum ms_diff_rows_by rows_by,
+                      char *err, size_t errlen)
 {
     ms_buf sql = {0};
-    ms_buf_adds(&sql, "SELECT t.name, t.duration_ns, t.status, t.input_tokens, t.output_tokens,"
-                      " t.cost_usd");
+    const char *group = "t.name";
+    ms_who_sql who;
+    if (rows_by != MS_DIFF_ROWS_NAME) {
+        if (ms_who_sql_get(db, &who, err, errlen))
+            return -1;
+        group = rows_by == MS_DIFF_ROWS_USER ? who.user : who.session;
+    }
+    ms_buf_printf(&sql, "SELECT %s, t.duration_ns, t.status, t.input_tokens, t.output_tokens,"
+                        " t.cost_usd", group);
     if (column_or(db, "replayed_cost_usd", "NULL", &sql, err, errlen))
         goto fail_sql;
     ms_buf_adds(&sql, ", t.id, t.span_salt, t.parts, t.spans");
@@ -263,7 +272,9 @@ int ms_diff_read_side(sqlite3 *db, diff_side *s, int by_name, char *err, size_t 
         if (read_spans(s, &w, st, &llm, &llm_failed, err, errlen))
             goto done;
         const char *name = (const char *)sqlite3_column_text(st, 0);
-        diff_reqs *r = reqs_of(s, name ? name : "", (size_t)sqlite3_column_bytes(st, 0));
+        diff_reqs *r = name ? reqs_of(s, name, (size_t)sqlite3_column_bytes(st, 0))
+                     : rows_by == MS_DIFF_ROWS_NAME ? reqs_of(s, "", 0)
+                                                    : reqs_of(s, DIFF_NO_GROUP, DIFF_NO_GROUP_LEN);
         if (!r || reqs_add(r, st, llm, llm_failed) || reqs_add(&s->all, st, llm, llm_failed)) {
             ms_errf(err, errlen, "out of memory reading traces");
             goto done;

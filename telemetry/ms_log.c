@@ -126,14 +126,22 @@ static void record_head(ms_buf *b, int64_t time_ns, int64_t observed_ns, int sev
     ms_buf_adds(b, "\",\"body\":");
 }
 
-/* After the body: ids, flags, and the opening of "attributes". */
+/* After the body: ids, flags, and the opening of "attributes". The ids
+ * twice: as OTLP/JSON's LogRecord names them, and as the specification's
+ * "Trace Context in non-OTLP Log Formats" names them for JSON logs
+ * (trace_id, span_id, trace_flags as two hex digits), which the
+ * Collector's trace parser reads by default. */
 static void record_ids(ms_buf *b, const char *trace_hex, uint64_t span_id)
 {
     ms_buf_adds(b, ",\"traceId\":\"");
     ms_buf_add(b, trace_hex, 32);
     ms_buf_adds(b, "\",\"spanId\":");
     add_hex_id(b, span_id);
-    ms_buf_adds(b, ",\"flags\":1,\"attributes\":{");
+    ms_buf_adds(b, ",\"flags\":1,\"trace_id\":\"");
+    ms_buf_add(b, trace_hex, 32);
+    ms_buf_adds(b, "\",\"span_id\":");
+    add_hex_id(b, span_id);
+    ms_buf_adds(b, ",\"trace_flags\":\"01\",\"attributes\":{");
 }
 
 /* Appends the span's own attributes (a JSON object's members) to the

@@ -4,8 +4,12 @@
  *
  *   {"timeUnixNano":"...","observedTimeUnixNano":"...","severityNumber":9,
  *    "severityText":"INFO","eventName":"moonspan.span.end","body":"...",
- *    "traceId":"<32 hex>","spanId":"<16 hex>","flags":1,"attributes":{...}}
+ *    "traceId":"<32 hex>","spanId":"<16 hex>","flags":1,
+ *    "trace_id":"<32 hex>","span_id":"<16 hex>","trace_flags":"01","attributes":{...}}
  *
+ * trace_id, span_id and trace_flags repeat the ids under the names the
+ * OpenTelemetry specification gives JSON logs that are not OTLP
+ * (compatibility/logging_trace_context.md), which log pipelines read.
  * Times are decimal strings of Unix epoch nanoseconds (int64 in OTLP/JSON);
  * attributes a plain JSON object. What each record carries is listed in
  * the README ("--log json"). The text it writes was redacted when it was

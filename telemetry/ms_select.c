@@ -33,6 +33,19 @@ static void cond(ms_buf *sql, int *n, const char *text)
     ms_buf_adds(sql, text);
 }
 
+/* Whether some eval run names the process that ran it: 1, 0, or -1. */
+static int any_eval_process(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (ms_read_prepare(db, "SELECT 1 FROM eval_runs WHERE run_id IS NOT NULL LIMIT 1", &st, err, errlen))
+        return -1;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return rc == SQLITE_ROW;
+    return ms_errf(err, errlen, "cannot read eval_runs: %s", sqlite3_errmsg(db));
+}
+
 /* The where clause with `mode` for the evals filter (the caller's own,
  * or ONLY to count what the default left out). */
 static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, ms_buf *sql,
@@ -41,6 +54,12 @@ static int where_mode(sqlite3 *db, const ms_select *s, enum ms_evals_mode mode, 
     int evals = 0, results = 0;
     if (mode != MS_EVALS_INCLUDE || s->eval_run) {
         if ((evals = ms_schema_has(db, "eval_runs", NULL, err, errlen)) < 0)
+            return -1;
+        /* A store where no process ran evals has no eval trace: leaving
+         * the condition out spares a scan of every trace row (there is no
+         * index on run_id), which is what keeps a count over millions of
+         * traces fast. */
+        if (evals && (evals = any_eval_process(db, err, errlen)) < 0)
             return -1;
         if (s->eval_run && (results = ms_schema_has(db, "eval_results", NULL, err, errlen)) < 0)
             return -1;

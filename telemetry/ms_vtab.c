@@ -11,13 +11,14 @@
 
 #include "ms_ids.h"
 #include "ms_spans.h"
+#include "ms_who.h"
 
 enum span_col {
     SC_TRACE_ROW, SC_TRACE_ID, SC_SPAN_ID, SC_PARENT_ID, SC_NAME, SC_KIND, SC_START_NS, SC_DURATION_NS,
     SC_STATUS, SC_ERROR_OWN, SC_ERROR_TYPE, SC_ERROR_MESSAGE, SC_ERROR_TRACEBACK, SC_ATTRS, SC_PROVIDER,
     SC_MODEL, SC_INPUT, SC_OUTPUT, SC_CACHE_READ, SC_CACHE_WRITE, SC_ESTIMATED, SC_COST, SC_RETRIES,
     SC_RETRY_SUCCEEDED, SC_TTFT, SC_REPLAYED, SC_BACKOFF, SC_SPAN_INDEX, SC_FOLD_COUNT, SC_FOLD_ERRORS,
-    SC_FOLD_TOTAL, SC_FOLD_MIN, SC_FOLD_MAX
+    SC_FOLD_TOTAL, SC_FOLD_MIN, SC_FOLD_MAX, SC_SESSION, SC_USER, SC_TAGS
 };
 
 static const char SPANS_SCHEMA[] =
@@ -27,7 +28,7 @@ static const char SPANS_SCHEMA[] =
     " output_tokens INTEGER, cache_read_tokens INTEGER, cache_write_tokens INTEGER, usage_estimated INTEGER,"
     " cost_usd REAL, retries INTEGER, retry_succeeded INTEGER, ttft_ns INTEGER, replayed INTEGER,"
     " backoff_ns INTEGER, span_index INTEGER, fold_count INTEGER, fold_errors INTEGER,"
-    " fold_total_ns INTEGER, fold_min_ns INTEGER, fold_max_ns INTEGER)";
+    " fold_total_ns INTEGER, fold_min_ns INTEGER, fold_max_ns INTEGER, session TEXT, user TEXT, tags TEXT)";
 
 enum event_col { EC_TRACE_ROW, EC_SPAN_ID, EC_NAME, EC_TIME_NS, EC_ATTRS, EC_ERROR_TYPE, EC_ERROR_MESSAGE };
 
@@ -39,6 +40,7 @@ typedef struct vtab {
     sqlite3_vtab base;
     sqlite3 *db;
     int events;                 /* span_events rather than spans */
+    int who_columns;            /* traces has session/user_id/tags (v6): 1, 0, or -1 not asked yet */
 } vtab;
 
 typedef struct cursor {
@@ -78,6 +80,7 @@ static int vt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     memset(vt, 0, sizeof *vt);
     vt->db = db;
     vt->events = events;
+    vt->who_columns = -1;
     sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     *out = &vt->base;
     return SQLITE_OK;
@@ -90,10 +93,13 @@ static int vt_disconnect(sqlite3_vtab *v)
 }
 
 /* idxNum bits: 1 trace_row =, 2 trace_row >=/>, 4 trace_row <=/<. The
- * arguments come in that order. */
+ * arguments come in that order. 8: the query reads session, user or tags,
+ * so the walk over traces fetches them (on a v5 store they are parsed
+ * from attrs: a cost a query that does not name them should not pay). */
+#define IDX_WHO 8
 static int vt_best_index(sqlite3_vtab *v, sqlite3_index_info *info)
 {
-    (void)v;
+    vtab *vt = (vtab *)v;
     int eq = -1, lo = -1, hi = -1;
     for (int i = 0; i < info->nConstraint; i++) {
         const struct sqlite3_index_constraint *c = &info->aConstraint[i];
@@ -125,6 +131,10 @@ static int vt_best_index(sqlite3_vtab *v, sqlite3_index_info *info)
         info->estimatedCost = idx ? 1e5 : 1e7;
         info->estimatedRows = idx ? 100000 : 10000000;
     }
+    const sqlite3_uint64 who = (sqlite3_uint64)1 << SC_SESSION | (sqlite3_uint64)1 << SC_USER |
+                               (sqlite3_uint64)1 << SC_TAGS;
+    if (!vt->events && (info->colUsed & who))
+        idx |= IDX_WHO;
     info->idxNum = idx;
     /* rows come in trace_row order */
     if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == 0 && !info->aOrderBy[0].desc)
@@ -194,6 +204,50 @@ static int next_event(cursor *c)
 
 static int vt_next(sqlite3_vtab_cursor *cur);
 
+/* Whether the store's traces rows have the v6 columns session, user_id
+ * and tags: 1, 0, or -1 when the schema cannot be read. Asked once per
+ * connection (ms_read.c's ms_schema_has is not in the extension). */
+static int has_who_columns(vtab *vt)
+{
+    if (vt->who_columns >= 0)
+        return vt->who_columns;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(vt->db, "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'user_id'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int has = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        has = vt->who_columns = sqlite3_column_int64(st, 0) > 0;
+    sqlite3_finalize(st);
+    return has;
+}
+
+/* Prepares c->traces: the traces rows with ids from ?1 to ?2, columns 0-6
+ * what the walk needs, 7-9 the trace's session, user and tags when `who`
+ * (read as ms_who.h defines them on a v5 store), else NULL. */
+static int prepare_traces(cursor *c, int who)
+{
+    static const char head[] = "SELECT t.id, t.trace_id, t.start_ns, t.span_salt, t.parts, t.spans, t.parent_span, ";
+    static const char tail[] = " FROM traces t WHERE t.id >= ?1 AND t.id <= ?2 ORDER BY t.id";
+    static const char none[] = "NULL, NULL, NULL";
+    static const char v6[] = "t.session, t.user_id, t.tags";
+    static const char v5[] = MS_WHO_SESSION_SQL("t.attrs") ", " MS_WHO_USER_SQL("t.attrs") ", "
+                             MS_WHO_TAGS_SQL("t.attrs");
+    const char *cols = none;
+    if (who) {
+        int has = has_who_columns(c->vt);
+        if (has < 0)
+            return fail(c, sqlite3_errmsg(c->vt->db));
+        cols = has ? v6 : v5;
+    }
+    char *sql = sqlite3_mprintf("%s%s%s", head, cols, tail);
+    if (!sql)
+        return SQLITE_NOMEM;
+    int rc = sqlite3_prepare_v2(c->vt->db, sql, -1, &c->traces, NULL);
+    sqlite3_free(sql);
+    return rc;
+}
+
 static int vt_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxstr, int argc, sqlite3_value **argv)
 {
     (void)idxstr;
@@ -209,9 +263,7 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxstr, int 
             return fail(c, err);
         c->walk_open = 1;
     }
-    const char *sql = "SELECT id, trace_id, start_ns, span_salt, parts, spans, parent_span FROM traces"
-                      " WHERE id >= ?1 AND id <= ?2 ORDER BY id";
-    int rc = sqlite3_prepare_v2(c->vt->db, sql, -1, &c->traces, NULL);
+    int rc = prepare_traces(c, idx & IDX_WHO);
     if (rc != SQLITE_OK)
         return fail(c, sqlite3_errmsg(c->vt->db));
     int64_t lo = INT64_MIN, hi = INT64_MAX;
@@ -345,6 +397,10 @@ static int span_column(cursor *c, sqlite3_context *ctx, int col)
     case SC_FOLD_TOTAL: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_total); break;
     case SC_FOLD_MIN: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_min); break;
     case SC_FOLD_MAX: if (s->kind == MS_KIND_FOLD) sqlite3_result_int64(ctx, s->fold_max); break;
+    /* who the span's request was for: its trace's, on every span of it */
+    case SC_SESSION: sqlite3_result_value(ctx, sqlite3_column_value(c->traces, 7)); break;
+    case SC_USER: sqlite3_result_value(ctx, sqlite3_column_value(c->traces, 8)); break;
+    case SC_TAGS: sqlite3_result_value(ctx, sqlite3_column_value(c->traces, 9)); break;
     }
     return SQLITE_OK;
 }

@@ -15,7 +15,9 @@
 #     the overhead measured and the profiler's own calibrated estimate
 #  8. statistics: bootstrap intervals (p50, p95, mean) of two samples of
 #     100,000 values, as `moonspan diff` computes them for one row
-# 10. the web UI: the trace page drawing a 20,001-span trace in Chromium
+#  9. Prometheus metrics: a scrape of a stored store, and live --metrics-addr
+# 10. moonspan ui: /api/traces, its total and one page, on 1,000,000 traces
+# 11. moonspan ui: the trace page drawing a 20,001-span trace in Chromium
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -163,5 +165,28 @@ echo "  1,000,000 spans in the script's loop, best of 5: $without ms without, $w
 rm -f "$tmp/live.db"*
 
 echo
-echo "10. the web UI (headless Chromium; tests/ui/node_modules from make deps)"
+echo "10. moonspan ui: /api/traces (total and one page) on a store of 1,000,000 traces"
+rm -f "$tmp/ui.db"*
+"$BIN" --db "$tmp/ui.db" run --quiet tests/bench/ui_traces.lua 1000000 || exit 1
+"$BIN" --db "$tmp/ui.db" ui --addr 127.0.0.1:0 >"$tmp/ui.out" 2>&1 &
+ui_pid=$!
+for _ in $(seq 100); do grep -q '^moonspan ui: ' "$tmp/ui.out" && break; sleep 0.1; done
+url=$(sed -n 's/^moonspan ui: //p' "$tmp/ui.out")
+[ -n "$url" ] || { kill "$ui_pid"; echo "moonspan ui did not start: $(cat "$tmp/ui.out")"; exit 1; }
+for q in "meta" "traces" "traces?sort=duration" "traces?sort=cost" "traces?user=u7" "traces?name=summarize" \
+         "traces?tag=even" "traces?offset=500000"; do
+    best=
+    for _ in 1 2 3; do
+        s=$(curl -s -o /dev/null -w '%{time_total}' "${url}api/$q") || { kill "$ui_pid"; exit 1; }
+        ms=$(awk -v s="$s" 'BEGIN { printf "%d", s * 1000 }')
+        [ -z "$best" ] || [ "$ms" -lt "$best" ] && best=$ms
+    done
+    echo "  GET /api/$q: $best ms (best of 3)"
+done
+kill "$ui_pid"
+wait "$ui_pid" 2>/dev/null
+rm -f "$tmp/ui.db"*
+
+echo
+echo "11. moonspan ui: the trace page (headless Chromium; tests/ui/node_modules from make deps)"
 MOONSPAN_BIN="$(pwd)/$BIN" MOONSPAN_TEST_TMP="$tmp" node tests/ui/bench_waterfall.mjs || exit 1

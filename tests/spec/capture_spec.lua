@@ -52,6 +52,7 @@ trace("chat", function(ctx)
     s:event("sent", {header = "Bearer " .. B, ticket = C})
   end)
   pcall(span, "failing", function() error("could not reach " .. E .. " using " .. K .. " on " .. C) end)
+  pcall(span, "typed", function() error({type = "denied " .. K, message = "typed failure"}) end)
   ctx:add_error("manual: token=" .. B .. B, "auth")
 end)
 trace("big", function()
@@ -221,6 +222,11 @@ describe("--capture-content with --redact and --log-file", function()
       assert.is_truthy(rec, "no record for span " .. s.name)
       n = n + 1
       assert.are.equal(s.trace_id, rec.traceId)
+      -- and under the names OpenTelemetry gives JSON logs that are not OTLP
+      assert.are.equal(s.trace_id, rec.trace_id)
+      assert.are.equal(s.id, rec.span_id)
+      assert.are.equal("01", rec.trace_flags)
+      assert.are.equal(1, rec.flags)
       assert.are.equal(s.name, rec.attributes["moonspan.span.name"])
       assert.are.equal(s.status, rec.attributes["moonspan.span.status"])
       assert.are.equal(s.start, rec.attributes["moonspan.span.start_time_unix_nano"])
@@ -232,6 +238,8 @@ describe("--capture-content with --redact and --log-file", function()
     assert.are.equal(n + #errors, #records)
     local messages = {}
     for _, e in ipairs(errors) do
+      assert.is_truthy(e.trace_id:match("^%x+$") and #e.trace_id == 32 and e.trace_id == e.traceId)
+      assert.is_truthy(#e.span_id == 16 and e.span_id == e.spanId and e.trace_flags == "01")
       assert.are.equal("ERROR", e.severityText)
       assert.are.equal(17, e.severityNumber)
       messages[#messages + 1] = e.attributes["exception.message"]
@@ -251,36 +259,59 @@ describe("--capture-content with --redact and --log-file", function()
 end)
 
 describe("moonspan export otlp of a captured store", function()
-  it("sends the content as GenAI attributes, with no secret in the payload", function()
-    local r = captured()
-    -- the OTLP test receiver (tests/otel/receiver.js) decodes protobuf with
-    -- the official schema and logs each request as JSON
-    local dir = H.tmpdir("capture-otlp")
-    local port_file, log = dir .. "/port", dir .. "/log"
-    local pipe = assert(io.popen("exec node " .. H.q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
-                                 .. H.q(port_file) .. " --log " .. H.q(log) .. " --answers 200 >"
-                                 .. H.q(dir .. "/out") .. " 2>&1", "w"))
-    assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start: " .. (H.read(dir .. "/out") or ""))
-    local url = "http://127.0.0.1:" .. H.read(port_file):gsub("%s+", "")
-    local ex = H.moonspan({"export", "otlp", url}, {db = r.db})
-    pipe:close()
-    assert.are.equal(0, ex.code, ex.err)
-    local body = H.read(log) or ""
-    assert.are.same({}, leaks(body .. ex.out .. ex.err))
-    local found
-    for line in body:gmatch("[^\n]+") do
-      for _, rs in ipairs(cjson.decode(line).body or {}) do
-        for _, ss in ipairs(rs.scopeSpans) do
-          for _, sp in ipairs(ss.spans) do
-            local m = sp.attributes["gen_ai.input.messages"]
-            if sp.name == "chat mock" and m then found = found or cjson.decode(m) end
+  for _, protocol in ipairs({"http/protobuf", "http/json"}) do
+    it("sends the content as GenAI attributes, with no secret in the payload (" .. protocol .. ")", function()
+      local r = captured()
+      -- the OTLP test receiver (tests/otel/receiver.js) decodes protobuf with
+      -- the official schema, or JSON, and logs each request as JSON
+      local dir = H.tmpdir("capture-otlp")
+      local port_file, log = dir .. "/port", dir .. "/log"
+      local pipe = assert(io.popen("exec node " .. H.q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
+                                   .. H.q(port_file) .. " --log " .. H.q(log) .. " --answers 200 >"
+                                   .. H.q(dir .. "/out") .. " 2>&1", "w"))
+      assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start: " .. (H.read(dir .. "/out") or ""))
+      local url = "http://127.0.0.1:" .. H.read(port_file):gsub("%s+", "")
+      local ex = H.moonspan({"export", "otlp", url, "--protocol", protocol}, {db = r.db})
+      pipe:close()
+      assert.are.equal(0, ex.code, ex.err)
+      local body = H.read(log) or ""
+      assert.are.same({}, leaks(body .. ex.out .. ex.err))
+      local found, typed, ctype
+      for line in body:gmatch("[^\n]+") do
+        local req = cjson.decode(line)
+        ctype = req.contentType
+        for _, rs in ipairs(req.body or {}) do
+          for _, ss in ipairs(rs.scopeSpans) do
+            for _, sp in ipairs(ss.spans) do
+              local m = sp.attributes["gen_ai.input.messages"]
+              if sp.name == "chat mock" and m then found = found or cjson.decode(m) end
+              if sp.name == "typed" then typed = sp.attributes["error.type"] end
+            end
           end
         end
       end
-    end
-    assert.is_truthy(found, body:sub(1, 400))
-    assert.are.equal(PROMPT_WORD .. " my key is [REDACTED:api_key] and Authorization: Bearer [REDACTED:bearer]",
-                     found[1].parts[1].content)
+      assert.are.equal(protocol == "http/json" and "application/json" or "application/x-protobuf", ctype)
+      assert.is_truthy(found, body:sub(1, 400))
+      assert.are.equal(PROMPT_WORD .. " my key is [REDACTED:api_key] and Authorization: Bearer [REDACTED:bearer]",
+                       found[1].parts[1].content)
+      assert.are.equal("denied [REDACTED:api_key]", typed) -- a secret in an error's type
+    end)
+  end
+end)
+
+describe("moonspan serve --metrics of a captured store", function()
+  it("has no secret in /metrics: an error type that held one is its masked form", function()
+    local r = captured()
+    local errf = r.dir .. "/metrics.err"
+    local pid = H.spawn("exec " .. H.q(H.bin) .. " --db " .. H.q(r.db) .. " serve --metrics 127.0.0.1:0 2>" .. H.q(errf))
+    local port = H.wait_match(errf, "http://127%.0%.0%.1:(%d+)/metrics", 10)
+    local scrape = port and H.sh("curl -sS --max-time 10 http://127.0.0.1:" .. port .. "/metrics")
+    H.stop(pid, 10)
+    assert(port, "serve --metrics did not start: " .. (H.read(errf) or ""))
+    assert.are.equal(0, scrape.code, scrape.err)
+    assert.are.same({}, leaks(scrape.out))
+    assert.is_truthy(scrape.out:find('moonspan_errors_total{error_type="denied [REDACTED:api_key]"} 1\n', 1, true),
+                     scrape.out)
   end)
 end)
 

@@ -116,6 +116,39 @@ describe("moonspan serve --metrics", function()
     assert(ok, err)
   end)
 
+  it("counts retries, and time to first token in the GenAI duration buckets", function()
+    local r = H.run_script([[
+      trace("streamed", function()
+        span("chat mock", function(s) s:record_llm{provider = "mock", model = "mock", input_tokens = 3,
+                                                   output_tokens = 2, ttft_ms = 30} end)
+        llm.call{model = "mock", messages = {{role = "user", content = "q"}}, retries = 3,
+                 mock = {fail = {status = 503, times = 2, retry_after_ms = 1}}}
+        span("flaky", function(s) s:add_retries(1, true) end)
+      end)
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    local pid, port = start_server(q(H.bin) .. " --db " .. q(r.db) .. " serve --metrics 127.0.0.1:0", r.dir)
+    local ok, res = pcall(http_get, "http://127.0.0.1:" .. port .. "/metrics")
+    stop(pid)
+    assert(ok, res)
+    promtool_ok(res.body, r.dir)
+    local s = samples(res.body)
+    local retries = H.scalar(r.db, "SELECT sum(retries) FROM spans")
+    assert.are.equal(3, retries) -- 2 of the call, 1 of the step
+    assert.are.equal(retries, s["moonspan_retries_total"])
+    -- 30 ms: above the 0.02 s bound, within 0.04 s; the bounds are GenAI's
+    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+    local ttft = "gen_ai_client_operation_time_to_first_chunk_seconds"
+    assert.are.equal(1, s[ttft .. "_count{" .. llm .. "}"])
+    H.close_to(0.03, s[ttft .. "_sum{" .. llm .. "}"], "ttft sum", 1e-9)
+    assert.are.equal(0, s[ttft .. "_bucket{" .. llm .. ',le="0.02"}'])
+    assert.are.equal(1, s[ttft .. "_bucket{" .. llm .. ',le="0.04"}'])
+    local bounds = {}
+    for le in res.body:gmatch(ttft .. "_bucket{[^}]*le=\"([^\"]+)\"}") do bounds[#bounds + 1] = le end
+    assert.are.equal("0.01,0.02,0.04,0.08,0.16,0.32,0.64,1.28,2.56,5.12,10.24,20.48,40.96,81.92,+Inf",
+                     table.concat(bounds, ","))
+  end)
+
   it("counts a trace written in parts once, with all its spans, when it ends", function()
     local dir = H.tmpdir("serve-parts")
     local db = dir .. "/x.db"

@@ -23,12 +23,13 @@ end
 local running = {}
 
 -- Starts `moonspan serve --otlp 127.0.0.1:0` into db; returns the server:
--- {pid, url, db, err (its stderr file)}.
-local function serve(db, extra)
+-- {pid, url, db, err (its stderr file)}. `shell`: sh commands run first
+-- (limits for the server's process).
+local function serve(db, extra, shell)
   local d = H.tmpdir("serve")
   local out, err = d .. "/out", d .. "/err"
-  local pid = H.spawn(string.format("exec %s --db %s serve --otlp 127.0.0.1:0 %s >%s 2>%s", q(H.bin), q(db),
-                                    extra or "", q(out), q(err)))
+  local pid = H.spawn(string.format("%s exec %s --db %s serve --otlp 127.0.0.1:0 %s >%s 2>%s", shell or "",
+                                    q(H.bin), q(db), extra or "", q(out), q(err)))
   running[pid] = true
   local port = H.wait_match(out, "OTLP/HTTP on http://127%.0%.0%.1:(%d+)/v1/traces", 10)
   assert(port, "serve did not start: " .. (H.read(err) or ""))
@@ -343,6 +344,47 @@ describe("moonspan serve --otlp", function()
     assert.are.equal("405", (get.out:gsub("%s+$", "")))
     stop(s)
     assert.are.same({{n = 1}}, sql(db, "SELECT count(*) AS n FROM spans"))
+  end)
+
+  it("answers 503 with Retry-After when the store cannot take the spans, and stores them once it can",
+     function()
+    local dir = H.tmpdir("full")
+    local db = dir .. "/s.db"
+    -- a disk that is full past 2 MB: the server's files may not grow
+    -- beyond it (ulimit -f, in 512- or 1024-byte blocks as sh counts them;
+    -- SIGXFSZ ignored, so a write past it fails as on a full disk)
+    local s = serve(db, "--max-body 20000000", "trap '' XFSZ; ulimit -f 2048;")
+    local trace = "5bf92f3577b34da6a3ce929d0e0e4736"
+    local spans = {span(trace, "10f067aa0ba902b7", nil, "root", 0, 100)}
+    for i = 1, 60 do -- 60 distinct 100 KB attributes: ~6 MB to write
+      spans[#spans + 1] = span(trace, string.format("20f067aa0ba9%04x", i), "10f067aa0ba902b7", "step", i, i + 1,
+                               {attr("blob", string.format("%06d", i) .. string.rep(string.char(97 + i % 26), 100000))})
+    end
+    local big = write_json(dir, "big.json", request(spans))
+    local t0 = moonspan.now_ms()
+    local r = post(s.url, "application/json", big)
+    local waited = moonspan.now_ms() - t0
+    assert.are.equal(503, r.status, r.body)
+    assert.are.equal("5", r.retryAfter)
+    assert.are.equal("application/json", r.contentType)
+    local st = cjson.decode(r.body)
+    assert.are.equal(14, st.code) -- UNAVAILABLE
+    assert.matches("could not be stored .*retry after 5 s", st.message)
+    assert.is_true(waited >= 4500 and waited < 9500, "answered after " .. waited .. " ms")
+    -- protobuf gets its Status as protobuf, with the same header
+    r = post(s.url, "application/x-protobuf", big, nil, true)
+    assert.are.equal(503, r.status)
+    assert.are.equal("5", r.retryAfter)
+    assert.are.equal("application/x-protobuf", r.contentType)
+    -- the store takes a small request: nothing of the refused ones is in it
+    local small = write_json(dir, "small.json", request({span("6bf92f3577b34da6a3ce929d0e0e4736",
+                                                              "30f067aa0ba902b7", nil, "small", 0, 1)}))
+    r = post(s.url, "application/json", small)
+    assert.are.equal(200, r.status, r.body)
+    assert.are.equal(cjson.null, r.retryAfter)
+    local closing = stop(s)
+    assert.matches("3 OTLP requests, 1 spans stored, 0 rejected, 2 requests refused", closing, 1, true)
+    assert.are.same({{name = "small"}}, sql(db, "SELECT name FROM traces"))
   end)
 
   it("serves --otlp and --metrics together: what it receives is in the next scrape", function()

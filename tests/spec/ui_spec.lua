@@ -193,6 +193,24 @@ describe("moonspan ui", function()
     assert.truthy(r.out:find("Exit status", 1, true))
   end)
 
+  it("reads a version 5 store as it is, and leaves it at version 5", function()
+    local dir = H.tmpdir("ui")
+    local v5 = dir .. "/v5.db"
+    assert(H.sh("cp " .. q(db) .. " " .. q(v5)).code == 0)
+    H.query(v5, "ALTER TABLE traces DROP COLUMN session; ALTER TABLE traces DROP COLUMN user_id;"
+                .. " ALTER TABLE traces DROP COLUMN tags; PRAGMA user_version = 5;")
+    local pid, base = start_ui(v5, nil, dir)
+    local meta = H.json(http("GET", base .. "/api/meta").body)
+    assert.are.equal(5, meta.schema_version)
+    local r = H.json(http("GET", base .. "/api/traces?user=alice&tag=beta").body)
+    assert.are.equal(1, r.total)
+    assert.are.same({"beta"}, r.traces[1].tags)
+    assert.are.same(H.json(H.moonspan({"traces", "--json"}, {db = db}).out),
+                    H.json(http("GET", base .. "/api/traces").body).traces)
+    H.stop(pid, 10)
+    assert.are.equal(5, H.scalar(v5, "PRAGMA user_version"))
+  end)
+
   it("the CLI's --since and --until take UTC dates too", function()
     local all = H.json(H.moonspan({"traces", "--json", "--since", "2020-01-01"}, {db = db}).out)
     assert.are.equal(2, #all)

@@ -275,6 +275,71 @@ describe("--user, --session and --tag", function()
     assert.is_truthy(d.b.selection:find("user 'alice'", 1, true), d.b.selection)
   end)
 
+  it("group a diff's request rows with --by user or --by session: whose cost changed", function()
+    -- two runs of the same traffic; in the second, alice's answers are 10
+    -- times longer (costlier), bob's unchanged, the traces with no user too
+    local src = [[
+      local long = arg[1] == "long"
+      local function ask(user, session, words)
+        trace("answer", {user = user, session = session}, function()
+          llm.call{model = "mock", messages = {{role = "user", content = "q"}},
+                   mock = {reply = string.rep("word ", words)}}
+        end)
+      end
+      for i = 1, 6 do
+        ask("alice", "sa", long and 50 or 5)
+        ask("bob", "sb", 5)
+        ask(nil, nil, 5)
+      end
+    ]]
+    local first = H.run_script(src, {name = "bydiff", args = {"short"}})
+    assert.are.equal(0, first.code, first.err)
+    local second = H.run_script(src, {db = first.db, args = {"long"}})
+    assert.are.equal(0, second.code, second.err)
+    local db = first.db
+    local r = ms({"diff", "1", "2", "--by", "user", "--json"}, db)
+    assert.are.equal(0, r.code, r.err)
+    local d = H.json(r.out)
+    assert.are.equal("user", d.rows_by)
+    local rows = {}
+    for i, row in ipairs(d.requests) do
+      assert.is_nil(row.name)
+      rows[i] = row.all and "(all)" or row.user or "(none)"
+    end
+    assert.are.equal("(all),alice,bob,(none)", table.concat(rows, ","))
+    local alice, bob, none = d.requests[2], d.requests[3], d.requests[4]
+    for _, c in ipairs({{alice, "alice"}, {bob, "bob"}}) do
+      local want = H.scalar(db, "SELECT count(*) FROM traces WHERE run_id = 1 AND user_id = '" .. c[2] .. "'")
+      assert.are.equal(want, c[1].count_a.requests)
+    end
+    assert.are.equal(6, none.count_b.requests)
+    assert.are.equal("costlier", alice.cost)
+    assert.is_true(alice.cost_usd_per_request.diff > 0)
+    assert.are.equal("no evidence", bob.cost)
+    assert.are.equal("no evidence", none.cost)
+    -- the same through SQL: alice's mean cost per request, B - A
+    local function mean_cost(run)
+      return H.scalar(db, "SELECT avg(cost_usd) FROM traces WHERE run_id = " .. run .. " AND user_id = 'alice'")
+    end
+    H.close_to(mean_cost(2) - mean_cost(1), alice.cost_usd_per_request.diff, "alice's cost change", 1e-9)
+    -- text, and --fail-if names the user
+    local t = ms({"diff", "1", "2", "--by", "user", "--fail-if", "costlier"}, db)
+    assert.are.equal(1, t.code, t.err)
+    assert.is_truthy(t.out:find("\nRequests: user 'alice' %(6 completed in A, 6 in B%): time [^;]+; cost costlier"), t.out)
+    assert.is_truthy(t.out:find("\nRequests: user (none) (6 completed in A, 6 in B)", 1, true), t.out)
+    assert.is_truthy(t.out:find("\n  requests user 'alice': [^\n]*costlier"), t.out)
+    assert.is_falsy(t.out:find("requests user 'bob'", 1, true), t.out)
+    -- by session: the same groups under their session ids
+    local s = H.json(ms({"diff", "1", "2", "--by", "session", "--json"}, db).out)
+    assert.are.equal("session", s.rows_by)
+    assert.are.equal("sa", s.requests[2].session)
+    assert.are.equal("costlier", s.requests[2].cost)
+    assert.are.equal("sb", s.requests[3].session)
+    -- and without --by user, no per-user rows (one trace name: the one row)
+    assert.are.equal(1, #H.json(ms({"diff", "1", "2", "--json"}, db).out).requests)
+    usage_error({"diff", "1", "2", "--by", "people"}, "--by user or --by session")
+  end)
+
   it("show in traces as columns and in --json", function()
     local r = ms({"traces", "--user", "alice", "--limit", "1"})
     assert.are.equal(0, r.code, r.err)
@@ -317,6 +382,48 @@ describe("moonspan show", function()
   end)
 end)
 
+-- What the spans table says of who each span's request was for, as
+-- moonspan sql (`--json`) and the sqlite3 CLI with the extension read it.
+local SPAN_WHO = "SELECT t.name AS trace, s.name, s.session, s.user, s.tags FROM spans s"
+                 .. " JOIN traces t ON s.trace_row = t.id ORDER BY t.id, s.span_index"
+local PER_USER = "SELECT user, count(*) AS spans, sum(cost_usd) AS cost FROM spans GROUP BY user ORDER BY user"
+local PER_USER_JOIN = "SELECT t.user_id AS user, count(*) AS spans, sum(s.cost_usd) AS cost FROM traces t"
+                      .. " JOIN spans s ON s.trace_row = t.id GROUP BY t.user_id ORDER BY t.user_id"
+
+local function sql_json(db, sql)
+  return ok_json({"sql", "--json", sql}, db)
+end
+
+describe("the spans table", function()
+  it("has each span's trace's session, user and tags, so cost per user needs no join", function()
+    local db = store().db
+    local rows = sql_json(db, SPAN_WHO)
+    local seen = {}
+    for _, r in ipairs(rows) do seen[r.trace .. "/" .. r.name] = r end
+    -- the root and the llm call inside it alike
+    for _, k in ipairs({"a1/a1", "a1/chat mock"}) do
+      assert.are.equal("alice", seen[k].user, k)
+      assert.are.equal("s1", seen[k].session, k)
+      assert.are.equal('["beta","eu"]', seen[k].tags, k)
+    end
+    assert.are.equal("bob", seen["b2/b2"].user)
+    assert.is_nil(seen["b2/b2"].tags)
+    assert.is_nil(seen["n1/chat mock"].user)
+    assert.is_nil(seen["n1/chat mock"].session)
+    assert.are.equal("carol", seen["late/late"].user)
+    assert.are.equal('["x","y"]', seen["late/late"].tags)
+    -- every span agrees with its trace's columns
+    assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM spans s JOIN traces t ON s.trace_row = t.id"
+                                     .. " WHERE s.user IS NOT t.user_id OR s.session IS NOT t.session"
+                                     .. " OR s.tags IS NOT t.tags"))
+    local per_user = sql_json(db, PER_USER)
+    assert.are.same(H.query(db, PER_USER_JOIN), per_user)
+    assert.are.same(per_user, H.query(db, PER_USER)) -- the sqlite3 CLI, through the extension
+    assert.are.equal(3, H.scalar(db, "SELECT count(DISTINCT s.trace_row) FROM spans s, json_each(s.tags) j"
+                                     .. " WHERE j.value = 'eu' OR j.value = 'x'"))
+  end)
+end)
+
 describe("a version 5 store", function()
   local v5 = H.once(function()
     local dir = H.tmpdir("who-v5")
@@ -342,6 +449,14 @@ describe("a version 5 store", function()
     assert.are.same({"beta", "eu"}, ok_json({"traces", "--json", "--name", "a1"}, db)[1].tags)
     assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
     assert.are.equal(0, H.scalar(db, "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'user_id'"))
+  end)
+
+  it("gives the spans table's session, user and tags from the traces' attrs", function()
+    local db = v5()
+    assert.are.same(sql_json(store().db, SPAN_WHO), sql_json(db, SPAN_WHO))
+    assert.are.same(sql_json(store().db, PER_USER), sql_json(db, PER_USER))
+    assert.are.same(H.query(store().db, SPAN_WHO), H.query(db, SPAN_WHO))
+    assert.are.equal(5, H.scalar(db, "PRAGMA user_version"))
   end)
 
   it("is upgraded to version 6 with the columns filled from attrs", function()

@@ -111,6 +111,26 @@ static void unfiltered_has_no_where(void **state)
     ms_buf_free(&sql);
 }
 
+/* The default (evals excluded) needs no condition while no eval run names
+ * a process, so an unfiltered count does not scan every row; once one
+ * does, its traces are left out. */
+static void no_eval_process_no_where(void **state)
+{
+    fixture *fx = *state;
+    exec_sql(fx->db, "UPDATE eval_runs SET run_id = NULL");
+    ms_select s = {0};
+    ms_buf sql = {0};
+    assert_int_equal(ms_select_where(fx->db, &s, &sql, err, sizeof err), 0);
+    assert_int_equal(sql.len, 0);
+    assert_string_equal(rows_of(fx->db, &s), "1,2,3,4,5,6");
+    s.evals = MS_EVALS_ONLY;
+    assert_string_equal(rows_of(fx->db, &s), "");
+    exec_sql(fx->db, "UPDATE eval_runs SET run_id = 2 WHERE id = 7");
+    s.evals = MS_EVALS_DEFAULT;
+    assert_string_equal(rows_of(fx->db, &s), "1,2,5,6");
+    ms_buf_free(&sql);
+}
+
 static void run_and_eval_run(void **state)
 {
     fixture *fx = *state;
@@ -386,6 +406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(evals_modes, open_store, store_fixture_close),
         cmocka_unit_test_setup_teardown(unfiltered_has_no_where, open_store, store_fixture_close),
+        cmocka_unit_test_setup_teardown(no_eval_process_no_where, open_store, store_fixture_close),
         cmocka_unit_test_setup_teardown(run_and_eval_run, open_store, store_fixture_close),
         cmocka_unit_test_setup_teardown(time_name_errors, open_store, store_fixture_close),
         cmocka_unit_test_setup_teardown(attrs_as_text, open_store, store_fixture_close),

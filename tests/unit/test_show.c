@@ -44,6 +44,44 @@ static void test_traces_sort(void **state)
                         "cccc4444,aaaa1111,aaaa0000,bbbb3333,abcd2222");
 }
 
+/* The UI's page (ms_traces_opts.page): the total the selection picks,
+ * whatever the limit and offset; the rows after the offset in order;
+ * run_id null for traces no process recorded (the fixture's rows have
+ * none). */
+static void test_traces_page(void **state)
+{
+    fixture *fx = *state;
+    ms_traces_opts o = {.limit = 2, .offset = 1, .json = 1, .page = 1};
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    assert_non_null(strstr(fx->out, "{\"total\":5,\"eval_traces_left_out\":0,\"traces\":[{\"trace_id\":\"" T4_ID));
+    assert_non_null(strstr(fx->out, "\"trace_id\":\"" T3_ID));
+    assert_null(strstr(fx->out, T5_ID));
+    assert_null(strstr(fx->out, T2_ID));
+    assert_non_null(strstr(fx->out, "\"run_id\":null}"));
+    assert_string_equal(fx->out + strlen(fx->out) - 3, "]}\n");
+    /* a filter: the total is the filter's; past the end, no rows */
+    o = (ms_traces_opts){.sel = {.errors_only = 1}, .limit = 10, .offset = 5, .json = 1, .page = 1};
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    assert_string_equal(fx->out, "{\"total\":2,\"eval_traces_left_out\":0,\"traces\":[]}\n");
+    /* an eval process's traces are left out, and counted as such */
+    exec_sql(fx->db, "INSERT INTO runs (id, script, args, host_version, start_ns, pid)"
+                     " VALUES (9, 'suite.lua', '[]', 'test', 0, 1);"
+                     "UPDATE traces SET run_id = 9 WHERE trace_id IN ('" T1_ID "', '" T2_ID "');"
+                     "INSERT INTO eval_runs (id, run_id, suite, suite_file, start_ns, config, status, recorded)"
+                     " VALUES (70, 9, 's', 's.lua', 0, '{}', 'passed', 0)");
+    o = (ms_traces_opts){.limit = 1, .json = 1, .page = 1, .sort = MS_TRACES_BY_COST};
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    assert_non_null(strstr(fx->out, "{\"total\":3,\"eval_traces_left_out\":2,\"traces\":[{\"trace_id\":\"" T5_ID));
+    o.sel.evals = MS_EVALS_ONLY;
+    CAPTURE(fx, ms_traces_write(fx->db, &o, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    assert_non_null(strstr(fx->out, "{\"total\":2,\"eval_traces_left_out\":0,\"traces\":[{\"trace_id\":\"" T2_ID));
+    assert_non_null(strstr(fx->out, "\"run_id\":9}"));
+}
+
 static void test_traces_list(void **state)
 {
     fixture *fx = *state;
@@ -78,7 +116,7 @@ static void test_traces_list(void **state)
            "\"start\":\"2024-06-15T00:00:00Z\",\"duration_ms\":400,\"input_tokens\":0,"
            "\"output_tokens\":0,\"cost_usd\":null,\"unknown_cost_calls\":0,"
            "\"status\":\"error\",\"error_count\":2,\"span_count\":2,"
-           "\"session\":null,\"user\":null,\"tags\":null}");
+           "\"session\":null,\"user\":null,\"tags\":null,\"run_id\":null}");
     has(j, T2_ID);
     hasnt(j, T1_ID);
     hasnt(j, T5_ID);
@@ -601,6 +639,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_traces_list, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_traces_sort, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_traces_page, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
         cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
