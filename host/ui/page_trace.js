@@ -114,6 +114,12 @@
         ms.el('td', { text: m.status }))));
   }
 
+  // The trace on screen, which a resize of the window lays out again.
+  let shown = null;
+  window.addEventListener('resize', () => {
+    if (shown && document.body.contains(shown.wf)) shown.relayout();
+  });
+
   function TraceView(el, id, pick) {
     this.el = el;
     this.id = id;
@@ -133,9 +139,14 @@
     this.rows.forEach((r, i) => this.byId.set(r.s.span_id, i));
     this.full = extent(this.rows, trace);
     if (this.selected && !this.byId.has(this.selected)) this.selected = null;
+    const top = this.scroll ? this.scroll.scrollTop : 0; // a redraw keeps the place
     this.build();
     this.visible = visibleRows(this.rows, this.collapsed);
     this.layout();
+    if (top) {
+      this.scroll.scrollTop = top;
+      this.draw();
+    }
     this.detail();
     const t1 = performance.now();
     this.wf.setAttribute('data-render-ms', (t1 - t0).toFixed(1));
@@ -188,10 +199,7 @@
     this.spacer.addEventListener('click', (ev) => this.click(ev));
     this.brushing(this.axis);
     this.brushing(this.spacer);
-    if (!this.resizeHooked) {
-      this.resizeHooked = true;
-      window.addEventListener('resize', () => { if (document.body.contains(this.wf)) this.relayout(); });
-    }
+    shown = this;
   };
 
   function kv(k, v) {

@@ -465,12 +465,14 @@ test('the page follows a trace while it is written: new spans appear, the status
     assert.ok(first < 40041, `${first} rows while open`);
     const picked = await page.$eval('[data-test="wf-row"][data-row="1"]', (r) => r.getAttribute('data-span-id'));
     await clickRow(page, picked);
+    await page.$eval('[data-test="wf-scroll"]', (e) => { e.scrollTop = 220; });
     assert.equal(await done, 0);
     await page.waitForFunction(() => document.querySelector('[data-test="trace-status"]').textContent === 'ok',
       { timeout: 15000 });
     assert.equal(await rows(), 1 + 40 * 1001);
     // what the user chose stays chosen
     assert.equal(await detailField(page, 'span_id'), picked);
+    assert.equal(await page.$eval('[data-test="wf-scroll"]', (e) => e.scrollTop), 220);
     await screenshot(page, 'trace_growing');
     assert.deepEqual(page.problems, []);
     await page.close();
