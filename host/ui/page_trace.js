@@ -82,25 +82,30 @@
 
   // --- the page ------------------------------------------------------------------
 
+  // While the store changes, the page asks again only for what can change:
+  // a trace still open (stored in parts, `incomplete`), or one not there
+  // yet (a link opened before its run ended). A trace that ended never
+  // changes, so its (perhaps large) reply is not fetched again.
   ms.page('/trace', async function (params, el) {
     const id = params.rest;
     const pick = params.get('pick') || undefined;
-    let trace;
-    try {
-      trace = await ms.api('/api/trace', { id, pick });
-    } catch (e) {
-      el.appendChild(ms.el('p', { class: 'error', 'data-test': 'trace-error' }, e.message));
-      const list = e.body && e.body.matches;
-      if (Array.isArray(list)) el.appendChild(matchList(id, list));
-      return;
-    }
-    const view = new TraceView(el, id, pick);
-    view.load(trace);
-    ms.onChange(async () => {
+    let view = null;
+    const fetchAndDraw = async () => {
+      let trace;
       try {
-        view.load(await ms.api('/api/trace', { id, pick }));
-      } catch (e) { /* the trace stays as drawn */ }
-    });
+        trace = await ms.api('/api/trace', { id, pick });
+      } catch (e) {
+        if (view) return; // the trace stays as drawn
+        const list = e.body && e.body.matches;
+        el.replaceChildren(ms.el('p', { class: 'error', 'data-test': 'trace-error' }, e.message),
+          Array.isArray(list) ? matchList(id, list) : null);
+        return;
+      }
+      if (!view) view = new TraceView(el, id, pick);
+      view.load(trace);
+    };
+    await fetchAndDraw();
+    ms.onChange(() => (!view || view.trace.status === 'incomplete' ? fetchAndDraw() : undefined));
   });
 
   // Several traces match the id: each with the link that picks it.
@@ -127,7 +132,6 @@
     this.collapsed = new Set();
     this.selected = null;   // span_id
     this.view = null;       // [start, end] ms, null: the whole trace
-    this.drawn = false;
   }
 
   // Draws (or redraws, keeping what the user chose) the trace.
@@ -161,7 +165,8 @@
         kv('trace', tr.trace_id), kv('start', ms.fmt.time(tr.start)), kv('duration', ms.fmt.ms(tr.duration_ms)),
         kv('spans', ms.fmt.tokens(tr.span_count)), kv('errors', ms.fmt.tokens(tr.error_count)),
         kv('tokens', ms.fmt.tokens(tr.input_tokens) + ' in / ' + ms.fmt.tokens(tr.output_tokens) + ' out'),
-        kv('cost', tr.cost_usd === null && tr.unknown_cost_calls ? 'unknown' : ms.fmt.usd(tr.cost_usd)),
+        kv('cost', !tr.unknown_cost_calls ? ms.fmt.usd(tr.cost_usd)
+          : tr.cost_usd === null ? 'unknown' : '≥ ' + ms.fmt.usd(tr.cost_usd)), // some calls had no price
         tr.user ? kvLink('user', tr.user, { user: tr.user }) : null,
         tr.session ? kvLink('session', tr.session, { session: tr.session }) : null,
         Array.isArray(tr.tags) && tr.tags.length ? kv('tags', tr.tags.join(', ')) : null,

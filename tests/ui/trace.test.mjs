@@ -480,3 +480,28 @@ test('the page follows a trace while it is written: new spans appear, the status
     run.kill();
   }
 });
+
+test('a link opened before its trace is stored shows it once stored; a trace that ended is not fetched again', async () => {
+  const page = await newPage(browser);
+  const later = 'abcdef0123456789abcdef0123456789';
+  const asked = [];
+  page.on('request', (r) => { if (r.url().includes('/api/trace?')) asked.push(r.url()); });
+  await page.goto(`${ui.url}#/trace/${later}`, { waitUntil: 'load' });
+  await page.waitForSelector('[data-test="trace-error"]');
+  assert.match(await page.$eval('[data-test="trace-error"]', (e) => e.textContent), /no trace with id abcdef/);
+  // the run joins that trace id from outside, so its trace has that id
+  record('fanout', { TRACEPARENT: `00-${later}-00f067aa0ba902b7-01` });
+  await page.waitForSelector('[data-test="waterfall"] [data-test="wf-row"]', { timeout: 10000 });
+  assert.equal(await page.$eval('[data-test="trace-name"]', (e) => e.textContent), 'fanout');
+  const n = asked.length;
+  assert.ok(n >= 2);
+  // the store changes again: the ended trace is not asked for again
+  const meta = await page.evaluate(() => ms.meta.data_version);
+  record('failing');
+  await page.waitForFunction((v) => ms.meta.data_version !== v, { timeout: 10000 }, meta);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(asked.length, n);
+  // 404s are logged by the browser; nothing else may go wrong
+  assert.deepEqual(page.problems.filter((p) => !/status of 404 \(Not Found\)/.test(p)), []);
+  await page.close();
+});
