@@ -188,13 +188,14 @@
       } });
     this.rangeText = ms.el('span', { class: 'range', 'data-test': 'zoom-range' });
     const tools = ms.el('div', { class: 'wf-tools' }, zin, zout, reset, expand, collapse, this.rangeText,
-      ms.el('span', { class: 'hint', text: 'drag across the time axis or the bars to zoom' }));
+      ms.el('span', { class: 'hint', text: 'drag across the axis or the bars to zoom; arrow keys move' }));
 
     this.axis = ms.el('div', { class: 'wf-axis', 'data-test': 'wf-axis' });
     this.brush = ms.el('div', { class: 'wf-brush' });
     const axisRow = ms.el('div', { class: 'wf-axis-row' }, ms.el('div', { class: 'wf-label-head', text: 'span' }), this.axis);
     this.spacer = ms.el('div', { class: 'wf-spacer' });
-    this.scroll = ms.el('div', { class: 'wf-scroll', 'data-test': 'wf-scroll' }, this.spacer);
+    this.scroll = ms.el('div', { class: 'wf-scroll', 'data-test': 'wf-scroll', tabindex: '0',
+      'aria-label': 'spans: arrow keys move and fold' }, this.spacer);
     this.wf = ms.el('div', { class: 'wf', 'data-test': 'waterfall' }, tools, axisRow, this.scroll, this.brush);
     this.panel = ms.el('aside', { class: 'span-detail', 'data-test': 'span-detail' });
     const body = ms.el('div', { class: 'trace-body' }, this.wf, this.panel);
@@ -202,6 +203,7 @@
 
     this.scroll.addEventListener('scroll', () => this.schedule());
     this.spacer.addEventListener('click', (ev) => this.click(ev));
+    this.scroll.addEventListener('keydown', (ev) => this.key(ev));
     this.brushing(this.axis);
     this.brushing(this.spacer);
     shown = this;
@@ -400,10 +402,42 @@
       this.relayout();
       return;
     }
-    this.selected = s.span_id;
+    this.select(i);
+  };
+
+  TraceView.prototype.select = function (i) {
+    this.selected = this.rows[i].s.span_id;
     this.first = -1;
     this.draw();
     this.detail();
+  };
+
+  // Keys on the focused waterfall: ↑/↓ the previous/next row, ← hides the
+  // selected span's children (or goes to its parent), → shows them.
+  TraceView.prototype.key = function (ev) {
+    if (!['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight'].includes(ev.key)) return;
+    ev.preventDefault();
+    const cur = this.selected ? this.byId.get(this.selected) : undefined;
+    const k = cur === undefined ? -1 : this.visible.indexOf(cur);
+    if (ev.key === 'ArrowUp' || ev.key === 'ArrowDown') {
+      const next = Math.min(this.visible.length - 1, Math.max(0, k + (ev.key === 'ArrowDown' ? 1 : -1)));
+      const top = next * ROW_H, h = this.scroll.clientHeight;
+      if (top < this.scroll.scrollTop) this.scroll.scrollTop = top;
+      else if (top + ROW_H > this.scroll.scrollTop + h) this.scroll.scrollTop = top + ROW_H - h;
+      this.select(this.visible[next]);
+      return;
+    }
+    if (k < 0) return;
+    const r = this.rows[cur], id = r.s.span_id, hasKids = r.end > cur + 1;
+    if (ev.key === 'ArrowRight' && hasKids && this.collapsed.has(id)) {
+      this.collapsed.delete(id);
+      this.relayout();
+    } else if (ev.key === 'ArrowLeft' && hasKids && !this.collapsed.has(id)) {
+      this.collapsed.add(id);
+      this.relayout();
+    } else if (ev.key === 'ArrowLeft' && r.parent >= 0) {
+      this.select(r.parent);
+    }
   };
 
   // --- the span detail (trace_detail.js) -------------------------------------------

@@ -259,6 +259,19 @@ test('collapse and expand: a parent hides the spans inside it', async () => {
   assert.equal((await page.$$('[data-test="wf-row"]')).length, 1);
   await page.click('[data-test="wf-row"][data-row="0"] [data-test="wf-toggle"]');
   assert.equal(await rows(), 22);
+  // the keys: ↓ selects the next row, ← on the root hides its children, → shows them
+  const spans = flat(shown.fanout.spans);
+  await clickRow(page, spans[0].span_id);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await detailField(page, 'span_id'), spans[1].span_id);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await detailField(page, 'span_id'), spans[2].span_id);
+  await page.keyboard.press('ArrowLeft'); // a leaf: to its parent
+  assert.equal(await detailField(page, 'span_id'), spans[0].span_id);
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await rows(), 1);
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await rows(), 22);
   assert.deepEqual(page.problems, []);
   await page.close();
 });
