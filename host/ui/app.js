@@ -101,7 +101,12 @@
       if (x >= 1000) return (x / 1000).toFixed(x >= 10000 ? 1 : 2) + ' s';
       if (x >= 10) return x.toFixed(0) + ' ms';
       if (x >= 1) return x.toFixed(1) + ' ms';
-      return x.toFixed(3) + ' ms';
+      // below a millisecond as moonspan prints it: 250 µs, 3.00 µs, 400 ns
+      const us = x * 1000;
+      if (us >= 100) return us.toFixed(0) + ' µs';
+      if (us >= 10) return us.toFixed(1) + ' µs';
+      if (us >= 1) return us.toFixed(2) + ' µs';
+      return (x * 1e6).toFixed(0) + ' ns';
     },
     usd(x) {
       if (none(x)) return '–';

@@ -453,6 +453,11 @@ test('a 20,000-span trace draws in under a second, with only the rows in view in
   const drawn = await bars(page);
   assert.ok(drawn.length < 100);
   assert.ok(checkBars(drawn, spans, range) > 10);
+  // sub-millisecond durations read as moonspan prints them
+  const durs = await page.$$eval('[data-test="wf-row"] .wf-dur', (ds) => ds.map((d) => d.textContent));
+  assert.ok(durs.every((d) => / (ns|µs|ms)$/.test(d) && !/^0\.000/.test(d)), durs.join(', '));
+  assert.deepEqual(await page.evaluate(() => [ms.fmt.ms(0.00015), ms.fmt.ms(0.0031), ms.fmt.ms(0.0125), ms.fmt.ms(0.25)]),
+    ['150 ns', '3.10 µs', '12.5 µs', '250 µs']);
   await screenshot(page, 'trace_big_end');
   assert.deepEqual(page.problems, []);
   await page.close();
