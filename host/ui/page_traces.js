@@ -94,7 +94,7 @@
     const rows = reply.traces.map((t) => ms.el('tr', { 'data-test': 'trace-row', 'data-trace-id': t.trace_id },
       ms.el('td', { class: 'name' },
         ms.el('a', { href: '#/trace/' + encodeURIComponent(t.trace_id), 'data-test': 'trace-link' }, t.name)),
-      ms.el('td', { 'data-test': 'start', title: t.start }, ms.fmt.time(t.start)),
+      ms.el('td', { class: 'nowrap', 'data-test': 'start', title: t.start }, ms.fmt.time(t.start)),
       ms.el('td', { class: 'num', 'data-test': 'duration' }, ms.fmt.ms(t.duration_ms)),
       statusCell(t.status),
       ms.el('td', { class: 'num', 'data-test': 'spans' }, ms.fmt.tokens(t.span_count)),
