@@ -22,6 +22,7 @@ static const struct {
 } API[] = {
     {"/api/meta", ms_ui_api_meta},
     {"/api/traces", ms_ui_api_traces},
+    {"/api/trace", ms_ui_api_trace},
     {"/api/report", ms_ui_api_report},
     {"/api/evals", ms_ui_api_evals},
     {"/api/eval", ms_ui_api_eval},

@@ -81,6 +81,7 @@ int ms_ui_selection(void *ui, const ms_serve_request *req, ms_ui_params *p, ms_s
 /* The endpoints. */
 void ms_ui_api_meta(void *ui, const ms_serve_request *req, ms_serve_reply *out);
 void ms_ui_api_traces(void *ui, const ms_serve_request *req, ms_serve_reply *out);
+void ms_ui_api_trace(void *ui, const ms_serve_request *req, ms_serve_reply *out);
 /* the checklist, eval and compare pages (ui_api_report.c, ui_api_evals.c, ui_api_diff.c) */
 void ms_ui_api_report(void *ui, const ms_serve_request *req, ms_serve_reply *out);
 void ms_ui_api_evals(void *ui, const ms_serve_request *req, ms_serve_reply *out);

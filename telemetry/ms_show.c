@@ -450,6 +450,9 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->error_type = sp.has_error ? ms_arena_put(&v->arena, sp.error_type.p, sp.error_type.len) : MS_NO_STR;
         s->error_message = sp.has_error ? ms_arena_put(&v->arena, sp.error_message.p, sp.error_message.len)
                                         : MS_NO_STR;
+        s->error_traceback = sp.has_error && sp.error_traceback.len
+                                 ? ms_arena_put(&v->arena, sp.error_traceback.p, sp.error_traceback.len)
+                                 : MS_NO_STR;
         ms_buf_reset(&attrs);
         if (ms_pack_attrs_json(&w.r, &sp, &attrs))
             goto corrupt;
@@ -465,6 +468,7 @@ static int load_spans(sqlite3 *db, trace_view *v, char *err, size_t errlen)
         s->has_cost = sp.has_llm && !isnan(sp.cost_usd);
         s->cost = sp.cost_usd;
         s->retries = sp.retries;
+        s->backoff_ns = sp.backoff_ns > 0 ? sp.backoff_ns : 0;
         s->retry_succeeded = sp.retry_state == MS_RETRY_NONE ? -1 : sp.retry_state == MS_RETRY_SUCCEEDED;
         s->has_ttft = sp.has_llm && sp.ttft_ns >= 0;
         s->ttft_ns = sp.ttft_ns;
@@ -613,6 +617,8 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
     ms_kv_str(b, &f, "name", A(s->name));
     ms_kv_str(b, &f, "kind", A(s->kind));
     ms_kv_int(b, &f, "start_ns", s->start_ns);
+    /* exact in a double where start_ns is not (2^53 ns is 104 days) */
+    ms_kv_num(b, &f, "offset_ms", (double)(s->start_ns - v->start_ns) / MS_NS_PER_MS);
     ms_kv_num(b, &f, "duration_ms", (double)s->duration_ns / MS_NS_PER_MS);
     ms_kv_str(b, &f, "status", A(s->status));
     if (s->is_fold) { /* the repetitions it stands for; p50/p95 within relative_error */
@@ -635,6 +641,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_buf_addc(b, '{');
         ms_kv_str(b, &g, "type", A(s->error_type));
         ms_kv_str(b, &g, "message", A(s->error_message));
+        ms_kv_str(b, &g, "traceback", A(s->error_traceback));
         ms_buf_addc(b, '}');
     } else {
         ms_buf_adds(b, "null");
@@ -651,6 +658,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
     }
     ms_kv_num(b, &f, "cost_usd", s->has_cost ? s->cost : NAN);
     ms_kv_int(b, &f, "retries", s->retries);
+    ms_kv_num(b, &f, "backoff_ms", s->backoff_ns ? (double)s->backoff_ns / MS_NS_PER_MS : NAN);
     ms_kv_raw(b, &f, "retry_succeeded",
            s->retry_succeeded < 0 ? NULL : s->retry_succeeded ? "true" : "false");
     ms_kv_num(b, &f, "ttft_ms", s->has_ttft ? (double)s->ttft_ns / MS_NS_PER_MS : NAN);
@@ -665,6 +673,7 @@ static void show_json_span(const trace_view *v, size_t i, ms_buf *b)
         ms_buf_addc(b, '{');
         ms_kv_str(b, &g, "name", A(ev->name));
         ms_kv_int(b, &g, "time_ns", ev->time_ns);
+        ms_kv_num(b, &g, "offset_ms", (double)(ev->time_ns - v->start_ns) / MS_NS_PER_MS);
         ms_kv_raw(b, &g, "attrs", A(ev->attrs));
         if (ev->error_type != MS_NO_STR) {
             ms_kv_str(b, &g, "error_type", A(ev->error_type));
@@ -744,17 +753,15 @@ static void show_json(const trace_view *v, ms_buf *b)
 #undef A
 
 /* See ms_show.h. All reads in one snapshot; output only on success. */
-int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
-                  char *err, size_t errlen)
+int ms_show_build(sqlite3 *db, const ms_show_opts *o, ms_buf *out, ms_buf *matches, char *err, size_t errlen)
 {
     assert(db && o && o->id && o->pick >= 0 && out && matches);
     trace_view v;
     memset(&v, 0, sizeof v);
-    ms_buf b = {0}, m = {0};
     int ret, own = 0;
     if (ms_read_begin(db, &own, err, errlen))
         return -1;
-    ret = resolve_trace(db, o, &v, &m, err, errlen);
+    ret = resolve_trace(db, o, &v, matches, err, errlen);
     if (ret == 0)
         ret = load_spans(db, &v, err, errlen);
     if (ret == 0 && o->profile)
@@ -767,9 +774,25 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
         ret = ms_errf(err, errlen, "out of memory reading the trace");
     if (ret == 0) {
         if (o->json)
-            show_json(&v, &b);
+            show_json(&v, out);
         else
-            ms_show_text(&v, o, &b);
+            ms_show_text(&v, o, out);
+        if (out->oom)
+            ret = ms_errf(err, errlen, "out of memory writing the trace");
+    }
+    if (matches->oom && ret == 1)
+        ret = ms_errf(err, errlen, "out of memory listing the matching traces");
+    trace_view_free(&v);
+    return ret;
+}
+
+int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
+                  char *err, size_t errlen)
+{
+    assert(out && matches);
+    ms_buf b = {0}, m = {0};
+    int ret = ms_show_build(db, o, &b, &m, err, errlen);
+    if (ret == 0) {
         ret = ms_buf_write(&b, out, err, errlen);
     } else if (ret == 1 && m.len) {
         /* the message in err stays the one to print */
@@ -779,7 +802,6 @@ int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
     }
     ms_buf_free(&b);
     ms_buf_free(&m);
-    trace_view_free(&v);
     return ret;
 }
 

@@ -41,6 +41,13 @@ typedef struct ms_show_opts {
 int ms_show_write(sqlite3 *db, const ms_show_opts *o, FILE *out, FILE *matches,
                   char *err, size_t errlen);
 
+/* ms_show_write into memory: the trace appended to `out`, or the matches
+ * to `matches`, with the same returns (an out-of-memory buffer is -1).
+ * For callers that send the view elsewhere (the web UI's /api/trace). */
+struct ms_buf;
+int ms_show_build(sqlite3 *db, const ms_show_opts *o, struct ms_buf *out, struct ms_buf *matches,
+                  char *err, size_t errlen);
+
 /* ms_show_write of `id` with no pick, matches written to `out`. */
 int ms_trace_show(sqlite3 *db, const char *id, int json, FILE *out, char *err, size_t errlen);
 

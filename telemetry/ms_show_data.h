@@ -16,8 +16,10 @@ typedef struct span_node {
     int has_parent, error_own, has_tokens, estimated, has_cost, retry_succeeded;
     int has_ttft, replayed;
     int64_t in_tok, out_tok, cache_read, cache_write, retries, ttft_ns;
+    int64_t backoff_ns;         /* waited between retry attempts; 0: none */
     double cost;
     size_t name, kind, status, error_type, error_message, attrs, provider, model;
+    size_t error_traceback;     /* MS_NO_STR when none was taken */
     size_t input_role, input_text, output_text; /* captured content's excerpt (ms_show_content.c) */
     uint32_t name_id;           /* equal names, equal ids (names below trace_view.nnames) */
     size_t parent;              /* index of the parent node, MS_NO_STR for the root */

@@ -10,7 +10,8 @@
 //   ms.api(path, params)     GET path with the query params (an object; array
 //                            values repeat the name) and the token; resolves to
 //                            the JSON, rejects with an Error whose message is
-//                            the server's {"error"} text (and .status).
+//                            the server's {"error"} text (and .status, and
+//                            .body: the whole JSON reply).
 //   ms.el(tag, attrs, ...children)  an element; attrs: 'class', 'text', 'style'
 //                            (an object, set through CSSOM: CSP forbids style
 //                            attributes), 'on<event>' functions, anything else
@@ -64,6 +65,7 @@
     if (!r.ok) {
       const err = new Error((body && body.error) || 'HTTP ' + r.status + ' from ' + path);
       err.status = r.status;
+      err.body = body;
       throw err;
     }
     return body;
@@ -99,7 +101,12 @@
       if (x >= 1000) return (x / 1000).toFixed(x >= 10000 ? 1 : 2) + ' s';
       if (x >= 10) return x.toFixed(0) + ' ms';
       if (x >= 1) return x.toFixed(1) + ' ms';
-      return x.toFixed(3) + ' ms';
+      // below a millisecond as moonspan prints it: 250 µs, 3.00 µs, 400 ns
+      const us = x * 1000;
+      if (us >= 100) return us.toFixed(0) + ' µs';
+      if (us >= 10) return us.toFixed(1) + ' µs';
+      if (us >= 1) return us.toFixed(2) + ' µs';
+      return (x * 1e6).toFixed(0) + ' ns';
     },
     usd(x) {
       if (none(x)) return '–';

@@ -17,6 +17,7 @@
 #     100,000 values, as `moonspan diff` computes them for one row
 #  9. Prometheus metrics: a scrape of a stored store, and live --metrics-addr
 # 10. moonspan ui: /api/traces, its total and one page, on 1,000,000 traces
+# 11. moonspan ui: the trace page drawing a 20,001-span trace in Chromium
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -185,3 +186,7 @@ done
 kill "$ui_pid"
 wait "$ui_pid" 2>/dev/null
 rm -f "$tmp/ui.db"*
+
+echo
+echo "11. moonspan ui: the trace page (headless Chromium; tests/ui/node_modules from make deps)"
+MOONSPAN_BIN="$(pwd)/$BIN" MOONSPAN_TEST_TMP="$tmp" node tests/ui/bench_waterfall.mjs || exit 1

@@ -157,7 +157,8 @@ describe("moonspan serve --otlp", function()
       assert.are.equal("span", by["execute_tool search"].kind)
       local bad = by["chat claude-sonnet-4-5"]
       assert.are.equal("error", bad.status)
-      assert.are.same({type = "timeout", message = "upstream timeout after 1.2 s"}, bad.error)
+      -- no exception.stacktrace was sent: no traceback, said as null
+      assert.are.same({type = "timeout", message = "upstream timeout after 1.2 s", traceback = cjson.null}, bad.error)
       assert.are.equal("exception", bad.events[1].name)
       assert.is_true(bad.usage_estimated) -- no usage sent: not a 0 presented as fact
       assert.are.equal(cjson.null, bad.cost_usd)

@@ -189,7 +189,7 @@ static void test_show_json(void **state)
     has(j, "\"children\":[{\"span_id\":\"000000000000000c\",\"parent_id\":\"000000000000000a\","
            "\"name\":\"search\"");
     has(j, "\"events\":[{\"name\":\"cache_hit\",\"time_ns\":1714521610002000000,"
-           "\"attrs\":{\"k\":5}}]");
+           "\"offset_ms\":2,\"attrs\":{\"k\":5}}]");
     has(j, "\"provider\":\"mock\",\"model\":\"mock-1\",\"input_tokens\":100,"
            "\"output_tokens\":20");
     assert_true(strstr(j, "\"name\":\"search\"") < strstr(j, "\"name\":\"generate\""));
@@ -197,6 +197,49 @@ static void test_show_json(void **state)
     const char *tail = "],\"eval\":null}\n";
     assert_true(strlen(j) > strlen(tail));
     assert_string_equal(j + strlen(j) - strlen(tail), tail);
+}
+
+/* What the web UI's waterfall reads: each span's offset from the trace's
+ * start (a double holds it exactly where start_ns would not), an event's
+ * offset and the error's traceback, null when none. */
+static void test_show_json_offsets_traceback(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, T2_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    const char *j = fx->out;
+    has(j, "\"name\":\"answer_question\",\"kind\":\"trace\",\"start_ns\":1714525200000000000,"
+           "\"offset_ms\":0,\"duration_ms\":200,");
+    has(j, "\"name\":\"search\",\"kind\":\"span\",\"start_ns\":1714525200001000000,"
+           "\"offset_ms\":1,\"duration_ms\":20,");
+    has(j, "\"name\":\"generate\",\"kind\":\"llm\",\"start_ns\":1714525200030000000,"
+           "\"offset_ms\":30,\"duration_ms\":150,");
+    has(j, "\"error\":{\"type\":\"RateLimit\",\"message\":\"too many requests\","
+           "\"traceback\":\"stack traceback:\\n\\tgen.lua:3: in main chunk\"}");
+    /* it retried without waiting; search neither retried nor waited */
+    has(j, "\"retries\":2,\"backoff_ms\":null,\"retry_succeeded\":false");
+    has(j, "\"retries\":0,\"backoff_ms\":null,\"retry_succeeded\":null");
+
+    CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"events\":[{\"name\":\"cache_hit\",\"time_ns\":1714521610002000000,"
+                 "\"offset_ms\":2,\"attrs\":{\"k\":5}}]");
+
+    /* a raised error with no traceback stored says null */
+    CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"message\":\"too many requests\",\"traceback\":null}");
+}
+
+/* The time a span's retries waited, in ms (U1's call: 30 ms). */
+static void test_show_json_backoff(void **state)
+{
+    fixture *fx = *state;
+    CAPTURE(fx, ms_trace_show(fx->db, "dddd0001", 1, out, err_, sizeof err_));
+    assert_int_equal(rc_, 0);
+    has(fx->out, "\"name\":\"call\",\"kind\":\"llm\",\"start_ns\":1714521600001000000,"
+                 "\"offset_ms\":1,");
+    has(fx->out, "\"retries\":1,\"backoff_ms\":30,\"retry_succeeded\":true");
 }
 
 static void test_show_lookup_errors(void **state)
@@ -254,7 +297,7 @@ static void test_show_manual_error_event(void **state)
     fixture *fx = *state;
     CAPTURE(fx, ms_trace_show(fx->db, T4_ID, 1, out, err_, sizeof err_));
     assert_int_equal(rc_, 0);
-    has(fx->out, "\"events\":[{\"name\":\"error\",\"time_ns\":1718409600300000000,\"attrs\":null,"
+    has(fx->out, "\"events\":[{\"name\":\"error\",\"time_ns\":1718409600300000000,\"offset_ms\":300,\"attrs\":null,"
                  "\"error_type\":\"manual\",\"error_message\":\"wrong answer\"}]");
     /* other events carry no error keys */
     CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
@@ -308,9 +351,9 @@ static void test_show_reads_an_upgraded_v2_store(void **state)
     CAPTURE(fx, ms_trace_show(fx->db, T1_ID, 1, out, err_, sizeof err_));
     assert_int_equal(rc_, 0);
     has(fx->out, "\"name\":\"judged\",\"kind\":\"trace\",\"start_ns\":1714521600000000000,"
-                 "\"duration_ms\":100,\"status\":\"error\"");
+                 "\"offset_ms\":0,\"duration_ms\":100,\"status\":\"error\"");
     /* upgraded: the JSON of the old event is now its typed error */
-    has(fx->out, "\"name\":\"error\",\"time_ns\":1714521600050000000,\"attrs\":null,"
+    has(fx->out, "\"name\":\"error\",\"time_ns\":1714521600050000000,\"offset_ms\":50,\"attrs\":null,"
                  "\"error_type\":\"manual\",\"error_message\":\"old way\"}");
 }
 
@@ -600,6 +643,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_traces_empty, open_db, close_db),
         cmocka_unit_test_setup_teardown(test_show_tree, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_json, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_json_offsets_traceback, dataset, close_db),
+        cmocka_unit_test_setup_teardown(test_show_json_backoff, cut_short_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_lookup_errors, dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_remote_parent_root, joined_dataset, close_db),
         cmocka_unit_test_setup_teardown(test_show_manual_error_event, dataset, close_db),

@@ -10,7 +10,7 @@
  *
  *  trace  id prefix  name             start               dur    status  tokens in/out  cost     spans (non-root)
  *  T1     aaaa0000   answer_question  2024-05-01 00:00:10  100ms  ok      100/20         0.01     generate 50 (llm 100/20 $0.01), search 10, rerank 5
- *  T2     aaaa1111   answer_question  2024-05-01 01:00:00  200ms  error   200/40         0.02     search 20, generate 150 (llm, raises RateLimit "too many requests", 2 retries, failed)
+ *  T2     aaaa1111   answer_question  2024-05-01 01:00:00  200ms  error   200/40         0.02     search 20, generate 150 (llm, raises RateLimit "too many requests" with a traceback, 2 retries, failed)
  *  T3     abcd2222   answer_question  2024-05-02 00:01:40  300ms  ok      300/60 (est)   unknown  search 30, generate 200 (llm, unpriced model, estimated usage, 1 retry, succeeded)
  *  T4     bbbb3333   batch_eval       2024-06-15 00:00:00  400ms  error   0/0            NULL     judge 40 (raises RateLimit "too many requests"); ctx:add_error("wrong answer")
  *  T5     cccc4444   answer_question  2024-06-15 00:01:00  1000ms ok      400/80         0.04     search 40, generate 400 (llm 400/80 $0.04)
@@ -184,6 +184,8 @@ FIXTURE int dataset(void **state)
     span(db, 2, 22, "20", "generate", "llm", s + 30 * MS, 150, "error", 1, "RateLimit",
          "too many requests", "200", "40", "0", "0.02", 2, "0");
     trace_row(db, 2, T2_ID, "answer_question", s, 200, "error", 1, 3, 5, 200, 40, "0.02", 0);
+    exec_sql(db, "UPDATE spans SET error_traceback = 'stack traceback:\n\tgen.lua:3: in main chunk'"
+                 " WHERE span_id = 22");
 
     /* T3, rows 8-10: unpriced model, estimated usage, a retry that helped */
     s = D2 + 100 * SEC;
