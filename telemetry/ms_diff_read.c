@@ -197,9 +197,7 @@ static int reqs_add(diff_reqs *r, sqlite3_stmt *st, int64_t llm, int64_t llm_fai
 static int read_spans(diff_side *s, ms_spans_walk *w, sqlite3_stmt *st, int64_t *llm,
                       int64_t *llm_failed, char *err, size_t errlen)
 {
-    int64_t row = sqlite3_column_int64(st, 7);
-    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 9), (uint64_t)sqlite3_column_int64(st, 8),
-                        sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10));
+    int64_t row = ms_spans_walk_columns(w, st, 7);
     ms_span_rec sp;
     int got;
     while ((got = ms_spans_walk_next(w, &sp)) == 1) {

@@ -135,8 +135,7 @@ static int add_trace(sqlite3 *db, prof_report *p, ms_spans_walk *w, sqlite3_stmt
     if (ms_profile_rows(db, row, &p->rows, &p->nrows, &p->caprows, &p->arena, err, errlen))
         return -1;
     p->traces++;
-    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 1),
-                        sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+    ms_spans_walk_columns(w, st, 0);
     ms_span_rec sp;
     int got;
     while ((got = ms_spans_walk_next(w, &sp)) == 1) {

@@ -181,10 +181,8 @@ typedef struct span_scan {
  * estimated tokens. Returns 0 or -1 with err. */
 static int add_spans(report *r, span_scan *ss, sqlite3_stmt *st, char *err, size_t errlen)
 {
-    int64_t row = sqlite3_column_int64(st, 10);
     ms_spans_walk *w = &ss->w;
-    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 12), (uint64_t)sqlite3_column_int64(st, 11),
-                        sqlite3_column_blob(st, 13), (size_t)sqlite3_column_bytes(st, 13));
+    int64_t row = ms_spans_walk_columns(w, st, 10);
     ms_span_rec sp;
     int got;
     while ((got = ms_spans_walk_next(w, &sp)) == 1) {

@@ -191,9 +191,7 @@ done:
  * retries. Returns 0 or -1 with err. */
 static int bucket_spans(bucket *bk, ms_spans_walk *w, sqlite3_stmt *st, char *err, size_t errlen)
 {
-    int64_t row = sqlite3_column_int64(st, 9);
-    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, 11), (uint64_t)sqlite3_column_int64(st, 10),
-                        sqlite3_column_blob(st, 12), (size_t)sqlite3_column_bytes(st, 12));
+    int64_t row = ms_spans_walk_columns(w, st, 9);
     ms_span_rec sp;
     int got;
     while ((got = ms_spans_walk_next(w, &sp)) == 1) {

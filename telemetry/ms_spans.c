@@ -37,6 +37,14 @@ void ms_spans_walk_trace(ms_spans_walk *w, int64_t row, int64_t parts, uint64_t 
     w->error = NULL;
 }
 
+int64_t ms_spans_walk_columns(ms_spans_walk *w, sqlite3_stmt *st, int first)
+{
+    int64_t row = sqlite3_column_int64(st, first);
+    ms_spans_walk_trace(w, row, sqlite3_column_int64(st, first + 2), (uint64_t)sqlite3_column_int64(st, first + 1),
+                        sqlite3_column_blob(st, first + 3), (size_t)sqlite3_column_bytes(st, first + 3));
+    return row;
+}
+
 /* Opens the next blob of the trace: 1, 0 when there is none left, -1. */
 static int next_blob(ms_spans_walk *w)
 {

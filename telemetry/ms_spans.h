@@ -34,6 +34,11 @@ void ms_spans_walk_close(ms_spans_walk *w);
 void ms_spans_walk_trace(ms_spans_walk *w, int64_t row, int64_t parts, uint64_t salt,
                          const void *own, size_t own_len);
 
+/* The same, for the trace in the current row of `st`, which selects its
+ * row id, salt, parts and own blob as columns first .. first+3 (the
+ * order the views' queries share). Returns the row id. */
+int64_t ms_spans_walk_columns(ms_spans_walk *w, sqlite3_stmt *st, int first);
+
 /* The next span of the trace: 1, 0 at the end, -1 with w->error when a
  * blob is corrupt or cannot be read. */
 int ms_spans_walk_next(ms_spans_walk *w, ms_span_rec *out);
