@@ -48,7 +48,7 @@ EXT_OBJ  := $(EXT_SRC:%.c=$(BUILD)/ext/%.o)
 # scripts/retry.lua -> moonspan.retry, scripts/providers/mock.lua -> moonspan.providers.mock
 lua_modname = moonspan.$(subst /,.,$(patsubst scripts/%.lua,%,$(1)))
 
-.PHONY: all deps demo test check bench fuzz fuzz-build install clean
+.PHONY: all deps demo test run-tests check bench fuzz fuzz-build install clean
 all: $(BIN) $(EXT)
 
 $(BUILD)/%.o: %.c
@@ -127,7 +127,12 @@ demo: deps
 	$(BIN) --db $(BUILD)/demo.db run examples/research_agent.lua
 	$(BIN) --db $(BUILD)/demo.db report
 
-test: $(BIN) $(EXT) $(TESTS) $(BUILD)/fake_llm
+# `make test` works on a fresh machine: what the tests need (Chromium, the
+# npm packages, ...) is installed first, then everything is built and run.
+test: deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(BIN) $(EXT) $(TESTS) $(BUILD)/fake_llm
 	@BUILD=$(BUILD) sh tests/run.sh
 
 check:
