@@ -10,6 +10,7 @@
 
 #include "ms_buf.h"
 #include "ms_otlp_schema.h"
+#include "ms_text.h"
 
 /* A variable's value, NULL when unset or empty. */
 static const char *env(const char *name)
@@ -203,6 +204,19 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* A URL for a message, in out: without its user:password@ and query (a
+ * mistyped one still carries them), its text escaped. */
+static const char *url_shown(const char *u, char *out, size_t n)
+{
+    char bare[512];
+    ms_otlp_url_for_people(u, bare, sizeof bare);
+    ms_buf b = {0};
+    ms_buf_add_text_max(&b, bare, strlen(bare), 200, 0);
+    snprintf(out, n, "%s", b.oom ? "?" : b.data);
+    ms_buf_free(&b);
+    return out;
+}
+
 static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
     const char *from, *u, *path = SIGNAL_PATH[c->signal];
@@ -212,10 +226,13 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
         u = f->url;
         /* a full URL of this signal as given, else a base URL as the generic variable */
         for (int s = MS_OTLP_TRACES; s <= MS_OTLP_LOGS; s++)
-            if (s != (int)c->signal && ends_with(u, SIGNAL_PATH[s]))
+            if (s != (int)c->signal && ends_with(u, SIGNAL_PATH[s])) {
+                char shown[512];
                 return ms_errf(err, errlen, "the URL '%s' ends in %s, which takes %s only; give the base URL"
                                " (like http://127.0.0.1:4318) to send %s too, or send each signal to its own URL",
-                               u, SIGNAL_PATH[s], SIGNAL_PATH[s] + 4, SIGNAL_PATH[c->signal] + 4);
+                               url_shown(u, shown, sizeof shown), SIGNAL_PATH[s], SIGNAL_PATH[s] + 4,
+                               SIGNAL_PATH[c->signal] + 4);
+            }
         c->url = ends_with(u, path) ? strdup(u) : join_path(u, path);
     } else if ((u = env(signal_var(c, "ENDPOINT", var, sizeof var)))) {
         from = var;
@@ -229,9 +246,12 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     }
     if (!c->url)
         return ms_errf(err, errlen, "out of memory");
-    if (!http_url(u) || strpbrk(u, " \t\r\n"))
+    if (!http_url(u) || strpbrk(u, " \t\r\n")) {
+        char shown[512];
         return ms_errf(err, errlen, "%s '%s' is not an http:// or https:// URL; give one like"
-                       " http://127.0.0.1:4318 (grpc endpoints are not supported)", from, u);
+                       " http://127.0.0.1:4318 (grpc endpoints are not supported)", from,
+                       url_shown(u, shown, sizeof shown));
+    }
     return 0;
 }
 

@@ -262,6 +262,32 @@ describe("run --export otlp", function()
       assert.is_false(H.exists(marker), "the script ran")
     end
   end)
+
+  it("names a refused URL without its user:password@ or query (credentials go there)", function()
+    local cases = {
+      {"run", {"--export", "otlp"}, {OTEL_EXPORTER_OTLP_ENDPOINT = "htp://pk:hunter2@127.0.0.1:4318/otel?key=s3cr3t"},
+       "OTEL_EXPORTER_OTLP_ENDPOINT 'htp://127.0.0.1:4318/otel' is not an http:// or https:// URL"},
+      {"run", {"--export", "otlp=ftp://pk:hunter2@127.0.0.1:4318?key=s3cr3t"}, {},
+       "the URL 'ftp://127.0.0.1:4318' is not an http:// or https:// URL"},
+      {"export", {"otlp", "http://pk:hunter2@127.0.0.1:4318/v1/traces", "--signals", "metrics"}, {},
+       "the URL 'http://127.0.0.1:4318/v1/traces' ends in /v1/traces, which takes traces only"},
+    }
+    for _, c in ipairs(cases) do
+      local dir = H.tmpdir("secret-url")
+      local args = {c[1]}
+      for _, a in ipairs(c[2]) do args[#args + 1] = a end
+      local script = H.write(dir .. "/s.lua", "")
+      if c[1] == "run" then
+        args[#args + 1] = script
+      else -- a store to export from
+        assert.are.equal(0, H.moonspan({"run", script}, {db = dir .. "/x.db"}).code)
+      end
+      local r = H.moonspan(args, {db = dir .. "/x.db", env = c[3]})
+      H.usage_error(r, c[4])
+      assert.is_nil(r.err:find("hunter2", 1, true), r.err)
+      assert.is_nil(r.err:find("s3cr3t", 1, true), r.err)
+    end
+  end)
 end)
 
 describe("eval --export otlp", function()
