@@ -179,16 +179,26 @@ void ms_otlp_config_free(ms_otlp_config *c)
     memset(c, 0, sizeof *c);
 }
 
-/* base + "v1/<signal>" with exactly one '/' between them. */
+/* Where u's path ends: at its query or fragment, else at its end. */
+static size_t path_end(const char *u)
+{
+    const char *scheme = strstr(u, "://");
+    const char *host = scheme ? scheme + 3 : u;
+    return (size_t)(host - u) + strcspn(host, "?#");
+}
+
+/* base + "v1/<signal>" with exactly one '/' between them, appended to the
+ * base's path: a query or fragment stays after it. */
 static char *join_path(const char *base, const char *path)
 {
-    size_t n = strlen(base), k = strlen(path);
+    size_t end = path_end(base), n = end, k = strlen(path), rest = strlen(base + end);
     while (n && base[n - 1] == '/')
         n--;
-    char *out = malloc(n + k + 1);
+    char *out = malloc(n + k + rest + 1);
     if (out) {
         memcpy(out, base, n);
-        memcpy(out + n, path, k + 1);
+        memcpy(out + n, path, k);
+        memcpy(out + n + k, base + end, rest + 1);
     }
     return out;
 }
@@ -198,10 +208,11 @@ static int http_url(const char *u)
     return strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
 }
 
-static int ends_with(const char *s, const char *suffix)
+/* Whether URL u's path (its query and fragment aside) ends in suffix. */
+static int ends_with(const char *u, const char *suffix)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
+    size_t n = path_end(u), k = strlen(suffix);
+    return n >= k && strncmp(u + n - k, suffix, k) == 0;
 }
 
 /* A URL for a message, in out: without its user:password@ and query (a

@@ -402,6 +402,30 @@ describe("export otlp per-signal configuration", function()
     assert.are.equal(3, select(2, r.out:gsub("\n", "")), "a line per signal")
   end)
 
+  it("appends a signal's path to a base URL's path, its query kept after it; a full URL with a query as it is",
+     function()
+    local db = store()
+    local rx = receiver()
+    local r = export(db, {rx.url .. "/base/?tenant=a%20b", "--signals", "traces,metrics,logs"})
+    assert.are.equal(0, r.code, r.err)
+    r = export(db, {rx.url .. "/mine/v1/traces?tenant=c"})
+    assert.are.equal(0, r.code, r.err)
+    r = export(db, {"--signals", "logs"}, {OTEL_EXPORTER_OTLP_ENDPOINT = rx.url .. "?tenant=d"})
+    assert.are.equal(0, r.code, r.err)
+    -- a full URL of one signal is known by its path, whatever its query
+    r = export(db, {rx.url .. "/v1/traces?tenant=e", "--signals", "metrics"})
+    H.usage_error(r, "ends in /v1/traces, which takes traces only")
+    rx.stop()
+    local paths = {}
+    for _, req in ipairs(rx.requests()) do
+      assert.are.equal(200, req.status, req.path)
+      paths[#paths + 1] = req.path
+    end
+    table.sort(paths)
+    assert.are.same({"/base/v1/logs?tenant=a%20b", "/base/v1/metrics?tenant=a%20b", "/base/v1/traces?tenant=a%20b",
+                     "/mine/v1/traces?tenant=c", "/v1/logs?tenant=d"}, paths)
+  end)
+
   it("takes OTEL_EXPORTER_OTLP_{METRICS,LOGS}_ENDPOINT verbatim and the per-signal protocol", function()
     local db = store()
     local rx = receiver()
