@@ -266,6 +266,11 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     return 0;
 }
 
+int ms_otlp_url_is_signal(const char *url, enum ms_otlp_signal signal)
+{
+    return ends_with(url, SIGNAL_PATH[signal]);
+}
+
 /* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,
  * none, others (case-insensitive, blanks around names ignored). */
 static void exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other)

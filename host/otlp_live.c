@@ -170,10 +170,19 @@ static int prepare_signal(struct signal *sg, enum ms_otlp_signal which, const ms
     sg->on = 0;
     if (!ms_otlp_signal_asked(which))
         return 0;
+    const char *upper = which == MS_OTLP_METRICS ? "METRICS" : "LOGS";
+    char var[48];
+    snprintf(var, sizeof var, "OTEL_EXPORTER_OTLP_%s_ENDPOINT", upper);
+    /* --export's full traces URL says nothing of this signal: its own
+     * endpoint variable, when set, says where it goes */
+    ms_otlp_flags own = *f;
+    if (own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) && env(var))
+        own.url = NULL;
     char why[768];
-    if (ms_otlp_config_resolve_signal(&sg->cfg, f, which, why, sizeof why))
-        return ms_errf(err, errlen, "OTEL_%s_EXPORTER=otlp: %s", which == MS_OTLP_METRICS ? "METRICS" : "LOGS",
-                       why);
+    if (ms_otlp_config_resolve_signal(&sg->cfg, &own, which, why, sizeof why))
+        return ms_errf(err, errlen, "OTEL_%s_EXPORTER=otlp: %s%s%s", upper, why,
+                       own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) ? " with " : "",
+                       own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) ? var : "");
     sg->on = 1;
     return 0;
 }

@@ -558,6 +558,27 @@ describe("run --export otlp with OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER = 
                    r.err, 1, true)
   end)
 
+  it("sends metrics and logs to their own endpoint variables when --export gives the full traces URL", function()
+    local rx = receiver()
+    local script = 'trace("t", function() span("s", function() end) end)'
+    local r = H.run_script(script, {run_args = {"--export", "otlp=" .. rx.url .. "/v1/traces"}, env = {
+      OTEL_METRICS_EXPORTER = "otlp", OTEL_LOGS_EXPORTER = "otlp",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = rx.url .. "/m/v1/metrics",
+      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = rx.url .. "/l/v1/logs"}})
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(1, #rx.to("/m/v1/metrics"))
+    assert.are.equal(1, #rx.to("/l/v1/logs"))
+    assert.are.equal(3, #rx.requests())
+    assert.matches("2 of 2 log records to " .. rx.url .. "/l/v1/logs", r.err, 1, true)
+    -- without its variable, a signal has nowhere to go: refused before the script runs
+    r = H.run_script("print('ran')", {run_args = {"--export", "otlp=" .. rx.url .. "/v1/traces"},
+                                      env = {OTEL_LOGS_EXPORTER = "otlp"}})
+    rx.stop()
+    H.usage_error(r, "OTEL_LOGS_EXPORTER=otlp: the URL '" .. rx.url .. "/v1/traces' ends in /v1/traces, which takes"
+                  .. " traces only; give the base URL (like http://127.0.0.1:4318) to send logs too, or send each"
+                  .. " signal to its own URL with OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+  end)
+
   it("refuses a bad per-signal value before the script runs", function()
     local r = H.run_script("print('ran')", {run_args = {"--export", "otlp=http://127.0.0.1:1"},
                                             env = {OTEL_LOGS_EXPORTER = "otlp", OTEL_EXPORTER_OTLP_LOGS_PROTOCOL = "grpc"}})
