@@ -161,6 +161,23 @@ describe("run --export otlp", function()
     assert.are.equal(2, select(2, r.err:gsub("\n", "")), r.err) -- the notice and the exit line
   end)
 
+  it("says the first partial success once while the script runs, and counts every rejected span at exit", function()
+    local rx = O.receiver("partial:1")
+    -- three traces a few wakes apart: three requests, each with one span rejected
+    local r = H.run_script('for i = 1, 3 do trace("t", function() span("s", function() end) end)'
+                           .. ' moonspan.sleep_ms(400) end', {run_args = {"--export", "otlp=" .. rx.url}, env = FAST})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(3, #rx.requests())
+    local _, said = r.err:gsub("partial success; not retried", "")
+    assert.are.equal(1, said, r.err)
+    assert.matches("moonspan run: the receiver accepted 1 of 2 spans and rejected 1 (partial success; not retried;"
+                   .. " later ones are counted at exit): 1 spans too old\n", r.err, 1, true)
+    assert.matches("exported 3 of 6 spans (3 traces) to " .. rx.url .. "/v1/traces (http/protobuf, gzip) in 3 requests;"
+                   .. " 3 not sent (3 rejected by the receiver)", r.err, 1, true)
+    assert.are.equal(2, select(2, r.err:gsub("\n", "")), r.err) -- that line and the exit line
+  end)
+
   it("retries a 503 after its Retry-After, and counts the retry", function()
     local rx = O.receiver("503:1,200")
     local r = H.run_script('trace("t", function() span("s", function() end) end)',
