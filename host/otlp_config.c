@@ -4,6 +4,7 @@
 #include "otlp_config.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,24 @@ static const char *url_shown(const char *u, char *out, size_t n)
     return out;
 }
 
+/* What is wrong with u as curl reads it (no host, a port out of range),
+ * or NULL. */
+static const char *url_problem(const char *u)
+{
+    CURLU *h = curl_url();
+    if (!h)
+        return "out of memory";
+    char *host = NULL;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, u, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(h, CURLUPART_HOST, &host, 0);
+    const char *why = rc == CURLUE_NO_HOST || (rc == CURLUE_OK && (!host || !*host)) ? "no host"
+                      : rc != CURLUE_OK ? curl_url_strerror(rc) : NULL;
+    curl_free(host);
+    curl_url_cleanup(h);
+    return why;
+}
+
 static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
 {
     const char *from, *u, *path = SIGNAL_PATH[c->signal];
@@ -262,6 +281,15 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
         return ms_errf(err, errlen, "%s '%s' is not an http:// or https:// URL; give one like"
                        " http://127.0.0.1:4318 (grpc endpoints are not supported)", from,
                        url_shown(u, shown, sizeof shown));
+    }
+    /* caught here, before anything runs, rather than as failed requests */
+    const char *why = url_problem(u);
+    if (!why)
+        why = url_problem(c->url);
+    if (why) {
+        char shown[512];
+        return ms_errf(err, errlen, "%s '%s' is not a usable URL (%s); give one like http://127.0.0.1:4318",
+                       from, url_shown(u, shown, sizeof shown), why);
     }
     return 0;
 }

@@ -263,6 +263,13 @@ describe("run --export otlp", function()
       {{"--export", "zipkin"}, {}, "--export 'zipkin' is not an exporter; the exporter is otlp: --export otlp or --export otlp=URL"},
       {{"--export", "otlp="}, {}, "--export otlp= has no URL"},
       {{"--export", "otlp=ftp://127.0.0.1:4318"}, {}, "--export: "},
+      -- found before the script runs, not as requests that fail at its end
+      {{"--export", "otlp=http://127.0.0.1:99999"}, {}, "--export: the URL 'http://127.0.0.1:99999' is not a usable"
+       .. " URL (Port number was not a decimal number between 0 and 65535); give one like http://127.0.0.1:4318"},
+      {{"--export", "otlp"}, {OTEL_EXPORTER_OTLP_ENDPOINT = "http://"},
+       "OTEL_EXPORTER_OTLP_ENDPOINT 'http://' is not a usable URL (no host)"},
+      {{"--export", "otlp"}, {OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "http://:4318/v1/traces"},
+       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT 'http://:4318/v1/traces' is not a usable URL (no host)"},
       {{"--export", "otlp"}, {OTEL_BSP_SCHEDULE_DELAY = "soon"},
        "OTEL_BSP_SCHEDULE_DELAY='soon' is not a whole number from 1 to 3600000; fix it or unset it"},
       {{"--export", "otlp"}, {OTEL_BSP_EXPORT_TIMEOUT = "0"}, "OTEL_BSP_EXPORT_TIMEOUT='0'"},
