@@ -68,6 +68,8 @@ static struct {
         ms_otlp_config cfg;
         ms_otlp_sender snd;
         int64_t items, requests;    /* data points / log records handed to the sender */
+        int64_t carried;            /* metrics: data points of failed requests that a later,
+                                       delivered one carries (its totals are cumulative) */
     } metrics, logs;
     long metric_interval_ms, logs_batch;
     ms_metrics *registry;       /* fed by observe (the writer), read by the exporter thread */
@@ -403,9 +405,13 @@ static void export_metrics(void)
     if (ms_otlp_metrics_encode(live.registry, &o, &body, &points)) {
         note_read_error("out of memory encoding the metrics");
     } else if (points) {
+        const ms_otlp_sender *s = &live.metrics.snd;
+        int64_t lost_before = s->failed + s->rejected;
         ms_otlp_sender_send(&live.metrics.snd, &body, points);
         live.metrics.items += points;
         live.metrics.requests++;
+        if (s->failed + s->rejected == lost_before) /* delivered whole: what failed before is in it */
+            live.metrics.carried = lost_before;
     }
     ms_buf_free(&body);
 }
@@ -610,13 +616,16 @@ static void signal_line(const struct signal *sg, const char *signal, const char 
     char url[512];
     ms_otlp_url_for_people(sg->cfg.url, url, sizeof url);
     const ms_otlp_sender *s = &sg->snd;
-    int64_t lost = s->failed + s->rejected;
+    int64_t lost = s->failed + s->rejected - sg->carried;
     ms_buf b = {0};
     ms_buf_printf(&b, "moonspan %s: exported %lld of %lld %s to %s (%s%s) in %lld request%s", live.verb,
                   (long long)s->sent, (long long)sg->items, what, url, sg->cfg.json ? "http/json" : "http/protobuf",
                   sg->cfg.gzip ? ", gzip" : "", (long long)sg->requests, sg->requests == 1 ? "" : "s");
     if (s->retries)
         ms_buf_printf(&b, ", %lld retr%s", (long long)s->retries, s->retries == 1 ? "y" : "ies");
+    if (sg->carried)
+        ms_buf_printf(&b, "; the %lld %s of failed requests are in a later request's cumulative totals",
+                      (long long)sg->carried, what);
     if (lost) {
         ms_buf_printf(&b, "; %lld not sent (", (long long)lost);
         if (s->rejected)

@@ -579,6 +579,33 @@ describe("run --export otlp with OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER = 
                   .. " signal to its own URL with OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
   end)
 
+  it("counts a failed metrics request as carried, not lost, once a later one delivered the cumulative totals", function()
+    local traces, metrics = receiver("200"), receiver("400,200")
+    local r = H.run_script('moonspan.sleep_ms(150) trace("a", function() span("s", function() end) end)'
+                           .. ' moonspan.sleep_ms(400) trace("b", function() end)', {run_args = {"--export", "otlp"},
+                           env = {OTEL_METRICS_EXPORTER = "otlp", OTEL_METRIC_EXPORT_INTERVAL = "100",
+                                  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = traces.url .. "/v1/traces",
+                                  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = metrics.url .. "/v1/metrics"}})
+    traces.stop()
+    metrics.stop()
+    assert.are.equal(0, r.code, r.err)
+    local reqs = metrics.requests()
+    assert.is_true(#reqs >= 2, #reqs .. " metrics requests")
+    assert.are.equal(400, reqs[1].status)
+    local first, total = 0, 0
+    for i, req in ipairs(reqs) do
+      local n = 0
+      for _, m in ipairs(req.body[1].scopeMetrics[1].metrics) do n = n + #m.points end
+      if i == 1 then first = n end
+      total = total + n
+    end
+    assert.matches(string.format("moonspan run: exported %d of %d data points to %s/v1/metrics (http/protobuf, gzip)"
+                                 .. " in %d requests; the %d data points of failed requests are in a later request's"
+                                 .. " cumulative totals\n", total - first, total, metrics.url, #reqs, first),
+                   r.err, 1, true)
+    assert.is_nil(r.err:find("--signals metrics", 1, true), r.err) -- nothing to send again
+  end)
+
   it("refuses a bad per-signal value before the script runs", function()
     local r = H.run_script("print('ran')", {run_args = {"--export", "otlp=http://127.0.0.1:1"},
                                             env = {OTEL_LOGS_EXPORTER = "otlp", OTEL_EXPORTER_OTLP_LOGS_PROTOCOL = "grpc"}})
