@@ -527,39 +527,47 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
 
 /* --- the end ------------------------------------------------------------------ */
 
+/* Appends s as one POSIX shell word: as it is when it needs no quotes,
+ * else in single quotes ('it'\''s'); escaped as every store text is. */
+static void add_shell_word(ms_buf *b, const char *s)
+{
+    if (!s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,@%")]) {
+        ms_buf_adds(b, s);
+        return;
+    }
+    ms_buf q = {0};
+    ms_buf_addc(&q, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            ms_buf_adds(&q, "'\\''");
+        else
+            ms_buf_addc(&q, *p);
+    }
+    ms_buf_addc(&q, '\'');
+    if (q.oom)
+        b->oom = 1;
+    else
+        ms_buf_add_texts(b, q.data, 0);
+    ms_buf_free(&q);
+}
+
 /* Appends the command that sends the run again, with its store and, when
  * it is one `export` takes as it is, the endpoint (else the same OTEL_*
- * variables give it); the path quoted for a POSIX shell when it needs it. */
+ * variables give it); each quoted for a POSIX shell when it needs it. */
 static void resend_command(ms_buf *b, const char *url, const char *signal)
 {
     ms_buf_adds(b, "`moonspan export otlp ");
     char path[16];
     snprintf(path, sizeof path, "/v1/%s", signal);
     size_t n = strlen(url), k = strlen(path);
-    if (n >= k && strcmp(url + n - k, path) == 0)
-        ms_buf_printf(b, "%s ", url);
+    if (n >= k && strcmp(url + n - k, path) == 0) {
+        add_shell_word(b, url);
+        ms_buf_addc(b, ' ');
+    }
     if (strcmp(signal, "traces") != 0)
         ms_buf_printf(b, "--signals %s ", signal);
     ms_buf_printf(b, "--run %lld --db ", (long long)live.run_id);
-    const char *db = live.db_path;
-    if (!db[strspn(db, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,@%")]) {
-        ms_buf_adds(b, db);
-    } else { /* 'it'\''s' */
-        ms_buf q = {0};
-        ms_buf_addc(&q, '\'');
-        for (const char *p = db; *p; p++) {
-            if (*p == '\'')
-                ms_buf_adds(&q, "'\\''");
-            else
-                ms_buf_addc(&q, *p);
-        }
-        ms_buf_addc(&q, '\'');
-        if (q.oom)
-            b->oom = 1;
-        else
-            ms_buf_add_texts(b, q.data, 0);
-        ms_buf_free(&q);
-    }
+    add_shell_word(b, live.db_path);
     ms_buf_addc(b, '`');
 }
 

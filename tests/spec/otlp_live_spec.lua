@@ -144,6 +144,30 @@ describe("run --export otlp", function()
     assert.are.equal(4, O.same_as_store(r.db, got, n))
   end)
 
+  it("names a command that works as pasted into a shell, whatever the store's path and the URL hold", function()
+    local gone = O.receiver("200")
+    local port = gone.port
+    gone.stop()
+    local dir = H.tmpdir("paste") .. "/it's a $HOME (x)"
+    assert(os.execute("mkdir -p " .. H.q(dir)))
+    local db = dir .. "/s.db"
+    local url = "http://127.0.0.1:" .. port .. "/a(b)&c"
+    local r = H.run_script('trace("t", function() span("s", function() end) end)',
+                           {db = db, run_args = {"--export", "otlp=" .. url}, env = {OTEL_BSP_EXPORT_TIMEOUT = "300"}})
+    assert.are.equal(0, r.code, r.err)
+    local cmd = r.err:match("`(moonspan export otlp [^`]+)` sends them again")
+    assert.is_not_nil(cmd, r.err)
+    assert.are.equal("moonspan export otlp '" .. url .. "/v1/traces' --run 1 --db '" .. dir:gsub("'", "'\\''")
+                     .. "/s.db'", cmd)
+    local rx = O.receiver("200", port)
+    local e = H.sh(H.q(H.bin) .. cmd:sub(#"moonspan" + 1))
+    rx.stop()
+    assert.are.equal(0, e.code, e.err)
+    local got, n = rx.spans()
+    assert.are.equal(2, O.same_as_store(db, got, n))
+    assert.are.equal("/a(b)&c/v1/traces", rx.requests()[1].path)
+  end)
+
   it("says the first failure once while the script runs, and counts the rest at exit", function()
     local rx = O.receiver("400")
     -- three traces a few wakes apart: three requests fail (400 is not retried)
