@@ -4,12 +4,14 @@
 #include "otlp_config.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ms_buf.h"
 #include "ms_otlp_schema.h"
+#include "ms_text.h"
 
 /* A variable's value, NULL when unset or empty. */
 static const char *env(const char *name)
@@ -178,16 +180,26 @@ void ms_otlp_config_free(ms_otlp_config *c)
     memset(c, 0, sizeof *c);
 }
 
-/* base + "v1/<signal>" with exactly one '/' between them. */
+/* Where u's path ends: at its query or fragment, else at its end. */
+static size_t path_end(const char *u)
+{
+    const char *scheme = strstr(u, "://");
+    const char *host = scheme ? scheme + 3 : u;
+    return (size_t)(host - u) + strcspn(host, "?#");
+}
+
+/* base + "v1/<signal>" with exactly one '/' between them, appended to the
+ * base's path: a query or fragment stays after it. */
 static char *join_path(const char *base, const char *path)
 {
-    size_t n = strlen(base), k = strlen(path);
+    size_t end = path_end(base), n = end, k = strlen(path), rest = strlen(base + end);
     while (n && base[n - 1] == '/')
         n--;
-    char *out = malloc(n + k + 1);
+    char *out = malloc(n + k + rest + 1);
     if (out) {
         memcpy(out, base, n);
-        memcpy(out + n, path, k + 1);
+        memcpy(out + n, path, k);
+        memcpy(out + n + k, base + end, rest + 1);
     }
     return out;
 }
@@ -197,10 +209,42 @@ static int http_url(const char *u)
     return strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
 }
 
-static int ends_with(const char *s, const char *suffix)
+/* Whether URL u's path (its query and fragment aside) ends in suffix. */
+static int ends_with(const char *u, const char *suffix)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
+    size_t n = path_end(u), k = strlen(suffix);
+    return n >= k && strncmp(u + n - k, suffix, k) == 0;
+}
+
+/* A URL for a message, in out: without its user:password@ and query (a
+ * mistyped one still carries them), its text escaped. */
+static const char *url_shown(const char *u, char *out, size_t n)
+{
+    char bare[512];
+    ms_otlp_url_for_people(u, bare, sizeof bare);
+    ms_buf b = {0};
+    ms_buf_add_text_max(&b, bare, strlen(bare), 200, 0);
+    snprintf(out, n, "%s", b.oom ? "?" : b.data);
+    ms_buf_free(&b);
+    return out;
+}
+
+/* What is wrong with u as curl reads it (no host, a port out of range),
+ * or NULL. */
+static const char *url_problem(const char *u)
+{
+    CURLU *h = curl_url();
+    if (!h)
+        return "out of memory";
+    char *host = NULL;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, u, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(h, CURLUPART_HOST, &host, 0);
+    const char *why = rc == CURLUE_NO_HOST || (rc == CURLUE_OK && (!host || !*host)) ? "no host"
+                      : rc != CURLUE_OK ? curl_url_strerror(rc) : NULL;
+    curl_free(host);
+    curl_url_cleanup(h);
+    return why;
 }
 
 static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, size_t errlen)
@@ -212,10 +256,13 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
         u = f->url;
         /* a full URL of this signal as given, else a base URL as the generic variable */
         for (int s = MS_OTLP_TRACES; s <= MS_OTLP_LOGS; s++)
-            if (s != (int)c->signal && ends_with(u, SIGNAL_PATH[s]))
+            if (s != (int)c->signal && ends_with(u, SIGNAL_PATH[s])) {
+                char shown[512];
                 return ms_errf(err, errlen, "the URL '%s' ends in %s, which takes %s only; give the base URL"
                                " (like http://127.0.0.1:4318) to send %s too, or send each signal to its own URL",
-                               u, SIGNAL_PATH[s], SIGNAL_PATH[s] + 4, SIGNAL_PATH[c->signal] + 4);
+                               url_shown(u, shown, sizeof shown), SIGNAL_PATH[s], SIGNAL_PATH[s] + 4,
+                               SIGNAL_PATH[c->signal] + 4);
+            }
         c->url = ends_with(u, path) ? strdup(u) : join_path(u, path);
     } else if ((u = env(signal_var(c, "ENDPOINT", var, sizeof var)))) {
         from = var;
@@ -229,10 +276,27 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
     }
     if (!c->url)
         return ms_errf(err, errlen, "out of memory");
-    if (!http_url(u) || strpbrk(u, " \t\r\n"))
+    if (!http_url(u) || strpbrk(u, " \t\r\n")) {
+        char shown[512];
         return ms_errf(err, errlen, "%s '%s' is not an http:// or https:// URL; give one like"
-                       " http://127.0.0.1:4318 (grpc endpoints are not supported)", from, u);
+                       " http://127.0.0.1:4318 (grpc endpoints are not supported)", from,
+                       url_shown(u, shown, sizeof shown));
+    }
+    /* caught here, before anything runs, rather than as failed requests */
+    const char *why = url_problem(u);
+    if (!why)
+        why = url_problem(c->url);
+    if (why) {
+        char shown[512];
+        return ms_errf(err, errlen, "%s '%s' is not a usable URL (%s); give one like http://127.0.0.1:4318",
+                       from, url_shown(u, shown, sizeof shown), why);
+    }
     return 0;
+}
+
+int ms_otlp_url_is_signal(const char *url, enum ms_otlp_signal signal)
+{
+    return ends_with(url, SIGNAL_PATH[signal]);
 }
 
 /* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,

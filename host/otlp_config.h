@@ -56,6 +56,10 @@ int ms_otlp_config_resolve_signal(ms_otlp_config *cfg, const ms_otlp_flags *f, e
 int ms_otlp_config_resolve(ms_otlp_config *cfg, const ms_otlp_flags *f, char *err, size_t errlen);
 void ms_otlp_config_free(ms_otlp_config *cfg);
 
+/* Whether url's path (its query aside) ends in the signal's /v1/<signal>:
+ * a full URL of that signal, not a base. */
+int ms_otlp_url_is_signal(const char *url, enum ms_otlp_signal signal);
+
 /* Whether OTEL_<SIGNAL>_EXPORTER names otlp (the live export sends
  * metrics and logs only when asked so). */
 int ms_otlp_signal_asked(enum ms_otlp_signal signal);

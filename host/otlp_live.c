@@ -68,6 +68,8 @@ static struct {
         ms_otlp_config cfg;
         ms_otlp_sender snd;
         int64_t items, requests;    /* data points / log records handed to the sender */
+        int64_t carried;            /* metrics: data points of failed requests that a later,
+                                       delivered one carries (its totals are cumulative) */
     } metrics, logs;
     long metric_interval_ms, logs_batch;
     ms_metrics *registry;       /* fed by observe (the writer), read by the exporter thread */
@@ -170,10 +172,19 @@ static int prepare_signal(struct signal *sg, enum ms_otlp_signal which, const ms
     sg->on = 0;
     if (!ms_otlp_signal_asked(which))
         return 0;
+    const char *upper = which == MS_OTLP_METRICS ? "METRICS" : "LOGS";
+    char var[48];
+    snprintf(var, sizeof var, "OTEL_EXPORTER_OTLP_%s_ENDPOINT", upper);
+    /* --export's full traces URL says nothing of this signal: its own
+     * endpoint variable, when set, says where it goes */
+    ms_otlp_flags own = *f;
+    if (own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) && env(var))
+        own.url = NULL;
     char why[768];
-    if (ms_otlp_config_resolve_signal(&sg->cfg, f, which, why, sizeof why))
-        return ms_errf(err, errlen, "OTEL_%s_EXPORTER=otlp: %s", which == MS_OTLP_METRICS ? "METRICS" : "LOGS",
-                       why);
+    if (ms_otlp_config_resolve_signal(&sg->cfg, &own, which, why, sizeof why))
+        return ms_errf(err, errlen, "OTEL_%s_EXPORTER=otlp: %s%s%s", upper, why,
+                       own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) ? " with " : "",
+                       own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) ? var : "");
     sg->on = 1;
     return 0;
 }
@@ -394,9 +405,13 @@ static void export_metrics(void)
     if (ms_otlp_metrics_encode(live.registry, &o, &body, &points)) {
         note_read_error("out of memory encoding the metrics");
     } else if (points) {
+        const ms_otlp_sender *s = &live.metrics.snd;
+        int64_t lost_before = s->failed + s->rejected;
         ms_otlp_sender_send(&live.metrics.snd, &body, points);
         live.metrics.items += points;
         live.metrics.requests++;
+        if (s->failed + s->rejected == lost_before) /* delivered whole: what failed before is in it */
+            live.metrics.carried = lost_before;
     }
     ms_buf_free(&body);
 }
@@ -512,39 +527,47 @@ int ms_otlp_live_start(ms_tracer *tr, const char *db_path, int64_t run_id, char 
 
 /* --- the end ------------------------------------------------------------------ */
 
+/* Appends s as one POSIX shell word: as it is when it needs no quotes,
+ * else in single quotes ('it'\''s'); escaped as every store text is. */
+static void add_shell_word(ms_buf *b, const char *s)
+{
+    if (!s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,@%")]) {
+        ms_buf_adds(b, s);
+        return;
+    }
+    ms_buf q = {0};
+    ms_buf_addc(&q, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            ms_buf_adds(&q, "'\\''");
+        else
+            ms_buf_addc(&q, *p);
+    }
+    ms_buf_addc(&q, '\'');
+    if (q.oom)
+        b->oom = 1;
+    else
+        ms_buf_add_texts(b, q.data, 0);
+    ms_buf_free(&q);
+}
+
 /* Appends the command that sends the run again, with its store and, when
  * it is one `export` takes as it is, the endpoint (else the same OTEL_*
- * variables give it); the path quoted for a POSIX shell when it needs it. */
+ * variables give it); each quoted for a POSIX shell when it needs it. */
 static void resend_command(ms_buf *b, const char *url, const char *signal)
 {
     ms_buf_adds(b, "`moonspan export otlp ");
     char path[16];
     snprintf(path, sizeof path, "/v1/%s", signal);
     size_t n = strlen(url), k = strlen(path);
-    if (n >= k && strcmp(url + n - k, path) == 0)
-        ms_buf_printf(b, "%s ", url);
+    if (n >= k && strcmp(url + n - k, path) == 0) {
+        add_shell_word(b, url);
+        ms_buf_addc(b, ' ');
+    }
     if (strcmp(signal, "traces") != 0)
         ms_buf_printf(b, "--signals %s ", signal);
     ms_buf_printf(b, "--run %lld --db ", (long long)live.run_id);
-    const char *db = live.db_path;
-    if (!db[strspn(db, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,@%")]) {
-        ms_buf_adds(b, db);
-    } else { /* 'it'\''s' */
-        ms_buf q = {0};
-        ms_buf_addc(&q, '\'');
-        for (const char *p = db; *p; p++) {
-            if (*p == '\'')
-                ms_buf_adds(&q, "'\\''");
-            else
-                ms_buf_addc(&q, *p);
-        }
-        ms_buf_addc(&q, '\'');
-        if (q.oom)
-            b->oom = 1;
-        else
-            ms_buf_add_texts(b, q.data, 0);
-        ms_buf_free(&q);
-    }
+    add_shell_word(b, live.db_path);
     ms_buf_addc(b, '`');
 }
 
@@ -601,13 +624,16 @@ static void signal_line(const struct signal *sg, const char *signal, const char 
     char url[512];
     ms_otlp_url_for_people(sg->cfg.url, url, sizeof url);
     const ms_otlp_sender *s = &sg->snd;
-    int64_t lost = s->failed + s->rejected;
+    int64_t lost = s->failed + s->rejected - sg->carried;
     ms_buf b = {0};
     ms_buf_printf(&b, "moonspan %s: exported %lld of %lld %s to %s (%s%s) in %lld request%s", live.verb,
                   (long long)s->sent, (long long)sg->items, what, url, sg->cfg.json ? "http/json" : "http/protobuf",
                   sg->cfg.gzip ? ", gzip" : "", (long long)sg->requests, sg->requests == 1 ? "" : "s");
     if (s->retries)
         ms_buf_printf(&b, ", %lld retr%s", (long long)s->retries, s->retries == 1 ? "y" : "ies");
+    if (sg->carried)
+        ms_buf_printf(&b, "; the %lld %s of failed requests are in a later request's cumulative totals",
+                      (long long)sg->carried, what);
     if (lost) {
         ms_buf_printf(&b, "; %lld not sent (", (long long)lost);
         if (s->rejected)

@@ -335,11 +335,14 @@ int ms_otlp_sender_send(void *ud, const ms_buf *body, int64_t n)
             partial_success(s, &rejected, &msg, &msg_len);
             if (rejected < 0 || rejected > n)
                 rejected = rejected < 0 ? 0 : n;
-            if (rejected || msg_len) {
+            /* quiet: a line per batch would bury the script's output; the
+             * exit line counts them all */
+            if ((rejected || msg_len) && !(s->quiet && s->partial_said)) {
                 snprintf(why, sizeof why, "the receiver accepted %lld of %lld %s and rejected %lld"
-                         " (partial success; not retried)", (long long)(n - rejected), (long long)n,
-                         noun(s, n), (long long)rejected);
+                         " (partial success; not retried%s)", (long long)(n - rejected), (long long)n,
+                         noun(s, n), (long long)rejected, s->quiet ? "; later ones are counted at exit" : "");
                 log_line(s, 0, why, msg, msg_len);
+                s->partial_said = 1;
             }
             s->sent += n - rejected;
             s->rejected += rejected;

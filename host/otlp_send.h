@@ -40,7 +40,9 @@ typedef struct ms_otlp_sender {
                                    no attempt starts after it, a wait ends at it and a
                                    request still running is cut there (within about a
                                    second); what is left counts as failed */
-    int quiet;                  /* failures are not logged, only kept in last_error */
+    int quiet;                  /* failures are not logged, only kept in last_error;
+                                   a partial success is logged the first time only */
+    int partial_said;           /* a partial success was logged */
     char last_error[256];       /* why the last batch failed ("" when none has) */
 } ms_otlp_sender;
 

@@ -4,7 +4,8 @@
  *   every span    moonspan.kind; openinference.span.kind CHAIN (LLM for
  *                 calls), so Phoenix lists it; kind INTERNAL
  *   an llm call   kind CLIENT and the GenAI v1.41.0 attributes: operation
- *                 "chat", provider, request model, usage (input counts the
+ *                 "chat", provider, response model (request model: the
+ *                 span's own, else the stored one), usage (input counts the
  *                 cache, as GenAI defines it; moonspan stores it apart),
  *                 cost and TTFT when known (absent when unknown, never 0),
  *                 plus what Phoenix (llm.*) and Langfuse
@@ -154,8 +155,12 @@ static void llm_attrs(ms_otlp_mapper *m, const ms_otlp_trace_row *t, const ms_sp
         attr_str(m, MS_ATTR_GENAI_PROVIDER, sp->provider.p, sp->provider.len);
         attr_str(m, MS_ATTR_OI_PROVIDER, sp->provider.p, sp->provider.len);
     }
+    /* the stored model is the one the provider answered with (the one
+     * asked for when it named none, or the call failed); the one asked
+     * for is the span's own gen_ai.request.model, after these */
     if (sp->model.len) {
-        attr_str(m, MS_ATTR_GENAI_REQUEST_MODEL, sp->model.p, sp->model.len);
+        if (!sp->has_error)
+            attr_str(m, MS_ATTR_GENAI_RESPONSE_MODEL, sp->model.p, sp->model.len);
         attr_str(m, MS_ATTR_OI_MODEL_NAME, sp->model.p, sp->model.len);
     }
     usage_attrs(m, sp->input, sp->output, sp->cache_read, sp->cache_write);
@@ -504,6 +509,11 @@ int ms_otlp_map_span(ms_otlp_mapper *m, const ms_otlp_trace_row *t, const ms_spa
         set_status(m, out, status, NULL, 0);
     }
     int rc = own_attrs(m, w, sp);
+    /* a call stored without the model it asked for (received over OTLP
+     * without one, an older store): the model it has */
+    if (rc == 0 && sp->has_llm && sp->model.len && !has_key(m, MS_ATTR_GENAI_REQUEST_MODEL,
+                                                             sizeof MS_ATTR_GENAI_REQUEST_MODEL - 1))
+        attr_str(m, MS_ATTR_GENAI_REQUEST_MODEL, sp->model.p, sp->model.len);
     if (rc == 0 && sp->nevents)
         rc = events(m, t, w, sp);
     if (rc == 0 && m->oom)

@@ -258,6 +258,49 @@ describe("--capture-content with --redact and --log-file", function()
   end)
 end)
 
+-- What the receiver's log (one decoded request a line) says of the content:
+-- the chat's captured input on its span (found) and on its log record
+-- (logged), the failing span's error.type, whether the errors metric
+-- counts the masked type, the paths asked, the last content type.
+local function otlp_content(body)
+  local s = {paths = {}}
+  local seen = {}
+  for line in body:gmatch("[^\n]+") do
+    local req = cjson.decode(line)
+    s.ctype = req.contentType
+    if not seen[req.path] then
+      seen[req.path] = true
+      s.paths[#s.paths + 1] = req.path
+    end
+    for _, rs in ipairs(req.body or {}) do
+      for _, ss in ipairs(rs.scopeSpans or {}) do
+        for _, sp in ipairs(ss.spans) do
+          local m = sp.attributes["gen_ai.input.messages"]
+          if sp.name == "chat mock" and m then s.found = s.found or cjson.decode(m) end
+          if sp.name == "typed" then s.typed = sp.attributes["error.type"] end
+        end
+      end
+      for _, sl in ipairs(rs.scopeLogs or {}) do
+        for _, rec in ipairs(sl.logRecords) do
+          local m = rec.attributes["gen_ai.input.messages"]
+          if rec.attributes["moonspan.span.name"] == "chat mock" and m then s.logged = s.logged or cjson.decode(m) end
+        end
+      end
+      for _, sm in ipairs(rs.scopeMetrics or {}) do
+        for _, metric in ipairs(sm.metrics) do
+          for _, p in ipairs(metric.points) do
+            if metric.name == "moonspan.errors" and p.attributes["error.type"] == "denied [REDACTED:api_key]" then
+              s.metric_typed = true
+            end
+          end
+        end
+      end
+    end
+  end
+  table.sort(s.paths)
+  return s
+end
+
 describe("moonspan export otlp of a captured store", function()
   for _, protocol in ipairs({"http/protobuf", "http/json"}) do
     it("sends the content as GenAI attributes, with no secret in the payload (" .. protocol .. ")", function()
@@ -271,32 +314,50 @@ describe("moonspan export otlp of a captured store", function()
                                    .. H.q(dir .. "/out") .. " 2>&1", "w"))
       assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start: " .. (H.read(dir .. "/out") or ""))
       local url = "http://127.0.0.1:" .. H.read(port_file):gsub("%s+", "")
-      local ex = H.moonspan({"export", "otlp", url, "--protocol", protocol}, {db = r.db})
+      local ex = H.moonspan({"export", "otlp", url, "--protocol", protocol, "--signals", "traces,metrics,logs"},
+                            {db = r.db})
       pipe:close()
       assert.are.equal(0, ex.code, ex.err)
       local body = H.read(log) or ""
       assert.are.same({}, leaks(body .. ex.out .. ex.err))
-      local found, typed, ctype
-      for line in body:gmatch("[^\n]+") do
-        local req = cjson.decode(line)
-        ctype = req.contentType
-        for _, rs in ipairs(req.body or {}) do
-          for _, ss in ipairs(rs.scopeSpans) do
-            for _, sp in ipairs(ss.spans) do
-              local m = sp.attributes["gen_ai.input.messages"]
-              if sp.name == "chat mock" and m then found = found or cjson.decode(m) end
-              if sp.name == "typed" then typed = sp.attributes["error.type"] end
-            end
-          end
-        end
-      end
-      assert.are.equal(protocol == "http/json" and "application/json" or "application/x-protobuf", ctype)
-      assert.is_truthy(found, body:sub(1, 400))
+      local s = otlp_content(body)
+      assert.are.equal(protocol == "http/json" and "application/json" or "application/x-protobuf", s.ctype)
+      assert.is_truthy(s.found, body:sub(1, 400))
       assert.are.equal(PROMPT_WORD .. " my key is [REDACTED:api_key] and Authorization: Bearer [REDACTED:bearer]",
-                       found[1].parts[1].content)
-      assert.are.equal("denied [REDACTED:api_key]", typed) -- a secret in an error's type
+                       s.found[1].parts[1].content)
+      assert.are.equal("denied [REDACTED:api_key]", s.typed) -- a secret in an error's type
+      assert.are.same(s.found, s.logged) -- the log record of the call carries the same redacted content
+      assert.is_true(s.metric_typed, "no errors metric with the masked type") -- and the metrics' error.type
     end)
   end
+end)
+
+describe("run --export otlp with metrics and logs, capturing content", function()
+  it("sends no secret in any signal's payload, while the run sends them", function()
+    local dir = H.tmpdir("capture-live")
+    local port_file, log = dir .. "/port", dir .. "/log"
+    local pipe = assert(io.popen("exec node " .. H.q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
+                                 .. H.q(port_file) .. " --log " .. H.q(log) .. " --answers 200 >"
+                                 .. H.q(dir .. "/out") .. " 2>&1", "w"))
+    assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start: " .. (H.read(dir .. "/out") or ""))
+    local url = "http://127.0.0.1:" .. H.read(port_file):gsub("%s+", "")
+    local env = {OTEL_METRICS_EXPORTER = "otlp", OTEL_LOGS_EXPORTER = "otlp"}
+    for k, v in pairs(ENV) do env[k] = v end
+    local r = H.run_script(SCRIPT, {dir = dir, env = env, quiet = false,
+                                    run_args = {"--capture-content", "--redact", "ACME-[0-9]{8}",
+                                                "--export", "otlp=" .. url}})
+    pipe:close()
+    assert.are.equal(1, r.code, r.err) -- the script's uncaught error
+    local body = H.read(log) or ""
+    assert.are.same({}, leaks(body .. r.out .. r.err))
+    local s = otlp_content(body)
+    assert.are.same({"/v1/logs", "/v1/metrics", "/v1/traces"}, s.paths)
+    assert.are.equal(PROMPT_WORD .. " my key is [REDACTED:api_key] and Authorization: Bearer [REDACTED:bearer]",
+                     s.found[1].parts[1].content)
+    assert.are.same(s.found, s.logged)
+    assert.are.equal("denied [REDACTED:api_key]", s.typed)
+    assert.is_true(s.metric_typed, "no errors metric with the masked type")
+  end)
 end)
 
 describe("moonspan serve --metrics of a captured store", function()

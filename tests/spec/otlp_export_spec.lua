@@ -122,8 +122,13 @@ local function check_against_store(db, got, n)
       assert.are.equal(3, s.kind) -- CLIENT
       assert.are.equal("chat", a["gen_ai.operation.name"])
       assert.are.equal(row.provider, a["gen_ai.provider.name"])
-      assert.are.equal(row.model, a["gen_ai.request.model"])
+      assert.are.equal(row.model, a["gen_ai.request.model"]) -- the model asked for is the one answering here
       assert.are.equal(row.model, a["llm.model_name"])
+      if row.status == "ok" then
+        assert.are.equal(row.model, a["gen_ai.response.model"])
+      else
+        assert.is_nil(a["gen_ai.response.model"])
+      end
       assert.are.equal("LLM", a["openinference.span.kind"])
       -- GenAI's input counts the cache; the store keeps it apart
       local input = row.input_tokens + row.cache_read_tokens + row.cache_write_tokens
@@ -265,6 +270,34 @@ describe("moonspan export otlp", function()
       assert.is_nil(step.attributes["session.id"])        -- the request's, on its root only
       assert.is_nil(step.attributes["langfuse.trace.tags"])
     end
+  end)
+
+  it("names the model asked for and the model that answered apart (request and response model)", function()
+    local fake = dofile(H.root .. "/tests/spec/fake_server.lua").start(H)
+    -- the fake OpenAI answers gpt-4o with gpt-4o-2024-08-06, as OpenAI does
+    local r = H.run_script('trace("t", function()'
+                           .. ' llm.call{model = "gpt-4o", messages = {{role = "user", content = "hi"}}}'
+                           .. ' pcall(llm.call, {model = "mock-large", retries = 0, messages = {{role = "user",'
+                           .. ' content = "hi"}}, mock = {fail = {status = 400}}}) end)', {env = fake.env()})
+    fake.stop()
+    assert.are.equal(0, r.code, r.err)
+    local rx = receiver("200")
+    local e = export(r.db, {rx.url})
+    rx.stop()
+    assert.are.equal(0, e.code, e.err)
+    local got = rx.spans()
+    local answered, failed
+    for _, sp in pairs(got) do
+      if sp.name == "chat gpt-4o" then answered = sp.attributes elseif sp.name == "chat mock-large" then
+        failed = sp.attributes
+      end
+    end
+    assert.are.equal("gpt-4o", answered["gen_ai.request.model"])
+    assert.are.equal("gpt-4o-2024-08-06", answered["gen_ai.response.model"])
+    assert.are.equal("gpt-4o-2024-08-06", answered["llm.model_name"])
+    assert.are.equal("mock-large", failed["gen_ai.request.model"])
+    assert.is_nil(failed["gen_ai.response.model"]) -- nothing answered
+    assert.is_nil(answered.__duplicate)
   end)
 
   it("cuts batches at --batch spans and sends every span once", function()

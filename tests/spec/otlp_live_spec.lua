@@ -144,6 +144,30 @@ describe("run --export otlp", function()
     assert.are.equal(4, O.same_as_store(r.db, got, n))
   end)
 
+  it("names a command that works as pasted into a shell, whatever the store's path and the URL hold", function()
+    local gone = O.receiver("200")
+    local port = gone.port
+    gone.stop()
+    local dir = H.tmpdir("paste") .. "/it's a $HOME (x)"
+    assert(os.execute("mkdir -p " .. H.q(dir)))
+    local db = dir .. "/s.db"
+    local url = "http://127.0.0.1:" .. port .. "/a(b)&c"
+    local r = H.run_script('trace("t", function() span("s", function() end) end)',
+                           {db = db, run_args = {"--export", "otlp=" .. url}, env = {OTEL_BSP_EXPORT_TIMEOUT = "300"}})
+    assert.are.equal(0, r.code, r.err)
+    local cmd = r.err:match("`(moonspan export otlp [^`]+)` sends them again")
+    assert.is_not_nil(cmd, r.err)
+    assert.are.equal("moonspan export otlp '" .. url .. "/v1/traces' --run 1 --db '" .. dir:gsub("'", "'\\''")
+                     .. "/s.db'", cmd)
+    local rx = O.receiver("200", port)
+    local e = H.sh(H.q(H.bin) .. cmd:sub(#"moonspan" + 1))
+    rx.stop()
+    assert.are.equal(0, e.code, e.err)
+    local got, n = rx.spans()
+    assert.are.equal(2, O.same_as_store(db, got, n))
+    assert.are.equal("/a(b)&c/v1/traces", rx.requests()[1].path)
+  end)
+
   it("says the first failure once while the script runs, and counts the rest at exit", function()
     local rx = O.receiver("400")
     -- three traces a few wakes apart: three requests fail (400 is not retried)
@@ -159,6 +183,23 @@ describe("run --export otlp", function()
     assert.matches("exported 0 of 6 spans (3 traces)", r.err, 1, true)
     assert.matches("6 not sent (last error: 2 spans not sent after 1 attempt: HTTP 400", r.err, 1, true)
     assert.are.equal(2, select(2, r.err:gsub("\n", "")), r.err) -- the notice and the exit line
+  end)
+
+  it("says the first partial success once while the script runs, and counts every rejected span at exit", function()
+    local rx = O.receiver("partial:1")
+    -- three traces a few wakes apart: three requests, each with one span rejected
+    local r = H.run_script('for i = 1, 3 do trace("t", function() span("s", function() end) end)'
+                           .. ' moonspan.sleep_ms(400) end', {run_args = {"--export", "otlp=" .. rx.url}, env = FAST})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(3, #rx.requests())
+    local _, said = r.err:gsub("partial success; not retried", "")
+    assert.are.equal(1, said, r.err)
+    assert.matches("moonspan run: the receiver accepted 1 of 2 spans and rejected 1 (partial success; not retried;"
+                   .. " later ones are counted at exit): 1 spans too old\n", r.err, 1, true)
+    assert.matches("exported 3 of 6 spans (3 traces) to " .. rx.url .. "/v1/traces (http/protobuf, gzip) in 3 requests;"
+                   .. " 3 not sent (3 rejected by the receiver)", r.err, 1, true)
+    assert.are.equal(2, select(2, r.err:gsub("\n", "")), r.err) -- that line and the exit line
   end)
 
   it("retries a 503 after its Retry-After, and counts the retry", function()
@@ -246,6 +287,13 @@ describe("run --export otlp", function()
       {{"--export", "zipkin"}, {}, "--export 'zipkin' is not an exporter; the exporter is otlp: --export otlp or --export otlp=URL"},
       {{"--export", "otlp="}, {}, "--export otlp= has no URL"},
       {{"--export", "otlp=ftp://127.0.0.1:4318"}, {}, "--export: "},
+      -- found before the script runs, not as requests that fail at its end
+      {{"--export", "otlp=http://127.0.0.1:99999"}, {}, "--export: the URL 'http://127.0.0.1:99999' is not a usable"
+       .. " URL (Port number was not a decimal number between 0 and 65535); give one like http://127.0.0.1:4318"},
+      {{"--export", "otlp"}, {OTEL_EXPORTER_OTLP_ENDPOINT = "http://"},
+       "OTEL_EXPORTER_OTLP_ENDPOINT 'http://' is not a usable URL (no host)"},
+      {{"--export", "otlp"}, {OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "http://:4318/v1/traces"},
+       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT 'http://:4318/v1/traces' is not a usable URL (no host)"},
       {{"--export", "otlp"}, {OTEL_BSP_SCHEDULE_DELAY = "soon"},
        "OTEL_BSP_SCHEDULE_DELAY='soon' is not a whole number from 1 to 3600000; fix it or unset it"},
       {{"--export", "otlp"}, {OTEL_BSP_EXPORT_TIMEOUT = "0"}, "OTEL_BSP_EXPORT_TIMEOUT='0'"},
@@ -260,6 +308,32 @@ describe("run --export otlp", function()
       local r = H.moonspan(args, {db = dir .. "/x.db", env = c[2]})
       H.usage_error(r, c[3])
       assert.is_false(H.exists(marker), "the script ran")
+    end
+  end)
+
+  it("names a refused URL without its user:password@ or query (credentials go there)", function()
+    local cases = {
+      {"run", {"--export", "otlp"}, {OTEL_EXPORTER_OTLP_ENDPOINT = "htp://pk:hunter2@127.0.0.1:4318/otel?key=s3cr3t"},
+       "OTEL_EXPORTER_OTLP_ENDPOINT 'htp://127.0.0.1:4318/otel' is not an http:// or https:// URL"},
+      {"run", {"--export", "otlp=ftp://pk:hunter2@127.0.0.1:4318?key=s3cr3t"}, {},
+       "the URL 'ftp://127.0.0.1:4318' is not an http:// or https:// URL"},
+      {"export", {"otlp", "http://pk:hunter2@127.0.0.1:4318/v1/traces", "--signals", "metrics"}, {},
+       "the URL 'http://127.0.0.1:4318/v1/traces' ends in /v1/traces, which takes traces only"},
+    }
+    for _, c in ipairs(cases) do
+      local dir = H.tmpdir("secret-url")
+      local args = {c[1]}
+      for _, a in ipairs(c[2]) do args[#args + 1] = a end
+      local script = H.write(dir .. "/s.lua", "")
+      if c[1] == "run" then
+        args[#args + 1] = script
+      else -- a store to export from
+        assert.are.equal(0, H.moonspan({"run", script}, {db = dir .. "/x.db"}).code)
+      end
+      local r = H.moonspan(args, {db = dir .. "/x.db", env = c[3]})
+      H.usage_error(r, c[4])
+      assert.is_nil(r.err:find("hunter2", 1, true), r.err)
+      assert.is_nil(r.err:find("s3cr3t", 1, true), r.err)
     end
   end)
 end)

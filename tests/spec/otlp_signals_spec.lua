@@ -402,6 +402,30 @@ describe("export otlp per-signal configuration", function()
     assert.are.equal(3, select(2, r.out:gsub("\n", "")), "a line per signal")
   end)
 
+  it("appends a signal's path to a base URL's path, its query kept after it; a full URL with a query as it is",
+     function()
+    local db = store()
+    local rx = receiver()
+    local r = export(db, {rx.url .. "/base/?tenant=a%20b", "--signals", "traces,metrics,logs"})
+    assert.are.equal(0, r.code, r.err)
+    r = export(db, {rx.url .. "/mine/v1/traces?tenant=c"})
+    assert.are.equal(0, r.code, r.err)
+    r = export(db, {"--signals", "logs"}, {OTEL_EXPORTER_OTLP_ENDPOINT = rx.url .. "?tenant=d"})
+    assert.are.equal(0, r.code, r.err)
+    -- a full URL of one signal is known by its path, whatever its query
+    r = export(db, {rx.url .. "/v1/traces?tenant=e", "--signals", "metrics"})
+    H.usage_error(r, "ends in /v1/traces, which takes traces only")
+    rx.stop()
+    local paths = {}
+    for _, req in ipairs(rx.requests()) do
+      assert.are.equal(200, req.status, req.path)
+      paths[#paths + 1] = req.path
+    end
+    table.sort(paths)
+    assert.are.same({"/base/v1/logs?tenant=a%20b", "/base/v1/metrics?tenant=a%20b", "/base/v1/traces?tenant=a%20b",
+                     "/mine/v1/traces?tenant=c", "/v1/logs?tenant=d"}, paths)
+  end)
+
   it("takes OTEL_EXPORTER_OTLP_{METRICS,LOGS}_ENDPOINT verbatim and the per-signal protocol", function()
     local db = store()
     local rx = receiver()
@@ -532,6 +556,54 @@ describe("run --export otlp with OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER = 
     assert.matches("; 8 not sent (last error: ", r.err, 1, true)
     assert.matches("`moonspan export otlp http://127.0.0.1:1/v1/logs --signals logs --run " .. run .. " --db ",
                    r.err, 1, true)
+  end)
+
+  it("sends metrics and logs to their own endpoint variables when --export gives the full traces URL", function()
+    local rx = receiver()
+    local script = 'trace("t", function() span("s", function() end) end)'
+    local r = H.run_script(script, {run_args = {"--export", "otlp=" .. rx.url .. "/v1/traces"}, env = {
+      OTEL_METRICS_EXPORTER = "otlp", OTEL_LOGS_EXPORTER = "otlp",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = rx.url .. "/m/v1/metrics",
+      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = rx.url .. "/l/v1/logs"}})
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(1, #rx.to("/m/v1/metrics"))
+    assert.are.equal(1, #rx.to("/l/v1/logs"))
+    assert.are.equal(3, #rx.requests())
+    assert.matches("2 of 2 log records to " .. rx.url .. "/l/v1/logs", r.err, 1, true)
+    -- without its variable, a signal has nowhere to go: refused before the script runs
+    r = H.run_script("print('ran')", {run_args = {"--export", "otlp=" .. rx.url .. "/v1/traces"},
+                                      env = {OTEL_LOGS_EXPORTER = "otlp"}})
+    rx.stop()
+    H.usage_error(r, "OTEL_LOGS_EXPORTER=otlp: the URL '" .. rx.url .. "/v1/traces' ends in /v1/traces, which takes"
+                  .. " traces only; give the base URL (like http://127.0.0.1:4318) to send logs too, or send each"
+                  .. " signal to its own URL with OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+  end)
+
+  it("counts a failed metrics request as carried, not lost, once a later one delivered the cumulative totals", function()
+    local traces, metrics = receiver("200"), receiver("400,200")
+    local r = H.run_script('moonspan.sleep_ms(150) trace("a", function() span("s", function() end) end)'
+                           .. ' moonspan.sleep_ms(400) trace("b", function() end)', {run_args = {"--export", "otlp"},
+                           env = {OTEL_METRICS_EXPORTER = "otlp", OTEL_METRIC_EXPORT_INTERVAL = "100",
+                                  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = traces.url .. "/v1/traces",
+                                  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = metrics.url .. "/v1/metrics"}})
+    traces.stop()
+    metrics.stop()
+    assert.are.equal(0, r.code, r.err)
+    local reqs = metrics.requests()
+    assert.is_true(#reqs >= 2, #reqs .. " metrics requests")
+    assert.are.equal(400, reqs[1].status)
+    local first, total = 0, 0
+    for i, req in ipairs(reqs) do
+      local n = 0
+      for _, m in ipairs(req.body[1].scopeMetrics[1].metrics) do n = n + #m.points end
+      if i == 1 then first = n end
+      total = total + n
+    end
+    assert.matches(string.format("moonspan run: exported %d of %d data points to %s/v1/metrics (http/protobuf, gzip)"
+                                 .. " in %d requests; the %d data points of failed requests are in a later request's"
+                                 .. " cumulative totals\n", total - first, total, metrics.url, #reqs, first),
+                   r.err, 1, true)
+    assert.is_nil(r.err:find("--signals metrics", 1, true), r.err) -- nothing to send again
   end)
 
   it("refuses a bad per-signal value before the script runs", function()
