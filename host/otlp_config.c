@@ -299,9 +299,7 @@ int ms_otlp_url_is_signal(const char *url, enum ms_otlp_signal signal)
     return ends_with(url, SIGNAL_PATH[signal]);
 }
 
-/* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,
- * none, others (case-insensitive, blanks around names ignored). */
-static void exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other)
+void ms_otlp_exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other)
 {
     char var[48];
     snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[signal]);
@@ -330,7 +328,7 @@ static void exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int
 static void resolve_exporter(ms_otlp_config *c)
 {
     int otlp, none, other;
-    exporter_names(c->signal, &otlp, &none, &other);
+    ms_otlp_exporter_names(c->signal, &otlp, &none, &other);
     c->off = none && !otlp;
     c->other_exporters = other;
 }
@@ -338,7 +336,7 @@ static void resolve_exporter(ms_otlp_config *c)
 int ms_otlp_signal_asked(enum ms_otlp_signal signal)
 {
     int otlp, none, other;
-    exporter_names(signal, &otlp, &none, &other);
+    ms_otlp_exporter_names(signal, &otlp, &none, &other);
     return otlp;
 }
 

@@ -64,6 +64,11 @@ int ms_otlp_url_is_signal(const char *url, enum ms_otlp_signal signal);
  * metrics and logs only when asked so). */
 int ms_otlp_signal_asked(enum ms_otlp_signal signal);
 
+/* What OTEL_<SIGNAL>_EXPORTER, a comma-separated list, names: otlp,
+ * none, others (case-insensitive, blanks around names ignored); all 0
+ * when the variable is unset or empty. */
+void ms_otlp_exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other);
+
 /* The URL for messages: its user:password@ and its query left out. */
 void ms_otlp_url_for_people(const char *url, char *out, size_t n);
 

@@ -137,22 +137,8 @@ static int traces_exporter(const char *verb)
     const char *v = env("OTEL_TRACES_EXPORTER");
     if (!v)
         return EXPORTER_UNSET;
-    int otlp = 0, none = 0, other = 0;
-    for (const char *p = v; *p;) {
-        size_t n = strcspn(p, ",");
-        const char *a = p, *b = p + n;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
-        if ((size_t)(b - a) == 4 && strncasecmp(a, "otlp", 4) == 0)
-            otlp = 1;
-        else if ((size_t)(b - a) == 4 && strncasecmp(a, "none", 4) == 0)
-            none = 1;
-        else if (b > a)
-            other = 1;
-        p += n + (p[n] == ',');
-    }
+    int otlp, none, other;
+    ms_otlp_exporter_names(MS_OTLP_TRACES, &otlp, &none, &other);
     if (other && !none) {
         ms_buf b = {0};
         ms_buf_add_text_max(&b, v, strlen(v), 80, 0);
