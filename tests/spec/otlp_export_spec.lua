@@ -7,43 +7,10 @@ local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "hel
 local cjson = require "cjson"
 local q = H.q
 
--- Starts the receiver with its answers (see receiver.js); it exits when
--- this spec's pipe to it closes.
-local function receiver(answers, extra)
-  local dir = H.tmpdir("otlp")
-  local port_file, log = dir .. "/port", dir .. "/log"
-  local pipe = assert(io.popen("exec node " .. q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
-                               .. q(port_file) .. " --log " .. q(log) .. " --answers " .. q(answers or "200")
-                               .. " " .. (extra or "") .. " >" .. q(dir .. "/out") .. " 2>&1", "w"))
-  assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start (is node on PATH? `make deps`):\n"
-         .. (H.read(dir .. "/out") or ""))
-  local rx = {port = tonumber(H.read(port_file))}
-  rx.url = "http://127.0.0.1:" .. rx.port
-  function rx.requests()
-    local list = {}
-    for line in (H.read(log) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
-    return list
-  end
-  -- every span of every request answered 200, by span id (each must come once)
-  function rx.spans()
-    local by_id, n, resources = {}, 0, {}
-    for _, r in ipairs(rx.requests()) do
-      for _, rs in ipairs(r.status == 200 and r.body or {}) do
-        resources[#resources + 1] = rs.resource
-        for _, ss in ipairs(rs.scopeSpans) do
-          for _, s in ipairs(ss.spans) do
-            assert(not by_id[s.spanId], "span " .. s.spanId .. " sent twice")
-            by_id[s.spanId] = s
-            n = n + 1
-          end
-        end
-      end
-    end
-    return by_id, n, resources
-  end
-  function rx.stop() pipe:close() end
-  return rx
-end
+local O = dofile(H.root .. "/tests/spec/otlp_helpers.lua")
+
+-- The loopback receiver (otlp_helpers.lua), with receiver.js's options.
+local function receiver(answers, extra) return O.receiver(answers, nil, extra) end
 
 -- A whole number read back from JSON (cjson gives floats) as its digits.
 local function int(v) return string.format("%d", v) end

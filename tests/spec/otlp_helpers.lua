@@ -2,35 +2,45 @@
 -- which decodes protobuf with the official OTLP schema and JSON with
 -- JSON.parse) and the store's spans to compare what it got with.
 local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers.lua")
-local cjson = require "cjson"
 local q = H.q
 
 local O = {}
 
 -- Starts the receiver with its answers (see receiver.js: 200, 503:S,
--- hang, ...) on a free port or on `port`; it exits when this spec's pipe
--- to it closes (rx.stop()).
-function O.receiver(answers, port)
+-- hang, ...) on a free port or on `port`, with `extra` options (e.g.
+-- "--phoenix"); it exits when this spec's pipe to it closes (rx.stop()).
+function O.receiver(answers, port, extra)
   local dir = H.tmpdir("otlp")
   local port_file, log = dir .. "/port", dir .. "/log"
   local pipe = assert(io.popen("exec node " .. q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
                                .. q(port_file) .. " --log " .. q(log) .. " --answers " .. q(answers or "200")
-                               .. (port and (" --port " .. port) or "") .. " >" .. q(dir .. "/out") .. " 2>&1", "w"))
+                               .. (port and (" --port " .. port) or "") .. " " .. (extra or "")
+                               .. " >" .. q(dir .. "/out") .. " 2>&1", "w"))
   assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start (is node on PATH? `make deps`):\n"
          .. (H.read(dir .. "/out") or ""))
   local rx = {port = tonumber(H.read(port_file)), log = log}
   rx.url = "http://127.0.0.1:" .. rx.port
   function rx.requests()
     local list = {}
-    for line in (H.read(log) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
+    for line in (H.read(log) or ""):gmatch("[^\n]+") do list[#list + 1] = H.json(line) end
     return list
   end
-  -- every span of every request answered 200, by span id (each must come once)
+  -- the requests to a path ending in `suffix` ("/v1/metrics")
+  function rx.to(suffix)
+    local list = {}
+    for _, r in ipairs(rx.requests()) do
+      if r.path:sub(-#suffix) == suffix then list[#list + 1] = r end
+    end
+    return list
+  end
+  -- every span of every request answered 200, by span id (each must come
+  -- once), their count, and the resources they came with
   function rx.spans()
-    local by_id, n = {}, 0
+    local by_id, n, resources = {}, 0, {}
     for _, r in ipairs(rx.requests()) do
       for _, rs in ipairs(r.status == 200 and r.body or {}) do
-        for _, ss in ipairs(rs.scopeSpans) do
+        resources[#resources + 1] = rs.resource
+        for _, ss in ipairs(rs.scopeSpans or {}) do
           for _, s in ipairs(ss.spans) do
             assert(not by_id[s.spanId], "span " .. s.spanId .. " sent twice")
             by_id[s.spanId] = s
@@ -39,7 +49,7 @@ function O.receiver(answers, port)
         end
       end
     end
-    return by_id, n
+    return by_id, n, resources
   end
   function rx.stop() pipe:close() end
   return rx

@@ -8,32 +8,8 @@ local H = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "hel
 local cjson = require "cjson"
 local q = H.q
 
-local function receiver(answers)
-  local dir = H.tmpdir("otlp-signals")
-  local port_file, log = dir .. "/port", dir .. "/log"
-  local pipe = assert(io.popen("exec node " .. q(H.root .. "/tests/otel/receiver.js") .. " --port-file "
-                               .. q(port_file) .. " --log " .. q(log) .. " --answers " .. q(answers or "200")
-                               .. " >" .. q(dir .. "/out") .. " 2>&1", "w"))
-  assert(H.wait_file(port_file, 15), "the OTLP test receiver did not start (is node on PATH? `make deps`):\n"
-         .. (H.read(dir .. "/out") or ""))
-  local rx = {port = tonumber(H.read(port_file))}
-  rx.url = "http://127.0.0.1:" .. rx.port
-  function rx.requests()
-    local list = {}
-    for line in (H.read(log) or ""):gmatch("[^\n]+") do list[#list + 1] = H.json(line) end
-    return list
-  end
-  -- the requests to a path ending in `suffix`
-  function rx.to(suffix)
-    local list = {}
-    for _, r in ipairs(rx.requests()) do
-      if r.path:sub(-#suffix) == suffix then list[#list + 1] = r end
-    end
-    return list
-  end
-  function rx.stop() pipe:close() end
-  return rx
-end
+local O = dofile(H.root .. "/tests/spec/otlp_helpers.lua")
+local receiver = O.receiver
 
 local function export(db, args, env)
   local a = {"export", "otlp"}
