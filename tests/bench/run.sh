@@ -18,6 +18,8 @@
 #  9. Prometheus metrics: a scrape of a stored store, and live --metrics-addr
 # 10. moonspan ui: /api/traces, its total and one page, on 1,000,000 traces
 # 11. moonspan ui: the trace page drawing a 20,001-span trace in Chromium
+# 12. live OTLP export: the script's loop without and with --export, sent
+#     to `moonspan serve --otlp` (a receiver in C, so the sender is measured)
 BUILD=${BUILD:-build}
 BIN=$BUILD/moonspan
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moonspan-bench.XXXXXX")
@@ -190,3 +192,33 @@ rm -f "$tmp/ui.db"*
 echo
 echo "11. moonspan ui: the trace page (headless Chromium; tests/ui/node_modules from make deps)"
 MOONSPAN_BIN="$(pwd)/$BIN" MOONSPAN_TEST_TMP="$tmp" node tests/ui/bench_waterfall.mjs || exit 1
+
+echo
+echo "12. live OTLP export (run --export) to moonspan serve --otlp on loopback"
+rm -f "$tmp/rx.db"*
+"$BIN" --db "$tmp/rx.db" serve --otlp 127.0.0.1:0 >"$tmp/rx.out" 2>&1 &
+rx_pid=$!
+for _ in $(seq 100); do grep -q 'OTLP/HTTP on ' "$tmp/rx.out" && break; sleep 0.1; done
+rx_url=$(sed -n 's|.*OTLP/HTTP on \(http://[^/]*\)/v1/traces.*|\1|p' "$tmp/rx.out")
+[ -n "$rx_url" ] || { kill "$rx_pid"; echo "serve --otlp did not start: $(cat "$tmp/rx.out")"; exit 1; }
+without=
+with=
+wall=
+for run in 1 2 3 4 5; do # interleaved, as in 7
+    rm -f "$tmp/live.db"*
+    d=$("$BIN" --db "$tmp/live.db" run --quiet tests/bench/live_metrics.lua 2>&1 | sed -n 's/^loop \([0-9]*\) ms$/\1/p')
+    [ -z "$without" ] || [ "$d" -lt "$without" ] && without=$d
+    rm -f "$tmp/live.db"*
+    t0=$(now_ms)
+    "$BIN" --db "$tmp/live.db" run --quiet --export "otlp=$rx_url" tests/bench/live_metrics.lua >"$tmp/live.out" 2>&1
+    t1=$(now_ms)
+    d=$(sed -n 's/^loop \([0-9]*\) ms$/\1/p' "$tmp/live.out")
+    [ -z "$with" ] || [ "$d" -lt "$with" ] && with=$d
+    [ -z "$wall" ] || [ $((t1 - t0)) -lt "$wall" ] && wall=$((t1 - t0))
+done
+kill "$rx_pid"
+wait "$rx_pid" 2>/dev/null
+echo "  1,000,000 spans in the script's loop, best of 5: $without ms without, $with ms with --export"
+echo "  the run with --export, start to exit (every span sent and stored by the receiver): $wall ms (best of 5)"
+echo "  $(grep 'exported' "$tmp/live.out" | tail -1)"
+rm -f "$tmp/live.db"* "$tmp/rx.db"*
