@@ -86,11 +86,21 @@ describe("moonspan ui", function()
     assert.are.equal(404, r.status)
     assert.truthy(H.json(r.body).error:find("README", 1, true))
     assert.are.equal(404, http("GET", base .. "/ui/missing.js").status)
-    for _, m in ipairs({"POST", "PUT", "DELETE", "PATCH"}) do
-      r = http(m, base .. "/api/traces")
-      assert.are.equal(405, r.status, m)
-      assert.truthy(r.headers["content-security-policy"], m)
+    for _, m in ipairs({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) do
+      for _, path in ipairs({"/api/traces", "/", "/ui/app.js"}) do
+        r = http(m, base .. path)
+        assert.are.equal(405, r.status, m)
+        assert.truthy(r.headers["content-security-policy"], m)
+        -- the documented {"error"} a script can read, and what is allowed
+        assert.are.equal("application/json", r.headers["content-type"], m .. " " .. path)
+        assert.are.equal("GET", r.headers["allow"], m .. " " .. path)
+        assert.truthy(H.json(r.body).error:find("every page and endpoint is GET", 1, true), m .. " " .. path)
+      end
     end
+    -- HEAD has no body to wait for: curl -I, not -X HEAD
+    local head = H.sh("curl -sS -I --max-time 10 " .. q(base .. "/api/meta"))
+    assert.truthy(head.out:match("^HTTP/%S+ 405"), head.out)
+    assert.truthy(head.out:find("\nAllow: GET", 1, true), head.out)
     local bad = {
       {"sort=size", "use sort=start"}, {"limit=0", "limit '0' is not a whole number from 1 to 1000"},
       {"offset=-1", "offset '-1'"}, {"since=yesterday", "since 'yesterday' is not a duration"},
