@@ -87,15 +87,18 @@
 
     el.appendChild(ms.el('h2', null, 'Latency'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Requests: p50 / p95 / p99 per ${by}`, test: 'chart-latency', yFormat: ms_,
       series: ['p50', 'p95', 'p99'].map((q) => ({ name: q, points: s.map((b) => ({ x: t(b), y: b[q + '_ms'], label: b.start })) })),
     }));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `p95 per request name, per ${by}`, test: 'chart-latency-names', yFormat: ms_, series: perName(s, 'p95_ms'),
     }));
     // the heaviest steps of the window, followed bucket by bucket
     const top = r.steps.slice(0, 6).map((st) => (st.path ? st.path.join('/') : st.name));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Steps: p95 per ${by} (the ${top.length} heaviest)`, test: 'chart-steps', yFormat: ms_,
       series: top.map((label) => ({
         name: label,
@@ -123,10 +126,12 @@
 
     el.appendChild(ms.el('h2', null, 'Tokens and cost'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Tokens per request, per ${by}, by request name`, test: 'chart-tokens', yFormat: (v) => ms.fmt.tokens(Math.round(v)),
       series: perName(s, (n) => (n.requests ? (n.input_tokens + n.output_tokens) / n.requests : null)),
     }));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Cost per request, per ${by}, by request name`, test: 'chart-cost', yFormat: ms.fmt.usd,
       series: perName(s, 'avg_usd_per_request'),
     }));
@@ -138,6 +143,7 @@
 
     el.appendChild(ms.el('h2', null, 'Errors and retries'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Error rate per ${by}`, test: 'chart-errors', yFormat: pct,
       series: [{ name: 'all requests', points: s.map((b) => ({ x: t(b), y: b.error_rate, label: b.start })) }]
         .concat(perName(s, 'error_rate').length > 1 ? perName(s, 'error_rate') : []),
@@ -148,6 +154,7 @@
         ms.el('td', null, e.type), ms.el('td', { class: 'name' }, e.message), ms.el('td', { class: 'num' }, String(e.count))))
         : ms.el('tr', null, ms.el('td', { colspan: 3, class: 'note' }, 'No errors.')))));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Retry success rate per ${by} (calls that retried and then succeeded)`, test: 'chart-retries', yFormat: pct,
       series: [{ name: 'retry success', points: s.map((b) => ({ x: t(b), y: b.retry_success_rate, label: b.start })) }],
     }));

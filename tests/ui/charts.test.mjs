@@ -125,6 +125,27 @@ test('checklist: each point of the p95-over-time chart is report --json over tha
   assert.deepEqual(page.problems, []);
 });
 
+test('checklist: axes read as a person reads them: 0 without a unit, the time axis at the buckets\' own starts', async () => {
+  for (const bucket of ['day', 'hour']) {
+    const page = await open(`#/report?bucket=${bucket}`, 'report-loaded');
+    const series = JSON.parse(cli(['report', '--json']).stdout); // the store's span: all in one bucket or a few
+    assert.ok(series.requests.count > 0);
+    const starts = await page.$$eval('[data-test="chart-latency"] circle[data-series="p95"]', (cs) => cs.map((c) => c.getAttribute('data-x')));
+    const want = starts.map((x) => (bucket === 'day' ? x.slice(5, 10) : x.slice(5, 10) + ' ' + x.slice(11, 16)));
+    for (const fig of ['chart-latency', 'chart-steps', 'chart-tokens', 'chart-errors']) {
+      const yLabels = await page.$$eval(`[data-test="${fig}"] text.axis:not([data-test="x-tick"])`, (ts) => ts.map((t) => t.textContent));
+      assert.equal(yLabels[0], '0', `${fig}: the axis starts at 0, not "0 ns": ${yLabels}`);
+      const xLabels = await page.$$eval(`[data-test="${fig}"] [data-test="x-tick"]`, (ts) => ts.map((t) => t.textContent));
+      assert.ok(xLabels.length >= 1, fig);
+      // every label is a bucket the chart has a point at (a day bucket is a date, no hour in it)
+      for (const l of xLabels) assert.ok(want.includes(l), `${fig} (${bucket}): '${l}' is not one of the buckets ${want}`);
+      assert.equal(new Set(xLabels).size, xLabels.length, `${fig}: no label twice`);
+    }
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  }
+});
+
 test('checklist: store text is shown as text, nothing of it runs', async () => {
   const page = await open('#/report?evals=include', 'report-loaded');
   const bodyText = await page.$eval('[data-test="report-body"]', (e) => e.textContent);
@@ -156,6 +177,11 @@ test('evals: pass rate per suite over time, each run as runs --json has it', asy
   const pts = await page.$$eval('[data-test="chart-pass-rate"] circle', (cs) => cs.map((c) => [c.getAttribute('data-series'), Number(c.getAttribute('data-y'))]));
   assert.deepEqual(pts.map((p) => p[0]), ['regress-demo', 'regress-demo']);
   assert.deepEqual(pts.map((p) => p[1]), [1, 0.75]);
+  // a pass rate is read against 100%, and runs seconds apart do not repeat one time label
+  const axis = await page.$$eval('[data-test="chart-pass-rate"] text.axis:not([data-test="x-tick"])', (ts) => ts.map((t) => t.textContent));
+  assert.equal(axis[axis.length - 1], '100.0%');
+  const xs = await page.$$eval('[data-test="chart-pass-rate"] [data-test="x-tick"]', (ts) => ts.map((t) => t.textContent));
+  assert.equal(new Set(xs).size, xs.length, `time labels repeat: ${xs}`);
   await screenshot(page, 'charts-evals');
   // a point opens its run
   await Promise.all([page.waitForSelector('[data-test="eval-loaded"]'), page.click('[data-test="chart-pass-rate"] circle:last-of-type')]);
