@@ -20,7 +20,7 @@
   function sideOptions(runs) {
     const opts = [ms.el('option', { value: '' }, '— pick a run —')];
     runs.forEach((r) => {
-      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${r.traces} traces`));
+      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${r.traces} trace${r.traces === 1 ? '' : 's'}`));
       (r.eval_runs || []).forEach((e) => opts.push(ms.el('option', { value: 'eval:' + e.id },
         `  eval run ${e.id} · ${e.suite} · ${e.cases === null ? 'running' : e.passed + '/' + e.cases + ' passed'}`)));
     });
