@@ -13,8 +13,10 @@
   const t = (b) => Date.parse(b.start);
 
   function filterForm(params) {
+    // tags as on the traces page: comma-separated, every one must be there
+    const shown = (name) => (name === 'tag' ? params.getAll('tag').join(', ') : params.get(name) || '');
     const field = (name, label, attrs) => ms.el('label', null, label,
-      ms.el('input', Object.assign({ name, value: params.get(name) || '', 'data-test': 'filter-' + name }, attrs || {})));
+      ms.el('input', Object.assign({ name, value: shown(name), 'data-test': 'filter-' + name }, attrs || {})));
     const bucket = ms.el('select', { name: 'bucket', 'data-test': 'filter-bucket' },
       ms.el('option', { value: 'day' }, 'day'), ms.el('option', { value: 'hour' }, 'hour'));
     bucket.value = params.get('bucket') === 'hour' ? 'hour' : 'day';
@@ -29,7 +31,7 @@
       field('run', 'run', { class: 'short' }),
       field('user', 'user', { class: 'short' }),
       field('session', 'session', { class: 'short' }),
-      field('tag', 'tag', { class: 'short' }),
+      field('tag', 'tags', { class: 'short', placeholder: 'beta, eu' }),
       field('attr', 'attr k=v', { class: 'short' }),
       ms.el('label', null, 'evals', evals),
       ms.el('label', null, 'bucket', bucket),
@@ -37,7 +39,10 @@
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const q = {};
-      new FormData(form).forEach((v, k) => { if (v !== '') q[k] = v; });
+      new FormData(form).forEach((v, k) => {
+        if (k === 'tag') v = v.split(',').map((x) => x.trim()).filter(Boolean);
+        if (v.length) q[k] = v;
+      });
       ms.go('/report', q);
     });
     return form;

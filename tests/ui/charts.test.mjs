@@ -103,6 +103,27 @@ test('checklist: the headline numbers are report --json\'s, for all traces and f
   assert.deepEqual(page.problems, []);
 });
 
+test('checklist: tags comma-separated as on the traces page; the filters stay through reload and back', async () => {
+  const page = await open('#/report', 'report-loaded');
+  const all = num(await kpi(page, 'requests'));
+  await page.type('[data-test="filter-tag"]', 'even, seed');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('tag=even&tag=seed')), page.click('[data-test="filter-apply"]')]);
+  const want = cliJson(['report', '--json', '--tag', 'even', '--tag', 'seed']).requests.count;
+  assert.ok(want > 0 && want < all, 'the seed has requests with and without both tags');
+  const shows = (n) => page.waitForFunction((c) => Number(document.querySelector('[data-test="kpi-requests"]')?.getAttribute('data-value')) === c, { timeout: 10000 }, n);
+  await shows(want);
+  await page.reload({ waitUntil: 'networkidle0' });
+  await shows(want);
+  assert.equal(await page.$eval('[data-test="filter-tag"]', (i) => i.value), 'even, seed');
+  await page.goBack();
+  await shows(all);
+  assert.equal(await page.$eval('[data-test="filter-tag"]', (i) => i.value), '');
+  await page.goForward();
+  await shows(want);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('checklist: each point of the p95-over-time chart is report --json over that hour', async () => {
   const page = await open('#/report?bucket=hour', 'report-loaded');
   const points = await page.$$eval('[data-test="chart-latency"] circle[data-series="p95"]',
