@@ -174,6 +174,22 @@ describe("moonspan ui", function()
     assert.is_false(H.exists(db .. "-wal") and #H.read(db .. "-wal") > 0)
   end)
 
+  it("on a WAL store whose -wal and -shm are gone, makes them empty and changes nothing else", function()
+    local dir = H.tmpdir("ui")
+    local copy = dir .. "/wal.db"
+    H.query(db, "PRAGMA wal_checkpoint(TRUNCATE)")
+    assert(H.sh("cp " .. q(db) .. " " .. q(copy)).code == 0)
+    assert.are.equal("wal", H.scalar(copy, "PRAGMA journal_mode"))
+    os.remove(copy .. "-wal"); os.remove(copy .. "-shm")
+    local before = H.sh("sha256sum " .. q(copy)).out:match("^%x+")
+    local pid, base = start_ui(copy, nil, dir)
+    assert.are.equal(200, http("GET", base .. "/api/traces").status)
+    H.stop(pid, 10)
+    assert.are.equal(before, H.sh("sha256sum " .. q(copy)).out:match("^%x+"))
+    assert.is_true(H.exists(copy .. "-wal"), "SQLite's reader made the -wal it needs")
+    assert.are.equal("", H.read(copy .. "-wal"))
+  end)
+
   it("refuses bad usage with one line naming the fix (exit 2)", function()
     local dir = H.tmpdir("ui")
     H.usage_error(H.moonspan({"ui", "--addr", "0.0.0.0:0"}, {db = db}),
