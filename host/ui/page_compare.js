@@ -7,6 +7,7 @@
 (function () {
   const pct = (x) => (x === null || x === undefined ? '–' : (x * 100).toFixed(1) + '%');
   const pts = (x) => (x * 100).toFixed(1) + ' pts';
+  const n = (k, what) => `${k} ${what}${k === 1 ? '' : 's'}`;
   const signed = (x, f) => (x === null || x === undefined ? '–' : (x < 0 ? '-' : '+') + f(Math.abs(x)));
   const VERDICT_BAD = ['slower', 'costlier', 'more errors'];
   const VERDICT_GOOD = ['faster', 'cheaper', 'fewer errors'];
@@ -20,7 +21,7 @@
   function sideOptions(runs) {
     const opts = [ms.el('option', { value: '' }, '— pick a run —')];
     runs.forEach((r) => {
-      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${r.traces} trace${r.traces === 1 ? '' : 's'}`));
+      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${n(r.traces, 'trace')}`));
       (r.eval_runs || []).forEach((e) => opts.push(ms.el('option', { value: 'eval:' + e.id },
         `  eval run ${e.id} · ${e.suite} · ${e.cases === null ? 'running' : e.passed + '/' + e.cases + ' passed'}`)));
     });
@@ -125,7 +126,7 @@
       const d = await ms.api('/api/diff', { a, b, by: params.get('by') || undefined });
       const out = ms.el('div', { 'data-test': 'compare-loaded' });
       out.appendChild(ms.el('p', { class: 'note', 'data-test': 'compare-sides' },
-        `A: ${d.a.arg} (${d.a.selection}; ${d.a.requests} requests) · B: ${d.b.arg} (${d.b.selection}; ${d.b.requests} requests)`));
+        `A: ${d.a.arg} (${d.a.selection}; ${n(d.a.requests, 'request')}) · B: ${d.b.arg} (${d.b.selection}; ${n(d.b.requests, 'request')})`));
       out.appendChild(ms.el('p', { class: 'note' },
         `Differences are B − A with ${Math.round(d.method.level * 100)}% intervals (${d.method.resamples} bootstrap resamples, seed ${d.method.seed}); ` +
         `a verdict needs the interval to exclude 0; a change under ${Math.round(d.method.min_change * 100)}% of A's is negligible; ` +
