@@ -29,6 +29,7 @@
       field('since', 'since', { class: 'short', placeholder: '7d' }),
       field('until', 'until', { class: 'short', placeholder: '1d' }),
       field('run', 'run', { class: 'short' }),
+      field('eval_run', 'eval run', { class: 'short' }), // the eval page links here with it
       field('user', 'user', { class: 'short' }),
       field('session', 'session', { class: 'short' }),
       field('tag', 'tags', { class: 'short', placeholder: 'beta, eu' }),

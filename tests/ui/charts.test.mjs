@@ -124,6 +124,21 @@ test('checklist: tags comma-separated as on the traces page; the filters stay th
   await page.close();
 });
 
+test('checklist: an eval run\'s traces (the eval page links here) stay chosen when another filter is applied', async () => {
+  const id = evalIds[1];
+  const page = await open(`#/report?eval_run=${id}`, 'report-loaded');
+  assert.equal(await page.$eval('[data-test="filter-eval_run"]', (i) => i.value), String(id));
+  const want = cliJson(['report', '--json', '--eval-run', String(id)]).requests.count;
+  assert.equal(num(await kpi(page, 'requests')), want);
+  await page.type('[data-test="filter-since"]', '7d');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('since=7d')), page.click('[data-test="filter-apply"]')]);
+  assert.match(await page.evaluate(() => location.hash), new RegExp(`eval_run=${id}`));
+  await page.waitForSelector('[data-test="report-loaded"]');
+  assert.equal(num(await kpi(page, 'requests')), want);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('checklist: each point of the p95-over-time chart is report --json over that hour', async () => {
   const page = await open('#/report?bucket=hour', 'report-loaded');
   const points = await page.$$eval('[data-test="chart-latency"] circle[data-series="p95"]',
