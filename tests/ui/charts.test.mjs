@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { seedStore, runPipeline, startUi, openBrowser, newPage, screenshot, get, moonspan } from './harness.mjs';
+import { seedStore, runPipeline, startUi, openBrowser, newPage, screenshot, get, moonspan, tmpdir } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -192,6 +192,53 @@ test('checklist: store text is shown as text, nothing of it runs', async () => {
   const labels = await page.$$eval('[data-test="chart-slowest"] g.bar', (gs) => gs.map((g) => g.getAttribute('data-label')));
   assert.ok(labels.includes(XSS));
   assert.deepEqual(page.problems, []);
+});
+
+test('hostile text in every eval and request field reaches the checklist, eval and compare pages as text; nothing runs', async () => {
+  // suite name, case ids, scorer name and reason, model, user, session, tags, span names, error messages
+  const IMG = '<img src=x onerror="window.__xss=(window.__xss||0)+1">';
+  const L = JSON.stringify(IMG); // a valid Lua string literal
+  const hdir = tmpdir('hostile');
+  const hdb = path.join(hdir, 'h.db');
+  fs.writeFileSync(path.join(hdir, 'suite.lua'), `
+local X = ${L}
+return suite(X .. "suite") {
+  dataset = {{id = X .. "case", input = "a"}, {id = "ok" .. X, input = "b"}},
+  run = function(case)
+    return trace(X .. "trace", {user = X .. "user", session = X .. "session", tags = {X .. "tag"}}, function()
+      return span(X .. "span", function()
+        return llm.call{provider = "mock", model = X .. "model", messages = {{role = "user", content = case.input}},
+                        mock = {reply = X, latency_ms = 1}}.text
+      end)
+    end)
+  end,
+  scorers = {{name = X .. "scorer", score = function(o) return 0.2, X .. "reason" end}},
+  threshold = 0,
+}`);
+  for (let i = 0; i < 2; i++) {
+    const r = moonspan(['--db', hdb, 'eval', ...(i ? ['--baseline', 'last'] : []), path.join(hdir, 'suite.lua')]);
+    assert.ok(r.status === 0 || r.status === 1, r.stderr);
+  }
+  runPipeline(hdb, `pcall(trace, ${L}, {user = ${L}}, function() span(${L}, function() error(${L}) end) end)`, 'h.lua');
+  const trace = JSON.parse(moonspan(['--db', hdb, 'traces', '--json', '--evals', 'include', '--limit', '1']).stdout)[0];
+  const other = await startUi(hdb);
+  try {
+    const page = await newPage(browser);
+    for (const hash of ['#/evals', '#/eval/1', '#/eval/2', '#/compare?a=eval:1&b=eval:2', '#/compare?a=eval:1&b=eval:2&by=user',
+      '#/compare?a=eval:1&b=eval:2&by=session', '#/report?evals=include', '#/traces?evals=include', `#/trace/${trace.trace_id}`]) {
+      await page.goto(other.url + hash, { waitUntil: 'networkidle0' });
+      await page.waitForFunction(() => document.querySelector('#page').textContent.length > 40);
+      await new Promise((r) => setTimeout(r, 200)); // an onerror would have fired by now
+      assert.ok((await page.$eval('#page', (e) => e.textContent)).includes(IMG), `${hash} shows the text as it is`);
+      assert.equal(await page.$$eval('#page img, #page script', (es) => es.length), 0, hash);
+      assert.equal(await page.evaluate(() => window.__xss), undefined, hash);
+      assert.deepEqual(page.problems, [], hash);
+    }
+    await screenshot(page, 'charts-hostile-trace');
+    await page.close();
+  } finally {
+    await other.stop();
+  }
 });
 
 test('checklist: follows a run while it writes', async () => {
