@@ -95,7 +95,7 @@
     const m = (x) => x || {};
     return ms.el('table', { class: 'grid', 'data-test': 'steps-compare' },
       ms.el('thead', null, ms.el('tr', null, ['step', 'n A', 'n B', 'p50 A', 'p50 B', 'p95 A', 'p95 B', 'p95 B − A [95%]',
-        'tokens/span A', 'tokens/span B', 'cost/span A', 'cost/span B', 'verdict']
+        'tokens/span A', 'tokens/span B', 'cost/span A', 'cost/span B', 'verdict: time · cost']
         .map((h, i) => ms.el('th', { class: i ? 'num' : null }, h)))),
       ms.el('tbody', null, d.steps.map((s) => ms.el('tr', { 'data-test': 'step-row', 'data-step': label(s) },
         ms.el('td', { class: 'name' }, label(s), s.approximate ? ' ~' : ''),

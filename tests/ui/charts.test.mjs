@@ -328,6 +328,14 @@ test('compare: two runs side by side with the verdicts of moonspan diff', async 
   const steps = await page.$$eval('[data-test="step-row"]', (trs) => trs.map((tr) => [tr.getAttribute('data-step'),
     tr.querySelector('[data-test="step-verdict"]').textContent]));
   assert.deepEqual(steps, d.steps.map((s) => [s.path.join(' / '), s.verdict]));
+  // the column says which verdict is which: time, then cost when the step has one
+  const heads = await page.$$eval('[data-test="steps-compare"] th', (ths) => ths.map((th) => th.textContent));
+  assert.equal(heads[heads.length - 1], 'verdict: time · cost');
+  const costs = await page.$$eval('[data-test="step-row"]', (trs) => trs.map((tr) => {
+    const c = tr.querySelector('[data-test="step-cost-verdict"]');
+    return c ? c.textContent : null;
+  }));
+  assert.deepEqual(costs, d.steps.map((s) => s.cost || null));
   assert.deepEqual(page.problems, []);
 });
 
