@@ -231,6 +231,30 @@ trace(SCRIPT, {user = IMG, note = SCRIPT}, function(ctx) ctx:add_error(SCRIPT) e
   }
 });
 
+test('the filters live in the address: reload, back and forward show the same rows', async () => {
+  const page = await openTraces(ui.url);
+  const all = await shownTraceIds(page);
+  await page.type('[data-test="filter-user"]', 'alice');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('user=alice')), page.click('[data-test="filter-apply"]')]);
+  const alice = tracesJson(db, ['--user', 'alice']).map((t) => t.trace_id);
+  assert.ok(alice.length > 0 && alice.length < all.length);
+  const rows = () => page.waitForFunction((want) => {
+    const ids = [...document.querySelectorAll('[data-test="trace-row"]')].map((r) => r.getAttribute('data-trace-id'));
+    return JSON.stringify(ids) === JSON.stringify(want);
+  }, { timeout: 10000 }, alice);
+  await rows();
+  await page.reload({ waitUntil: 'networkidle0' });
+  await rows();
+  assert.equal(await page.$eval('[data-test="filter-user"]', (i) => i.value), 'alice');
+  await page.goBack();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-test="trace-row"]').length === n, { timeout: 10000 }, all.length);
+  assert.equal(await page.$eval('[data-test="filter-user"]', (i) => i.value), '');
+  await page.goForward();
+  await rows();
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('very long store text stays in its column: the list and the trace page are no wider than the window', async () => {
   const LONG = 'very_long_step_name_'.repeat(100);
   const ldb = path.join(tmpdir('long'), 'long.db');
