@@ -219,11 +219,27 @@ static void dispatch(void *ud, const ms_serve_request *req, ms_serve_reply *out)
                           " README (section Web UI)", req->path);
 }
 
+/* Any other method the pages or a script might send: the UI never
+ * writes, and a script reading {"error"} gets one here too (the server's
+ * own 405, for methods not listed below, is plain text). */
+static void not_allowed(void *ud, const ms_serve_request *req, ms_serve_reply *out)
+{
+    (void)ud;
+    ms_ui_error(out, 405, "method %.20s is not allowed: the UI only reads, so every page and endpoint is GET",
+                req->method);
+    ms_serve_reply_header(out, "Allow", "GET");
+}
+
 int ms_ui_attach(ms_ui *ui, ms_serve *srv)
 {
+    static const char *const others[] = {"HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
     if (ms_serve_header_all(srv, "Content-Security-Policy", MS_UI_CSP) ||
         ms_serve_header_all(srv, "X-Content-Type-Options", "nosniff") ||
-        ms_serve_header_all(srv, "Referrer-Policy", "no-referrer"))
+        ms_serve_header_all(srv, "Referrer-Policy", "no-referrer") ||
+        ms_serve_route(srv, "GET", "/*", dispatch, ui))
         return -1;
-    return ms_serve_route(srv, "GET", "/*", dispatch, ui);
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (ms_serve_route(srv, others[i], "/*", not_allowed, ui))
+            return -1;
+    return 0;
 }

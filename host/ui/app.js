@@ -110,9 +110,13 @@
     },
     usd(x) {
       if (none(x)) return '–';
-      if (x === 0) return '$0';
-      if (x < 0.01) return '$' + x.toPrecision(2);
-      return '$' + x.toFixed(x < 100 ? 4 : 2);
+      // under a billionth of a dollar is the rounding of sums and differences, not money
+      if (Math.abs(x) < 5e-10) return '$0';
+      const sign = x < 0 ? '-' : '';
+      x = Math.abs(x);
+      // two significant digits, never in exponent form ($1.4e-7 reads as nothing)
+      if (x < 0.01) return sign + '$' + x.toFixed(1 - Math.floor(Math.log10(x)));
+      return sign + '$' + x.toFixed(x < 100 ? 4 : 2);
     },
     tokens(x) {
       if (none(x)) return '–';

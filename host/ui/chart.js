@@ -23,14 +23,22 @@
     return out;
   }
 
-  function shortTime(ms, span) {
+  const BUCKET_MS = { hour: 3600e3, day: 86400e3 };
+
+  // A time label: a day bucket is its date, an hour bucket its date and
+  // hour; otherwise as fine as the span shown needs.
+  function shortTime(ms, span, bucket) {
     const iso = new Date(ms).toISOString();
-    if (span > 2 * 86400e3) return iso.slice(5, 10);
+    if (bucket === 'day' || span > 2 * 86400e3) return iso.slice(5, 10);
+    if (bucket === 'hour') return iso.slice(5, 10) + ' ' + iso.slice(11, 16);
     return span > 3600e3 ? iso.slice(5, 10) + ' ' + iso.slice(11, 16) : iso.slice(11, 19);
   }
 
   // opts: {series: [{name, points: [{x (epoch ms), y (number|null), label?, href?}]}],
-  //        yFormat(v) -> text, title, test (data-test of the figure), height}
+  //        yFormat(v) -> text, title, test (data-test of the figure), height,
+  //        bucket ('hour'|'day': each x is a bucket's start, and the time
+  //        axis is labelled at bucket starts), yMax (the axis reaches it at
+  //        least: 1 for a pass rate, so 80% does not look like the top)}
   // A null y is a gap: the line breaks there.
   function line(opts) {
     const W = opts.width || 760, H = opts.height || 220;
@@ -44,21 +52,34 @@
       fig.appendChild(ms.el('p', { class: 'note' }, 'No data in this selection.'));
       return fig;
     }
-    let x0 = Math.min(...pts.map((p) => p.x)), x1 = Math.max(...pts.map((p) => p.x));
-    if (x0 === x1) { x0 -= 3600e3; x1 += 3600e3; }
-    const ys = ticks(Math.min(0, ...pts.map((p) => p.y)), Math.max(...pts.map((p) => p.y)), 4);
+    const xs = [...new Set(pts.map((p) => p.x))].sort((a, b) => a - b);
+    let x0 = xs[0], x1 = xs[xs.length - 1];
+    // one point sits in the middle, a bucket (or an hour) either side
+    if (x0 === x1) { x0 -= BUCKET_MS[opts.bucket] || 3600e3; x1 += BUCKET_MS[opts.bucket] || 3600e3; }
+    const ys = ticks(Math.min(0, ...pts.map((p) => p.y)), Math.max(opts.yMax ?? -Infinity, ...pts.map((p) => p.y)), 4);
     const y0 = ys[0], y1 = ys[ys.length - 1] > y0 ? ys[ys.length - 1] : y0 + 1;
     const X = (x) => m.l + (x - x0) / (x1 - x0) * (W - m.l - m.r);
     const Y = (y) => H - m.b - (y - y0) / (y1 - y0) * (H - m.t - m.b);
     const svg = ms.svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
     ys.forEach((v) => {
       svg.appendChild(ms.svg('line', { x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v), class: 'grid' }));
-      svg.appendChild(ms.svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(v)));
+      // zero is 0 whatever the unit ("0 ns" on a latency axis reads as a measurement)
+      svg.appendChild(ms.svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'axis' },
+        v === 0 ? '0' : fmt(v)));
     });
-    const xt = x1 - x0 > 0 ? [x0, x0 + (x1 - x0) / 2, x1] : [x0];
-    xt.forEach((v, i) => svg.appendChild(ms.svg('text', {
-      x: X(v), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === xt.length - 1 ? 'end' : 'middle', class: 'axis',
-    }, shortTime(v, x1 - x0))));
+    // bucketed series are labelled at real bucket starts, never between them
+    const xt = opts.bucket
+      ? (xs.length <= 3 ? xs : [xs[0], xs[Math.floor((xs.length - 1) / 2)], xs[xs.length - 1]])
+      : [x0, x0 + (x1 - x0) / 2, x1];
+    let lastLabel = null;
+    xt.forEach((v) => {
+      const label = shortTime(v, x1 - x0, opts.bucket);
+      if (label === lastLabel) return; // points a second apart would repeat the same text
+      lastLabel = label;
+      const anchor = X(v) <= m.l + 1 ? 'start' : X(v) >= W - m.r - 1 ? 'end' : 'middle';
+      svg.appendChild(ms.svg('text', { x: X(v), y: H - 8, 'text-anchor': anchor, class: 'axis', 'data-test': 'x-tick' },
+        label));
+    });
     const legend = ms.el('div', { class: 'legend' });
     opts.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];

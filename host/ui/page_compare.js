@@ -7,6 +7,7 @@
 (function () {
   const pct = (x) => (x === null || x === undefined ? '–' : (x * 100).toFixed(1) + '%');
   const pts = (x) => (x * 100).toFixed(1) + ' pts';
+  const n = (k, what) => `${k} ${what}${k === 1 ? '' : 's'}`;
   const signed = (x, f) => (x === null || x === undefined ? '–' : (x < 0 ? '-' : '+') + f(Math.abs(x)));
   const VERDICT_BAD = ['slower', 'costlier', 'more errors'];
   const VERDICT_GOOD = ['faster', 'cheaper', 'fewer errors'];
@@ -20,7 +21,7 @@
   function sideOptions(runs) {
     const opts = [ms.el('option', { value: '' }, '— pick a run —')];
     runs.forEach((r) => {
-      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${r.traces} traces`));
+      opts.push(ms.el('option', { value: 'run:' + r.id }, `run ${r.id} · ${r.command} ${r.script} · ${ms.fmt.time(r.start)} · ${n(r.traces, 'trace')}`));
       (r.eval_runs || []).forEach((e) => opts.push(ms.el('option', { value: 'eval:' + e.id },
         `  eval run ${e.id} · ${e.suite} · ${e.cases === null ? 'running' : e.passed + '/' + e.cases + ' passed'}`)));
     });
@@ -94,7 +95,7 @@
     const m = (x) => x || {};
     return ms.el('table', { class: 'grid', 'data-test': 'steps-compare' },
       ms.el('thead', null, ms.el('tr', null, ['step', 'n A', 'n B', 'p50 A', 'p50 B', 'p95 A', 'p95 B', 'p95 B − A [95%]',
-        'tokens/span A', 'tokens/span B', 'cost/span A', 'cost/span B', 'verdict']
+        'tokens/span A', 'tokens/span B', 'cost/span A', 'cost/span B', 'verdict: time · cost']
         .map((h, i) => ms.el('th', { class: i ? 'num' : null }, h)))),
       ms.el('tbody', null, d.steps.map((s) => ms.el('tr', { 'data-test': 'step-row', 'data-step': label(s) },
         ms.el('td', { class: 'name' }, label(s), s.approximate ? ' ~' : ''),
@@ -125,7 +126,7 @@
       const d = await ms.api('/api/diff', { a, b, by: params.get('by') || undefined });
       const out = ms.el('div', { 'data-test': 'compare-loaded' });
       out.appendChild(ms.el('p', { class: 'note', 'data-test': 'compare-sides' },
-        `A: ${d.a.arg} (${d.a.selection}; ${d.a.requests} requests) · B: ${d.b.arg} (${d.b.selection}; ${d.b.requests} requests)`));
+        `A: ${d.a.arg} (${d.a.selection}; ${n(d.a.requests, 'request')}) · B: ${d.b.arg} (${d.b.selection}; ${n(d.b.requests, 'request')})`));
       out.appendChild(ms.el('p', { class: 'note' },
         `Differences are B − A with ${Math.round(d.method.level * 100)}% intervals (${d.method.resamples} bootstrap resamples, seed ${d.method.seed}); ` +
         `a verdict needs the interval to exclude 0; a change under ${Math.round(d.method.min_change * 100)}% of A's is negligible; ` +

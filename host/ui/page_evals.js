@@ -39,7 +39,7 @@
         suites.get(run.suite).push({ x: Date.parse(run.start), y: run.pass_rate, label: `eval run ${run.id}`, href: '#/eval/' + run.id });
       });
       out.appendChild(ms.chart.line({
-        title: 'Pass rate per suite (click a point for its run)', test: 'chart-pass-rate', yFormat: pct,
+        title: 'Pass rate per suite (click a point for its run)', test: 'chart-pass-rate', yFormat: pct, yMax: 1,
         series: [...suites.entries()].map(([name, points]) => ({ name, points })),
       }));
       out.appendChild(ms.el('table', { class: 'grid', 'data-test': 'evals-table' },

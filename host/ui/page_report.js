@@ -13,8 +13,10 @@
   const t = (b) => Date.parse(b.start);
 
   function filterForm(params) {
+    // tags as on the traces page: comma-separated, every one must be there
+    const shown = (name) => (name === 'tag' ? params.getAll('tag').join(', ') : params.get(name) || '');
     const field = (name, label, attrs) => ms.el('label', null, label,
-      ms.el('input', Object.assign({ name, value: params.get(name) || '', 'data-test': 'filter-' + name }, attrs || {})));
+      ms.el('input', Object.assign({ name, value: shown(name), 'data-test': 'filter-' + name }, attrs || {})));
     const bucket = ms.el('select', { name: 'bucket', 'data-test': 'filter-bucket' },
       ms.el('option', { value: 'day' }, 'day'), ms.el('option', { value: 'hour' }, 'hour'));
     bucket.value = params.get('bucket') === 'hour' ? 'hour' : 'day';
@@ -27,9 +29,10 @@
       field('since', 'since', { class: 'short', placeholder: '7d' }),
       field('until', 'until', { class: 'short', placeholder: '1d' }),
       field('run', 'run', { class: 'short' }),
+      field('eval_run', 'eval run', { class: 'short' }), // the eval page links here with it
       field('user', 'user', { class: 'short' }),
       field('session', 'session', { class: 'short' }),
-      field('tag', 'tag', { class: 'short' }),
+      field('tag', 'tags', { class: 'short', placeholder: 'beta, eu' }),
       field('attr', 'attr k=v', { class: 'short' }),
       ms.el('label', null, 'evals', evals),
       ms.el('label', null, 'bucket', bucket),
@@ -37,7 +40,10 @@
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const q = {};
-      new FormData(form).forEach((v, k) => { if (v !== '') q[k] = v; });
+      new FormData(form).forEach((v, k) => {
+        if (k === 'tag') v = v.split(',').map((x) => x.trim()).filter(Boolean);
+        if (v.length) q[k] = v;
+      });
       ms.go('/report', q);
     });
     return form;
@@ -87,15 +93,18 @@
 
     el.appendChild(ms.el('h2', null, 'Latency'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Requests: p50 / p95 / p99 per ${by}`, test: 'chart-latency', yFormat: ms_,
       series: ['p50', 'p95', 'p99'].map((q) => ({ name: q, points: s.map((b) => ({ x: t(b), y: b[q + '_ms'], label: b.start })) })),
     }));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `p95 per request name, per ${by}`, test: 'chart-latency-names', yFormat: ms_, series: perName(s, 'p95_ms'),
     }));
     // the heaviest steps of the window, followed bucket by bucket
     const top = r.steps.slice(0, 6).map((st) => (st.path ? st.path.join('/') : st.name));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Steps: p95 per ${by} (the ${top.length} heaviest)`, test: 'chart-steps', yFormat: ms_,
       series: top.map((label) => ({
         name: label,
@@ -123,10 +132,12 @@
 
     el.appendChild(ms.el('h2', null, 'Tokens and cost'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Tokens per request, per ${by}, by request name`, test: 'chart-tokens', yFormat: (v) => ms.fmt.tokens(Math.round(v)),
       series: perName(s, (n) => (n.requests ? (n.input_tokens + n.output_tokens) / n.requests : null)),
     }));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Cost per request, per ${by}, by request name`, test: 'chart-cost', yFormat: ms.fmt.usd,
       series: perName(s, 'avg_usd_per_request'),
     }));
@@ -138,6 +149,7 @@
 
     el.appendChild(ms.el('h2', null, 'Errors and retries'));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Error rate per ${by}`, test: 'chart-errors', yFormat: pct,
       series: [{ name: 'all requests', points: s.map((b) => ({ x: t(b), y: b.error_rate, label: b.start })) }]
         .concat(perName(s, 'error_rate').length > 1 ? perName(s, 'error_rate') : []),
@@ -148,6 +160,7 @@
         ms.el('td', null, e.type), ms.el('td', { class: 'name' }, e.message), ms.el('td', { class: 'num' }, String(e.count))))
         : ms.el('tr', null, ms.el('td', { colspan: 3, class: 'note' }, 'No errors.')))));
     el.appendChild(ms.chart.line({
+      bucket: by,
       title: `Retry success rate per ${by} (calls that retried and then succeeded)`, test: 'chart-retries', yFormat: pct,
       series: [{ name: 'retry success', points: s.map((b) => ({ x: t(b), y: b.retry_success_rate, label: b.start })) }],
     }));

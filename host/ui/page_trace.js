@@ -97,8 +97,10 @@
       } catch (e) {
         if (view) return; // the trace stays as drawn
         const list = e.body && e.body.matches;
-        el.replaceChildren(ms.el('p', { class: 'error', 'data-test': 'trace-error' }, e.message),
-          Array.isArray(list) ? matchList(id, list) : null);
+        // replaceChildren would turn a null into the text "null": only nodes go in
+        el.replaceChildren(...[ms.el('p', { class: 'error', 'data-test': 'trace-error' }, e.message),
+          Array.isArray(list) ? matchList(id, list) : null,
+          ms.el('p', null, ms.el('a', { href: '#/traces', 'data-test': 'trace-back' }, '← all traces'))].filter(Boolean));
         return;
       }
       if (!view) view = new TraceView(el, id, pick);

@@ -93,7 +93,8 @@
     };
     const rows = reply.traces.map((t) => ms.el('tr', { 'data-test': 'trace-row', 'data-trace-id': t.trace_id },
       ms.el('td', { class: 'name' },
-        ms.el('a', { href: '#/trace/' + encodeURIComponent(t.trace_id), 'data-test': 'trace-link' }, t.name)),
+        ms.el('a', { href: '#/trace/' + encodeURIComponent(t.trace_id), 'data-test': 'trace-link', class: 'clamp',
+          title: t.name }, t.name)),
       ms.el('td', { class: 'nowrap', 'data-test': 'start', title: t.start }, ms.fmt.time(t.start)),
       ms.el('td', { class: 'num', 'data-test': 'duration' }, ms.fmt.ms(t.duration_ms)),
       statusCell(t.status),
@@ -102,9 +103,9 @@
         ms.fmt.tokens(t.input_tokens) + ' / ' + ms.fmt.tokens(t.output_tokens)),
       ms.el('td', { class: 'num', 'data-test': 'cost' },
         (t.unknown_cost_calls > 0 && t.cost_usd !== null ? '≥' : '') + ms.fmt.usd(t.cost_usd)),
-      ms.el('td', { 'data-test': 'user' }, t.user === null ? '–' : t.user),
-      ms.el('td', { 'data-test': 'session' }, t.session === null ? '–' : t.session),
-      ms.el('td', { 'data-test': 'tags' }, (t.tags || []).map((g) => ms.el('span', { class: 'tag' }, g))),
+      ms.el('td', { class: 'text', 'data-test': 'user' }, t.user === null ? '–' : t.user),
+      ms.el('td', { class: 'text', 'data-test': 'session' }, t.session === null ? '–' : t.session),
+      ms.el('td', { class: 'text', 'data-test': 'tags' }, (t.tags || []).map((g) => ms.el('span', { class: 'tag' }, g))),
       ms.el('td', { class: 'num', 'data-test': 'run' }, t.run_id === null ? '–' : String(t.run_id))));
     return ms.el('table', { class: 'grid', 'data-test': 'traces-table' },
       ms.el('thead', null, ms.el('tr', null,

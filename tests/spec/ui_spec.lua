@@ -86,11 +86,21 @@ describe("moonspan ui", function()
     assert.are.equal(404, r.status)
     assert.truthy(H.json(r.body).error:find("README", 1, true))
     assert.are.equal(404, http("GET", base .. "/ui/missing.js").status)
-    for _, m in ipairs({"POST", "PUT", "DELETE", "PATCH"}) do
-      r = http(m, base .. "/api/traces")
-      assert.are.equal(405, r.status, m)
-      assert.truthy(r.headers["content-security-policy"], m)
+    for _, m in ipairs({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) do
+      for _, path in ipairs({"/api/traces", "/", "/ui/app.js"}) do
+        r = http(m, base .. path)
+        assert.are.equal(405, r.status, m)
+        assert.truthy(r.headers["content-security-policy"], m)
+        -- the documented {"error"} a script can read, and what is allowed
+        assert.are.equal("application/json", r.headers["content-type"], m .. " " .. path)
+        assert.are.equal("GET", r.headers["allow"], m .. " " .. path)
+        assert.truthy(H.json(r.body).error:find("every page and endpoint is GET", 1, true), m .. " " .. path)
+      end
     end
+    -- HEAD has no body to wait for: curl -I, not -X HEAD
+    local head = H.sh("curl -sS -I --max-time 10 " .. q(base .. "/api/meta"))
+    assert.truthy(head.out:match("^HTTP/%S+ 405"), head.out)
+    assert.truthy(head.out:find("\nAllow: GET", 1, true), head.out)
     local bad = {
       {"sort=size", "use sort=start"}, {"limit=0", "limit '0' is not a whole number from 1 to 1000"},
       {"offset=-1", "offset '-1'"}, {"since=yesterday", "since 'yesterday' is not a duration"},
@@ -162,6 +172,22 @@ describe("moonspan ui", function()
     H.stop(pid, 10)
     assert.are.equal(before, H.sh("sha256sum " .. q(db) .. " && stat -c %Y.%s " .. q(db)).out)
     assert.is_false(H.exists(db .. "-wal") and #H.read(db .. "-wal") > 0)
+  end)
+
+  it("on a WAL store whose -wal and -shm are gone, makes them empty and changes nothing else", function()
+    local dir = H.tmpdir("ui")
+    local copy = dir .. "/wal.db"
+    H.query(db, "PRAGMA wal_checkpoint(TRUNCATE)")
+    assert(H.sh("cp " .. q(db) .. " " .. q(copy)).code == 0)
+    assert.are.equal("wal", H.scalar(copy, "PRAGMA journal_mode"))
+    os.remove(copy .. "-wal"); os.remove(copy .. "-shm")
+    local before = H.sh("sha256sum " .. q(copy)).out:match("^%x+")
+    local pid, base = start_ui(copy, nil, dir)
+    assert.are.equal(200, http("GET", base .. "/api/traces").status)
+    H.stop(pid, 10)
+    assert.are.equal(before, H.sh("sha256sum " .. q(copy)).out:match("^%x+"))
+    assert.is_true(H.exists(copy .. "-wal"), "SQLite's reader made the -wal it needs")
+    assert.are.equal("", H.read(copy .. "-wal"))
   end)
 
   it("refuses bad usage with one line naming the fix (exit 2)", function()

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { seedStore, runPipeline, startUi, openBrowser, newPage, screenshot, get, moonspan } from './harness.mjs';
+import { seedStore, runPipeline, startUi, openBrowser, newPage, screenshot, get, moonspan, tmpdir } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -103,6 +103,42 @@ test('checklist: the headline numbers are report --json\'s, for all traces and f
   assert.deepEqual(page.problems, []);
 });
 
+test('checklist: tags comma-separated as on the traces page; the filters stay through reload and back', async () => {
+  const page = await open('#/report', 'report-loaded');
+  const all = num(await kpi(page, 'requests'));
+  await page.type('[data-test="filter-tag"]', 'even, seed');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('tag=even&tag=seed')), page.click('[data-test="filter-apply"]')]);
+  const want = cliJson(['report', '--json', '--tag', 'even', '--tag', 'seed']).requests.count;
+  assert.ok(want > 0 && want < all, 'the seed has requests with and without both tags');
+  const shows = (n) => page.waitForFunction((c) => Number(document.querySelector('[data-test="kpi-requests"]')?.getAttribute('data-value')) === c, { timeout: 10000 }, n);
+  await shows(want);
+  await page.reload({ waitUntil: 'networkidle0' });
+  await shows(want);
+  assert.equal(await page.$eval('[data-test="filter-tag"]', (i) => i.value), 'even, seed');
+  await page.goBack();
+  await shows(all);
+  assert.equal(await page.$eval('[data-test="filter-tag"]', (i) => i.value), '');
+  await page.goForward();
+  await shows(want);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('checklist: an eval run\'s traces (the eval page links here) stay chosen when another filter is applied', async () => {
+  const id = evalIds[1];
+  const page = await open(`#/report?eval_run=${id}`, 'report-loaded');
+  assert.equal(await page.$eval('[data-test="filter-eval_run"]', (i) => i.value), String(id));
+  const want = cliJson(['report', '--json', '--eval-run', String(id)]).requests.count;
+  assert.equal(num(await kpi(page, 'requests')), want);
+  await page.type('[data-test="filter-since"]', '7d');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('since=7d')), page.click('[data-test="filter-apply"]')]);
+  assert.match(await page.evaluate(() => location.hash), new RegExp(`eval_run=${id}`));
+  await page.waitForSelector('[data-test="report-loaded"]');
+  assert.equal(num(await kpi(page, 'requests')), want);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('checklist: each point of the p95-over-time chart is report --json over that hour', async () => {
   const page = await open('#/report?bucket=hour', 'report-loaded');
   const points = await page.$$eval('[data-test="chart-latency"] circle[data-series="p95"]',
@@ -125,6 +161,27 @@ test('checklist: each point of the p95-over-time chart is report --json over tha
   assert.deepEqual(page.problems, []);
 });
 
+test('checklist: axes read as a person reads them: 0 without a unit, the time axis at the buckets\' own starts', async () => {
+  for (const bucket of ['day', 'hour']) {
+    const page = await open(`#/report?bucket=${bucket}`, 'report-loaded');
+    const series = JSON.parse(cli(['report', '--json']).stdout); // the store's span: all in one bucket or a few
+    assert.ok(series.requests.count > 0);
+    const starts = await page.$$eval('[data-test="chart-latency"] circle[data-series="p95"]', (cs) => cs.map((c) => c.getAttribute('data-x')));
+    const want = starts.map((x) => (bucket === 'day' ? x.slice(5, 10) : x.slice(5, 10) + ' ' + x.slice(11, 16)));
+    for (const fig of ['chart-latency', 'chart-steps', 'chart-tokens', 'chart-errors']) {
+      const yLabels = await page.$$eval(`[data-test="${fig}"] text.axis:not([data-test="x-tick"])`, (ts) => ts.map((t) => t.textContent));
+      assert.equal(yLabels[0], '0', `${fig}: the axis starts at 0, not "0 ns": ${yLabels}`);
+      const xLabels = await page.$$eval(`[data-test="${fig}"] [data-test="x-tick"]`, (ts) => ts.map((t) => t.textContent));
+      assert.ok(xLabels.length >= 1, fig);
+      // every label is a bucket the chart has a point at (a day bucket is a date, no hour in it)
+      for (const l of xLabels) assert.ok(want.includes(l), `${fig} (${bucket}): '${l}' is not one of the buckets ${want}`);
+      assert.equal(new Set(xLabels).size, xLabels.length, `${fig}: no label twice`);
+    }
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  }
+});
+
 test('checklist: store text is shown as text, nothing of it runs', async () => {
   const page = await open('#/report?evals=include', 'report-loaded');
   const bodyText = await page.$eval('[data-test="report-body"]', (e) => e.textContent);
@@ -135,6 +192,53 @@ test('checklist: store text is shown as text, nothing of it runs', async () => {
   const labels = await page.$$eval('[data-test="chart-slowest"] g.bar', (gs) => gs.map((g) => g.getAttribute('data-label')));
   assert.ok(labels.includes(XSS));
   assert.deepEqual(page.problems, []);
+});
+
+test('hostile text in every eval and request field reaches the checklist, eval and compare pages as text; nothing runs', async () => {
+  // suite name, case ids, scorer name and reason, model, user, session, tags, span names, error messages
+  const IMG = '<img src=x onerror="window.__xss=(window.__xss||0)+1">';
+  const L = JSON.stringify(IMG); // a valid Lua string literal
+  const hdir = tmpdir('hostile');
+  const hdb = path.join(hdir, 'h.db');
+  fs.writeFileSync(path.join(hdir, 'suite.lua'), `
+local X = ${L}
+return suite(X .. "suite") {
+  dataset = {{id = X .. "case", input = "a"}, {id = "ok" .. X, input = "b"}},
+  run = function(case)
+    return trace(X .. "trace", {user = X .. "user", session = X .. "session", tags = {X .. "tag"}}, function()
+      return span(X .. "span", function()
+        return llm.call{provider = "mock", model = X .. "model", messages = {{role = "user", content = case.input}},
+                        mock = {reply = X, latency_ms = 1}}.text
+      end)
+    end)
+  end,
+  scorers = {{name = X .. "scorer", score = function(o) return 0.2, X .. "reason" end}},
+  threshold = 0,
+}`);
+  for (let i = 0; i < 2; i++) {
+    const r = moonspan(['--db', hdb, 'eval', ...(i ? ['--baseline', 'last'] : []), path.join(hdir, 'suite.lua')]);
+    assert.ok(r.status === 0 || r.status === 1, r.stderr);
+  }
+  runPipeline(hdb, `pcall(trace, ${L}, {user = ${L}}, function() span(${L}, function() error(${L}) end) end)`, 'h.lua');
+  const trace = JSON.parse(moonspan(['--db', hdb, 'traces', '--json', '--evals', 'include', '--limit', '1']).stdout)[0];
+  const other = await startUi(hdb);
+  try {
+    const page = await newPage(browser);
+    for (const hash of ['#/evals', '#/eval/1', '#/eval/2', '#/compare?a=eval:1&b=eval:2', '#/compare?a=eval:1&b=eval:2&by=user',
+      '#/compare?a=eval:1&b=eval:2&by=session', '#/report?evals=include', '#/traces?evals=include', `#/trace/${trace.trace_id}`]) {
+      await page.goto(other.url + hash, { waitUntil: 'networkidle0' });
+      await page.waitForFunction(() => document.querySelector('#page').textContent.length > 40);
+      await new Promise((r) => setTimeout(r, 200)); // an onerror would have fired by now
+      assert.ok((await page.$eval('#page', (e) => e.textContent)).includes(IMG), `${hash} shows the text as it is`);
+      assert.equal(await page.$$eval('#page img, #page script', (es) => es.length), 0, hash);
+      assert.equal(await page.evaluate(() => window.__xss), undefined, hash);
+      assert.deepEqual(page.problems, [], hash);
+    }
+    await screenshot(page, 'charts-hostile-trace');
+    await page.close();
+  } finally {
+    await other.stop();
+  }
 });
 
 test('checklist: follows a run while it writes', async () => {
@@ -156,6 +260,11 @@ test('evals: pass rate per suite over time, each run as runs --json has it', asy
   const pts = await page.$$eval('[data-test="chart-pass-rate"] circle', (cs) => cs.map((c) => [c.getAttribute('data-series'), Number(c.getAttribute('data-y'))]));
   assert.deepEqual(pts.map((p) => p[0]), ['regress-demo', 'regress-demo']);
   assert.deepEqual(pts.map((p) => p[1]), [1, 0.75]);
+  // a pass rate is read against 100%, and runs seconds apart do not repeat one time label
+  const axis = await page.$$eval('[data-test="chart-pass-rate"] text.axis:not([data-test="x-tick"])', (ts) => ts.map((t) => t.textContent));
+  assert.equal(axis[axis.length - 1], '100.0%');
+  const xs = await page.$$eval('[data-test="chart-pass-rate"] [data-test="x-tick"]', (ts) => ts.map((t) => t.textContent));
+  assert.equal(new Set(xs).size, xs.length, `time labels repeat: ${xs}`);
   await screenshot(page, 'charts-evals');
   // a point opens its run
   await Promise.all([page.waitForSelector('[data-test="eval-loaded"]'), page.click('[data-test="chart-pass-rate"] circle:last-of-type')]);
@@ -219,6 +328,14 @@ test('compare: two runs side by side with the verdicts of moonspan diff', async 
   const steps = await page.$$eval('[data-test="step-row"]', (trs) => trs.map((tr) => [tr.getAttribute('data-step'),
     tr.querySelector('[data-test="step-verdict"]').textContent]));
   assert.deepEqual(steps, d.steps.map((s) => [s.path.join(' / '), s.verdict]));
+  // the column says which verdict is which: time, then cost when the step has one
+  const heads = await page.$$eval('[data-test="steps-compare"] th', (ths) => ths.map((th) => th.textContent));
+  assert.equal(heads[heads.length - 1], 'verdict: time · cost');
+  const costs = await page.$$eval('[data-test="step-row"]', (trs) => trs.map((tr) => {
+    const c = tr.querySelector('[data-test="step-cost-verdict"]');
+    return c ? c.textContent : null;
+  }));
+  assert.deepEqual(costs, d.steps.map((s) => s.cost || null));
   assert.deepEqual(page.problems, []);
 });
 

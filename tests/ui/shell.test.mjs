@@ -41,3 +41,13 @@ test('/api/meta: version, store, schema, data_version, trace count', async () =>
   assert.equal(typeof r.json.data_version, 'number');
   assert.match(r.json.version, /^\d+\.\d+\.\d+/);
 });
+
+test('ms.fmt.usd: dollars never in exponent form, float noise is $0, the sign before the $', async () => {
+  const page = await newPage(browser);
+  await page.goto(ui.url, { waitUntil: 'networkidle0' });
+  const usd = await page.evaluate(() => [1.4e-20, -1.4e-20, 0, 3e-6, 1.4e-7, 0.0046, -0.5, 0.25, 123.456, null]
+    .map((x) => ms.fmt.usd(x)));
+  assert.deepEqual(usd, ['$0', '$0', '$0', '$0.0000030', '$0.00000014', '$0.0046', '-$0.5000', '$0.2500', '$123.46', '–']);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});

@@ -507,6 +507,9 @@ test('a link opened before its trace is stored shows it once stored; a trace tha
   await page.goto(`${ui.url}#/trace/${later}`, { waitUntil: 'load' });
   await page.waitForSelector('[data-test="trace-error"]');
   assert.match(await page.$eval('[data-test="trace-error"]', (e) => e.textContent), /no trace with id abcdef/);
+  // the message alone, and the way back: no stray "null" beside it
+  assert.doesNotMatch(await page.$eval('#page', (e) => e.textContent), /null/);
+  assert.equal(await page.$eval('[data-test="trace-back"]', (a) => a.getAttribute('href')), '#/traces');
   // the run joins that trace id from outside, so its trace has that id
   record('fanout', { TRACEPARENT: `00-${later}-00f067aa0ba902b7-01` });
   await page.waitForSelector('[data-test="waterfall"] [data-test="wf-row"]', { timeout: 10000 });

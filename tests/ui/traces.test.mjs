@@ -231,6 +231,64 @@ trace(SCRIPT, {user = IMG, note = SCRIPT}, function(ctx) ctx:add_error(SCRIPT) e
   }
 });
 
+test('the filters live in the address: reload, back and forward show the same rows', async () => {
+  const page = await openTraces(ui.url);
+  const all = await shownTraceIds(page);
+  await page.type('[data-test="filter-user"]', 'alice');
+  await Promise.all([page.waitForFunction(() => location.hash.includes('user=alice')), page.click('[data-test="filter-apply"]')]);
+  const alice = tracesJson(db, ['--user', 'alice']).map((t) => t.trace_id);
+  assert.ok(alice.length > 0 && alice.length < all.length);
+  const rows = () => page.waitForFunction((want) => {
+    const ids = [...document.querySelectorAll('[data-test="trace-row"]')].map((r) => r.getAttribute('data-trace-id'));
+    return JSON.stringify(ids) === JSON.stringify(want);
+  }, { timeout: 10000 }, alice);
+  await rows();
+  await page.reload({ waitUntil: 'networkidle0' });
+  await rows();
+  assert.equal(await page.$eval('[data-test="filter-user"]', (i) => i.value), 'alice');
+  await page.goBack();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-test="trace-row"]').length === n, { timeout: 10000 }, all.length);
+  assert.equal(await page.$eval('[data-test="filter-user"]', (i) => i.value), '');
+  await page.goForward();
+  await rows();
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('very long store text stays in its column: the list and the trace page are no wider than the window', async () => {
+  const LONG = 'very_long_step_name_'.repeat(100);
+  const ldb = path.join(tmpdir('long'), 'long.db');
+  runPipeline(ldb, `
+trace(${JSON.stringify(LONG)}, {user = string.rep("u", 300), session = string.rep("s", 300), tags = {string.rep("t", 200)}},
+  function() span("child", function() end) end)`);
+  const [t] = tracesJson(ldb);
+  const other = await startUi(ldb);
+  try {
+    const page = await openTraces(other.url);
+    await shownTraceIds(page);
+    const width = () => page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    let [scroll, inner] = await width();
+    assert.ok(scroll <= inner, `the traces page is ${scroll} px wide in a ${inner} px window`);
+    // the name is cut to its first lines on screen, whole in its tooltip and text
+    const link = await page.$eval('[data-test="trace-link"]', (a) => [a.title, a.textContent, a.getBoundingClientRect().height]);
+    assert.equal(link[0], LONG);
+    assert.equal(link[1], LONG);
+    assert.ok(link[2] < 80, `the name takes ${link[2]} px of height`);
+    await screenshot(page, 'traces-long-text');
+    await page.evaluate((id) => { window.location.hash = '#/trace/' + id; }, t.trace_id);
+    await page.waitForSelector('[data-test="waterfall"] [data-test="wf-row"]');
+    [scroll, inner] = await width();
+    assert.ok(scroll <= inner, `the trace page is ${scroll} px wide in a ${inner} px window`);
+    // the status badge keeps its word on one line
+    const badge = await page.$eval('[data-test="trace-status"]', (e) => e.getBoundingClientRect().height);
+    assert.ok(badge < 30, `the status badge is ${badge} px high`);
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  } finally {
+    await other.stop();
+  }
+});
+
 test('with --token: the page opened with ?token= works; without it, 401', async () => {
   const token = 'tok-' + crypto.randomBytes(9).toString('hex');
   const guarded = await startUi(db, { token });
