@@ -166,7 +166,7 @@ bench: $(BIN) $(BUILD)/bench/bench_store $(BUILD)/bench/bench_profile $(BUILD)/b
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_LUA     := sse ndjson anthropic openai ollama
-FUZZ_TARGETS := $(FUZZ_LUA) traceparent prices cli json pack otlp redact
+FUZZ_TARGETS := $(FUZZ_LUA) traceparent prices cli json pack otlp redact query
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 fuzz:
@@ -195,6 +195,8 @@ $(BUILD)/fuzz/traceparent: $(BUILD)/tests/fuzz/fuzz_traceparent.o $(BUILD)/telem
 $(BUILD)/fuzz/prices: $(BUILD)/tests/fuzz/fuzz_prices.o $(BUILD)/telemetry/ms_prices.o \
     $(BUILD)/gen/prices_builtin.o
 $(BUILD)/fuzz/cli: $(BUILD)/tests/fuzz/fuzz_cli.o $(BUILD)/host/cli.o
+$(BUILD)/fuzz/query: $(BUILD)/tests/fuzz/fuzz_query.o $(BUILD)/host/serve.o $(BUILD)/host/cli_select.o $(BUILD)/host/cli.o \
+    $(BUILD)/libmoonspan.a
 $(BUILD)/fuzz/redact: $(BUILD)/tests/fuzz/fuzz_redact.o $(BUILD)/telemetry/ms_redact.o $(BUILD)/telemetry/ms_buf.o
 # What a trace buffer needs to link: the fuzz targets that build traces share it.
 FUZZ_TRACE_OBJS = $(addprefix $(BUILD)/telemetry/,ms_buf.o ms_trace.o ms_digest.o ms_trace_prof.o ms_text.o ms_ids.o ms_hist.o)

@@ -70,6 +70,8 @@ static int parse_date(const char *v, int64_t *ns)
     time_t t = timegm(&tm);
     if (t == (time_t)-1 || tm.tm_mday != d) /* 2026-02-30 rolls over into March */
         return -1;
+    if (t >= INT64_MAX / 1000000000 - 1) /* epoch nanoseconds end in 2262 */
+        return -1;
     *ns = (int64_t)t * 1000000000 + (int64_t)(sec * 1e9);
     return 0;
 }
