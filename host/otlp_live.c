@@ -319,10 +319,14 @@ static int64_t top_row(sqlite3 *db, char *err, size_t errlen)
     return top;
 }
 
-/* Sends what ended since the last export, all in one snapshot: the rows
- * past the watermark and the open rows that have since ended. The last
- * export (final) also sends a row still open, as `export --run` would:
- * after the writer stopped, nothing of the run is left to come. */
+/* Sends what ended since the last export: the rows past the watermark
+ * and the open rows that have since ended. Which rows those are, and
+ * which are still open, is read in one snapshot; their spans are then
+ * read a batch at a time with no read transaction open while a request
+ * is in flight (ms_otlp_export_rows), so a hung receiver never stops the
+ * WAL's checkpoints. The last export (final) also sends a row still
+ * open, as `export --run` would: after the writer stopped, nothing of
+ * the run is left to come. */
 static void export_once(int final)
 {
     sqlite3 *db = ms_store_db(live.store);
@@ -332,42 +336,54 @@ static void export_once(int final)
         note_read_error(err);
         return;
     }
+    ms_otlp_rows rows = {0};
+    int listed = 0, advance = 0;
     int64_t top = top_row(db, err, sizeof err);
     if (top < 0) {
         note_read_error(err);
     } else if (top > live.watermark || live.nopen) {
         ms_select window = {.run_id = live.run_id, .after_row = live.watermark, .also_rows = live.open_rows,
                             .nalso_rows = live.nopen, .ended_only = !final};
+        if (ms_otlp_rows_select(db, &window, &rows, err, sizeof err)) {
+            note_read_error(err); /* the watermark stays: the window is read again next time */
+        } else {
+            listed = 1;
+            /* what is open now is looked at again next time. Without that
+             * list the watermark stays: this window is read again, and sent
+             * twice rather than a row still open forgotten. */
+            window.ended_only = 0;
+            if (!final && collect_open_rows(db, &window, err, sizeof err))
+                note_read_error(err);
+            else
+                advance = 1;
+        }
+    }
+    ms_read_end(db, own, NULL, 0);
+    if (listed) {
         ms_otlp_opts o = {.json = live.cfg.json, .resource = live.cfg.resource, .nresource = live.cfg.nresource,
                           .batch_spans = (size_t)live.batch};
         ms_otlp_totals t;
-        int rc = ms_otlp_export(db, &window, &o, ms_otlp_sender_send, &live.snd, &t, err, sizeof err);
+        int rc = ms_otlp_export_rows(db, &rows, &o, ms_otlp_sender_send, &live.snd, &t, err, sizeof err);
         live.tot.traces += t.traces;
         live.tot.spans += t.spans;
         live.tot.requests += t.requests;
         if (rc < 0)
             note_read_error(err);
-        if (live.logs.on) { /* the same window, in the same snapshot: each span's records once */
+        if (live.logs.on) { /* the same rows: each span's records once */
             ms_otlp_opts lo = {.json = live.logs.cfg.json, .resource = live.logs.cfg.resource,
                                .nresource = live.logs.cfg.nresource, .batch_spans = (size_t)live.logs_batch,
                                .logs = 1};
-            rc = ms_otlp_export(db, &window, &lo, ms_otlp_sender_send, &live.logs.snd, &t, err, sizeof err);
+            rc = ms_otlp_export_rows(db, &rows, &lo, ms_otlp_sender_send, &live.logs.snd, &t, err, sizeof err);
             live.logs.items += t.records;
             live.logs.requests += t.requests;
             live.logs_spans += t.spans;
             if (rc < 0)
                 note_read_error(err);
         }
-        /* what is open now is looked at again next time. Without that
-         * list the watermark stays: this window is read again, and sent
-         * twice rather than a row still open forgotten. */
-        window.ended_only = 0;
-        if (!final && collect_open_rows(db, &window, err, sizeof err))
-            note_read_error(err);
-        else
+        if (advance)
             live.watermark = top;
     }
-    ms_read_end(db, own, NULL, 0);
+    ms_otlp_rows_free(&rows);
     /* once the end has begun, its own line says it all */
     if (!final && !atomic_load(&live.deadline) && !live.announced &&
         (live.snd.failed || live.logs.snd.failed || live.metrics.snd.failed || live.read_failures)) {

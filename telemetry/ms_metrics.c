@@ -49,22 +49,27 @@ typedef struct family {
 static const char *const L_TRACE[] = {"trace_name", NULL};
 static const char *const L_TRACE_STATUS[] = {"trace_name", "status", NULL};
 static const char *const L_STEP[] = {"span_name", NULL};
-static const char *const L_GENAI[] = {"gen_ai_operation_name", "gen_ai_provider_name",
-                                      "gen_ai_request_model", "error_type", NULL};
-static const char *const L_TOKENS[] = {"gen_ai_operation_name", "gen_ai_provider_name",
-                                       "gen_ai_request_model", "gen_ai_token_type", NULL};
-static const char *const L_COST[] = {"gen_ai_provider_name", "gen_ai_request_model", NULL};
+/* the model asked for and the one that answered (GenAI v1.41.0 metrics'
+ * attributes): a provider answers a model name with its dated version,
+ * so the two stay one-to-one, and MS_METRICS_MAX_SERIES bounds them anyway */
+static const char *const L_GENAI[] = {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+                                      "gen_ai_response_model", "error_type", NULL};
+static const char *const L_TOKENS[] = {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+                                       "gen_ai_response_model", "gen_ai_token_type", NULL};
+static const char *const L_COST[] = {"gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model",
+                                     NULL};
 static const char *const L_ERROR[] = {"error_type", NULL};
 static const char *const L_NONE[] = {NULL};
 /* the same labels as OpenTelemetry attribute keys */
 static const char *const K_TRACE[] = {"moonspan.trace.name", NULL};
 static const char *const K_TRACE_STATUS[] = {"moonspan.trace.name", "moonspan.trace.status", NULL};
 static const char *const K_STEP[] = {"moonspan.span.name", NULL};
-static const char *const K_GENAI[] = {"gen_ai.operation.name", "gen_ai.provider.name",
-                                      "gen_ai.request.model", "error.type", NULL};
-static const char *const K_TOKENS[] = {"gen_ai.operation.name", "gen_ai.provider.name",
-                                       "gen_ai.request.model", "gen_ai.token.type", NULL};
-static const char *const K_COST[] = {"gen_ai.provider.name", "gen_ai.request.model", NULL};
+static const char *const K_GENAI[] = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                                      "gen_ai.response.model", "error.type", NULL};
+static const char *const K_TOKENS[] = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                                       "gen_ai.response.model", "gen_ai.token.type", NULL};
+static const char *const K_COST[] = {"gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",
+                                     NULL};
 static const char *const K_ERROR[] = {"error.type", NULL};
 
 enum { F_REQ_DUR, F_REQ, F_STEP, F_OP_DUR, F_TTFT, F_TOKENS, F_COST, F_ERRORS, F_RETRIES, NFAM };
@@ -318,19 +323,23 @@ void ms_metrics_step(ms_metrics *m, ms_mstr name, uint64_t count, int64_t total_
 
 void ms_metrics_llm_call(ms_metrics *m, const ms_metrics_llm *c)
 {
-    ms_mstr v[] = {cstr("chat"), or_unknown(c->provider), or_unknown(c->model), c->error_type};
-    if (v[3].p && !v[3].len)
-        v[3] = cstr("_OTHER");
+    /* as the span export names them (ms_otlp_map.c): asked for, else the
+     * stored one; the one that answered, on a call that did not fail */
+    ms_mstr asked = c->request_model.p && c->request_model.len ? c->request_model : c->model;
+    ms_mstr answered = !c->error_type.p && c->model.p && c->model.len ? c->model : (ms_mstr){0};
+    ms_mstr v[] = {cstr("chat"), or_unknown(c->provider), or_unknown(asked), answered, c->error_type};
+    if (v[4].p && !v[4].len)
+        v[4] = cstr("_OTHER");
     observe(&m->f[F_OP_DUR], find(m, &m->f[F_OP_DUR], v), (double)c->duration_ns / 1e9, 1);
     if (c->ttft_ns >= 0)
         observe(&m->f[F_TTFT], find(m, &m->f[F_TTFT], v), (double)c->ttft_ns / 1e9, 1);
-    ms_mstr t[] = {v[0], v[1], v[2], cstr("input")};
+    ms_mstr t[] = {v[0], v[1], v[2], v[3], cstr("input")};
     observe(&m->f[F_TOKENS], find(m, &m->f[F_TOKENS], t),
             (double)(c->input + c->cache_read + c->cache_write), 1);
-    t[3] = cstr("output");
+    t[4] = cstr("output");
     observe(&m->f[F_TOKENS], find(m, &m->f[F_TOKENS], t), (double)c->output, 1);
     if (!isnan(c->cost_usd) && !c->replayed) {
-        ms_mstr k[] = {v[1], v[2]};
+        ms_mstr k[] = {v[1], v[2], v[3]};
         add(find(m, &m->f[F_COST], k), c->cost_usd);
     }
 }

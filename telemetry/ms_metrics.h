@@ -39,11 +39,18 @@ typedef struct ms_mstr {
     size_t len;
 } ms_mstr;
 
-/* One LLM call. Tokens as moonspan stores them (input excludes cache
+/* One LLM call. request_model is the model asked for (the span's
+ * gen_ai.request.model, as llm.call sets it; absent when the span has
+ * none: a call received over OTLP without one, or recorded by hand), model
+ * the one stored (the one that answered; the one asked for when the
+ * provider named none or the call failed). They become the labels
+ * gen_ai.request.model (request_model, else model) and
+ * gen_ai.response.model (model, on a call that succeeded), as the span
+ * export names them. Tokens as moonspan stores them (input excludes cache
  * reads and writes); cost_usd NaN when unpriced; ttft_ns < 0 when not
  * streamed; error_type absent when the call succeeded. */
 typedef struct ms_metrics_llm {
-    ms_mstr provider, model, error_type;
+    ms_mstr provider, request_model, model, error_type;
     int64_t duration_ns;
     int64_t input, output, cache_read, cache_write;
     double cost_usd;
@@ -83,7 +90,7 @@ int ms_metrics_write(ms_metrics *m, ms_buf *out);
 
 enum ms_metric_kind { MS_METRIC_SUM, MS_METRIC_HISTOGRAM, MS_METRIC_GAUGE };
 
-#define MS_METRICS_MAX_LABELS 4
+#define MS_METRICS_MAX_LABELS 5
 #define MS_METRICS_MAX_BOUNDS 16
 
 /* A family under its OpenTelemetry name and unit (UCUM: "s", "{token}"),

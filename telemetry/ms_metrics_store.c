@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ms_metrics_store.h"
+#include "ms_otlp_schema.h"
 #include "ms_read.h"
 #include "ms_select.h"
 #include "ms_spans.h"
@@ -86,6 +87,21 @@ static int error_event(void *ud, const ms_event_rec *e)
     return 0;
 }
 
+/* The string attribute `key` of span s (absent when it has none, or its
+ * attributes are damaged: the metrics then fall back on the stored model). */
+static ms_mstr str_attr(const ms_pack_reader *r, const ms_span_rec *s, const char *key, size_t klen)
+{
+    const uint8_t *p = s->attrs;
+    for (uint32_t i = 0; i < s->nattrs; i++) {
+        ms_attr_rec a;
+        if (ms_pack_attr_at(r, &p, s->attrs_end, &a))
+            break;
+        if (a.type == MS_ATTR_STRING && a.key.len == klen && memcmp(a.key.p, key, klen) == 0)
+            return (ms_mstr){a.s.p ? a.s.p : "", a.s.len};
+    }
+    return (ms_mstr){0};
+}
+
 /* The spans of the trace on the current row of st. */
 static int read_spans(ms_metrics_store *ms, sqlite3_stmt *st, char *err, size_t errlen)
 {
@@ -109,6 +125,8 @@ static int read_spans(ms_metrics_store *ms, sqlite3_stmt *st, char *err, size_t 
         if (s.has_llm) {
             ms_metrics_llm c = {
                 .provider = pstr(s.provider), .model = pstr(s.model),
+                .request_model = str_attr(&ms->walk.r, &s, MS_ATTR_GENAI_REQUEST_MODEL,
+                                          sizeof MS_ATTR_GENAI_REQUEST_MODEL - 1),
                 .error_type = s.has_error ? pstr(s.error_type) : (ms_mstr){0},
                 .duration_ns = s.duration, .input = s.input, .output = s.output,
                 .cache_read = s.cache_read, .cache_write = s.cache_write,

@@ -4,13 +4,27 @@
  * Called by the writer thread for each trace or part it takes (the
  * tracer's observer), so the script's thread pays nothing for metrics. */
 #include "ms_metrics_trace.h"
+#include "ms_otlp_schema.h"
 #include "ms_trace.h"
+
+#include <string.h>
 
 static ms_mstr tstr(const ms_trace *t, ms_str s)
 {
     if (s.off == MS_NONE)
         return (ms_mstr){0};
     return (ms_mstr){t->arena + s.off, s.len};
+}
+
+/* The string attribute `key` of span sp (absent when it has none). */
+static ms_mstr str_attr(const ms_trace *t, const ms_span *sp, const char *key, size_t klen)
+{
+    for (uint32_t ai = sp->attrs; ai != MS_NONE && ai < t->nattrs; ai = t->attrs[ai].next) {
+        const ms_attr *a = &t->attrs[ai];
+        if (a->type == MS_ATTR_STRING && a->key.len == klen && memcmp(t->arena + a->key.off, key, klen) == 0)
+            return tstr(t, a->v.s);
+    }
+    return (ms_mstr){0};
 }
 
 /* The spans of one buffer that have ended: a part's open spans stay in
@@ -38,6 +52,8 @@ static void observe_spans(ms_metrics *m, const ms_trace *t)
             const ms_llm *l = &t->llm[sp->llm];
             ms_metrics_llm c = {
                 .provider = tstr(t, l->provider), .model = tstr(t, l->model),
+                .request_model = str_attr(t, sp, MS_ATTR_GENAI_REQUEST_MODEL,
+                                          sizeof MS_ATTR_GENAI_REQUEST_MODEL - 1),
                 .error_type = er ? tstr(t, er->type) : (ms_mstr){0},
                 .duration_ns = dur, .input = l->input, .output = l->output,
                 .cache_read = l->cache_read, .cache_write = l->cache_write,

@@ -37,6 +37,15 @@ void ms_spans_walk_trace(ms_spans_walk *w, int64_t row, int64_t parts, uint64_t 
     w->error = NULL;
 }
 
+void ms_spans_walk_release(ms_spans_walk *w)
+{
+    sqlite3_reset(w->parts);
+    w->own = NULL;
+    w->own_len = 0;
+    w->reading = 0;
+    w->stage = 2;
+}
+
 int64_t ms_spans_walk_columns(ms_spans_walk *w, sqlite3_stmt *st, int first)
 {
     int64_t row = sqlite3_column_int64(st, first);

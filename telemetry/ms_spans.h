@@ -43,6 +43,11 @@ int64_t ms_spans_walk_columns(ms_spans_walk *w, sqlite3_stmt *st, int first);
  * blob is corrupt or cannot be read. */
 int ms_spans_walk_next(ms_spans_walk *w, ms_span_rec *out);
 
+/* Ends the walk of the current trace and lets go of the rows it reads,
+ * so the connection's read transaction can end (start another trace
+ * with ms_spans_walk_trace). */
+void ms_spans_walk_release(ms_spans_walk *w);
+
 /* The span id of the parent of `s` (0 for the root). */
 uint64_t ms_spans_walk_parent_id(const ms_spans_walk *w, const ms_span_rec *s);
 

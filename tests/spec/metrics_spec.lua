@@ -94,10 +94,11 @@ describe("moonspan serve --metrics", function()
       assert.are.equal(1, s['moonspan_requests_total{trace_name="answer",status="error"}'])
       assert.are.equal(1, s['moonspan_errors_total{error_type="bad_input"}'])
       assert.are.equal(6, s['moonspan_step_duration_seconds_count{span_name="step \\"quoted\\"\\nline2 \\\\ end"}'])
-      local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+      local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock",'
+                .. 'gen_ai_response_model="mock"'
       assert.are.equal(6, s["gen_ai_client_operation_duration_seconds_count{" .. llm .. "}"])
       local cost = H.scalar(r.db, "SELECT sum(cost_usd) FROM traces")
-      H.close_to(cost, s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock"}'],
+      H.close_to(cost, s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock",gen_ai_response_model="mock"}'],
                  "cost", 1e-9)
       local input = H.scalar(r.db, "SELECT sum(input_tokens + cache_read_tokens + cache_write_tokens) FROM traces")
       assert.are.equal(input, s["gen_ai_client_token_usage_sum{" .. llm .. ',gen_ai_token_type="input"}'])
@@ -137,7 +138,8 @@ describe("moonspan serve --metrics", function()
     assert.are.equal(3, retries) -- 2 of the call, 1 of the step
     assert.are.equal(retries, s["moonspan_retries_total"])
     -- 30 ms: above the 0.02 s bound, within 0.04 s; the bounds are GenAI's
-    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock",'
+                .. 'gen_ai_response_model="mock"'
     local ttft = "gen_ai_client_operation_time_to_first_chunk_seconds"
     assert.are.equal(1, s[ttft .. "_count{" .. llm .. "}"])
     H.close_to(0.03, s[ttft .. "_sum{" .. llm .. "}"], "ttft sum", 1e-9)
@@ -299,7 +301,7 @@ describe("run --metrics-addr", function()
     assert.are.equal(8, s['moonspan_requests_total{trace_name="live",status="ok"}'])
     assert.are.equal(8, s['moonspan_step_duration_seconds_count{span_name="work"}'])
     H.close_to(H.scalar(db, "SELECT sum(cost_usd) FROM traces"),
-               s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock"}'], "cost", 1e-9)
+               s['moonspan_cost_usd_total{gen_ai_provider_name="mock",gen_ai_request_model="mock",gen_ai_response_model="mock"}'], "cost", 1e-9)
     assert.are.equal(0, s["moonspan_writer_queue_depth"])
   end)
 end)
@@ -444,7 +446,8 @@ describe("eval --metrics-addr", function()
     assert(ok, res)
     promtool_ok(res.body, dir)
     local s = samples(res.body)
-    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock"'
+    local llm = 'gen_ai_operation_name="chat",gen_ai_provider_name="mock",gen_ai_request_model="mock",'
+                .. 'gen_ai_response_model="mock"'
     assert.are.equal(3, s["gen_ai_client_operation_duration_seconds_count{" .. llm .. "}"])
     local requests = 0
     for k, v in pairs(s) do

@@ -278,6 +278,26 @@ describe("moonspan export otlp", function()
     assert.are.equal(math.ceil(n / 2), #rx.requests())
   end)
 
+  it("holds no read snapshot while a request hangs: a run writing meanwhile gets its WAL checkpointed", function()
+    local db = store()
+    local rx = receiver("hang")
+    local writer = H.write(H.tmpdir("writer") .. "/w.lua",
+                           'for i = 1, 20 do trace("later", function() span("s", function() end) end) end')
+    -- the export is stuck in its first request (of one span) when another
+    -- run writes to the store; a TRUNCATE checkpoint is then busy ("1|...")
+    -- if the export still holds the snapshot it read that span in
+    local r = H.sh(string.format(
+      "%s --db %s export otlp %s --batch 1 --timeout 60000 >/dev/null 2>&1 & pid=$!; i=0; "
+      .. "while ! grep -q '\"status\":0' %s 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done; "
+      .. "%s --db %s run --quiet %s && sqlite3 -cmd '.timeout 3000' %s 'PRAGMA wal_checkpoint(TRUNCATE)'; "
+      .. "kill $pid; wait $pid",
+      q(H.bin), q(db), q(rx.url), q(rx.log), q(H.bin), q(db), q(writer), q(db)))
+    rx.stop()
+    assert.are.equal(1, #rx.requests(), r.err)
+    assert.are.equal("0|0|0\n", r.out, r.err)
+    assert.are.equal(20, H.scalar(db, "SELECT count(*) FROM traces WHERE name = 'later'")) -- the run wrote
+  end)
+
   it("exports only the selection: --run and --since", function()
     local dir = H.tmpdir("sel")
     local db = dir .. "/x.db"

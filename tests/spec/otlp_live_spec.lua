@@ -266,6 +266,64 @@ describe("run --export otlp", function()
     assert.matches("sends them again", r.err, 1, true)
   end)
 
+  it("holds no read snapshot while a request hangs: the WAL is checkpointed to nothing meanwhile", function()
+    local rx = O.receiver("hang")
+    -- once the exporter is stuck in its first request, the script writes
+    -- 200 traces (about 3 MB), lets the writer go idle, and asks the
+    -- sqlite3 CLI for a TRUNCATE checkpoint, which a read transaction
+    -- left open on an older snapshot makes busy (before: "1|...")
+    local src = [[
+      local log, db = arg[1], arg[2]
+      local function hanging()
+        local f = io.open(log)
+        if not f then return false end
+        local s = f:read("a")
+        f:close()
+        return s:find('"status":0', 1, true) ~= nil
+      end
+      local function sh(cmd)
+        local p = io.popen(cmd)
+        local s = p:read("a")
+        p:close()
+        return (s:gsub("%s+$", ""))
+      end
+      trace("first", function() span("a", function() end) end)
+      local waited = 0
+      while not hanging() and waited < 5000 do
+        moonspan.sleep_ms(20)
+        waited = waited + 20
+      end
+      local pad = string.rep("x", 300)
+      for i = 1, 200 do
+        trace("busy", function()
+          for j = 1, 50 do span("s", {pad = pad}, function() end) end
+        end)
+      end
+      moonspan.flush()
+      moonspan.sleep_ms(500) -- the writer's own checkpoint, once idle, is done
+      local grown = sh("stat -c %s " .. db .. "-wal")
+      local requests = select(2, io.open(log):read("a"):gsub("\n", ""))
+      print("hanging=" .. tostring(hanging()) .. " requests=" .. requests)
+      print("checkpoint=" .. sh("sqlite3 -cmd '.timeout 3000' " .. db .. " 'PRAGMA wal_checkpoint(TRUNCATE)'"))
+      print("wal=" .. sh("stat -c %s " .. db .. "-wal") .. " before=" .. grown)
+    ]]
+    local dir = H.tmpdir("wal")
+    local db = dir .. "/x.db"
+    local r = H.run_script(src, {dir = dir, db = db, run_args = {"--export", "otlp=" .. rx.url},
+                                 args = {rx.log, db},
+                                 env = with(FAST, {OTEL_BSP_EXPORT_TIMEOUT = "1000",
+                                                   OTEL_EXPORTER_OTLP_TIMEOUT = "60000"})})
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    -- the one request still hangs (60 s) while the checkpoint runs
+    assert.matches("hanging=true requests=1\n", r.out, 1, true)
+    assert.matches("checkpoint=0|0|0\n", r.out, 1, true)
+    assert.matches("wal=0 ", r.out, 1, true)
+    assert.are.equal(10202, H.scalar(db, "SELECT sum(span_count) FROM traces"))
+    assert.matches("exported 0 of 10202 spans (201 traces)", r.err, 1, true)
+    assert.matches("the export deadline passed", r.err, 1, true)
+  end)
+
   it("is off, with one notice, under OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none", function()
     local rx = O.receiver("200")
     for _, env in ipairs({{OTEL_SDK_DISABLED = "true"}, {OTEL_TRACES_EXPORTER = "none"}}) do

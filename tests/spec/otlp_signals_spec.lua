@@ -51,12 +51,14 @@ local PROM = {
   ["moonspan.requests"] = {"moonspan_requests_total", "{request}", {"moonspan.trace.name", "moonspan.trace.status"}},
   ["moonspan.step.duration"] = {"moonspan_step_duration_seconds", "s", {"moonspan.span.name"}},
   ["gen_ai.client.operation.duration"] = {"gen_ai_client_operation_duration_seconds", "s",
-    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "error.type"}},
+    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "error.type"}},
   ["gen_ai.client.operation.time_to_first_chunk"] = {"gen_ai_client_operation_time_to_first_chunk_seconds", "s",
-    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "error.type"}},
+    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "error.type"}},
   ["gen_ai.client.token.usage"] = {"gen_ai_client_token_usage", "{token}",
-    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.token.type"}},
-  ["moonspan.cost.usd"] = {"moonspan_cost_usd_total", "{USD}", {"gen_ai.provider.name", "gen_ai.request.model"}},
+    {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",
+     "gen_ai.token.type"}},
+  ["moonspan.cost.usd"] = {"moonspan_cost_usd_total", "{USD}",
+    {"gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model"}},
   ["moonspan.errors"] = {"moonspan_errors_total", "{error}", {"error.type"}},
   ["moonspan.retries"] = {"moonspan_retries_total", "{retry}", {}},
 }
@@ -511,6 +513,50 @@ describe("run --export otlp with OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER = 
                    .. rx.port .. "/v1/logs (http/protobuf, gzip)", r.err, 1, true)
     assert.matches("moonspan run: exported " .. total .. " of " .. total .. " data points to http://127.0.0.1:"
                    .. rx.port .. "/v1/metrics (http/protobuf, gzip) in " .. #m .. " requests\n", r.err, 1, true)
+  end)
+
+  it("labels an LLM call's metrics with the model asked for and the one that answered, live and from the store",
+     function()
+    local fake = dofile(H.root .. "/tests/spec/fake_server.lua").start(H)
+    local rx = receiver()
+    -- the fake OpenAI answers gpt-4o with gpt-4o-2024-08-06, as OpenAI does;
+    -- the second call fails, so nothing answered it
+    local r = H.run_script('trace("t", function()'
+                           .. ' llm.call{model = "gpt-4o", messages = {{role = "user", content = "hi"}}}'
+                           .. ' pcall(llm.call, {model = "mock-large", retries = 0, messages = {{role = "user",'
+                           .. ' content = "hi"}}, mock = {fail = {status = 400}}}) end)',
+                           {run_args = {"--export", "otlp=" .. rx.url}, env = fake.env(LIVE_ENV)})
+    fake.stop()
+    rx.stop()
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("gpt-4o-2024-08-06", H.scalar(r.db, "SELECT model FROM spans WHERE name = 'chat gpt-4o'"))
+    -- live (the writer's registry): the last request holds the whole run
+    local m = rx.to("/v1/metrics")
+    local body = m[#m].body
+    local ops
+    for _, metric in ipairs(body[1].scopeMetrics[1].metrics) do
+      if metric.name == "gen_ai.client.operation.duration" then ops = metric end
+    end
+    assert.is_not_nil(ops, "no gen_ai.client.operation.duration")
+    local answered = point(ops, {["gen_ai.request.model"] = "gpt-4o"})
+    assert.is_not_nil(answered, "no point for the model asked for")
+    assert.are.equal("gpt-4o-2024-08-06", answered.attributes["gen_ai.response.model"])
+    assert.are.equal("openai", answered.attributes["gen_ai.provider.name"])
+    assert.is_nil(point(ops, {["gen_ai.request.model"] = "gpt-4o-2024-08-06"}))
+    local failed = point(ops, {["gen_ai.request.model"] = "mock-large"})
+    assert.is_not_nil(failed, "no point for the failed call")
+    assert.is_not_nil(failed.attributes["error.type"])
+    assert.is_nil(failed.attributes["gen_ai.response.model"])
+    assert.are.equal(2, #ops.points)
+    -- from the store (serve --metrics): the same series, point for point
+    local text = scrape(r.db)
+    assert.matches('gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",'
+                   .. 'gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",'
+                   .. 'gen_ai_response_model="gpt-4o-2024-08-06"} 1\n', text, 1, true)
+    assert.matches('moonspan_cost_usd_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",'
+                   .. 'gen_ai_response_model="gpt-4o-2024-08-06"} ', text, 1, true)
+    assert.is_nil(text:find('gen_ai_request_model="gpt-4o-2024-08-06"', 1, true))
+    check_metrics(r.db, body, text, body[1].scopeMetrics[1].metrics[1].points[1].startTimeUnixNano)
   end)
 
   it("sends traces only without them, and counts what a signal could not send with the command that resends it",

@@ -23,6 +23,21 @@ static char *expose(ms_metrics *m, ms_buf *b)
     return b->data;
 }
 
+/* The exposition goes to stderr in full when a line is missing. */
+static void assert_has(const char *text, const char *line)
+{
+    if (!strstr(text, line)) {
+        fprintf(stderr, "---- exposition ----\n%s\n--------------------\n", text);
+        fail_msg("missing %s", line);
+    }
+}
+
+static void assert_hasnt(const char *text, const char *part)
+{
+    if (strstr(text, part))
+        fail_msg("unexpected %s", part);
+}
+
 static int count_lines(const char *text, const char *prefix)
 {
     int n = 0;
@@ -108,39 +123,78 @@ static void test_series_are_bounded(void **state)
 
 /* Input tokens include cache reads and writes (GenAI); an unpriced or
  * replayed call adds no cost; TTFT only when streamed; error_type only
- * on a failed call. */
+ * on a failed call. gen_ai_request_model is the model asked for,
+ * gen_ai_response_model the one that answered (not on a failed call). */
 static void test_llm_call_families(void **state)
 {
     (void)state;
     ms_metrics *m = ms_metrics_new();
     ms_metrics_lock(m);
-    ms_metrics_llm ok = {.provider = S("openai"), .model = S("gpt-4o"), .duration_ns = 300000000,
-                         .input = 100, .output = 20, .cache_read = 50, .cache_write = 5,
-                         .cost_usd = 0.25, .ttft_ns = 50000000};
+    ms_metrics_llm ok = {.provider = S("openai"), .request_model = S("gpt-4o"), .model = S("gpt-4o-2024-08-06"),
+                         .duration_ns = 300000000, .input = 100, .output = 20, .cache_read = 50,
+                         .cache_write = 5, .cost_usd = 0.25, .ttft_ns = 50000000};
     ms_metrics_llm_call(m, &ok);
     ms_metrics_llm replayed = ok;
     replayed.replayed = 1;
     replayed.ttft_ns = -1;
     ms_metrics_llm_call(m, &replayed);
-    ms_metrics_llm failed = {.provider = S("openai"), .model = S("gpt-4o"), .error_type = S("timeout"),
-                             .duration_ns = 1000000000, .cost_usd = NAN, .ttft_ns = -1};
+    ms_metrics_llm failed = {.provider = S("openai"), .request_model = S("gpt-4o"), .model = S("gpt-4o"),
+                             .error_type = S("timeout"), .duration_ns = 1000000000, .cost_usd = NAN,
+                             .ttft_ns = -1};
     ms_metrics_llm_call(m, &failed);
+    /* no gen_ai.request.model on the span (received without one): the
+     * stored model is both */
+    ms_metrics_llm bare = {.provider = S("house"), .model = S("house-1"), .duration_ns = 1000000,
+                           .cost_usd = 0.5, .ttft_ns = -1};
+    ms_metrics_llm_call(m, &bare);
     ms_metrics_unlock(m);
     ms_buf b = {0};
     const char *t = expose(m, &b);
     const char *l = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o\"";
+    const char *r = "gen_ai_response_model=\"gpt-4o-2024-08-06\"";
     char want[512];
-    snprintf(want, sizeof want, "gen_ai_client_token_usage_sum{%s,gen_ai_token_type=\"input\"} 310\n", l);
-    assert_non_null(strstr(t, want));
-    snprintf(want, sizeof want, "gen_ai_client_token_usage_bucket{%s,gen_ai_token_type=\"input\",le=\"256\"} 3\n", l);
-    assert_non_null(strstr(t, want));
-    snprintf(want, sizeof want, "gen_ai_client_operation_duration_seconds_count{%s} 2\n", l);
-    assert_non_null(strstr(t, want));
+    snprintf(want, sizeof want, "gen_ai_client_token_usage_sum{%s,%s,gen_ai_token_type=\"input\"} 310\n", l, r);
+    assert_has(t, want);
+    snprintf(want, sizeof want, "gen_ai_client_token_usage_bucket{%s,%s,gen_ai_token_type=\"input\",le=\"256\"} 2\n",
+             l, r);
+    assert_has(t, want);
+    snprintf(want, sizeof want, "gen_ai_client_token_usage_count{%s,gen_ai_token_type=\"input\"} 1\n", l);
+    assert_has(t, want); /* the failed call: no response model */
+    snprintf(want, sizeof want, "gen_ai_client_operation_duration_seconds_count{%s,%s} 2\n", l, r);
+    assert_has(t, want);
     snprintf(want, sizeof want, "gen_ai_client_operation_duration_seconds_count{%s,error_type=\"timeout\"} 1\n", l);
-    assert_non_null(strstr(t, want));
-    snprintf(want, sizeof want, "gen_ai_client_operation_time_to_first_chunk_seconds_count{%s} 1\n", l);
-    assert_non_null(strstr(t, want));
-    assert_non_null(strstr(t, "moonspan_cost_usd_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o\"} 0.25\n"));
+    assert_has(t, want);
+    snprintf(want, sizeof want, "gen_ai_client_operation_time_to_first_chunk_seconds_count{%s,%s} 1\n", l, r);
+    assert_has(t, want);
+    assert_has(t, "moonspan_cost_usd_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o\","
+           "gen_ai_response_model=\"gpt-4o-2024-08-06\"} 0.25\n");
+    assert_has(t, "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\","
+           "gen_ai_provider_name=\"house\",gen_ai_request_model=\"house-1\",gen_ai_response_model=\"house-1\"} 1\n");
+    assert_hasnt(t, "gen_ai_request_model=\"gpt-4o-2024-08-06\"");
+    ms_buf_free(&b);
+    ms_metrics_free(m);
+}
+
+/* A provider answering each call with another model name cannot grow the
+ * LLM families past the bound either. */
+static void test_answered_models_are_bounded(void **state)
+{
+    (void)state;
+    ms_metrics *m = ms_metrics_new();
+    char name[32];
+    ms_metrics_lock(m);
+    for (int i = 0; i < MS_METRICS_MAX_SERIES + 30; i++) {
+        snprintf(name, sizeof name, "gpt-4o-%d", i);
+        ms_metrics_llm c = {.provider = S("openai"), .request_model = S("gpt-4o"), .model = S(name),
+                            .duration_ns = 1000000, .cost_usd = NAN, .ttft_ns = -1};
+        ms_metrics_llm_call(m, &c);
+    }
+    ms_metrics_unlock(m);
+    ms_buf b = {0};
+    const char *t = expose(m, &b);
+    assert_int_equal(count_lines(t, "gen_ai_client_operation_duration_seconds_count{"), MS_METRICS_MAX_SERIES + 1);
+    assert_has(t, "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"_other\","
+           "gen_ai_provider_name=\"_other\",gen_ai_request_model=\"_other\",gen_ai_response_model=\"_other\"} 30\n");
     ms_buf_free(&b);
     ms_metrics_free(m);
 }
@@ -168,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_label_values_escaped_and_utf8),
         cmocka_unit_test(test_series_are_bounded),
         cmocka_unit_test(test_llm_call_families),
+        cmocka_unit_test(test_answered_models_are_bounded),
         cmocka_unit_test(test_queue_gauge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -95,7 +95,8 @@ static ms_metrics *registry(void)
     assert_non_null(m);
     ms_metrics_lock(m);
     ms_metrics_request(m, (ms_mstr){"answer", 6}, 1500000000, "ok");
-    ms_metrics_llm c = {.provider = {"anthropic", 9}, .model = {"claude-sonnet-4", 15}, .duration_ns = 500000000,
+    ms_metrics_llm c = {.provider = {"anthropic", 9}, .request_model = {"claude-sonnet-4", 15},
+                        .model = {"claude-sonnet-4-20250514", 24}, .duration_ns = 500000000,
                         .input = 100, .output = 20, .cache_read = 30, .cache_write = 10, .cost_usd = 0.0123,
                         .ttft_ns = 250000000};
     ms_metrics_llm_call(m, &c);
@@ -162,7 +163,9 @@ static void test_metrics_protobuf(void **state)
     assert_true(attr_str_is(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES, "gen_ai.operation.name", "chat"));
     assert_true(attr_str_is(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES, "gen_ai.provider.name", "anthropic"));
     assert_true(attr_str_is(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES, "gen_ai.request.model", "claude-sonnet-4"));
-    assert_int_equal(count(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES), 3); /* no error.type: it succeeded */
+    assert_true(attr_str_is(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES, "gen_ai.response.model",
+                            "claude-sonnet-4-20250514"));
+    assert_int_equal(count(dp.p, dp.len, MS_PB_HIST_POINT_ATTRIBUTES), 4); /* no error.type: it succeeded */
 
     /* tokens: {token}, one series per type, input with the cache */
     ms_pb_field t = metric(&body, "gen_ai.client.token.usage");
