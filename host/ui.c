@@ -69,6 +69,29 @@ void ms_ui_json_begin(ms_serve_reply *out)
     ms_serve_reply_header(out, "Cache-Control", "no-store");
 }
 
+int ms_ui_run_view(sqlite3 *db, ms_ui_view_fn fn, const void *opts, ms_serve_reply *out, int *rc, char *err,
+                   size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        *rc = -1;
+        return ms_errf(err, errlen, "out of memory");
+    }
+    *rc = fn(db, opts, f, err, errlen);
+    if (fclose(f) != 0 && *rc == 0) {
+        *rc = -1;
+        ms_errf(err, errlen, "out of memory");
+    }
+    if (*rc == 0) {
+        ms_ui_json_begin(out);
+        ms_buf_add(&out->body, text, len);
+    }
+    free(text);
+    return *rc ? -1 : 0;
+}
+
 void ms_ui_error(ms_serve_reply *out, int status, const char *fmt, ...)
 {
     char msg[2048];

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ms_select.h"
 #include "serve.h"
@@ -54,6 +55,14 @@ const char *ms_ui_db_path(void *ui);
 /* Makes out a 200 JSON reply (Content-Type, Cache-Control: no-store);
  * the endpoint then appends the JSON to out->body. */
 void ms_ui_json_begin(ms_serve_reply *out);
+
+/* A view that writes to a FILE* (the CLI's JSON writers, as `fn` adapts
+ * them), run into memory: its output starts a JSON reply. `*rc` gets the
+ * view's return (or -1 out of memory, with err). Returns 0 when the view
+ * succeeded (its output is in out->body), -1 otherwise (out untouched). */
+typedef int (*ms_ui_view_fn)(sqlite3 *db, const void *opts, FILE *f, char *err, size_t errlen);
+int ms_ui_run_view(sqlite3 *db, ms_ui_view_fn fn, const void *opts, ms_serve_reply *out, int *rc, char *err,
+                   size_t errlen);
 /* Replaces out with `status` and {"error": message}. */
 void ms_ui_error(ms_serve_reply *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

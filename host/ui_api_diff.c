@@ -13,34 +13,6 @@
 #include "ms_stats.h"
 #include "ui.h"
 
-/* A view that writes to a FILE*, its output appended to the reply. The
- * view returns 0 or an error code; `*rc` gets it. Returns 0 when the view
- * succeeded (its output is in out->body). */
-typedef int (*view_fn)(sqlite3 *db, const void *opts, FILE *f, char *err, size_t errlen);
-
-static int run_view(sqlite3 *db, view_fn fn, const void *opts, ms_serve_reply *out, int *rc, char *err,
-                    size_t errlen)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        *rc = -1;
-        return ms_errf(err, errlen, "out of memory");
-    }
-    *rc = fn(db, opts, f, err, errlen);
-    if (fclose(f) != 0 && *rc == 0) {
-        *rc = -1;
-        ms_errf(err, errlen, "out of memory");
-    }
-    if (*rc == 0) {
-        ms_ui_json_begin(out);
-        ms_buf_add(&out->body, text, len);
-    }
-    free(text);
-    return *rc ? -1 : 0;
-}
-
 static int runs_view(sqlite3 *db, const void *opts, FILE *f, char *err, size_t errlen)
 {
     return ms_runs_write(db, opts, f, err, errlen);
@@ -62,7 +34,7 @@ void ms_ui_api_runs(void *ui, const ms_serve_request *req, ms_serve_reply *out)
         ms_ui_error(out, 400, "limit '%.40s' is not a count of runs; give one from 1 to 1000000, e.g. limit=50", v);
         return;
     }
-    if (run_view(ms_ui_db(ui), runs_view, &o, out, &rc, err, sizeof err))
+    if (ms_ui_run_view(ms_ui_db(ui), runs_view, &o, out, &rc, err, sizeof err))
         ms_ui_error(out, 500, "%s", err);
 }
 
@@ -142,6 +114,6 @@ void ms_ui_api_diff(void *ui, const ms_serve_request *req, ms_serve_reply *out)
             return;
         }
     }
-    if (run_view(db, diff_view, &d, out, &rc, err, sizeof err))
+    if (ms_ui_run_view(db, diff_view, &d, out, &rc, err, sizeof err))
         ms_ui_error(out, rc == MS_DIFF_BAD_SIDE ? 400 : 500, "%s", err);
 }

@@ -9,6 +9,11 @@
 #include "ms_series.h"
 #include "ui.h"
 
+static int report_view(sqlite3 *db, const void *opts, FILE *f, char *err, size_t errlen)
+{
+    return ms_report_write(db, opts, f, err, errlen);
+}
+
 /* /api/report?<selection>&bucket=hour|day */
 void ms_ui_api_report(void *ui, const ms_serve_request *req, ms_serve_reply *out)
 {
@@ -34,32 +39,21 @@ void ms_ui_api_report(void *ui, const ms_serve_request *req, ms_serve_reply *out
 
     sqlite3 *db = ms_ui_db(ui);
     ms_report_opts o = {.sel = sel, .json = 1};
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        ms_ui_error(out, 500, "out of memory");
-        return;
-    }
-    rc = ms_report_write(db, &o, f, err, sizeof err);
-    if (fclose(f) != 0 && rc == 0)
-        rc = -1, snprintf(err, sizeof err, "out of memory");
-    /* the report is one object ending in "}\n": "series" joins it as its last member */
-    while (rc == 0 && len && (text[len - 1] == '\n' || text[len - 1] == ' '))
-        len--;
-    if (rc == 0 && (len < 2 || text[len - 1] != '}')) {
-        rc = -1;
-        snprintf(err, sizeof err, "the report is not one JSON object");
-    }
-    if (rc) {
-        free(text);
+    if (ms_ui_run_view(db, report_view, &o, out, &rc, err, sizeof err)) {
         ms_ui_error(out, 500, "%s", err);
         return;
     }
-    ms_ui_json_begin(out);
-    ms_buf_add(&out->body, text, len - 1);
-    free(text);
-    ms_buf_adds(&out->body, ",\"series\":");
+    /* the report is one object ending in "}\n": "series" joins it as its last member */
+    ms_buf *b = &out->body;
+    while (b->len && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == ' '))
+        b->len--;
+    if (b->len < 2 || b->data[b->len - 1] != '}') {
+        ms_buf_reset(b);
+        ms_ui_error(out, 500, "the report is not one JSON object");
+        return;
+    }
+    b->len--;
+    ms_buf_adds(b, ",\"series\":");
     rc = ms_series_json(db, &sel, by, &out->body, err, sizeof err);
     if (rc) {
         ms_ui_error(out, rc == MS_SERIES_TOO_WIDE ? 400 : 500, "%s", err);

@@ -30,6 +30,11 @@ static int whole(const ms_serve_request *req, ms_ui_params *p, const char *name,
     return 0;
 }
 
+static int traces_view(sqlite3 *db, const void *opts, FILE *f, char *err, size_t errlen)
+{
+    return ms_traces_write(db, opts, f, err, errlen);
+}
+
 void ms_ui_api_traces(void *ui, const ms_serve_request *req, ms_serve_reply *out)
 {
     ms_ui_params p = {.used = 0};
@@ -62,21 +67,6 @@ void ms_ui_api_traces(void *ui, const ms_serve_request *req, ms_serve_reply *out
     }
     o.limit = (int)limit;
     o.offset = offset;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        ms_ui_error(out, 500, "out of memory");
-        return;
-    }
-    rc = ms_traces_write(ms_ui_db(ui), &o, f, err, sizeof err);
-    if (fclose(f) != 0 && rc == 0)
-        rc = -1, ms_errf(err, sizeof err, "out of memory writing the page");
-    if (rc) {
+    if (ms_ui_run_view(ms_ui_db(ui), traces_view, &o, out, &rc, err, sizeof err))
         ms_ui_error(out, 500, "%s", err);
-    } else {
-        ms_ui_json_begin(out);
-        ms_buf_add(&out->body, text, len);
-    }
-    free(text);
 }
