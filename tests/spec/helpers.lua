@@ -253,6 +253,19 @@ local function denull(v)
 end
 H.denull = denull
 
+-- The samples of a Prometheus text exposition: "name{labels}" -> number
+-- (+Inf as math.huge; a value that is no number stays text).
+function H.prom_samples(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:sub(1, 1) ~= "#" then
+      local key, v = line:match("^(.-) (%S+)$")
+      out[key] = tonumber(v) or (v == "+Inf" and math.huge) or v
+    end
+  end
+  return out
+end
+
 function H.json(s)
   return denull(cjson.decode(s))
 end

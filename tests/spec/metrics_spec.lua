@@ -37,17 +37,7 @@ local function http_get(url)
   return {status = tonumber(head:match("^HTTP/%S+ (%d+)")), head = head, body = body}
 end
 
--- Samples of an exposition: key "name{labels}" -> number.
-local function samples(text)
-  local out = {}
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, 1) ~= "#" then
-      local key, v = line:match("^(.-) (%S+)$")
-      out[key] = tonumber(v) or (v == "+Inf" and math.huge) or v
-    end
-  end
-  return out
-end
+local samples = H.prom_samples
 
 local function promtool_ok(text, dir)
   local f = H.write(dir .. "/metrics.txt", text)

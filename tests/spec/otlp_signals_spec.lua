@@ -65,17 +65,7 @@ local PROM = {
 local LABEL = {["moonspan.trace.name"] = "trace_name", ["moonspan.trace.status"] = "status",
                ["moonspan.span.name"] = "span_name"}
 
--- The exposition's samples: "name{labels}" -> number.
-local function samples(text)
-  local out = {}
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, 1) ~= "#" then
-      local key, v = line:match("^(.-) (%S+)$")
-      out[key] = tonumber(v) or (v == "+Inf" and math.huge) or v
-    end
-  end
-  return out
-end
+local samples = H.prom_samples
 
 -- What `moonspan serve --metrics` shows for the store.
 local function scrape(db)
