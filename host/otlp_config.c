@@ -13,8 +13,7 @@
 #include "ms_otlp_schema.h"
 #include "ms_text.h"
 
-/* A variable's value, NULL when unset or empty. */
-static const char *env(const char *name)
+const char *ms_otlp_env(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
@@ -23,10 +22,10 @@ static const char *env(const char *name)
 /* The per-signal variable, else the generic one; *from names which. */
 static const char *env2(const char *signal, const char *generic, const char **from)
 {
-    const char *v = env(signal);
+    const char *v = ms_otlp_env(signal);
     *from = signal;
     if (!v) {
-        v = env(generic);
+        v = ms_otlp_env(generic);
         *from = generic;
     }
     return v;
@@ -264,11 +263,11 @@ static int resolve_url(ms_otlp_config *c, const ms_otlp_flags *f, char *err, siz
                                SIGNAL_PATH[c->signal] + 4);
             }
         c->url = ends_with(u, path) ? strdup(u) : join_path(u, path);
-    } else if ((u = env(signal_var(c, "ENDPOINT", var, sizeof var)))) {
+    } else if ((u = ms_otlp_env(signal_var(c, "ENDPOINT", var, sizeof var)))) {
         from = var;
         c->url = strdup(u);
     } else {
-        u = env("OTEL_EXPORTER_OTLP_ENDPOINT");
+        u = ms_otlp_env("OTEL_EXPORTER_OTLP_ENDPOINT");
         from = u ? "OTEL_EXPORTER_OTLP_ENDPOINT" : "the default";
         if (!u)
             u = MS_OTLP_DEFAULT_ENDPOINT;
@@ -303,7 +302,7 @@ void ms_otlp_exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, in
 {
     char var[48];
     snprintf(var, sizeof var, "OTEL_%s_EXPORTER", SIGNAL_UPPER[signal]);
-    const char *v = env(var);
+    const char *v = ms_otlp_env(var);
     *otlp = *none = *other = 0;
     for (const char *p = v ? v : ""; *p;) {
         size_t n = strcspn(p, ",");
@@ -397,7 +396,7 @@ static int resolve_headers(ms_otlp_config *c, const ms_otlp_flags *f, char *err,
     char var[64];
     const char *const vars[] = {"OTEL_EXPORTER_OTLP_HEADERS", signal_var(c, "HEADERS", var, sizeof var)};
     for (size_t i = 0; i < 2; i++) {
-        const char *v = env(vars[i]);
+        const char *v = ms_otlp_env(vars[i]);
         size_t at;
         int oom = 0;
         if (v && each_kv(v, add_header, c, &at, &oom))
@@ -423,7 +422,7 @@ static int resolve_headers(ms_otlp_config *c, const ms_otlp_flags *f, char *err,
 
 static void resolve_resource(ms_otlp_config *c)
 {
-    const char *v = env("OTEL_RESOURCE_ATTRIBUTES");
+    const char *v = ms_otlp_env("OTEL_RESOURCE_ATTRIBUTES");
     size_t at;
     int oom = 0;
     if (v && each_kv(v, add_resource, c, &at, &oom)) {
@@ -431,7 +430,7 @@ static void resolve_resource(ms_otlp_config *c)
                         " key=value (percent-encode ',' and '='); write it as key1=value1,key2=value2\n", at);
         free_resource(c);
     }
-    const char *svc = env("OTEL_SERVICE_NAME");
+    const char *svc = ms_otlp_env("OTEL_SERVICE_NAME");
     char *k = strdup(MS_ATTR_SERVICE_NAME), *val = NULL;
     if (svc)
         val = strdup(svc);
@@ -468,7 +467,7 @@ int ms_otlp_config_resolve_signal(ms_otlp_config *c, const ms_otlp_flags *f, enu
 {
     memset(c, 0, sizeof *c);
     c->signal = signal;
-    const char *dis = env("OTEL_SDK_DISABLED");
+    const char *dis = ms_otlp_env("OTEL_SDK_DISABLED");
     c->disabled = dis && strcasecmp(dis, "true") == 0;
     resolve_exporter(c);
     if (resolve_url(c, f, err, errlen) || resolve_protocol(c, f, err, errlen) ||

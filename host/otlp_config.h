@@ -69,6 +69,10 @@ int ms_otlp_signal_asked(enum ms_otlp_signal signal);
  * when the variable is unset or empty. */
 void ms_otlp_exporter_names(enum ms_otlp_signal signal, int *otlp, int *none, int *other);
 
+/* The environment variable's value; NULL when unset or empty (the
+ * specification treats an empty OTEL_* as unset). */
+const char *ms_otlp_env(const char *name);
+
 /* The URL for messages: its user:password@ and its query left out. */
 void ms_otlp_url_for_people(const char *url, char *out, size_t n);
 

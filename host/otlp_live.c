@@ -114,16 +114,10 @@ int ms_cli_export(ms_cli *c, ms_run_opts *o)
 
 /* --- preparing ---------------------------------------------------------------- */
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 /* An OTEL_BSP_* number of milliseconds (or spans): the default when unset. */
 static int env_long(const char *name, long min, long max, long def, long *out, char *err, size_t errlen)
 {
-    const char *v = env(name);
+    const char *v = ms_otlp_env(name);
     *out = def;
     if (v && ms_parse_long(v, min, max, out))
         return ms_errf(err, errlen, "%s='%s' is not a whole number from %ld to %ld; fix it or unset it"
@@ -137,7 +131,7 @@ enum { EXPORTER_UNSET, EXPORTER_OTLP, EXPORTER_NONE };
  * for export, the exporters moonspan does not have are named and ignored. */
 static int traces_exporter(const char *verb)
 {
-    const char *v = env("OTEL_TRACES_EXPORTER");
+    const char *v = ms_otlp_env("OTEL_TRACES_EXPORTER");
     if (!v)
         return EXPORTER_UNSET;
     int otlp, none, other;
@@ -167,7 +161,7 @@ static int prepare_signal(struct signal *sg, enum ms_otlp_signal which, const ms
     /* --export's full traces URL says nothing of this signal: its own
      * endpoint variable, when set, says where it goes */
     ms_otlp_flags own = *f;
-    if (own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) && env(var))
+    if (own.url && ms_otlp_url_is_signal(own.url, MS_OTLP_TRACES) && ms_otlp_env(var))
         own.url = NULL;
     char why[768];
     if (ms_otlp_config_resolve_signal(&sg->cfg, &own, which, why, sizeof why))
@@ -208,7 +202,7 @@ int ms_otlp_live_prepare(const ms_run_opts *o, const char *verb, char *err, size
     if (!o->export_asked && from_env != EXPORTER_OTLP)
         return 0;
     const char *asked = o->export_asked ? "--export" : "OTEL_TRACES_EXPORTER=otlp";
-    const char *dis = env("OTEL_SDK_DISABLED");
+    const char *dis = ms_otlp_env("OTEL_SDK_DISABLED");
     if (dis && strcasecmp(dis, "true") == 0) {
         fprintf(stderr, "moonspan %s: OTEL_SDK_DISABLED=true turns OpenTelemetry export off (%s);"
                         " unset it to export\n", verb, asked);

@@ -105,6 +105,7 @@ int ms_otlp_sender_init(ms_otlp_sender *s, const ms_otlp_config *cfg, const char
     return 0;
 oom:
     curl_slist_free_all(h);
+    ms_otlp_sender_free(s); /* the curl handle too: callers free only a sender that started */
     return ms_errf(err, errlen, "out of memory");
 }
 
