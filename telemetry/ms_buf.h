@@ -46,10 +46,6 @@ void ms_json_str(ms_buf *b, const char *s, size_t n);
 void ms_json_num(ms_buf *b, double v);
 void ms_json_int(ms_buf *b, int64_t v);
 
-/* Length of the valid UTF-8 sequence starting at s (at most n bytes,
- * n > 0), or 0 when the bytes there are not UTF-8. */
-size_t ms_utf8_len(const unsigned char *s, size_t n);
-
 /* Object/array helpers that take care of commas. `first` is the caller's
  * "no member written yet" flag for the current object. */
 void ms_json_key(ms_buf *b, int *first, const char *key);

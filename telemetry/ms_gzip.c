@@ -2,35 +2,30 @@
 #include "ms_gzip.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <zlib.h>
 
 int ms_gzip(const void *in, size_t n, ms_buf *out)
 {
     ms_buf_reset(out);
+    if (n != (uInt)n)
+        return -1;
     z_stream z = {0};
     /* 15 window bits + 16: a gzip header and trailer instead of zlib's */
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return -1;
-    uLong bound = deflateBound(&z, (uLong)n);
-    if ((size_t)bound != bound || n != (uInt)n) {
-        deflateEnd(&z);
-        return -1;
-    }
-    char *dst = malloc(bound);
-    if (!dst) {
-        deflateEnd(&z);
-        return -1;
-    }
     z.next_in = (Bytef *)(uintptr_t)in;
     z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)dst;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
-    size_t len = (size_t)z.total_out;
+    /* straight into out, a chunk at a time: out's memory is the caller's
+     * to reuse from body to body, so no buffer of its own per call */
+    unsigned char chunk[16384];
+    int rc;
+    do {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        rc = deflate(&z, Z_FINISH);
+        if (rc == Z_OK || rc == Z_STREAM_END)
+            ms_buf_add(out, chunk, sizeof chunk - z.avail_out);
+    } while (rc == Z_OK && !out->oom);
     deflateEnd(&z);
-    if (rc == Z_STREAM_END)
-        ms_buf_add(out, dst, len);
-    free(dst);
     return rc == Z_STREAM_END && !out->oom ? 0 : -1;
 }

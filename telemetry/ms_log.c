@@ -16,6 +16,7 @@ struct ms_log {
     uint64_t records, lost;
     int write_errno;
     ms_buf line; /* the records of one trace, written at once */
+    ms_buf scratch; /* a span's attributes, reused as line is */
 };
 
 /* OpenTelemetry severity numbers (log data model): INFO 9, WARN 13, ERROR 17. */
@@ -267,14 +268,13 @@ void ms_log_trace(ms_log *l, const ms_trace *t)
     ms_trace_id_hex(&t->id, trace_hex);
     int64_t observed = ms_epoch_ns();
     ms_buf *b = &l->line;
-    ms_buf scratch = {0};
     ms_buf_reset(b);
     uint64_t n = 0;
     for (uint32_t i = 0; i < t->nspans; i++) {
         const ms_span *s = &t->spans[i];
         if (!s->end || (t->sampled_out && s->gidx != 0))
             continue; /* open (a part keeps none), or sampled out: the summary only */
-        span_record(b, t, s, trace_hex, observed, &scratch);
+        span_record(b, t, s, trace_hex, observed, &l->scratch);
         n++;
     }
     /* errors: each where it was raised (own), and ctx:add_error's */
@@ -295,7 +295,6 @@ void ms_log_trace(ms_log *l, const ms_trace *t)
         error_record(b, t, e->span, e->time, trace_hex, observed, NULL, e->error_type, e->error_message, none);
         n++;
     }
-    ms_buf_free(&scratch);
     if (!b->len)
         return;
     if (b->oom || fwrite(b->data, 1, b->len, l->f) != b->len || fflush(l->f) != 0) {
@@ -325,6 +324,7 @@ int ms_log_close(ms_log *l, char *err, size_t errlen)
     if (!l->is_stderr && fclose(l->f) != 0 && !e)
         e = errno ? errno : EIO;
     ms_buf_free(&l->line);
+    ms_buf_free(&l->scratch);
     uint64_t lost = l->lost;
     free(l);
     if (e)

@@ -15,6 +15,7 @@ struct ms_metrics_store {
     sqlite3 *db;
     ms_metrics *m;
     int packed;              /* schema v4+: spans packed in traces.spans */
+    int sampled;             /* traces.sampled_out exists (packed stores only) */
     sqlite3_stmt *after;     /* rows after the last seen */
     sqlite3_stmt *by_id;     /* a row seen open, again */
     ms_spans_walk walk;
@@ -44,6 +45,7 @@ int ms_metrics_store_open(sqlite3 *db, ms_metrics *m, ms_metrics_store **out, ch
         return -1;
     }
     ms->packed = packed;
+    ms->sampled = sampled;
     char cols[256], sql[512];
     if (packed)
         snprintf(cols, sizeof cols, COLS_PACKED, sampled ? "sampled_out = 0" : "1");
@@ -226,18 +228,13 @@ int ms_metrics_store_select(sqlite3 *db, const ms_select *sel, ms_metrics *m, ui
     ms_metrics_store *ms;
     if (ms_metrics_store_open(db, m, &ms, err, errlen))
         return -1;
-    int sampled = ms->packed ? ms_schema_has(db, "traces", "sampled_out", err, errlen) : 0;
-    if (sampled < 0) {
-        ms_metrics_store_close(ms);
-        return -1;
-    }
     /* the feeder's columns, then the start; open traces (written in parts,
      * not ended) are left out, as an update leaves them for later */
     ms_buf sql = {0};
     if (ms->packed)
         ms_buf_printf(&sql, "SELECT t.id, t.name, t.duration_ns, t.status, t.parts, t.span_salt, t.spans,"
                             " (t.spans IS NULL AND t.parts > 0 AND %s) AS open, t.start_ns FROM traces t",
-                      sampled ? "t.sampled_out = 0" : "1");
+                      ms->sampled ? "t.sampled_out = 0" : "1");
     else
         ms_buf_adds(&sql, "SELECT t.id, t.name, t.duration_ns, t.status, 0, 0, NULL, 0, t.start_ns FROM traces t");
     sqlite3_stmt *st;

@@ -19,12 +19,8 @@ static ms_mstr tstr(const ms_trace *t, ms_str s)
 /* The string attribute `key` of span sp (absent when it has none). */
 static ms_mstr str_attr(const ms_trace *t, const ms_span *sp, const char *key, size_t klen)
 {
-    for (uint32_t ai = sp->attrs; ai != MS_NONE && ai < t->nattrs; ai = t->attrs[ai].next) {
-        const ms_attr *a = &t->attrs[ai];
-        if (a->type == MS_ATTR_STRING && a->key.len == klen && memcmp(t->arena + a->key.off, key, klen) == 0)
-            return tstr(t, a->v.s);
-    }
-    return (ms_mstr){0};
+    const ms_attr *a = ms_span_attr(t, sp, key, klen);
+    return a && a->type == MS_ATTR_STRING ? tstr(t, a->v.s) : (ms_mstr){0};
 }
 
 /* The spans of one buffer that have ended: a part's open spans stay in

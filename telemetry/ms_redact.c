@@ -310,9 +310,8 @@ static size_t round_of(const ms_redactor *r, const char *s, size_t n, ms_buf *re
     size_t made = builtin(s, n, res);
     const char *cur = made ? res->data : s;
     size_t curlen = made ? res->len : n;
+    ms_buf piece = {0}; /* regexec needs C strings: each NUL-separated piece in turn */
     for (int k = 0; r && k < r->nuser; k++) {
-        /* regexec needs C strings: each NUL-separated piece in turn */
-        ms_buf piece = {0};
         size_t got = 0;
         ms_buf_reset(tmp);
         for (size_t p = 0; p <= curlen;) {
@@ -328,7 +327,6 @@ static size_t round_of(const ms_redactor *r, const char *s, size_t n, ms_buf *re
         }
         if (piece.oom)
             tmp->oom = 1;
-        ms_buf_free(&piece);
         if (got) {
             ms_buf t = *res;
             *res = *tmp;
@@ -338,6 +336,7 @@ static size_t round_of(const ms_redactor *r, const char *s, size_t n, ms_buf *re
             made += got;
         }
     }
+    ms_buf_free(&piece);
     return made;
 }
 

@@ -165,8 +165,7 @@ static void write_text(const who_report *w, const ms_report_opts *o, int64_t lef
     ms_report_left_out_text(left_out, b);
     if (!w->n) {
         ms_buf_adds(b, ms_select_narrows(&o->sel)
-                           ? "no traces match this selection (widen --since, --until, --name, --attr,"
-                             " --user, --session, --tag or --evals)\n"
+                           ? "no traces match this selection (" MS_SELECT_WIDEN ")\n"
                            : "no traces recorded yet (run a script with `moonspan run`)\n");
         return;
     }

@@ -393,8 +393,8 @@ static void report_text_traces(const report *r, const ms_report_opts *o, ms_buf 
         if (r->evals_left_out)
             ms_buf_adds(b, "\nno production traces match; the eval traces above are left out\n");
         else if (ms_select_narrows(s))
-            ms_buf_adds(b, "\nno traces match this selection (widen --since, --until, --name, --attr,"
-                           " --user, --session, --tag or --evals; list traces with `moonspan traces`)\n");
+            ms_buf_adds(b, "\nno traces match this selection (" MS_SELECT_WIDEN
+                           "; list traces with `moonspan traces`)\n");
         else
             ms_buf_adds(b, "\nno traces recorded yet (run a script with `moonspan run`)\n");
         return;

@@ -117,6 +117,10 @@ int ms_select_add_tag(ms_select *s, const char *tag, char *err, size_t errlen);
  * (errors_only aside): for a view's "nothing matches" line. */
 int ms_select_narrows(const ms_select *s);
 
+/* The flags that widen a selection, for those "nothing matches" lines:
+ * one list, so a new filter flag is named in every view. */
+#define MS_SELECT_WIDEN "widen --since, --until, --name, --attr, --user, --session, --tag or --evals"
+
 /* A one-line description of the selection for a view's heading, e.g.
  * "run 12, since 2026-11-20T00:00:00Z, name 'answer_*', evals excluded";
  * "all traces" when nothing filters. */

@@ -135,24 +135,20 @@ static void bind_opt_double(sqlite3_stmt *st, int col, double v, int present)
 static void bind_root_attr(sqlite3_stmt *st, int col, const ms_trace *t, const char *key, char *num,
                            size_t numlen)
 {
-    const ms_span *root = ms_trace_span(t, 0);
-    size_t klen = strlen(key);
-    for (uint32_t ai = root ? root->attrs : MS_NONE; ai != MS_NONE; ai = t->attrs[ai].next) {
-        const ms_attr *a = &t->attrs[ai];
-        if (a->key.len != klen || memcmp(ms_trace_str(t, a->key), key, klen) != 0)
-            continue;
-        switch (a->type) {
-        case MS_ATTR_STRING:
-            sqlite3_bind_text(st, col, ms_trace_str(t, a->v.s), (int)a->v.s.len, SQLITE_STATIC);
-            return;
-        case MS_ATTR_INT: snprintf(num, numlen, "%lld", (long long)a->v.i); break;
-        case MS_ATTR_DOUBLE: snprintf(num, numlen, "%.15g", a->v.d); break;
-        default: snprintf(num, numlen, "%d", a->v.i ? 1 : 0); break; /* JSON true reads as 1 */
-        }
-        sqlite3_bind_text(st, col, num, -1, SQLITE_STATIC);
+    const ms_attr *a = ms_span_attr(t, ms_trace_span(t, 0), key, strlen(key));
+    if (!a) {
+        sqlite3_bind_null(st, col);
         return;
     }
-    sqlite3_bind_null(st, col);
+    switch (a->type) {
+    case MS_ATTR_STRING:
+        sqlite3_bind_text(st, col, ms_trace_str(t, a->v.s), (int)a->v.s.len, SQLITE_STATIC);
+        return;
+    case MS_ATTR_INT: snprintf(num, numlen, "%lld", (long long)a->v.i); break;
+    case MS_ATTR_DOUBLE: snprintf(num, numlen, "%.15g", a->v.d); break;
+    default: snprintf(num, numlen, "%d", a->v.i ? 1 : 0); break; /* JSON true reads as 1 */
+    }
+    sqlite3_bind_text(st, col, num, -1, SQLITE_STATIC);
 }
 
 /* Binds what INS_TRACE and UPD_TRACE share: the trace as it stands. */

@@ -42,19 +42,29 @@ static int rehash(ms_strmap *m)
     return 0;
 }
 
+/* The slot of key k (hash h): the one that holds it, or the empty one
+ * where it would go. m->nslot > 0. */
+static size_t probe(const ms_strmap *m, uint64_t h, const char *k, size_t klen)
+{
+    size_t j = h & (m->nslot - 1);
+    while (m->slot[j]) {
+        const ms_strmap_ent *e = &m->ent[m->slot[j] - 1];
+        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0)
+            break;
+        j = (j + 1) & (m->nslot - 1);
+    }
+    return j;
+}
+
 long ms_strmap_get(ms_strmap *m, const char *k, size_t klen, int *created)
 {
     *created = 0;
     if ((m->n + 1) * 2 > m->nslot && rehash(m) != 0)
         return -1;
     uint64_t h = hash_bytes(k, klen);
-    size_t j = h & (m->nslot - 1);
-    while (m->slot[j]) {
-        ms_strmap_ent *e = &m->ent[m->slot[j] - 1];
-        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0)
-            return (long)(m->slot[j] - 1);
-        j = (j + 1) & (m->nslot - 1);
-    }
+    size_t j = probe(m, h, k, klen);
+    if (m->slot[j])
+        return (long)(m->slot[j] - 1);
     if (m->n == UINT32_MAX - 1)
         return -1;
     if (m->n == m->cap) {
@@ -80,11 +90,6 @@ long ms_strmap_find(const ms_strmap *m, const char *k, size_t klen)
 {
     if (!m->nslot)
         return -1;
-    uint64_t h = hash_bytes(k, klen);
-    for (size_t j = h & (m->nslot - 1); m->slot[j]; j = (j + 1) & (m->nslot - 1)) {
-        const ms_strmap_ent *e = &m->ent[m->slot[j] - 1];
-        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0)
-            return (long)(m->slot[j] - 1);
-    }
-    return -1;
+    size_t j = probe(m, hash_bytes(k, klen), k, klen);
+    return m->slot[j] ? (long)(m->slot[j] - 1) : -1;
 }

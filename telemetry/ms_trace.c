@@ -708,6 +708,16 @@ int ms_trace_cut(ms_trace *t, ms_trace *part, int64_t now)
     return t->oom ? ENOMEM : 0;
 }
 
+const ms_attr *ms_span_attr(const ms_trace *t, const ms_span *sp, const char *key, size_t klen)
+{
+    for (uint32_t ai = sp ? sp->attrs : MS_NONE; ai != MS_NONE && ai < t->nattrs; ai = t->attrs[ai].next) {
+        const ms_attr *a = &t->attrs[ai];
+        if (a->key.len == klen && memcmp(t->arena + a->key.off, key, klen) == 0)
+            return a;
+    }
+    return NULL;
+}
+
 void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out)
 {
     const ms_span *sp = ms_trace_span(t, gidx);

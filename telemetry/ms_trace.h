@@ -380,6 +380,9 @@ int ms_trace_status(const ms_trace *t);
 /* Writes the span's attributes as a JSON object; nothing when it has none. */
 void ms_span_attrs_json(const ms_trace *t, uint32_t gidx, ms_buf *out);
 
+/* Span sp's attribute `key` (klen bytes), or NULL when it has none. */
+const ms_attr *ms_span_attr(const ms_trace *t, const ms_span *sp, const char *key, size_t klen);
+
 /* Appends the human-readable timeline (ctx:summary()) to `out`: every
  * line, as ms_trace_timeline draws them (ms_timeline.h). Works on open and
  * ended traces. */

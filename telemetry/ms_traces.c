@@ -189,8 +189,7 @@ int ms_traces_write(sqlite3 *db, const ms_traces_opts *o, FILE *out, char *err, 
         ms_buf_adds(&b, o->page ? "]}\n" : "]\n");
     } else if (n == 0) {
         if (ms_select_narrows(sel))
-            ms_buf_adds(&b, "no traces match this selection (widen --since, --until, --name, --attr,"
-                            " --user, --session, --tag or --evals)\n");
+            ms_buf_adds(&b, "no traces match this selection (" MS_SELECT_WIDEN ")\n");
         else if (sel->errors_only)
             ms_buf_adds(&b, "no traces with errors\n");
         else if (!left_out)
